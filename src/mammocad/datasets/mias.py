@@ -1,0 +1,110 @@
+"""mini-MIAS adapter (Suckling et al. 1994, the MIAS MiniMammographic Database).
+
+Layout: ``mdbNNN.png`` (or ``.pgm``) 1024×1024 8-bit MLO films at 200 µm plus ``Info.txt``
+with one row per abnormality: reference, background tissue (F/G/D), class, severity (B/M),
+x, y, radius. Quirks handled here, from the database's own README:
+
+* y is measured from the BOTTOM-left corner, so the row is ``1024 - y``;
+* odd reference numbers are right breasts, even ones left, in patient pairs (001/002 …);
+* some rows have no coordinates (``mdb059``, the ``*NOTE 3*`` calcification rows): the image is
+  abnormal but the lesion cannot be localised (``fully_localised=False``);
+* several rows per image; trailing spaces.
+
+Licence: research use only. Read the images from where the user keeps them; never copy them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from mammocad.datasets.records import AnnotatedImage, LesionAnnotation
+from mammocad.structures import FindingLabel, Laterality, ViewPosition
+
+MIAS_SIZE = 1024
+SOURCE = "mini-mias"
+
+CLASS_LABELS = {
+    "CALC": FindingLabel.CALCIFICATION,
+    "CIRC": FindingLabel.MASS,
+    "SPIC": FindingLabel.MASS,
+    "MISC": FindingLabel.MASS,
+    "ARCH": FindingLabel.ARCHITECTURAL_DISTORTION,
+    "ASYM": FindingLabel.ASYMMETRY,
+}
+#: What mini-MIAS radiologists marked. Skin thickening, lymph nodes and the nipple are not
+#: marked, so they are unknown (not background) on these images.
+ANNOTATED_LABELS = frozenset(label.value for label in CLASS_LABELS.values())
+DENSITY = {"F": "fatty", "G": "fatty-glandular", "D": "dense-glandular"}
+#: Calcification rows give the radius of the whole cluster; a cluster smaller than this is
+#: still boxed at this size so a detector has context around the specks.
+MIN_RADIUS = 8
+
+
+def _parse_rows(info: Path) -> dict[str, list[list[str]]]:
+    rows: dict[str, list[list[str]]] = defaultdict(list)
+    for line in info.read_text(encoding="ascii", errors="replace").splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[0].startswith("mdb"):
+            rows[fields[0]].append(fields)
+    return rows
+
+
+def _lesion(fields: list[str], ref: str, k: int) -> LesionAnnotation | None:
+    label = CLASS_LABELS.get(fields[2])
+    if label is None or len(fields) < 7 or not all(f.isdigit() for f in fields[4:7]):
+        return None
+    x, y, radius = (float(v) for v in fields[4:7])
+    row = MIAS_SIZE - y
+    radius = max(radius, MIN_RADIUS)
+    box = (
+        max(0.0, x - radius),
+        max(0.0, row - radius),
+        min(float(MIAS_SIZE), x + radius),
+        min(float(MIAS_SIZE), row + radius),
+    )
+    malignant = {"M": True, "B": False}.get(fields[3]) if len(fields) > 3 else None
+    return LesionAnnotation(label=label, box=box, malignant=malignant, lesion_id=f"{ref}-{k}")
+
+
+def _image_path(root: Path, ref: str) -> Path | None:
+    for suffix in (".png", ".pgm"):
+        path = root / f"{ref}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def load_mias(root: Path) -> list[AnnotatedImage]:
+    """Every image of a mini-MIAS folder that has both a picture and an ``Info.txt`` row."""
+    info = root / "Info.txt"
+    if not info.is_file():
+        raise FileNotFoundError(
+            f"{info} not found: point the adapter at the mini-MIAS folder holding Info.txt"
+        )
+    records = []
+    for ref, rows in sorted(_parse_rows(info).items()):
+        path = _image_path(root, ref)
+        if path is None:
+            continue
+        number = int(ref[3:])
+        lesions = [_lesion(fields, ref, k) for k, fields in enumerate(rows)]
+        abnormal = any(fields[2] != "NORM" for fields in rows)
+        located = tuple(lesion for lesion in lesions if lesion is not None)
+        records.append(
+            AnnotatedImage(
+                path=path,
+                image_id=ref,
+                patient_id=f"mias-{(number + 1) // 2:03d}",
+                source=SOURCE,
+                laterality=Laterality.R if number % 2 else Laterality.L,
+                view=ViewPosition.MLO,
+                lesions=located,
+                annotated_labels=ANNOTATED_LABELS,
+                fully_localised=not abnormal or len(located) == sum(
+                    fields[2] != "NORM" for fields in rows
+                ),
+                density=DENSITY.get(rows[0][1]),
+            )
+        )
+    return records

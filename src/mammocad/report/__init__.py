@@ -1,0 +1,1 @@
+"""Outputs of one analysis: result JSON (per the shared schema), pictures, DICOM objects."""
