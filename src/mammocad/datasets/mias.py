@@ -16,10 +16,18 @@ Licence: research use only. Read the images from where the user keeps them; neve
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from mammocad.datasets.records import AnnotatedImage, LesionAnnotation
-from mammocad.structures import FindingLabel, Laterality, ViewPosition
+from mammocad.datasets.samples import make_sample
+from mammocad.errors import PreprocessError
+from mammocad.io import read_raster
+from mammocad.preprocess import PreprocessParams
+from mammocad.structures import FindingLabel, Image, Laterality, ViewPosition
+from mammocad.train.data import DetectionSample
 
 MIAS_SIZE = 1024
 SOURCE = "mini-mias"
@@ -101,10 +109,65 @@ def load_mias(root: Path) -> list[AnnotatedImage]:
                 view=ViewPosition.MLO,
                 lesions=located,
                 annotated_labels=ANNOTATED_LABELS,
-                fully_localised=not abnormal or len(located) == sum(
-                    fields[2] != "NORM" for fields in rows
-                ),
+                fully_localised=not abnormal
+                or len(located) == sum(fields[2] != "NORM" for fields in rows),
                 density=DENSITY.get(rows[0][1]),
             )
         )
     return records
+
+
+#: mini-MIAS films were digitised at 200 µm and reduced to 1024×1024 at this pixel size.
+PIXEL_SPACING_MM = 0.2
+
+
+def read_record(record: AnnotatedImage) -> Image:
+    """The record's picture as an :class:`Image`, laterality and view from the adapter."""
+    return read_raster(
+        record.path,
+        laterality=record.laterality,
+        view=record.view,
+        patient_id=record.patient_id,
+        sop_instance_uid=None,
+        pixel_spacing_mm=PIXEL_SPACING_MM,
+    )
+
+
+def mias_samples(
+    records: Sequence[AnnotatedImage],
+    *,
+    classes: Sequence[str],
+    params: PreprocessParams,
+) -> Iterator[DetectionSample]:
+    """Training samples of the records whose abnormalities are all localised.
+
+    An image with an abnormality that has no coordinates is left out: it is neither a
+    lesion-free image nor a usable positive.
+    """
+    for record in records:
+        if not record.fully_localised:
+            continue
+        image = read_record(record)
+        if not image.is_processed:
+            continue
+        try:
+            yield make_sample(
+                image,
+                image_id=record.image_id,
+                source=SOURCE,
+                lesions=record.lesions,
+                nipple=None,
+                annotated=record.annotated_labels,
+                classes=classes,
+                params=params,
+            )
+        except PreprocessError:
+            continue
+
+
+def patient_folds(records: Sequence[AnnotatedImage], *, folds: int, seed: int = 0) -> list[int]:
+    """Fold index per record; both breasts of a patient always share a fold."""
+    patients = sorted({record.patient_id for record in records})
+    order = np.random.default_rng(seed).permutation(len(patients))
+    fold_of = {patients[i]: rank % folds for rank, i in enumerate(order)}
+    return [fold_of[record.patient_id] for record in records]

@@ -1,0 +1,1 @@
+"""The work behind each ``mammocad`` sub-command; ``mammocad.cli`` only parses arguments."""

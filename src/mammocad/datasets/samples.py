@@ -1,0 +1,96 @@
+"""Annotated images → detector training samples, through the same preprocessing as inference.
+
+Boxes go from ORIGINAL pixels to INPUT pixels with the image's own
+:class:`~mammocad.structures.Transform`, so a model trained here sees lesions exactly where
+inference will map its detections back from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from mammocad.datasets.records import NIPPLE, LesionAnnotation
+from mammocad.detect.containers import UNKNOWN_MALIGNANCY, DetectionTarget
+from mammocad.preprocess import PreprocessParams, preprocess_image
+from mammocad.structures import Image, PreprocessedImage
+from mammocad.train.data import DetectionSample
+
+#: Side of the square box that stands for the nipple landmark, in mm of breast.
+NIPPLE_BOX_MM = 10.0
+#: Boxes that shrink below this many input pixels after clipping carry no learnable signal.
+MIN_BOX_PX = 2.0
+
+
+def _clip_to_content(boxes: np.ndarray, prepared: PreprocessedImage) -> np.ndarray:
+    rows, cols = prepared.transform.content_size
+    boxes = boxes.copy()
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, cols)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, rows)
+    return boxes
+
+
+def _nipple_box(prepared: PreprocessedImage, nipple: tuple[float, float]) -> list[float]:
+    spacing = prepared.image.pixel_spacing_mm
+    half_px = NIPPLE_BOX_MM / 2 / (spacing[1] if spacing else 0.2)
+    x, y = nipple
+    return [x - half_px, y - half_px, x + half_px, y + half_px]
+
+
+def target_for(
+    prepared: PreprocessedImage,
+    *,
+    lesions: Sequence[LesionAnnotation],
+    nipple: tuple[float, float] | None,
+    annotated: frozenset[str],
+    classes: Sequence[str],
+) -> DetectionTarget:
+    """Ground truth in INPUT pixels for one preprocessed image."""
+    original: list[list[float]] = [list(lesion.box) for lesion in lesions]
+    labels = [classes.index(lesion.label.value) for lesion in lesions]
+    malignant = [
+        UNKNOWN_MALIGNANCY if lesion.malignant is None else int(lesion.malignant)
+        for lesion in lesions
+    ]
+    if nipple is not None and NIPPLE in classes and NIPPLE in annotated:
+        original.append(_nipple_box(prepared, nipple))
+        labels.append(classes.index(NIPPLE))
+        malignant.append(UNKNOWN_MALIGNANCY)
+    mask = torch.tensor([name in annotated for name in classes], dtype=torch.bool)
+    if not original:
+        return DetectionTarget.empty(len(classes), mask)
+    boxes = _clip_to_content(prepared.transform.boxes_to_input(np.array(original)), prepared)
+    keep = ((boxes[:, 2] - boxes[:, 0]) >= MIN_BOX_PX) & ((boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_PX)
+    return DetectionTarget(
+        boxes=torch.as_tensor(boxes[keep], dtype=torch.float32),
+        labels=torch.as_tensor(np.array(labels)[keep], dtype=torch.int64),
+        malignant=torch.as_tensor(np.array(malignant)[keep], dtype=torch.int64),
+        annotated=mask,
+    )
+
+
+def make_sample(
+    image: Image,
+    *,
+    image_id: str,
+    source: str,
+    lesions: Sequence[LesionAnnotation],
+    nipple: tuple[float, float] | None,
+    annotated: frozenset[str],
+    classes: Sequence[str],
+    params: PreprocessParams,
+) -> DetectionSample:
+    """Preprocess ``image`` and pair its input with the ground truth.
+
+    Raises:
+        PreprocessError: the image shows no breast (the caller decides whether to skip it).
+    """
+    prepared = preprocess_image(image, params)
+    target = target_for(
+        prepared, lesions=lesions, nipple=nipple, annotated=annotated, classes=classes
+    )
+    # float16 halves memory; the input carries 8-12 bits after the resize
+    pixels = torch.from_numpy(np.ascontiguousarray(prepared.input)).to(torch.float16)
+    return DetectionSample(image_id=image_id, image=pixels, target=target, source=source)

@@ -1,0 +1,37 @@
+"""PNG pictures of pipeline intermediates (masks, model inputs) for people to look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+
+def to_uint8(image: npt.NDArray[np.floating] | npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:
+    """[0, 1] floats or booleans → 8-bit grey (booleans become 0/255)."""
+    if image.dtype == np.bool_:
+        return image.astype(np.uint8) * np.uint8(255)
+    return np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def write_png(path: Path, image: npt.NDArray[np.uint8]) -> None:
+    """Write a grey (H, W) or colour (H, W, 3, BGR) uint8 picture; raises OSError on failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f"could not write {path}: check the folder exists and is writable")
+
+
+def input_picture(model_input: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+    """The two-channel model input side by side (display channel | second channel)."""
+    if model_input.ndim != 3:
+        raise ValueError(f"expected a [C, H, W] model input, got shape {model_input.shape}")
+    channels = [to_uint8(channel) for channel in model_input]
+    separator = np.full((model_input.shape[1], 8), 128, dtype=np.uint8)
+    parts: list[npt.NDArray[np.uint8]] = []
+    for channel in channels:
+        if parts:
+            parts.append(separator)
+        parts.append(channel)
+    return np.hstack(parts)
