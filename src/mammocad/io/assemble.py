@@ -1,0 +1,244 @@
+"""Files, folders and zip archives → :class:`~mammocad.structures.Study` objects.
+
+Rules (docs/ingestion.md has the long form):
+
+* Headers first: every input is scanned without pixels (:mod:`mammocad.io.scan`), grouped, and
+  only then decoded, one study at a time, so a batch never holds more than one study's pixels.
+* Grouping: by StudyInstanceUID (``group_by="study"``, the default), or by patient
+  (``group_by="patient"``: PatientID with CBIS-DDSM's ``_LEFT_CC`` style suffix removed, which
+  becomes the study's ``patient_id``), for collections such as CBIS-DDSM that give every view
+  its own study; images without a PatientID keep their StudyInstanceUID group.
+* Order: studies in order of first appearance among the sorted inputs; images within a study by
+  laterality (R, L, unknown), then view (CC, MLO, ML, LM, XCCL, XCCM, SIO, AT, OTHER,
+  unknown), then SOP Instance UID.
+* A second file with an already-seen SOPInstanceUID is not decoded: it becomes a rejected image
+  (``duplicate_instance``) in ``unassigned`` and its study gets a warning message.
+* Each missing standard view (CC and MLO of each breast) is a ``missing_view`` warning.
+* Every input ends up exactly once: as an image of a study, or in ``unassigned`` (not DICOM,
+  unreadable, no UIDs, duplicates) — see :meth:`IngestResult.images`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pydicom.uid import generate_uid
+
+from mammocad.errors import RejectionCode
+from mammocad.io.dicom import read_dicom
+from mammocad.io.naming import patient_key
+from mammocad.io.options import DEFAULT_OPTIONS, ReadOptions
+from mammocad.io.raster import read_raster
+from mammocad.io.scan import Entry, scan_source
+from mammocad.io.sources import FileKind, collect_sources
+from mammocad.structures import Image, Laterality, Message, Severity, Study, ViewPosition
+
+Inputs = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+_SIDE_ORDER = {Laterality.R: 0, Laterality.L: 1}
+_VIEW_ORDER = {view: rank for rank, view in enumerate(ViewPosition)}
+_SIDE_NAMES = {Laterality.L: "left", Laterality.R: "right"}
+
+
+class GroupBy(StrEnum):
+    """How images are grouped into studies."""
+
+    STUDY = "study"
+    PATIENT = "patient"
+
+
+@dataclass(slots=True)
+class _Group:
+    key: str
+    entries: list[Entry] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+
+
+def _group_key(entry: Entry, group_by: GroupBy) -> str:
+    if group_by is GroupBy.PATIENT:
+        patient = patient_key(entry.preview.patient_id)
+        if patient:
+            return f"patient:{patient}"
+    return f"study:{entry.study_instance_uid}"
+
+
+def _duplicate(entry: Entry, kept: Entry) -> tuple[Image, Message]:
+    text = (
+        f"{entry.source.name} repeats SOPInstanceUID {entry.sop_instance_uid}, already read "
+        f"from {kept.source.name}; this copy was skipped."
+    )
+    entry.preview.reject(RejectionCode.DUPLICATE, text)
+    note = Message(
+        code=RejectionCode.DUPLICATE.value,
+        severity=Severity.WARNING,
+        text=text,
+        sop_instance_uid=entry.sop_instance_uid,
+    )
+    return entry.preview, note
+
+
+def _plan(
+    inputs: Inputs, group_by: GroupBy, options: ReadOptions
+) -> tuple[list[_Group], list[Image]]:
+    """Header pass: groups of entries (first-appearance order) and unassigned rejections."""
+    paths = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    sources, unassigned = collect_sources(paths)
+    groups: dict[str, _Group] = {}
+    seen: dict[str, Entry] = {}
+    for source in sources:
+        scanned = scan_source(source, options)
+        if isinstance(scanned, Image):
+            unassigned.append(scanned)
+            continue
+        key = _group_key(scanned, group_by)
+        group = groups.setdefault(key, _Group(key=key))
+        kept = seen.get(scanned.sop_instance_uid)
+        if kept is not None:
+            image, note = _duplicate(scanned, kept)
+            unassigned.append(image)
+            groups[_group_key(kept, group_by)].messages.append(note)
+            continue
+        seen[scanned.sop_instance_uid] = scanned
+        group.entries.append(scanned)
+    return [group for group in groups.values() if group.entries], unassigned
+
+
+def _read_entry(entry: Entry, options: ReadOptions) -> Image:
+    if entry.kind is FileKind.RASTER:
+        return read_raster(entry.source, options=options)
+    return read_dicom(entry.source, options=options)
+
+
+def _sort_key(image: Image) -> tuple[int, int, str]:
+    side = _SIDE_ORDER.get(image.laterality, 2) if image.laterality else 2
+    view = _VIEW_ORDER[image.view] if image.view else len(_VIEW_ORDER)
+    return side, view, image.key
+
+
+def _missing_view_messages(study: Study) -> list[Message]:
+    messages = []
+    for side, view in study.missing_standard_views():
+        rejected = [
+            image
+            for image in study.images
+            if not image.is_processed and image.laterality is side and image.view is view
+        ]
+        breast = _SIDE_NAMES[side]
+        code = rejected[0].rejection_code if rejected else None
+        if code is not None:
+            why = f"The {breast} {view.value} image was rejected ({code.value})"
+        else:
+            why = f"No {breast} {view.value} image in this study"
+        text = f"{why}: the {breast} breast is read without it; add the view if it exists."
+        messages.append(Message(code="missing_view", severity=Severity.WARNING, text=text))
+    return messages
+
+
+def _study_uid(group: _Group, images: list[Image]) -> tuple[str, list[Message]]:
+    uids = sorted({image.study_instance_uid for image in images if image.study_instance_uid})
+    if len(uids) == 1:
+        return uids[0], []
+    # group_by=patient over several studies: a stable UID for the merged study
+    merged = generate_uid(entropy_srcs=["mammocad merged study", group.key])
+    note = Message(
+        code="merged_studies",
+        severity=Severity.INFO,
+        text=f"Images of {len(uids)} studies of the same patient were read as one study.",
+    )
+    return merged, [note]
+
+
+def _build_study(group: _Group, images: list[Image]) -> Study:
+    images = sorted(images, key=_sort_key)
+    uid, notes = _study_uid(group, images)
+    patient = group.key.removeprefix("patient:") if group.key.startswith("patient:") else None
+    study = Study(
+        study_instance_uid=uid,
+        patient_id=patient or next((i.patient_id for i in images if i.patient_id), None),
+        accession_number=next((i.accession_number for i in images if i.accession_number), None),
+        images=images,
+        messages=[*group.messages, *notes],
+    )
+    study.messages.extend(_missing_view_messages(study))
+    return study
+
+
+class StudyStream:
+    """Decoded studies, one at a time, after a header pass over all inputs.
+
+    ``unassigned`` (rejected images of files that belong to no study) and ``len()`` are known
+    as soon as the stream is built, before any pixel is decoded. Each iteration decodes again.
+    """
+
+    def __init__(
+        self, *, groups: list[_Group], unassigned: list[Image], options: ReadOptions, workers: int
+    ) -> None:
+        self._groups = groups
+        self.unassigned = unassigned
+        self._options = options
+        self._workers = workers
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def __iter__(self) -> Iterator[Study]:
+        if self._workers <= 1:
+            for group in self._groups:
+                yield _build_study(group, [_read_entry(e, self._options) for e in group.entries])
+            return
+        with ThreadPoolExecutor(max_workers=self._workers) as pool:
+            for group in self._groups:
+                images = list(pool.map(lambda e: _read_entry(e, self._options), group.entries))
+                yield _build_study(group, images)
+
+
+def iter_studies(
+    inputs: Inputs,
+    *,
+    group_by: GroupBy | str = GroupBy.STUDY,
+    options: ReadOptions = DEFAULT_OPTIONS,
+    workers: int = 1,
+) -> StudyStream:
+    """Scan ``inputs`` (files, folders, zip archives) and return a stream of studies.
+
+    Args:
+        inputs: one path or several.
+        group_by: ``"study"`` (StudyInstanceUID) or ``"patient"`` (see module docstring).
+        options: reading settings for every image.
+        workers: threads decoding the images of one study; imagecodecs releases the GIL, so 2
+            helps on two cores for JPEG-LS / JPEG Lossless (JPEG 2000 already uses threads).
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    groups, unassigned = _plan(inputs, GroupBy(group_by), options)
+    return StudyStream(groups=groups, unassigned=unassigned, options=options, workers=workers)
+
+
+@dataclass(slots=True, kw_only=True)
+class IngestResult:
+    """All studies of a batch, decoded, and the files that belong to none."""
+
+    studies: list[Study]
+    unassigned: list[Image]
+
+    def images(self) -> Iterator[Image]:
+        """Every input file exactly once: the studies' images, then the unassigned."""
+        for study in self.studies:
+            yield from study.images
+        yield from self.unassigned
+
+
+def load_studies(
+    inputs: Inputs,
+    *,
+    group_by: GroupBy | str = GroupBy.STUDY,
+    options: ReadOptions = DEFAULT_OPTIONS,
+    workers: int = 1,
+) -> IngestResult:
+    """:func:`iter_studies`, all decoded at once (fine for a few studies; a batch should
+    iterate)."""
+    stream = iter_studies(inputs, group_by=group_by, options=options, workers=workers)
+    return IngestResult(studies=list(stream), unassigned=stream.unassigned)

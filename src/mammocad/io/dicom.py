@@ -1,0 +1,227 @@
+"""Read one DICOM file into an :class:`~mammocad.structures.Image`; bad input is rejected.
+
+:func:`read_dicom` never raises for a bad file: the returned image is either processed (pixels
+after the display pipeline) or rejected with a :class:`~mammocad.errors.RejectionCode` and a
+sentence saying what to do. Identifiers, laterality and view are filled whenever the header is
+readable, so the result can still list a rejected image.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from pathlib import Path, PurePosixPath
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from mammocad.errors import IngestError, RejectionCode
+from mammocad.io.checks import check_dataset
+from mammocad.io.decode import decode_stored, reraise_fatal
+from mammocad.io.display import render
+from mammocad.io.options import DEFAULT_OPTIONS, ReadOptions
+from mammocad.io.sources import HEAD_SIZE, FileKind, Source, sniff
+from mammocad.io.tags import ImageTags, text_value
+from mammocad.structures import Image
+
+logger = logging.getLogger(__name__)
+
+DicomInput = str | os.PathLike[str] | bytes | Source
+_PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")  # (7FE0,0010) little / big endian
+
+
+def not_dicom_error(name: str) -> IngestError:
+    return IngestError(
+        RejectionCode.NOT_DICOM,
+        f"{name} is neither a DICOM file (no 'DICM' marker at byte 128, no recognisable data "
+        "set) nor a PNG, PGM, TIFF or JPEG image: send DICOM mammograms, or PNG/PGM images "
+        "with a sidecar JSON.",
+    )
+
+
+def _fix_transfer_syntax(ds: Dataset) -> None:
+    """Give a bare data set (read without file meta) the syntax it was actually read with."""
+    if getattr(ds, "file_meta", None) is None:
+        ds.file_meta = FileMetaDataset()
+    if "TransferSyntaxUID" in ds.file_meta:
+        return
+    implicit, little = ds.original_encoding
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    else:
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def parse_dataset(raw: bytes, name: str, *, header_only: bool = False) -> Dataset:
+    """Parse DICOM bytes; raise ``not_dicom`` or ``unreadable_file`` for what is not."""
+    kind = sniff(raw[:HEAD_SIZE])
+    if kind not in (FileKind.DICOM, FileKind.DICOM_RAW):
+        raise not_dicom_error(name)
+    try:
+        ds = pydicom.dcmread(
+            io.BytesIO(raw), stop_before_pixels=header_only, force=kind is FileKind.DICOM_RAW
+        )
+    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise IngestError(
+            RejectionCode.UNREADABLE,
+            f"{name} starts like DICOM but its header cannot be parsed ({exc}): the file is "
+            "damaged; copy or export it again.",
+        ) from exc
+    if kind is FileKind.DICOM_RAW and not any(
+        keyword in ds for keyword in ("SOPInstanceUID", "SOPClassUID", "Rows")
+    ):
+        raise not_dicom_error(name)
+    _fix_transfer_syntax(ds)
+    return ds
+
+
+def _header_if_pixels_cut(raw: bytes, ds: Dataset) -> Dataset | None:
+    """The header, when the file has a top-level Pixel Data element that pydicom dropped.
+
+    When a file ends inside encapsulated Pixel Data (no sequence delimiter), pydicom returns
+    an EMPTY data set with only a warning, which would read as "no pixel data" and lose the
+    identifiers; a header-only parse still works and shows where the pixel data started.
+    """
+    if ds.file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian:
+        return None
+    stream = io.BytesIO(raw)
+    try:
+        header = pydicom.dcmread(stream, stop_before_pixels=True, force=True)
+    except Exception:
+        return None
+    position = stream.tell()
+    if raw[position : position + 4] not in _PIXEL_TAGS:
+        return None
+    header.file_meta = ds.file_meta
+    return header
+
+
+def _header_was_cut(ds: Dataset) -> bool:
+    """True when the file ends inside its header.
+
+    pydicom returns what it could read without complaint: an empty data set when the file meta
+    is cut, else a last element whose value is shorter than its declared length.
+    """
+    elements = list(ds.elements())
+    if not elements:
+        return True
+    last = elements[-1]
+    length = getattr(last, "length", None)
+    value = getattr(last, "value", None)
+    if not isinstance(length, int) or length == 0xFFFFFFFF or not isinstance(value, bytes):
+        return False
+    return len(value) < length
+
+
+def _fill_identifiers(image: Image, tags: ImageTags, ds: Dataset) -> None:
+    image.sop_instance_uid = tags.sop_instance_uid
+    image.study_instance_uid = tags.study_instance_uid
+    image.series_instance_uid = tags.series_instance_uid
+    image.patient_id = tags.patient_id
+    image.accession_number = tags.accession_number
+    image.laterality, image.laterality_source = tags.laterality, tags.laterality_source
+    image.view, image.view_source = tags.view, tags.view_source
+    image.rows, image.columns = tags.rows, tags.columns
+    image.pixel_spacing_mm = tags.pixel_spacing_mm
+    image.manufacturer = tags.manufacturer
+    image.transfer_syntax_uid = text_value(ds.file_meta, "TransferSyntaxUID")
+    image.messages.extend(tags.messages)
+
+
+def _read_input(source: DicomInput, name: str | None) -> tuple[bytes, str, str | None]:
+    """Bytes, display name and file name of the input."""
+    if isinstance(source, bytes):
+        label = name or "<bytes>"
+        return source, label, PurePosixPath(name).name if name else None
+    if isinstance(source, Source):
+        return source.read_bytes(), name or source.name, source.file_name
+    path = Path(source)
+    return path.read_bytes(), name or str(path), path.name
+
+
+def _source_label(source: str | os.PathLike[str] | Source) -> str:
+    return source.name if isinstance(source, Source) else str(source)
+
+
+def _decode_into(image: Image, ds: Dataset, options: ReadOptions) -> None:
+    image.messages.extend(check_dataset(ds, min_matrix=options.min_matrix))
+    decoded = decode_stored(ds, fast=options.fast_decoders, threads=options.decoder_threads)
+    rendered = render(
+        decoded.stored, ds, voi_index=options.voi_index, prefer_voi_lut=options.prefer_voi_lut
+    )
+    image.pixels = rendered.pixels
+    image.padding_mask = rendered.padding_mask
+    image.messages.extend(rendered.voi.messages)
+
+
+def _parse_into(image: Image, raw: bytes, label: str, file_name: str | None) -> Dataset:
+    """Parse, fill the identifiers, and raise for a file cut short (identifiers kept)."""
+    ds = parse_dataset(raw, label)
+    header = _header_if_pixels_cut(raw, ds) if "PixelData" not in ds else None
+    # before reading tags: reading converts the raw elements this check looks at
+    cut_header = header is None and "PixelData" not in ds and _header_was_cut(ds)
+    _fill_identifiers(image, ImageTags.from_dataset(header or ds, file_name=file_name), ds)
+    if header is not None:
+        raise IngestError(
+            RejectionCode.TRUNCATED_PIXEL_DATA,
+            "The file ends inside its pixel data: it was cut short in transfer or storage; "
+            "copy or export it again.",
+        )
+    if cut_header:
+        raise IngestError(
+            RejectionCode.UNREADABLE,
+            f"{label} ends inside its header: it was cut short in transfer or storage; "
+            "copy or export it again.",
+        )
+    return ds
+
+
+def read_dicom(
+    source: DicomInput, *, name: str | None = None, options: ReadOptions = DEFAULT_OPTIONS
+) -> Image:
+    """Read, check, decode and render one DICOM file; never raises for bad input.
+
+    Args:
+        source: a path, the file's bytes, or a :class:`~mammocad.io.sources.Source`.
+        name: what to record as ``Image.source`` (default: the path, or ``<bytes>``).
+        options: decoding and display settings.
+
+    Returns:
+        An :class:`~mammocad.structures.Image`: ``pixels`` float32[rows, columns] in [0, 1]
+        (0 = black) on the stored grid, or rejected with a code and a sentence.
+    """
+    image = Image(source=name)
+    try:
+        raw, label, file_name = _read_input(source, name)
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
+        image.source = name or (None if isinstance(source, bytes) else _source_label(source))
+        image.reject(
+            RejectionCode.UNREADABLE,
+            f"The file could not be read ({' '.join(str(exc).split())}): check that it exists "
+            "and is readable.",
+        )
+        return image
+    image.source = label
+    try:
+        ds = _parse_into(image, raw, label, file_name)
+        del raw  # the data set holds its own copy of the pixel data
+        _decode_into(image, ds, options)
+    except IngestError as exc:
+        image.reject(exc.code, exc.message)
+    except BaseException as exc:  # never crash a batch on one file; keep the cause in the log
+        reraise_fatal(exc)
+        logger.warning("unexpected error reading %s", label, exc_info=True)
+        image.reject(
+            RejectionCode.DECODE_FAILED,
+            f"The image could not be read ({type(exc).__name__}: {exc}): re-export it from "
+            "its source; if it persists, report the file to the mammocad developers.",
+        )
+    return image

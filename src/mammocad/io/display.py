@@ -1,0 +1,278 @@
+"""Stored values → what a radiologist sees: float32 in [0, 1], 0 black, on the original grid.
+
+The grayscale pipeline of DICOM PS3.4 N.2.1.1 / PS3.3 C.11:
+
+1. Modality LUT (C.11.1): Modality LUT Sequence or Rescale Slope/Intercept.
+2. VOI LUT (C.11.2): one VOI LUT Sequence item, else one Window Center/Width pair with its VOI
+   LUT Function (LINEAR, LINEAR_EXACT, SIGMOID; C.11.2.1.2-3). See :func:`choose_voi` for which.
+3. Normalise by the VOI output range (not the image's min/max, so one vendor's images all
+   share one scale): ``[0, 2^n − 1]`` for a LUT with n-bit entries, pydicom's window output
+   range for a window. With no VOI at all (digitised film such as CBIS-DDSM) the Modality LUT
+   output is mapped linearly from its minimum to its maximum over non-padding pixels: that
+   never clips, so the brightest microcalcifications are never saturated, and its worst case
+   (one outlier pixel at the end of the stored range) is the full-bit-range mapping.
+4. Clip to [0, 1]; invert once if Photometric Interpretation is MONOCHROME1 or Presentation
+   LUT Shape is INVERSE (C.11.6.1; the MG IOD pairs the two, so they are one inversion, never
+   two).
+5. Pixel Padding Value / Pixel Padding Range Limit (C.7.5.1.1.2, C.7.6.3.1.2), compared with
+   the STORED values, are masked and set to 0 (black).
+
+Steps 1-4 are computed once per image as a lookup table over every possible stored value (≤ 65536
+entries) with pydicom's own functions, then applied with one gather: identical to running
+pydicom's float64 functions on the whole image, several times faster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydicom.dataset import Dataset
+from pydicom.pixels.processing import apply_modality_lut, apply_voi, apply_windowing
+
+from mammocad.io.tags import text_value
+from mammocad.structures import BoolArray, FloatArray, Message, Severity
+
+_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
+class VoiKind(StrEnum):
+    """Which VOI transformation was applied."""
+
+    VOI_LUT = "voi_lut"
+    WINDOW = "window"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoiChoice:
+    """The VOI transformation chosen for an image, with what the file called it."""
+
+    kind: VoiKind
+    index: int = 0
+    available: int = 0
+    explanation: str | None = None
+    center: float | None = None
+    width: float | None = None
+    function: str | None = None
+    messages: tuple[Message, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rendered:
+    """``pixels`` float32[rows, columns] in [0, 1]; ``padding_mask`` bool[rows, columns] or
+    ``None`` when the file declares no Pixel Padding Value."""
+
+    pixels: FloatArray
+    padding_mask: BoolArray | None
+    voi: VoiChoice
+    inverted: bool
+
+
+def _values(ds: Dataset, keyword: str) -> list[Any]:
+    try:
+        value = ds.get(keyword)
+    except Exception:
+        return []
+    if value is None or value == "":
+        return []
+    return list(value) if hasattr(value, "__len__") and not isinstance(value, str) else [value]
+
+
+def _valid_lut(item: Dataset) -> bool:
+    descriptor = _values(item, "LUTDescriptor")
+    try:
+        bits = int(descriptor[2]) if len(descriptor) == 3 else 0
+    except (TypeError, ValueError):
+        return False
+    # pydicom reads 8- and 10-16-bit entries (PS3.3 C.11.2.1.1)
+    return bits in (8, *range(10, 17)) and "LUTData" in item
+
+
+def _window(ds: Dataset, index: int) -> tuple[float, float, str] | None:
+    centers, widths = _values(ds, "WindowCenter"), _values(ds, "WindowWidth")
+    if not centers or len(centers) != len(widths) or index >= len(centers):
+        return None
+    function = (text_value(ds, "VOILUTFunction") or "LINEAR").upper()
+    try:
+        center, width = float(centers[index]), float(widths[index])
+    except (TypeError, ValueError):
+        return None
+    valid_width = width >= 1 if function == "LINEAR" else width > 0
+    return (center, width, function) if function in _FUNCTIONS and valid_width else None
+
+
+def _explanation(ds: Dataset, keyword: str, index: int) -> str | None:
+    values = _values(ds, keyword)
+    if index >= len(values):
+        return None
+    return str(values[index]).strip() or None
+
+
+def _candidate(ds: Dataset, kind: VoiKind, index: int) -> VoiChoice | None:
+    if kind is VoiKind.VOI_LUT:
+        luts = _values(ds, "VOILUTSequence")
+        if index >= len(luts) or not _valid_lut(luts[index]):
+            return None
+        explanation = text_value(luts[index], "LUTExplanation")
+        return VoiChoice(kind=kind, index=index, available=len(luts), explanation=explanation)
+    window = _window(ds, index)
+    if window is None:
+        return None
+    return VoiChoice(
+        kind=kind,
+        index=index,
+        available=len(_values(ds, "WindowCenter")),
+        explanation=_explanation(ds, "WindowCenterWidthExplanation", index),
+        center=window[0],
+        width=window[1],
+        function=window[2],
+    )
+
+
+def choose_voi(ds: Dataset, *, index: int = 0, prefer_lut: bool = True) -> VoiChoice:
+    """The VOI transformation to apply (PS3.3 C.11.2, C.8.11.3.1.5).
+
+    A VOI LUT Sequence wins over Window Center/Width when both are present (``prefer_lut``);
+    of several items or window pairs the one at ``index`` is used, by default the FIRST. The
+    standard ranks alternatives only by order (C.11.2.1.2: "multiple alternative views"),
+    vendors put their default first (GE: NORMAL, then HARDER, SOFTER; RSNA-2023 files: the
+    first of four windows), and the first is what dicom3tools and pydicom apply by default.
+    When ``index`` is out of range the first is used with a ``voi_index_unavailable``
+    warning; an invalid window (width < 1 for LINEAR, unknown VOI LUT Function) is skipped.
+    """
+    order = [VoiKind.VOI_LUT, VoiKind.WINDOW] if prefer_lut else [VoiKind.WINDOW, VoiKind.VOI_LUT]
+    for kind in order:
+        chosen = _candidate(ds, kind, index)
+        if chosen is not None:
+            return chosen
+        fallback = _candidate(ds, kind, 0) if index else None
+        if fallback is not None:
+            note = Message(
+                code="voi_index_unavailable",
+                severity=Severity.WARNING,
+                text=f"VOI number {index} was asked for but the file has only "
+                f"{fallback.available}; the first was applied.",
+            )
+            return replace(fallback, messages=(note,))
+    return VoiChoice(kind=VoiKind.NONE)
+
+
+def needs_inversion(ds: Dataset) -> bool:
+    """MONOCHROME1 (minimum = white) or Presentation LUT Shape INVERSE: one inversion."""
+    photometric = (text_value(ds, "PhotometricInterpretation") or "").upper()
+    shape = (text_value(ds, "PresentationLUTShape") or "").upper()
+    return photometric == "MONOCHROME1" or shape == "INVERSE"
+
+
+def _window_range(ds: Dataset) -> tuple[float, float]:
+    """Output range of pydicom's ``apply_windowing`` (kept in step with pydicom 3.0)."""
+    bits = int(ds.BitsStored)
+    if ds.get("ModalityLUTSequence"):
+        low, high = 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
+    elif int(ds.get("PixelRepresentation") or 0) == 0:
+        low, high = 0.0, float(2**bits - 1)
+    else:
+        low, high = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    if slope is not None and intercept is not None:
+        low, high = low * float(slope) + float(intercept), high * float(slope) + float(intercept)
+    return low, high
+
+
+def _modality(values: np.ndarray, ds: Dataset) -> np.ndarray:
+    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    identity = slope is not None and float(slope) == 1 and float(intercept or 0) == 0
+    if identity and not ds.get("ModalityLUTSequence"):
+        return values
+    out = apply_modality_lut(values, ds)
+    if out.dtype.kind == "f" and np.all(np.mod(out, 1) == 0):
+        # integral rescale (slope 1, intercept -1024...): keep integers for the VOI LUT lookup
+        out = out.astype(np.int64)
+    return out
+
+
+def _voi(values: np.ndarray, ds: Dataset, choice: VoiChoice) -> npt.NDArray[np.float64]:
+    if choice.kind is VoiKind.VOI_LUT:
+        return apply_voi(values, ds, choice.index).astype(np.float64)
+    if choice.kind is VoiKind.WINDOW:
+        return np.asarray(apply_windowing(values, ds, choice.index), dtype=np.float64)
+    return values.astype(np.float64)
+
+
+def _output_range(
+    ds: Dataset, choice: VoiChoice, voi: np.ndarray, valid: np.ndarray
+) -> tuple[float, float]:
+    if choice.kind is VoiKind.VOI_LUT:
+        bits = int(ds.VOILUTSequence[choice.index].LUTDescriptor[2])
+        high = 2**bits - 1
+        peak = int(voi.max()) if voi.size else 0
+        # a descriptor that under-states its entries' bits would otherwise saturate
+        return 0.0, float(high if peak <= high else 2 ** peak.bit_length() - 1)
+    if choice.kind is VoiKind.WINDOW:
+        return _window_range(ds)
+    chosen = voi[valid]
+    return (float(chosen.min()), float(chosen.max())) if chosen.size else (0.0, 0.0)
+
+
+def _normalise(values: np.ndarray, low: float, high: float, invert: bool) -> FloatArray:
+    span = high - low
+    out = (values - low) / span if span else np.zeros_like(values)
+    np.clip(out, 0.0, 1.0, out=out)
+    if invert:
+        out = 1.0 - out
+    return out.astype(np.float32)
+
+
+def _padding(values: np.ndarray, ds: Dataset) -> np.ndarray | None:
+    """Padding flags for stored ``values``; ``None`` when no Pixel Padding Value is given."""
+    try:
+        pad = ds.get("PixelPaddingValue")
+        limit = ds.get("PixelPaddingRangeLimit")
+        if pad is None or isinstance(pad, bytes):
+            return None
+        low, high = sorted((int(pad), int(limit if limit is not None else pad)))
+    except (TypeError, ValueError):
+        return None
+    return (values >= low) & (values <= high)
+
+
+def _domain(dtype: np.dtype[Any]) -> tuple[np.ndarray, np.dtype[Any]] | None:
+    """Every value of a ≤16-bit integer dtype, ordered by its unsigned bit pattern."""
+    if dtype.kind not in "ui" or dtype.itemsize > 2:
+        return None
+    index_dtype = np.dtype(f"u{dtype.itemsize}")
+    return np.arange(2 ** (8 * dtype.itemsize), dtype=index_dtype).view(dtype), index_dtype
+
+
+def render(
+    stored: np.ndarray, ds: Dataset, *, voi_index: int = 0, prefer_voi_lut: bool = True
+) -> Rendered:
+    """Run the display pipeline of this module on ``stored`` (``[rows, columns]``)."""
+    choice = choose_voi(ds, index=voi_index, prefer_lut=prefer_voi_lut)
+    invert = needs_inversion(ds)
+    domain = _domain(stored.dtype)
+    if domain is None:  # floats or 32-bit data: compute on the image itself
+        padding = _padding(stored, ds)
+        voi = _voi(_modality(stored, ds), ds, choice)
+        valid = ~padding if padding is not None else np.ones(stored.shape, dtype=bool)
+        pixels = _normalise(voi, *_output_range(ds, choice, voi, valid), invert)
+    else:
+        values, index_dtype = domain
+        index = stored.view(index_dtype)
+        pad_table = _padding(values, ds)
+        voi = _voi(_modality(values, ds), ds, choice)
+        valid = np.ones(values.shape, dtype=bool)
+        if choice.kind is VoiKind.NONE:  # min/max over the values present, not the dtype
+            valid = np.bincount(index.ravel(), minlength=values.size) > 0
+            if pad_table is not None:
+                valid &= ~pad_table
+        table = _normalise(voi, *_output_range(ds, choice, voi, valid), invert)
+        pixels = table[index]
+        padding = pad_table[index] if pad_table is not None else None
+    if padding is not None:
+        pixels[padding] = 0.0
+    return Rendered(pixels=pixels, padding_mask=padding, voi=choice, inverted=invert)

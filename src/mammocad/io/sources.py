@@ -1,0 +1,189 @@
+"""Where input files come from: paths, folders (recursive) and zip archives; what each file is.
+
+A :class:`Source` is one file on disk or one member of a zip archive (read in memory, named
+``archive.zip!member/path``). :func:`collect_sources` expands the caller's inputs in a stable,
+sorted order; it skips hidden files and folders (names starting with ``.``, ``__MACOSX``,
+``Thumbs.db``, ``desktop.ini``) and attaches each sidecar ``<image file>.json`` to its image.
+Every other file becomes a Source, so that it is reported (processed or rejected), never lost.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from mammocad.errors import RejectionCode
+from mammocad.structures import Image
+
+_JUNK_NAMES = {"thumbs.db", "desktop.ini", "__macosx"}
+_PNG = b"\x89PNG\r\n\x1a\n"
+_NETPBM = (b"P2", b"P3", b"P5", b"P6")
+_TIFF = (b"II*\x00", b"MM\x00*")
+_JPEG = b"\xff\xd8\xff"
+_ZIP = b"PK\x03\x04"
+_RAW_VRS = {
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB",
+    b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
+    b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
+}  # fmt: skip
+HEAD_SIZE = 132
+
+
+class FileKind(StrEnum):
+    """What the first bytes of a file say it is."""
+
+    DICOM = "dicom"  # 128-byte preamble + "DICM" (PS3.10 7.1)
+    DICOM_RAW = "dicom_raw"  # a bare data set (no preamble), as some old archives hold
+    RASTER = "raster"  # PNG, PGM/PPM, TIFF, JPEG
+    ZIP = "zip"
+    UNKNOWN = "unknown"
+
+
+def _looks_like_raw_dataset(head: bytes) -> bool:
+    """A little-endian data set starting in group 0002 or 0008 with a sane first element.
+
+    pydicom's ``force=True`` parses almost any bytes into a garbage data set; this guard
+    lets through only what starts like a real one.
+    """
+    if len(head) < 8:
+        return False
+    group = int.from_bytes(head[0:2], "little")
+    element = int.from_bytes(head[2:4], "little")
+    if group not in (0x0002, 0x0008) or element > 0x00FF:
+        return False
+    if head[4:6] in _RAW_VRS:
+        return True
+    return int.from_bytes(head[4:8], "little") < 0x10000  # implicit VR: a short length
+
+
+def sniff(head: bytes) -> FileKind:
+    """Classify a file by its first :data:`HEAD_SIZE` bytes."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return FileKind.DICOM
+    if head.startswith(_PNG) or head.startswith(_TIFF) or head.startswith(_JPEG):
+        return FileKind.RASTER
+    if head[:2] in _NETPBM and head[2:3] in (b" ", b"\n", b"\r", b"\t"):
+        return FileKind.RASTER
+    if head.startswith(_ZIP):
+        return FileKind.ZIP
+    if _looks_like_raw_dataset(head):
+        return FileKind.DICOM_RAW
+    return FileKind.UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One input file: ``path`` on disk, or ``member`` of the zip archive at ``path``."""
+
+    path: Path
+    member: str | None = None
+    sidecar: Source | None = None
+
+    @property
+    def name(self) -> str:
+        """``path`` or ``archive.zip!member/path`` — what results show as the image source."""
+        return f"{self.path}!{self.member}" if self.member else str(self.path)
+
+    @property
+    def file_name(self) -> str:
+        """The last path component (used as laterality/view evidence)."""
+        return PurePosixPath(self.member).name if self.member else self.path.name
+
+    @contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        """A binary stream over the file (zip members are decompressed as they are read)."""
+        if self.member is None:
+            with self.path.open("rb") as stream:
+                yield stream
+        else:
+            with zipfile.ZipFile(self.path) as archive, archive.open(self.member) as stream:
+                yield stream  # type: ignore[misc]
+
+    def read_bytes(self) -> bytes:
+        with self.open() as stream:
+            return stream.read()
+
+    def head(self) -> bytes:
+        with self.open() as stream:
+            return stream.read(HEAD_SIZE)
+
+
+def is_junk(name: str) -> bool:
+    """Hidden or operating-system files that are never inputs."""
+    return name.startswith(".") or name.lower() in _JUNK_NAMES
+
+
+def _folder_files(folder: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not is_junk(d))
+        for name in sorted(files):
+            if not is_junk(name):
+                yield Path(root) / name
+
+
+def _archive_sources(path: Path) -> list[Source]:
+    with zipfile.ZipFile(path) as archive:
+        names = [
+            info.filename
+            for info in archive.infolist()
+            if not info.is_dir() and not any(is_junk(part) for part in info.filename.split("/"))
+        ]
+    return [Source(path=path, member=name) for name in sorted(names)]
+
+
+def _attach_sidecars(sources: list[Source]) -> list[Source]:
+    """Give ``x.png`` its ``x.png.json``; a sidecar is consumed, not listed on its own."""
+    by_name = {source.name: source for source in sources}
+    consumed: set[str] = set()
+    attached: list[Source] = []
+    for source in sources:
+        sidecar = by_name.get(source.name + ".json")
+        if sidecar is not None:
+            consumed.add(sidecar.name)
+            source = Source(path=source.path, member=source.member, sidecar=sidecar)
+        attached.append(source)
+    return [source for source in attached if source.name not in consumed]
+
+
+def missing_input(path: Path, reason: str) -> Image:
+    """A rejected image standing for an input that could not be opened at all."""
+    image = Image(source=str(path))
+    image.reject(
+        RejectionCode.UNREADABLE,
+        f"{path} could not be opened ({reason}): check that it exists, is readable and is "
+        "complete (an archive may have been cut short).",
+    )
+    return image
+
+
+def collect_sources(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Source], list[Image]]:
+    """Expand inputs into sources (sorted, sidecars attached) and rejections for bad inputs.
+
+    A file whose first bytes say "zip" is opened as an archive (at the top level or in a
+    folder); a zip inside a zip is not opened and ends up rejected as not DICOM.
+    """
+    sources: list[Source] = []
+    rejected: list[Image] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files = list(_folder_files(path))
+        elif path.is_file():
+            files = [path]
+        else:
+            rejected.append(missing_input(path, "no such file or folder"))
+            continue
+        for file in files:
+            try:
+                with file.open("rb") as stream:
+                    is_zip = stream.read(4) == _ZIP
+                sources.extend(_archive_sources(file) if is_zip else [Source(path=file)])
+            except (OSError, zipfile.BadZipFile, ValueError) as exc:
+                rejected.append(missing_input(file, " ".join(str(exc).split())))
+    return _attach_sidecars(sources), rejected

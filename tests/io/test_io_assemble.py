@@ -1,0 +1,269 @@
+"""Study assembly from folders and zip archives: grouping, order, duplicates, every input kept."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+import pytest
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_uid
+
+import mammocad.io.assemble as assemble
+from mammocad.errors import RejectionCode
+from mammocad.io import GroupBy, IngestResult, iter_studies, load_studies
+from mammocad.structures import Laterality, Study, StudyStatus, TagSource
+
+if TYPE_CHECKING:
+    from conftest import DicomFactory
+
+FOUR_VIEWS = [("R", "CC"), ("R", "MLO"), ("L", "CC"), ("L", "MLO")]
+
+
+def _views(image_list: list[Any]) -> list[tuple[str | None, str | None]]:
+    return [
+        (i.laterality.value if i.laterality else None, i.view.value if i.view else None)
+        for i in image_list
+    ]
+
+
+def _study_files(
+    mg: DicomFactory, folder: Path, views: list[tuple[str, str]], **attributes: Any
+) -> dict[tuple[str, str], Path]:
+    """One DICOM file per view of one study, in assorted transfer syntaxes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    study_uid = generate_uid()
+    syntaxes = [None, JPEGLSLossless, JPEG2000Lossless, RLELossless]
+    files = {}
+    for number, (side, view) in enumerate(views):
+        ds = mg.mg_dataset(
+            mg.phantom(seed=number),
+            StudyInstanceUID=study_uid,
+            ImageLaterality=side,
+            ViewPosition=view,
+            WindowCenter=2000,
+            WindowWidth=3000,
+            **attributes,
+        )
+        syntax = syntaxes[number % len(syntaxes)]
+        encoded = mg.encode(ds, syntax) if syntax else ds
+        path = folder / f"IMG{number:04d}.dcm"
+        path.write_bytes(mg.to_bytes(encoded))
+        files[(side, view)] = path
+    return files
+
+
+@pytest.fixture
+def batch(tmp_path: Path, mg: DicomFactory) -> dict[str, Any]:
+    """A messy delivery: two studies, a duplicate, junk, a raster with sidecar, a bad file."""
+    root = tmp_path / "delivery"
+    complete = _study_files(mg, root / "P1" / "exam", FOUR_VIEWS, PatientID="P1")
+    partial = _study_files(mg, root / "P2", [("L", "CC"), ("L", "MLO")], PatientID="P2")
+    raw_processing = mg.mg_dataset(
+        StudyInstanceUID=mg.reread(_first(partial)).StudyInstanceUID,
+        ImageLaterality="R",
+        ViewPosition="CC",
+        PresentationIntentType="FOR PROCESSING",
+        PatientID="P2",
+    )
+    (root / "P2" / "raw_rcc.dcm").write_bytes(mg.to_bytes(raw_processing))
+    duplicate = root / "copies" / "again.dcm"
+    duplicate.parent.mkdir()
+    duplicate.write_bytes(complete[("L", "CC")].read_bytes())
+    no_study = mg.mg_dataset()
+    del no_study.StudyInstanceUID
+    (root / "copies" / "no_study.dcm").write_bytes(mg.to_bytes(no_study))
+    (root / "README.txt").write_text("Delivery of two studies.\n")
+    (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text("[core]\n")
+    png = root / "film" / "mdb002.png"
+    png.parent.mkdir()
+    assert cv2.imwrite(str(png), (mg.phantom() >> 4).astype(np.uint8))
+    sidecar = {"laterality": "L", "view": "MLO", "study_instance_uid": "1.2.3.4.5"}
+    (root / "film" / "mdb002.png.json").write_text(json.dumps(sidecar))
+    return {"root": root, "complete": complete, "duplicate": duplicate}
+
+
+def _first(files: dict[tuple[str, str], Path]) -> Any:
+    import pydicom
+
+    return pydicom.dcmread(next(iter(files.values())))
+
+
+def _by_patient(result: IngestResult) -> dict[str | None, Study]:
+    return {study.patient_id: study for study in result.studies}
+
+
+def test_folder_assembly(batch: dict[str, Any]) -> None:
+    result = load_studies(batch["root"])
+    studies = _by_patient(result)
+    assert set(studies) == {"P1", "P2", None}
+    complete = studies["P1"]
+    assert complete.status is StudyStatus.COMPLETE
+    assert _views(complete.images) == FOUR_VIEWS  # R before L, CC before MLO
+    assert all(image.is_processed and image.pixels is not None for image in complete.images)
+    assert [m.code for m in complete.messages] == ["duplicate_instance"]
+    assert str(batch["duplicate"]) in complete.messages[0].text
+
+    partial = studies["P2"]
+    assert partial.status is StudyStatus.PARTIAL
+    assert _views(partial.images) == [("R", "CC"), ("L", "CC"), ("L", "MLO")]
+    notes = [m for m in partial.messages if m.code == "missing_view"]
+    assert len(notes) == 2 and all(m.severity.value == "warning" for m in notes)
+    assert "right CC image was rejected (for_processing)" in notes[0].text
+    assert "No right MLO image" in notes[1].text
+
+    film = studies[None]
+    assert film.study_instance_uid == "1.2.3.4.5"
+    assert _views(film.images) == [("L", "MLO")]
+    assert film.images[0].laterality_source is TagSource.OTHER
+
+
+def test_every_input_is_reported_once(batch: dict[str, Any]) -> None:
+    result = load_studies(batch["root"])
+    reported = [image.source for image in result.images()]
+    expected = {
+        str(path)
+        for path in Path(batch["root"]).rglob("*")
+        if path.is_file()
+        and not any(part.startswith(".") for part in path.parts)
+        and not path.name.endswith(".json")  # a sidecar is part of its image
+    }
+    assert len(reported) == len(set(reported)) and set(reported) == expected
+    unassigned = {Path(str(i.source)).name: i.rejection_code for i in result.unassigned}
+    assert unassigned == {
+        "README.txt": RejectionCode.NOT_DICOM,
+        "again.dcm": RejectionCode.DUPLICATE,
+        "no_study.dcm": RejectionCode.MISSING_METADATA,
+    }
+    assert all(i.rejection_text and i.status.value == "rejected" for i in result.unassigned)
+
+
+def test_zip_archive_members_are_read_in_memory(
+    batch: dict[str, Any], tmp_path: Path, mg: DicomFactory
+) -> None:
+    archive = tmp_path / "exam.zip"
+    inner = tmp_path / "inner.zip"
+    with zipfile.ZipFile(inner, "w") as nested:
+        nested.writestr("x.dcm", b"anything")
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        for (side, view), path in batch["complete"].items():
+            zipped.write(path, f"exam/{side}{view}.dcm")
+        zipped.writestr("__MACOSX/exam/._LCC.dcm", b"resource fork")
+        zipped.writestr("exam/notes.txt", "radiographer notes")
+        zipped.write(inner, "exam/inner.zip")
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(archive.read_bytes()[:200])
+    result = load_studies([archive, broken])
+    assert len(result.studies) == 1
+    study = result.studies[0]
+    assert study.status is StudyStatus.COMPLETE
+    assert [i.source for i in study.images] == [
+        f"{archive}!exam/{side}{view}.dcm" for side, view in FOUR_VIEWS
+    ]
+    assert {str(i.source): i.rejection_code for i in result.unassigned} == {
+        f"{archive}!exam/notes.txt": RejectionCode.NOT_DICOM,
+        f"{archive}!exam/inner.zip": RejectionCode.NOT_DICOM,
+        str(broken): RejectionCode.UNREADABLE,
+    }
+
+
+def test_headers_are_scanned_before_any_decode(
+    batch: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[str] = []
+    real = assemble._read_entry
+
+    def counting(entry: Any, options: Any) -> Any:
+        decoded.append(entry.source.name)
+        return real(entry, options)
+
+    monkeypatch.setattr(assemble, "_read_entry", counting)
+    stream = iter_studies(batch["root"])
+    assert len(stream) == 3 and len(stream.unassigned) == 3
+    assert decoded == []  # nothing decoded yet: only headers were read
+    first = next(iter(stream))
+    assert len(decoded) == len(first.images)  # one study at a time
+
+
+def test_threads_give_the_same_studies(batch: dict[str, Any]) -> None:
+    serial = load_studies(batch["root"])
+    threaded = load_studies(batch["root"], workers=2)
+    assert [s.study_instance_uid for s in serial.studies] == [
+        s.study_instance_uid for s in threaded.studies
+    ]
+    for one, two in zip(serial.studies, threaded.studies, strict=True):
+        for a, b in zip(one.images, two.images, strict=True):
+            assert a.source == b.source
+            if a.pixels is not None:
+                np.testing.assert_array_equal(a.pixels, b.pixels)
+
+
+def test_group_by_patient_merges_studies(tmp_path: Path, mg: DicomFactory) -> None:
+    left = _study_files(mg, tmp_path / "a", [("L", "CC"), ("L", "MLO")], PatientID="Z9")
+    _study_files(mg, tmp_path / "b", [("R", "CC"), ("R", "MLO")], PatientID="Z9")
+    by_study = load_studies(tmp_path)
+    assert len(by_study.studies) == 2
+    by_patient = load_studies(tmp_path, group_by=GroupBy.PATIENT)
+    again = load_studies(tmp_path, group_by="patient")
+    assert len(by_patient.studies) == 1
+    study = by_patient.studies[0]
+    assert study.status is StudyStatus.COMPLETE and study.patient_id == "Z9"
+    assert [m.code for m in study.messages] == ["merged_studies"]
+    assert study.study_instance_uid == again.studies[0].study_instance_uid  # deterministic
+    originals = {image.study_instance_uid for image in study.images}
+    assert len(originals) == 2 and _first(left).StudyInstanceUID in originals
+
+
+def test_missing_input_and_bad_arguments(tmp_path: Path) -> None:
+    result = load_studies(tmp_path / "nowhere")
+    assert result.studies == []
+    assert [i.rejection_code for i in result.unassigned] == [RejectionCode.UNREADABLE]
+    with pytest.raises(ValueError, match="workers"):
+        iter_studies(tmp_path, workers=0)
+    with pytest.raises(ValueError):
+        iter_studies(tmp_path, group_by="series")
+
+
+@pytest.fixture(scope="module")
+def cbis(shared_data: Path) -> IngestResult:
+    """The eight CBIS-DDSM files, decoded once for all tests of this module."""
+    return load_studies(shared_data / "cbis-ddsm-sample", group_by="patient", workers=2)
+
+
+def test_cbis_ddsm_patients_form_two_complete_studies(cbis: IngestResult) -> None:
+    assert sorted(str(s.patient_id) for s in cbis.studies) == ["P_00173", "P_00820"]
+    for study in cbis.studies:
+        assert study.status is StudyStatus.COMPLETE
+        assert _views(study.images) == FOUR_VIEWS
+        assert all(i.laterality_source is TagSource.LATERALITY for i in study.images)
+        for image in study.images:
+            assert image.pixels is not None and image.pixels.shape == (image.rows, image.columns)
+            assert image.patient_id is not None
+            side = {Laterality.L: "LEFT", Laterality.R: "RIGHT"}[image.laterality]  # type: ignore[index]
+            assert image.patient_id.endswith(f"_{side}_{image.view.value}")  # type: ignore[union-attr]
+            # digitised film without VOI: min-max mapping uses the whole range
+            assert image.pixels.min() == 0.0 and image.pixels.max() == 1.0
+    assert {Path(str(i.source)).name for i in cbis.unassigned} == {
+        "LICENSE_repo_MIT.txt",
+        "README_repo.md",
+        "SOURCE.txt",
+    }
+    assert {i.rejection_code for i in cbis.unassigned} == {RejectionCode.NOT_DICOM}
+
+
+def test_cbis_ddsm_chest_wall_side_agrees_with_laterality(cbis: IngestResult) -> None:
+    # these films are stored as displayed: a left breast has its chest wall on the left edge
+    # (bright tissue there), a right breast on the right; a wrong laterality tag or a wrong
+    # inversion in the display pipeline would break this
+    for study in cbis.studies:
+        for image in study.images:
+            pixels = image.pixels[::16, ::16]  # type: ignore[index]
+            quarter = pixels.shape[1] // 4
+            left, right = float(pixels[:, :quarter].mean()), float(pixels[:, -quarter:].mean())
+            brighter = Laterality.L if left > right else Laterality.R
+            assert brighter is image.laterality and abs(left - right) > 0.15, image.source

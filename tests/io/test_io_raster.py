@@ -1,0 +1,164 @@
+"""PNG / PGM mammograms: pixels, metadata precedence, deterministic identifiers."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+import pytest
+
+from mammocad.errors import RejectionCode
+from mammocad.io import read_image, read_raster
+from mammocad.structures import Laterality, TagSource, ViewPosition
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conftest import DicomFactory
+
+
+def _write(path: Path, pixels: np.ndarray) -> Path:
+    assert cv2.imwrite(str(path), pixels)
+    return path
+
+
+def test_8bit_png_is_value_over_255(tmp_path: Path, mg: DicomFactory) -> None:
+    pixels = (mg.phantom() >> 4).astype(np.uint8)
+    image = read_raster(_write(tmp_path / "mdb001.png", pixels))
+    assert image.is_processed and image.pixels is not None
+    assert image.pixels.dtype == np.float32 and (image.rows, image.columns) == pixels.shape
+    np.testing.assert_allclose(image.pixels, pixels / 255.0, atol=1e-7)
+    assert image.laterality is None and image.view is None  # the name says nothing
+
+
+def test_16bit_png_is_mapped_from_min_to_max(tmp_path: Path, mg: DicomFactory) -> None:
+    pixels = mg.phantom(bits=12) + 100  # 12-bit data in a 16-bit file: not full range
+    image = read_raster(_write(tmp_path / "scan_LEFT_MLO.png", pixels))
+    assert image.pixels is not None
+    expected = (pixels - pixels.min()) / float(pixels.max() - pixels.min())
+    np.testing.assert_allclose(image.pixels, expected, atol=1e-6)
+    assert (image.laterality, image.laterality_source) == (Laterality.L, TagSource.FILENAME)
+    assert (image.view, image.view_source) == (ViewPosition.MLO, TagSource.FILENAME)
+
+
+def test_pgm_8_and_16_bit(tmp_path: Path, mg: DicomFactory) -> None:
+    for bits, dtype in ((8, np.uint8), (16, np.uint16)):
+        pixels = mg.phantom(bits=bits).astype(dtype)
+        image = read_image(_write(tmp_path / f"mdb{bits:03d}.pgm", pixels))
+        assert image.is_processed and image.pixels is not None, image.rejection_text
+        assert image.pixels.shape == pixels.shape
+        assert np.corrcoef(image.pixels.ravel(), pixels.ravel())[0, 1] > 0.9999
+
+
+def test_gray_saved_as_rgb_is_accepted_colour_is_not(tmp_path: Path, mg: DicomFactory) -> None:
+    gray = (mg.phantom() >> 4).astype(np.uint8)
+    rgb = np.dstack([gray, gray, gray])
+    assert read_raster(_write(tmp_path / "gray.png", rgb)).is_processed
+    rgb[..., 2] = 255 - rgb[..., 2]
+    image = read_raster(_write(tmp_path / "colour.png", rgb))
+    assert image.rejection_code is RejectionCode.UNSUPPORTED_PIXEL_FORMAT
+
+
+def test_metadata_precedence_keywords_over_sidecar_over_name(tmp_path: Path) -> None:
+    path = _write(tmp_path / "A_0010_1.RIGHT_MLO.png", np.full((64, 48), 90, np.uint8))
+    sidecar = {
+        "laterality": "left",
+        "view": "CC",
+        "patient_id": "P1",
+        "pixel_spacing_mm": 0.2,
+        "accession_number": "A9",
+        "comment": "unknown keys are ignored",
+    }
+    (tmp_path / "A_0010_1.RIGHT_MLO.png.json").write_text(json.dumps(sidecar))
+    image = read_raster(path, view="XCCL")
+    assert (image.laterality, image.laterality_source) == (Laterality.L, TagSource.OTHER)
+    assert image.view is ViewPosition.XCCL  # keyword beats sidecar
+    assert (image.patient_id, image.accession_number) == ("P1", "A9")
+    assert image.pixel_spacing_mm == (0.2, 0.2)
+    no_sidecar = read_raster(path, sidecar={})
+    assert (no_sidecar.laterality, no_sidecar.view) == (Laterality.R, ViewPosition.MLO)
+
+
+def test_uids_are_deterministic(tmp_path: Path, mg: DicomFactory) -> None:
+    pixels = (mg.phantom() >> 4).astype(np.uint8)
+    first = read_raster(_write(tmp_path / "a.png", pixels))
+    again = read_raster(_write(tmp_path / "copy.png", pixels))
+    other = read_raster(_write(tmp_path / "b.png", pixels[::-1].copy()))
+    assert first.sop_instance_uid == again.sop_instance_uid  # same bytes, same image
+    assert first.study_instance_uid == again.study_instance_uid
+    assert other.sop_instance_uid != first.sop_instance_uid
+    assert other.study_instance_uid != first.study_instance_uid  # one study per image
+    left = read_raster(tmp_path / "a.png", patient_id="P7")
+    right = read_raster(tmp_path / "b.png", patient_id="P7")
+    assert left.study_instance_uid == right.study_instance_uid  # a patient's images: one study
+    given = read_raster(tmp_path / "a.png", study_instance_uid="1.2.3", sop_instance_uid="1.2.3.4")
+    assert (given.study_instance_uid, given.sop_instance_uid) == ("1.2.3", "1.2.3.4")
+    assert str(first.sop_instance_uid).startswith("1.2.826.0.1.3680043.8.498.")
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, RejectionCode.UNREADABLE),  # cut after signature
+        (b"P5\n64 64\n255\n" + b"\x00" * 10, RejectionCode.UNREADABLE),  # PGM without its pixels
+        (b"just text", RejectionCode.NOT_DICOM),
+    ],
+    ids=["corrupt-png", "short-pgm", "text"],
+)
+def test_bad_raster_files_are_rejected(content: bytes, code: RejectionCode) -> None:
+    image = read_raster(content, name="bad.png")
+    assert image.rejection_code is code, image.rejection_text
+    assert image.pixels is None and image.source == "bad.png"
+
+
+def test_cut_png_is_rejected(tmp_path: Path, mg: DicomFactory) -> None:
+    path = _write(tmp_path / "cut.png", mg.phantom())
+    raw = path.read_bytes()
+    image = read_image(raw[: len(raw) // 2], name="cut.png")
+    assert image.rejection_code is RejectionCode.UNREADABLE
+
+
+def test_invalid_sidecar_and_keywords(tmp_path: Path) -> None:
+    path = _write(tmp_path / "x.png", np.full((64, 64), 9, np.uint8))
+    (tmp_path / "x.png.json").write_text("{not json")
+    assert read_raster(path).rejection_code is RejectionCode.UNREADABLE
+    (tmp_path / "x.png.json").write_text(json.dumps({"laterality": "both"}))
+    image = read_raster(path)
+    assert image.rejection_code is RejectionCode.UNREADABLE
+    assert "laterality" in str(image.rejection_text)
+    with pytest.raises(ValueError, match="laterality"):
+        read_raster(path, laterality="up")
+    with pytest.raises(ValueError, match="pixel_spacing_mm"):
+        read_raster(path, pixel_spacing_mm=(0.1, -1.0))
+
+
+def test_read_image_dispatches_on_content_not_name(tmp_path: Path, mg: DicomFactory) -> None:
+    dicom_named_png = tmp_path / "looks_like.png"
+    dicom_named_png.write_bytes(mg.to_bytes(mg.mg_dataset()))
+    png_named_dcm = _write(tmp_path / "x.png", np.full((64, 64), 9, np.uint8))
+    renamed = png_named_dcm.rename(tmp_path / "really_png.dcm")
+    assert read_image(dicom_named_png).transfer_syntax_uid is not None  # read as DICOM
+    image = read_image(renamed)
+    assert image.is_processed and image.transfer_syntax_uid is None  # read as raster
+
+
+def test_mini_mias(shared_data: Path) -> None:
+    first = sorted((shared_data / "mini-mias").glob("mdb*.png"))[0]
+    image = read_image(first, laterality="R", view="MLO")
+    assert image.is_processed and image.pixels is not None
+    assert image.pixels.shape == (1024, 1024)
+    assert (image.laterality, image.view) == (Laterality.R, ViewPosition.MLO)
+    assert 0.05 < image.pixels.mean() < 0.6
+
+
+def test_ddsm_mask_set_names(shared_data: Path) -> None:
+    folder = shared_data / "tissue-masks-ddsm"
+    images = sorted(p for p in folder.rglob("*.png") if not p.stem.endswith("_LI"))[:3]
+    assert images
+    for path in images:
+        image = read_raster(path)
+        assert image.is_processed
+        assert image.view is ViewPosition.MLO and image.view_source is TagSource.FILENAME
+        assert image.laterality is not None
