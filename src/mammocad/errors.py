@@ -10,7 +10,7 @@ from enum import Enum
 
 
 class RejectionCode(str, Enum):
-    """Why an input file was not processed. Values are the ``rejection_code`` of the result schema."""
+    """Why an input file was not processed; the values are the schema's ``rejection_code``."""
 
     NOT_DICOM = "not_dicom"
     UNREADABLE = "unreadable_file"

@@ -52,7 +52,7 @@ class ViewPosition(str, Enum):
 
 
 class TagSource(str, Enum):
-    """Where laterality or view came from (``laterality_source`` / ``view_source`` in the schema)."""
+    """Where laterality or view came from (the schema's ``laterality_source``, ``view_source``)."""
 
     IMAGE_LATERALITY = "ImageLaterality"
     LATERALITY = "Laterality"

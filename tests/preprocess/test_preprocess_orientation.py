@@ -1,0 +1,60 @@
+"""Chest-wall side from the image, laterality inferred from it, and mismatches reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mammocad.preprocess import PreprocessParams, preprocess_image
+from mammocad.structures import Laterality, Severity, TagSource, ViewPosition
+
+
+@pytest.mark.parametrize("view", [ViewPosition.CC, ViewPosition.MLO])
+@pytest.mark.parametrize("chest_wall_right", [False, True])
+def test_chest_wall_side_is_found_on_both_sides(phantom, view, chest_wall_right):
+    ph = phantom(chest_wall_right=chest_wall_right, pectoral=view is ViewPosition.MLO)
+    result = preprocess_image(ph.image(view=view, laterality=None), PreprocessParams())
+    assert result.chest_wall_on_right is chest_wall_right
+    assert result.flipped is chest_wall_right
+
+
+@pytest.mark.parametrize(("chest_wall_right", "expected"), [(True, "R"), (False, "L")])
+def test_missing_laterality_is_inferred_with_a_warning(phantom, chest_wall_right, expected):
+    ph = phantom(chest_wall_right=chest_wall_right)
+    image = ph.image(view=ViewPosition.CC, laterality=None)
+    result = preprocess_image(image, PreprocessParams())
+
+    assert image.laterality is Laterality(expected)
+    assert image.laterality_source is TagSource.IMAGE
+    assert result.image is image
+    (message,) = result.messages
+    assert message.code == "laterality_from_image"
+    assert message.severity is Severity.WARNING
+    assert message.sop_instance_uid == image.sop_instance_uid
+    assert expected in message.text
+
+
+def test_laterality_tag_that_contradicts_the_image_is_kept_and_flagged(phantom):
+    ph = phantom(chest_wall_right=False)  # stored like a left breast
+    image = ph.image(view=ViewPosition.CC, laterality=Laterality.R)
+    result = preprocess_image(image, PreprocessParams())
+    assert image.laterality is Laterality.R  # the tag is not overwritten
+    assert not result.chest_wall_on_right  # the image decides the orientation
+    assert [m.code for m in result.messages] == ["laterality_mismatch"]
+
+
+def test_slanted_chest_wall_cut_on_padded_film(phantom):
+    # mini-MIAS stores films padded with black; some chest-wall cuts are slanted, so the breast
+    # touches its bounding box on the chest-wall side only over part of its height
+    ph = phantom(chest_wall_right=True, label=False, marker=False)
+    rows, cols = ph.pixels.shape
+    pixels = ph.pixels.copy()
+    breast = ph.breast.copy()
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    cut = xx > cols - 1 - (0.25 * cols) * (1 - yy / rows)  # diagonal cut near the chest wall
+    pixels[cut] = 0.0
+    breast[cut] = False
+    image = ph.image(view=ViewPosition.MLO, laterality=None)
+    image.pixels = pixels
+    result = preprocess_image(image, PreprocessParams())
+    assert result.chest_wall_on_right
