@@ -63,7 +63,7 @@ MG_FOR_PROCESSING = UID("1.2.840.10008.5.1.4.1.1.1.2.1")
 # the tissue lie only the pixels of its anti-aliased outline
 TISSUE_LEVEL = 0.05
 MIN_IOU = 0.9
-TEXT_FILE = "notes.txt"
+TEXT_FILE = "notes.dat"
 
 BASE = Variant(
     grid=SMALL,

@@ -76,7 +76,8 @@ def batch(tmp_path: Path, mg: DicomFactory) -> dict[str, Any]:
     no_study = mg.mg_dataset()
     del no_study.StudyInstanceUID
     (root / "copies" / "no_study.dcm").write_bytes(mg.to_bytes(no_study))
-    (root / "README.txt").write_text("Delivery of two studies.\n")
+    (root / "README.txt").write_text("Delivery of two studies.\n")  # companion: passed over
+    (root / "scan.bin").write_bytes(b"not an image at all" * 20)
     (root / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
     (root / ".git").mkdir()
     (root / ".git" / "config").write_text("[core]\n")
@@ -132,11 +133,12 @@ def test_every_input_is_reported_once(batch: dict[str, Any]) -> None:
         if path.is_file()
         and not any(part.startswith(".") for part in path.parts)
         and not path.name.endswith(".json")  # a sidecar is part of its image
+        and path.name != "README.txt"  # documents beside the images are not inputs
     }
     assert len(reported) == len(set(reported)) and set(reported) == expected
     unassigned = {Path(str(i.source)).name: i.rejection_code for i in result.unassigned}
     assert unassigned == {
-        "README.txt": RejectionCode.NOT_DICOM,
+        "scan.bin": RejectionCode.NOT_DICOM,
         "again.dcm": RejectionCode.DUPLICATE,
         "no_study.dcm": RejectionCode.MISSING_METADATA,
     }
@@ -154,7 +156,8 @@ def test_zip_archive_members_are_read_in_memory(
         for (side, view), path in batch["complete"].items():
             zipped.write(path, f"exam/{side}{view}.dcm")
         zipped.writestr("__MACOSX/exam/._LCC.dcm", b"resource fork")
-        zipped.writestr("exam/notes.txt", "radiographer notes")
+        zipped.writestr("exam/notes.txt", "radiographer notes")  # companion: passed over
+        zipped.writestr("exam/scan.bin", b"not an image at all" * 20)
         zipped.write(inner, "exam/inner.zip")
     broken = tmp_path / "broken.zip"
     broken.write_bytes(archive.read_bytes()[:200])
@@ -166,7 +169,7 @@ def test_zip_archive_members_are_read_in_memory(
         f"{archive}!exam/{side}{view}.dcm" for side, view in FOUR_VIEWS
     ]
     assert {str(i.source): i.rejection_code for i in result.unassigned} == {
-        f"{archive}!exam/notes.txt": RejectionCode.NOT_DICOM,
+        f"{archive}!exam/scan.bin": RejectionCode.NOT_DICOM,
         f"{archive}!exam/inner.zip": RejectionCode.NOT_DICOM,
         str(broken): RejectionCode.UNREADABLE,
     }
@@ -248,12 +251,8 @@ def test_cbis_ddsm_patients_form_two_complete_studies(cbis: IngestResult) -> Non
             assert image.patient_id.endswith(f"_{side}_{image.view.value}")  # type: ignore[union-attr]
             # digitised film without VOI: min-max mapping uses the whole range
             assert image.pixels.min() == 0.0 and image.pixels.max() == 1.0
-    assert {Path(str(i.source)).name for i in cbis.unassigned} == {
-        "LICENSE_repo_MIT.txt",
-        "README_repo.md",
-        "SOURCE.txt",
-    }
-    assert {i.rejection_code for i in cbis.unassigned} == {RejectionCode.NOT_DICOM}
+    # the licence, README and SOURCE files beside the images are companions, not inputs
+    assert cbis.unassigned == []
 
 
 def test_cbis_ddsm_chest_wall_side_agrees_with_laterality(cbis: IngestResult) -> None:
@@ -267,3 +266,10 @@ def test_cbis_ddsm_chest_wall_side_agrees_with_laterality(cbis: IngestResult) ->
             left, right = float(pixels[:, :quarter].mean()), float(pixels[:, -quarter:].mean())
             brighter = Laterality.L if left > right else Laterality.R
             assert brighter is image.laterality and abs(left - right) > 0.15, image.source
+
+
+def test_a_companion_named_explicitly_is_still_rejected(tmp_path: Path) -> None:
+    notes = tmp_path / "report.txt"
+    notes.write_text("radiology report, not an image\n")
+    result = load_studies([notes])
+    assert [i.rejection_code for i in result.unassigned] == [RejectionCode.NOT_DICOM]

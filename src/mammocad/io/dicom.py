@@ -11,7 +11,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+import warnings
 from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -60,13 +62,25 @@ def _fix_transfer_syntax(ds: Dataset) -> None:
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
 
 
+def quiet_dcmread(stream: BinaryIO, **kwargs: Any) -> Dataset:
+    """``pydicom.dcmread`` without its parse warnings.
+
+    pydicom warns (and goes on) on files cut short or malformed; this module detects those
+    cases itself and turns them into a rejection with a sentence, so the raw warnings would
+    only repeat it on the user's terminal.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return pydicom.dcmread(stream, **kwargs)
+
+
 def parse_dataset(raw: bytes, name: str, *, header_only: bool = False) -> Dataset:
     """Parse DICOM bytes; raise ``not_dicom`` or ``unreadable_file`` for what is not."""
     kind = sniff(raw[:HEAD_SIZE])
     if kind not in (FileKind.DICOM, FileKind.DICOM_RAW):
         raise not_dicom_error(name)
     try:
-        ds = pydicom.dcmread(
+        ds = quiet_dcmread(
             io.BytesIO(raw), stop_before_pixels=header_only, force=kind is FileKind.DICOM_RAW
         )
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
@@ -94,7 +108,7 @@ def _header_if_pixels_cut(raw: bytes, ds: Dataset) -> Dataset | None:
         return None
     stream = io.BytesIO(raw)
     try:
-        header = pydicom.dcmread(stream, stop_before_pixels=True, force=True)
+        header = quiet_dcmread(stream, stop_before_pixels=True, force=True)
     except Exception:
         return None
     position = stream.tell()

@@ -4,7 +4,11 @@ A :class:`Source` is one file on disk or one member of a zip archive (read in me
 ``archive.zip!member/path``). :func:`collect_sources` expands the caller's inputs in a stable,
 sorted order; it skips hidden files and folders (names starting with ``.``, ``__MACOSX``,
 ``Thumbs.db``, ``desktop.ini``) and attaches each sidecar ``<image file>.json`` to its image.
-Every other file becomes a Source, so that it is reported (processed or rejected), never lost.
+Inside a folder or archive it also passes over companion documents that are never images
+(:data:`COMPANION_SUFFIXES`: ``truth.json``, ``README.txt``, annotation CSVs…), since datasets
+and phantom folders carry them beside every study; a companion named explicitly as an input is
+still read and rejected. Every other file becomes a Source, so that it is reported (processed
+or rejected), never lost.
 """
 
 from __future__ import annotations
@@ -114,6 +118,30 @@ class Source:
             return stream.read(HEAD_SIZE)
 
 
+#: Documents that travel beside images in dataset folders and are never images themselves.
+COMPANION_SUFFIXES = frozenset(
+    {
+        ".json",
+        ".txt",
+        ".md",
+        ".csv",
+        ".tsv",
+        ".xml",
+        ".html",
+        ".pdf",
+        ".xlsx",
+        ".log",
+        ".yaml",
+        ".yml",
+    }
+)
+
+
+def is_companion(name: str) -> bool:
+    """A document found beside the images (skipped when walking folders and archives)."""
+    return PurePosixPath(name).suffix.lower() in COMPANION_SUFFIXES
+
+
 def is_junk(name: str) -> bool:
     """Hidden or operating-system files that are never inputs."""
     return name.startswith(".") or name.lower() in _JUNK_NAMES
@@ -125,6 +153,14 @@ def _folder_files(folder: Path) -> Iterator[Path]:
         for name in sorted(files):
             if not is_junk(name):
                 yield Path(root) / name
+
+
+def _is_walked_input(source: Source, by_name: dict[str, Source]) -> bool:
+    """Companions are dropped, except sidecars (``x.png.json``), which their image consumes."""
+    name = source.name
+    if not is_companion(name):
+        return True
+    return name.endswith(".json") and name[: -len(".json")] in by_name
 
 
 def _archive_sources(path: Path) -> list[Source]:
@@ -179,11 +215,17 @@ def collect_sources(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Sour
         else:
             rejected.append(missing_input(path, "no such file or folder"))
             continue
+        found: list[Source] = []
         for file in files:
             try:
                 with file.open("rb") as stream:
                     is_zip = stream.read(4) == _ZIP
-                sources.extend(_archive_sources(file) if is_zip else [Source(path=file)])
+                found.extend(_archive_sources(file) if is_zip else [Source(path=file)])
             except (OSError, zipfile.BadZipFile, ValueError) as exc:
                 rejected.append(missing_input(file, " ".join(str(exc).split())))
+        walked = path.is_dir() or len(found) != 1 or found[0].member is not None
+        if walked:
+            by_name = {source.name: source for source in found}
+            found = [source for source in found if _is_walked_input(source, by_name)]
+        sources.extend(found)
     return _attach_sidecars(sources), rejected

@@ -32,10 +32,13 @@ def laterality_messages(image: Image, chest_wall_right: bool) -> list[Message]:
         return [
             Message(
                 code="laterality_mismatch",
-                severity=Severity.WARNING,
+                # some vendors store breasts this way on purpose; the chest-wall side found in
+                # the image drives the mirroring, so this informs rather than warns
+                severity=Severity.INFO,
                 text=f"Laterality is {image.laterality.value} but the chest wall is on the "
-                f"image's {side}, where a {implied.value} breast is stored; check whether the "
-                "image is mirrored or the laterality tag is wrong.",
+                f"image's {side}, where a {implied.value} breast is usually stored; the image "
+                "was oriented by its content. If this vendor does not store images this way, "
+                "check the laterality tag.",
                 sop_instance_uid=image.sop_instance_uid,
             )
         ]
