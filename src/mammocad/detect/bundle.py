@@ -1,0 +1,296 @@
+"""Model bundles: one folder with weights, ``manifest.json`` and ``MODEL_CARD.md``.
+
+::
+
+    models/<name>/
+      weights.pt        state_dict (float16 by default), written by torch.save
+      manifest.json     name, version, sha256 of weights.pt, classes, detector config, input
+                        size, preprocessing parameters, thresholds, training data, metrics
+      MODEL_CARD.md     data, metrics with confidence intervals, intended use
+
+Weights are saved as a plain ``state_dict`` and loaded with ``torch.load(weights_only=True)``:
+no pickled code runs on load. The sha256 in the manifest is checked before loading, so a
+truncated copy or a swapped file fails loudly instead of predicting garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import mammocad
+from mammocad.detect.config import DetectorConfig
+from mammocad.detect.model import MammoDetector, build_detector
+from mammocad.errors import ModelBundleError
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "weights.pt"
+MANIFEST_FILE = "manifest.json"
+MODEL_CARD_FILE = "MODEL_CARD.md"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class BundleManifest:
+    """The contents of ``manifest.json``.
+
+    ``metrics`` maps a metric name to ``{"value", "ci_low", "ci_high"}`` (CI keys optional),
+    as :meth:`mammocad.eval.FrocReport.to_metrics` returns. ``thresholds`` are operating
+    points chosen on validation data (e.g. ``{"finding_score": 0.3}``).
+    """
+
+    name: str
+    version: str
+    sha256: str
+    detector: DetectorConfig
+    preprocessing: dict[str, Any]
+    weights_file: str = WEIGHTS_FILE
+    weights_dtype: str = "float16"
+    thresholds: dict[str, float] = field(default_factory=dict)
+    training_data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    intended_use: str = "Research use only. Not for clinical use."
+    created: str = ""
+    mammocad_version: str = ""
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.detector.classes
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.detector.input_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "name": self.name,
+            "version": self.version,
+            "created": self.created,
+            "mammocad_version": self.mammocad_version,
+            "weights_file": self.weights_file,
+            "weights_dtype": self.weights_dtype,
+            "sha256": self.sha256,
+            "classes": list(self.detector.classes),
+            "landmark": self.detector.landmark,
+            "input_size": list(self.detector.input_size),
+            "detector": self.detector.to_dict(),
+            "preprocessing": self.preprocessing,
+            "thresholds": self.thresholds,
+            "training_data": self.training_data,
+            "metrics": self.metrics,
+            "intended_use": self.intended_use,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BundleManifest:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ModelBundleError(
+                f"manifest format {version!r} is not {FORMAT_VERSION}: use the mammocad release "
+                "that wrote this bundle, or re-export it"
+            )
+        try:
+            return cls(
+                name=data["name"],
+                version=data["version"],
+                sha256=data["sha256"],
+                detector=DetectorConfig.from_dict(data["detector"]),
+                preprocessing=data["preprocessing"],
+                weights_file=data.get("weights_file", WEIGHTS_FILE),
+                weights_dtype=data.get("weights_dtype", "float16"),
+                thresholds=data.get("thresholds", {}),
+                training_data=data.get("training_data", {}),
+                metrics=data.get("metrics", {}),
+                intended_use=data.get("intended_use", ""),
+                created=data.get("created", ""),
+                mammocad_version=data.get("mammocad_version", ""),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelBundleError(
+                f"manifest.json is incomplete or invalid ({error}); re-export the bundle"
+            ) from error
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadedBundle:
+    manifest: BundleManifest
+    model: MammoDetector  # in eval mode, float32, on the requested device
+    path: Path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_bundle(
+    model: MammoDetector,
+    path: str | Path,
+    *,
+    name: str,
+    version: str,
+    preprocessing: dict[str, Any],
+    thresholds: dict[str, float] | None = None,
+    training_data: dict[str, Any] | None = None,
+    metrics: dict[str, dict[str, float]] | None = None,
+    intended_use: str = "Research use only. Not for clinical use.",
+    weights_dtype: torch.dtype = torch.float16,
+) -> BundleManifest:
+    """Write ``model`` as a bundle folder at ``path`` (created; existing files replaced).
+
+    ``preprocessing`` is the preprocess module's ``PreprocessParams.to_dict()`` that made the
+    training inputs; inference must use the same parameters.
+    """
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = _write_weights(model, folder / WEIGHTS_FILE, weights_dtype)
+    manifest = BundleManifest(
+        name=name,
+        version=version,
+        sha256=sha256_of(weights),
+        detector=model.config,
+        preprocessing=dict(preprocessing),
+        weights_dtype=str(weights_dtype).removeprefix("torch."),
+        thresholds=dict(thresholds or {}),
+        training_data=dict(training_data or {}),
+        metrics=dict(metrics or {}),
+        intended_use=intended_use,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        mammocad_version=mammocad.__version__,
+    )
+    text = json.dumps(manifest.to_dict(), indent=2, sort_keys=False)
+    (folder / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
+    write_model_card(folder, manifest)
+    return manifest
+
+
+def _write_weights(model: MammoDetector, weights: Path, dtype: torch.dtype) -> Path:
+    """Floating-point tensors as ``dtype``, others as they are; atomic, like checkpoints."""
+    state = {
+        key: value.detach().to("cpu", dtype) if value.is_floating_point() else value.cpu()
+        for key, value in model.state_dict().items()
+    }
+    temporary = weights.with_name(weights.name + ".partial")
+    torch.save(state, temporary)
+    temporary.replace(weights)
+    return weights
+
+
+def read_manifest(path: str | Path) -> BundleManifest:
+    """The manifest of the bundle folder ``path`` (weights neither read nor checked)."""
+    manifest_path = Path(path) / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise ModelBundleError(
+            f"{manifest_path} not found: {path} is not a model bundle folder "
+            "(expected weights.pt, manifest.json and MODEL_CARD.md)"
+        )
+    try:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ModelBundleError(f"{manifest_path} is not valid JSON ({error}); re-export") from error
+    return BundleManifest.from_dict(data)
+
+
+def load_bundle(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedBundle:
+    """Check and load a bundle; the model comes back float32 in eval mode on ``device``."""
+    folder = Path(path)
+    manifest = read_manifest(folder)
+    weights = folder / manifest.weights_file
+    if not weights.is_file():
+        raise ModelBundleError(f"{weights} is missing: copy the whole bundle folder")
+    actual = sha256_of(weights)
+    if actual != manifest.sha256:
+        raise ModelBundleError(
+            f"{weights} does not match its manifest (sha256 {actual[:12]}… instead of "
+            f"{manifest.sha256[:12]}…): the file is corrupt or from another bundle; copy the "
+            "bundle again"
+        )
+    model = build_detector(manifest.detector)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state)  # copies into the float32 parameters
+    except RuntimeError as error:
+        raise ModelBundleError(
+            f"{weights} does not fit the detector in its manifest ({error}); re-export the bundle"
+        ) from error
+    return LoadedBundle(manifest=manifest, model=model.to(device).eval(), path=folder)
+
+
+def write_model_card(path: str | Path, manifest: BundleManifest) -> Path:
+    """Write ``MODEL_CARD.md`` into the bundle folder ``path`` from its manifest."""
+    lines = [
+        f"# {manifest.name} {manifest.version}",
+        "",
+        "## Intended use",
+        "",
+        manifest.intended_use or "Research use only. Not for clinical use.",
+        "",
+        "## Model",
+        "",
+        *_model_lines(manifest),
+        "",
+        "## Training data",
+        "",
+        _inline(manifest.training_data) or "Not recorded.",
+        "",
+        "## Metrics",
+        "",
+        *_metric_table(manifest.metrics),
+        "",
+        "## Preprocessing",
+        "",
+        "Inference must use exactly these preprocessing parameters (recorded from training):",
+        "",
+        "```json",
+        json.dumps(manifest.preprocessing, indent=2, sort_keys=True),
+        "```",
+        "",
+        f"Created {manifest.created} with mammocad {manifest.mammocad_version}.",
+        "",
+    ]
+    out = Path(path) / MODEL_CARD_FILE
+    out.write_text("\n".join(lines), encoding="utf-8")
+    return out
+
+
+def _model_lines(manifest: BundleManifest) -> list[str]:
+    config = manifest.detector
+    rows, cols = config.input_size
+    return [
+        f"- Faster R-CNN + FPN, backbone `{config.backbone}` (GroupNorm, trained from scratch),",
+        f"  {config.in_channels}-channel input of {rows}×{cols} pixels (rows × columns), chest"
+        " wall on the left.",
+        f"- Lesion classes: {', '.join(config.lesion_classes)}; `{config.landmark}` is a landmark"
+        " and hard negative, never a finding.",
+        "- Malignancy: a head on the RoI features, P(malignant) per finding.",
+        f"- Weights: `{manifest.weights_file}` ({manifest.weights_dtype}), sha256"
+        f" `{manifest.sha256}`.",
+        f"- Thresholds: {_inline(manifest.thresholds) or 'none recorded'}.",
+    ]
+
+
+def _metric_table(metrics: dict[str, dict[str, float]]) -> list[str]:
+    if not metrics:
+        return ["No metrics recorded."]
+    rows = ["| metric | value | 95% CI |", "|---|---|---|"]
+    for name, entry in metrics.items():
+        low, high = entry.get("ci_low"), entry.get("ci_high")
+        has_ci = low is not None and high is not None and low == low and high == high  # not NaN
+        ci = f"{low:.3f}–{high:.3f}" if has_ci else "—"
+        rows.append(f"| {name} | {entry['value']:.3f} | {ci} |")
+    return rows
+
+
+def _inline(values: dict[str, Any]) -> str:
+    return "; ".join(f"{key}: {value}" for key, value in values.items())

@@ -1,0 +1,138 @@
+"""Resumable training checkpoints, written atomically.
+
+A checkpoint holds everything that decides what the next step does: model, optimiser,
+scheduler and gradient-scaler states, the epoch and step counters, the MLflow run id, and the
+random number generator states (torch CPU and CUDA, NumPy's global generator, Python's
+``random``). Data order and augmentation are seeded per epoch from the run seed, so resuming
+at an epoch boundary replays exactly what an uninterrupted run would have done.
+
+Everything is stored as tensors and plain containers, so it loads with
+``torch.load(weights_only=True)`` (no pickled code runs).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+_FORMAT = "mammocad.train-checkpoint/1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainState:
+    """Counters of a run: ``epoch`` epochs are complete, ``step`` optimiser steps taken."""
+
+    epoch: int = 0
+    step: int = 0
+    run_id: str | None = None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), NumPy's global generator and Python's ``random``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    state: TrainState,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write the checkpoint to ``path`` via a temporary file and an atomic rename, so a crash
+    mid-write leaves the previous checkpoint intact."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": _FORMAT,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "epoch": state.epoch,
+        "step": state.step,
+        "run_id": state.run_id,
+        "rng": _rng_states(),
+        "extra": extra or {},
+    }
+    temporary = out.with_name(out.name + ".partial")
+    torch.save(payload, temporary)
+    temporary.replace(out)
+    return out
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    map_location: str | torch.device = "cpu",
+) -> TrainState:
+    """Restore everything :func:`save_checkpoint` wrote, RNG states included."""
+    payload = torch.load(Path(path), map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise ValueError(
+            f"{path} is not a mammocad training checkpoint; delete it or start with resume=False"
+        )
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as error:
+        raise ValueError(
+            f"{path} was written for another model configuration ({error}); resume with the "
+            "settings that started the run, or train into a new output folder"
+        ) from error
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    scaler.load_state_dict(payload["scaler"])
+    _restore_rng(payload["rng"])
+    return TrainState(epoch=payload["epoch"], step=payload["step"], run_id=payload["run_id"])
+
+
+def _rng_states() -> dict[str, Any]:
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    version, internal, python_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": {"version": version, "internal": list(internal), "gauss": python_gauss},
+    }
+
+
+def _restore_rng(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"].cpu())
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
+    numpy_state = states["numpy"]
+    np.random.set_state(
+        (
+            numpy_state["kind"],
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["position"],
+            numpy_state["has_gauss"],
+            numpy_state["gauss"],
+        )
+    )
+    python_state = states["python"]
+    random.setstate(
+        (python_state["version"], tuple(python_state["internal"]), python_state["gauss"])
+    )

@@ -1,0 +1,326 @@
+"""The detector training loop: seeded, resumable, AMP on CUDA, tracked, ends with a bundle.
+
+``train_detector`` runs epochs over a :class:`DetectionDataset`, checkpoints after each one
+(``<output>/checkpoints/last.pt``, atomically), validates with FROC every
+``validate_every`` epochs, and finally writes the model bundle (``<output>/<bundle name>/``)
+and the FROC table and plot (``<output>/eval/``), logging all of it to MLflow when enabled.
+Nothing here needs pydicom, albumentations, MLflow or Rich unless the settings ask for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mammocad.detect.bundle import save_bundle
+from mammocad.detect.config import DetectorConfig
+from mammocad.detect.model import MammoDetector, build_detector
+from mammocad.eval.froc import FrocReport, plot_froc, write_froc_csv
+from mammocad.train.augment import Augmenter
+from mammocad.train.checkpoint import TrainState, load_checkpoint, save_checkpoint, seed_everything
+from mammocad.train.config import BundleSpec, TrainConfig
+from mammocad.train.data import DetectionDataset, DetectionSample
+from mammocad.train.optim import build_optimizer, build_scheduler
+from mammocad.train.progress import TrainProgress
+from mammocad.train.tracking import Tracker, open_tracker
+from mammocad.train.validate import detect_dataset, froc_of, summary_metrics
+
+logger = logging.getLogger("mammocad.train")
+CHECKPOINT_NAME = "last.pt"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainResult:
+    """Where a finished run put things and what it measured."""
+
+    bundle_dir: Path
+    checkpoint: Path
+    epochs: int
+    steps: int
+    history: list[dict[str, float]] = field(default_factory=list)  # epochs run in this call
+    report: FrocReport | None = None  # final validation, with bootstrap CIs
+    run_id: str | None = None
+
+
+class _EpochData(Dataset[DetectionSample]):
+    """Applies augmentation with a seed fixed by (run seed, epoch, index)."""
+
+    def __init__(self, data: DetectionDataset, augmenter: Augmenter | None, seed: int) -> None:
+        self.data = data
+        self.augmenter = augmenter
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> DetectionSample:
+        sample = self.data[index]
+        if self.augmenter is None:
+            return sample
+        seed = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0]
+        return self.augmenter(sample, seed=int(seed))
+
+
+@dataclass
+class _Run:
+    """The moving parts of one training run."""
+
+    model: MammoDetector
+    optimizer: torch.optim.AdamW
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    config: TrainConfig
+
+
+def train_detector(
+    *,
+    detector_config: DetectorConfig,
+    train_config: TrainConfig,
+    train_data: DetectionDataset,
+    val_data: DetectionDataset | None,
+    output_dir: str | Path,
+    bundle: BundleSpec,
+) -> TrainResult:
+    """Train a detector from scratch (or resume), validate it, and write its bundle."""
+    if len(train_data) == 0:
+        raise ValueError("the training set is empty")
+    output = Path(output_dir)
+    checkpoint = output / "checkpoints" / CHECKPOINT_NAME
+    seed_everything(train_config.seed)
+    run = _prepare(detector_config, train_config, steps_per_epoch=_steps(train_data, train_config))
+    state = _resume(run, checkpoint) if train_config.resume else TrainState()
+    tracker = open_tracker(train_config.tracking, run_id=state.run_id)
+    if state.run_id is None:
+        tracker.log_params({"detector": detector_config.to_dict(), "train": _params(train_config)})
+        state = replace(state, run_id=tracker.run_id)
+    try:
+        history, state = _epochs(run, state, train_data, val_data, checkpoint, tracker)
+        report = _final_validation(run, val_data, output, tracker, state)
+        bundle_dir = _write_bundle(run.model, output, bundle, report)
+        tracker.log_artifact(bundle_dir, artifact_path="bundle")
+    except BaseException:
+        tracker.finish(failed=True)
+        raise
+    tracker.finish()
+    return TrainResult(
+        bundle_dir=bundle_dir,
+        checkpoint=checkpoint,
+        epochs=state.epoch,
+        steps=state.step,
+        history=history,
+        report=report,
+        run_id=tracker.run_id,
+    )
+
+
+def _prepare(detector_config: DetectorConfig, config: TrainConfig, *, steps_per_epoch: int) -> _Run:
+    device = _device(config.device)
+    if device.type == "cuda":
+        # every input has the preprocessed size, so cuDNN's per-shape tuning pays off
+        torch.backends.cudnn.benchmark = True
+    model = build_detector(detector_config).to(device)
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(
+        optimizer,
+        total_steps=steps_per_epoch * config.epochs,
+        warmup_steps=config.warmup_steps,
+        min_lr_ratio=config.min_lr_ratio,
+    )
+    amp_dtype = _amp_dtype(config, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    return _Run(model, optimizer, scheduler, scaler, device, amp_dtype, config)
+
+
+def _resume(run: _Run, checkpoint: Path) -> TrainState:
+    """The state saved in ``checkpoint``, restored into ``run``; a fresh state without one."""
+    if not checkpoint.is_file():
+        logger.info("no checkpoint at %s: starting from scratch", checkpoint)
+        return TrainState()
+    state = load_checkpoint(
+        checkpoint,
+        model=run.model,
+        optimizer=run.optimizer,
+        scheduler=run.scheduler,
+        scaler=run.scaler,
+        map_location=run.device,
+    )
+    logger.info("resumed from %s after epoch %d (step %d)", checkpoint, state.epoch, state.step)
+    return state
+
+
+def _epochs(
+    run: _Run,
+    state: TrainState,
+    train_data: DetectionDataset,
+    val_data: DetectionDataset | None,
+    checkpoint: Path,
+    tracker: Tracker,
+) -> tuple[list[dict[str, float]], TrainState]:
+    config = run.config
+    augmenter = Augmenter() if config.augment else None
+    epoch_data = _EpochData(train_data, augmenter, config.seed)
+    history: list[dict[str, float]] = []
+    with TrainProgress(enabled=config.progress, total_epochs=config.epochs) as progress:
+        for epoch in range(state.epoch, config.epochs):
+            epoch_data.epoch = epoch
+            metrics, steps = _train_epoch(run, epoch_data, epoch, progress)
+            state = replace(state, epoch=epoch + 1, step=state.step + steps)
+            due = config.validate_every and (epoch + 1) % config.validate_every == 0
+            if val_data is not None and len(val_data) and due:
+                results = detect_dataset(
+                    run.model, val_data, device=run.device, autocast_dtype=run.amp_dtype
+                )
+                metrics.update(summary_metrics(froc_of(results, run.model.config)))
+            save_checkpoint(
+                checkpoint,
+                model=run.model,
+                optimizer=run.optimizer,
+                scheduler=run.scheduler,
+                scaler=run.scaler,
+                state=state,
+            )
+            tracker.log_metrics(metrics, step=epoch + 1)
+            progress.end_epoch(epoch, metrics)
+            history.append(metrics)
+    return history, state
+
+
+def _train_epoch(
+    run: _Run, data: _EpochData, epoch: int, progress: TrainProgress
+) -> tuple[dict[str, float], int]:
+    generator = torch.Generator().manual_seed(run.config.seed * 100_003 + epoch)
+    loader = DataLoader(
+        data,
+        batch_size=run.config.batch_size,
+        shuffle=True,
+        generator=generator,
+        collate_fn=list,
+        num_workers=run.config.num_workers,
+        pin_memory=run.device.type == "cuda",
+    )
+    run.model.train()
+    sums: dict[str, float] = {}
+    steps = skipped = 0
+    progress.start_epoch(epoch, len(loader))
+    for batch in loader:
+        losses = _train_step(run, batch)
+        if losses is None:
+            skipped += 1
+        else:
+            steps += 1
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + value
+        progress.advance(losses["loss"] if losses else float("nan"))
+    metrics = {f"train/{key}": value / max(steps, 1) for key, value in sums.items()}
+    metrics["train/lr"] = float(run.scheduler.get_last_lr()[0])
+    metrics["train/skipped_batches"] = float(skipped)
+    return metrics, steps + skipped
+
+
+def _train_step(run: _Run, batch: list[DetectionSample]) -> dict[str, float] | None:
+    """One optimiser step; ``None`` when the loss was not finite and the batch was skipped."""
+    images = [s.image.to(run.device, non_blocking=True) for s in batch]
+    targets = [s.target for s in batch]
+    with torch.autocast(
+        run.device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None
+    ):
+        output = run.model(images, targets)
+        loss = output.total_loss()
+    run.optimizer.zero_grad(set_to_none=True)
+    finite = bool(torch.isfinite(loss))
+    if finite:
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip_norm)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        # a diverging batch from scratch must not poison the weights; the schedule still moves
+        logger.warning("non-finite loss (%s); batch skipped", float(loss))
+    run.scheduler.step()
+    if not finite:
+        return None
+    values = {key: float(value.detach()) for key, value in output.losses.items()}
+    values["loss"] = float(loss.detach())
+    return values
+
+
+def _final_validation(
+    run: _Run,
+    val_data: DetectionDataset | None,
+    output: Path,
+    tracker: Tracker,
+    state: TrainState,
+) -> FrocReport | None:
+    if val_data is None or len(val_data) == 0:
+        return None
+    results = detect_dataset(run.model, val_data, device=run.device, autocast_dtype=run.amp_dtype)
+    report = froc_of(
+        results, run.model.config, bootstrap=run.config.froc_bootstrap, seed=run.config.seed
+    )
+    csv_path = write_froc_csv(report, output / "eval" / "froc.csv")
+    tracker.log_artifact(csv_path, artifact_path="eval")
+    if report.curves:
+        try:
+            png = plot_froc(report, output / "eval" / "froc.png", title="validation FROC")
+        except ImportError as error:  # matplotlib missing on a bare GPU node
+            logger.warning("FROC plot skipped: %s", error)
+        else:
+            tracker.log_artifact(png, artifact_path="eval")
+    tracker.log_metrics(summary_metrics(report, prefix="final"), step=state.epoch)
+    return report
+
+
+def _write_bundle(
+    model: MammoDetector, output: Path, spec: BundleSpec, report: FrocReport | None
+) -> Path:
+    folder = output / spec.name
+    save_bundle(
+        model,
+        folder,
+        name=spec.name,
+        version=spec.version,
+        preprocessing=spec.preprocessing,
+        thresholds=spec.thresholds,
+        training_data=spec.training_data,
+        metrics=report.to_metrics() if report is not None else {},
+        intended_use=spec.intended_use,
+    )
+    return folder
+
+
+def _steps(data: DetectionDataset, config: TrainConfig) -> int:
+    return max(1, math.ceil(len(data) / config.batch_size))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype, or ``None`` for full precision (always on CPU)."""
+    if not config.amp or device.type != "cuda":
+        return None
+    if config.amp_dtype == "float16":
+        return torch.float16
+    if config.amp_dtype == "bfloat16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def _params(config: TrainConfig) -> dict[str, Any]:
+    values = config.to_dict()
+    values.pop("tracking", None)  # where results go is not a property of the run
+    return values

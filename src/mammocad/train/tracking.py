@@ -1,0 +1,132 @@
+"""Experiment tracking: MLflow when enabled, a silent stand-in otherwise.
+
+MLflow is imported lazily (GPU nodes may train without it) and used through ``MlflowClient``
+with an explicit run id rather than the fluent ``mlflow.start_run`` API, so nothing global is
+left active and a resumed training run appends to the run it started.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from mammocad.train.config import TrackingConfig
+
+# MLflow ≥ 3 refuses the file store unless this is set; a local ./mlruns folder is still the
+# simplest default on one machine (no database to run), so it is opted into explicitly.
+_ALLOW_FILE_STORE = "MLFLOW_ALLOW_FILE_STORE"
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+# MLflow's limit on one parameter value
+_MAX_PARAM_LENGTH = 6000
+
+
+class Tracker(Protocol):
+    @property
+    def run_id(self) -> str | None: ...
+
+    def log_params(self, params: dict[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: dict[str, float], *, step: int) -> None: ...
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
+
+    def finish(self, *, failed: bool = False) -> None: ...
+
+
+class NullTracker:
+    """Tracking turned off: every call does nothing."""
+
+    @property
+    def run_id(self) -> str | None:
+        return None
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        return None
+
+    def log_metrics(self, metrics: dict[str, float], *, step: int) -> None:
+        return None
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        return None
+
+    def finish(self, *, failed: bool = False) -> None:
+        return None
+
+
+class MlflowTracker:
+    """One MLflow run; ``run_id`` continues an existing run (after a resume)."""
+
+    def __init__(self, config: TrackingConfig, *, run_id: str | None = None) -> None:
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError as error:
+            raise ImportError(
+                "tracking needs MLflow: pip install 'mammocad[ml]', or turn it off with "
+                "TrackingConfig(enabled=False)"
+            ) from error
+        uri = config.tracking_uri
+        if _URI_SCHEME.match(uri) is None and uri != "databricks":  # a path: local file store
+            uri = Path(uri).resolve().as_uri()
+        if uri.startswith("file:"):
+            os.environ.setdefault(_ALLOW_FILE_STORE, "true")
+        self._client = MlflowClient(tracking_uri=uri)
+        if run_id is None:
+            experiment = self._client.get_experiment_by_name(config.experiment)
+            experiment_id = (
+                experiment.experiment_id
+                if experiment is not None
+                else self._client.create_experiment(config.experiment)
+            )
+            run_id = self._client.create_run(experiment_id, run_name=config.run_name).info.run_id
+        self._run_id = run_id
+
+    @property
+    def run_id(self) -> str | None:
+        return self._run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        flat = _flatten(params)
+        entries = [Param(key, str(value)[:_MAX_PARAM_LENGTH]) for key, value in flat.items()]
+        for start in range(0, len(entries), 100):  # MLflow takes at most 100 params per batch
+            self._client.log_batch(self._run_id, params=entries[start : start + 100])
+
+    def log_metrics(self, metrics: dict[str, float], *, step: int) -> None:
+        from mlflow.entities import Metric
+
+        timestamp = _now_ms()
+        entries = [Metric(key, float(value), timestamp, step) for key, value in metrics.items()]
+        if entries:
+            self._client.log_batch(self._run_id, metrics=entries)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if path.is_dir():
+            self._client.log_artifacts(self._run_id, str(path), artifact_path=artifact_path)
+        else:
+            self._client.log_artifact(self._run_id, str(path), artifact_path=artifact_path)
+
+    def finish(self, *, failed: bool = False) -> None:
+        self._client.set_terminated(self._run_id, status="FAILED" if failed else "FINISHED")
+
+
+def open_tracker(config: TrackingConfig, *, run_id: str | None = None) -> Tracker:
+    return MlflowTracker(config, run_id=run_id) if config.enabled else NullTracker()
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

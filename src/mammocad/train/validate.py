@@ -1,0 +1,91 @@
+"""Validation of a detector on held-out samples: FROC in input pixels.
+
+Input pixels are a fixed scaling of the original per image, so the hit rule (IoU ≥ 0.3 or
+centre inside, both scale-invariant) gives the same FROC as in original pixels. Landmark
+(nipple) boxes are not lesions and are left out of the truths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from mammocad.detect.config import DetectorConfig
+from mammocad.detect.containers import Detections
+from mammocad.detect.model import MammoDetector
+from mammocad.eval.froc import FrocReport, ImagePredictions, ImageTruth, evaluate_froc
+from mammocad.train.data import DetectionDataset, DetectionSample, annotated_names
+
+
+def detect_dataset(
+    model: MammoDetector,
+    dataset: DetectionDataset,
+    *,
+    device: torch.device,
+    batch_size: int = 1,
+    autocast_dtype: torch.dtype | None = None,
+) -> list[tuple[DetectionSample, Detections]]:
+    """Run ``model`` (switched to eval mode) over ``dataset``; detections come back on CPU."""
+    model.eval()
+    results: list[tuple[DetectionSample, Detections]] = []
+    with torch.inference_mode():
+        for start in range(0, len(dataset), batch_size):
+            samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+            images = [s.image.to(device) for s in samples]
+            with torch.autocast(
+                device.type,
+                dtype=autocast_dtype or torch.float32,
+                enabled=autocast_dtype is not None,
+            ):
+                output = model(images)
+            results.extend(
+                (sample, found.to("cpu"))
+                for sample, found in zip(samples, output.detections, strict=True)
+            )
+    return results
+
+
+def froc_of(
+    results: Sequence[tuple[DetectionSample, Detections]],
+    config: DetectorConfig,
+    *,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> FrocReport:
+    """FROC of detections against the samples' targets (see :mod:`mammocad.eval.froc`)."""
+    predictions = []
+    truths = []
+    names = config.classes
+    for sample, found in results:
+        target = sample.target
+        lesion = target.labels != config.landmark_index
+        predictions.append(
+            ImagePredictions(
+                boxes=found.boxes.numpy(),
+                scores=found.scores.numpy(),
+                labels=[names[i] for i in found.labels.tolist()],
+                malignancy=found.malignancy.numpy(),
+            )
+        )
+        truths.append(
+            ImageTruth(
+                boxes=target.boxes[lesion].numpy(),
+                labels=[names[i] for i in target.labels[lesion].tolist()],
+                malignant=target.malignant[lesion].numpy(),
+                annotated=annotated_names(sample, names),
+            )
+        )
+    return evaluate_froc(
+        predictions, truths, classes=config.lesion_classes, bootstrap=bootstrap, seed=seed
+    )
+
+
+def summary_metrics(report: FrocReport, *, prefix: str = "val") -> dict[str, float]:
+    """Flat per-epoch metrics: sensitivity at each FP rate and the mean, per curve."""
+    metrics: dict[str, float] = {}
+    for curve in report.curves.values():
+        for rate, value in zip(curve.fp_rates, curve.sensitivity_at, strict=True):
+            metrics[f"{prefix}/{curve.name}/sens_at_{rate:g}fp"] = float(value)
+        metrics[f"{prefix}/{curve.name}/mean_sens"] = curve.mean_sensitivity
+    return metrics

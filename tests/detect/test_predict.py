@@ -1,0 +1,121 @@
+"""Detector: findings in ORIGINAL pixels through the preprocessing Transform."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor
+
+from mammocad.detect import MammoDetector
+from mammocad.detect.bundle import load_bundle, save_bundle
+from mammocad.detect.predict import Detector
+from mammocad.structures import (
+    Finding,
+    FindingLabel,
+    Image,
+    ImageQuality,
+    PreprocessedImage,
+    Transform,
+)
+
+Rig = Callable[[list[list[float]], Tensor], MammoDetector]
+Logits = Callable[[list[tuple[str, float]]], Tensor]
+
+
+def preprocessed(key: str = "1.2.3.4", shape: tuple[int, int, int] = (2, 256, 208)):
+    # a right breast 1000×800 (rows × cols), mirrored, cropped to x ∈ [100, 800), y ∈ [50, 1000),
+    # scaled by 0.25 → content 238 × 175 inside the 256 × 208 input
+    transform = Transform(
+        original_size=(1000, 800),
+        flipped=True,
+        crop_box=(100, 50, 800, 1000),
+        scale_x=0.25,
+        scale_y=0.25,
+        input_size=(256, 208),
+    )
+    image = Image(source="r_cc.dcm", sop_instance_uid=key, rows=1000, columns=800)
+    return PreprocessedImage(
+        image=image,
+        input=np.random.default_rng(0).random(shape, dtype=np.float32),
+        transform=transform,
+        tissue_mask=np.ones((1000, 800), dtype=bool),
+        pectoral_mask=None,
+        breast_box=(0.0, 50.0, 700.0, 1000.0),
+        nipple=None,
+        chest_wall_on_right=True,
+        quality=ImageQuality(score=1.0, acceptable=True),
+    )
+
+
+def bundle_for(model: MammoDetector, folder: Path) -> Detector:
+    manifest = save_bundle(
+        model, folder, name="tiny", version="0", preprocessing={"input_size": [256, 208]}
+    )
+    return Detector(model=model, manifest=manifest)
+
+
+def test_findings_are_mapped_to_original_pixels(
+    tiny_model: MammoDetector, rigged: Rig, logits_for: Logits, tmp_path: Path
+) -> None:
+    model = rigged(
+        [[20, 40, 60, 80], [120, 100, 140, 130], [170, 90, 190, 110]],
+        logits_for([("mass", 6.0), ("calcification", 5.0), ("nipple", 7.0)]),
+    )
+    detector = bundle_for(model, tmp_path)
+    item = preprocessed()
+    (prediction,) = detector.predict([item])
+    assert prediction.image_key == "1.2.3.4"
+    assert [f.id for f in prediction.findings] == ["1.2.3.4-f1", "1.2.3.4-f2"]
+    assert all(isinstance(f, Finding) for f in prediction.findings)
+    assert [f.label for f in prediction.findings] == [
+        FindingLabel.MASS,
+        FindingLabel.CALCIFICATION,
+    ]
+    # input x ∈ [20, 60) → mirrored-cropped x ∈ [180, 340) → original x = 800 − (100 + x)
+    np.testing.assert_allclose(prediction.findings[0].box, (460.0, 210.0, 620.0, 370.0))
+    expected = item.transform.boxes_to_original([[120, 100, 140, 130]])[0]
+    np.testing.assert_allclose(prediction.findings[1].box, expected)
+    assert all(0 <= f.malignancy_probability <= 1 for f in prediction.findings)
+    # nipple centre (180, 100) in input → (800 − (100 + 720), 50 + 400) = (−20, 450)
+    assert prediction.nipple == pytest.approx((-20.0, 450.0))
+    assert prediction.nipple_score is not None and prediction.nipple_score > 0.5
+    assert "nipple" not in {f.label.value for f in prediction.findings}
+
+
+def test_finding_threshold_from_the_bundle(
+    tiny_model: MammoDetector, rigged: Rig, logits_for: Logits, tmp_path: Path
+) -> None:
+    model = rigged([[20, 40, 60, 80]], logits_for([("mass", 1.0)]))  # score ≈ 0.28
+    manifest = save_bundle(
+        model,
+        tmp_path,
+        name="tiny",
+        version="0",
+        preprocessing={},
+        thresholds={"finding_score": 0.5},
+    )
+    assert Detector(model=model, manifest=manifest).predict([preprocessed()])[0].findings == []
+
+
+def test_wrong_input_size_is_refused(tiny_model: MammoDetector, tmp_path: Path) -> None:
+    detector = bundle_for(tiny_model, tmp_path)
+    with pytest.raises(ValueError, match="preprocess with the bundle's parameters"):
+        detector.predict([preprocessed(shape=(2, 512, 416))])
+
+
+def test_from_bundle_loads_and_predicts(tiny_model: MammoDetector, tmp_path: Path) -> None:
+    save_bundle(tiny_model, tmp_path, name="tiny", version="0", preprocessing={"a": 1})
+    threads = torch.get_num_threads()
+    try:
+        detector = Detector.from_bundle(tmp_path, num_threads=1, channels_last=True)
+        assert torch.get_num_threads() == 1
+        assert detector.preprocessing == {"a": 1}
+        predictions = detector.predict([preprocessed("a"), preprocessed("b")])
+    finally:
+        torch.set_num_threads(threads)
+    assert [p.image_key for p in predictions] == ["a", "b"]
+    assert load_bundle(tmp_path).manifest.name == "tiny"
