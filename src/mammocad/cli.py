@@ -20,6 +20,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+train_app = typer.Typer(help="Train models from phantom studies and local datasets.")
+app.add_typer(train_app, name="train")
 
 
 class PhantomSize(str, Enum):
@@ -86,6 +88,85 @@ def preprocess(
             console.print(
                 f"  [yellow]{entry['source']}[/yellow]: {entry['rejection_code']} — {entry['text']}"
             )
+
+
+def _input_size(text: str) -> tuple[int, int]:
+    rows, sep, cols = text.lower().partition("x")
+    if not sep or not rows.isdigit() or not cols.isdigit():
+        raise typer.BadParameter(f"{text!r}: give the input size as ROWSxCOLS, e.g. 1024x832")
+    return int(rows), int(cols)
+
+
+@train_app.command("detector")
+def train_detector_command(
+    data: Annotated[
+        list[str],
+        typer.Option("--data", help="Training data: phantom:n=N,seed=S,size=full | mias:path=DIR"),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, eval, bundle.")],
+    val: Annotated[list[str], typer.Option("--val", help="Validation data, same form.")] = [],  # noqa: B006
+    epochs: int = 12,
+    batch_size: int = 2,
+    learning_rate: float = 3e-4,
+    warmup_steps: int = 300,
+    seed: int = 0,
+    device: str = "auto",
+    time_limit: Annotated[
+        float | None, typer.Option(help="Wall-clock budget (s) of the optimisation.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Processes rendering phantoms.")] = 1,
+    backbone: str = "resnet18",
+    input_size: Annotated[str, typer.Option(help="Model input ROWSxCOLS.")] = "1024x832",
+    augment: bool = True,
+    mlflow: Annotated[bool, typer.Option(help="Track the run with MLflow.")] = True,
+    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = "./mlruns",
+    resume: Annotated[bool, typer.Option(help="Continue from the run folder's checkpoint.")] = (
+        False
+    ),
+    name: str = "mammocad-detector",
+    version: str = "0.1.0",
+    init_bundle: Annotated[
+        Path | None, typer.Option(help="Warm-start from this bundle's weights.")
+    ] = None,
+) -> None:
+    """Train the lesion detector (from scratch or warm-started) and write its model bundle."""
+    from mammocad.commands.train import DetectorRun, run_train_detector
+    from mammocad.datasets.spec import parse_spec
+    from mammocad.detect.config import DetectorConfig
+    from mammocad.preprocess import PreprocessParams
+    from mammocad.train.config import TrackingConfig, TrainConfig
+
+    try:
+        train_specs = [parse_spec(text) for text in data]
+        val_specs = [parse_spec(text) for text in val]
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    size = _input_size(input_size)
+    run = DetectorRun(
+        train=train_specs,
+        val=val_specs,
+        out_dir=out,
+        detector=DetectorConfig(backbone=backbone, input_size=size),
+        training=TrainConfig(
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            warmup_steps=warmup_steps,
+            seed=seed,
+            device=device,
+            augment=augment,
+            resume=resume,
+            time_limit_s=time_limit,
+            tracking=TrackingConfig(enabled=mlflow, tracking_uri=tracking_uri),
+        ),
+        preprocessing=PreprocessParams(input_size=size),
+        name=name,
+        version=version,
+        workers=workers,
+        init_bundle=init_bundle,
+    )
+    result = run_train_detector(run, console=console)
+    console.print(f"bundle written to [bold]{result.bundle_dir}[/bold]")
 
 
 if __name__ == "__main__":

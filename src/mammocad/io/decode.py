@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-import imagecodecs
 import numpy as np
 import numpy.typing as npt
 import pydicom.uid as uids
@@ -79,6 +78,10 @@ class Decoded:
 
 @lru_cache(maxsize=8)
 def _fast_decoders(threads: int) -> dict[str, tuple[str, Callable[[bytes], np.ndarray]]]:
+    # imported on first use: reading needs it only for compressed pixel data, and training
+    # nodes that never decode DICOM need not install it
+    import imagecodecs
+
     def jpeg2k(frame: bytes) -> np.ndarray:
         return np.asarray(imagecodecs.jpeg2k_decode(frame, numthreads=threads))
 

@@ -62,6 +62,9 @@ class TrainConfig:
     froc_bootstrap: int = 200  # bootstrap resamples for the final validation's CIs
     num_workers: int = 0
     resume: bool = False
+    #: wall-clock budget of the optimisation in seconds (validation and the bundle come after);
+    #: the learning-rate cosine then follows whichever of steps or time is further along
+    time_limit_s: float | None = None
     progress: bool = True
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -70,6 +73,8 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be at least 1")
         if self.learning_rate <= 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError("learning_rate must be positive and min_lr_ratio in [0, 1]")
+        if self.time_limit_s is not None and self.time_limit_s <= 0:
+            raise ValueError("time_limit_s must be positive (or None for no limit)")
         if self.warmup_steps < 0 or self.validate_every < 0 or self.num_workers < 0:
             raise ValueError("warmup_steps, validate_every and num_workers cannot be negative")
 

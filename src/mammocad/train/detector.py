@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,24 @@ class _EpochData(Dataset[DetectionSample]):
 
 
 @dataclass
+class _Clock:
+    """Wall time of a run against its optional budget (``TrainConfig.time_limit_s``)."""
+
+    def __init__(self, limit_s: float | None) -> None:
+        self.limit_s = limit_s
+        self.started = time.monotonic()
+
+    def fraction(self) -> float:
+        """Share of the time budget spent (0 without a budget)."""
+        if self.limit_s is None:
+            return 0.0
+        return min(1.0, (time.monotonic() - self.started) / self.limit_s)
+
+    def out_of_time(self) -> bool:
+        return self.limit_s is not None and self.fraction() >= 1.0
+
+
+@dataclass
 class _Run:
     """The moving parts of one training run."""
 
@@ -80,6 +99,7 @@ class _Run:
     device: torch.device
     amp_dtype: torch.dtype | None
     config: TrainConfig
+    clock: _Clock
 
 
 def train_detector(
@@ -90,14 +110,21 @@ def train_detector(
     val_data: DetectionDataset | None,
     output_dir: str | Path,
     bundle: BundleSpec,
+    init_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Train a detector from scratch (or resume), validate it, and write its bundle."""
+    """Train a detector from scratch (or resume), validate it, and write its bundle.
+
+    ``init_state`` warm-starts a NEW run from another model's weights (e.g. a bundle trained
+    on a GPU, continued here); a resumed run ignores it and takes its checkpoint's weights.
+    """
     if len(train_data) == 0:
         raise ValueError("the training set is empty")
     output = Path(output_dir)
     checkpoint = output / "checkpoints" / CHECKPOINT_NAME
     seed_everything(train_config.seed)
     run = _prepare(detector_config, train_config, steps_per_epoch=_steps(train_data, train_config))
+    if init_state is not None:
+        run.model.load_state_dict(init_state)
     state = _resume(run, checkpoint) if train_config.resume else TrainState()
     tracker = open_tracker(train_config.tracking, run_id=state.run_id)
     if state.run_id is None:
@@ -130,15 +157,17 @@ def _prepare(detector_config: DetectorConfig, config: TrainConfig, *, steps_per_
         torch.backends.cudnn.benchmark = True
     model = build_detector(detector_config).to(device)
     optimizer = build_optimizer(model, config)
+    clock = _Clock(config.time_limit_s)
     scheduler = build_scheduler(
         optimizer,
         total_steps=steps_per_epoch * config.epochs,
         warmup_steps=config.warmup_steps,
         min_lr_ratio=config.min_lr_ratio,
+        elapsed_fraction=clock.fraction if config.time_limit_s is not None else None,
     )
     amp_dtype = _amp_dtype(config, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    return _Run(model, optimizer, scheduler, scaler, device, amp_dtype, config)
+    return _Run(model, optimizer, scheduler, scaler, device, amp_dtype, config, clock)
 
 
 def _resume(run: _Run, checkpoint: Path) -> TrainState:
@@ -192,6 +221,9 @@ def _epochs(
             tracker.log_metrics(metrics, step=epoch + 1)
             progress.end_epoch(epoch, metrics)
             history.append(metrics)
+            if run.clock.out_of_time():
+                logger.info("time budget spent after epoch %d: stopping", epoch + 1)
+                break
     return history, state
 
 
@@ -221,6 +253,8 @@ def _train_epoch(
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + value
         progress.advance(losses["loss"] if losses else float("nan"))
+        if run.clock.out_of_time():
+            break  # the epoch ends early; the checkpoint and validation still follow
     metrics = {f"train/{key}": value / max(steps, 1) for key, value in sums.items()}
     metrics["train/lr"] = float(run.scheduler.get_last_lr()[0])
     metrics["train/skipped_batches"] = float(skipped)
@@ -229,7 +263,8 @@ def _train_epoch(
 
 def _train_step(run: _Run, batch: list[DetectionSample]) -> dict[str, float] | None:
     """One optimiser step; ``None`` when the loss was not finite and the batch was skipped."""
-    images = [s.image.to(run.device, non_blocking=True) for s in batch]
+    # samples may be stored as float16 to save memory; the model computes in float32 (or AMP)
+    images = [s.image.to(run.device, torch.float32, non_blocking=True) for s in batch]
     targets = [s.target for s in batch]
     with torch.autocast(
         run.device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None

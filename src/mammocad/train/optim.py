@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -30,16 +31,28 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, *, total_steps: int, warmup_steps: int, min_lr_ratio: float
+    optimizer: torch.optim.Optimizer,
+    *,
+    total_steps: int,
+    warmup_steps: int,
+    min_lr_ratio: float,
+    elapsed_fraction: Callable[[], float] | None = None,
 ) -> LambdaLR:
     """Per optimiser step: linear warm-up from ~0 to the base rate, then cosine down to
-    ``min_lr_ratio`` × the base rate at ``total_steps``."""
+    ``min_lr_ratio`` × the base rate at ``total_steps``.
+
+    With ``elapsed_fraction`` (a time-budgeted run), the cosine follows whichever is further
+    along, the steps or the wall-clock budget, so a run stopped by its budget still ends on a
+    low learning rate instead of mid-schedule.
+    """
     warmup = min(warmup_steps, max(total_steps - 1, 0))
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / (warmup + 1)
         progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        if elapsed_fraction is not None:
+            progress = max(progress, elapsed_fraction())
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)

@@ -32,7 +32,7 @@ def detect_dataset(
     with torch.inference_mode():
         for start in range(0, len(dataset), batch_size):
             samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-            images = [s.image.to(device) for s in samples]
+            images = [s.image.to(device, torch.float32) for s in samples]
             with torch.autocast(
                 device.type,
                 dtype=autocast_dtype or torch.float32,

@@ -1,0 +1,100 @@
+"""Data specifications on the command line: ``KIND:key=value,key=value``.
+
+* ``phantom:n=400,seed=1000,size=full[,malignant_rate=0.4,benign_rate=0.4]`` — phantom studies
+  rendered in memory (``mammocad.synthetic``), every class annotated.
+* ``mias:path=DIR[,folds=5,fold=K | exclude_fold=K,fold_seed=0]`` — mini-MIAS from a local
+  copy; ``fold`` keeps one patient-level fold, ``exclude_fold`` keeps the others (for
+  cross-validation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mammocad.datasets.mias import load_mias, mias_samples, patient_folds
+from mammocad.datasets.phantoms import ANNOTATED_LABELS, PhantomSpec, phantom_samples
+from mammocad.preprocess import PreprocessParams
+from mammocad.train.data import DetectionSample
+
+KINDS = ("phantom", "mias")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataSpec:
+    kind: str
+    options: dict[str, str]
+
+    def describe(self) -> dict[str, Any]:
+        """What the bundle manifest records as training data."""
+        return {"kind": self.kind, **self.options}
+
+
+def parse_spec(text: str) -> DataSpec:
+    """``"phantom:n=10,seed=3"`` → DataSpec; ValueError with the expected form otherwise."""
+    kind, _, rest = text.partition(":")
+    if kind not in KINDS:
+        raise ValueError(f"unknown data kind {kind!r} in {text!r}: use one of {', '.join(KINDS)}")
+    options: dict[str, str] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"{item!r} in {text!r} is not key=value (e.g. {kind}:n=10,seed=1)")
+        options[key.strip()] = value.strip()
+    return DataSpec(kind=kind, options=options)
+
+
+def _phantoms(
+    spec: DataSpec, classes: Sequence[str], params: PreprocessParams, workers: int
+) -> Iterator[DetectionSample]:
+    opts = spec.options
+    phantom = PhantomSpec(
+        n_studies=int(opts.get("n", "10")),
+        seed=int(opts.get("seed", "0")),
+        size=opts.get("size", "full"),
+        malignant_rate=float(opts.get("malignant_rate", "0.4")),
+        benign_rate=float(opts.get("benign_rate", "0.4")),
+        one_view_rate=float(opts.get("one_view_rate", "0.0")),
+    )
+    return phantom_samples(phantom, classes=classes, params=params, workers=workers)
+
+
+def _mias(
+    spec: DataSpec, classes: Sequence[str], params: PreprocessParams
+) -> Iterator[DetectionSample]:
+    opts = spec.options
+    if "path" not in opts:
+        raise ValueError("mias needs path=DIR (the folder holding Info.txt and mdbNNN.png)")
+    records = load_mias(Path(opts["path"]))
+    if "fold" in opts or "exclude_fold" in opts:
+        folds = patient_folds(
+            records, folds=int(opts.get("folds", "5")), seed=int(opts.get("fold_seed", "0"))
+        )
+        if "fold" in opts:
+            records = [r for r, f in zip(records, folds, strict=True) if f == int(opts["fold"])]
+        else:
+            excluded = int(opts["exclude_fold"])
+            records = [r for r, f in zip(records, folds, strict=True) if f != excluded]
+    return mias_samples(records, classes=classes, params=params)
+
+
+def build_samples(
+    specs: Sequence[DataSpec],
+    *,
+    classes: Sequence[str],
+    params: PreprocessParams,
+    workers: int = 1,
+) -> list[DetectionSample]:
+    """Every sample of every spec, in order."""
+    samples: list[DetectionSample] = []
+    for spec in specs:
+        if spec.kind == "phantom":
+            samples.extend(_phantoms(spec, classes, params, workers))
+        else:
+            samples.extend(_mias(spec, classes, params))
+    return samples
+
+
+__all__ = ["ANNOTATED_LABELS", "DataSpec", "build_samples", "parse_spec"]
