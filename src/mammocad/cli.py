@@ -22,6 +22,8 @@ app = typer.Typer(
 console = Console(stderr=True)
 train_app = typer.Typer(help="Train models from phantom studies and local datasets.")
 app.add_typer(train_app, name="train")
+eval_app = typer.Typer(help="Evaluate models (FROC for the detector).")
+app.add_typer(eval_app, name="eval")
 
 
 class PhantomSize(str, Enum):
@@ -167,6 +169,31 @@ def train_detector_command(
     )
     result = run_train_detector(run, console=console)
     console.print(f"bundle written to [bold]{result.bundle_dir}[/bold]")
+
+
+@eval_app.command("detector")
+def eval_detector_command(
+    model: Annotated[Path, typer.Option("--model", help="Model bundle folder.")],
+    data: Annotated[
+        list[str],
+        typer.Option("--data", help="Evaluation data: phantom:n=N,seed=S | mias:path=DIR,fold=K"),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for froc.csv, .png, .json.")],
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% CIs.")] = 1000,
+    workers: Annotated[int, typer.Option(help="Processes rendering phantoms.")] = 1,
+) -> None:
+    """FROC of a detector bundle: sensitivity at 0.125 … 4 false positives per image."""
+    from mammocad.commands.evaluate import run_eval_detector
+    from mammocad.datasets.spec import parse_spec
+
+    try:
+        specs = [parse_spec(text) for text in data]
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    result = run_eval_detector(
+        model=model, data=specs, out_dir=out, bootstrap=bootstrap, workers=workers, console=console
+    )
+    console.print(f"{result.n_images} images; results in [bold]{out}[/bold]")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,77 @@
+"""``mammocad train detector`` and ``mammocad eval detector`` end to end, tiny and fast."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mammocad.cli import app
+from mammocad.datasets.spec import parse_spec
+from mammocad.detect.bundle import load_bundle
+
+TINY = ["--input-size", "256x208", "--no-mlflow", "--warmup-steps", "1", "--no-augment"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    result = CliRunner().invoke(
+        app,
+        ["train", "detector", "--data", "phantom:n=1,seed=3,size=small", "--out", str(out),
+         "--epochs", "1", *TINY],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out / "mammocad-detector"
+
+
+def test_training_writes_a_loadable_bundle_with_its_preprocessing(trained: Path) -> None:
+    bundle = load_bundle(trained)
+    assert bundle.manifest.detector.input_size == (256, 208)
+    assert bundle.manifest.preprocessing["input_size"] == [256, 208]
+    assert bundle.manifest.training_data["train"] == [
+        {"kind": "phantom", "n": "1", "seed": "3", "size": "small"}
+    ]
+
+
+def test_warm_start_and_time_budget(trained: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["train", "detector", "--data", "phantom:n=1,seed=4,size=small", "--out", str(tmp_path),
+         "--epochs", "50", "--time-limit", "0.5", "--init-bundle", str(trained), *TINY],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "warm start" in result.output
+    # fifty epochs cannot run in half a second: the budget stopped the run, the bundle exists
+    assert (tmp_path / "mammocad-detector" / "manifest.json").is_file()
+
+
+def test_eval_writes_froc_tables(trained: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["eval", "detector", "--model", str(trained), "--data", "phantom:n=1,seed=77,size=small",
+         "--out", str(tmp_path), "--bootstrap", "5"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "froc.json").read_text())
+    assert summary["images"] >= 3
+    assert "froc/any_lesion/sens@0.25fp" in summary["metrics"]
+    header = (tmp_path / "froc.csv").read_text().splitlines()[0]
+    assert header.startswith("curve,fp_per_image,sensitivity")
+
+
+def test_bad_data_spec_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["train", "detector", "--data", "kaggle:n=1", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "unknown data kind" in result.output
+
+
+def test_spec_parsing() -> None:
+    spec = parse_spec("mias:path=/data/mias,fold=2,folds=5")
+    assert spec.kind == "mias" and spec.options == {"path": "/data/mias", "fold": "2", "folds": "5"}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_spec("phantom:n")
