@@ -196,5 +196,44 @@ def eval_detector_command(
     console.print(f"{result.n_images} images; results in [bold]{out}[/bold]")
 
 
+@app.command()
+def analyze(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="DICOM/PNG/PGM files, folders or zip archives.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for results, overlays, summary.")],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Model bundle folder (default: $MAMMOCAD_MODEL, else models/mammocad-detector).",
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="CPU threads (default: usable CPUs).")
+    ] = None,
+) -> None:
+    """Find lesions in every study; write result.json, overlay pictures and summary.json."""
+    from mammocad.commands.analyze import print_summary, resolve_model, run_analyze
+    from mammocad.errors import ModelBundleError
+    from mammocad.pipeline import Pipeline
+
+    missing = [str(path) for path in inputs if not path.exists()]
+    if missing:
+        console.print(f"[red]no such file or folder: {', '.join(missing)}[/red]")
+        raise typer.Exit(code=2)
+    try:
+        pipeline = Pipeline.from_bundle(resolve_model(model), device=device, num_threads=threads)
+    except ModelBundleError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+    summary = run_analyze(inputs, out_dir=out, pipeline=pipeline, console=console)
+    print_summary(summary, out_dir=out, console=console)
+    if summary.internal_errors:
+        # our own failure, not bad input: scripts and CI must notice (the log has the traceback)
+        raise typer.Exit(code=1)
+
+
 if __name__ == "__main__":
     app()

@@ -25,6 +25,8 @@ class RejectionCode(str, Enum):
     DUPLICATE = "duplicate_instance"
     NO_TISSUE = "no_tissue"
     MISSING_METADATA = "missing_metadata"
+    #: a fault in mammocad itself on this image (logged with its traceback); never the input's
+    INTERNAL_ERROR = "internal_error"
 
 
 class MammocadError(Exception):

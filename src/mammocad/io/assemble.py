@@ -118,7 +118,7 @@ def _sort_key(image: Image) -> tuple[int, int, str]:
     return side, view, image.key
 
 
-def _missing_view_messages(study: Study) -> list[Message]:
+def missing_view_messages(study: Study) -> list[Message]:
     messages = []
     for side, view in study.missing_standard_views():
         rejected = [
@@ -162,7 +162,7 @@ def _build_study(group: _Group, images: list[Image]) -> Study:
         images=images,
         messages=[*group.messages, *notes],
     )
-    study.messages.extend(_missing_view_messages(study))
+    study.messages.extend(missing_view_messages(study))
     return study
 
 

@@ -1,0 +1,243 @@
+"""``mammocad analyze``: every study of the inputs → result.json and overlay pictures.
+
+Output folder::
+
+    DIR/<StudyInstanceUID>/result.json                  the result schema object of the study
+    DIR/<StudyInstanceUID>/overlays/<SOPInstanceUID>.png  each processed image, as stored, with
+                                                          boxes, labels, probabilities, quality
+                                                          issues and a model footer
+    DIR/summary.json                                    every input file (processed or rejected
+                                                          with code and sentence), every study
+
+Studies are decoded and analysed one at a time and their pixels dropped afterwards, so a batch
+holds one study's images at most. See docs/analyze.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+import mammocad
+from mammocad.commands.progress import batch_progress
+from mammocad.errors import ModelBundleError
+from mammocad.io import iter_studies
+from mammocad.pipeline import INTERNAL_ERROR, Pipeline, StudyAnalysis
+from mammocad.report.overlay import render_overlay
+from mammocad.report.pictures import write_png
+from mammocad.structures import Image, ImageQuality, Severity, Study
+
+logger = logging.getLogger(__name__)
+
+MODEL_ENV = "MAMMOCAD_MODEL"
+#: The shipped bundle, beside ``src/`` in a checkout (``models/mammocad-detector``).
+DEFAULT_MODEL_DIR = Path(mammocad.__file__).resolve().parents[2] / "models" / "mammocad-detector"
+TRAIN_HINT = (
+    "train one with `mammocad train detector --data phantom:n=200,seed=0 --out runs/detector` "
+    "and pass `--model runs/detector/mammocad-detector` (or set MAMMOCAD_MODEL to it)"
+)
+# Hershey fonts draw ASCII only, hence "-" rather than a dash.
+DISCLAIMER = "research use only - not for primary diagnosis"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def resolve_model(explicit: Path | None, *, environ: Mapping[str, str] = os.environ) -> Path:
+    """The bundle folder to use: ``--model``, else ``$MAMMOCAD_MODEL``, else the shipped one.
+
+    Raises:
+        ModelBundleError: the chosen folder has no ``manifest.json`` (the message says how to
+            get a bundle).
+    """
+    if explicit is not None:
+        path, origin = explicit, "--model"
+    elif environ.get(MODEL_ENV):
+        path, origin = Path(environ[MODEL_ENV]), MODEL_ENV
+    else:
+        path, origin = DEFAULT_MODEL_DIR, "the default model location"
+    if not (path / "manifest.json").is_file():
+        raise ModelBundleError(f"no model bundle at {path} ({origin}): {TRAIN_HINT}.")
+    return path
+
+
+def safe_name(name: str) -> str:
+    """A file or folder name for a UID or key (UIDs are already safe; file stems may not be)."""
+    cleaned = _UNSAFE.sub("_", name)
+    return cleaned if cleaned.strip(".") else "_"
+
+
+@dataclass(slots=True)
+class AnalyzeSummary:
+    """``summary.json``: the model, one entry per study and one per input file."""
+
+    model: dict[str, Any]
+    studies: list[dict[str, Any]] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def processed(self) -> int:
+        return sum(entry["status"] == "processed" for entry in self.inputs)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.inputs) - self.processed
+
+    @property
+    def internal_errors(self) -> int:
+        return sum(entry["rejection_code"] == INTERNAL_ERROR.value for entry in self.inputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "studies": self.studies, "inputs": self.inputs}
+
+
+def _input_entry(image: Image, **outputs: str | None) -> dict[str, Any]:
+    return {
+        "source": image.source,
+        "key": image.key if image.sop_instance_uid or image.source else None,
+        "study_instance_uid": image.study_instance_uid,
+        "status": image.status.value,
+        "rejection_code": image.rejection_code.value if image.rejection_code else None,
+        "text": image.rejection_text,
+        **outputs,
+    }
+
+
+def _overlay_quality(analysis: StudyAnalysis, image: Image) -> ImageQuality:
+    """The technical quality issues plus the image's warnings (e.g. laterality guessed)."""
+    quality = analysis.preprocessed[image.key].quality
+    warnings = tuple(m for m in image.messages if m.severity is not Severity.INFO)
+    return ImageQuality(
+        score=quality.score, acceptable=quality.acceptable, issues=(*quality.issues, *warnings)
+    )
+
+
+def _write_overlay(analysis: StudyAnalysis, image: Image, folder: Path, footer: str) -> str | None:
+    """Relative path of the overlay written, ``None`` when drawing failed (logged)."""
+    relative = Path(folder.name, "overlays", f"{safe_name(image.key)}.png")
+    try:
+        picture = render_overlay(
+            image,
+            analysis.findings(image.key),
+            nipple=analysis.preprocessed[image.key].nipple,
+            quality=_overlay_quality(analysis, image),
+            footer=footer,
+        )
+        write_png(folder.parent / relative, picture)
+    except Exception:  # cv2.error included: a picture must not cost the result
+        logger.exception("overlay of %s (%s) could not be written", image.key, image.source)
+        return None
+    return relative.as_posix()
+
+
+def _write_study(analysis: StudyAnalysis, out_dir: Path, summary: AnalyzeSummary) -> None:
+    study, result = analysis.study, analysis.result
+    folder = out_dir / safe_name(study.study_instance_uid)
+    folder.mkdir(parents=True, exist_ok=True)
+    result_path = folder / "result.json"
+    result_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    relative = f"{folder.name}/result.json"
+    model = result["model"]
+    footer = f"{model['name']} {model['version']} | {DISCLAIMER}"
+    for image in study.images:
+        overlay = None
+        if image.is_processed and image.key in analysis.preprocessed:
+            overlay = _write_overlay(analysis, image, folder, footer)
+        summary.inputs.append(_input_entry(image, result=relative, overlay=overlay))
+    summary.studies.append(
+        {
+            "study_instance_uid": study.study_instance_uid,
+            "status": result["status"],
+            "malignancy_probability": result["malignancy_probability"],
+            "suspicion": result["suspicion"],
+            "result": relative,
+        }
+    )
+
+
+def _fail_study(study: Study, error: Exception, summary: AnalyzeSummary) -> None:
+    """Last resort beyond the pipeline's per-image guards: list the study's files as failed."""
+    logger.exception("study %s could not be analysed", study.study_instance_uid)
+    text = (
+        f"mammocad failed on this study ({type(error).__name__}: {error}); no result was "
+        "written — please report this with the log."
+    )
+    for image in study.images:
+        if image.is_processed:
+            image.reject(INTERNAL_ERROR, text)
+        summary.inputs.append(_input_entry(image, result=None, overlay=None))
+    summary.studies.append(
+        {
+            "study_instance_uid": study.study_instance_uid,
+            "status": "rejected",
+            "malignancy_probability": None,
+            "suspicion": None,
+            "result": None,
+        }
+    )
+
+
+def _release(study: Study) -> None:
+    # a batch must not hold every decoded image at once
+    for image in study.images:
+        image.pixels = None
+        image.padding_mask = None
+
+
+def run_analyze(
+    inputs: Sequence[Path],
+    *,
+    out_dir: Path,
+    pipeline: Pipeline,
+    console: Console | None = None,
+) -> AnalyzeSummary:
+    """Analyse every study of ``inputs`` (files, folders, zips) into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stream = iter_studies(list(inputs))
+    summary = AnalyzeSummary(model=pipeline.model_info.to_dict())
+    with batch_progress(console) as progress:
+        task = progress.add_task("analyze", total=len(stream) + len(stream.unassigned))
+        for study in stream:
+            listed = len(summary.inputs)
+            try:
+                _write_study(pipeline.analyze(study), out_dir, summary)
+            except Exception as error:  # a bug must cost one study, not the batch
+                del summary.inputs[listed:]
+                _fail_study(study, error, summary)
+            _release(study)
+            progress.advance(task)
+        for image in stream.unassigned:
+            summary.inputs.append(_input_entry(image, result=None, overlay=None))
+            progress.advance(task)
+    text = json.dumps(summary.to_dict(), indent=2) + "\n"
+    (out_dir / "summary.json").write_text(text, encoding="utf-8")
+    return summary
+
+
+def print_summary(summary: AnalyzeSummary, *, out_dir: Path, console: Console) -> None:
+    """One line per study, one per rejected input, then the totals."""
+    for study in summary.studies:
+        probability = study["malignancy_probability"]
+        shown = "—" if probability is None else f"{probability:.2f}"
+        console.print(
+            f"{escape(study['study_instance_uid'])}: {study['status']}, "
+            f"malignancy {shown} ({study['suspicion'] or 'no reading'})"
+        )
+    for entry in summary.inputs:
+        if entry["status"] == "rejected":
+            console.print(
+                f"  [yellow]{escape(str(entry['source']))}[/yellow]: {entry['rejection_code']} — "
+                f"{escape(str(entry['text']))}"
+            )
+    console.print(
+        f"{len(summary.studies)} studies; {summary.processed} images processed, "
+        f"{summary.rejected} rejected; results in [bold]{escape(str(out_dir))}[/bold] "
+        "(summary.json lists every input)"
+    )

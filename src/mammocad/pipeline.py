@@ -1,0 +1,189 @@
+"""The analysis line for one study, stage by stage and nothing else:
+preprocess → detect → aggregate → result (docs/analyze.md).
+
+The preprocessing is the one recorded in the model bundle, never a default. Bad input never
+stops a study: an image preprocessing refuses is rejected with its code, and an unexpected
+exception on one image rejects that image as ``internal_error`` (traceback logged) while the
+others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import torch
+
+from mammocad.detect.predict import Detector, ImagePrediction
+from mammocad.errors import ModelBundleError, PreprocessError, RejectionCode
+from mammocad.io.assemble import missing_view_messages
+from mammocad.preprocess import PreprocessParams, preprocess_image
+from mammocad.report.study_json import ModelInfo, study_result
+from mammocad.risk.aggregate import StudyRisk, SuspicionThresholds, aggregate
+from mammocad.structures import Finding, Image, PreprocessedImage, Study
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_INTENDED_USE = "Research use only; not for primary diagnosis."
+
+
+INTERNAL_ERROR = RejectionCode.INTERNAL_ERROR
+
+
+@dataclass(slots=True, kw_only=True)
+class StudyAnalysis:
+    """Everything :meth:`Pipeline.analyze` made for one study.
+
+    ``preprocessed`` and ``predictions`` are keyed by image key (SOPInstanceUID) and hold only
+    the images that came through their stage; prediction boxes are in ORIGINAL pixels.
+    ``result`` is the schema object (``schemas/result.schema.json``); ``timings_ms`` has
+    ``preprocess``, ``detect``, ``aggregate`` and ``total``.
+    """
+
+    study: Study
+    preprocessed: dict[str, PreprocessedImage]
+    predictions: dict[str, ImagePrediction]
+    risk: StudyRisk
+    result: dict[str, Any]
+    timings_ms: dict[str, float]
+
+    def findings(self, key: str) -> list[Finding]:
+        prediction = self.predictions.get(key)
+        return prediction.findings if prediction else []
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = (perf_counter() - start) * 1000.0
+
+
+def _reject_internal(image: Image, stage: str, error: Exception) -> None:
+    logger.exception("%s of image %s (%s) failed", stage, image.key, image.source)
+    image.reject(
+        INTERNAL_ERROR,
+        f"mammocad failed during {stage} of this image ({type(error).__name__}: {error}); the "
+        "other images were read — please report this with the log.",
+    )
+
+
+class Pipeline:
+    """One detector bundle and the preprocessing it was trained with. Build it with
+    :meth:`from_bundle`; :meth:`analyze` runs one study."""
+
+    def __init__(
+        self,
+        *,
+        detector: Detector,
+        preprocessing: PreprocessParams,
+        thresholds: SuspicionThresholds | None = None,
+        prior: float = 0.0,
+    ) -> None:
+        expected = tuple(detector.model.config.input_size)
+        if tuple(preprocessing.input_size) != expected:
+            raise ValueError(
+                f"preprocessing input_size {preprocessing.input_size} differs from the "
+                f"detector's {expected}: use the bundle's preprocessing (Pipeline.from_bundle)"
+            )
+        manifest = detector.manifest
+        self.detector = detector
+        self.preprocessing = preprocessing
+        self.thresholds = thresholds or SuspicionThresholds.from_manifest(manifest.thresholds)
+        self.prior = prior
+        self.model_info = ModelInfo(
+            name=manifest.name,
+            version=manifest.version,
+            sha256=manifest.sha256,
+            intended_use=manifest.intended_use or DEFAULT_INTENDED_USE,
+        )
+
+    @classmethod
+    def from_bundle(
+        cls,
+        path: str | Path,
+        *,
+        device: str | torch.device = "cpu",
+        num_threads: int | None = None,
+    ) -> Pipeline:
+        """Load the bundle at ``path``; preprocessing and thresholds come from its manifest.
+
+        Raises:
+            ModelBundleError: the bundle is missing, corrupt, or its preprocessing does not
+                match this mammocad version.
+        """
+        detector = Detector.from_bundle(path, device=device, num_threads=num_threads)
+        try:
+            params = PreprocessParams.from_dict(detector.manifest.preprocessing)
+            return cls(detector=detector, preprocessing=params)
+        except ValueError as error:  # the manifest's preprocessing does not fit: not a default
+            raise ModelBundleError(f"{path}: {error}") from error
+
+    def analyze(self, study: Study) -> StudyAnalysis:
+        """Preprocess, detect, aggregate and build the result of ``study``.
+
+        Mutates ``study``: images that fail a stage are rejected (pixels dropped), preprocessing
+        messages are added to their images, and the study's ``missing_view`` messages are
+        brought up to date with those rejections.
+        """
+        timings: dict[str, float] = {}
+        start = perf_counter()
+        with _timed(timings, "preprocess"):
+            preprocessed = self._preprocess(study)
+        with _timed(timings, "detect"):
+            predictions = self._detect(preprocessed)
+        study.messages = [m for m in study.messages if m.code != "missing_view"]
+        study.messages.extend(missing_view_messages(study))
+        findings = {key: prediction.findings for key, prediction in predictions.items()}
+        with _timed(timings, "aggregate"):
+            risk = aggregate(study, findings, thresholds=self.thresholds, prior=self.prior)
+        timings["total"] = (perf_counter() - start) * 1000.0
+        result = study_result(
+            study,
+            preprocessed=preprocessed,
+            findings=findings,
+            risk=risk,
+            model=self.model_info,
+            timings_ms=timings,
+        )
+        return StudyAnalysis(
+            study=study,
+            preprocessed=preprocessed,
+            predictions=predictions,
+            risk=risk,
+            result=result,
+            timings_ms=timings,
+        )
+
+    def _preprocess(self, study: Study) -> dict[str, PreprocessedImage]:
+        prepared: dict[str, PreprocessedImage] = {}
+        for image in list(study.processed_images()):
+            try:
+                item = preprocess_image(image, self.preprocessing)
+            except PreprocessError as error:
+                image.reject(error.code, error.message)
+                continue
+            except Exception as error:  # one image's bug must not cost the study
+                _reject_internal(image, "preprocessing", error)
+                continue
+            image.messages.extend(item.messages)
+            prepared[image.key] = item
+        return prepared
+
+    def _detect(self, prepared: dict[str, PreprocessedImage]) -> dict[str, ImagePrediction]:
+        """One image per call (the detector does the same inside), so one failure stays one."""
+        predictions: dict[str, ImagePrediction] = {}
+        for key, item in list(prepared.items()):
+            try:
+                (predictions[key],) = self.detector.predict([item])
+            except Exception as error:
+                _reject_internal(item.image, "detection", error)
+                del prepared[key]
+        return predictions

@@ -1,0 +1,137 @@
+"""The whole result object of one study (``schemas/result.schema.json``, version 1.0).
+
+Every coordinate written here is in ORIGINAL pixels (see :mod:`mammocad.structures`); every
+probability is rounded to 2 decimals. Extra data goes into ``x_*`` fields or the ``model``
+object, which the schema leaves open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mammocad.report.result_json import has_known_size, image_to_dict
+from mammocad.report.schema import SCHEMA_VERSION
+from mammocad.risk.aggregate import StudyRisk, rounded
+from mammocad.structures import (
+    Finding,
+    Message,
+    PreprocessedImage,
+    Severity,
+    Study,
+    StudyStatus,
+    ViewPosition,
+)
+
+_VIEW_ORDER = {view: rank for rank, view in enumerate(ViewPosition)}
+#: Attached to every result with a probability, so no reader mistakes it for a calibrated risk.
+UNCALIBRATED = Message(
+    code="uncalibrated_probability",
+    severity=Severity.INFO,
+    text=(
+        "The breast and study probabilities are an interim noisy-OR of the detector's findings, "
+        "not a calibrated risk: compare them with each other, not with clinical thresholds."
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelInfo:
+    """What the result's ``model`` object says about the model that produced it."""
+
+    name: str
+    version: str
+    sha256: str
+    intended_use: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "intended_use": self.intended_use,
+        }
+
+
+def _breasts(study: Study, risk: StudyRisk) -> list[dict[str, Any]]:
+    result = []
+    for breast in risk.breasts:
+        views = {image.view for image in study.breast(breast.laterality) if image.view}
+        result.append(
+            {
+                "laterality": breast.laterality.value,
+                "malignancy_probability": rounded(breast.malignancy_probability),
+                "views": [view.value for view in sorted(views, key=_VIEW_ORDER.__getitem__)],
+                "density": None,  # the density model is not trained yet
+                "finding_ids": list(breast.finding_ids),
+            }
+        )
+    return result
+
+
+def _images(
+    study: Study,
+    preprocessed: Mapping[str, PreprocessedImage],
+    findings: Mapping[str, Sequence[Finding]],
+) -> list[dict[str, Any]]:
+    return [
+        image_to_dict(
+            image,
+            preprocessed=preprocessed.get(image.key) if image.is_processed else None,
+            findings=findings.get(image.key, ()) if image.is_processed else (),
+        )
+        for image in study.images
+        if has_known_size(image)
+    ]
+
+
+def _messages(study: Study, risk: StudyRisk) -> list[dict[str, Any]]:
+    messages = list(study.messages)
+    # an image without a size cannot be a schema image object: its rejection is said here
+    for image in study.images:
+        if not has_known_size(image):
+            messages.extend(image.messages)
+    if risk.malignancy_probability is not None:
+        messages.append(UNCALIBRATED)
+    return [message.to_dict() for message in messages]
+
+
+def study_result(
+    study: Study,
+    *,
+    preprocessed: Mapping[str, PreprocessedImage],
+    findings: Mapping[str, Sequence[Finding]],
+    risk: StudyRisk,
+    model: ModelInfo,
+    timings_ms: Mapping[str, float],
+) -> dict[str, Any]:
+    """The schema object for ``study`` after the pipeline ran.
+
+    ``preprocessed`` and ``findings`` are keyed by :attr:`~mammocad.structures.Image.key`;
+    findings are in ORIGINAL pixels. ``timings_ms`` needs at least ``total``.
+    """
+    if "total" not in timings_ms:
+        raise ValueError("timings_ms needs a 'total' entry (the schema requires it)")
+    probability = None if study.status is StudyStatus.REJECTED else risk.malignancy_probability
+    suspicion = risk.thresholds.category(rounded(probability))
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "study_instance_uid": study.study_instance_uid,
+        "accession_number": study.accession_number,
+        "status": study.status.value,
+        "malignancy_probability": rounded(probability),
+        "suspicion": suspicion.value if suspicion else None,
+        "model": {
+            **model.to_dict(),
+            "risk": {
+                "method": "interim_noisy_or",
+                "calibrated": False,
+                "suspicion_thresholds": risk.thresholds.to_dict(),
+            },
+        },
+        "breasts": _breasts(study, risk),
+        "images": _images(study, preprocessed, findings),
+        "messages": _messages(study, risk),
+        "timings_ms": {stage: round(float(ms), 1) for stage, ms in timings_ms.items()},
+    }

@@ -1,0 +1,170 @@
+"""Interim breast- and study-level malignancy probability from the detector's findings.
+
+This is a stand-in until the calibrated risk model (the ``[study]`` issue) lands; it is NOT
+calibrated. The rule, also in docs/analyze.md:
+
+* each finding ``i`` contributes ``p_i = s_i · m_i`` — detection score times its malignancy
+  probability, each clipped to [0, 1];
+* breast probability is the noisy-OR ``1 − (1 − prior) · Π_i (1 − p_i)`` over the findings on
+  that breast's processed images; ``prior`` (default 0.0) is therefore what a breast that was
+  read and showed no finding gets;
+* a breast with no processed image has no probability (``None``);
+* study probability is the maximum over the breasts, ``None`` when nothing was processed;
+* ``suspicion`` compares the study probability, as rounded for output (2 decimals), with the
+  bundle manifest's ``thresholds["intermediate"]`` and ``thresholds["high"]`` (defaults 0.1 and
+  0.5 when the bundle has none), so the category always agrees with the number shown.
+
+Known bias: without cross-view fusion, a lesion seen on both CC and MLO counts twice, which
+pushes the breast probability up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from math import prod
+
+from mammocad.errors import ModelBundleError
+from mammocad.structures import Finding, Laterality, Study
+
+#: Used when the bundle manifest records no suspicion thresholds (documented in docs/analyze.md).
+DEFAULT_INTERMEDIATE = 0.1
+DEFAULT_HIGH = 0.5
+#: Decimals of every probability in the result (the schema's rounding rule).
+OUTPUT_DECIMALS = 2
+
+
+class Suspicion(str, Enum):
+    """Operating-point category of the study probability (the schema's ``suspicion``)."""
+
+    LOW = "low"
+    INTERMEDIATE = "intermediate"
+    HIGH = "high"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SuspicionThresholds:
+    """``p ≥ high`` → high; ``p ≥ intermediate`` → intermediate; else low.
+
+    ``from_bundle`` is False when the defaults were used because the manifest had none.
+    """
+
+    intermediate: float = DEFAULT_INTERMEDIATE
+    high: float = DEFAULT_HIGH
+    from_bundle: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.intermediate <= self.high <= 1.0:
+            raise ValueError(
+                "suspicion thresholds must satisfy 0 <= intermediate <= high <= 1, got "
+                f"{self.intermediate} and {self.high}"
+            )
+
+    @classmethod
+    def from_manifest(cls, thresholds: Mapping[str, float]) -> SuspicionThresholds:
+        """Read ``intermediate`` / ``high`` from a manifest's ``thresholds``; other keys (such as
+        the detector's ``finding_score``) are not ours and are ignored."""
+        if "intermediate" not in thresholds and "high" not in thresholds:
+            return cls()
+        try:
+            return cls(
+                intermediate=float(thresholds.get("intermediate", DEFAULT_INTERMEDIATE)),
+                high=float(thresholds.get("high", DEFAULT_HIGH)),
+                from_bundle=True,
+            )
+        except (TypeError, ValueError) as error:
+            raise ModelBundleError(
+                f"the bundle's suspicion thresholds are invalid ({error}); fix "
+                "thresholds.intermediate / thresholds.high in manifest.json or re-export it"
+            ) from error
+
+    def category(self, probability: float | None) -> Suspicion | None:
+        if probability is None:
+            return None
+        if probability >= self.high:
+            return Suspicion.HIGH
+        return Suspicion.INTERMEDIATE if probability >= self.intermediate else Suspicion.LOW
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "intermediate": self.intermediate,
+            "high": self.high,
+            "source": "bundle" if self.from_bundle else "default",
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreastRisk:
+    """One breast: unrounded probability (``None`` when no image of it was processed)."""
+
+    laterality: Laterality
+    malignancy_probability: float | None
+    finding_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StudyRisk:
+    """Breasts in the order R, L; ``malignancy_probability`` unrounded (round for output)."""
+
+    breasts: tuple[BreastRisk, ...]
+    malignancy_probability: float | None
+    suspicion: Suspicion | None
+    thresholds: SuspicionThresholds
+
+    def breast(self, laterality: Laterality) -> BreastRisk:
+        return next(item for item in self.breasts if item.laterality is laterality)
+
+
+def _clip(value: float) -> float:
+    return min(1.0, max(0.0, float(value)))
+
+
+def noisy_or(findings: Iterable[Finding], *, prior: float = 0.0) -> float:
+    """``1 − (1 − prior) · Π (1 − score · malignancy)``, in [0, 1]."""
+    miss = prod(1.0 - _clip(f.score) * _clip(f.malignancy_probability) for f in findings)
+    return _clip(1.0 - (1.0 - _clip(prior)) * miss)
+
+
+def rounded(probability: float | None) -> float | None:
+    """A probability as written to the result (2 decimals), ``None`` kept."""
+    return None if probability is None else round(probability, OUTPUT_DECIMALS)
+
+
+def aggregate(
+    study: Study,
+    findings: Mapping[str, Sequence[Finding]],
+    *,
+    thresholds: SuspicionThresholds,
+    prior: float = 0.0,
+) -> StudyRisk:
+    """Breast and study probabilities of ``study`` from ``findings`` per image key.
+
+    Only the study's processed images count; their findings are looked up by
+    :attr:`~mammocad.structures.Image.key`. Findings on a processed image of unknown laterality
+    belong to no breast but still raise the study probability (a lesion is a lesion).
+    """
+    breasts = []
+    for side in (Laterality.R, Laterality.L):
+        images = study.breast(side)
+        found = [finding for image in images for finding in findings.get(image.key, ())]
+        breasts.append(
+            BreastRisk(
+                laterality=side,
+                malignancy_probability=noisy_or(found, prior=prior) if images else None,
+                finding_ids=tuple(finding.id for finding in found),
+            )
+        )
+    candidates = [b.malignancy_probability for b in breasts if b.malignancy_probability is not None]
+    sideless = [image for image in study.processed_images() if image.laterality is None]
+    if sideless:
+        candidates.append(
+            noisy_or((f for image in sideless for f in findings.get(image.key, ())), prior=prior)
+        )
+    probability = max(candidates) if candidates else None
+    return StudyRisk(
+        breasts=tuple(breasts),
+        malignancy_probability=probability,
+        suspicion=thresholds.category(rounded(probability)),
+        thresholds=thresholds,
+    )

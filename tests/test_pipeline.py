@@ -1,0 +1,204 @@
+"""``Pipeline.analyze`` on a phantom study with an untrained tiny bundle: the result contract.
+
+Untrained weights give arbitrary detections, which is all these tests need: they check the
+shape of what comes out (schema, original-pixel boxes, statuses), not what the model finds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from mammocad.detect import DetectorConfig, ImagePrediction, build_detector, save_bundle
+from mammocad.errors import ModelBundleError, RejectionCode
+from mammocad.io import iter_studies
+from mammocad.pipeline import INTERNAL_ERROR, Pipeline
+from mammocad.preprocess import PreprocessParams
+from mammocad.report.schema import validation_errors
+from mammocad.structures import (
+    Image,
+    Laterality,
+    PreprocessedImage,
+    Study,
+    StudyStatus,
+    ViewPosition,
+)
+from mammocad.synthetic import write_studies
+
+SIZE = (256, 208)
+
+
+def tiny_bundle(folder: Path) -> Path:
+    torch.manual_seed(0)
+    model = build_detector(
+        DetectorConfig(
+            input_size=SIZE,
+            fpn_channels=32,
+            norm_groups=8,
+            box_head_dim=64,
+            malignancy_hidden=16,
+            rpn_pre_nms_top_n_test=150,
+            rpn_post_nms_top_n_test=50,
+        )
+    )
+    preprocessing = PreprocessParams(input_size=SIZE).to_dict()
+    save_bundle(model, folder, name="tiny-test", version="0.0.1", preprocessing=preprocessing)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def pipeline(bundle: Path) -> Iterator[Pipeline]:
+    threads = torch.get_num_threads()
+    # one thread: two on two cores already busy (CI, a training run) were 15x slower here
+    yield Pipeline.from_bundle(bundle, num_threads=1)
+    torch.set_num_threads(threads)  # from_bundle sets it process-wide
+
+
+@pytest.fixture(scope="module")
+def study_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    (folder,) = write_studies(
+        n_studies=1, out_dir=tmp_path_factory.mktemp("studies"), seed=11, size="small"
+    )
+    return folder
+
+
+@pytest.fixture
+def study(study_folder: Path) -> Study:
+    """Decoded afresh for every test: the pipeline mutates studies (rejections, messages)."""
+    (decoded,) = list(iter_studies(study_folder))
+    return decoded
+
+
+def _image(study: Study, side: Laterality, view: ViewPosition) -> Image:
+    return next(i for i in study.images if i.laterality is side and i.view is view)
+
+
+def test_preprocessing_is_the_bundles(pipeline: Pipeline) -> None:
+    assert pipeline.preprocessing.input_size == SIZE != PreprocessParams().input_size
+    assert pipeline.preprocessing == PreprocessParams.from_dict(
+        pipeline.detector.manifest.preprocessing
+    )
+
+
+def test_result_follows_the_schema_with_boxes_on_the_original_grid(
+    pipeline: Pipeline, study: Study
+) -> None:
+    analysis = pipeline.analyze(study)
+    result = analysis.result
+    assert validation_errors(result) == []
+    assert result["status"] == StudyStatus.COMPLETE.value
+    assert set(analysis.timings_ms) == {"preprocess", "detect", "aggregate", "total"}
+    assert analysis.timings_ms["total"] >= analysis.timings_ms["detect"] > 0
+    assert result["model"]["name"] == "tiny-test"
+    assert len(analysis.preprocessed) == len(analysis.predictions) == 4
+    for item in result["images"]:
+        for found in item["findings"]:
+            x1, y1, x2, y2 = found["box"]
+            assert 0 <= x1 < x2 <= item["columns"] and 0 <= y1 < y2 <= item["rows"], found
+    breasts = {b["laterality"]: b for b in result["breasts"]}
+    assert breasts["L"]["views"] == breasts["R"]["views"] == ["CC", "MLO"]
+    shown = max(b["malignancy_probability"] for b in breasts.values())
+    assert result["malignancy_probability"] == shown
+    listed = {f["id"] for item in result["images"] for f in item["findings"]}
+    assert listed == {fid for b in breasts.values() for fid in b["finding_ids"]}
+
+
+def test_blank_view_is_rejected_and_the_study_is_partial(pipeline: Pipeline, study: Study) -> None:
+    blank = _image(study, Laterality.L, ViewPosition.MLO)
+    assert blank.pixels is not None
+    blank.pixels = np.zeros_like(blank.pixels)
+    result = pipeline.analyze(study).result
+    assert validation_errors(result) == []
+    assert result["status"] == StudyStatus.PARTIAL.value
+    (written,) = [i for i in result["images"] if i["sop_instance_uid"] == blank.key]
+    assert (written["status"], written["rejection_code"]) == (
+        "rejected",
+        RejectionCode.NO_TISSUE.value,
+    )
+    assert written["findings"] == []
+    missing = [m for m in result["messages"] if m["code"] == "missing_view"]
+    assert len(missing) == 1 and "no_tissue" in missing[0]["text"]
+    left = next(b for b in result["breasts"] if b["laterality"] == "L")
+    assert left["views"] == ["CC"] and left["malignancy_probability"] is not None
+
+
+def test_unexpected_preprocessing_error_rejects_only_that_image(
+    pipeline: Pipeline,
+    study: Study,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import mammocad.pipeline as module
+
+    broken = _image(study, Laterality.R, ViewPosition.CC)
+    real = module.preprocess_image
+
+    def flaky(image: Image, params: PreprocessParams) -> PreprocessedImage:
+        if image is broken:
+            raise RuntimeError("simulated bug")
+        return real(image, params)
+
+    monkeypatch.setattr(module, "preprocess_image", flaky)
+    with caplog.at_level(logging.ERROR, logger="mammocad.pipeline"):
+        analysis = pipeline.analyze(study)
+    assert broken.rejection_code is INTERNAL_ERROR
+    assert "simulated bug" in caplog.text and "Traceback" in caplog.text
+    result = analysis.result
+    assert validation_errors(result) == []
+    assert result["status"] == StudyStatus.PARTIAL.value
+    codes = {i["sop_instance_uid"]: i["rejection_code"] for i in result["images"]}
+    assert codes.pop(broken.key) == "internal_error"
+    assert set(codes.values()) == {None}
+
+
+def test_unexpected_detection_error_rejects_only_that_image(
+    pipeline: Pipeline, study: Study, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = _image(study, Laterality.L, ViewPosition.CC)
+    real = pipeline.detector.predict
+
+    def flaky(items: list[PreprocessedImage]) -> list[ImagePrediction]:
+        if items[0].image is broken:
+            raise RuntimeError("simulated detector failure")
+        return real(items)
+
+    monkeypatch.setattr(pipeline.detector, "predict", flaky)
+    analysis = pipeline.analyze(study)
+    assert broken.key not in analysis.preprocessed and broken.key not in analysis.predictions
+    assert len(analysis.predictions) == 3
+    result = analysis.result
+    assert validation_errors(result) == []
+    assert result["status"] == StudyStatus.PARTIAL.value
+    assert any(m["code"] == "missing_view" for m in result["messages"])
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda p: p.update(input_size=[320, 256]), "input_size"),
+        (lambda p: p.pop("crop_margin"), "missing"),
+    ],
+    ids=["other-input-size", "missing-key"],
+)
+def test_bundle_preprocessing_that_does_not_fit_is_refused(
+    bundle: Path, tmp_path: Path, edit: Callable[[dict[str, Any]], object], match: str
+) -> None:
+    folder = Path(shutil.copytree(bundle, tmp_path / "bundle"))
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    edit(manifest["preprocessing"])
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ModelBundleError, match=match):
+        Pipeline.from_bundle(folder, num_threads=1)
