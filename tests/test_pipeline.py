@@ -10,6 +10,7 @@ import json
 import logging
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,29 @@ def test_unexpected_detection_error_rejects_only_that_image(
     assert validation_errors(result) == []
     assert result["status"] == StudyStatus.PARTIAL.value
     assert any(m["code"] == "missing_view" for m in result["messages"])
+
+
+def test_detected_nipple_replaces_the_contour_estimate(
+    pipeline: Pipeline, study: Study, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = pipeline.detector.predict
+    marked = _image(study, Laterality.R, ViewPosition.MLO)
+
+    def with_nipple(items: list[PreprocessedImage]) -> list[ImagePrediction]:
+        found = real(items)
+        if items[0].image is marked:
+            found[0] = replace(found[0], nipple=(123.5, 321.5), nipple_score=0.9)
+        else:
+            found[0] = replace(found[0], nipple=None, nipple_score=None)
+        return found
+
+    monkeypatch.setattr(pipeline.detector, "predict", with_nipple)
+    analysis = pipeline.analyze(study)
+    nipples = {i["sop_instance_uid"]: i.get("nipple") for i in analysis.result["images"]}
+    assert nipples[marked.key] == [123.5, 321.5]
+    # where the detector is silent, the preprocessing estimate stays
+    other = _image(study, Laterality.L, ViewPosition.CC)
+    assert nipples[other.key] == [round(v, 1) for v in analysis.preprocessed[other.key].nipple]
 
 
 @pytest.mark.parametrize(

@@ -139,6 +139,7 @@ class Pipeline:
             preprocessed = self._preprocess(study)
         with _timed(timings, "detect"):
             predictions = self._detect(preprocessed)
+        _prefer_detected_nipples(preprocessed, predictions)
         study.messages = [m for m in study.messages if m.code != "missing_view"]
         study.messages.extend(missing_view_messages(study))
         findings = {key: prediction.findings for key, prediction in predictions.items()}
@@ -187,3 +188,17 @@ class Pipeline:
                 _reject_internal(item.image, "detection", error)
                 del prepared[key]
         return predictions
+
+
+def _prefer_detected_nipples(
+    preprocessed: dict[str, PreprocessedImage], predictions: dict[str, ImagePrediction]
+) -> None:
+    """Replace the contour estimate of the nipple by the detector's, where it found one.
+
+    The detector is trained on the nipple as a landmark and sees the nipple itself; the
+    preprocessing estimate only takes the breast outline's most anterior point, which misses
+    on MLO views and on nipples not in profile. The estimate stays where the detector is silent.
+    """
+    for key, prediction in predictions.items():
+        if prediction.nipple is not None and key in preprocessed:
+            preprocessed[key].nipple = prediction.nipple
