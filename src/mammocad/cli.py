@@ -120,6 +120,9 @@ def train_detector_command(
     backbone: str = "resnet18",
     input_size: Annotated[str, typer.Option(help="Model input ROWSxCOLS.")] = "1024x832",
     augment: bool = True,
+    validate_every: Annotated[
+        int, typer.Option(help="Validate every N epochs (0: only after the last).")
+    ] = 1,
     mlflow: Annotated[bool, typer.Option(help="Track the run with MLflow.")] = True,
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = "./mlruns",
     resume: Annotated[bool, typer.Option(help="Continue from the run folder's checkpoint.")] = (
@@ -157,6 +160,7 @@ def train_detector_command(
             seed=seed,
             device=device,
             augment=augment,
+            validate_every=validate_every,
             resume=resume,
             time_limit_s=time_limit,
             tracking=TrackingConfig(enabled=mlflow, tracking_uri=tracking_uri),
