@@ -217,6 +217,12 @@ def analyze(
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, help="CPU threads (default: usable CPUs).")
     ] = None,
+    dicom: Annotated[
+        bool,
+        typer.Option(
+            "--dicom", help="Also write DICOM SR, Secondary Captures and GSPS per study (dicom/)."
+        ),
+    ] = False,
 ) -> None:
     """Find lesions in every study; write result.json, overlay pictures and summary.json."""
     from mammocad.commands.analyze import print_summary, resolve_model, run_analyze
@@ -232,7 +238,7 @@ def analyze(
     except ModelBundleError as error:
         console.print(str(error), style="red", markup=False)
         raise typer.Exit(code=2) from None
-    summary = run_analyze(inputs, out_dir=out, pipeline=pipeline, console=console)
+    summary = run_analyze(inputs, out_dir=out, pipeline=pipeline, console=console, dicom=dicom)
     print_summary(summary, out_dir=out, console=console)
     if summary.internal_errors:
         # our own failure, not bad input: scripts and CI must notice (the log has the traceback)

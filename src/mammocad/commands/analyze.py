@@ -6,6 +6,8 @@ Output folder::
     DIR/<StudyInstanceUID>/overlays/<SOPInstanceUID>.png  each processed image, as stored, with
                                                           boxes, labels, probabilities, quality
                                                           issues and a model footer
+    DIR/<StudyInstanceUID>/dicom/                       with ``--dicom``: sr.dcm, sc/*.dcm and
+                                                          gsps/*.dcm (docs/dicom-outputs.md)
     DIR/summary.json                                    every input file (processed or rejected
                                                           with code and sentence), every study
 
@@ -24,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from rich.console import Console
 from rich.markup import escape
 
@@ -119,25 +123,48 @@ def _overlay_quality(analysis: StudyAnalysis, image: Image) -> ImageQuality:
     )
 
 
+def _overlay_picture(analysis: StudyAnalysis, image: Image, footer: str) -> npt.NDArray[np.uint8]:
+    return render_overlay(
+        image,
+        analysis.findings(image.key),
+        nipple=analysis.preprocessed[image.key].nipple,
+        quality=_overlay_quality(analysis, image),
+        footer=footer,
+    )
+
+
 def _write_overlay(analysis: StudyAnalysis, image: Image, folder: Path, footer: str) -> str | None:
     """Relative path of the overlay written, ``None`` when drawing failed (logged)."""
     relative = Path(folder.name, "overlays", f"{safe_name(image.key)}.png")
     try:
-        picture = render_overlay(
-            image,
-            analysis.findings(image.key),
-            nipple=analysis.preprocessed[image.key].nipple,
-            quality=_overlay_quality(analysis, image),
-            footer=footer,
-        )
-        write_png(folder.parent / relative, picture)
+        write_png(folder.parent / relative, _overlay_picture(analysis, image, footer))
     except Exception:  # cv2.error included: a picture must not cost the result
         logger.exception("overlay of %s (%s) could not be written", image.key, image.source)
         return None
     return relative.as_posix()
 
 
-def _write_study(analysis: StudyAnalysis, out_dir: Path, summary: AnalyzeSummary) -> None:
+def _write_dicom(analysis: StudyAnalysis, folder: Path, footer: str) -> str | None:
+    """Relative path of the study's DICOM folder, ``None`` when nothing was written."""
+    from mammocad.report.dicom import write_dicom_outputs  # needs highdicom: only with --dicom
+
+    images = {image.key: image for image in analysis.study.images}
+
+    def picture(key: str) -> npt.NDArray[np.uint8] | None:
+        image = images.get(key)
+        if image is None or image.pixels is None or key not in analysis.preprocessed:
+            return None
+        return _overlay_picture(analysis, image, footer)
+
+    outputs = write_dicom_outputs(analysis.result, folder=folder / "dicom", picture=picture)
+    for message in outputs.messages:
+        logger.warning("%s: %s", analysis.study.study_instance_uid, message.text)
+    return f"{folder.name}/dicom" if outputs.paths() else None
+
+
+def _write_study(
+    analysis: StudyAnalysis, out_dir: Path, summary: AnalyzeSummary, *, dicom: bool = False
+) -> None:
     study, result = analysis.study, analysis.result
     folder = out_dir / safe_name(study.study_instance_uid)
     folder.mkdir(parents=True, exist_ok=True)
@@ -151,15 +178,16 @@ def _write_study(analysis: StudyAnalysis, out_dir: Path, summary: AnalyzeSummary
         if image.is_processed and image.key in analysis.preprocessed:
             overlay = _write_overlay(analysis, image, folder, footer)
         summary.inputs.append(_input_entry(image, result=relative, overlay=overlay))
-    summary.studies.append(
-        {
-            "study_instance_uid": study.study_instance_uid,
-            "status": result["status"],
-            "malignancy_probability": result["malignancy_probability"],
-            "suspicion": result["suspicion"],
-            "result": relative,
-        }
-    )
+    entry = {
+        "study_instance_uid": study.study_instance_uid,
+        "status": result["status"],
+        "malignancy_probability": result["malignancy_probability"],
+        "suspicion": result["suspicion"],
+        "result": relative,
+    }
+    if dicom:
+        entry["dicom"] = _write_dicom(analysis, folder, footer)
+    summary.studies.append(entry)
 
 
 def _fail_study(study: Study, error: Exception, summary: AnalyzeSummary) -> None:
@@ -197,8 +225,10 @@ def run_analyze(
     out_dir: Path,
     pipeline: Pipeline,
     console: Console | None = None,
+    dicom: bool = False,
 ) -> AnalyzeSummary:
-    """Analyse every study of ``inputs`` (files, folders, zips) into ``out_dir``."""
+    """Analyse every study of ``inputs`` (files, folders, zips) into ``out_dir``; ``dicom`` adds
+    the SR, Secondary Captures and presentation states of each study (before pixels are freed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stream = iter_studies(list(inputs))
     summary = AnalyzeSummary(model=pipeline.model_info.to_dict())
@@ -207,7 +237,7 @@ def run_analyze(
         for study in stream:
             listed = len(summary.inputs)
             try:
-                _write_study(pipeline.analyze(study), out_dir, summary)
+                _write_study(pipeline.analyze(study), out_dir, summary, dicom=dicom)
             except Exception as error:  # a bug must cost one study, not the batch
                 del summary.inputs[listed:]
                 _fail_study(study, error, summary)

@@ -1,0 +1,129 @@
+"""One function per quality issue: measurements (and preprocessing's own findings) in, an
+:data:`Issue` or None out. Codes are stable; texts say what is wrong and what to do."""
+
+from __future__ import annotations
+
+from mammocad.quality.measure import Measurements
+from mammocad.quality.params import QualityParams
+from mammocad.structures import PreprocessedImage, Severity, ViewPosition
+
+Issue = tuple[str, Severity, str]
+
+#: Views on which the pectoral muscle should show (lateral projections).
+LATERAL_VIEWS = frozenset({ViewPosition.MLO, ViewPosition.ML, ViewPosition.LM})
+
+
+def no_anatomy(m: Measurements, params: QualityParams) -> Issue | None:
+    if m.neighbour_correlation >= params.min_neighbour_correlation:
+        return None
+    return (
+        "no_anatomy",
+        Severity.ERROR,
+        "The image shows noise, not breast anatomy (neighbouring pixels are unrelated); check "
+        "that the exposure reached the detector and re-send or repeat the image.",
+    )
+
+
+def blank(m: Measurements, params: QualityParams) -> Issue | None:
+    if m.p95 - m.p5 >= params.min_spread:
+        return None
+    return (
+        "blank",
+        Severity.ERROR,
+        "The image is nearly uniform, so nothing can be read on it; check the exposure and the "
+        "VOI window of the file, and repeat the image if it is blank.",
+    )
+
+
+def overexposed(m: Measurements, params: QualityParams) -> Issue | None:
+    if m.black_share < params.clipped_share and m.p95 > params.max_dark_p95:
+        return None
+    return (
+        "overexposed",
+        Severity.ERROR,
+        "The breast is burned out (over-exposed): the tissue is nearly black and its contrast "
+        "is lost; check the exposure settings and repeat the image.",
+    )
+
+
+def underexposed(m: Measurements, params: QualityParams) -> Issue | None:
+    if m.white_share < params.clipped_share and m.p5 < params.min_bright_p5:
+        return None
+    return (
+        "underexposed",
+        Severity.ERROR,
+        "The breast is under-exposed: even the fatty tissue is nearly white, so dense tissue "
+        "and lesions cannot be told apart; check the exposure settings and repeat the image.",
+    )
+
+
+def breast_cut_off(
+    m: Measurements, prepared: PreprocessedImage, params: QualityParams
+) -> Issue | None:
+    """Preprocessing checks the edge opposite the chest wall; this adds the top and bottom."""
+    anterior = [i for i in prepared.quality.issues if i.code == "breast_cut_off"]
+    if anterior:
+        return ("breast_cut_off", Severity.ERROR, anterior[0].text)
+    view = prepared.image.view
+    if view in LATERAL_VIEWS:
+        # the axilla runs off the top of a lateral view by design: only the fold counts
+        cut = m.bottom_touch >= params.cut_off_mlo_bottom
+    else:
+        cut = max(m.top_touch, m.bottom_touch) >= params.cut_off_cc_edge
+    if not cut:
+        return None
+    return (
+        "breast_cut_off",
+        Severity.ERROR,
+        "The breast runs off the top or bottom edge of the image, so part of it is missing; "
+        "check the positioning and repeat the view.",
+    )
+
+
+def pectoral_not_shown(
+    m: Measurements, prepared: PreprocessedImage, params: QualityParams
+) -> Issue | None:
+    if prepared.image.view not in LATERAL_VIEWS or m.pectoral_share >= params.min_pectoral_share:
+        return None
+    return (
+        "pectoral_not_shown",
+        Severity.WARNING,
+        "No pectoral muscle shows on this lateral view, so the back of the breast may be out "
+        "of view; check the positioning (the muscle should reach the nipple level).",
+    )
+
+
+def motion_blur(m: Measurements, params: QualityParams) -> Issue | None:
+    if m.sharpness >= params.min_sharpness:
+        return None
+    return (
+        "motion_blur",
+        Severity.ERROR,
+        f"The tissue is blurred (fine detail at {m.sharpness:.2f} of the expected level), as "
+        "when the breast moves during the exposure; calcifications may be hidden, so check the "
+        "compression and repeat the view.",
+    )
+
+
+def implant(m: Measurements, params: QualityParams) -> Issue | None:
+    if m.implant_share < params.implant_share:
+        return None
+    return (
+        "implant",
+        Severity.INFO,
+        "A large uniform radiopaque region suggests a breast implant; the tissue it covers "
+        "cannot be read, so consider implant-displaced views.",
+    )
+
+
+def unexpected_view(prepared: PreprocessedImage, params: QualityParams) -> Issue | None:
+    view = prepared.image.view
+    if view is not None and view.value in params.expected_views:
+        return None
+    name = "unknown" if view is None else view.value
+    return (
+        "unexpected_view",
+        Severity.WARNING,
+        f"The view is {name}, not one of {', '.join(params.expected_views)} that the model was "
+        "made for; check the View Position tag, results on other views are less reliable.",
+    )

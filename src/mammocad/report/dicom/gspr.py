@@ -1,0 +1,135 @@
+"""Grayscale Softcopy Presentation State per source image (DICOM PS3.3 A.33.1, highdicom).
+
+The findings of one image as graphic annotations on a layer ``MAMMOCAD``: each box a closed
+POLYLINE in PIXEL units (0\\0 is the top-left corner of the top-left pixel, PS3.3 C.10.5.1.2,
+i.e. mammocad's ORIGINAL frame) and a text label ``label malignant 0.xx`` anchored at the box's
+top-left corner. A viewer shows the marks over the untouched source image, and can hide them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from highdicom.pr import (
+    AnnotationUnitsValues,
+    GraphicAnnotation,
+    GraphicLayer,
+    GraphicObject,
+    GraphicTypeValues,
+    GrayscaleSoftcopyPresentationState,
+    TextObject,
+)
+from pydicom.dataset import Dataset
+
+from mammocad.report.dicom.headers import completed_copy
+from mammocad.report.dicom.sr import box_polyline
+from mammocad.report.dicom.uids import OutputUids
+
+MANUFACTURER = "mammocad"
+GSPS_SERIES_NUMBER = 9003
+LAYER = GraphicLayer(layer_name="MAMMOCAD", order=1, description="CAD findings")
+
+
+def _text(finding: Mapping[str, Any]) -> str:
+    label = str(finding["label"]).replace("_", " ")
+    return f"{label} malignant {float(finding['malignancy_probability']):.2f}"
+
+
+def _objects(
+    findings: Sequence[Mapping[str, Any]], uids: OutputUids
+) -> tuple[list[GraphicObject], list[TextObject]]:
+    """Box and label of each finding; the tracking UID is the SR's for the same finding."""
+    graphics, texts = [], []
+    for finding in findings:
+        x1, y1, _, _ = (float(v) for v in finding["box"])
+        graphics.append(
+            GraphicObject(
+                graphic_type=GraphicTypeValues.POLYLINE,
+                graphic_data=box_polyline(finding["box"]),
+                units=AnnotationUnitsValues.PIXEL,
+                tracking_id=str(finding["id"]),
+                tracking_uid=uids.derive("finding", str(finding["id"])),
+            )
+        )
+        texts.append(
+            TextObject(
+                text_value=_text(finding),
+                units=AnnotationUnitsValues.PIXEL,
+                anchor_point=(x1, y1),
+                anchor_point_visible=False,
+            )
+        )
+    return graphics, texts
+
+
+def _full_range_luts(state: Dataset) -> None:
+    """Scale each copied VOI LUT to the 16 bits its descriptor declares.
+
+    highdicom copies the source's VOI LUT data (12-bit values here) under a descriptor of 16
+    bits per entry; dciodvfy rejects that ("maximum LUT Data value is 0xfff") and a Softcopy VOI
+    LUT allows only 8 or 16 bits. Scaling the entries by 65535 / (2^n - 1), n the bits the data
+    use, keeps the displayed result: the Presentation LUT reads the VOI output as a fraction of
+    its range.
+    """
+    for transformation in state.get("SoftcopyVOILUTSequence", []):
+        for lut in transformation.get("VOILUTSequence", []):
+            data = lut.LUTData
+            values = np.frombuffer(data, "<u2") if isinstance(data, bytes) else np.asarray(data)
+            if not values.size or lut.LUTDescriptor[2] != 16:
+                continue
+            top = (1 << int(values.max()).bit_length()) - 1
+            if 0 < top < 0xFFFF:
+                scaled = np.rint(values.astype(np.float64) * (0xFFFF / top)).astype("<u2")
+                lut.LUTData = scaled.tobytes()
+
+
+def build_gsps(
+    header: Dataset,
+    findings: Sequence[Mapping[str, Any]],
+    *,
+    laterality: str | None,
+    uids: OutputUids,
+    instance_number: int,
+    model_name: str,
+    model_version: str,
+) -> GrayscaleSoftcopyPresentationState:
+    """The GSPS of one source image with ``findings`` (result-schema finding objects).
+
+    The series' Laterality is the source's Laterality, else its Image Laterality, else
+    ``laterality`` (``L``/``R``, the result's).
+    """
+    source = completed_copy(header)
+    side = source.get("Laterality") or source.get("ImageLaterality") or laterality
+    annotations = []
+    if findings:
+        graphics, texts = _objects(findings, uids)
+        annotations.append(
+            GraphicAnnotation(
+                referenced_images=[source],
+                graphic_layer=LAYER,
+                graphic_objects=graphics,
+                text_objects=texts,
+            )
+        )
+    state = GrayscaleSoftcopyPresentationState(
+        referenced_images=[source],
+        series_instance_uid=uids.series("gsps"),
+        series_number=GSPS_SERIES_NUMBER,
+        sop_instance_uid=uids.instance("gsps", str(header.SOPInstanceUID)),
+        instance_number=instance_number,
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name=model_name[:64],
+        software_versions=model_version[:64],
+        device_serial_number="",
+        content_label="MAMMOCAD_CAD",
+        content_description=f"{model_name} {model_version} findings"[:64],
+        graphic_annotations=annotations or None,
+        graphic_layers=[LAYER],
+        series_description=f"CAD marks {model_name} {model_version}"[:64],
+    )
+    _full_range_luts(state)
+    if side in ("L", "R"):  # General Series, Type 2C for a paired organ; highdicom leaves it out
+        state.Laterality = side
+    return state

@@ -1,0 +1,84 @@
+"""Secondary Capture of an overlay picture (DICOM PS3.3 A.8.1, built with highdicom).
+
+One SC per processed source image, in a new series of the source's study: the overlay from
+:func:`mammocad.report.overlay.render_overlay` (boxes, labels, probabilities, the model name and
+version and "not for primary diagnosis" burnt in) as 8-bit RGB, Burned In Annotation YES, with
+the source image in Source Image Sequence and Referenced Image Sequence.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from highdicom.sc import SCImage
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian
+
+from mammocad.report.dicom.headers import completed_copy
+from mammocad.report.dicom.uids import OutputUids
+
+MANUFACTURER = "mammocad"
+SC_SERIES_NUMBER = 9002
+#: highdicom checks Patient Orientation against single-letter values, but mammograms carry
+#: combined ones (``A\\FR``); it gets this placeholder and the source's value is copied after.
+_PLACEHOLDER_ORIENTATION = ("A", "R")
+
+
+def _reference(header: Dataset) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = header.SOPClassUID
+    item.ReferencedSOPInstanceUID = header.SOPInstanceUID
+    return item
+
+
+def _laterality(header: Dataset) -> str | None:
+    value = header.get("ImageLaterality") or header.get("Laterality")
+    return str(value) if value in ("L", "R") else None
+
+
+def build_sc(
+    header: Dataset,
+    picture_bgr: npt.NDArray[np.uint8],
+    *,
+    uids: OutputUids,
+    instance_number: int,
+    model_name: str,
+    model_version: str,
+) -> SCImage:
+    """The SC of one source image: ``picture_bgr`` is ``uint8[H, W, 3]`` in OpenCV's BGR order.
+
+    The picture may be smaller than the source (the overlay is downscaled to its long side).
+    """
+    if picture_bgr.ndim != 3 or picture_bgr.shape[2] != 3 or picture_bgr.dtype != np.uint8:
+        raise ValueError(f"expected a uint8[H, W, 3] BGR picture, got {picture_bgr.shape}")
+    rgb = np.ascontiguousarray(cv2.cvtColor(picture_bgr, cv2.COLOR_BGR2RGB))
+    source = completed_copy(header)
+    sc = SCImage.from_ref_dataset(
+        ref_dataset=source,
+        pixel_array=rgb,
+        photometric_interpretation="RGB",
+        bits_allocated=8,
+        coordinate_system="PATIENT",
+        series_instance_uid=uids.series("sc"),
+        series_number=SC_SERIES_NUMBER,
+        sop_instance_uid=uids.instance("sc", str(header.SOPInstanceUID)),
+        instance_number=instance_number,
+        manufacturer=MANUFACTURER,
+        laterality=_laterality(source),
+        patient_orientation=_PLACEHOLDER_ORIENTATION,
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+        series_description=f"CAD overlays {model_name} {model_version}"[:64],
+        software_versions=model_version,
+        manufacturer_model_name=model_name[:64],
+    )
+    # the overlay keeps the source's axes (it is only downscaled): its orientation, if any
+    sc.PatientOrientation = list(source.get("PatientOrientation") or [])
+    sc.BurnedInAnnotation = "YES"
+    sc.DerivationDescription = (
+        f"Display rendering of the source image with {model_name} {model_version} CAD marks "
+        "burnt in; not for primary diagnosis."
+    )[:1024]
+    sc.SourceImageSequence = [_reference(header)]
+    sc.ReferencedImageSequence = [_reference(header)]
+    return sc

@@ -1,0 +1,225 @@
+"""The study's Comprehensive SR: an Imaging Measurement Report (DICOM PS3.16 TID 1500).
+
+Content, built with highdicom from the result schema object (so the SR says exactly what
+``result.json`` says: boxes in ORIGINAL pixels, probabilities rounded to 2 decimals):
+
+* one Planar ROI group (TID 1410) per finding: tracking id = the finding id, finding type
+  (:mod:`.codes`), finding site "Breast" with the image's laterality, the box as an image
+  region (closed POLYLINE, 5 points) on the source image, and "Probability of cancer" (UCUM 1);
+* one group (TID 1501) per breast and one for the study with the probability of cancer; the
+  study group references every processed source image and lists each image that was not
+  processed as a TEXT qualitative evaluation "Finding" (TID 1501 allows TEXT there; highdicom's
+  QualitativeEvaluation takes only codes, so the item is appended to the group's content);
+* the model as device observer and, in every group, as algorithm name and version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from highdicom.sr import (
+    AlgorithmIdentification,
+    ComprehensiveSR,
+    DeviceObserverIdentifyingAttributes,
+    FindingSite,
+    GraphicTypeValues,
+    ImageRegion,
+    Measurement,
+    MeasurementReport,
+    MeasurementsAndQualitativeEvaluations,
+    ObservationContext,
+    ObserverContext,
+    PlanarROIMeasurementsAndQualitativeEvaluations,
+    RelationshipTypeValues,
+    SourceImageForMeasurementGroup,
+    SourceImageForRegion,
+    TextContentItem,
+    TrackingIdentifier,
+)
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+
+from mammocad.report.dicom import codes as mc
+from mammocad.report.dicom.headers import completed_copy
+from mammocad.report.dicom.uids import OutputUids
+from mammocad.structures import Laterality
+
+MANUFACTURER = "mammocad"
+SR_SERIES_NUMBER = 9001
+
+
+def box_polyline(box: Sequence[float]) -> np.ndarray:
+    """``[x1, y1, x2, y2]`` → the closed rectangle ``float[5, 2]`` (column, row).
+
+    DICOM 2D image coordinates (PS3.3 C.18.6.1.1) put 0.0\\0.0 at the top-left corner of the
+    top-left pixel, which is mammocad's ORIGINAL frame: the box goes in unchanged.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]], dtype=np.float64)
+
+
+def _probability(value: float) -> Measurement:
+    return Measurement(name=mc.PROBABILITY_OF_CANCER, value=float(value), unit=mc.NO_UNITS)
+
+
+def _site(laterality: str | None) -> list[FindingSite]:
+    side = mc.LATERALITY[Laterality(laterality)] if laterality else None
+    return [FindingSite(anatomic_location=mc.BREAST, laterality=side)]
+
+
+def _finding_group(
+    finding: Mapping[str, Any],
+    image: Mapping[str, Any],
+    header: Dataset,
+    *,
+    uids: OutputUids,
+    algorithm: AlgorithmIdentification,
+) -> PlanarROIMeasurementsAndQualitativeEvaluations:
+    region = ImageRegion(
+        graphic_type=GraphicTypeValues.POLYLINE,
+        graphic_data=box_polyline(finding["box"]),
+        source_image=SourceImageForRegion.from_source_image(header),
+    )
+    return PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=TrackingIdentifier(
+            uid=uids.derive("finding", finding["id"]), identifier=finding["id"]
+        ),
+        referenced_region=region,
+        finding_type=mc.finding_type(finding["label"]),
+        algorithm_id=algorithm,
+        finding_sites=_site(image["laterality"]),
+        measurements=[_probability(finding["malignancy_probability"])],
+    )
+
+
+def _not_processed_text(image: Mapping[str, Any], reason: str) -> TextContentItem:
+    where = " ".join(v for v in (image.get("laterality"), image.get("view")) if v)
+    label = f"{image['sop_instance_uid']} ({where})" if where else image["sop_instance_uid"]
+    return TextContentItem(
+        name=mc.FINDING,
+        value=f"Image not processed: {label}: {reason}"[:1024],
+        relationship_type=RelationshipTypeValues.CONTAINS,
+    )
+
+
+def _summary_group(
+    *,
+    tracking: str,
+    probability: float | None,
+    laterality: str | None,
+    uids: OutputUids,
+    algorithm: AlgorithmIdentification,
+    sources: Sequence[Dataset] = (),
+) -> MeasurementsAndQualitativeEvaluations:
+    return MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=TrackingIdentifier(
+            uid=uids.derive("group", tracking), identifier=tracking
+        ),
+        algorithm_id=algorithm,
+        finding_sites=_site(laterality) if laterality else None,
+        measurements=[_probability(probability)] if probability is not None else None,
+        source_images=[SourceImageForMeasurementGroup.from_source_image(ds) for ds in sources]
+        or None,
+    )
+
+
+def not_processed_reasons(
+    result: Mapping[str, Any], headers: Mapping[str, Dataset]
+) -> list[tuple[Mapping[str, Any], str]]:
+    """Images of ``result`` the SR cannot show findings for, each with the reason."""
+    reasons = []
+    for image in result["images"]:
+        if image["status"] != "processed":
+            issues = image["quality"]["issues"]
+            text = issues[0]["text"] if issues else "rejected"
+            reasons.append((image, f"{image.get('rejection_code') or 'rejected'}: {text}"))
+        elif image["sop_instance_uid"] not in headers:
+            reasons.append((image, "no DICOM header (raster input): findings only in result.json"))
+    return reasons
+
+
+def _observation_context(model: Mapping[str, Any], uids: OutputUids) -> ObservationContext:
+    device = DeviceObserverIdentifyingAttributes(
+        uid=uids.derive("device"),
+        name=str(model["name"]),
+        manufacturer_name=MANUFACTURER,
+        model_name=f"{model['name']} {model['version']}"[:64],
+    )
+    return ObservationContext(
+        observer_device_context=ObserverContext(
+            observer_type=codes.DCM.Device, observer_identifying_attributes=device
+        )
+    )
+
+
+def _groups(
+    result: Mapping[str, Any],
+    headers: Mapping[str, Dataset],
+    uids: OutputUids,
+    algorithm: AlgorithmIdentification,
+) -> list[Any]:
+    groups: list[Any] = []
+    for image in result["images"]:
+        header = headers.get(image["sop_instance_uid"])
+        if image["status"] == "processed" and header is not None:
+            groups.extend(
+                _finding_group(finding, image, header, uids=uids, algorithm=algorithm)
+                for finding in image["findings"]
+            )
+    for breast in result["breasts"]:
+        side = breast["laterality"]
+        groups.append(
+            _summary_group(
+                tracking=f"breast-{side}",
+                probability=breast["malignancy_probability"],
+                laterality=side,
+                uids=uids,
+                algorithm=algorithm,
+            )
+        )
+    study = _summary_group(
+        tracking="study",
+        probability=result["malignancy_probability"],
+        laterality=None,
+        uids=uids,
+        algorithm=algorithm,
+        sources=[headers[key] for key in headers],
+    )
+    for image, reason in not_processed_reasons(result, headers):
+        study[0].ContentSequence.append(_not_processed_text(image, reason))
+    groups.append(study)
+    return groups
+
+
+def build_sr(
+    result: Mapping[str, Any], headers: Mapping[str, Dataset], *, uids: OutputUids
+) -> ComprehensiveSR:
+    """The TID 1500 report of ``result`` (the result schema object of one study).
+
+    ``headers`` are the source images' headers (no pixel data) keyed by SOPInstanceUID; only
+    images with a header get finding groups, and at least one header is needed.
+    """
+    if not headers:
+        raise ValueError("an SR needs at least one DICOM source image header as evidence")
+    model = result["model"]
+    algorithm = AlgorithmIdentification(name=str(model["name"]), version=str(model["version"]))
+    report = MeasurementReport(
+        observation_context=_observation_context(model, uids),
+        procedure_reported=mc.MAMMOGRAPHY,
+        imaging_measurements=_groups(result, headers, uids, algorithm),
+    )
+    return ComprehensiveSR(
+        evidence=[completed_copy(ds) for ds in headers.values()],
+        content=report,
+        series_instance_uid=uids.series("sr"),
+        series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=uids.instance("sr"),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        series_description=f"CAD report {model['name']} {model['version']}"[:64],
+        software_versions=str(model["version"]),
+        manufacturer_model_name=str(model["name"])[:64],
+    )

@@ -1,0 +1,165 @@
+"""Write the DICOM outputs of one analysed study into a folder::
+
+    FOLDER/sr.dcm                           Comprehensive SR, TID 1500 (:mod:`.sr`)
+    FOLDER/sc/<SC SOPInstanceUID>.dcm       one Secondary Capture per processed image (:mod:`.sc`)
+    FOLDER/gsps/<GSPS SOPInstanceUID>.dcm   one GSPS per processed image (:mod:`.gspr`)
+
+Everything is built from the result schema object, the source headers (read again, no pixels)
+and the overlay pictures. An image without a DICOM header (PNG, PGM…) gets no DICOM object and a
+message; one object that cannot be built is logged and reported, the others are still written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydicom.dataset import Dataset
+
+from mammocad.report.dicom.gspr import build_gsps
+from mammocad.report.dicom.headers import read_header
+from mammocad.report.dicom.sc import build_sc
+from mammocad.report.dicom.sr import build_sr
+from mammocad.report.dicom.uids import OutputUids
+from mammocad.structures import Message, Severity
+
+logger = logging.getLogger(__name__)
+
+#: ``picture(image key)`` → the overlay (``uint8[H, W, 3]`` BGR) or ``None`` when there is none.
+PictureSource = Callable[[str], npt.NDArray[np.uint8] | None]
+
+
+@dataclass(slots=True)
+class DicomOutputs:
+    """What :func:`write_dicom_outputs` wrote (paths) and said (messages)."""
+
+    sr: Path | None = None
+    sc: dict[str, Path] = field(default_factory=dict)  # source SOPInstanceUID → file
+    gsps: dict[str, Path] = field(default_factory=dict)
+    messages: list[Message] = field(default_factory=list)
+
+    def paths(self) -> list[Path]:
+        return [*([self.sr] if self.sr else []), *self.sc.values(), *self.gsps.values()]
+
+
+def _note(outputs: DicomOutputs, code: str, text: str, key: str | None = None) -> None:
+    outputs.messages.append(
+        Message(code=code, severity=Severity.WARNING, text=text, sop_instance_uid=key)
+    )
+
+
+def _headers(result: Mapping[str, Any], outputs: DicomOutputs) -> dict[str, Dataset]:
+    headers: dict[str, Dataset] = {}
+    for image in result["images"]:
+        key, source = image["sop_instance_uid"], image.get("source")
+        if image["status"] != "processed" or not source:
+            continue
+        try:
+            header = read_header(source)
+        except Exception as error:  # moved, deleted, damaged since the analysis
+            logger.warning("header of %s could not be read again", source, exc_info=True)
+            _note(outputs, "dicom_source_unreadable", f"{source}: {error}; no DICOM output.", key)
+            continue
+        if header is None:
+            _note(
+                outputs,
+                "no_dicom_header",
+                f"{source} is not a DICOM file: it gets no SR evidence, SC or GSPS (its "
+                "findings are in result.json and its overlay PNG).",
+                key,
+            )
+        else:
+            headers[key] = header
+    return headers
+
+
+def _write(dataset: Dataset, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _per_image(
+    result: Mapping[str, Any],
+    headers: Mapping[str, Dataset],
+    *,
+    folder: Path,
+    picture: PictureSource,
+    uids: OutputUids,
+    gsps: bool,
+    outputs: DicomOutputs,
+) -> None:
+    name, version = str(result["model"]["name"]), str(result["model"]["version"])
+    number = 0
+    for image in result["images"]:
+        key = image["sop_instance_uid"]
+        header = headers.get(key)
+        if header is None:
+            continue
+        number += 1
+        try:
+            bgr = picture(key)
+            if bgr is not None:
+                sc = build_sc(
+                    header,
+                    bgr,
+                    uids=uids,
+                    instance_number=number,
+                    model_name=name,
+                    model_version=version,
+                )
+                outputs.sc[key] = _write(sc, folder / "sc" / f"{sc.SOPInstanceUID}.dcm")
+            if gsps:
+                pr = build_gsps(
+                    header,
+                    image["findings"],
+                    laterality=image["laterality"],
+                    uids=uids,
+                    instance_number=number,
+                    model_name=name,
+                    model_version=version,
+                )
+                outputs.gsps[key] = _write(pr, folder / "gsps" / f"{pr.SOPInstanceUID}.dcm")
+        except Exception as error:  # one image's object must not cost the others
+            logger.exception("DICOM outputs of image %s could not be written", key)
+            _note(outputs, "dicom_output_failed", f"{type(error).__name__}: {error}", key)
+
+
+def write_dicom_outputs(
+    result: Mapping[str, Any],
+    *,
+    folder: Path,
+    picture: PictureSource,
+    gsps: bool = True,
+) -> DicomOutputs:
+    """Write the SR, the SCs and (``gsps``) the presentation states of one study's ``result``.
+
+    ``result`` is the result schema object (``Pipeline.analyze(...).result``); each image's
+    ``source`` must still be readable. UIDs follow :mod:`.uids`, so writing the same result
+    again (same study, same model version) produces the same objects.
+    """
+    outputs = DicomOutputs()
+    model = result["model"]
+    uids = OutputUids(
+        study_instance_uid=str(result["study_instance_uid"]),
+        model_name=str(model["name"]),
+        model_version=str(model["version"]),
+    )
+    headers = _headers(result, outputs)
+    if not headers:
+        _note(outputs, "no_dicom_outputs", "No processed DICOM image: no DICOM output written.")
+        return outputs
+    try:
+        outputs.sr = _write(build_sr(result, headers, uids=uids), folder / "sr.dcm")
+    except Exception as error:
+        logger.exception("SR of study %s could not be written", result["study_instance_uid"])
+        _note(outputs, "dicom_output_failed", f"SR: {type(error).__name__}: {error}")
+    _per_image(
+        result, headers, folder=folder, picture=picture, uids=uids, gsps=gsps, outputs=outputs
+    )
+    return outputs
