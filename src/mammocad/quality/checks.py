@@ -60,10 +60,15 @@ def underexposed(m: Measurements, params: QualityParams) -> Issue | None:
 def breast_cut_off(
     m: Measurements, prepared: PreprocessedImage, params: QualityParams
 ) -> Issue | None:
-    """Preprocessing checks the edge opposite the chest wall; this adds the top and bottom."""
+    """Preprocessing checks the edge opposite the chest wall; this adds the top and bottom.
+
+    A breast touching the front edge is an error only when no nipple was found: a large breast
+    may touch the edge with its nipple still in view (a warning, as preprocessing says).
+    """
     anterior = [i for i in prepared.quality.issues if i.code == "breast_cut_off"]
     if anterior:
-        return ("breast_cut_off", Severity.ERROR, anterior[0].text)
+        severity = Severity.ERROR if prepared.nipple is None else Severity.WARNING
+        return ("breast_cut_off", severity, anterior[0].text)
     view = prepared.image.view
     if view in LATERAL_VIEWS:
         # the axilla runs off the top of a lateral view by design: only the fold counts
@@ -94,13 +99,23 @@ def pectoral_not_shown(
 
 
 def motion_blur(m: Measurements, params: QualityParams) -> Issue | None:
-    if m.sharpness >= params.min_sharpness:
+    """Fine detail lost AND the fine residual smeared along one direction only.
+
+    Low fine-band energy alone fires on most digitised films (soft, but not moved), so the
+    directional smear of the residual is required too (docs/quality.md).
+    """
+    smeared = (
+        m.smear_along >= params.min_smear_along
+        and m.smear_along - m.smear_across >= params.min_smear_anisotropy
+        and m.smear_across >= params.min_smear_across
+    )
+    if m.sharpness >= params.max_blur_sharpness or not smeared:
         return None
     return (
         "motion_blur",
         Severity.ERROR,
-        f"The tissue is blurred (fine detail at {m.sharpness:.2f} of the expected level), as "
-        "when the breast moves during the exposure; calcifications may be hidden, so check the "
+        "The tissue is smeared along one direction, as when the breast moves during the "
+        "exposure; calcifications may be hidden, so check the "
         "compression and repeat the view.",
     )
 

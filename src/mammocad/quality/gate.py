@@ -7,6 +7,8 @@ cut-off, pectoral muscle) and adds the heuristic checks of :mod:`mammocad.qualit
 
 from __future__ import annotations
 
+import numpy as np
+
 from mammocad.quality import checks
 from mammocad.quality.measure import measure
 from mammocad.quality.params import QualityParams
@@ -28,19 +30,12 @@ def assess_quality(
     """Score in [0, 1] (1 = good), ``acceptable`` (no error-level issue) and coded issues.
 
     ``prepared`` is None when preprocessing refused the image (it found no tissue): such an
-    image is never fit to read and gets a ``no_anatomy`` error. The score drops by
+    image is never fit to read and gets a ``blank`` error when its pixels are uniform, else a
+    ``no_anatomy`` error. The score drops by
     ``params.error_penalty`` per error and ``params.warning_penalty`` per warning.
     """
     if prepared is None:
-        found: list[checks.Issue] = [
-            (
-                "no_anatomy",
-                Severity.ERROR,
-                "No breast was found on the image; check that the file is a mammogram with the "
-                "breast in view and repeat or re-send it.",
-            )
-        ]
-        return _result(found, (), image.sop_instance_uid, params)
+        return _result([_refused(image, params)], (), image.sop_instance_uid, params)
     m = measure(prepared, params)
     candidates = (
         checks.no_anatomy(m, params),
@@ -54,12 +49,32 @@ def assess_quality(
         checks.unexpected_view(prepared, params),
     )
     found = [issue for issue in candidates if issue is not None]
-    if any(code in ("no_anatomy", "blank") for code, _, _ in found):
-        # no anatomy to judge: exposure, blur and positioning findings would be noise
-        found = [issue for issue in found if issue[0] in ("no_anatomy", "blank")]
+    for code in ("blank", "no_anatomy"):  # a flat image has no neighbour correlation either
+        if any(issue[0] == code for issue in found):
+            # no anatomy to judge: exposure, blur and positioning findings would be noise
+            found = [issue for issue in found if issue[0] == code]
+            break
     replaced = set().union(*(_REPLACES.get(code, set()) for code, _, _ in found))
     kept = tuple(issue for issue in prepared.quality.issues if issue.code not in replaced)
     return _result(found, kept, image.sop_instance_uid, params)
+
+
+def _refused(image: Image, params: QualityParams) -> checks.Issue:
+    if image.pixels is not None:
+        low, high = np.percentile(image.pixels, [1, 99])
+        if high - low < params.min_spread:
+            return (
+                "blank",
+                Severity.ERROR,
+                "The image is uniform: nothing was exposed or the VOI window is blank; check "
+                "the exposure and the file, and repeat the image.",
+            )
+    return (
+        "no_anatomy",
+        Severity.ERROR,
+        "No breast was found on the image; check that the file is a mammogram with the "
+        "breast in view and repeat or re-send it.",
+    )
 
 
 def _result(

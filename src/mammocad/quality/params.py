@@ -34,11 +34,18 @@ class QualityParams:
     max_dark_p95: float = 0.35  # burned out: even the densest tissue stays this dark
     min_bright_p5: float = 0.85  # under-exposed: even the fattest tissue is this bright
     # the breast touching the bottom (MLO) or top/bottom (CC) edge, as a share of its width
-    cut_off_mlo_bottom: float = 0.85
+    cut_off_mlo_bottom: float = 0.82
     cut_off_cc_edge: float = 0.3
     min_pectoral_share: float = 0.005  # of the tissue, on lateral views
-    # motion blur: band energy at 0.4 mm over band energy at 1.6 mm, inside the tissue
-    min_sharpness: float = 0.32
+    # motion blur (all three): fine over coarse Laplacian energy below ``max_blur_sharpness``
+    # (benchmark phantoms: good 0.385-0.44, blurred 0.22-0.34), the fine residual correlated
+    # along one direction (``min_smear_along``; good <= 0.48, blurred >= 0.59) but less across
+    # it (``min_smear_anisotropy``; good <= 0.37, blurred >= 0.49), and never anti-correlated
+    # (``min_smear_across``: film scanner line artefacts reach -0.31 on mini-MIAS)
+    max_blur_sharpness: float = 0.35
+    min_smear_along: float = 0.55
+    min_smear_anisotropy: float = 0.42
+    min_smear_across: float = -0.05
     implant_level: float = 0.93  # display value of a radiopaque implant
     implant_share: float = 0.08  # share of the tissue that is flat and that bright
     expected_views: tuple[str, ...] = ("CC", "MLO")
@@ -46,7 +53,7 @@ class QualityParams:
     error_penalty: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("work_spacing_mm", "assumed_field_mm", "erosion_mm", "min_sharpness"):
+        for name in ("work_spacing_mm", "assumed_field_mm", "erosion_mm", "max_blur_sharpness"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         for name in (
@@ -58,6 +65,8 @@ class QualityParams:
             "cut_off_mlo_bottom",
             "cut_off_cc_edge",
             "min_pectoral_share",
+            "min_smear_along",
+            "min_smear_anisotropy",
             "implant_level",
             "implant_share",
             "warning_penalty",
@@ -66,6 +75,8 @@ class QualityParams:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+        if not -1.0 <= self.min_smear_across <= 1.0:
+            raise ValueError(f"min_smear_across must lie in [-1, 1], got {self.min_smear_across!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only (a list for ``expected_views``)."""

@@ -1,0 +1,138 @@
+"""Each phantom defect is caught with its code; good phantoms pass."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from mammocad.preprocess import PreprocessParams, preprocess_image
+from mammocad.quality import QualityParams, assess_quality
+from mammocad.structures import Laterality, Severity, ViewPosition
+from mammocad.synthetic import Defect
+
+VIEWS = [ViewPosition.CC, ViewPosition.MLO]
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_good_phantom_passes_with_a_high_score(phantom, run_gate, view):
+    for seed, side in ((3, Laterality.L), (8, Laterality.R)):
+        gated = run_gate(phantom(seed=seed, view=view, laterality=side))
+        assert gated.quality.acceptable, gated.quality.issues
+        assert gated.quality.score >= 0.8
+        assert not any(i.severity is Severity.ERROR for i in gated.quality.issues)
+
+
+@pytest.mark.parametrize(
+    ("defect", "code"),
+    [
+        (Defect.BURNED_OUT, "overexposed"),
+        (Defect.CUT_OFF, "breast_cut_off"),
+        (Defect.MOTION_BLUR, "motion_blur"),
+    ],
+)
+@pytest.mark.parametrize("view", VIEWS)
+def test_defect_is_caught_with_its_code(phantom, run_gate, defect, code, view):
+    for seed in (3, 4):  # cut_off: one anterior, one vertical cut between them
+        gated = run_gate(phantom(seed=seed, view=view, defects=[defect]))
+        assert code in gated.codes, (seed, gated.codes)
+        assert not gated.quality.acceptable
+        assert gated.quality.score <= 0.5
+        (issue,) = [i for i in gated.quality.issues if i.code == code]
+        assert issue.severity is Severity.ERROR
+        assert issue.sop_instance_uid == gated.image.sop_instance_uid
+
+
+@pytest.mark.parametrize(
+    ("defect", "code"), [(Defect.NOISE, "no_anatomy"), (Defect.BLANK, "blank")]
+)
+def test_image_preprocessing_rejects_is_refused(phantom, run_gate, defect, code):
+    gated = run_gate(phantom(defects=[defect]))
+    assert gated.prepared is None
+    assert gated.codes == {code}
+    assert not gated.quality.acceptable
+    assert gated.quality.score == 0.5
+
+
+def test_white_noise_that_preprocessing_takes_for_tissue_is_no_anatomy(phantom, run_gate):
+    image = phantom(view=ViewPosition.MLO)
+    pixels = np.asarray(image.pixels)
+    tissue = preprocess_image(image, PreprocessParams()).tissue_mask
+    noise = np.random.default_rng(0).normal(float(pixels[tissue].mean()), 0.15, pixels.shape)
+    image.pixels = np.where(tissue, np.clip(noise, 0, 1), pixels).astype(np.float32)
+    gated = run_gate(image)
+    assert gated.prepared is not None  # preprocessing lets it through
+    assert gated.codes >= {"no_anatomy"}
+    assert "motion_blur" not in gated.codes  # no anatomy: nothing else is judged
+    assert not gated.quality.acceptable
+
+
+def test_flat_breast_is_blank(phantom):
+    # preprocessing refuses a flat breast outright; check the gate's own test on its masks
+    image = phantom()
+    prepared = preprocess_image(image, PreprocessParams())
+    image.pixels = np.where(prepared.tissue_mask, 0.5, image.pixels).astype(np.float32)
+    quality = assess_quality(image, prepared, QualityParams())
+    assert {i.code for i in quality.issues} == {"blank"}
+    assert not quality.acceptable
+
+
+def test_washed_out_white_breast_is_underexposed(phantom, run_gate):
+    image = phantom()
+    tissue = preprocess_image(image, PreprocessParams()).tissue_mask
+    pixels = np.asarray(image.pixels)
+    image.pixels = np.where(tissue, 0.9 + 0.1 * pixels, pixels).astype(np.float32)
+    gated = run_gate(image)
+    assert "underexposed" in gated.codes
+    assert "overexposed" not in gated.codes
+    assert not gated.quality.acceptable
+
+
+def test_mlo_without_pectoral_muscle_is_a_positioning_warning(phantom):
+    image = phantom(view=ViewPosition.MLO)
+    prepared = preprocess_image(image, PreprocessParams())
+    assert prepared.pectoral_mask is not None and prepared.pectoral_mask.any()
+    prepared.pectoral_mask = np.zeros_like(prepared.tissue_mask)
+    quality = assess_quality(image, prepared, QualityParams())
+    (issue,) = [i for i in quality.issues if i.code == "pectoral_not_shown"]
+    assert issue.severity is Severity.WARNING
+    assert "positioning" in issue.text
+    assert quality.acceptable
+
+
+def test_implant_is_flagged_only(phantom, run_gate):
+    image = phantom(seed=5)
+    prepared = preprocess_image(image, PreprocessParams())
+    ys, xs = np.nonzero(prepared.tissue_mask)
+    pixels = np.array(image.pixels)
+    centre = (int(np.percentile(xs, 30)), int(ys.mean()))
+    axes = (int(np.ptp(xs) * 0.25), int(np.ptp(ys) * 0.2))
+    cv2.ellipse(pixels, centre, axes, 0, 0, 360, 0.97, -1)
+    image.pixels = pixels
+    gated = run_gate(image)
+    (issue,) = [i for i in gated.quality.issues if i.code == "implant"]
+    assert issue.severity is Severity.INFO
+    assert gated.quality.acceptable
+
+
+@pytest.mark.parametrize("view", [ViewPosition.XCCL, None])
+def test_unexpected_view_is_a_warning(phantom, run_gate, view):
+    image = phantom()
+    image.view = view
+    gated = run_gate(image)
+    (issue,) = [i for i in gated.quality.issues if i.code == "unexpected_view"]
+    assert issue.severity is Severity.WARNING
+    assert gated.quality.acceptable
+
+
+def test_issue_texts_say_what_to_do(phantom, run_gate):
+    for defect in (Defect.BURNED_OUT, Defect.CUT_OFF, Defect.MOTION_BLUR):
+        for issue in run_gate(phantom(defects=[defect])).quality.issues:
+            assert issue.text.endswith(".")
+            assert any(word in issue.text for word in ("check", "repeat", "consider"))
+
+
+def test_quality_serialises_for_the_result_schema(phantom, run_gate):
+    data = run_gate(phantom(defects=[Defect.MOTION_BLUR])).quality.to_dict()
+    assert set(data) == {"score", "acceptable", "issues"}
+    assert data["issues"] and all(set(i) >= {"code", "severity", "text"} for i in data["issues"])
