@@ -226,3 +226,21 @@ def test_bundle_preprocessing_that_does_not_fit_is_refused(
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     with pytest.raises(ModelBundleError, match=match):
         Pipeline.from_bundle(folder, num_threads=1)
+
+
+def test_quality_gate_issues_reach_the_result(pipeline: Pipeline) -> None:
+    from mammocad.datasets.phantoms import view_image
+    from mammocad.synthetic import Defect, generate_study
+
+    phantom = generate_study(
+        seed=31, size="small", defects={(Laterality.L, ViewPosition.CC): [Defect.MOTION_BLUR]}
+    )
+    images = [view_image(view, source=f"phantom-{k}") for k, view in enumerate(phantom.views)]
+    study = Study(study_instance_uid=phantom.truth.study_instance_uid, images=images)
+    result = pipeline.analyze(study).result
+    assert validation_errors(result) == []
+    quality = {(i["laterality"], i["view"]): i["quality"] for i in result["images"] if i["quality"]}
+    blurred = quality[("L", "CC")]
+    assert not blurred["acceptable"]
+    assert "motion_blur" in [issue["code"] for issue in blurred["issues"]]
+    assert quality[("R", "CC")]["acceptable"]

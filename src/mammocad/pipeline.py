@@ -23,6 +23,7 @@ from mammocad.detect.predict import Detector, ImagePrediction
 from mammocad.errors import ModelBundleError, PreprocessError, RejectionCode
 from mammocad.io.assemble import missing_view_messages
 from mammocad.preprocess import PreprocessParams, preprocess_image
+from mammocad.quality import QualityParams, assess_quality
 from mammocad.report.study_json import ModelInfo, study_result
 from mammocad.risk.aggregate import StudyRisk, SuspicionThresholds, aggregate
 from mammocad.structures import Finding, Image, PreprocessedImage, Study
@@ -86,6 +87,7 @@ class Pipeline:
         preprocessing: PreprocessParams,
         thresholds: SuspicionThresholds | None = None,
         prior: float = 0.0,
+        quality: QualityParams | None = None,
     ) -> None:
         expected = tuple(detector.model.config.input_size)
         if tuple(preprocessing.input_size) != expected:
@@ -97,6 +99,9 @@ class Pipeline:
         self.detector = detector
         self.preprocessing = preprocessing
         self.thresholds = thresholds or SuspicionThresholds.from_manifest(manifest.thresholds)
+        # the heuristic gate's thresholds are not yet part of the bundle: its defaults until
+        # the learned quality model ships with its own
+        self.quality = quality or QualityParams()
         self.prior = prior
         self.model_info = ModelInfo(
             name=manifest.name,
@@ -175,6 +180,8 @@ class Pipeline:
                 _reject_internal(image, "preprocessing", error)
                 continue
             image.messages.extend(item.messages)
+            # the gate keeps preprocessing's technical findings and adds its own
+            item.quality = assess_quality(image, item, self.quality)
             prepared[image.key] = item
         return prepared
 
