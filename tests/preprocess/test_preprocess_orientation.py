@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mammocad.preprocess import PreprocessParams, preprocess_image
-from mammocad.structures import Laterality, Severity, TagSource, ViewPosition
+from mammocad.structures import Image, Laterality, Severity, TagSource, ViewPosition
 
 
 @pytest.mark.parametrize("view", [ViewPosition.CC, ViewPosition.MLO])
@@ -58,3 +58,22 @@ def test_slanted_chest_wall_cut_on_padded_film(phantom):
     image.pixels = pixels
     result = preprocess_image(image, PreprocessParams())
     assert result.chest_wall_on_right
+
+
+def test_breast_running_into_one_border_hangs_from_it() -> None:
+    # regression: a phantom left CC whose skin line is brighter than the fat behind the chest
+    # wall fooled the brightness cue; the breast runs into the left border over 400 rows
+    from mammocad.synthetic import generate_view
+
+    view = generate_view(seed=16, laterality=Laterality.L, view=ViewPosition.CC, size="small")
+    image = Image(
+        source="phantom-16.dcm",
+        laterality=Laterality.L,
+        view=ViewPosition.CC,
+        rows=view.pixels.shape[0],
+        columns=view.pixels.shape[1],
+        pixels=view.pixels,
+    )
+    result = preprocess_image(image, PreprocessParams())
+    assert not result.chest_wall_on_right
+    assert not result.flipped

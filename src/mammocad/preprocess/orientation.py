@@ -23,6 +23,8 @@ from mammocad.structures import BoolArray, Laterality
 _INSET = 0.02  # share of the image width: how far inside the outline brightness is read
 _DECISIVE_LEVELS = 10.0  # grey levels (of 255) between the two sides that decide on their own
 _EDGE_BAND = 0.02  # share of the breast width inspected at each side of its bounding box
+_ATTACHED = 0.2  # share of the breast's rows touching an image border that marks the chest wall
+_DETACHED = 0.02  # ... while the other border is touched by at most this share
 
 
 def chest_wall_on_right(smooth: U8Array, tissue: BoolArray) -> bool:
@@ -39,10 +41,19 @@ def chest_wall_on_right(smooth: U8Array, tissue: BoolArray) -> bool:
 
     Fallback when both sides are about as bright: the side of the bounding box that the breast
     fills over more of its height (the chest-wall cut is long and straight).
+
+    Before either: when the breast runs into one vertical image border over a long stretch and
+    does not touch the other at all, that border is the chest wall — the detector's edge cuts
+    the breast there. (A skin line brighter than the fat behind it can mislead the brightness
+    cue on digital images; film is usually framed with a margin, so this rule rarely applies
+    to it.)
     """
     rows = np.flatnonzero(tissue.any(axis=1))
     if rows.size == 0:
         raise ValueError("the tissue mask is empty; segment the breast before orienting it")
+    attached = _attached_border(tissue, rows)
+    if attached is not None:
+        return attached
     band = tissue[rows]
     left = band.argmax(axis=1)
     right = band.shape[1] - 1 - band[:, ::-1].argmax(axis=1)
@@ -54,6 +65,17 @@ def chest_wall_on_right(smooth: U8Array, tissue: BoolArray) -> bool:
         if abs(right_level - left_level) >= _DECISIVE_LEVELS:
             return right_level > left_level
     return _fuller_side_is_right(tissue, rows)
+
+
+def _attached_border(tissue: BoolArray, rows: np.ndarray) -> bool | None:
+    """True/False when the breast hangs from the right/left image border alone, else None."""
+    left = float(tissue[rows, 0].mean())
+    right = float(tissue[rows, -1].mean())
+    if left >= _ATTACHED and right <= _DETACHED:
+        return False
+    if right >= _ATTACHED and left <= _DETACHED:
+        return True
+    return None
 
 
 def _fuller_side_is_right(tissue: BoolArray, rows: np.ndarray) -> bool:
