@@ -70,8 +70,16 @@ def test_bare_dataset_without_preamble_is_read(implicit: bool, mg: DicomFactory)
 
 @pytest.mark.parametrize("kept", [140, 300, 505, 700])
 def test_file_cut_inside_its_header_is_unreadable(kept: int, mg: DicomFactory) -> None:
-    # pydicom returns a partial data set without complaint; "no pixel data" would mislead
-    raw = mg.to_bytes(mg.mg_dataset())
+    # pydicom returns a partial data set without complaint; "no pixel data" would mislead.
+    # Fixed UIDs keep the byte layout, so each cut lands inside an element, never on a
+    # boundary (a file ending exactly between elements is indistinguishable from a header-only
+    # object and is reported as such).
+    ds = mg.mg_dataset()
+    root = "1.2.826.0.1.3680043.8.498."
+    ds.SOPInstanceUID = root + "1" * 38  # 64 characters, like generate_uid()'s
+    ds.StudyInstanceUID = root + "2" * 38
+    ds.SeriesInstanceUID = root + "3" * 38
+    raw = mg.to_bytes(ds)
     image = read_dicom(raw[:kept], name="cut-header.dcm")
     _assert_rejected(image, RejectionCode.UNREADABLE, "ends inside its header")
 
