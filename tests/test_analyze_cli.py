@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 import mammocad.commands.analyze as analyze_module
 from mammocad.cli import app
 from mammocad.commands.analyze import resolve_model, run_analyze
-from mammocad.detect import Detections, DetectorConfig, build_detector, load_bundle, save_bundle
+from mammocad.detect import Detections, load_bundle
 from mammocad.detect.predict import Detector, ImagePrediction
 from mammocad.errors import ModelBundleError
 from mammocad.pipeline import Pipeline
@@ -32,26 +32,7 @@ from mammocad.report.schema import validation_errors
 from mammocad.structures import Laterality, PreprocessedImage, ViewPosition
 from mammocad.synthetic import read_truth, write_studies
 
-SIZE = (256, 208)
 MAX_SIDE = 2048  # render_overlay's default
-
-
-def tiny_bundle(folder: Path) -> Path:
-    torch.manual_seed(0)
-    model = build_detector(
-        DetectorConfig(
-            input_size=SIZE,
-            fpn_channels=32,
-            norm_groups=8,
-            box_head_dim=64,
-            malignancy_hidden=16,
-            rpn_pre_nms_top_n_test=150,
-            rpn_post_nms_top_n_test=50,
-        )
-    )
-    preprocessing = PreprocessParams(input_size=SIZE).to_dict()
-    save_bundle(model, folder, name="tiny-test", version="0.0.1", preprocessing=preprocessing)
-    return folder
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,8 +53,8 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+def bundle(tiny_bundle: Path) -> Path:
+    return tiny_bundle
 
 
 @pytest.fixture(scope="module")

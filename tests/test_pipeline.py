@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from mammocad.detect import DetectorConfig, ImagePrediction, build_detector, save_bundle
+from mammocad.detect import ImagePrediction
 from mammocad.errors import ModelBundleError, RejectionCode
 from mammocad.io import iter_studies
 from mammocad.pipeline import INTERNAL_ERROR, Pipeline
@@ -37,27 +37,9 @@ from mammocad.synthetic import write_studies
 SIZE = (256, 208)
 
 
-def tiny_bundle(folder: Path) -> Path:
-    torch.manual_seed(0)
-    model = build_detector(
-        DetectorConfig(
-            input_size=SIZE,
-            fpn_channels=32,
-            norm_groups=8,
-            box_head_dim=64,
-            malignancy_hidden=16,
-            rpn_pre_nms_top_n_test=150,
-            rpn_post_nms_top_n_test=50,
-        )
-    )
-    preprocessing = PreprocessParams(input_size=SIZE).to_dict()
-    save_bundle(model, folder, name="tiny-test", version="0.0.1", preprocessing=preprocessing)
-    return folder
-
-
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+def bundle(tiny_bundle: Path) -> Path:
+    return tiny_bundle
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import pytest
 import torch
 from pydicom.dataset import Dataset
 
-from mammocad.detect import DetectorConfig, ImagePrediction, build_detector, save_bundle
+from mammocad.detect import ImagePrediction
 from mammocad.detect.predict import Detector
 from mammocad.io import iter_studies
 from mammocad.pipeline import Pipeline, StudyAnalysis
@@ -65,21 +65,9 @@ class KnownDetector(Detector):
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+def pipeline(tiny_bundle: Path) -> Iterator[Pipeline]:
     threads = torch.get_num_threads()
-    torch.manual_seed(0)
-    config = DetectorConfig(
-        input_size=SIZE, fpn_channels=32, norm_groups=8, box_head_dim=64, malignancy_hidden=16
-    )
-    folder = tmp_path_factory.mktemp("bundle") / "tiny"
-    preprocessing = PreprocessParams(input_size=SIZE).to_dict()
-    save_bundle(
-        build_detector(config),
-        folder,
-        name="tiny-test",
-        version="0.0.1",
-        preprocessing=preprocessing,
-    )
+    folder = tiny_bundle
     loaded = Detector.from_bundle(folder, num_threads=1)
     detector = KnownDetector(model=loaded.model, manifest=loaded.manifest)
     yield Pipeline(detector=detector, preprocessing=PreprocessParams(input_size=SIZE))
