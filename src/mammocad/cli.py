@@ -245,5 +245,70 @@ def analyze(
         raise typer.Exit(code=1)
 
 
+@app.command()
+def batch(
+    input_dir: Annotated[
+        Path, typer.Argument(help="Folder (or zip) of studies: DICOM/PNG/PGM, any depth.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The archive to write, e.g. results.zip.")],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="Model bundle folder (default: $MAMMOCAD_MODEL, else models/mammocad-detector).",
+        ),
+    ] = None,
+    dicom: Annotated[
+        bool, typer.Option("--dicom", help="Also put DICOM SR, SC and GSPS of each study in.")
+    ] = False,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option("--work-dir", help="Resumable work folder (default: <out>.work beside it)."),
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="CPU threads (default: usable CPUs).")
+    ] = None,
+) -> None:
+    """Analyse every study into one zip (predictions.csv, results, overlays, summary.html);
+    interrupted, the same command resumes where it stopped."""
+    from mammocad.commands.analyze import resolve_model
+    from mammocad.commands.batch import default_work_dir, run_batch
+    from mammocad.errors import ModelBundleError
+    from mammocad.pipeline import Pipeline
+
+    if not input_dir.exists():
+        console.print(f"[red]no such file or folder: {input_dir}[/red]")
+        raise typer.Exit(code=2)
+    try:
+        pipeline = Pipeline.from_bundle(resolve_model(model), device=device, num_threads=threads)
+    except ModelBundleError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+    try:
+        result = run_batch(
+            [input_dir], out=out, pipeline=pipeline, work_dir=work_dir, dicom=dicom,
+            console=console,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        work = work_dir if work_dir is not None else default_work_dir(out)
+        console.print(
+            f"interrupted: finished studies are kept in {work}; run the same command again "
+            "to resume",
+            markup=False,
+        )
+        raise typer.Exit(code=130) from None
+    failures = result.failures
+    console.print(
+        f"{len(result.summary.studies)} studies ({len(result.analysed)} analysed, "
+        f"{len(result.skipped)} already done), {len(failures)} inputs rejected; archive "
+        f"{result.archive} (failures.csv lists the rejections)",
+        markup=False,
+    )
+    if result.summary.internal_errors:
+        # our own failure, not bad input: scripts and CI must notice (the log has the traceback)
+        raise typer.Exit(code=1)
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,253 @@
+"""``mammocad batch``: a folder of studies → one zip of predictions and pictures, resumable.
+
+Work folder (default ``<out>.work/`` beside the zip)::
+
+    WORK/staging/<StudyInstanceUID>/   a study being written (cleared at the start of a run)
+    WORK/studies/<StudyInstanceUID>/   a finished study: what ``mammocad analyze`` writes for
+                                       it, plus ``study.json`` (its summary entries and
+                                       prediction rows) and ``.done``, written last
+
+A study is moved from ``staging/`` to ``studies/`` in one rename and only then marked done, so
+an interrupted run leaves no half-written study that a re-run would take as finished. A re-run
+skips every study marked done with the same model weights and ``--dicom`` setting, then builds
+the archive (docs/batch.md has its layout) from the work folder alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from mammocad.commands.analyze import (
+    AnalyzeSummary,
+    _fail_study,
+    _input_entry,
+    _release,
+    _write_study,
+    safe_name,
+)
+from mammocad.commands.batch_archive import write_archive
+from mammocad.commands.progress import batch_progress
+from mammocad.io import iter_studies
+from mammocad.pipeline import Pipeline, StudyAnalysis
+from mammocad.risk.aggregate import SuspicionThresholds
+from mammocad.structures import Study
+
+logger = logging.getLogger(__name__)
+
+DONE_MARKER = ".done"
+STUDY_RECORD = "study.json"
+#: the standard views whose presence makes a breast "complete" (as the study status does)
+_STANDARD_VIEWS = frozenset({"CC", "MLO"})
+
+
+def default_work_dir(out: Path) -> Path:
+    """``<out>.work`` beside the archive, e.g. ``results.zip.work``."""
+    return out.with_name(out.name + ".work")
+
+
+@dataclass(slots=True)
+class BatchSummary:
+    """What one ``mammocad batch`` run did; ``summary`` covers every study of the inputs."""
+
+    archive: Path
+    work_dir: Path
+    summary: AnalyzeSummary
+    analysed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [entry for entry in self.summary.inputs if entry["status"] == "rejected"]
+
+
+def prediction_rows(
+    result: dict[str, Any], thresholds: SuspicionThresholds
+) -> list[dict[str, Any]]:
+    """``predictions.csv`` rows of one result: the study row, then one row per breast.
+
+    A breast's suspicion applies the study's operating thresholds to the breast probability;
+    its status is ``complete`` with both CC and MLO processed, ``partial`` with fewer,
+    ``rejected`` with none.
+    """
+    uid = result["study_instance_uid"]
+    rows = [
+        {
+            "study_instance_uid": uid,
+            "level": "study",
+            "laterality": "",
+            "malignancy_probability": result["malignancy_probability"],
+            "suspicion": result["suspicion"],
+            "status": result["status"],
+        }
+    ]
+    for breast in sorted(result["breasts"], key=lambda b: b["laterality"]):
+        views = set(breast["views"])
+        status = "complete" if views >= _STANDARD_VIEWS else "partial" if views else "rejected"
+        probability = breast["malignancy_probability"]
+        suspicion = thresholds.category(probability)
+        rows.append(
+            {
+                "study_instance_uid": uid,
+                "level": "breast",
+                "laterality": breast["laterality"],
+                "malignancy_probability": probability,
+                "suspicion": suspicion.value if suspicion else None,
+                "status": status,
+            }
+        )
+    return rows
+
+
+def _failed_rows(uid: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "study_instance_uid": uid,
+            "level": "study",
+            "laterality": "",
+            "malignancy_probability": None,
+            "suspicion": None,
+            "status": "rejected",
+        }
+    ]
+
+
+class WorkDir:
+    """The resumable state of a batch: finished studies, each in its own folder."""
+
+    def __init__(self, root: Path, *, settings: dict[str, Any]) -> None:
+        self.root = root
+        self.settings = settings
+        self.studies = root / "studies"
+        self.staging = root / "staging"
+
+    def prepare(self) -> None:
+        """Create the folders; drop whatever an interrupted run left half-written."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging.mkdir(parents=True)
+        self.studies.mkdir(parents=True, exist_ok=True)
+
+    def folder(self, uid: str) -> Path:
+        return self.studies / safe_name(uid)
+
+    def record(self, uid: str) -> dict[str, Any] | None:
+        """The study's record when it is done with the current settings, else ``None``."""
+        folder = self.folder(uid)
+        if not (folder / DONE_MARKER).is_file():
+            return None
+        try:
+            record: dict[str, Any] = json.loads((folder / STUDY_RECORD).read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return record if record.get("settings") == self.settings else None
+
+    def stage(self, uid: str) -> Path:
+        """An empty staging folder for ``uid`` (what ``_write_study`` writes into)."""
+        folder = self.staging / safe_name(uid)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        return folder
+
+    def commit(self, staged: Path, record: dict[str, Any]) -> None:
+        """Record, move into ``studies/`` in one rename, then mark done (last)."""
+        record = {"settings": self.settings, **record}
+        (staged / STUDY_RECORD).write_text(json.dumps(record, indent=2) + "\n", "utf-8")
+        final = self.studies / staged.name
+        shutil.rmtree(final, ignore_errors=True)  # a stale or other-settings copy
+        staged.replace(final)
+        (final / DONE_MARKER).write_text("", "utf-8")
+
+
+def _analyse_one(study: Study, *, pipeline: Pipeline, work: WorkDir, dicom: bool) -> dict[str, Any]:
+    """Analyse and write one study into staging; return its record (never raises Exception)."""
+    staged = work.stage(study.study_instance_uid)
+    summary = AnalyzeSummary(model=pipeline.model_info.to_dict())
+    try:
+        analysis: StudyAnalysis = pipeline.analyze(study)
+        _write_study(analysis, work.staging, summary, dicom=dicom)
+        rows = prediction_rows(analysis.result, pipeline.thresholds)
+    except Exception as error:  # a bug must cost one study, not the batch
+        summary = AnalyzeSummary(model=summary.model)
+        shutil.rmtree(staged, ignore_errors=True)
+        staged.mkdir(parents=True)
+        _fail_study(study, error, summary)
+        rows = _failed_rows(study.study_instance_uid)
+    return {
+        "folder": staged,
+        "study": summary.studies[0],
+        "inputs": summary.inputs,
+        "predictions": rows,
+    }
+
+
+def _records(
+    inputs: Sequence[Path],
+    *,
+    pipeline: Pipeline,
+    work: WorkDir,
+    dicom: bool,
+    console: Console | None,
+    batch: BatchSummary,
+) -> Iterator[dict[str, Any]]:
+    """Each study's record, from the work folder when done, else analysed now."""
+    stream = iter_studies(list(inputs))
+    with batch_progress(console) as progress:
+        task = progress.add_task("batch", total=len(stream))
+        for study in stream:
+            uid = study.study_instance_uid
+            record = work.record(uid)
+            if record is None:
+                fresh = _analyse_one(study, pipeline=pipeline, work=work, dicom=dicom)
+                staged = fresh.pop("folder")
+                work.commit(staged, fresh)
+                record = fresh
+                batch.analysed.append(uid)
+            else:
+                batch.skipped.append(uid)
+            _release(study)
+            progress.advance(task)
+            yield record
+    for image in stream.unassigned:
+        yield {"unassigned": _input_entry(image, result=None, overlay=None)}
+
+
+def run_batch(
+    inputs: Sequence[Path],
+    *,
+    out: Path,
+    pipeline: Pipeline,
+    work_dir: Path | None = None,
+    dicom: bool = False,
+    console: Console | None = None,
+) -> BatchSummary:
+    """Analyse every study of ``inputs`` not yet done in the work folder, then write ``out``.
+
+    Interrupting (Ctrl-C) loses at most the study in progress; the same call again resumes.
+    """
+    work_root = work_dir if work_dir is not None else default_work_dir(out)
+    settings = {"model_sha256": pipeline.model_info.sha256, "dicom": dicom}
+    work = WorkDir(work_root, settings=settings)
+    work.prepare()
+    summary = AnalyzeSummary(model=pipeline.model_info.to_dict())
+    batch = BatchSummary(archive=out, work_dir=work_root, summary=summary)
+    rows: list[dict[str, Any]] = []
+    folders: list[Path] = []
+    for record in _records(
+        inputs, pipeline=pipeline, work=work, dicom=dicom, console=console, batch=batch
+    ):
+        if "unassigned" in record:
+            summary.inputs.append(record["unassigned"])
+            continue
+        summary.studies.append(record["study"])
+        summary.inputs.extend(record["inputs"])
+        rows.extend(record["predictions"])
+        folders.append(work.folder(record["study"]["study_instance_uid"]))
+    write_archive(out, summary=summary, predictions=rows, study_folders=folders)
+    return batch
