@@ -102,7 +102,7 @@ class AnalyzeSummary:
         return {"model": self.model, "studies": self.studies, "inputs": self.inputs}
 
 
-def _input_entry(image: Image, **outputs: str | None) -> dict[str, Any]:
+def input_entry(image: Image, **outputs: str | None) -> dict[str, Any]:
     return {
         "source": image.source,
         "key": image.key if image.sop_instance_uid or image.source else None,
@@ -162,7 +162,7 @@ def _write_dicom(analysis: StudyAnalysis, folder: Path, footer: str) -> str | No
     return f"{folder.name}/dicom" if outputs.paths() else None
 
 
-def _write_study(
+def write_study_outputs(
     analysis: StudyAnalysis, out_dir: Path, summary: AnalyzeSummary, *, dicom: bool = False
 ) -> None:
     study, result = analysis.study, analysis.result
@@ -177,7 +177,7 @@ def _write_study(
         overlay = None
         if image.is_processed and image.key in analysis.preprocessed:
             overlay = _write_overlay(analysis, image, folder, footer)
-        summary.inputs.append(_input_entry(image, result=relative, overlay=overlay))
+        summary.inputs.append(input_entry(image, result=relative, overlay=overlay))
     entry = {
         "study_instance_uid": study.study_instance_uid,
         "status": result["status"],
@@ -190,7 +190,7 @@ def _write_study(
     summary.studies.append(entry)
 
 
-def _fail_study(study: Study, error: Exception, summary: AnalyzeSummary) -> None:
+def record_failed_study(study: Study, error: Exception, summary: AnalyzeSummary) -> None:
     """Last resort beyond the pipeline's per-image guards: list the study's files as failed."""
     logger.exception("study %s could not be analysed", study.study_instance_uid)
     text = (
@@ -200,7 +200,7 @@ def _fail_study(study: Study, error: Exception, summary: AnalyzeSummary) -> None
     for image in study.images:
         if image.is_processed:
             image.reject(INTERNAL_ERROR, text)
-        summary.inputs.append(_input_entry(image, result=None, overlay=None))
+        summary.inputs.append(input_entry(image, result=None, overlay=None))
     summary.studies.append(
         {
             "study_instance_uid": study.study_instance_uid,
@@ -212,7 +212,7 @@ def _fail_study(study: Study, error: Exception, summary: AnalyzeSummary) -> None
     )
 
 
-def _release(study: Study) -> None:
+def release_pixels(study: Study) -> None:
     # a batch must not hold every decoded image at once
     for image in study.images:
         image.pixels = None
@@ -237,14 +237,14 @@ def run_analyze(
         for study in stream:
             listed = len(summary.inputs)
             try:
-                _write_study(pipeline.analyze(study), out_dir, summary, dicom=dicom)
+                write_study_outputs(pipeline.analyze(study), out_dir, summary, dicom=dicom)
             except Exception as error:  # a bug must cost one study, not the batch
                 del summary.inputs[listed:]
-                _fail_study(study, error, summary)
-            _release(study)
+                record_failed_study(study, error, summary)
+            release_pixels(study)
             progress.advance(task)
         for image in stream.unassigned:
-            summary.inputs.append(_input_entry(image, result=None, overlay=None))
+            summary.inputs.append(input_entry(image, result=None, overlay=None))
             progress.advance(task)
     text = json.dumps(summary.to_dict(), indent=2) + "\n"
     (out_dir / "summary.json").write_text(text, encoding="utf-8")

@@ -27,11 +27,11 @@ from rich.console import Console
 
 from mammocad.commands.analyze import (
     AnalyzeSummary,
-    _fail_study,
-    _input_entry,
-    _release,
-    _write_study,
+    input_entry,
+    record_failed_study,
+    release_pixels,
     safe_name,
+    write_study_outputs,
 )
 from mammocad.commands.batch_archive import write_archive
 from mammocad.commands.progress import batch_progress
@@ -149,7 +149,7 @@ class WorkDir:
         return record if record.get("settings") == self.settings else None
 
     def stage(self, uid: str) -> Path:
-        """An empty staging folder for ``uid`` (what ``_write_study`` writes into)."""
+        """An empty staging folder for ``uid`` (what ``write_study_outputs`` writes into)."""
         folder = self.staging / safe_name(uid)
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
@@ -171,13 +171,13 @@ def _analyse_one(study: Study, *, pipeline: Pipeline, work: WorkDir, dicom: bool
     summary = AnalyzeSummary(model=pipeline.model_info.to_dict())
     try:
         analysis: StudyAnalysis = pipeline.analyze(study)
-        _write_study(analysis, work.staging, summary, dicom=dicom)
+        write_study_outputs(analysis, work.staging, summary, dicom=dicom)
         rows = prediction_rows(analysis.result, pipeline.thresholds)
     except Exception as error:  # a bug must cost one study, not the batch
         summary = AnalyzeSummary(model=summary.model)
         shutil.rmtree(staged, ignore_errors=True)
         staged.mkdir(parents=True)
-        _fail_study(study, error, summary)
+        record_failed_study(study, error, summary)
         rows = _failed_rows(study.study_instance_uid)
     return {
         "folder": staged,
@@ -211,11 +211,11 @@ def _records(
                 batch.analysed.append(uid)
             else:
                 batch.skipped.append(uid)
-            _release(study)
+            release_pixels(study)
             progress.advance(task)
             yield record
     for image in stream.unassigned:
-        yield {"unassigned": _input_entry(image, result=None, overlay=None)}
+        yield {"unassigned": input_entry(image, result=None, overlay=None)}
 
 
 def run_batch(
