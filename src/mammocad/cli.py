@@ -310,5 +310,33 @@ def batch(
         raise typer.Exit(code=1)
 
 
+@eval_app.command("study")
+def eval_study_command(
+    results: Annotated[Path, typer.Option("--results", help="analyze/batch output folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for study_metrics.md and .csv.")],
+    labels: Annotated[
+        Path | None, typer.Option(help="CSV: study_instance_uid,label[,patient_id][,group].")
+    ] = None,
+    phantoms: Annotated[
+        Path | None, typer.Option(help="Phantom folder: labels from its truth.json files.")
+    ] = None,
+    bootstrap: Annotated[int, typer.Option(help="Patient-bootstrap resamples.")] = 1000,
+) -> None:
+    """Study-level ROC-AUC (patient bootstrap CI), operating points, calibration, rounding."""
+    from mammocad.commands.eval_study import labels_from_csv, labels_from_phantoms, run_eval_study
+
+    if labels is not None and phantoms is None:
+        truth = labels_from_csv(labels)
+    elif phantoms is not None and labels is None:
+        truth = labels_from_phantoms(phantoms)
+    else:
+        console.print("[red]give exactly one of --labels CSV or --phantoms DIR[/red]")
+        raise typer.Exit(code=2)
+    evaluation = run_eval_study(
+        results_dir=results, labels=truth, out_dir=out, bootstrap=bootstrap, console=console
+    )
+    console.print(f"report: [bold]{evaluation.report}[/bold]")
+
+
 if __name__ == "__main__":
     app()

@@ -134,4 +134,7 @@ def study_result(
         "images": _images(study, preprocessed, findings),
         "messages": _messages(study, risk),
         "timings_ms": {stage: round(float(ms), 1) for stage, ms in timings_ms.items()},
+        # unrounded, for evaluation only: `mammocad eval study` reports how much AUC the
+        # 2-decimal rounding users see costs (it must stay under 0.005)
+        "x_malignancy_probability_unrounded": probability,
     }

@@ -1,0 +1,68 @@
+"""``mammocad eval study`` on hand-made results and on phantom truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from mammocad.cli import app
+from mammocad.commands.eval_study import labels_from_phantoms
+from mammocad.synthetic import read_truth, write_studies
+
+# (uid, probability shown, unrounded, label). Unrounded, every malignant study outranks every
+# benign one (AUC 1); rounded, 1.3 ties with the benign 1.2, so that pair counts ½ and the AUC
+# users see is 3.5 / 4 = 0.875: rounding costs 0.125, which the report must show
+ROWS = [
+    ("1.1", 0.10, 0.101, 0),
+    ("1.2", 0.31, 0.309, 0),
+    ("1.3", 0.31, 0.312, 1),
+    ("1.4", 0.80, 0.801, 1),
+    ("1.5", None, None, 1),  # rejected: no probability, not in the AUC
+]
+
+
+def _write_results(folder: Path) -> None:
+    for uid, shown, raw, _ in ROWS:
+        study = folder / uid
+        study.mkdir(parents=True)
+        result = {"study_instance_uid": uid, "malignancy_probability": shown}
+        result["x_malignancy_probability_unrounded"] = raw
+        (study / "result.json").write_text(json.dumps(result))
+
+
+def test_auc_and_rounding_loss_from_labels_csv(tmp_path: Path) -> None:
+    _write_results(tmp_path / "results")
+    labels = tmp_path / "labels.csv"
+    lines = ["study_instance_uid,label,patient_id"]
+    lines += [f"{uid},{label},p{k}" for k, (uid, *_, label) in enumerate(ROWS)]
+    labels.write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(
+        app,
+        ["eval", "study", "--results", str(tmp_path / "results"), "--labels", str(labels),
+         "--out", str(tmp_path / "report"), "--bootstrap", "20"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "AUC 1.000" in output
+    assert "users see 0.875 (lost to rounding: 0.1250" in output
+    assert "1 rejected" in result.output
+    report = (tmp_path / "report" / "study_metrics.md").read_text()
+    assert "AUC" in report
+    assert (tmp_path / "report" / "study_metrics.csv").is_file()
+
+
+def test_labels_from_phantom_truth(tmp_path: Path) -> None:
+    folders = write_studies(n_studies=2, out_dir=tmp_path, seed=4, size="small")
+    labels = labels_from_phantoms(tmp_path)
+    for folder in folders:
+        truth = read_truth(folder / "truth.json")
+        assert labels[truth.study_instance_uid].malignant == truth.malignant
+
+
+def test_exactly_one_label_source(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["eval", "study", "--results", str(tmp_path), "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 2
