@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from mammocad import __version__
+
+if TYPE_CHECKING:
+    from mammocad.datasets.spec import DataSpec
+    from mammocad.pipeline import Pipeline
 
 app = typer.Typer(
     name="mammocad",
@@ -29,6 +33,36 @@ app.add_typer(eval_app, name="eval")
 class PhantomSize(str, Enum):
     small = "small"
     full = "full"
+
+
+def _require_inputs(inputs: list[Path]) -> None:
+    """Usage error (exit 2) when an input path does not exist."""
+    missing = [str(path) for path in inputs if not path.exists()]
+    if missing:
+        console.print(f"[red]no such file or folder: {', '.join(missing)}[/red]")
+        raise typer.Exit(code=2)
+
+
+def _parse_specs(texts: list[str]) -> list[DataSpec]:
+    from mammocad.datasets.spec import parse_spec
+
+    try:
+        return [parse_spec(text) for text in texts]
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+
+
+def _load_pipeline(model: Path | None, device: str, threads: int | None) -> Pipeline:
+    """The analysis pipeline of ``model`` (or the default bundle); exit 2 when it is unusable."""
+    from mammocad.commands.analyze import resolve_model
+    from mammocad.errors import ModelBundleError
+    from mammocad.pipeline import Pipeline
+
+    try:
+        return Pipeline.from_bundle(resolve_model(model), device=device, num_threads=threads)
+    except ModelBundleError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
 
 
 @app.command()
@@ -76,10 +110,7 @@ def preprocess(
     """Segment, orient and crop every image; write masks, model inputs and image JSON."""
     from mammocad.commands.preprocess import run_preprocess
 
-    missing = [str(path) for path in inputs if not path.exists()]
-    if missing:
-        console.print(f"[red]no such file or folder: {', '.join(missing)}[/red]")
-        raise typer.Exit(code=2)
+    _require_inputs(inputs)
     summary = run_preprocess(inputs, out_dir=out, console=console)
     console.print(
         f"{summary.processed} processed, {summary.rejected} rejected; "
@@ -136,16 +167,11 @@ def train_detector_command(
 ) -> None:
     """Train the lesion detector (from scratch or warm-started) and write its model bundle."""
     from mammocad.commands.train import DetectorRun, run_train_detector
-    from mammocad.datasets.spec import parse_spec
     from mammocad.detect.config import DetectorConfig
     from mammocad.preprocess import PreprocessParams
     from mammocad.train.config import TrackingConfig, TrainConfig
 
-    try:
-        train_specs = [parse_spec(text) for text in data]
-        val_specs = [parse_spec(text) for text in val]
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from error
+    train_specs, val_specs = _parse_specs(data), _parse_specs(val)
     size = _input_size(input_size)
     run = DetectorRun(
         train=train_specs,
@@ -188,12 +214,8 @@ def eval_detector_command(
 ) -> None:
     """FROC of a detector bundle: sensitivity at 0.125 … 4 false positives per image."""
     from mammocad.commands.evaluate import run_eval_detector
-    from mammocad.datasets.spec import parse_spec
 
-    try:
-        specs = [parse_spec(text) for text in data]
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from error
+    specs = _parse_specs(data)
     result = run_eval_detector(
         model=model, data=specs, out_dir=out, bootstrap=bootstrap, workers=workers, console=console
     )
@@ -225,19 +247,10 @@ def analyze(
     ] = False,
 ) -> None:
     """Find lesions in every study; write result.json, overlay pictures and summary.json."""
-    from mammocad.commands.analyze import print_summary, resolve_model, run_analyze
-    from mammocad.errors import ModelBundleError
-    from mammocad.pipeline import Pipeline
+    from mammocad.commands.analyze import print_summary, run_analyze
 
-    missing = [str(path) for path in inputs if not path.exists()]
-    if missing:
-        console.print(f"[red]no such file or folder: {', '.join(missing)}[/red]")
-        raise typer.Exit(code=2)
-    try:
-        pipeline = Pipeline.from_bundle(resolve_model(model), device=device, num_threads=threads)
-    except ModelBundleError as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=2) from None
+    _require_inputs(inputs)
+    pipeline = _load_pipeline(model, device, threads)
     summary = run_analyze(inputs, out_dir=out, pipeline=pipeline, console=console, dicom=dicom)
     print_summary(summary, out_dir=out, console=console)
     if summary.internal_errors:
@@ -272,19 +285,10 @@ def batch(
 ) -> None:
     """Analyse every study into one zip (predictions.csv, results, overlays, summary.html);
     interrupted, the same command resumes where it stopped."""
-    from mammocad.commands.analyze import resolve_model
     from mammocad.commands.batch import default_work_dir, run_batch
-    from mammocad.errors import ModelBundleError
-    from mammocad.pipeline import Pipeline
 
-    if not input_dir.exists():
-        console.print(f"[red]no such file or folder: {input_dir}[/red]")
-        raise typer.Exit(code=2)
-    try:
-        pipeline = Pipeline.from_bundle(resolve_model(model), device=device, num_threads=threads)
-    except ModelBundleError as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=2) from None
+    _require_inputs([input_dir])
+    pipeline = _load_pipeline(model, device, threads)
     try:
         result = run_batch(
             [input_dir], out=out, pipeline=pipeline, work_dir=work_dir, dicom=dicom,
