@@ -12,7 +12,7 @@ Coordinate frames, everywhere in mammocad:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import PurePath
@@ -295,9 +295,11 @@ class Transform:
         }
 
 
-def _map_boxes(boxes: npt.ArrayLike, map_points: object) -> npt.NDArray[np.float64]:
+def _map_boxes(
+    boxes: npt.ArrayLike, map_points: Callable[[npt.ArrayLike], npt.NDArray[np.float64]]
+) -> npt.NDArray[np.float64]:
     array = np.array(boxes, dtype=np.float64).reshape(-1, 4)
-    corners = map_points(array.reshape(-1, 2))  # type: ignore[operator]
+    corners = map_points(array.reshape(-1, 2))
     corners = corners.reshape(-1, 2, 2)
     low = corners.min(axis=1)
     high = corners.max(axis=1)
