@@ -150,6 +150,10 @@ def train_detector_command(
     workers: Annotated[int, typer.Option(help="Processes rendering phantoms.")] = 1,
     backbone: str = "resnet18",
     input_size: Annotated[str, typer.Option(help="Model input ROWSxCOLS.")] = "1024x832",
+    roi_batch_size: Annotated[
+        int | None,
+        typer.Option(min=8, help="Proposals sampled per image for the second-stage loss."),
+    ] = None,
     augment: bool = True,
     validate_every: Annotated[
         int, typer.Option(help="Validate every N epochs (0: only after the last).")
@@ -177,7 +181,11 @@ def train_detector_command(
         train=train_specs,
         val=val_specs,
         out_dir=out,
-        detector=DetectorConfig(backbone=backbone, input_size=size),
+        detector=DetectorConfig(
+            backbone=backbone,
+            input_size=size,
+            **({} if roi_batch_size is None else {"roi_batch_size_per_image": roi_batch_size}),
+        ),
         training=TrainConfig(
             epochs=epochs,
             batch_size=batch_size,
@@ -211,13 +219,20 @@ def eval_detector_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for froc.csv, .png, .json.")],
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% CIs.")] = 1000,
     workers: Annotated[int, typer.Option(help="Processes rendering phantoms.")] = 1,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
 ) -> None:
     """FROC of a detector bundle: sensitivity at 0.125 … 4 false positives per image."""
     from mammocad.commands.evaluate import run_eval_detector
 
     specs = _parse_specs(data)
     result = run_eval_detector(
-        model=model, data=specs, out_dir=out, bootstrap=bootstrap, workers=workers, console=console
+        model=model,
+        data=specs,
+        out_dir=out,
+        bootstrap=bootstrap,
+        workers=workers,
+        device=device,
+        console=console,
     )
     console.print(f"{result.n_images} images; results in [bold]{out}[/bold]")
 

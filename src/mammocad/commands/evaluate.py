@@ -53,6 +53,7 @@ def run_eval_detector(
     out_dir: Path,
     bootstrap: int = 1000,
     workers: int = 1,
+    device: str = "cpu",
     console: Console | None = None,
 ) -> DetectorEvaluation:
     """Evaluate ``model`` on ``data``; print the table and write CSV, PNG and JSON."""
@@ -63,11 +64,17 @@ def run_eval_detector(
     samples = build_samples(data, classes=config.classes, params=params, workers=workers)
     if not samples:
         raise ValueError("the data specifications produced no images to evaluate on")
-    results = detect_dataset(bundle.model, samples, device=torch.device("cpu"))
+    target = torch.device(device)
+    results = detect_dataset(bundle.model.to(target), samples, device=target)
     report = froc_of(results, config, bootstrap=bootstrap)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = write_froc_csv(report, out_dir / "froc.csv")
-    png_path = plot_froc(report, out_dir / "froc.png", title=f"{model.name}: FROC")
+    png_path: Path | None
+    try:
+        png_path = plot_froc(report, out_dir / "froc.png", title=f"{model.name}: FROC")
+    except ImportError as error:  # matplotlib missing on a bare GPU node: the CSV still counts
+        console.print(f"[yellow]FROC plot skipped: {error}[/yellow]")
+        png_path = None
     json_path = out_dir / "froc.json"
     summary = {
         "model": {"name": bundle.manifest.name, "version": bundle.manifest.version},
