@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -155,6 +156,13 @@ def train_detector_command(
         typer.Option(min=8, help="Proposals sampled per image for the second-stage loss."),
     ] = None,
     augment: bool = True,
+    crop: Annotated[
+        str | None,
+        typer.Option(help="Train on ROWSxCOLS windows of the input, lesion-centred in part."),
+    ] = None,
+    crop_lesion_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of windows aimed at a lesion.")
+    ] = 0.6,
     validate_every: Annotated[
         int, typer.Option(help="Validate every N epochs (0: only after the last).")
     ] = 1,
@@ -177,15 +185,14 @@ def train_detector_command(
 
     train_specs, val_specs = _parse_specs(data), _parse_specs(val)
     size = _input_size(input_size)
+    detector = DetectorConfig(backbone=backbone, input_size=size)
+    if roi_batch_size is not None:
+        detector = replace(detector, roi_batch_size_per_image=roi_batch_size)
     run = DetectorRun(
         train=train_specs,
         val=val_specs,
         out_dir=out,
-        detector=DetectorConfig(
-            backbone=backbone,
-            input_size=size,
-            **({} if roi_batch_size is None else {"roi_batch_size_per_image": roi_batch_size}),
-        ),
+        detector=detector,
         training=TrainConfig(
             epochs=epochs,
             batch_size=batch_size,
@@ -194,6 +201,8 @@ def train_detector_command(
             seed=seed,
             device=device,
             augment=augment,
+            crop_size=None if crop is None else _input_size(crop),
+            crop_lesion_fraction=crop_lesion_fraction,
             validate_every=validate_every,
             resume=resume,
             time_limit_s=time_limit,

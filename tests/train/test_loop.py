@@ -98,6 +98,8 @@ class StopsInEpochTwo:
 def test_resume_continues_exactly_where_it_stopped(
     tiny_config: DetectorConfig, quick_train: TrainConfig, tmp_path: Path
 ) -> None:
+    # lesion-centred windows too: the resumed run must draw the same windows
+    quick_train = replace(quick_train, crop_size=(96, 96))
     samples = make_toy_samples(8, size=SIZE, seed=3)
     common = {"detector_config": tiny_config, "val_data": None, "bundle": BUNDLE}
     straight = train_detector(

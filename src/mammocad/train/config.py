@@ -58,6 +58,10 @@ class TrainConfig:
     amp: bool = True
     amp_dtype: Literal["auto", "float16", "bfloat16"] = "auto"
     augment: bool = True
+    #: train on windows of this many (rows, columns) input pixels instead of whole inputs
+    #: (:mod:`mammocad.train.crops`); ``crop_lesion_fraction`` of them aim at a lesion
+    crop_size: tuple[int, int] | None = None
+    crop_lesion_fraction: float = 0.6
     validate_every: int = 1  # epochs; 0 validates only after the last epoch
     froc_bootstrap: int = 200  # bootstrap resamples for the final validation's CIs
     num_workers: int = 0
@@ -75,6 +79,8 @@ class TrainConfig:
             raise ValueError("learning_rate must be positive and min_lr_ratio in [0, 1]")
         if self.time_limit_s is not None and self.time_limit_s <= 0:
             raise ValueError("time_limit_s must be positive (or None for no limit)")
+        if self.crop_size is not None and min(self.crop_size) < 64:
+            raise ValueError(f"crop_size {self.crop_size} is too small (at least 64×64)")
         if self.warmup_steps < 0 or self.validate_every < 0 or self.num_workers < 0:
             raise ValueError("warmup_steps, validate_every and num_workers cannot be negative")
 

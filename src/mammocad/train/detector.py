@@ -27,6 +27,7 @@ from mammocad.eval.froc import FrocReport, plot_froc, write_froc_csv
 from mammocad.train.augment import Augmenter
 from mammocad.train.checkpoint import TrainState, load_checkpoint, save_checkpoint, seed_everything
 from mammocad.train.config import BundleSpec, TrainConfig
+from mammocad.train.crops import LesionCropper
 from mammocad.train.data import DetectionDataset, DetectionSample
 from mammocad.train.optim import build_optimizer, build_scheduler
 from mammocad.train.progress import TrainProgress
@@ -51,11 +52,18 @@ class TrainResult:
 
 
 class _EpochData(Dataset[DetectionSample]):
-    """Applies augmentation with a seed fixed by (run seed, epoch, index)."""
+    """Applies augmentation and cropping with a seed fixed by (run seed, epoch, index)."""
 
-    def __init__(self, data: DetectionDataset, augmenter: Augmenter | None, seed: int) -> None:
+    def __init__(
+        self,
+        data: DetectionDataset,
+        augmenter: Augmenter | None,
+        seed: int,
+        cropper: LesionCropper | None = None,
+    ) -> None:
         self.data = data
         self.augmenter = augmenter
+        self.cropper = cropper
         self.seed = seed
         self.epoch = 0
 
@@ -64,10 +72,14 @@ class _EpochData(Dataset[DetectionSample]):
 
     def __getitem__(self, index: int) -> DetectionSample:
         sample = self.data[index]
-        if self.augmenter is None:
+        if self.augmenter is None and self.cropper is None:
             return sample
-        seed = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0]
-        return self.augmenter(sample, seed=int(seed))
+        seeds = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(2)
+        if self.augmenter is not None:
+            sample = self.augmenter(sample, seed=int(seeds[0]))
+        if self.cropper is not None:
+            sample = self.cropper(sample, seed=int(seeds[1]))
+        return sample
 
 
 @dataclass
@@ -197,7 +209,14 @@ def _epochs(
 ) -> tuple[list[dict[str, float]], TrainState]:
     config = run.config
     augmenter = Augmenter() if config.augment else None
-    epoch_data = _EpochData(train_data, augmenter, config.seed)
+    cropper = None
+    if config.crop_size is not None:
+        cropper = LesionCropper(
+            size=config.crop_size,
+            lesion_fraction=config.crop_lesion_fraction,
+            landmark=run.model.config.landmark_index,
+        )
+    epoch_data = _EpochData(train_data, augmenter, config.seed, cropper)
     history: list[dict[str, float]] = []
     with TrainProgress(enabled=config.progress, total_epochs=config.epochs) as progress:
         for epoch in range(state.epoch, config.epochs):
