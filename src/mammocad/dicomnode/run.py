@@ -1,0 +1,50 @@
+"""Run the node in the foreground until SIGINT or SIGTERM (``mammocad dicom-node``)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from mammocad.dicomnode.handler import StudyHandler
+from mammocad.dicomnode.node import DicomNode
+from mammocad.dicomnode.settings import NodeSettings
+
+logger = logging.getLogger(__name__)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Timestamped log lines on stderr. pynetdicom's INFO lines (one per PDU step) and
+    highdicom's (one per copied module) are left out: the node logs each association and
+    each study once."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("pynetdicom", "highdicom"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
+
+
+def run_node(settings: NodeSettings, handler: StudyHandler) -> None:
+    """Start the node, block until SIGINT/SIGTERM, stop it gracefully (the study being
+    analysed finishes; open and queued studies stay in the spool for the next start)."""
+    if not settings.allowed_calling_aets:
+        logger.warning(
+            "no --allow given: any calling AE title is accepted; name the modalities and PACS "
+            "that may send studies (--allow AET, repeatable)"
+        )
+    if settings.destination is None:
+        logger.warning("no --destination: results are kept under %s", settings.spool_dir / "done")
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    node = DicomNode(settings=settings, handler=handler)
+    try:
+        node.start()
+        stop.wait()
+    finally:
+        node.stop()
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)

@@ -1,0 +1,196 @@
+"""The node's acceptor side: Verification (C-ECHO) and Storage (C-STORE) SCP with pynetdicom.
+
+* Association acceptance (PS3.8 Section 9.3.3–9.3.4, Table 9-21): a calling AE title not on
+  the allow-list is rejected with A-ASSOCIATE-RJ result "rejected-permanent", source "DICOM UL
+  service-user (ACSE related)", reason 3 "calling-AE-title-not-recognized"; a called AE title
+  other than the node's with reason 7 "called-AE-title-not-recognized".
+* C-ECHO (PS3.7 Section 9.1.5, PS3.4 Annex A): always Success.
+* C-STORE (PS3.7 Section 9.1.1, PS3.4 Annex B): the data set is written exactly as it came
+  over the wire (file meta + encoded bytes, no decode/re-encode), then Success is returned.
+  Statuses on failure follow PS3.4 Table B.2-1: 0xA700 out of resources (the spool could not be
+  written), 0xA900 data set does not match SOP class (no Study/SOP Instance UID), 0xC210 cannot
+  understand (the data set does not decode).
+* Every association is logged when its connection closes: calling AE, address, instances
+  stored / refused, and how it ended (released, aborted, rejected).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
+
+from mammocad.dicomnode.collector import StudyCollector
+from mammocad.dicomnode.settings import NodeSettings
+
+logger = logging.getLogger(__name__)
+
+OUT_OF_RESOURCES = 0xA700
+DOES_NOT_MATCH_SOP_CLASS = 0xA900
+CANNOT_UNDERSTAND = 0xC210
+#: our own results carry this Manufacturer (docs/dicom-outputs.md); a PACS that forwards whole
+#: studies would otherwise send them back to us and start a loop
+OWN_MANUFACTURER = "mammocad"
+
+
+@dataclass(slots=True)
+class _AssociationLog:
+    calling_aet: str = "?"
+    address: str = "?"
+    stored: int = 0
+    refused: int = 0
+    ignored: int = 0
+    outcome: str = "connection closed"
+    studies: set[str] = field(default_factory=set)
+
+
+class StorageSCP:
+    """A pynetdicom AE serving C-ECHO and C-STORE; received instances go to ``collector``."""
+
+    def __init__(self, *, settings: NodeSettings, collector: StudyCollector) -> None:
+        self.settings = settings
+        self.collector = collector
+        self._associations: dict[int, _AssociationLog] = {}
+        self._lock = threading.Lock()
+        self._server: ThreadedAssociationServer | None = None
+        self.ae = self._build_ae()
+
+    def _build_ae(self) -> AE:
+        ae = AE(ae_title=self.settings.ae_title)
+        timeout = self.settings.network_timeout_s
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+        # every storage SOP class in every transfer syntax pydicom knows: the node stores the
+        # bytes as received, decoding (if possible) is the analysis' concern, per image
+        for context in AllStoragePresentationContexts:
+            ae.add_supported_context(str(context.abstract_syntax), ALL_TRANSFER_SYNTAXES)
+        ae.add_supported_context(Verification)
+        ae.require_called_aet = True
+        if self.settings.allowed_calling_aets:
+            ae.require_calling_aet = sorted(self.settings.allowed_calling_aets)
+        return ae
+
+    @property
+    def port(self) -> int:
+        """The port actually listened on (useful with ``port=0``)."""
+        if self._server is None:
+            raise RuntimeError("the SCP is not running")
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("the SCP is already running")
+        handlers: list[evt.EventHandlerType] = [
+            (evt.EVT_C_ECHO, self._on_echo),
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_CONN_OPEN, self._on_open),
+            (evt.EVT_CONN_CLOSE, self._on_close),
+            (evt.EVT_ACCEPTED, self._on_accepted),
+            (evt.EVT_REJECTED, self._on_outcome("rejected")),
+            (evt.EVT_RELEASED, self._on_outcome("released")),
+            (evt.EVT_ABORTED, self._on_outcome("aborted")),
+        ]
+        address = (self.settings.bind_address, self.settings.port)
+        self._server = self.ae.start_server(address, block=False, evt_handlers=handlers)
+
+    def stop(self) -> None:
+        """Stop listening, then abort associations still open (A-ABORT, PS3.8 Section 7.3):
+        an instance not acknowledged yet is sent again by its sender, and one already
+        written stays in the spool."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+        for assoc in self.ae.active_associations:
+            assoc.abort()
+
+    # -- association log ---------------------------------------------------------------------
+
+    def _log(self, event: evt.Event) -> _AssociationLog:
+        with self._lock:
+            return self._associations.setdefault(id(event.assoc), _AssociationLog())
+
+    def _on_open(self, event: evt.Event) -> None:
+        log = self._log(event)
+        # pynetdicom passes the peer's (host, port) as the event's ``address`` keyword
+        host, port = getattr(event, "address", ("?", "?"))
+        log.address = f"{host}:{port}"
+        logger.debug("connection from %s", log.address)
+
+    def _on_accepted(self, event: evt.Event) -> None:
+        log = self._log(event)
+        log.calling_aet = event.assoc.requestor.ae_title
+        log.outcome = "accepted"
+        logger.info("association accepted: %s from %s", log.calling_aet, log.address)
+
+    def _on_outcome(self, outcome: str) -> Callable[[evt.Event], None]:
+        def record(event: evt.Event) -> None:
+            log = self._log(event)
+            log.calling_aet = event.assoc.requestor.ae_title or log.calling_aet
+            log.outcome = outcome
+            if outcome == "rejected":
+                self._log_rejection(event, log)
+
+        return record
+
+    def _log_rejection(self, event: evt.Event, log: _AssociationLog) -> None:
+        request = event.assoc.requestor.primitive
+        called = request.called_ae_title if request is not None else "?"
+        allowed = ", ".join(sorted(self.settings.allowed_calling_aets)) or "any"
+        logger.warning(
+            "association rejected (A-ASSOCIATE-RJ, PS3.8 Table 9-21): calling AE %r from %s "
+            "called %r; this node is %r and accepts calling AEs: %s",
+            log.calling_aet, log.address, called, self.settings.ae_title, allowed,
+        )  # fmt: skip
+
+    def _on_close(self, event: evt.Event) -> None:
+        with self._lock:
+            log = self._associations.pop(id(event.assoc), None)
+        if log is None or log.outcome == "rejected":
+            return
+        logger.info(
+            "association %s from %s %s: %d instances stored, %d refused, %d own results "
+            "ignored, %d studies",
+            log.calling_aet, log.address, log.outcome, log.stored, log.refused, log.ignored,
+            len(log.studies),
+        )  # fmt: skip
+
+    # -- DIMSE services ----------------------------------------------------------------------
+
+    def _on_echo(self, event: evt.Event) -> int:
+        logger.info("C-ECHO from %s", event.assoc.requestor.ae_title)
+        return 0x0000
+
+    def _on_store(self, event: evt.Event) -> int:
+        """The C-STORE status; the association log counts what was kept, refused or skipped."""
+        log = self._log(event)
+        try:
+            ds = event.dataset
+            study_uid, sop_uid = str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)
+            own = str(ds.get("Manufacturer", "")) == OWN_MANUFACTURER
+        except AttributeError as error:
+            logger.warning("C-STORE from %s refused: %s", log.calling_aet, error)
+            log.refused += 1
+            return DOES_NOT_MATCH_SOP_CLASS
+        except Exception as error:  # the bytes do not decode as a data set
+            logger.warning("C-STORE from %s refused, cannot decode: %s", log.calling_aet, error)
+            log.refused += 1
+            return CANNOT_UNDERSTAND
+        if own:  # acknowledged (the sender did nothing wrong) but not analysed again
+            log.ignored += 1
+            return 0x0000
+        try:
+            self.collector.store(
+                study_instance_uid=study_uid, sop_instance_uid=sop_uid,
+                data=event.encoded_dataset(include_meta=True), calling_aet=log.calling_aet,
+            )  # fmt: skip
+        except OSError:
+            logger.exception("instance %s of study %s could not be spooled", sop_uid, study_uid)
+            log.refused += 1
+            return OUT_OF_RESOURCES
+        log.stored += 1
+        log.studies.add(study_uid)
+        return 0x0000

@@ -1,0 +1,139 @@
+"""Spool folders and the idle timeout, on a clock the test moves by hand."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from mammocad.dicomnode.collector import ClosedStudy, StudyCollector, uid_name
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def collector(tmp_path: Path, clock: Clock, closed: list[ClosedStudy]) -> StudyCollector:
+    return StudyCollector(
+        spool_dir=tmp_path / "spool", idle_timeout_s=10.0, on_closed=closed.append, clock=clock
+    )
+
+
+def store(target: StudyCollector, study: str, sop: str, data: bytes = b"DICM") -> Path:
+    return target.store(study_instance_uid=study, sop_instance_uid=sop, data=data, calling_aet="MG")
+
+
+def test_study_closes_only_after_idle_timeout_since_last_instance(tmp_path: Path) -> None:
+    clock, closed = Clock(), []
+    spool = collector(tmp_path, clock, closed)
+    store(spool, "1.2.3", "1.2.3.1")
+    clock.now += 6
+    store(spool, "1.2.3", "1.2.3.2", b"second")
+    clock.now += 9.9  # 15.9 s after the first, 9.9 s after the last instance
+    assert spool.close_idle() == []
+    assert spool.open_studies() == {"1.2.3": 2}
+    clock.now += 0.1
+    (study,) = spool.close_idle()
+    assert study.study_instance_uid == "1.2.3"
+    assert study.instances == 2
+    assert study.calling_aets == {"MG"}
+    assert sorted(p.name for p in study.instances_dir.iterdir()) == ["1.2.3.1.dcm", "1.2.3.2.dcm"]
+    assert (study.instances_dir / "1.2.3.2.dcm").read_bytes() == b"second"
+    assert spool.open_studies() == {}
+    assert not (tmp_path / "spool" / "incoming" / "1.2.3").exists()
+
+
+def test_instance_after_closing_opens_a_new_batch(tmp_path: Path) -> None:
+    clock, closed = Clock(), []
+    spool = collector(tmp_path, clock, closed)
+    store(spool, "1.2.3", "1.2.3.1")
+    clock.now += 10
+    (first,) = spool.close_idle()
+    store(spool, "1.2.3", "1.2.3.9")
+    clock.now += 10
+    (second,) = spool.close_idle()
+    assert first.folder != second.folder
+    assert [p.name for p in first.instances_dir.iterdir()] == ["1.2.3.1.dcm"]
+    assert [p.name for p in second.instances_dir.iterdir()] == ["1.2.3.9.dcm"]
+
+
+def test_resent_instance_replaces_the_earlier_copy(tmp_path: Path) -> None:
+    clock, closed = Clock(), []
+    spool = collector(tmp_path, clock, closed)
+    store(spool, "1.2.3", "1.2.3.1", b"old")
+    store(spool, "1.2.3", "1.2.3.1", b"new")
+    (study,) = spool.close_idle(force=True)
+    assert [p.read_bytes() for p in study.instances_dir.iterdir()] == [b"new"]
+
+
+def test_malformed_uids_cannot_leave_the_spool(tmp_path: Path) -> None:
+    assert uid_name("1.2.840.1") == "1.2.840.1"
+    for bad in ("../../etc", "1.2/3", "", "." * 3, "9" * 65):
+        name = uid_name(bad)
+        assert "/" not in name and name.startswith("x") and len(name) == 41
+    clock, closed = Clock(), []
+    spool = collector(tmp_path, clock, closed)
+    path = store(spool, "../../escape", "../x")
+    assert path.resolve().is_relative_to((tmp_path / "spool" / "incoming").resolve())
+
+
+def test_concurrent_stores_from_many_threads(tmp_path: Path) -> None:
+    clock, closed = Clock(), []
+    spool = collector(tmp_path, clock, closed)
+
+    def sender(index: int) -> None:
+        for number in range(20):
+            store(spool, f"1.2.{index % 3}", f"1.2.{index}.{number}", bytes([index, number]))
+
+    threads = [threading.Thread(target=sender, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert spool.open_studies() == {"1.2.0": 40, "1.2.1": 40, "1.2.2": 40}
+    studies = spool.close_idle(force=True)
+    assert sorted(study.instances for study in studies) == [40, 40, 40]
+    assert not list((tmp_path / "spool").rglob("*.part"))
+
+
+def test_watcher_thread_delivers_closed_studies(tmp_path: Path) -> None:
+    delivered = threading.Event()
+    got: list[ClosedStudy] = []
+
+    def on_closed(study: ClosedStudy) -> None:
+        got.append(study)
+        delivered.set()
+
+    spool = StudyCollector(spool_dir=tmp_path / "spool", idle_timeout_s=0.2, on_closed=on_closed)
+    spool.start()
+    try:
+        store(spool, "1.2.3", "1.2.3.1")
+        assert delivered.wait(5.0)
+    finally:
+        spool.stop()
+    assert [study.study_instance_uid for study in got] == ["1.2.3"]
+
+
+def test_recover_reopens_incoming_and_requeues_interrupted_work(tmp_path: Path) -> None:
+    clock, closed = Clock(), []
+    first = collector(tmp_path, clock, closed)
+    store(first, "1.2.3", "1.2.3.1")
+    store(first, "1.2.4", "1.2.4.1")
+    clock.now += 10
+    store(first, "1.2.5", "1.2.5.1")  # still open when the node "stops"
+    interrupted = next(s for s in first.close_idle() if s.study_instance_uid == "1.2.3")
+    interrupted.results_dir.mkdir()
+    (interrupted.results_dir / "half-written.dcm").write_bytes(b"x")
+    (tmp_path / "spool" / "incoming" / "1.2.5" / "1.2.5.2.dcm.77.part").write_bytes(b"x")
+
+    second = collector(tmp_path, clock, closed)
+    pending = second.recover()
+    assert sorted(study.study_instance_uid for study in pending) == ["1.2.3", "1.2.4"]
+    assert not interrupted.results_dir.exists()
+    assert second.open_studies() == {"1.2.5": 1}
+    assert not list((tmp_path / "spool").rglob("*.part"))
+    clock.now += 10
+    assert [study.study_instance_uid for study in second.close_idle()] == ["1.2.5"]
