@@ -1,6 +1,8 @@
 """Write the DICOM outputs of one analysed study into a folder::
 
-    FOLDER/sr.dcm                           Comprehensive SR, TID 1500 (:mod:`.sr`)
+    FOLDER/sr.dcm                           Comprehensive SR, TID 1500 (:mod:`.sr`), or with
+                                            ``sr_template="mammography-cad"`` the Mammography
+                                            CAD SR, TID 4000 (:mod:`.cad_sr`): one SR either way
     FOLDER/sc/<SC SOPInstanceUID>.dcm       one Secondary Capture per processed image (:mod:`.sc`)
     FOLDER/gsps/<GSPS SOPInstanceUID>.dcm   one GSPS per processed image (:mod:`.gspr`)
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
 
+from mammocad.report.dicom.cad_sr import build_cad_sr
 from mammocad.report.dicom.gspr import build_gsps
 from mammocad.report.dicom.headers import read_header
 from mammocad.report.dicom.sc import build_sc
@@ -32,6 +36,13 @@ logger = logging.getLogger(__name__)
 
 #: ``picture(image key)`` → the overlay (``uint8[H, W, 3]`` BGR) or ``None`` when there is none.
 PictureSource = Callable[[str], npt.NDArray[np.uint8] | None]
+
+
+class SrTemplate(str, Enum):
+    """Which SR a study gets (``sr.dcm``): the root template of its content tree (PS3.16)."""
+
+    TID1500 = "tid1500"  # Comprehensive SR, Imaging Measurement Report (OHIF, most viewers)
+    MAMMOGRAPHY_CAD = "mammography-cad"  # Mammography CAD SR, TID 4000 (mammography workstations)
 
 
 @dataclass(slots=True)
@@ -136,13 +147,17 @@ def write_dicom_outputs(
     folder: Path,
     picture: PictureSource,
     gsps: bool = True,
+    sr_template: SrTemplate | str = SrTemplate.TID1500,
 ) -> DicomOutputs:
     """Write the SR, the SCs and (``gsps``) the presentation states of one study's ``result``.
 
     ``result`` is the result schema object (``Pipeline.analyze(...).result``); each image's
-    ``source`` must still be readable. UIDs follow :mod:`.uids`, so writing the same result
-    again (same study, same model version) produces the same objects.
+    ``source`` must still be readable. ``sr_template`` picks the one SR written as ``sr.dcm``:
+    the TID 1500 Comprehensive SR or the TID 4000 Mammography CAD SR. UIDs follow
+    :mod:`.uids`, so writing the same result again (same study, same model version, same SR
+    template) produces the same objects.
     """
+    template = SrTemplate(sr_template)
     outputs = DicomOutputs()
     model = result["model"]
     uids = OutputUids(
@@ -155,7 +170,8 @@ def write_dicom_outputs(
         _note(outputs, "no_dicom_outputs", "No processed DICOM image: no DICOM output written.")
         return outputs
     try:
-        outputs.sr = _write(build_sr(result, headers, uids=uids), folder / "sr.dcm")
+        build = build_cad_sr if template is SrTemplate.MAMMOGRAPHY_CAD else build_sr
+        outputs.sr = _write(build(result, headers, uids=uids), folder / "sr.dcm")
     except Exception as error:
         logger.exception("SR of study %s could not be written", result["study_instance_uid"])
         _note(outputs, "dicom_output_failed", f"SR: {type(error).__name__}: {error}")

@@ -1,0 +1,144 @@
+"""The summary sub-trees of the Mammography CAD SR (PS3.16 TID 4001/4002, TID 4015-4018).
+
+* TID 4001 "Mammography CAD Overall Impression/Recommendation": row 1 "CAD Processing and
+  Findings Summary" (CID 6047), row 2 the TID 4002 body (HAS PROPERTIES: Impression
+  Description with the study and breast probabilities and the images not analysed, and the
+  algorithm, TID 4019), row 3 one TID 4003 Individual Impression per finding (INFERRED FROM).
+* TID 4000 rows 7-10: "Summary of Detections" / "Summary of Analyses" (CID 6042), each
+  INFERRED FROM its "Successful …" container (TID 4015 / 4016) holding one "Detection
+  Performed" (TID 4017) per CID 6014 finding type the detector reports, and one "Analysis
+  Performed" (TID 4018, CID 6043 "Overall Impression/Recommendation Analysis": the study and
+  breast probabilities). Both name the algorithm (TID 4019) and reference every image of the
+  Image Library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from highdicom.sr import (
+    CodeContentItem,
+    CodedConcept,
+    ContainerContentItem,
+    ContentItem,
+    ContentSequence,
+    TextContentItem,
+)
+from pydicom.dataset import Dataset
+
+from mammocad.report.dicom import cad_codes as cc
+from mammocad.report.dicom.cad_content import (
+    CONTAINS,
+    HAS_PROPERTIES,
+    INFERRED_FROM,
+    image_reference,
+)
+
+_SIDE_NAMES = {"L": "Left", "R": "Right"}
+
+
+def _percent_text(probability: float | None) -> str:
+    return "not available" if probability is None else f"{100.0 * float(probability):.0f}%"
+
+
+def impression_description(
+    result: Mapping[str, Any], not_processed: Sequence[tuple[Mapping[str, Any], str]]
+) -> str:
+    """The text of TID 4002 "Impression Description": what result.json says of the study."""
+    suspicion = result.get("suspicion")
+    parts = [
+        f"Probability of malignancy, study: {_percent_text(result['malignancy_probability'])}"
+        + (f" (suspicion: {suspicion})." if suspicion else ".")
+    ]
+    parts.extend(
+        f"{_SIDE_NAMES[b['laterality']]} breast: {_percent_text(b['malignancy_probability'])}."
+        for b in result["breasts"]
+    )
+    for image, reason in not_processed:
+        where = " ".join(v for v in (image.get("laterality"), image.get("view")) if v)
+        label = f"{image['sop_instance_uid']} ({where})" if where else image["sop_instance_uid"]
+        parts.append(f"Image not analysed: {label}: {reason}.")
+    return " ".join(parts)
+
+
+def overall_impression(
+    *,
+    impressions: Sequence[ContainerContentItem],
+    description: str,
+    algorithm: Sequence[ContentItem],
+) -> CodeContentItem:
+    """TID 4001 (included by TID 4000 row 5 with CONTAINS)."""
+    summary = cc.ALL_SUCCEEDED_WITH_FINDINGS if impressions else cc.ALL_SUCCEEDED_WITHOUT_FINDINGS
+    item = CodeContentItem(
+        cc.CAD_PROCESSING_AND_FINDINGS_SUMMARY, summary, relationship_type=CONTAINS
+    )
+    body: list[ContentItem] = [
+        TextContentItem(
+            name=cc.IMPRESSION_DESCRIPTION, value=description, relationship_type=HAS_PROPERTIES
+        ),
+        *algorithm,
+    ]
+    item.ContentSequence = ContentSequence([*body, *impressions])
+    return item
+
+
+def _performed(
+    name: CodedConcept,
+    value: CodedConcept,
+    *,
+    algorithm: Sequence[ContentItem],
+    library: Sequence[Dataset],
+) -> CodeContentItem:
+    """TID 4017 / TID 4018: what was performed, by which algorithm, on which images."""
+    item = CodeContentItem(name, value, relationship_type=CONTAINS)
+    item.ContentSequence = ContentSequence(
+        [
+            *algorithm,
+            *(image_reference(header, INFERRED_FROM) for header in library),
+        ]
+    )
+    return item
+
+
+def summary_of_detections(
+    *, algorithm: Sequence[ContentItem], library: Sequence[Dataset]
+) -> CodeContentItem:
+    """TID 4000 rows 7-8 with TID 4015 row 1-2: every detection type succeeded on every image
+    of the library (an image the detector did not run on is not in the library)."""
+    successful = ContainerContentItem(
+        name=cc.SUCCESSFUL_DETECTIONS, relationship_type=INFERRED_FROM
+    )
+    successful.ContentSequence = ContentSequence(
+        [
+            _performed(cc.DETECTION_PERFORMED, kind, algorithm=algorithm, library=library)
+            for kind in cc.detection_types()
+        ]
+    )
+    summary = CodeContentItem(cc.SUMMARY_OF_DETECTIONS, cc.SUCCEEDED, relationship_type=CONTAINS)
+    summary.ContentSequence = ContentSequence([successful])
+    return summary
+
+
+def summary_of_analyses(
+    *, performed: bool, algorithm: Sequence[ContentItem], library: Sequence[Dataset]
+) -> CodeContentItem:
+    """TID 4000 rows 9-10 with TID 4016 rows 1-2: the overall impression analysis (the study
+    probability) succeeded, or was "Not Attempted" (then row 10 is absent) when the result has
+    no study probability."""
+    if not performed:
+        return CodeContentItem(cc.SUMMARY_OF_ANALYSES, cc.NOT_ATTEMPTED, relationship_type=CONTAINS)
+    successful = ContainerContentItem(name=cc.SUCCESSFUL_ANALYSES, relationship_type=INFERRED_FROM)
+    successful.ContentSequence = ContentSequence(
+        [
+            _performed(
+                cc.ANALYSIS_PERFORMED,
+                cc.OVERALL_IMPRESSION_ANALYSIS,
+                algorithm=algorithm,
+                library=library,
+            )
+        ]
+    )
+    summary = CodeContentItem(cc.SUMMARY_OF_ANALYSES, cc.SUCCEEDED, relationship_type=CONTAINS)
+    summary.ContentSequence = ContentSequence([successful])
+    return summary
