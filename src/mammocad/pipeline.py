@@ -26,6 +26,7 @@ from mammocad.preprocess import PreprocessParams, preprocess_image
 from mammocad.quality import QualityParams, assess_quality
 from mammocad.report.study_json import ModelInfo, study_result
 from mammocad.risk.aggregate import StudyRisk, SuspicionThresholds, aggregate
+from mammocad.risk.calibration import Calibrator, load_calibration
 from mammocad.structures import Finding, Image, PreprocessedImage, Study
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class Pipeline:
         thresholds: SuspicionThresholds | None = None,
         prior: float = 0.0,
         quality: QualityParams | None = None,
+        calibrator: Calibrator | None = None,
     ) -> None:
         expected = tuple(detector.model.config.input_size)
         if tuple(preprocessing.input_size) != expected:
@@ -103,6 +105,8 @@ class Pipeline:
         # the learned quality model ships with its own
         self.quality = quality or QualityParams()
         self.prior = prior
+        # None: the probabilities stay the uncalibrated aggregate (bundle without calibration.json)
+        self.calibrator = calibrator
         self.model_info = ModelInfo(
             name=manifest.name,
             version=manifest.version,
@@ -118,16 +122,18 @@ class Pipeline:
         device: str | torch.device = "cpu",
         num_threads: int | None = None,
     ) -> Pipeline:
-        """Load the bundle at ``path``; preprocessing and thresholds come from its manifest.
+        """Load the bundle at ``path``; preprocessing and thresholds come from its manifest,
+        the calibration from its ``calibration.json`` when it has one.
 
         Raises:
             ModelBundleError: the bundle is missing, corrupt, or its preprocessing does not
-                match this mammocad version.
+                match this mammocad version, or its ``calibration.json`` is invalid.
         """
         detector = Detector.from_bundle(path, device=device, num_threads=num_threads)
+        calibrator = load_calibration(path)
         try:
             params = PreprocessParams.from_dict(detector.manifest.preprocessing)
-            return cls(detector=detector, preprocessing=params)
+            return cls(detector=detector, preprocessing=params, calibrator=calibrator)
         except ValueError as error:  # the manifest's preprocessing does not fit: not a default
             raise ModelBundleError(f"{path}: {error}") from error
 
@@ -149,7 +155,13 @@ class Pipeline:
         study.messages.extend(missing_view_messages(study))
         findings = {key: prediction.findings for key, prediction in predictions.items()}
         with _timed(timings, "aggregate"):
-            risk = aggregate(study, findings, thresholds=self.thresholds, prior=self.prior)
+            risk = aggregate(
+                study,
+                findings,
+                thresholds=self.thresholds,
+                prior=self.prior,
+                calibrator=self.calibrator,
+            )
         timings["total"] = (perf_counter() - start) * 1000.0
         result = study_result(
             study,

@@ -7,6 +7,7 @@
       manifest.json     name, version, sha256 of weights.pt, classes, detector config, input
                         size, preprocessing parameters, thresholds, training data, metrics
       MODEL_CARD.md     data, metrics with confidence intervals, intended use
+      calibration.json  optional: the risk calibration a site fitted (mammocad.risk.calibration)
 
 Weights are saved as a plain ``state_dict`` and loaded with ``torch.load(weights_only=True)``:
 no pickled code runs on load. The sha256 in the manifest is checked before loading, so a
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,10 +171,17 @@ def save_bundle(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         mammocad_version=mammocad.__version__,
     )
-    text = json.dumps(manifest.to_dict(), indent=2, sort_keys=False)
-    (folder / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
+    write_manifest(folder, manifest)
     write_model_card(folder, manifest)
     return manifest
+
+
+def write_manifest(path: str | Path, manifest: BundleManifest) -> Path:
+    """Write ``manifest.json`` into the bundle folder ``path`` (the weights are not touched:
+    a manifest changed after training, e.g. new thresholds, keeps its sha256)."""
+    out = Path(path) / MANIFEST_FILE
+    out.write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n", "utf-8")
+    return out
 
 
 def _write_weights(model: MammoDetector, weights: Path, dtype: torch.dtype) -> Path:
@@ -227,8 +236,11 @@ def load_bundle(path: str | Path, *, device: str | torch.device = "cpu") -> Load
     return LoadedBundle(manifest=manifest, model=model.to(device).eval(), path=folder)
 
 
-def write_model_card(path: str | Path, manifest: BundleManifest) -> Path:
-    """Write ``MODEL_CARD.md`` into the bundle folder ``path`` from its manifest."""
+def write_model_card(
+    path: str | Path, manifest: BundleManifest, *, extra: Sequence[str] = ()
+) -> Path:
+    """Write ``MODEL_CARD.md`` into the bundle folder ``path`` from its manifest; ``extra``
+    Markdown lines (e.g. a calibration section) go before the preprocessing section."""
     lines = [
         f"# {manifest.name} {manifest.version}",
         "",
@@ -248,6 +260,7 @@ def write_model_card(path: str | Path, manifest: BundleManifest) -> Path:
         "",
         *_metric_table(manifest.metrics),
         "",
+        *extra,
         "## Preprocessing",
         "",
         "Inference must use exactly these preprocessing parameters (recorded from training):",

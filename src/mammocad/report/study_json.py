@@ -92,7 +92,8 @@ def _messages(study: Study, risk: StudyRisk) -> list[dict[str, Any]]:
     for image in study.images:
         if not has_known_size(image):
             messages.extend(image.messages)
-    if risk.malignancy_probability is not None:
+    calibrated = risk.calibration is not None and risk.calibration.calibrated
+    if risk.malignancy_probability is not None and not calibrated:
         messages.append(UNCALIBRATED)
     return [message.to_dict() for message in messages]
 
@@ -115,7 +116,8 @@ def study_result(
         raise ValueError("timings_ms needs a 'total' entry (the schema requires it)")
     probability = None if study.status is StudyStatus.REJECTED else risk.malignancy_probability
     suspicion = risk.thresholds.category(rounded(probability))
-    return {
+    calibration = risk.calibration
+    result = {
         "schema_version": SCHEMA_VERSION,
         "study_instance_uid": study.study_instance_uid,
         "accession_number": study.accession_number,
@@ -126,7 +128,8 @@ def study_result(
             **model.to_dict(),
             "risk": {
                 "method": "interim_noisy_or",
-                "calibrated": False,
+                "calibrated": calibration is not None and calibration.calibrated,
+                "calibration": calibration.describe() if calibration else None,
                 "suspicion_thresholds": risk.thresholds.to_dict(),
             },
         },
@@ -138,3 +141,8 @@ def study_result(
         # 2-decimal rounding users see costs (it must stay under 0.005)
         "x_malignancy_probability_unrounded": probability,
     }
+    if calibration is not None:
+        # the score before calibration: what `mammocad calibrate` refits a site's calibration on
+        raw = None if probability is None else risk.raw_probability
+        result["x_malignancy_probability_uncalibrated"] = raw
+    return result

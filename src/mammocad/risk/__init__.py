@@ -1,7 +1,9 @@
 """Risk: breast- and study-level malignancy probability.
 
-For now only the interim, uncalibrated noisy-OR aggregate of the detector's findings
-(:mod:`mammocad.risk.aggregate`, docs/analyze.md); the calibrated risk model replaces it.
+The interim noisy-OR aggregate of the detector's findings (:mod:`mammocad.risk.aggregate`,
+docs/analyze.md), mapped by the bundle's calibration when it has one
+(:mod:`mammocad.risk.calibration`, docs/calibration.md). Choosing suspicion operating points
+is fitting-time code in :mod:`mammocad.risk.operating_points`, not exported here.
 """
 
 from mammocad.risk.aggregate import (
@@ -15,15 +17,31 @@ from mammocad.risk.aggregate import (
     noisy_or,
     rounded,
 )
+from mammocad.risk.calibration import (
+    CALIBRATION_FILE,
+    CalibrationError,
+    CalibrationMethod,
+    Calibrator,
+    fit_calibrator,
+    load_calibration,
+    save_calibration,
+)
 
 __all__ = [
+    "CALIBRATION_FILE",
     "DEFAULT_HIGH",
     "DEFAULT_INTERMEDIATE",
     "BreastRisk",
+    "CalibrationError",
+    "CalibrationMethod",
+    "Calibrator",
     "StudyRisk",
     "Suspicion",
     "SuspicionThresholds",
     "aggregate",
+    "fit_calibrator",
+    "load_calibration",
     "noisy_or",
     "rounded",
+    "save_calibration",
 ]

@@ -13,6 +13,9 @@ calibrated. The rule, also in docs/analyze.md:
 * ``suspicion`` compares the study probability, as rounded for output (2 decimals), with the
   bundle manifest's ``thresholds["intermediate"]`` and ``thresholds["high"]`` (defaults 0.1 and
   0.5 when the bundle has none), so the category always agrees with the number shown.
+* when the bundle has a calibration (:mod:`mammocad.risk.calibration`), it maps every breast
+  and study probability before rounding; being non-decreasing, the study probability is still
+  the maximum over the breasts. The raw study score is kept for recalibration.
 
 Known bias: without cross-view fusion, a lesion seen on both CC and MLO counts twice, which
 pushes the breast probability up.
@@ -26,6 +29,7 @@ from enum import Enum
 from math import prod
 
 from mammocad.errors import ModelBundleError
+from mammocad.risk.calibration import Calibrator
 from mammocad.structures import Finding, Laterality, Study
 
 #: Used when the bundle manifest records no suspicion thresholds (documented in docs/analyze.md).
@@ -105,12 +109,18 @@ class BreastRisk:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StudyRisk:
-    """Breasts in the order R, L; ``malignancy_probability`` unrounded (round for output)."""
+    """Breasts in the order R, L; ``malignancy_probability`` unrounded (round for output).
+
+    With a ``calibration``, the probabilities are calibrated and ``raw_probability`` is the
+    study score before it (what ``mammocad calibrate`` fits on); without, the two are equal.
+    """
 
     breasts: tuple[BreastRisk, ...]
     malignancy_probability: float | None
     suspicion: Suspicion | None
     thresholds: SuspicionThresholds
+    raw_probability: float | None = None
+    calibration: Calibrator | None = None
 
     def breast(self, laterality: Laterality) -> BreastRisk:
         return next(item for item in self.breasts if item.laterality is laterality)
@@ -137,34 +147,46 @@ def aggregate(
     *,
     thresholds: SuspicionThresholds,
     prior: float = 0.0,
+    calibrator: Calibrator | None = None,
 ) -> StudyRisk:
     """Breast and study probabilities of ``study`` from ``findings`` per image key.
 
     Only the study's processed images count; their findings are looked up by
     :attr:`~mammocad.structures.Image.key`. Findings on a processed image of unknown laterality
     belong to no breast but still raise the study probability (a lesion is a lesion).
+    ``calibrator`` (the bundle's, if any) maps the breast and study probabilities.
     """
-    breasts = []
+    calibrate = calibrator.apply_one if calibrator else _unchanged
+    breasts, candidates = [], []
     for side in (Laterality.R, Laterality.L):
         images = study.breast(side)
         found = [finding for image in images for finding in findings.get(image.key, ())]
+        raw = noisy_or(found, prior=prior) if images else None
+        candidates += [] if raw is None else [raw]
         breasts.append(
             BreastRisk(
                 laterality=side,
-                malignancy_probability=noisy_or(found, prior=prior) if images else None,
+                malignancy_probability=calibrate(raw),
                 finding_ids=tuple(finding.id for finding in found),
             )
         )
-    candidates = [b.malignancy_probability for b in breasts if b.malignancy_probability is not None]
     sideless = [image for image in study.processed_images() if image.laterality is None]
     if sideless:
         candidates.append(
             noisy_or((f for image in sideless for f in findings.get(image.key, ())), prior=prior)
         )
-    probability = max(candidates) if candidates else None
+    # calibrations are non-decreasing: the maximum of the raw scores maps to the maximum
+    raw_study = max(candidates) if candidates else None
+    probability = calibrate(raw_study)
     return StudyRisk(
         breasts=tuple(breasts),
         malignancy_probability=probability,
         suspicion=thresholds.category(rounded(probability)),
         thresholds=thresholds,
+        raw_probability=raw_study,
+        calibration=calibrator,
     )
+
+
+def _unchanged(probability: float | None) -> float | None:
+    return probability
