@@ -36,6 +36,21 @@ class PhantomSize(str, Enum):
     full = "full"
 
 
+class SrTemplateName(str, Enum):
+    """``mammocad.report.dicom.SrTemplate`` by name (importing that here would load highdicom)."""
+
+    tid1500 = "tid1500"
+    mammography_cad = "mammography-cad"
+
+
+class SendSyntaxName(str, Enum):
+    """``mammocad.dicomnode.SendSyntax`` by name (importing that here would load pydicom)."""
+
+    explicit = "explicit"
+    implicit = "implicit"
+    deflated = "deflated"
+
+
 def _require_inputs(inputs: list[Path]) -> None:
     """Usage error (exit 2) when an input path does not exist."""
     missing = [str(path) for path in inputs if not path.exists()]
@@ -269,13 +284,23 @@ def analyze(
             "--dicom", help="Also write DICOM SR, Secondary Captures and GSPS per study (dicom/)."
         ),
     ] = False,
+    sr_template: Annotated[
+        SrTemplateName,
+        typer.Option(
+            "--sr-template",
+            help="The one SR of --dicom: tid1500 (Comprehensive SR) or mammography-cad (TID 4000).",
+        ),
+    ] = SrTemplateName.tid1500,
 ) -> None:
     """Find lesions in every study; write result.json, overlay pictures and summary.json."""
     from mammocad.commands.analyze import print_summary, run_analyze
 
     _require_inputs(inputs)
     pipeline = _load_pipeline(model, device, threads)
-    summary = run_analyze(inputs, out_dir=out, pipeline=pipeline, console=console, dicom=dicom)
+    summary = run_analyze(
+        inputs, out_dir=out, pipeline=pipeline, console=console, dicom=dicom,
+        sr_template=sr_template.value,
+    )  # fmt: skip
     print_summary(summary, out_dir=out, console=console)
     if summary.internal_errors:
         # our own failure, not bad input: scripts and CI must notice (the log has the traceback)
@@ -364,6 +389,201 @@ def eval_study_command(
         results_dir=results, labels=truth, out_dir=out, bootstrap=bootstrap, console=console
     )
     console.print(f"report: [bold]{evaluation.report}[/bold]")
+
+
+class CalibrationChoice(str, Enum):
+    auto = "auto"
+    isotonic = "isotonic"
+    platt = "platt"
+
+
+@app.command()
+def calibrate(
+    results: Annotated[Path, typer.Option("--results", help="analyze/batch output folder.")],
+    labels: Annotated[
+        Path, typer.Option("--labels", help="CSV: study_instance_uid,label[,patient_id][,group].")
+    ],
+    model: Annotated[Path, typer.Option("--model", help="The bundle that made the results.")],
+    out: Annotated[Path, typer.Option("--out", help="New bundle folder to write.")],
+    method: Annotated[
+        CalibrationChoice, typer.Option(help="auto: isotonic from 200 studies, else Platt.")
+    ] = CalibrationChoice.auto,
+    version: Annotated[
+        str | None, typer.Option(help="Version of the new bundle (default: <source>+cal.DATE).")
+    ] = None,
+) -> None:
+    """Refit risk calibration and suspicion thresholds on a site's labelled studies (the
+    detector is not retrained); writes a copy of the bundle."""
+    from mammocad.commands.calibrate import print_outcome, run_calibrate
+    from mammocad.commands.eval_study import labels_from_csv
+    from mammocad.errors import MammocadError
+    from mammocad.risk.calibration import CalibrationMethod
+
+    _require_inputs([results, labels, model])
+    chosen = None if method is CalibrationChoice.auto else CalibrationMethod(method.value)
+    try:
+        outcome = run_calibrate(
+            results_dir=results, labels=labels_from_csv(labels), model=model, out=out,
+            method=chosen, version=version, source=f"studies in {results}, labels {labels}",
+        )  # fmt: skip
+    except (MammocadError, ValueError) as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+    print_outcome(outcome, console=console)
+
+
+@app.command("dicom-node")
+def dicom_node(
+    spool: Annotated[Path, typer.Option("--spool", help="Folder for received studies.")],
+    ae_title: Annotated[str, typer.Option("--ae-title", help="The node's AE title.")] = "MAMMOCAD",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 11112,
+    bind: Annotated[str, typer.Option("--bind", help="Listen on this address only.")] = "",
+    allow: Annotated[
+        list[str], typer.Option("--allow", help="Calling AE title allowed (repeatable; none: all).")
+    ] = [],  # noqa: B006
+    destination: Annotated[
+        str | None, typer.Option("--destination", help="Results go here: AET@host:port.")
+    ] = None,
+    send_syntax: Annotated[
+        list[SendSyntaxName],
+        typer.Option("--send-syntax", help="Offered to --destination (repeatable, in order)."),
+    ] = [SendSyntaxName.explicit, SendSyntaxName.implicit],  # noqa: B006
+    idle_timeout: Annotated[
+        float, typer.Option("--idle-timeout", min=0.1, help="Seconds without a new instance.")
+    ] = 10.0,
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Model bundle folder (as for analyze).")
+    ] = None,
+    gsps: Annotated[bool, typer.Option("--gsps", help="Also send presentation states.")] = False,
+    keep_studies: Annotated[
+        bool, typer.Option("--keep-studies", help="Keep sent studies under SPOOL/done.")
+    ] = False,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
+) -> None:
+    """DICOM node: C-ECHO/C-STORE SCP; each study is analysed after --idle-timeout seconds
+    without a new instance and its SR and Secondary Captures are sent to --destination."""
+    from mammocad.dicomnode import Destination, NodeSettings, PipelineStudyHandler, SendSyntax
+    from mammocad.dicomnode.run import configure_logging, run_node
+
+    try:
+        syntaxes = tuple(SendSyntax(name.value) for name in send_syntax)
+        settings = NodeSettings(
+            ae_title=ae_title, port=port, bind_address=bind, allowed_calling_aets=frozenset(allow),
+            destination=None if destination is None
+            else Destination.parse(destination, transfer_syntaxes=syntaxes),
+            spool_dir=spool, idle_timeout_s=idle_timeout, keep_studies=keep_studies,
+        )  # fmt: skip
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    configure_logging()
+    handler = PipelineStudyHandler(pipeline=_load_pipeline(model, device, threads), gsps=gsps)
+    try:
+        run_node(settings, handler)
+    except OSError as error:  # port taken, spool not writable
+        console.print(f"dicom-node cannot run: {error}", style="red", markup=False)
+        raise typer.Exit(code=2) from None
+
+
+apikey_app = typer.Typer(help="API keys of the REST API (stored hashed).")
+app.add_typer(apikey_app, name="apikey")
+db_app = typer.Typer(help="The service database (SQLite or PostgreSQL).")
+app.add_typer(db_app, name="db")
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Service data folder (default: $MAMMOCAD_DATA_DIR)."),
+]
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="Address to bind.")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
+    data_dir: DataDirOption = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Model bundle folder.")] = None,
+) -> None:
+    """REST API, web UI and in-process workers (docs/api.md); settings from MAMMOCAD_* / .env."""
+    from mammocad.commands.serve import build_settings, run_server
+    from mammocad.errors import MammocadError
+
+    settings = build_settings(host=host, port=port, data_dir=data_dir, model=model)
+    try:
+        run_server(settings)
+    except MammocadError as error:  # unsafe settings, no model, database unreachable
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+
+
+@app.command()
+def worker(
+    queues: Annotated[
+        list[str], typer.Option("--queues", help="cpu, gpu or cpu,gpu (repeatable).")
+    ],
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1)] = 1,
+    data_dir: DataDirOption = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Model bundle folder.")] = None,
+) -> None:
+    """Celery worker for MAMMOCAD_BROKER_URL: runs job stages of the given queues."""
+    from mammocad.commands.serve import build_settings
+    from mammocad.commands.worker import parse_queues, run_worker
+    from mammocad.errors import MammocadError
+
+    try:
+        names = parse_queues(queues)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    settings = build_settings(data_dir=data_dir, model=model)
+    try:
+        run_worker(settings, queues=names, concurrency=concurrency)
+    except MammocadError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Option("--name", help="Who or what uses the key.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create an API key; the key is printed once, as the last line."""
+    from mammocad.commands.serve import build_settings, new_api_key
+    from mammocad.errors import MammocadError
+
+    try:
+        key = new_api_key(build_settings(data_dir=data_dir), name=name)
+    except MammocadError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+    console.print(f"API key {name!r} created; it is shown only now:", markup=False)
+    typer.echo(key)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    name: Annotated[str, typer.Option("--name", help="The key's name.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Revoke an API key: requests with it are refused (403) from now on."""
+    from mammocad.commands.serve import build_settings, revoke_key
+
+    if not revoke_key(build_settings(data_dir=data_dir), name=name):
+        console.print(f"no API key named {name!r}", style="red", markup=False)
+        raise typer.Exit(code=2)
+    console.print(f"API key {name!r} revoked", markup=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDirOption = None) -> None:
+    """Create or migrate the database to this version's schema (serve does it on start)."""
+    from mammocad.commands.serve import build_settings, upgrade_database
+    from mammocad.errors import MammocadError
+
+    try:
+        url = upgrade_database(build_settings(data_dir=data_dir))
+    except MammocadError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+    console.print(f"database at {url} is up to date", markup=False)
 
 
 if __name__ == "__main__":

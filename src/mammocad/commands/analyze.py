@@ -7,7 +7,9 @@ Output folder::
                                                           boxes, labels, probabilities, quality
                                                           issues and a model footer
     DIR/<StudyInstanceUID>/dicom/                       with ``--dicom``: sr.dcm, sc/*.dcm and
-                                                          gsps/*.dcm (docs/dicom-outputs.md)
+                                                          gsps/*.dcm (docs/dicom-outputs.md);
+                                                          sr.dcm is TID 1500, or TID 4000 with
+                                                          ``--sr-template mammography-cad``
     DIR/summary.json                                    every input file (processed or rejected
                                                           with code and sentence), every study
 
@@ -144,7 +146,9 @@ def _write_overlay(analysis: StudyAnalysis, image: Image, folder: Path, footer: 
     return relative.as_posix()
 
 
-def _write_dicom(analysis: StudyAnalysis, folder: Path, footer: str) -> str | None:
+def _write_dicom(
+    analysis: StudyAnalysis, folder: Path, footer: str, sr_template: str = "tid1500"
+) -> str | None:
     """Relative path of the study's DICOM folder, ``None`` when nothing was written."""
     from mammocad.report.dicom import write_dicom_outputs  # needs highdicom: only with --dicom
 
@@ -156,14 +160,21 @@ def _write_dicom(analysis: StudyAnalysis, folder: Path, footer: str) -> str | No
             return None
         return _overlay_picture(analysis, image, footer)
 
-    outputs = write_dicom_outputs(analysis.result, folder=folder / "dicom", picture=picture)
+    outputs = write_dicom_outputs(
+        analysis.result, folder=folder / "dicom", picture=picture, sr_template=sr_template
+    )
     for message in outputs.messages:
         logger.warning("%s: %s", analysis.study.study_instance_uid, message.text)
     return f"{folder.name}/dicom" if outputs.paths() else None
 
 
 def write_study_outputs(
-    analysis: StudyAnalysis, out_dir: Path, summary: AnalyzeSummary, *, dicom: bool = False
+    analysis: StudyAnalysis,
+    out_dir: Path,
+    summary: AnalyzeSummary,
+    *,
+    dicom: bool = False,
+    sr_template: str = "tid1500",
 ) -> None:
     study, result = analysis.study, analysis.result
     folder = out_dir / safe_name(study.study_instance_uid)
@@ -186,7 +197,7 @@ def write_study_outputs(
         "result": relative,
     }
     if dicom:
-        entry["dicom"] = _write_dicom(analysis, folder, footer)
+        entry["dicom"] = _write_dicom(analysis, folder, footer, sr_template)
     summary.studies.append(entry)
 
 
@@ -226,9 +237,11 @@ def run_analyze(
     pipeline: Pipeline,
     console: Console | None = None,
     dicom: bool = False,
+    sr_template: str = "tid1500",
 ) -> AnalyzeSummary:
     """Analyse every study of ``inputs`` (files, folders, zips) into ``out_dir``; ``dicom`` adds
-    the SR, Secondary Captures and presentation states of each study (before pixels are freed)."""
+    the SR, Secondary Captures and presentation states of each study (before pixels are freed);
+    ``sr_template`` (``tid1500`` or ``mammography-cad``) picks which SR that is."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stream = iter_studies(list(inputs))
     summary = AnalyzeSummary(model=pipeline.model_info.to_dict())
@@ -237,7 +250,9 @@ def run_analyze(
         for study in stream:
             listed = len(summary.inputs)
             try:
-                write_study_outputs(pipeline.analyze(study), out_dir, summary, dicom=dicom)
+                write_study_outputs(
+                    pipeline.analyze(study), out_dir, summary, dicom=dicom, sr_template=sr_template
+                )
             except Exception as error:  # a bug must cost one study, not the batch
                 del summary.inputs[listed:]
                 record_failed_study(study, error, summary)

@@ -1,0 +1,295 @@
+"""Jobs on Celery workers: ``MAMMOCAD_BROKER_URL=redis://host:6379/N`` and
+``mammocad worker --queues cpu`` / ``--queues gpu`` processes.
+
+Each stage is one task on its stage's queue (decode and report on ``cpu``, analyze on
+``gpu``), chained per job. Between stages the :class:`StudyContext` is pickled to
+``<data-dir>/jobs/<job id>.pkl``, so every worker must see the same data dir and database.
+Tasks acknowledge late and are rejected when their worker dies, so the broker hands a job to
+another worker; a job delivered more than ``MAX_ATTEMPTS`` times fails instead. Database and
+file-system hiccups are retried; a failing stage fails its job at once (the same input would
+fail again). ``MAMMOCAD_JOB_TIME_LIMIT_S`` bounds a whole study: each stage checks the time
+since the job started, and each task has it as its Celery time limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mammocad.errors import MammocadError
+from mammocad.jobs.inprocess import MAX_ATTEMPTS
+from mammocad.jobs.runner import JobRunner, failure_text
+from mammocad.jobs.stages import (
+    AnalyzeStage,
+    DecodeStage,
+    Queue,
+    ReportStage,
+    Stage,
+    StudyContext,
+)
+from mammocad.pipeline import Pipeline
+from mammocad.store.models import JobStatus, as_utc, utcnow
+from mammocad.store.repository import get_job, register_model, start_job
+from mammocad.store.session import make_engine, session_factory, transaction
+
+try:  # optional: only this module needs Celery
+    from celery import Celery, Task, chain  # type: ignore[import-untyped]
+    from celery.exceptions import SoftTimeLimitExceeded  # type: ignore[import-untyped]
+except ImportError:  # pragma: no cover - exercised only without the extra
+    Celery = None
+
+logger = logging.getLogger(__name__)
+
+#: stage → task name, in the order a job runs them
+TASKS = {
+    "decode": "mammocad.stage.decode",
+    "analyze": "mammocad.stage.analyze",
+    "report": "mammocad.stage.report",
+}
+QUEUES = {"decode": Queue.CPU, "analyze": Queue.GPU, "report": Queue.CPU}
+RETRYABLE = (OperationalError, OSError, ConnectionError)
+CONTEXT_FOLDER = "jobs"
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    uid: str
+    elapsed_s: float
+    attempts: int
+
+
+class QueueUnavailableError(MammocadError):
+    """The broker cannot be reached, so the job cannot be handed to a worker."""
+
+
+def require_celery() -> None:
+    if Celery is None:
+        raise MammocadError(
+            "the Celery queue needs Celery and redis: pip install 'mammocad[celery]'"
+        )
+
+
+def make_celery(*, broker_url: str, time_limit_s: float) -> Any:
+    """The Celery app: late acks, one message per worker at a time, stage routes."""
+    require_celery()
+    app = Celery("mammocad", broker=broker_url, set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_soft_time_limit=time_limit_s,
+        task_time_limit=time_limit_s + 30,
+        task_routes={name: {"queue": QUEUES[stage].value} for stage, name in TASKS.items()},
+        task_default_queue=Queue.CPU.value,
+        broker_connection_retry_on_startup=True,
+        # an unacknowledged message goes to another worker after this: longer than any task
+        broker_transport_options={"visibility_timeout": max(3600, int(4 * time_limit_s))},
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+def job_chain(app: Any, job_id: str) -> Any:
+    return chain(*(app.signature(name, args=(job_id,), immutable=True) for name in TASKS.values()))
+
+
+class CeleryQueue:
+    """The API's side: hands each queued job to the workers through the broker."""
+
+    def __init__(self, *, app: Any) -> None:
+        self.app = app
+
+    def start(self) -> int:
+        return 0  # unfinished jobs are still in the broker (late acks)
+
+    def submit(self, job_id: str) -> None:
+        try:
+            job_chain(self.app, job_id).apply_async(retry=False)
+        except Exception as error:  # kombu raises many types when the broker is away
+            raise QueueUnavailableError(
+                f"could not hand the job to the workers ({type(error).__name__}: {error}): "
+                "check MAMMOCAD_BROKER_URL and that Redis runs, then upload again"
+            ) from error
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self.app.close()
+
+    @property
+    def alive(self) -> bool:
+        try:
+            with self.app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+        except Exception:
+            return False
+        return True
+
+
+class StageWorker:
+    """The worker's side: runs one stage of one job and keeps the database in step.
+
+    Database engine and model are made on first use, in the worker's child process (not in
+    the parent that forks it).
+    """
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        data_dir: Path,
+        load_pipeline: Any,
+        time_limit_s: float,
+    ) -> None:
+        self.database_url = database_url
+        self.data_dir = data_dir
+        self.load_pipeline = load_pipeline
+        self.time_limit_s = time_limit_s
+        self._sessions: sessionmaker[Session] | None = None
+        self._pipeline: Pipeline | None = None
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        if self._sessions is None:
+            self._sessions = session_factory(make_engine(self.database_url))
+        return self._sessions
+
+    @property
+    def runner(self) -> JobRunner:
+        return JobRunner(sessions=self.sessions, data_dir=self.data_dir, stages=[])
+
+    def stage(self, name: str) -> Stage:
+        if name == "decode":
+            return DecodeStage()
+        if name == "report":
+            return ReportStage()
+        if self._pipeline is None:
+            pipeline: Pipeline = self.load_pipeline()
+            with transaction(self.sessions) as session:
+                register_model(session, pipeline.detector.manifest.to_dict())
+            self._pipeline = pipeline
+        return AnalyzeStage(pipeline=self._pipeline)
+
+    def context_path(self, job_id: str) -> Path:
+        return self.data_dir / CONTEXT_FOLDER / f"{job_id}.pkl"
+
+    def _save(self, job_id: str, context: StudyContext) -> None:
+        path = self.context_path(job_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".tmp")
+        partial.write_bytes(pickle.dumps(context, protocol=pickle.HIGHEST_PROTOCOL))
+        partial.replace(path)
+
+    def _load(self, job_id: str) -> StudyContext | None:
+        path = self.context_path(job_id)
+        if not path.is_file():
+            return None
+        # written by our own workers into our own data dir, never from a request
+        context: StudyContext = pickle.loads(path.read_bytes())
+        return context
+
+    def _discard(self, job_id: str) -> None:
+        self.context_path(job_id).unlink(missing_ok=True)
+
+    def _open(self, name: str, job_id: str, worker: str) -> _Opened | None:
+        """The job's study and clock, or ``None`` when the job must not run (deleted,
+        finished, or failed in an earlier stage)."""
+        with transaction(self.sessions) as session:
+            if name == "decode":
+                job = start_job(session, job_id, worker=worker)
+            else:
+                job = get_job(session, job_id)
+                if job is not None and job.status != JobStatus.RUNNING.value:
+                    job = None
+            if job is None:
+                return None
+            started = as_utc(job.started_at) if job.started_at else utcnow()
+            return _Opened(
+                uid=job.study.study_instance_uid,
+                elapsed_s=(utcnow() - started).total_seconds(),
+                attempts=job.attempts,
+            )
+
+    def fail(self, job_id: str, text: str) -> None:
+        self.runner.fail(job_id, text)
+        self._discard(job_id)
+
+    def run(self, name: str, job_id: str) -> None:
+        opened = self._open(name, job_id, f"{socket.gethostname()}:{os.getpid()}:celery")
+        if opened is None:
+            return
+        uid = opened.uid
+        if opened.attempts > MAX_ATTEMPTS:
+            text = f"the job was delivered {opened.attempts} times and its worker stopped "
+            self.fail(job_id, text + "each time; giving up — check the worker logs")
+            return
+        if opened.elapsed_s > self.time_limit_s:
+            self.fail(job_id, self._too_long())
+            return
+        context = StudyContext(study_instance_uid=uid, data_dir=self.data_dir)
+        if name != "decode":
+            loaded = self._load(job_id)
+            if loaded is None:
+                self.fail(job_id, f"{name}: the previous stage's output is gone; upload again")
+                return
+            context = loaded
+        self.runner.enter(job_id, name, context.timings_ms)
+        begun = perf_counter()
+        try:
+            self.stage(name).run(context)
+        except RETRYABLE:
+            raise  # Celery retries the task
+        except SoftTimeLimitExceeded:
+            self.fail(job_id, self._too_long())
+            return
+        except Exception as error:
+            logger.exception("job %s (study %s): %s failed", job_id, uid, name)
+            self.fail(job_id, failure_text(name, error))
+            return
+        context.timings_ms[name] = (perf_counter() - begun) * 1000.0
+        if name == "report":
+            context.timings_ms["total"] = sum(context.timings_ms[n] for n in TASKS)
+            self.runner.finish(job_id, context)
+            self._discard(job_id)
+        else:
+            self._save(job_id, context)
+
+    def _too_long(self) -> str:
+        return (
+            f"the analysis took longer than {self.time_limit_s:g} s "
+            "(MAMMOCAD_JOB_TIME_LIMIT_S); check the workers' load or raise the limit"
+        )
+
+
+def register_tasks(app: Any, worker: StageWorker) -> None:
+    """The three stage tasks on ``app``, retried on database / file-system errors."""
+
+    class StageTask(Task):
+        autoretry_for = RETRYABLE
+        max_retries = 3
+        retry_backoff = True
+        retry_jitter = False
+
+        def on_failure(
+            self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any
+        ) -> None:
+            # retries exhausted (or a hard time limit): the job must not stay "running"
+            try:
+                worker.fail(args[0], f"{self.name}: {type(exc).__name__}: {exc}")
+            except Exception:
+                logger.exception("could not record the failure of job %s", args[0])
+
+    for stage, name in TASKS.items():
+
+        def body(job_id: str, _stage: str = stage) -> None:
+            worker.run(_stage, job_id)
+
+        app.task(name=name, base=StageTask, bind=False)(body)

@@ -1,0 +1,156 @@
+"""In-process workers: threads that take jobs from the queue kept in the database.
+
+The queue is the ``jobs`` table, so nothing outside the process is needed, and a restart
+finds the jobs it had not finished: on :meth:`InProcessWorkers.start`, jobs left ``running``
+by a process of this host that no longer exists go back to ``queued``. Workers wake up when
+the API enqueues (:meth:`notify`) and otherwise poll, so jobs queued by another process on
+the same database are taken too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from mammocad.jobs.runner import JobRunner
+from mammocad.store.repository import claim_next_job, get_job, mark_failed, requeue_orphans
+from mammocad.store.session import transaction
+
+logger = logging.getLogger(__name__)
+
+#: a job whose worker died this many times fails instead of being queued again
+MAX_ATTEMPTS = 3
+
+
+def worker_name(index: int) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{index}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def is_orphan(worker: str | None) -> bool:
+    """Whether a running job's worker is gone: same host and its process no longer exists.
+
+    Workers on other hosts cannot be checked from here; their jobs are left alone.
+    """
+    if not worker:
+        return True
+    host, _, rest = worker.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    return pid == os.getpid() or not _pid_alive(pid)
+
+
+class InProcessWorkers:
+    """``count`` threads running jobs with ``runner``.
+
+    Args:
+        sessions: session factory of the service database.
+        runner: runs one job's stages.
+        count: worker threads; the model is shared, so more than one only helps when the
+            stages release the GIL (decoding, torch).
+        poll_interval_s: how often an idle worker looks at the queue without being notified.
+    """
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        runner: JobRunner,
+        count: int = 1,
+        poll_interval_s: float = 2.0,
+    ) -> None:
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        self.sessions = sessions
+        self.runner = runner
+        self.count = count
+        self.poll_interval_s = poll_interval_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> int:
+        """Requeue orphaned jobs and start the threads; returns the number requeued."""
+        with transaction(self.sessions) as session:
+            requeued = requeue_orphans(session, is_orphan=is_orphan, max_attempts=MAX_ATTEMPTS)
+        if requeued:
+            logger.info("%d unfinished job(s) from an earlier run handled", requeued)
+        self._stop.clear()
+        for index in range(self.count):
+            thread = threading.Thread(
+                target=self._loop, args=(index,), name=f"mammocad-worker-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        self._wake.set()
+        return requeued
+
+    def notify(self) -> None:
+        """A job was queued: wake an idle worker now rather than at its next poll."""
+        self._wake.set()
+
+    def submit(self, job_id: str) -> None:
+        """The job is in the table already; the workers take jobs oldest first."""
+        self.notify()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Ask the threads to stop after their current job and wait up to ``timeout_s``."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout=timeout_s)
+        self._threads = [thread for thread in self._threads if thread.is_alive()]
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._threads) and all(thread.is_alive() for thread in self._threads)
+
+    def run_once(self, index: int = 0) -> bool:
+        """Claim and run one job; ``False`` when the queue was empty."""
+        with transaction(self.sessions) as session:
+            job = claim_next_job(session, worker=worker_name(index))
+            job_id = None if job is None else job.id
+        if job_id is None:
+            return False
+        try:
+            self.runner.run(job_id)
+        except Exception as error:  # e.g. the database went away while saving the result
+            logger.exception("job %s failed outside its stages", job_id)
+            self._record_failure(job_id, error)
+        return True
+
+    def _record_failure(self, job_id: str, error: Exception) -> None:
+        try:
+            with transaction(self.sessions) as session:
+                job = get_job(session, job_id)
+                if job is not None:
+                    text = f"the job could not be completed ({type(error).__name__}: {error})"
+                    mark_failed(session, job, error=text)
+        except Exception:
+            logger.exception("could not record the failure of job %s", job_id)
+
+    def _loop(self, index: int) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.run_once(index)
+            except Exception:  # the database is down: keep the thread, try again later
+                logger.exception("worker %d could not read the job queue", index)
+                busy = False
+            if not busy:
+                self._wake.wait(self.poll_interval_s)
+                self._wake.clear()

@@ -1,0 +1,117 @@
+"""One job, start to end: run the stages and keep the database in step.
+
+The database is touched in short transactions between stages (never while the model runs),
+so API requests are not blocked by a long analysis on SQLite.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from time import perf_counter
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from mammocad.commands.analyze import release_pixels
+from mammocad.errors import MammocadError
+from mammocad.jobs.stages import Stage, StudyContext
+from mammocad.store.repository import (
+    find_model_version,
+    get_job,
+    mark_done,
+    mark_failed,
+    mark_stage,
+    save_result,
+)
+from mammocad.store.session import transaction
+
+logger = logging.getLogger(__name__)
+
+
+def failure_text(stage: str, error: Exception) -> str:
+    """The sentence a failed job shows: ours say what to do; anything else is a bug."""
+    if isinstance(error, MammocadError):
+        return f"{stage}: {error}"
+    return (
+        f"mammocad failed during the {stage} stage ({type(error).__name__}: {error}); "
+        "please report this with the service log"
+    )
+
+
+class JobRunner:
+    """Runs ``stages`` for a job id and records stage, timings, result and errors."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        data_dir: Path,
+        stages: Sequence[Stage],
+        model_version_id: int | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.data_dir = data_dir
+        self.stages = list(stages)
+        self.model_version_id = model_version_id
+
+    def run(self, job_id: str) -> bool:
+        """Run job ``job_id``; ``True`` when it finished with a result."""
+        with transaction(self.sessions) as session:
+            job = get_job(session, job_id)
+            if job is None:  # its study was deleted meanwhile
+                return False
+            uid = job.study.study_instance_uid
+        context = StudyContext(study_instance_uid=uid, data_dir=self.data_dir)
+        start = perf_counter()
+        try:
+            for stage in self.stages:
+                self.enter(job_id, stage.name, context.timings_ms)
+                begun = perf_counter()
+                try:
+                    stage.run(context)
+                except Exception as error:
+                    logger.exception("job %s (study %s): %s failed", job_id, uid, stage.name)
+                    self.fail(job_id, failure_text(stage.name, error))
+                    return False
+                context.timings_ms[stage.name] = (perf_counter() - begun) * 1000.0
+            context.timings_ms["total"] = (perf_counter() - start) * 1000.0
+            return self.finish(job_id, context)
+        finally:
+            if context.study is not None:
+                release_pixels(context.study)
+
+    def enter(self, job_id: str, stage: str, timings_ms: dict[str, float]) -> None:
+        """Record that ``stage`` starts (with the timings so far)."""
+        with transaction(self.sessions) as session:
+            job = get_job(session, job_id)
+            if job is not None:
+                mark_stage(session, job, stage=stage, timings_ms=timings_ms)
+
+    def fail(self, job_id: str, text: str) -> None:
+        """The job failed with ``text``; the study is marked failed."""
+        with transaction(self.sessions) as session:
+            job = get_job(session, job_id)
+            if job is not None:
+                mark_failed(session, job, error=text)
+
+    def finish(self, job_id: str, context: StudyContext) -> bool:
+        """Store the context's result and pictures and mark the job done; ``False`` when the
+        job (its study) was deleted meanwhile."""
+        analysis = context.require_analysis()
+        with transaction(self.sessions) as session:
+            job = get_job(session, job_id)
+            if job is None:
+                return False
+            model_id = self.model_version_id
+            if model_id is None:  # a worker that did not load the model itself
+                model_id = find_model_version(session, str(analysis.result["model"]["sha256"]))
+            save_result(
+                session,
+                job.study,
+                document=analysis.result,
+                model_version_id=model_id,
+                pictures=context.pictures,
+            )
+            mark_done(session, job, timings_ms=context.timings_ms)
+        return True

@@ -1,0 +1,143 @@
+"""The FastAPI app: ``create_app(settings)``; start-up migrates the database, loads the model
+bundle once and starts the in-process workers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from mammocad import __version__
+from mammocad.commands.analyze import resolve_model
+from mammocad.jobs import InProcessWorkers, JobRunner, default_stages
+from mammocad.jobs.queue import JobQueue
+from mammocad.pipeline import Pipeline
+from mammocad.serve.limits import BodyLimitMiddleware
+from mammocad.serve.routes_admin import api as admin_router
+from mammocad.serve.routes_admin import health as health_router
+from mammocad.serve.routes_studies import router as studies_router
+from mammocad.serve.settings import Settings
+from mammocad.serve.state import AppState
+from mammocad.serve.uploads import UploadError
+from mammocad.store.repository import register_model
+from mammocad.store.session import (
+    database_url,
+    make_engine,
+    session_factory,
+    transaction,
+    upgrade,
+)
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Mammography CAD (research use only, not for primary diagnosis).
+
+**Authentication.** Every route except `/health/*` needs an API key (create one with
+`mammocad apikey create --name NAME`), sent as `Authorization: Bearer <key>`. The picture
+routes (`.../overlay.png`, `.../input.png`) also accept the key as the query parameter
+`?key=<key>`, because an `<img src>` cannot send headers; such URLs end up in browser history
+and proxy logs, so use them only over HTTPS and with keys you can revoke. A missing or unknown
+key is answered 401 (with `WWW-Authenticate: Bearer`), a revoked key 403.
+
+**Flow.** `POST /api/v1/studies` (multipart field `files`: DICOM files or one zip) answers 202
+with a job id and a `Location` to poll; the job answers with the study result once its status
+is `done`. The result is the result schema object (`schemas/result.schema.json`); boxes are in
+the original pixel grid of each image. Errors are JSON `{"detail": ..., "code": ...}`.
+"""
+
+
+def _load_pipeline(settings: Settings) -> Pipeline:
+    return Pipeline.from_bundle(
+        resolve_model(settings.model), device=settings.device, num_threads=settings.threads
+    )
+
+
+def _mount_ui(app: FastAPI) -> None:
+    try:
+        from mammocad.web import mount_ui  # the web UI, when this install has it
+    except ImportError:
+        logger.info("no web UI (mammocad.web) installed: serving the API only")
+        return
+    mount_ui(app)
+
+
+def _job_queue(settings: Settings, state: AppState, runner: JobRunner) -> JobQueue:
+    """Celery workers when a broker is set, else threads in this process."""
+    if settings.broker_url:
+        from mammocad.jobs.distributed import CeleryQueue, make_celery
+
+        app = make_celery(broker_url=settings.broker_url, time_limit_s=settings.job_time_limit_s)
+        return CeleryQueue(app=app)
+    return InProcessWorkers(sessions=state.sessions, runner=runner, count=settings.workers)
+
+
+def create_app(
+    settings: Settings, *, pipeline: Pipeline | None = None, start_workers: bool = True
+) -> FastAPI:
+    """The API over ``settings``; ``pipeline`` replaces loading the bundle (tests, embedding).
+
+    Raises:
+        UnsafeSettingsError: settings that would expose data outside development.
+    """
+    settings.check_safe()
+    url = database_url(data_dir=settings.data_dir, override=settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(url)
+        engine = make_engine(url)
+        state = AppState(settings=settings, engine=engine, sessions=session_factory(engine))
+        app.state.mammocad = state
+        state.pipeline = pipeline if pipeline is not None else _load_pipeline(settings)
+        state.manifest = state.pipeline.detector.manifest.to_dict()
+        with transaction(state.sessions) as session:
+            state.model_version_id = register_model(session, state.manifest).id
+        runner = JobRunner(
+            sessions=state.sessions,
+            data_dir=settings.data_dir,
+            stages=default_stages(pipeline=state.pipeline),
+            model_version_id=state.model_version_id,
+        )
+        state.workers = _job_queue(settings, state, runner)
+        if start_workers:
+            state.workers.start()
+        try:
+            yield
+        finally:
+            state.workers.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="mammocad",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={401: {"description": "Missing or invalid API key"}},
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.include_router(studies_router)
+    app.include_router(admin_router)
+    app.include_router(health_router)
+    app.add_exception_handler(UploadError, _upload_error)
+    app.add_exception_handler(Exception, _internal_error)
+    _mount_ui(app)
+    return app
+
+
+async def _upload_error(_request: Request, error: Exception) -> JSONResponse:
+    if not isinstance(error, UploadError):  # registered for UploadError only
+        raise error
+    return JSONResponse({"detail": error.message, "code": error.code}, error.status_code)
+
+
+async def _internal_error(request: Request, error: Exception) -> JSONResponse:
+    logger.exception("%s %s failed", request.method, request.url.path, exc_info=error)
+    return JSONResponse(
+        {"detail": "internal error: see the service log", "code": "internal_error"},
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )

@@ -1,0 +1,86 @@
+"""API-key authentication: ``Authorization: Bearer <key>`` on every route but health.
+
+Pictures (``overlay.png``, ``input.png``) also take the key as ``?key=<key>`` because an
+``<img>`` tag cannot send headers. A missing or unknown key is 401 with
+``WWW-Authenticate: Bearer``; a revoked key is 403.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from mammocad.serve.state import AppState, app_state
+from mammocad.store.keys import check_api_key
+from mammocad.store.session import transaction
+
+ANONYMOUS = "anonymous"
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key from `mammocad apikey create --name NAME`.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who makes the request: the API key's name, or ``anonymous`` with keys off."""
+
+    name: str
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail=detail,
+        headers={"WWW-Authenticate": 'Bearer realm="mammocad"'},
+    )
+
+
+def _authenticate(state: AppState, presented: str | None) -> Principal:
+    if not state.settings.require_api_key:
+        return Principal(ANONYMOUS)
+    if not presented:
+        raise _unauthorized(
+            "missing API key: send `Authorization: Bearer <key>` (create a key with "
+            "`mammocad apikey create --name NAME`)"
+        )
+    with transaction(state.sessions) as session:
+        check = check_api_key(session, presented)
+        name = check.key.name if check.key is not None else None
+    if check.revoked:
+        raise HTTPException(
+            status_code=status.HTTP_403_FORBIDDEN,
+            detail=f"the API key {name!r} was revoked: ask an administrator for a new one",
+        )
+    if name is None:
+        raise _unauthorized("invalid API key: check the key, or create one with `mammocad apikey`")
+    return Principal(name)
+
+
+def require_key(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """Dependency of the JSON routes: the Bearer key."""
+    presented = credentials.credentials if credentials is not None else None
+    return _authenticate(app_state(request), presented)
+
+
+def require_key_or_query(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    key: Annotated[
+        str | None,
+        Query(description="The API key, for `<img src>` which cannot send headers."),
+    ] = None,
+) -> Principal:
+    """Dependency of the picture routes: the Bearer key, else ``?key=``."""
+    presented = credentials.credentials if credentials is not None else key
+    return _authenticate(app_state(request), presented)
+
+
+Authenticated = Annotated[Principal, Depends(require_key)]
+AuthenticatedPicture = Annotated[Principal, Depends(require_key_or_query)]

@@ -1,0 +1,117 @@
+"""An accepted upload becomes stored files, a study row and (when something is new) a job.
+
+Files land in ``<data-dir>/studies/<StudyInstanceUID>/input/<SOPInstanceUID>.dcm``; an
+instance the study already has is not stored again, so uploading the same study twice adds
+nothing and queues nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mammocad.errors import MammocadError
+from mammocad.jobs.stages import INPUT_FOLDER, study_folder
+from mammocad.serve.schemas import IgnoredFile, UploadAccepted
+from mammocad.serve.state import AppState
+from mammocad.serve.uploads import Incoming, UploadError, UploadLimits, place, receive, scan
+from mammocad.serve.views import job_url
+from mammocad.store.keys import audit
+from mammocad.store.models import Job, JobStatus
+from mammocad.store.repository import (
+    StoredFile,
+    add_study_files,
+    enqueue_job,
+    get_job,
+    get_study,
+    latest_job,
+    mark_failed,
+)
+from mammocad.store.session import transaction
+
+STAGING_FOLDER = "uploads"
+# one upload at a time places files and rows: two uploads of the same new study must not
+# both create it (across processes the unique StudyInstanceUID stops the second)
+_placing = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Intake:
+    body: UploadAccepted
+    queued: bool  # a new job was queued (202) rather than the latest one returned (200)
+
+
+def limits_of(state: AppState) -> UploadLimits:
+    settings = state.settings
+    return UploadLimits(
+        max_files=settings.max_files,
+        max_file_bytes=settings.max_file_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+
+
+def _needs_job(job: Job | None, new: int) -> bool:
+    if job is None or job.status == JobStatus.FAILED.value:
+        return True  # a failed analysis is retried by uploading again
+    return new > 0 and job.status != JobStatus.QUEUED.value  # a queued job reads them anyway
+
+
+def accept(state: AppState, incoming: Sequence[Incoming], *, actor: str) -> Intake:
+    """Store the upload and queue its analysis.
+
+    Raises:
+        UploadError: the upload is refused (limits, not DICOM, several studies).
+    """
+    data_dir = state.settings.data_dir
+    staging = data_dir / STAGING_FOLDER / uuid.uuid4().hex
+    try:
+        scanned, ignored = scan(receive(incoming, staging, limits_of(state)))
+        header = scanned[0].header
+        folder = study_folder(header.study_instance_uid)
+        with _placing, transaction(state.sessions) as session:
+            existing = get_study(session, header.study_instance_uid)
+            known = {i.sop_instance_uid for i in existing.images} if existing else set()
+            fresh = {f.sop_instance_uid: f for f in scanned if f.sop_instance_uid not in known}
+            placed = place(list(fresh.values()), data_dir / folder / INPUT_FOLDER)
+            stored = [
+                StoredFile(
+                    sop_instance_uid=f.sop_instance_uid, file_name=name, size_bytes=f.received.size
+                )
+                for f, name in placed
+            ]
+            study = add_study_files(session, header=header, folder=folder, files=stored)
+            job = latest_job(study)
+            queued = _needs_job(job, len(stored))
+            if queued or job is None:
+                job = enqueue_job(session, study)
+            audit(
+                session,
+                actor=actor,
+                action="create" if existing is None else "upload",
+                study_instance_uid=study.study_instance_uid,
+                detail=f"{len(stored)} new, {len(known)} known, {len(ignored)} ignored files",
+            )
+            body = UploadAccepted(
+                job_id=job.id,
+                study_instance_uid=study.study_instance_uid,
+                status=job.status,
+                location=job_url(job.id),
+                new_instances=len(stored),
+                known_instances=len(scanned) - len(stored),
+                ignored=[IgnoredFile(name=i.name, reason=i.reason) for i in ignored],
+            )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if queued and state.workers is not None:
+        try:
+            state.workers.submit(body.job_id)
+        except MammocadError as error:  # the broker is away: the job cannot run
+            with transaction(state.sessions) as session:
+                job = get_job(session, body.job_id)
+                if job is not None:
+                    mark_failed(session, job, error=str(error))  # uploading again retries
+            raise UploadError(503, "queue_unavailable", str(error)) from error
+    return Intake(body=body, queued=queued)
