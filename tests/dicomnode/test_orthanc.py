@@ -58,8 +58,8 @@ def _user_exists(name: str) -> bool:
     return True
 
 
-# ~20–30 s on two busy cores: importing torch and analysing in the subprocess dominate
-pytestmark = pytest.mark.slow
+# ~20–30 s on two busy cores (importing torch and analysing in the subprocess dominate); kept in
+# the default suite because the PACS round trip is what the node is for
 
 
 @pytest.fixture(scope="module")
