@@ -501,6 +501,13 @@ def serve(
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
     data_dir: DataDirOption = None,
     model: Annotated[Path | None, typer.Option("--model", help="Model bundle folder.")] = None,
+    preload: Annotated[
+        list[Path],
+        typer.Option("--preload", help="DICOM files or folders to analyse at start-up."),
+    ] = [],  # noqa: B006
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the web UI in a browser once it listens.")
+    ] = False,
 ) -> None:
     """REST API, web UI and in-process workers (docs/api.md); settings from MAMMOCAD_* / .env."""
     from mammocad.commands.serve import build_settings, run_server
@@ -508,7 +515,7 @@ def serve(
 
     settings = build_settings(host=host, port=port, data_dir=data_dir, model=model)
     try:
-        run_server(settings)
+        run_server(settings, preload=preload, open_browser=open_browser)
     except MammocadError as error:  # unsafe settings, no model, database unreachable
         console.print(str(error), style="red", markup=False)
         raise typer.Exit(code=2) from None

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+import webbrowser
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +65,15 @@ def revoke_key(settings: Settings, *, name: str) -> bool:
         engine.dispose()
 
 
-def run_server(settings: Settings, *, model: Path | None = None) -> None:
-    """Serve the API (and UI) with uvicorn until interrupted.
+def run_server(
+    settings: Settings,
+    *,
+    model: Path | None = None,
+    preload: Sequence[Path] = (),
+    open_browser: bool = False,
+) -> None:
+    """Serve the API (and UI) with uvicorn until interrupted; queue the studies under
+    ``preload`` at start-up and, with ``open_browser``, open the web UI once it listens.
 
     Raises:
         UnsafeSettingsError: see :meth:`Settings.check_safe`.
@@ -82,7 +92,17 @@ def run_server(settings: Settings, *, model: Path | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(settings)
+    app = create_app(settings, preload=preload)
+    url = f"http://{_browser_host(settings.host)}:{settings.port}/"
+    print(f"web UI and API: {url}  (API docs: {url}docs)", flush=True)
+    if open_browser:
+        # after uvicorn has bound the port; webbrowser does nothing useful without a display
+        threading.Timer(2.0, webbrowser.open, args=(url,)).start()
     # one process: the model and the in-process workers live in it (scale out with more
     # processes over PostgreSQL, not uvicorn workers sharing nothing)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+
+
+def _browser_host(host: str) -> str:
+    """Where a browser on this machine reaches a server bound to ``host``."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host

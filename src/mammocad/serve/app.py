@@ -4,8 +4,9 @@ bundle once and starts the in-process workers."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
@@ -16,6 +17,7 @@ from mammocad.jobs import InProcessWorkers, JobRunner, default_stages
 from mammocad.jobs.queue import JobQueue
 from mammocad.pipeline import Pipeline
 from mammocad.serve.limits import BodyLimitMiddleware
+from mammocad.serve.preload import preload as preload_studies
 from mammocad.serve.routes_admin import api as admin_router
 from mammocad.serve.routes_admin import health as health_router
 from mammocad.serve.routes_studies import router as studies_router
@@ -76,9 +78,14 @@ def _job_queue(settings: Settings, state: AppState, runner: JobRunner) -> JobQue
 
 
 def create_app(
-    settings: Settings, *, pipeline: Pipeline | None = None, start_workers: bool = True
+    settings: Settings,
+    *,
+    pipeline: Pipeline | None = None,
+    start_workers: bool = True,
+    preload: Sequence[Path] = (),
 ) -> FastAPI:
-    """The API over ``settings``; ``pipeline`` replaces loading the bundle (tests, embedding).
+    """The API over ``settings``; ``pipeline`` replaces loading the bundle (tests, embedding);
+    the studies under ``preload`` are queued at start-up (:mod:`mammocad.serve.preload`).
 
     Raises:
         UnsafeSettingsError: settings that would expose data outside development.
@@ -106,6 +113,8 @@ def create_app(
         state.workers = _job_queue(settings, state, runner)
         if start_workers:
             state.workers.start()
+        if preload:
+            preload_studies(state, preload)
         try:
             yield
         finally:
