@@ -25,6 +25,8 @@ class RejectionCode(str, Enum):
     DUPLICATE = "duplicate_instance"
     NO_TISSUE = "no_tissue"
     MISSING_METADATA = "missing_metadata"
+    #: no image of the study passed the quality gate (mammocad.quality): nothing is fit to read
+    QUALITY = "unacceptable_quality"
     #: a fault in mammocad itself on this image (logged with its traceback); never the input's
     INTERNAL_ERROR = "internal_error"
 

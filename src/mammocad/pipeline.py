@@ -27,7 +27,7 @@ from mammocad.quality import QualityParams, assess_quality
 from mammocad.report.study_json import ModelInfo, study_result
 from mammocad.risk.aggregate import StudyRisk, SuspicionThresholds, aggregate
 from mammocad.risk.calibration import Calibrator, load_calibration
-from mammocad.structures import Finding, Image, PreprocessedImage, Study
+from mammocad.structures import Finding, Image, PreprocessedImage, Severity, Study
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +148,7 @@ class Pipeline:
         start = perf_counter()
         with _timed(timings, "preprocess"):
             preprocessed = self._preprocess(study)
+            _reject_unreadable_study(preprocessed)
         with _timed(timings, "detect"):
             predictions = self._detect(preprocessed)
         _prefer_detected_nipples(preprocessed, predictions)
@@ -207,6 +208,24 @@ class Pipeline:
                 _reject_internal(item.image, "detection", error)
                 del prepared[key]
         return predictions
+
+
+def _reject_unreadable_study(preprocessed: dict[str, PreprocessedImage]) -> None:
+    """No image fit to read (quality gate): reject them all, so the study is ``rejected`` and
+    gets no probability, as the result schema says. A study with at least one acceptable
+    image goes on, its unacceptable images keep their quality issues in the result.
+    """
+    if not preprocessed or any(item.quality.acceptable for item in preprocessed.values()):
+        return
+    for key, item in list(preprocessed.items()):
+        errors = [i for i in item.quality.issues if i.severity is Severity.ERROR]
+        codes = ", ".join(issue.code for issue in errors)
+        item.image.reject(
+            RejectionCode.QUALITY,
+            f"No image of this study is fit to read; this one failed the quality gate "
+            f"({codes}): {errors[0].text if errors else ''}".rstrip(": "),
+        )
+        del preprocessed[key]
 
 
 def _prefer_detected_nipples(

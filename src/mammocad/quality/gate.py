@@ -2,17 +2,34 @@
 
 It runs after :func:`mammocad.preprocess.preprocess_image` and before detection. It keeps the
 technical findings preprocessing already made (tissue share, clipping, contrast, anterior
-cut-off, pectoral muscle) and adds the heuristic checks of :mod:`mammocad.quality.checks`.
+cut-off, pectoral muscle), adds the heuristic checks of :mod:`mammocad.quality.checks` and
+combines them with the learned model of :mod:`mammocad.quality.learned` (docs/quality.md):
+
+* ``score`` = heuristic score × (1 − P(defective)) from the model;
+* when the model refuses (P(defective) >= its ``refuse_probability``) and no heuristic error
+  fired, an error issue with the model's most likely defect code is added, saying that the
+  learned model found it. The model never removes a heuristic issue.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 from mammocad.quality import checks
+from mammocad.quality.features import features
+from mammocad.quality.learned import QualityModel, shipped_model
 from mammocad.quality.measure import measure
 from mammocad.quality.params import QualityParams
-from mammocad.structures import Image, ImageQuality, Message, PreprocessedImage, Severity
+from mammocad.structures import (
+    FloatArray,
+    Image,
+    ImageQuality,
+    Message,
+    PreprocessedImage,
+    Severity,
+)
 
 #: preprocessing's codes that a quality issue replaces (same fault, better named).
 _REPLACES = {
@@ -25,9 +42,16 @@ _REPLACES = {
 
 
 def assess_quality(
-    image: Image, prepared: PreprocessedImage | None, params: QualityParams
+    image: Image,
+    prepared: PreprocessedImage | None,
+    params: QualityParams,
+    *,
+    model: QualityModel | Literal["shipped"] | None = "shipped",
 ) -> ImageQuality:
     """Score in [0, 1] (1 = good), ``acceptable`` (no error-level issue) and coded issues.
+
+    ``model``: the learned model combined with the heuristics (``"shipped"``: the one in the
+    package; None: heuristics alone, as the benchmark compares).
 
     ``prepared`` is None when preprocessing refused the image (it found no tissue): such an
     image is never fit to read and gets a ``blank`` error when its pixels are uniform, else a
@@ -56,7 +80,42 @@ def assess_quality(
             break
     replaced = set().union(*(_REPLACES.get(code, set()) for code, _, _ in found))
     kept = tuple(issue for issue in prepared.quality.issues if issue.code not in replaced)
-    return _result(found, kept, image.sop_instance_uid, params)
+    learned = shipped_model() if model == "shipped" else model
+    heuristic = _result(found, kept, image.sop_instance_uid, params)
+    if learned is None:
+        return heuristic
+    return _combine(heuristic, learned, features(prepared, params, m), image.sop_instance_uid)
+
+
+def _combine(
+    heuristic: ImageQuality, learned: QualityModel, x: FloatArray, sop_instance_uid: str | None
+) -> ImageQuality:
+    """The documented rule: score × (1 − P(defective)); a confident model refusal the
+    heuristics missed adds an error with the model's defect code (its penalty is not taken
+    again: the probability already lowered the score)."""
+    p_defective, code = learned.assess(x)
+    issues = heuristic.issues
+    if p_defective >= learned.refuse_probability and heuristic.acceptable:
+        code, severity, text = _learned_issue(code, p_defective)
+        issues += (
+            Message(code=code, severity=severity, text=text, sop_instance_uid=sop_instance_uid),
+        )
+    return ImageQuality(
+        score=heuristic.score * (1.0 - p_defective),
+        acceptable=not any(issue.severity is Severity.ERROR for issue in issues),
+        issues=issues,
+    )
+
+
+def _learned_issue(code: str, p_defective: float) -> checks.Issue:
+    name = code.replace("_", " ")
+    return (
+        code,
+        Severity.ERROR,
+        f"The learned quality model finds this image defective (probability {p_defective:.2f}, "
+        f"most likely: {name}) although no heuristic check fired; check the image and repeat "
+        "it if it is not fit to read.",
+    )
 
 
 def _refused(image: Image, params: QualityParams) -> checks.Issue:

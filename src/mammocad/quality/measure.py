@@ -45,9 +45,7 @@ class Measurements:
 
 def measure(prepared: PreprocessedImage, params: QualityParams) -> Measurements:
     """Resample the image and its tissue mask, then measure the tissue."""
-    pixels = np.asarray(prepared.image.pixels, dtype=np.float32)
-    spacing = _spacing(prepared, params)
-    small, tissue = _resample(pixels, prepared.tissue_mask, spacing / params.work_spacing_mm)
+    small, tissue, spacing = working_copy(prepared, params)
     size = max(3, round(params.erosion_mm / params.work_spacing_mm)) | 1
     inner = cv2.erode(tissue.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
     if np.count_nonzero(inner) < _MIN_PIXELS:
@@ -72,6 +70,16 @@ def measure(prepared: PreprocessedImage, params: QualityParams) -> Measurements:
         pectoral_share=_pectoral_share(prepared),
         implant_share=_implant_share(small, inner & ~pectoral, params.implant_level),
     )
+
+
+def working_copy(
+    prepared: PreprocessedImage, params: QualityParams
+) -> tuple[FloatArray, BoolArray, float]:
+    """The display pixels and tissue mask at the working spacing, and the source spacing (mm)."""
+    pixels = np.asarray(prepared.image.pixels, dtype=np.float32)
+    spacing = _spacing(prepared, params)
+    small, tissue = _resample(pixels, prepared.tissue_mask, spacing / params.work_spacing_mm)
+    return small, tissue, spacing
 
 
 def _spacing(prepared: PreprocessedImage, params: QualityParams) -> float:

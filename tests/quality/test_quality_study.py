@@ -1,0 +1,76 @@
+"""Study status from the gate: a study with no acceptable image is rejected, without probability;
+and ``mammocad train quality`` writes a model the gate can use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mammocad.cli import app
+from mammocad.datasets.phantoms import view_image
+from mammocad.errors import RejectionCode
+from mammocad.pipeline import Pipeline
+from mammocad.quality import QualityParams, assess_quality
+from mammocad.quality.learned import QualityModel
+from mammocad.report.schema import validation_errors
+from mammocad.structures import Laterality, Study, StudyStatus, ViewPosition
+from mammocad.synthetic import Defect, generate_study
+
+VIEWS = [(side, view) for side in Laterality for view in (ViewPosition.CC, ViewPosition.MLO)]
+
+
+def _study(defects: dict[tuple[Laterality, ViewPosition], list[Defect]]) -> Study:
+    phantom = generate_study(seed=41, size="small", malignant=False, defects=defects)
+    images = [view_image(view, source=f"phantom-{k}") for k, view in enumerate(phantom.views)]
+    return Study(study_instance_uid=phantom.truth.study_instance_uid, images=images)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_bundle: Path) -> Pipeline:
+    return Pipeline.from_bundle(tiny_bundle, num_threads=1)
+
+
+def test_study_without_an_acceptable_image_is_rejected_without_probability(pipeline):
+    study = _study({key: [Defect.MOTION_BLUR] for key in VIEWS})
+    result = pipeline.analyze(study).result
+    assert validation_errors(result) == []
+    assert result["status"] == StudyStatus.REJECTED.value
+    assert result["malignancy_probability"] is None and result["suspicion"] is None
+    assert len(result["images"]) == 4
+    for image in result["images"]:
+        assert image["status"] == "rejected" and image["findings"] == []
+        assert image["rejection_code"] == RejectionCode.QUALITY.value
+        (issue,) = image["quality"]["issues"]
+        assert "motion_blur" in issue["text"]
+
+
+def test_one_acceptable_image_keeps_the_study_and_its_probability(pipeline):
+    study = _study({key: [Defect.MOTION_BLUR] for key in VIEWS[1:]})
+    result = pipeline.analyze(study).result
+    assert validation_errors(result) == []
+    assert result["status"] == StudyStatus.COMPLETE.value
+    assert result["malignancy_probability"] is not None
+    assert sum(image["quality"]["acceptable"] for image in result["images"]) == 1
+
+
+def test_train_quality_cli_writes_a_model_the_gate_uses(tmp_path, phantom, run_gate):
+    real = tmp_path / "real"
+    real.mkdir()
+    for seed in (51, 52):  # phantoms written as PNG stand in for a folder of real films
+        pixels = np.asarray(phantom(seed=seed, view=ViewPosition.MLO).pixels)
+        cv2.imwrite(str(real / f"film{seed}.png"), np.round(pixels * 255).astype(np.uint8))
+    out = tmp_path / "model.json"
+    args = ["train", "quality", "--out", str(out), "--phantoms", "3", "--seed", "500"]
+    outcome = CliRunner().invoke(app, [*args, "--real", str(real)])
+    assert outcome.exit_code == 0, outcome.output
+    model = QualityModel.load(out)
+    assert model.description["phantom_seeds"] == [500, 502]
+    assert any(key.startswith("real:") for key in model.description["examples"])
+    gated = run_gate(phantom(seed=53, defects=[Defect.BURNED_OUT]))
+    assert gated.prepared is not None
+    quality = assess_quality(gated.image, gated.prepared, QualityParams(), model=model)
+    assert not quality.acceptable
