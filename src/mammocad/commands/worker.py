@@ -47,7 +47,11 @@ def run_worker(settings: Settings, *, queues: Sequence[str], concurrency: int) -
         bundle = resolve_model(settings.model)
         return Pipeline.from_bundle(bundle, device=settings.device, num_threads=settings.threads)
 
-    app = make_celery(broker_url=settings.broker_url, time_limit_s=settings.job_time_limit_s)
+    app = make_celery(
+        broker_url=settings.broker_url,
+        time_limit_s=settings.job_time_limit_s,
+        visibility_timeout_s=settings.broker_visibility_timeout_s,
+    )
     worker = StageWorker(
         database_url=url,
         data_dir=settings.data_dir,

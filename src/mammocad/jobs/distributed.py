@@ -9,6 +9,22 @@ another worker; a job delivered more than ``MAX_ATTEMPTS`` times fails instead. 
 file-system hiccups are retried; a failing stage fails its job at once (the same input would
 fail again). ``MAMMOCAD_JOB_TIME_LIMIT_S`` bounds a whole study: each stage checks the time
 since the job started, and each task has it as its Celery time limit.
+
+Redelivery. When only a worker's pool child dies, its parent rejects the message and Redis
+requeues it at once (``task_reject_on_worker_lost``). When the whole worker dies (SIGKILL,
+power loss), nobody rejects: the message sits in Redis's "unacked" set until another
+consumer's sweep finds it older than ``visibility_timeout`` and puts it back on its queue.
+Redis cannot tell a dead worker from a slow one, so the timeout must exceed the longest task
+(its hard time limit): the default is ``MAMMOCAD_JOB_TIME_LIMIT_S + 60`` s, set by
+``MAMMOCAD_BROKER_VISIBILITY_TIMEOUT_S``; kombu's default of one hour (swept every 100 s)
+would leave a dead worker's study waiting an hour.
+
+Exactly once. A stage may still run twice (a redelivery of a stage whose worker died after
+handing on, or a live task outliving a too-short visibility timeout). So a stage runs only
+while its job is running and has not moved past it; a later stage of the job is never
+re-entered by an earlier one; the result is stored (replacing, never appending) only by the
+report stage of a job still running, under a row lock; and a stage found already entered
+(its earlier delivery never finished) counts one more attempt.
 """
 
 from __future__ import annotations
@@ -37,8 +53,8 @@ from mammocad.jobs.stages import (
     StudyContext,
 )
 from mammocad.pipeline import Pipeline
-from mammocad.store.models import JobStatus, as_utc, utcnow
-from mammocad.store.repository import get_job, register_model, start_job
+from mammocad.store.models import Job, JobStatus, as_utc, utcnow
+from mammocad.store.repository import register_model, start_job
 from mammocad.store.session import make_engine, session_factory, transaction
 
 try:  # optional: only this module needs Celery
@@ -78,9 +94,28 @@ def require_celery() -> None:
         )
 
 
-def make_celery(*, broker_url: str, time_limit_s: float) -> Any:
-    """The Celery app: late acks, one message per worker at a time, stage routes."""
+def visibility_timeout(*, time_limit_s: float, override_s: float | None = None) -> int:
+    """Seconds an unacknowledged message waits before Redis gives it to another worker:
+    ``override_s``, or just longer than a task's hard limit (``time_limit_s + 30``)."""
+    if override_s is not None:
+        return max(1, round(override_s))
+    return round(time_limit_s + 60)
+
+
+def make_celery(
+    *, broker_url: str, time_limit_s: float, visibility_timeout_s: float | None = None
+) -> Any:
+    """The Celery app: late acks, one message per worker at a time, stage routes, and a dead
+    worker's message back on its queue after ``visibility_timeout`` (module docstring)."""
     require_celery()
+    visibility = visibility_timeout(time_limit_s=time_limit_s, override_s=visibility_timeout_s)
+    if visibility < time_limit_s + 30:
+        logger.warning(
+            "visibility timeout %d s is shorter than a task may run (%g s): a slow stage may "
+            "be delivered twice (results stay single, work is wasted)",
+            visibility,
+            time_limit_s + 30,
+        )
     app = Celery("mammocad", broker=broker_url, set_as_current=False)
     app.conf.update(
         task_acks_late=True,
@@ -92,8 +127,12 @@ def make_celery(*, broker_url: str, time_limit_s: float) -> Any:
         task_routes={name: {"queue": QUEUES[stage].value} for stage, name in TASKS.items()},
         task_default_queue=Queue.CPU.value,
         broker_connection_retry_on_startup=True,
-        # an unacknowledged message goes to another worker after this: longer than any task
-        broker_transport_options={"visibility_timeout": max(3600, int(4 * time_limit_s))},
+        broker_transport_options={
+            "visibility_timeout": visibility,
+            # kombu sweeps for expired messages every interval × throttle seconds (10 × 10)
+            "unacked_restore_interval": max(1, min(60, visibility // 10)),
+            "unacked_restore_throttle": 1,
+        },
         worker_hijack_root_logger=False,
     )
     return app
@@ -184,7 +223,7 @@ class StageWorker:
     def _save(self, job_id: str, context: StudyContext) -> None:
         path = self.context_path(job_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".tmp")
+        partial = path.with_suffix(f".{os.getpid()}.tmp")  # two deliveries must not share it
         partial.write_bytes(pickle.dumps(context, protocol=pickle.HIGHEST_PROTOCOL))
         partial.replace(path)
 
@@ -199,18 +238,27 @@ class StageWorker:
     def _discard(self, job_id: str) -> None:
         self.context_path(job_id).unlink(missing_ok=True)
 
-    def _open(self, name: str, job_id: str, worker: str) -> _Opened | None:
+    def _open(self, name: str, job_id: str, worker: str, *, retried: bool) -> _Opened | None:
         """The job's study and clock, or ``None`` when the job must not run (deleted,
-        finished, or failed in an earlier stage)."""
+        finished, failed, or already past this stage). ``retried``: a Celery retry of ours,
+        not a redelivery."""
         with transaction(self.sessions) as session:
-            if name == "decode":
-                job = start_job(session, job_id, worker=worker)
-            else:
-                job = get_job(session, job_id)
-                if job is not None and job.status != JobStatus.RUNNING.value:
-                    job = None
-            if job is None:
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None or job.status in (JobStatus.DONE.value, JobStatus.FAILED.value):
                 return None
+            order = list(TASKS)
+            if job.stage in order and order.index(job.stage) > order.index(name):
+                return None  # a stale redelivery: this stage's work was handed on already
+            if name == "decode":
+                job = start_job(session, job_id, worker=worker)  # counts the attempt
+                if job is None:
+                    return None
+            else:
+                if job.status != JobStatus.RUNNING.value:
+                    return None
+                if job.stage == name and not retried:  # its earlier delivery never finished
+                    job.attempts += 1
+                job.worker = worker
             started = as_utc(job.started_at) if job.started_at else utcnow()
             return _Opened(
                 uid=job.study.study_instance_uid,
@@ -222,9 +270,12 @@ class StageWorker:
         self.runner.fail(job_id, text)
         self._discard(job_id)
 
-    def run(self, name: str, job_id: str) -> None:
-        opened = self._open(name, job_id, f"{socket.gethostname()}:{os.getpid()}:celery")
+    def run(self, name: str, job_id: str, *, retried: bool = False) -> None:
+        worker = f"{socket.gethostname()}:{os.getpid()}:celery"
+        opened = self._open(name, job_id, worker, retried=retried)
         if opened is None:
+            if name == "report":  # the job ended or is gone: its hand-off is garbage
+                self._discard(job_id)
             return
         uid = opened.uid
         if opened.attempts > MAX_ATTEMPTS:
@@ -289,7 +340,7 @@ def register_tasks(app: Any, worker: StageWorker) -> None:
 
     for stage, name in TASKS.items():
 
-        def body(job_id: str, _stage: str = stage) -> None:
-            worker.run(_stage, job_id)
+        def body(task: Any, job_id: str, _stage: str = stage) -> None:
+            worker.run(_stage, job_id, retried=bool(task.request.retries))
 
-        app.task(name=name, base=StageTask, bind=False)(body)
+        app.task(name=name, base=StageTask, bind=True)(body)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mammocad.commands.analyze import release_pixels
 from mammocad.errors import MammocadError
 from mammocad.jobs.stages import Stage, StudyContext
+from mammocad.store.models import Job, JobStatus
 from mammocad.store.repository import (
     find_model_version,
     get_job,
@@ -97,11 +98,12 @@ class JobRunner:
 
     def finish(self, job_id: str, context: StudyContext) -> bool:
         """Store the context's result and pictures and mark the job done; ``False`` when the
-        job (its study) was deleted meanwhile."""
+        job (its study) was deleted meanwhile, or is no longer running (another delivery of
+        the same Celery stage finished it: the row lock makes that one store the result)."""
         analysis = context.require_analysis()
         with transaction(self.sessions) as session:
-            job = get_job(session, job_id)
-            if job is None:
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None or job.status != JobStatus.RUNNING.value:
                 return False
             model_id = self.model_version_id
             if model_id is None:  # a worker that did not load the model itself

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         description="Celery broker (redis://host:6379/N): jobs go to `mammocad worker` processes",
     )
     job_time_limit_s: float = Field(default=900.0, gt=0, description="Per study, Celery only")
+    broker_visibility_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Celery: a dead worker's stage goes to another worker after this; "
+        "default job_time_limit_s + 60 (must exceed the longest stage)",
+    )
     threads: int | None = Field(default=None, ge=1, description="Torch CPU threads")
 
     @property
