@@ -1,0 +1,116 @@
+// The worklist: every study the service holds, newest first, refreshed every few seconds.
+
+import { request, routes } from "./api.js";
+import { dicomWhen, el, probability, riskClass, shortUid, toast, when } from "./format.js";
+
+const REFRESH_MS = 5000;
+
+/** The list inside a worklist response: a bare array or {studies|items: [...]}. */
+export function studiesOf(body) {
+  if (Array.isArray(body)) return body;
+  if (!body || typeof body !== "object") return [];
+  return body.studies || body.items || body.results || [];
+}
+
+export class Worklist {
+  constructor() {
+    this.page = document.getElementById("worklist-page");
+    this.body = document.getElementById("worklist-body");
+    this.empty = document.getElementById("worklist-empty");
+    this.updated = document.getElementById("worklist-updated");
+    this.auto = document.getElementById("auto-refresh");
+    this.timer = null;
+    document.getElementById("refresh-worklist").addEventListener("click", () => this.refresh());
+    this.auto.addEventListener("change", () => this.schedule());
+  }
+
+  show() {
+    this.page.hidden = false;
+    this.refresh();
+  }
+
+  hide() {
+    this.page.hidden = true;
+    clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  schedule() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (!this.page.hidden && this.auto.checked) {
+      this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
+    }
+  }
+
+  async refresh() {
+    try {
+      const studies = studiesOf(await request(routes.studies()));
+      this.fill(studies);
+      this.updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
+    } catch (error) {
+      this.updated.textContent = `not updated: ${error.message}`;
+    }
+    this.schedule();
+  }
+
+  fill(studies) {
+    this.empty.hidden = studies.length > 0;
+    this.body.replaceChildren(...studies.map((study) => this.row(study)));
+  }
+
+  row(study) {
+    const uid = study.study_instance_uid;
+    const href = `#/studies/${encodeURIComponent(uid)}`;
+    const state = study.state || study.status || "unknown";
+    const p = study.malignancy_probability;
+    const received = study.created_at || study.received_at;
+    const dicomDate = dicomWhen(study.study_date, study.study_time);
+    const remove = el("button", {
+      type: "button",
+      class: "quiet danger",
+      "aria-label": `Delete study ${uid}`,
+      text: "Delete",
+      onclick: (event) => {
+        event.stopPropagation();
+        this.remove(uid);
+      },
+    });
+    const row = el(
+      "tr",
+      { dataset: { uid, state }, class: `state-${state}` },
+      el("td", { text: study.patient_id || "—" }),
+      el(
+        "td",
+        {},
+        el("a", { href, title: uid, text: study.accession_number || shortUid(uid) }),
+        dicomDate ? el("div", { class: "muted small", text: dicomDate }) : null,
+      ),
+      el("td", { title: received || "", text: when(received) }),
+      el(
+        "td",
+        {},
+        el("span", { class: `chip state-${state}`, text: state }),
+        study.result_status ? el("span", { class: "muted small", text: ` ${study.result_status}` }) : null,
+      ),
+      el("td", { class: `num ${riskClass(p)}`, text: probability(p) }),
+      el("td", {}, study.suspicion ? el("span", { class: `chip suspicion-${study.suspicion}`, text: study.suspicion }) : "—"),
+      el("td", {}, remove),
+    );
+    row.addEventListener("click", (event) => {
+      if (!event.target.closest("a, button")) window.location.hash = href;
+    });
+    return row;
+  }
+
+  async remove(uid) {
+    if (!window.confirm(`Delete study ${uid} and its results?`)) return;
+    try {
+      await request(routes.study(uid), { method: "DELETE" });
+      toast("Study deleted.");
+    } catch (error) {
+      toast(`Not deleted: ${error.message}`, { error: true });
+    }
+    this.refresh();
+  }
+}
