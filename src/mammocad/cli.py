@@ -233,6 +233,33 @@ def train_detector_command(
     console.print(f"bundle written to [bold]{result.bundle_dir}[/bold]")
 
 
+@train_app.command("quality")
+def train_quality_command(
+    out: Annotated[Path, typer.Option("--out", help="Model file to write (JSON).")],
+    phantoms: Annotated[int, typer.Option(min=1, help="Phantom seeds, each good + defects.")] = 120,
+    seed: Annotated[int, typer.Option(help="First phantom seed; seeds the degradations.")] = 0,
+    real: Annotated[
+        list[Path], typer.Option("--real", help="Folder of real images (good), degraded too.")
+    ] = [],  # noqa: B006
+) -> None:
+    """Train the learned quality model (logistic regression, stored as JSON) from phantom
+    defects and degraded real images."""
+    from mammocad.commands.train_quality import run_train_quality
+
+    for folder in real:
+        if not folder.is_dir():
+            raise typer.BadParameter(f"{folder} is not a folder", param_hint="--real")
+    model, counts = run_train_quality(out=out, phantoms=phantoms, seed=seed, real=real)
+    console.print(
+        f"{sum(counts.values())} examples: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    )
+    console.print(
+        f"quality model written to [bold]{out}[/bold] "
+        f"(refuses at P(defective) >= {model.refuse_probability:.2f})"
+    )
+
+
 @eval_app.command("detector")
 def eval_detector_command(
     model: Annotated[Path, typer.Option("--model", help="Model bundle folder.")],
