@@ -8,6 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SAMPLE := sample
 OUT    := out
+PORT   ?= 8000
 
 .PHONY: install run test test-slow lint typecheck clean
 
@@ -22,11 +23,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-## Main job: make a phantom sample study, run it through the pipeline, say where the pictures are.
+## Main job: make a phantom sample study, analyse it with the shipped model (result.json,
+## overlays, DICOM SR/SC/GSPS), then serve it in the web UI on http://127.0.0.1:8000/.
+## API keys are off for this local demo only (loopback); `mammocad serve` requires them.
 run: install
-	$(BIN)/mammocad synth --studies 1 --out $(SAMPLE) --seed 7 --size small
-	$(BIN)/mammocad preprocess $(SAMPLE) --out $(OUT)/preprocess
-	@echo "Pictures: $(OUT)/preprocess/*.input.png (model input) and *.mask.png (tissue mask)"
+	$(BIN)/mammocad synth --studies 1 --out $(SAMPLE) --seed 7 --size full
+	$(BIN)/mammocad analyze $(SAMPLE) --out $(OUT)/analyze --dicom
+	MAMMOCAD_REQUIRE_API_KEY=false $(BIN)/mammocad serve --host 127.0.0.1 --port $(PORT) \
+	  --data-dir $(OUT)/serve --preload $(SAMPLE) --open
 
 ## Default test suite (fast subset) plus lint and type checks.
 test: install
