@@ -42,7 +42,7 @@ from mammocad.synthetic import Defect, generate_study, read_truth, write_study
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 
-pytestmark = pytest.mark.slow
+# ~30-45 s on two busy cores; in the default suite because the UI is what radiologists use
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 READER = "reader-7"
