@@ -20,6 +20,7 @@ from mammocad.serve.limits import BodyLimitMiddleware
 from mammocad.serve.preload import preload as preload_studies
 from mammocad.serve.routes_admin import api as admin_router
 from mammocad.serve.routes_admin import health as health_router
+from mammocad.serve.routes_dicomweb import router as dicomweb_router
 from mammocad.serve.routes_studies import router as studies_router
 from mammocad.serve.settings import Settings
 from mammocad.serve.state import AppState
@@ -130,6 +131,7 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
     app.include_router(studies_router)
+    app.include_router(dicomweb_router)
     app.include_router(admin_router)
     app.include_router(health_router)
     app.add_exception_handler(UploadError, _upload_error)
