@@ -49,8 +49,7 @@ from mammocad.report.dicom.cad_summary import (
     summary_of_analyses,
     summary_of_detections,
 )
-from mammocad.report.dicom.headers import completed_copy
-from mammocad.report.dicom.sr import MANUFACTURER, SR_SERIES_NUMBER, not_processed_reasons
+from mammocad.report.dicom.sr import MANUFACTURER, not_processed_reasons, sr_document_attributes
 from mammocad.report.dicom.uids import OutputUids
 
 #: Mammography CAD SR Storage (PS3.4 B.5, PS3.6 Annex A).
@@ -212,18 +211,10 @@ def build_cad_sr(
     threshold = presentation_threshold(result) if threshold is None else float(threshold)
     content = _content(result, headers, threshold)
     sr = MammographyCADSR(
-        evidence=[completed_copy(ds) for ds in headers.values()],
         content=content,
-        series_instance_uid=uids.series("sr"),
-        series_number=SR_SERIES_NUMBER,
         # a UID of its own: the TID 1500 SR of the same study is another SOP class
         sop_instance_uid=uids.instance("mammography-cad-sr"),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        is_complete=True,
-        series_description=f"CAD report {model['name']} {model['version']}"[:64],
-        software_versions=str(model["version"]),
-        manufacturer_model_name=str(model["name"])[:64],
+        **sr_document_attributes(model, headers, uids),
     )
     root = _plain(sr, _library_positions(sr), in_library=False)
     sr.ContentSequence = root.ContentSequence

@@ -211,15 +211,25 @@ def build_sr(
         imaging_measurements=_groups(result, headers, uids, algorithm),
     )
     return ComprehensiveSR(
-        evidence=[completed_copy(ds) for ds in headers.values()],
         content=report,
-        series_instance_uid=uids.series("sr"),
-        series_number=SR_SERIES_NUMBER,
         sop_instance_uid=uids.instance("sr"),
-        instance_number=1,
-        manufacturer=MANUFACTURER,
-        is_complete=True,
-        series_description=f"CAD report {model['name']} {model['version']}"[:64],
-        software_versions=str(model["version"]),
-        manufacturer_model_name=str(model["name"])[:64],
+        **sr_document_attributes(model, headers, uids),
     )
+
+
+def sr_document_attributes(
+    model: Mapping[str, Any], headers: Mapping[str, Dataset], uids: OutputUids
+) -> dict[str, Any]:
+    """Keyword arguments every SR document of a study shares (highdicom SR constructors):
+    evidence, the SR series, the device as manufacturer and model, completeness."""
+    return {
+        "evidence": [completed_copy(ds) for ds in headers.values()],
+        "series_instance_uid": uids.series("sr"),
+        "series_number": SR_SERIES_NUMBER,
+        "instance_number": 1,
+        "manufacturer": MANUFACTURER,
+        "is_complete": True,
+        "series_description": f"CAD report {model['name']} {model['version']}"[:64],
+        "software_versions": str(model["version"]),
+        "manufacturer_model_name": str(model["name"])[:64],
+    }
