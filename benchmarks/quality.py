@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mammocad.datasets.phantoms import view_image
 from mammocad.errors import PreprocessError
 from mammocad.io import read_image, read_raster
 from mammocad.preprocess import PreprocessParams, preprocess_image
@@ -93,16 +94,7 @@ def phantom_images(defect: Defect | None, n: int, size: str, seed: int) -> Itera
             size=size,
             defects=() if defect is None else (defect,),
         )
-        spacing = made.truth.pixel_spacing_mm
-        yield Image(
-            source=f"phantom_{seed + i}.dcm",
-            laterality=side,
-            view=view,
-            rows=made.pixels.shape[0],
-            columns=made.pixels.shape[1],
-            pixel_spacing_mm=(spacing, spacing),
-            pixels=made.pixels,
-        )
+        yield view_image(made, source=f"phantom_{seed + i}.dcm")
 
 
 def noise_in_breast(image: Image, pre: PreprocessParams, seed: int) -> Image:

@@ -67,7 +67,7 @@ def test_study_is_closed_after_idle_timeout_and_results_sent(
     assert {item.transfer_syntax for item in recorder.received} == {ExplicitVRLittleEndian}
     assert len(recorder.received) == 4
     assert outcome.folder is None  # sent: the spool folder is gone
-    assert not list((node.node.settings.spool_dir / "work").iterdir())
+    assert not list((node.node.settings.spool_dir / "closed").iterdir())
 
 
 def test_failing_study_is_kept_with_its_reason_and_the_node_goes_on(

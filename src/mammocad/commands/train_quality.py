@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from mammocad.datasets.phantoms import view_image
 from mammocad.errors import MammocadError, PreprocessError
 from mammocad.io import read_image
 from mammocad.preprocess import PreprocessParams, preprocess_image
@@ -81,16 +82,7 @@ def phantom(seed: int, defects: Sequence[Defect] = (), size: str = "small") -> I
     view = ViewPosition.CC if seed % 2 == 0 else ViewPosition.MLO
     side = Laterality.L if (seed // 2) % 2 == 0 else Laterality.R
     made = generate_view(seed=seed, laterality=side, view=view, size=size, defects=defects)
-    spacing = made.truth.pixel_spacing_mm
-    return Image(
-        source=f"phantom_{seed}.dcm",
-        laterality=side,
-        view=view,
-        rows=made.pixels.shape[0],
-        columns=made.pixels.shape[1],
-        pixel_spacing_mm=(spacing, spacing),
-        pixels=made.pixels,
-    )
+    return view_image(made, source=f"phantom_{seed}.dcm")
 
 
 def degraded(image: Image, rng: np.random.Generator, count: int) -> Iterator[tuple[Image, str]]:

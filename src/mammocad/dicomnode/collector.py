@@ -5,8 +5,8 @@ association may carry part of a study or several studies), so a study is taken a
 no new instance of it has arrived for ``idle_timeout_s``. Layout of the spool::
 
     SPOOL/incoming/<StudyInstanceUID>/<SOPInstanceUID>.dcm   instances as received, still open
-    SPOOL/work/<StudyInstanceUID>-<time>/instances/           closed: moved here in one rename
-    SPOOL/work/<StudyInstanceUID>-<time>/results/             written by the study handler
+    SPOOL/closed/<StudyInstanceUID>-<time>/instances/           closed: moved here in one rename
+    SPOOL/closed/<StudyInstanceUID>-<time>/results/             written by the study handler
     SPOOL/failed/<StudyInstanceUID>-<time>/reason.txt         kept when a study failed
     SPOOL/done/<StudyInstanceUID>-<time>/                     kept only with ``keep_studies``
 
@@ -94,7 +94,7 @@ class StudyCollector:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        for name in ("incoming", "work", "failed", "done"):
+        for name in ("incoming", "closed", "failed", "done"):
             (spool_dir / name).mkdir(parents=True, exist_ok=True)
 
     # -- receiving ---------------------------------------------------------------------------
@@ -153,7 +153,7 @@ class StudyCollector:
 
     def _close(self, study: _OpenStudy) -> ClosedStudy:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        folder = self.spool_dir / "work" / f"{study.folder.name}-{stamp}"
+        folder = self.spool_dir / "closed" / f"{study.folder.name}-{stamp}"
         folder.mkdir(parents=True)
         study.folder.rename(folder / "instances")  # one rename: the handler sees all or nothing
         return ClosedStudy(
@@ -209,7 +209,7 @@ class StudyCollector:
                     folder.name, folder, self._clock(), instances=count
                 )
         pending = []
-        for folder in sorted((self.spool_dir / "work").iterdir()):
+        for folder in sorted((self.spool_dir / "closed").iterdir()):
             shutil.rmtree(folder / "results", ignore_errors=True)
             uid = folder.name.rsplit("-", 1)[0]
             count = sum(1 for _ in (folder / "instances").glob("*.dcm"))
