@@ -31,6 +31,7 @@ from mammocad.structures import Study
 
 logger = logging.getLogger(__name__)
 
+DICOM_FOLDER = "dicom"
 INPUT_FOLDER = "input"
 PICTURES_FOLDER = "pictures"
 STUDIES_FOLDER = "studies"
@@ -130,17 +131,25 @@ class AnalyzeStage:
 
 
 class ReportStage:
-    """``result.json`` and overlays (as ``mammocad analyze`` writes them) and, per image,
-    the model-input picture ``mammocad preprocess`` writes, under the study folder."""
+    """``result.json`` and overlays (as ``mammocad analyze`` writes them), the DICOM outputs
+    (as ``analyze --dicom``: ``dicom/sr.dcm``, ``dicom/sc/``, ``dicom/gsps/``; one SR of
+    ``sr_template``) and, per image, the model-input picture ``mammocad preprocess`` writes,
+    under the study folder."""
 
     name = "report"
     queue = Queue.CPU
+
+    def __init__(self, *, dicom: bool = True, sr_template: str = "tid1500") -> None:
+        self.dicom = dicom
+        self.sr_template = sr_template
 
     def run(self, context: StudyContext) -> None:
         analysis = context.require_analysis()
         summary = AnalyzeSummary(model=analysis.result["model"])
         studies_dir = context.data_dir / STUDIES_FOLDER
-        write_outputs(analysis, studies_dir, summary)
+        write_outputs(
+            analysis, studies_dir, summary, dicom=self.dicom, sr_template=self.sr_template
+        )
         overlays = {
             str(entry["key"]): f"{STUDIES_FOLDER}/{entry['overlay']}"
             for entry in summary.inputs
@@ -160,6 +169,13 @@ class ReportStage:
         release_pixels(analysis.study)
 
 
-def default_stages(*, pipeline: Pipeline) -> list[Stage]:
-    """decode → analyze → report with ``pipeline`` as the model."""
-    return [DecodeStage(), AnalyzeStage(pipeline=pipeline), ReportStage()]
+def default_stages(
+    *, pipeline: Pipeline, dicom: bool = True, sr_template: str = "tid1500"
+) -> list[Stage]:
+    """decode → analyze → report with ``pipeline`` as the model; ``dicom`` and
+    ``sr_template`` as for :class:`ReportStage`."""
+    return [
+        DecodeStage(),
+        AnalyzeStage(pipeline=pipeline),
+        ReportStage(dicom=dicom, sr_template=sr_template),
+    ]

@@ -108,7 +108,11 @@ def create_app(
         runner = JobRunner(
             sessions=state.sessions,
             data_dir=settings.data_dir,
-            stages=default_stages(pipeline=state.pipeline),
+            stages=default_stages(
+                pipeline=state.pipeline,
+                dicom=settings.dicom_outputs,
+                sr_template=settings.sr_template,
+            ),
             model_version_id=state.model_version_id,
         )
         state.workers = _job_queue(settings, state, runner)

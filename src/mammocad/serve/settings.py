@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mammocad.errors import MammocadError
 
 MiB = 1024 * 1024
+#: values of :class:`mammocad.report.dicom.writer.SrTemplate` (not imported: it needs highdicom)
+SrTemplateName = Literal["tid1500", "mammography-cad"]
 
 
 class Environment(StrEnum):
@@ -60,6 +63,13 @@ class Settings(BaseSettings):
         "default job_time_limit_s + 60 (must exceed the longest stage)",
     )
     threads: int | None = Field(default=None, ge=1, description="Torch CPU threads")
+    dicom_outputs: bool = Field(
+        default=True, description="Write each study's SR and Secondary Captures (and GSPS)"
+    )
+    sr_template: SrTemplateName = Field(
+        default="tid1500",
+        description="The SR of each study: tid1500 (Comprehensive SR) or mammography-cad",
+    )
 
     @property
     def loopback_only(self) -> bool:
