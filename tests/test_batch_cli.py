@@ -15,7 +15,12 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.uid import CTImageStorage, generate_uid
+from pydicom.uid import (
+    ComprehensiveSRStorage,
+    CTImageStorage,
+    MammographyCADSRStorage,
+    generate_uid,
+)
 from typer.testing import CliRunner
 
 from mammocad.cli import app
@@ -207,3 +212,30 @@ def test_dicom_setting_change_recomputes_and_archives_dicom(
     for name in dicom_names:
         dataset = pydicom.dcmread(io.BytesIO(archive.read(name)))
         assert dataset.StudyInstanceUID == uid
+
+
+def test_sr_template_is_written_and_part_of_the_resume_key(
+    inputs: Inputs, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """``--sr-template mammography-cad --dicom`` archives a Mammography CAD SR (TID 4000); a
+    re-run with the other template re-analyses, one with the same template skips."""
+    one = next(p for p in inputs.folder.iterdir() if p.is_dir())
+    uid = _study_uid(one)
+    out, work = tmp_path / "results.zip", tmp_path / "work"
+    arguments = ["batch", str(one), "--out", str(out), "--model", str(tiny_bundle), "--dicom"]
+    arguments += ["--work-dir", str(work)]
+    result = CliRunner().invoke(app, [*arguments, "--sr-template", "mammography-cad"])
+    assert result.exit_code == 0, result.output
+    sr = pydicom.dcmread(io.BytesIO(zipfile.ZipFile(out).read(f"{uid}/dicom/sr.dcm")))
+    assert sr.SOPClassUID == MammographyCADSRStorage
+    assert sr.StudyInstanceUID == uid
+
+    pipeline = Pipeline.from_bundle(tiny_bundle)
+    same = run_batch(
+        [one], out=out, pipeline=pipeline, work_dir=work, dicom=True, sr_template="mammography-cad"
+    )
+    assert same.skipped == [uid] and not same.analysed
+    other = run_batch([one], out=out, pipeline=pipeline, work_dir=work, dicom=True)
+    assert other.analysed == [uid] and not other.skipped
+    sr = pydicom.dcmread(io.BytesIO(zipfile.ZipFile(out).read(f"{uid}/dicom/sr.dcm")))
+    assert sr.SOPClassUID == ComprehensiveSRStorage

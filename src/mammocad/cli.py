@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -49,6 +50,12 @@ class SendSyntaxName(str, Enum):
     explicit = "explicit"
     implicit = "implicit"
     deflated = "deflated"
+
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Service data folder (default: $MAMMOCAD_DATA_DIR)."),
+]
 
 
 def _require_inputs(inputs: list[Path]) -> None:
@@ -350,6 +357,13 @@ def batch(
     dicom: Annotated[
         bool, typer.Option("--dicom", help="Also put DICOM SR, SC and GSPS of each study in.")
     ] = False,
+    sr_template: Annotated[
+        SrTemplateName,
+        typer.Option(
+            "--sr-template",
+            help="The one SR of --dicom: tid1500 (Comprehensive SR) or mammography-cad (TID 4000).",
+        ),
+    ] = SrTemplateName.tid1500,
     work_dir: Annotated[
         Path | None,
         typer.Option("--work-dir", help="Resumable work folder (default: <out>.work beside it)."),
@@ -368,7 +382,7 @@ def batch(
     try:
         result = run_batch(
             [input_dir], out=out, pipeline=pipeline, work_dir=work_dir, dicom=dicom,
-            console=console,
+            sr_template=sr_template.value, console=console,
         )  # fmt: skip
     except KeyboardInterrupt:
         work = work_dir if work_dir is not None else default_work_dir(out)
@@ -478,20 +492,37 @@ def dicom_node(
     idle_timeout: Annotated[
         float, typer.Option("--idle-timeout", min=0.1, help="Seconds without a new instance.")
     ] = 10.0,
+    data_dir: DataDirOption = None,
     model: Annotated[
         Path | None, typer.Option("--model", help="Model bundle folder (as for analyze).")
+    ] = None,
+    sr_template: Annotated[
+        SrTemplateName | None,
+        typer.Option(
+            "--sr-template",
+            help="tid1500 or mammography-cad (default: $MAMMOCAD_SR_TEMPLATE, else tid1500).",
+        ),
     ] = None,
     gsps: Annotated[bool, typer.Option("--gsps", help="Also send presentation states.")] = False,
     keep_studies: Annotated[
         bool, typer.Option("--keep-studies", help="Keep sent studies under SPOOL/done.")
     ] = False,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    in_process: Annotated[
+        bool,
+        typer.Option("--in-process", help="Analyse here, without the service database/queue."),
+    ] = False,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: cpu).")
+    ] = None,
     threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
 ) -> None:
-    """DICOM node: C-ECHO/C-STORE SCP; each study is analysed after --idle-timeout seconds
-    without a new instance and its SR and Secondary Captures are sent to --destination."""
+    """DICOM node: C-ECHO/C-STORE SCP; each study goes to the service's job queue (database
+    in --data-dir) after --idle-timeout seconds without a new instance, and its SR and
+    Secondary Captures are sent to --destination."""
+    from mammocad.commands.serve import build_settings
     from mammocad.dicomnode import Destination, NodeSettings, PipelineStudyHandler, SendSyntax
-    from mammocad.dicomnode.run import configure_logging, run_node
+    from mammocad.dicomnode.run import configure_logging, run_node, run_queued_node
+    from mammocad.errors import MammocadError
 
     try:
         syntaxes = tuple(SendSyntax(name.value) for name in send_syntax)
@@ -503,11 +534,22 @@ def dicom_node(
         )  # fmt: skip
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
+    service = build_settings(
+        data_dir=data_dir, model=model, device=device, threads=threads,
+        sr_template=None if sr_template is None else sr_template.value,
+    )  # fmt: skip
     configure_logging()
-    handler = PipelineStudyHandler(pipeline=_load_pipeline(model, device, threads), gsps=gsps)
     try:
-        run_node(settings, handler)
-    except OSError as error:  # port taken, spool not writable
+        if in_process:
+            pipeline = _load_pipeline(service.model, service.device, service.threads)
+            handler = PipelineStudyHandler(
+                pipeline=pipeline, gsps=gsps, sr_template=service.sr_template
+            )
+            run_node(settings, handler)
+        else:
+            load = partial(_load_pipeline, service.model, service.device, service.threads)
+            run_queued_node(settings, service, load_pipeline=load, gsps=gsps)
+    except (OSError, MammocadError) as error:  # port taken, database unreachable, no Celery
         console.print(f"dicom-node cannot run: {error}", style="red", markup=False)
         raise typer.Exit(code=2) from None
 
@@ -516,10 +558,6 @@ apikey_app = typer.Typer(help="API keys of the REST API (stored hashed).")
 app.add_typer(apikey_app, name="apikey")
 db_app = typer.Typer(help="The service database (SQLite or PostgreSQL).")
 app.add_typer(db_app, name="db")
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Service data folder (default: $MAMMOCAD_DATA_DIR)."),
-]
 
 
 @app.command()
@@ -535,12 +573,22 @@ def serve(
     open_browser: Annotated[
         bool, typer.Option("--open", help="Open the web UI in a browser once it listens.")
     ] = False,
+    dicomweb_push: Annotated[
+        str | None,
+        typer.Option(
+            "--dicomweb-push",
+            metavar="URL",
+            help="DICOMweb base URL: each study's DICOM results go to URL/studies (STOW-RS).",
+        ),
+    ] = None,
 ) -> None:
     """REST API, web UI and in-process workers (docs/api.md); settings from MAMMOCAD_* / .env."""
     from mammocad.commands.serve import build_settings, run_server
     from mammocad.errors import MammocadError
 
-    settings = build_settings(host=host, port=port, data_dir=data_dir, model=model)
+    settings = build_settings(
+        host=host, port=port, data_dir=data_dir, model=model, dicomweb_push_url=dicomweb_push
+    )
     try:
         run_server(settings, preload=preload, open_browser=open_browser)
     except MammocadError as error:  # unsafe settings, no model, database unreachable

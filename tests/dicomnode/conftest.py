@@ -23,6 +23,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from mammocad.dicomnode import DicomNode, NodeSettings, StudyOutcome
+from mammocad.pipeline import Pipeline
 from mammocad.synthetic import write_studies
 
 LOOPBACK = "127.0.0.1"
@@ -39,6 +40,19 @@ def phantom_files(root: Path, *, seed: int) -> list[Path]:
 def phantom(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """One small four-view phantom study, shared by the session: copy before changing."""
     return phantom_files(tmp_path_factory.mktemp("phantom"), seed=11)
+
+
+@pytest.fixture
+def broken_phantom(phantom: list[Path]) -> list[Dataset]:
+    """The phantom's images, each with half its pixel data cut off (a transfer that went
+    wrong upstream): the headers read, the pixels do not."""
+    broken = []
+    for path in phantom:
+        ds = dcmread(path)
+        ds.decompress()
+        ds.PixelData = ds.PixelData[: len(ds.PixelData) // 4 * 2]
+        broken.append(ds)
+    return broken
 
 
 class Peer:
@@ -230,3 +244,9 @@ class CopyHandler:
 @pytest.fixture
 def copy_handler() -> CopyHandler:
     return CopyHandler()
+
+
+@pytest.fixture(scope="session")
+def pipeline(tiny_bundle: Path) -> Pipeline:
+    """The tiny untrained bundle, loaded once for the session."""
+    return Pipeline.from_bundle(tiny_bundle, num_threads=1)

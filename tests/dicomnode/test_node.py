@@ -124,15 +124,6 @@ def test_open_study_survives_a_restart(
     assert len(copy_handler.calls) == 1 and len(copy_handler.calls[0]) == 4
 
 
-def broken_copy(path: Path) -> Dataset:
-    """The image with half its pixel data cut off (a transfer that went wrong upstream)."""
-    ds = dcmread(path)
-    ds.decompress()
-    half = len(ds.PixelData) // 4 * 2
-    ds.PixelData = ds.PixelData[:half]
-    return ds
-
-
 def evidence(sr: Dataset) -> set[str]:
     return {
         item.ReferencedSOPInstanceUID
@@ -148,6 +139,7 @@ def test_real_analysis_results_arrive_in_the_accepted_syntax(
     tiny_bundle: Path,
     peer: Peer,
     phantom: list[Path],
+    broken_phantom: list[Dataset],
 ) -> None:
     """A broken instance among four: three images analysed, SR + three SCs sent back in the
     only syntax the destination accepts (Explicit VR LE) although Implicit is offered first."""
@@ -158,7 +150,7 @@ def test_real_analysis_results_arrive_in_the_accepted_syntax(
     handler = PipelineStudyHandler(pipeline=Pipeline.from_bundle(tiny_bundle))
     destination = results_to(recorder, SendSyntax.implicit, SendSyntax.explicit)
     node = node_factory(handler=handler, idle_timeout_s=0.5, destination=destination)
-    broken = broken_copy(phantom[0])
+    broken = broken_phantom[0]
     assert peer.c_store(node.port, [broken, *phantom[1:]]) == [0] * 4
     outcome = node.next_outcome(timeout=240)
     assert outcome.ok, outcome.error

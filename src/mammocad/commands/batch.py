@@ -9,7 +9,8 @@ Work folder (default ``<out>.work/`` beside the zip)::
 
 A study is moved from ``staging/`` to ``studies/`` in one rename and only then marked done, so
 an interrupted run leaves no half-written study that a re-run would take as finished. A re-run
-skips every study marked done with the same model weights and ``--dicom`` setting, then builds
+skips every study marked done with the same model weights, ``--dicom`` and ``--sr-template``
+settings, then builds
 the archive (docs/batch.md has its layout) from the work folder alone.
 """
 
@@ -165,13 +166,15 @@ class WorkDir:
         (final / DONE_MARKER).write_text("", "utf-8")
 
 
-def _analyse_one(study: Study, *, pipeline: Pipeline, work: WorkDir, dicom: bool) -> dict[str, Any]:
+def _analyse_one(
+    study: Study, *, pipeline: Pipeline, work: WorkDir, dicom: bool, sr_template: str
+) -> dict[str, Any]:
     """Analyse and write one study into staging; return its record (never raises Exception)."""
     staged = work.stage(study.study_instance_uid)
     summary = AnalyzeSummary(model=pipeline.model_info.to_dict())
     try:
         analysis: StudyAnalysis = pipeline.analyze(study)
-        write_study_outputs(analysis, work.staging, summary, dicom=dicom)
+        write_study_outputs(analysis, work.staging, summary, dicom=dicom, sr_template=sr_template)
         rows = prediction_rows(analysis.result, pipeline.thresholds)
     except Exception as error:  # a bug must cost one study, not the batch
         summary = AnalyzeSummary(model=summary.model)
@@ -193,6 +196,7 @@ def _records(
     pipeline: Pipeline,
     work: WorkDir,
     dicom: bool,
+    sr_template: str,
     console: Console | None,
     batch: BatchSummary,
 ) -> Iterator[dict[str, Any]]:
@@ -204,7 +208,9 @@ def _records(
             uid = study.study_instance_uid
             record = work.record(uid)
             if record is None:
-                fresh = _analyse_one(study, pipeline=pipeline, work=work, dicom=dicom)
+                fresh = _analyse_one(
+                    study, pipeline=pipeline, work=work, dicom=dicom, sr_template=sr_template
+                )
                 staged = fresh.pop("folder")
                 work.commit(staged, fresh)
                 record = fresh
@@ -225,14 +231,20 @@ def run_batch(
     pipeline: Pipeline,
     work_dir: Path | None = None,
     dicom: bool = False,
+    sr_template: str = "tid1500",
     console: Console | None = None,
 ) -> BatchSummary:
-    """Analyse every study of ``inputs`` not yet done in the work folder, then write ``out``.
+    """Analyse every study of ``inputs`` not yet done in the work folder, then write ``out``;
+    ``dicom`` and ``sr_template`` as for :func:`mammocad.commands.analyze.run_analyze`.
 
     Interrupting (Ctrl-C) loses at most the study in progress; the same call again resumes.
     """
     work_root = work_dir if work_dir is not None else default_work_dir(out)
-    settings = {"model_sha256": pipeline.model_info.sha256, "dicom": dicom}
+    # a study done under other settings is analysed again; the SR template matters only
+    # with DICOM outputs, so changing it alone does not redo a batch without them
+    settings: dict[str, Any] = {"model_sha256": pipeline.model_info.sha256, "dicom": dicom}
+    if dicom:
+        settings["sr_template"] = sr_template
     work = WorkDir(work_root, settings=settings)
     work.prepare()
     summary = AnalyzeSummary(model=pipeline.model_info.to_dict())
@@ -240,8 +252,9 @@ def run_batch(
     rows: list[dict[str, Any]] = []
     folders: list[Path] = []
     for record in _records(
-        inputs, pipeline=pipeline, work=work, dicom=dicom, console=console, batch=batch
-    ):
+        inputs, pipeline=pipeline, work=work, dicom=dicom, sr_template=sr_template,
+        console=console, batch=batch,
+    ):  # fmt: skip
         if "unassigned" in record:
             summary.inputs.append(record["unassigned"])
             continue

@@ -57,6 +57,9 @@ def run_worker(settings: Settings, *, queues: Sequence[str], concurrency: int) -
         data_dir=settings.data_dir,
         load_pipeline=load_pipeline,
         time_limit_s=settings.job_time_limit_s,
+        dicom=settings.dicom_outputs,
+        sr_template=settings.sr_template,
+        push=settings.push_destination(),
     )
     register_tasks(app, worker)
     logging.basicConfig(

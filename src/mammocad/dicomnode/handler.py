@@ -1,8 +1,9 @@
 """What the node does with a closed study: the :class:`StudyHandler` protocol and its default.
 
-The default runs the analysis in this process (``mammocad analyze --dicom`` on the study's
-folder). A job queue plugs in by providing another callable with the same signature, e.g. one
-that submits the folder and waits for the job's DICOM outputs.
+:class:`PipelineStudyHandler` runs the analysis in this process (``mammocad analyze --dicom``
+on the study's folder), without the service database; ``mammocad dicom-node`` uses
+:class:`~mammocad.dicomnode.queued.QueuedStudyHandler`, which sends each study through the
+service's job queue.
 """
 
 from __future__ import annotations
@@ -41,15 +42,18 @@ class StudyHandler(Protocol):
 class PipelineStudyHandler:
     """The in-process handler: :func:`mammocad.commands.analyze.run_analyze` with DICOM
     outputs (docs/dicom-outputs.md), returning the SR and Secondary Captures (and, with
-    ``gsps``, the presentation states).
+    ``gsps``, the presentation states); ``sr_template`` as for ``analyze --sr-template``.
 
     One study at a time: the pipeline holds a detector whose threads are already sized for
     the machine, so running two studies at once would only make both slower.
     """
 
-    def __init__(self, *, pipeline: Pipeline, gsps: bool = False) -> None:
+    def __init__(
+        self, *, pipeline: Pipeline, gsps: bool = False, sr_template: str = "tid1500"
+    ) -> None:
         self.pipeline = pipeline
         self.gsps = gsps
+        self.sr_template = sr_template
         self._lock = threading.Lock()
 
     def __call__(self, instances_dir: Path, *, out_dir: Path) -> list[Path]:
@@ -58,7 +62,7 @@ class PipelineStudyHandler:
         with self._lock:
             summary = run_analyze(
                 [instances_dir], out_dir=out_dir, pipeline=self.pipeline,
-                console=Console(quiet=True), dicom=True,
+                console=Console(quiet=True), dicom=True, sr_template=self.sr_template,
             )  # fmt: skip
         for entry in summary.inputs:
             if entry["status"] == "rejected":

@@ -5,11 +5,17 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from mammocad.dicomnode.handler import StudyHandler
 from mammocad.dicomnode.node import DicomNode
 from mammocad.dicomnode.settings import NodeSettings
+
+if TYPE_CHECKING:
+    from mammocad.pipeline import Pipeline
+    from mammocad.serve.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -48,3 +54,26 @@ def run_node(settings: NodeSettings, handler: StudyHandler) -> None:
         node.stop()
         for sig, handler_before in previous.items():
             signal.signal(sig, handler_before)
+
+
+def run_queued_node(
+    settings: NodeSettings,
+    service: Settings,
+    *,
+    load_pipeline: Callable[[], Pipeline],
+    gsps: bool = False,
+) -> None:
+    """:func:`run_node` with a :class:`~mammocad.dicomnode.queued.QueuedStudyHandler` over
+    the service of ``service`` (its data dir, database and job queue); the queue's workers
+    stop after the node.
+
+    Raises:
+        MammocadError: the database cannot be reached, or Celery is missing for a broker.
+    """
+    from mammocad.dicomnode.service import ServiceQueue  # imports the service: only when used
+
+    queue = ServiceQueue.open(service, load_pipeline=load_pipeline)
+    try:
+        run_node(settings, queue.handler(gsps=gsps, actor=f"dicom-node:{settings.ae_title}"))
+    finally:
+        queue.close()

@@ -47,12 +47,14 @@ from mammocad.jobs.runner import JobRunner, failure_text
 from mammocad.jobs.stages import (
     AnalyzeStage,
     DecodeStage,
+    PushStage,
     Queue,
     ReportStage,
     Stage,
     StudyContext,
 )
 from mammocad.pipeline import Pipeline
+from mammocad.report.dicomweb_push import DicomwebDestination
 from mammocad.store.models import Job, JobStatus, as_utc, utcnow
 from mammocad.store.repository import register_model, start_job
 from mammocad.store.session import make_engine, session_factory, transaction
@@ -177,7 +179,9 @@ class StageWorker:
     """The worker's side: runs one stage of one job and keeps the database in step.
 
     Database engine and model are made on first use, in the worker's child process (not in
-    the parent that forks it).
+    the parent that forks it). ``dicom`` / ``sr_template`` as for :class:`ReportStage`;
+    with a ``push`` destination the report task also runs :class:`PushStage` (before the
+    result is stored, as in-process), so the chain stays decode → analyze → report.
     """
 
     def __init__(
@@ -187,11 +191,17 @@ class StageWorker:
         data_dir: Path,
         load_pipeline: Any,
         time_limit_s: float,
+        dicom: bool = True,
+        sr_template: str = "tid1500",
+        push: DicomwebDestination | None = None,
     ) -> None:
         self.database_url = database_url
         self.data_dir = data_dir
         self.load_pipeline = load_pipeline
         self.time_limit_s = time_limit_s
+        self.dicom = dicom
+        self.sr_template = sr_template
+        self.push = push
         self._sessions: sessionmaker[Session] | None = None
         self._pipeline: Pipeline | None = None
 
@@ -209,7 +219,7 @@ class StageWorker:
         if name == "decode":
             return DecodeStage()
         if name == "report":
-            return ReportStage()
+            return ReportStage(dicom=self.dicom, sr_template=self.sr_template)
         if self._pipeline is None:
             pipeline: Pipeline = self.load_pipeline()
             with transaction(self.sessions) as session:
@@ -307,11 +317,22 @@ class StageWorker:
             return
         context.timings_ms[name] = (perf_counter() - begun) * 1000.0
         if name == "report":
-            context.timings_ms["total"] = sum(context.timings_ms[n] for n in TASKS)
+            if self.push is not None:
+                self._push(job_id, context, self.push)
+            context.timings_ms["total"] = sum(
+                context.timings_ms.get(n, 0.0) for n in (*TASKS, PushStage.name)
+            )
             self.runner.finish(job_id, context)
             self._discard(job_id)
         else:
             self._save(job_id, context)
+
+    def _push(self, job_id: str, context: StudyContext, destination: DicomwebDestination) -> None:
+        """The push stage inside the report task; it records its failure, never raises."""
+        self.runner.enter(job_id, PushStage.name, context.timings_ms)
+        begun = perf_counter()
+        PushStage(destination=destination).run(context)
+        context.timings_ms[PushStage.name] = (perf_counter() - begun) * 1000.0
 
     def _too_long(self) -> str:
         return (

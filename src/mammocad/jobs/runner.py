@@ -97,9 +97,10 @@ class JobRunner:
                 mark_failed(session, job, error=text)
 
     def finish(self, job_id: str, context: StudyContext) -> bool:
-        """Store the context's result and pictures and mark the job done; ``False`` when the
-        job (its study) was deleted meanwhile, or is no longer running (another delivery of
-        the same Celery stage finished it: the row lock makes that one store the result)."""
+        """Store the context's result and pictures and mark the job done (its error: the
+        context's ``delivery_error``, if any); ``False`` when the job (its study) was deleted
+        meanwhile, or is no longer running (another delivery of the same Celery stage finished
+        it: the row lock makes that one store the result)."""
         analysis = context.require_analysis()
         with transaction(self.sessions) as session:
             job = session.get(Job, job_id, with_for_update=True)
@@ -115,5 +116,5 @@ class JobRunner:
                 model_version_id=model_id,
                 pictures=context.pictures,
             )
-            mark_done(session, job, timings_ms=context.timings_ms)
+            mark_done(session, job, timings_ms=context.timings_ms, error=context.delivery_error)
         return True

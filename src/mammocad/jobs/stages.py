@@ -4,7 +4,9 @@
 
     decode   (queue cpu)  the study's uploaded files → Study (pixels decoded, bad files rejected)
     analyze  (queue gpu)  Pipeline.analyze: preprocess, quality gate, detect, aggregate
-    report   (queue cpu)  result.json, overlay and input pictures under the study folder
+    report   (queue cpu)  result.json, overlay and input pictures, DICOM outputs (dicom/)
+    push     (queue cpu)  only with a DICOMweb destination: the DICOM outputs by STOW-RS; a
+                          failed push is the job's error, but the job is done with its result
 
 A stage reads and writes only the :class:`StudyContext` and files under the data dir; the
 database is the runner's (``jobs.runner``), so a stage can move to another process (Celery
@@ -16,6 +18,7 @@ spans them); their own timings are recorded as ``analyze.preprocess`` etc.
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -26,6 +29,7 @@ from mammocad.commands.analyze import write_study_outputs as write_outputs
 from mammocad.errors import MammocadError
 from mammocad.io import iter_studies
 from mammocad.pipeline import Pipeline, StudyAnalysis
+from mammocad.report.dicomweb_push import DicomwebDestination, push_instances
 from mammocad.report.pictures import input_picture, write_png
 from mammocad.structures import Study
 
@@ -53,12 +57,25 @@ def study_folder(study_instance_uid: str) -> str:
     return f"{STUDIES_FOLDER}/{safe_name(study_instance_uid)}"
 
 
+def dicom_objects(study_dir: Path) -> list[Path]:
+    """The study's DICOM outputs under ``study_dir`` (the study folder): ``dicom/sr.dcm``,
+    then ``dicom/sc/*.dcm`` and ``dicom/gsps/*.dcm``, each sorted; empty when none."""
+    folder = study_dir / DICOM_FOLDER
+    sr = folder / "sr.dcm"
+    return [
+        *([sr] if sr.is_file() else []),
+        *sorted((folder / "sc").glob("*.dcm")),
+        *sorted((folder / "gsps").glob("*.dcm")),
+    ]
+
+
 @dataclass(slots=True, kw_only=True)
 class StudyContext:
     """What one job hands from stage to stage.
 
     ``pictures`` maps SOPInstanceUID → (overlay, input picture), paths relative to
-    ``data_dir`` (``None`` where no picture was drawn).
+    ``data_dir`` (``None`` where no picture was drawn). ``delivery_error``: why the push
+    stage could not deliver the results (the job is done, with this as its error).
     """
 
     study_instance_uid: str
@@ -67,6 +84,7 @@ class StudyContext:
     analysis: StudyAnalysis | None = None
     pictures: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    delivery_error: str | None = None
 
     @property
     def folder(self) -> Path:
@@ -147,6 +165,9 @@ class ReportStage:
         analysis = context.require_analysis()
         summary = AnalyzeSummary(model=analysis.result["model"])
         studies_dir = context.data_dir / STUDIES_FOLDER
+        # objects of an earlier analysis (another model, more images, DICOM outputs since
+        # switched off) must not be served or pushed with this result
+        shutil.rmtree(context.folder / DICOM_FOLDER, ignore_errors=True)
         write_outputs(
             analysis, studies_dir, summary, dicom=self.dicom, sr_template=self.sr_template
         )
@@ -169,13 +190,56 @@ class ReportStage:
         release_pixels(analysis.study)
 
 
+class PushStage:
+    """Send the study's DICOM outputs to ``destination`` (STOW-RS, PS3.18 §10.5).
+
+    Never fails the job: the result is already written and is stored whatever the server
+    says; a failed delivery goes to ``context.delivery_error`` (the job's error) and the log.
+    """
+
+    name = "push"
+    queue = Queue.CPU
+
+    def __init__(self, *, destination: DicomwebDestination) -> None:
+        self.destination = destination
+
+    def run(self, context: StudyContext) -> None:
+        paths = dicom_objects(context.folder)
+        if not paths:
+            logger.info("%s: no DICOM outputs to push", context.study_instance_uid)
+            return
+        try:
+            report = push_instances(paths, destination=self.destination)
+        except Exception as error:  # an unreadable object, a bug: still not the result's loss
+            logger.exception("%s: push failed", context.study_instance_uid)
+            text = f"STOW-RS push to {self.destination.url} failed"
+            text += f" ({type(error).__name__}: {error})"
+        else:
+            if report.ok:
+                logger.info("%s: %s", context.study_instance_uid, report.summary())
+                return
+            text = report.summary()
+        context.delivery_error = (
+            f"results saved; {text}: check the DICOMweb server, then upload the study again "
+            "to retry"
+        )
+        logger.warning("%s: %s", context.study_instance_uid, context.delivery_error)
+
+
 def default_stages(
-    *, pipeline: Pipeline, dicom: bool = True, sr_template: str = "tid1500"
+    *,
+    pipeline: Pipeline,
+    dicom: bool = True,
+    sr_template: str = "tid1500",
+    push: DicomwebDestination | None = None,
 ) -> list[Stage]:
-    """decode → analyze → report with ``pipeline`` as the model; ``dicom`` and
-    ``sr_template`` as for :class:`ReportStage`."""
-    return [
+    """decode → analyze → report (→ push, with a ``push`` destination) with ``pipeline`` as
+    the model; ``dicom`` and ``sr_template`` as for :class:`ReportStage`."""
+    stages: list[Stage] = [
         DecodeStage(),
         AnalyzeStage(pipeline=pipeline),
         ReportStage(dicom=dicom, sr_template=sr_template),
     ]
+    if push is not None:
+        stages.append(PushStage(destination=push))
+    return stages

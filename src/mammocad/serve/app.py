@@ -112,6 +112,7 @@ def create_app(
                 pipeline=state.pipeline,
                 dicom=settings.dicom_outputs,
                 sr_template=settings.sr_template,
+                push=settings.push_destination(),
             ),
             model_version_id=state.model_version_id,
         )

@@ -12,12 +12,25 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from mammocad.errors import MammocadError
+from mammocad.jobs.queue import JobQueue
 from mammocad.jobs.stages import INPUT_FOLDER, study_folder
 from mammocad.serve.schemas import IgnoredFile, UploadAccepted
 from mammocad.serve.state import AppState
-from mammocad.serve.uploads import Incoming, UploadError, UploadLimits, place, receive, scan
+from mammocad.serve.uploads import (
+    Ignored,
+    Incoming,
+    ScannedFile,
+    UploadError,
+    UploadLimits,
+    place,
+    receive,
+    scan,
+)
 from mammocad.serve.views import job_url
 from mammocad.store.keys import audit
 from mammocad.store.models import Job, JobStatus
@@ -56,6 +69,8 @@ def limits_of(state: AppState) -> UploadLimits:
 def _needs_job(job: Job | None, new: int) -> bool:
     if job is None or job.status == JobStatus.FAILED.value:
         return True  # a failed analysis is retried by uploading again
+    if job.status == JobStatus.DONE.value and job.error:
+        return True  # so is a done one whose results could not be pushed (PushStage)
     return new > 0 and job.status != JobStatus.QUEUED.value  # a queued job reads them anyway
 
 
@@ -65,53 +80,80 @@ def accept(state: AppState, incoming: Sequence[Incoming], *, actor: str) -> Inta
     Raises:
         UploadError: the upload is refused (limits, not DICOM, several studies).
     """
-    data_dir = state.settings.data_dir
-    staging = data_dir / STAGING_FOLDER / uuid.uuid4().hex
+    staging = state.settings.data_dir / STAGING_FOLDER / uuid.uuid4().hex
     try:
         scanned, ignored = scan(receive(incoming, staging, limits_of(state)))
-        header = scanned[0].header
-        folder = study_folder(header.study_instance_uid)
-        with _placing, transaction(state.sessions) as session:
-            existing = get_study(session, header.study_instance_uid)
-            known = {i.sop_instance_uid for i in existing.images} if existing else set()
-            fresh = {f.sop_instance_uid: f for f in scanned if f.sop_instance_uid not in known}
-            placed = place(list(fresh.values()), data_dir / folder / INPUT_FOLDER)
-            stored = [
-                StoredFile(
-                    sop_instance_uid=f.sop_instance_uid, file_name=name, size_bytes=f.received.size
-                )
-                for f, name in placed
-            ]
-            study = add_study_files(session, header=header, folder=folder, files=stored)
-            job = latest_job(study)
-            queued = _needs_job(job, len(stored))
-            if queued or job is None:
-                job = enqueue_job(session, study)
-            audit(
-                session,
-                actor=actor,
-                action="create" if existing is None else "upload",
-                study_instance_uid=study.study_instance_uid,
-                detail=f"{len(stored)} new, {len(known)} known, {len(ignored)} ignored files",
-            )
-            body = UploadAccepted(
-                job_id=job.id,
-                study_instance_uid=study.study_instance_uid,
-                status=job.status,
-                location=job_url(job.id),
-                new_instances=len(stored),
-                known_instances=len(scanned) - len(stored),
-                ignored=[IgnoredFile(name=i.name, reason=i.reason) for i in ignored],
-            )
+        return store_scanned(
+            state.settings.data_dir, state.sessions, state.workers,
+            scanned=scanned, ignored=ignored, actor=actor,
+        )  # fmt: skip
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if queued and state.workers is not None:
-        try:
-            state.workers.submit(body.job_id)
-        except MammocadError as error:  # the broker is away: the job cannot run
-            with transaction(state.sessions) as session:
-                job = get_job(session, body.job_id)
-                if job is not None:
-                    mark_failed(session, job, error=str(error))  # uploading again retries
-            raise UploadError(503, "queue_unavailable", str(error)) from error
+
+
+def store_scanned(
+    data_dir: Path,
+    sessions: sessionmaker[Session],
+    workers: JobQueue | None,
+    *,
+    scanned: Sequence[ScannedFile],
+    ignored: Sequence[Ignored] = (),
+    actor: str,
+) -> Intake:
+    """Move the already scanned files of one study (:func:`~mammocad.serve.uploads.scan`)
+    into its folder, record them, queue a job when one is needed and hand it to ``workers``.
+
+    The core of every intake (upload, DICOMweb, ``--preload``, the DICOM node's queued
+    handler); ``scanned`` files are moved, so they must be staged copies under ``data_dir``.
+
+    Raises:
+        UploadError: 503 when ``workers`` cannot take the job (the job is marked failed).
+    """
+    header = scanned[0].header
+    folder = study_folder(header.study_instance_uid)
+    with _placing, transaction(sessions) as session:
+        existing = get_study(session, header.study_instance_uid)
+        known = {i.sop_instance_uid for i in existing.images} if existing else set()
+        fresh = {f.sop_instance_uid: f for f in scanned if f.sop_instance_uid not in known}
+        placed = place(list(fresh.values()), data_dir / folder / INPUT_FOLDER)
+        stored = [
+            StoredFile(
+                sop_instance_uid=f.sop_instance_uid, file_name=name, size_bytes=f.received.size
+            )
+            for f, name in placed
+        ]
+        study = add_study_files(session, header=header, folder=folder, files=stored)
+        job = latest_job(study)
+        queued = _needs_job(job, len(stored))
+        if queued or job is None:
+            job = enqueue_job(session, study)
+        audit(
+            session,
+            actor=actor,
+            action="create" if existing is None else "upload",
+            study_instance_uid=study.study_instance_uid,
+            detail=f"{len(stored)} new, {len(known)} known, {len(ignored)} ignored files",
+        )
+        body = UploadAccepted(
+            job_id=job.id,
+            study_instance_uid=study.study_instance_uid,
+            status=job.status,
+            location=job_url(job.id),
+            new_instances=len(stored),
+            known_instances=len(scanned) - len(stored),
+            ignored=[IgnoredFile(name=i.name, reason=i.reason) for i in ignored],
+        )
+    if queued and workers is not None:
+        _submit(sessions, workers, body.job_id)
     return Intake(body=body, queued=queued)
+
+
+def _submit(sessions: sessionmaker[Session], workers: JobQueue, job_id: str) -> None:
+    try:
+        workers.submit(job_id)
+    except MammocadError as error:  # the broker is away: the job cannot run
+        with transaction(sessions) as session:
+            job = get_job(session, job_id)
+            if job is not None:
+                mark_failed(session, job, error=str(error))  # uploading again retries
+        raise UploadError(503, "queue_unavailable", str(error)) from error

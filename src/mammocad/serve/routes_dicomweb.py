@@ -196,6 +196,9 @@ def _content_type(header: str) -> Message:
     return message
 
 
+MAX_BOUNDARY = 200
+
+
 def _boundary(header: str | None) -> str:
     """The boundary of a STOW-RS body's Content-Type.
 
@@ -212,7 +215,13 @@ def _boundary(header: str | None) -> str:
         shown = f"{kind}" + (f' of "{part_type}"' if part_type else "")
         raise UploadError(415, "unsupported_media_type", f"{shown} is not supported: {SEND}")
     boundary = content_type.get_param("boundary")
-    if not isinstance(boundary, str) or not 1 <= len(boundary) <= 70 or not boundary.isascii():
+    # RFC 2046 §5.1.1 allows at most 70 characters, but Orthanc's DICOMweb plugin (1.7) sends
+    # 73 (a UUID twice): accept longer ones, up to a bound that keeps the search cheap
+    if (
+        not isinstance(boundary, str)
+        or not 1 <= len(boundary) <= MAX_BOUNDARY
+        or not boundary.isascii()
+    ):
         raise UploadError(400, "bad_multipart", f"no valid boundary parameter: {SEND}")
     return boundary
 

@@ -1,9 +1,11 @@
-"""``/api/v1/studies``: upload, worklist, result, pictures, feedback, delete."""
+"""``/api/v1/studies``: upload, worklist, result, pictures, DICOM results, feedback, delete."""
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
+import zipfile
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +14,8 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, Response, Up
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
+from mammocad.commands.analyze import safe_name
+from mammocad.jobs.stages import DICOM_FOLDER, dicom_objects
 from mammocad.serve.auth import Authenticated, AuthenticatedPicture
 from mammocad.serve.intake import accept
 from mammocad.serve.schemas import (
@@ -154,6 +158,70 @@ def read_picture(
             "and the image was processed",
         )
     return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private"})
+
+
+@router.get(
+    "/{study_instance_uid}/dicom",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "sr.dcm, sc/*.dcm, gsps/*.dcm"},
+        404: {"model": ErrorBody, "description": "No such study, or no DICOM results (yet)"},
+        409: {"model": ErrorBody, "description": "The results are being rewritten"},
+    },
+    summary="The study's DICOM results (SR, Secondary Captures, GSPS) as one zip",
+)
+def read_dicom_results(
+    study_instance_uid: Uid, request: Request, principal: Authenticated
+) -> Response:
+    """The objects the report stage wrote, named as in ``mammocad analyze --dicom``:
+    ``sr.dcm``, ``sc/<SOPInstanceUID>.dcm``, ``gsps/<SOPInstanceUID>.dcm``."""
+    state = app_state(request)
+    with transaction(state.sessions) as session:
+        study = _study_or_404(session, study_instance_uid)
+        folder = state.settings.data_dir / study.folder
+        audit(
+            session,
+            actor=principal.name,
+            action="read",
+            study_instance_uid=study_instance_uid,
+            detail="DICOM results (zip)",
+        )
+    paths = dicom_objects(folder)
+    if not paths:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"study {study_instance_uid} has no DICOM results: they are written once its "
+            "analysis is done, for its processed DICOM images, when the service runs with "
+            "MAMMOCAD_DICOM_OUTPUTS=true",
+        )
+    name = f"{safe_name(study_instance_uid)}-dicom.zip"
+    return Response(
+        _zip(paths, folder),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "private",
+        },
+    )
+
+
+def _zip(paths: list[Path], folder: Path) -> bytes:
+    """The objects under their names relative to the study's ``dicom/`` folder, built in
+    memory (a study's objects are a few MB; the fastest deflate level is enough for the
+    overlays' dark background)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for path in paths:
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:  # a new analysis is replacing them right now
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT,
+                    "the study's DICOM results are being rewritten by a new analysis: "
+                    "try again once its job is done",
+                ) from None
+            archive.writestr(path.relative_to(folder / DICOM_FOLDER).as_posix(), data)
+    return buffer.getvalue()
 
 
 @router.delete(

@@ -11,10 +11,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mammocad.errors import MammocadError
+from mammocad.report.dicomweb_push import DicomwebDestination
 
 MiB = 1024 * 1024
 #: values of :class:`mammocad.report.dicom.writer.SrTemplate` (not imported: it needs highdicom)
@@ -70,6 +71,27 @@ class Settings(BaseSettings):
         default="tid1500",
         description="The SR of each study: tid1500 (Comprehensive SR) or mammography-cad",
     )
+    dicomweb_push_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="DICOMweb base URL (http://pacs:8042/dicom-web): each study's DICOM outputs "
+        "are sent to {url}/studies (STOW-RS) once analysed",
+    )
+    dicomweb_push_token: SecretStr | None = Field(
+        default=None, description="Sent as Authorization: Bearer with each push"
+    )
+    dicomweb_push_timeout_s: float = Field(default=30.0, gt=0, description="Per push request")
+
+    def push_destination(self) -> DicomwebDestination | None:
+        """Where each study's DICOM outputs are pushed, ``None`` when nowhere."""
+        if not self.dicomweb_push_url:
+            return None
+        token = self.dicomweb_push_token
+        return DicomwebDestination(
+            url=self.dicomweb_push_url,
+            token=token.get_secret_value() if token is not None else None,
+            timeout_s=self.dicomweb_push_timeout_s,
+        )
 
     @property
     def loopback_only(self) -> bool:

@@ -185,10 +185,14 @@ def mark_failed(session: Session, job: Job, *, error: str) -> None:
         job.study.state = StudyState.FAILED.value
 
 
-def mark_done(session: Session, job: Job, *, timings_ms: dict[str, float]) -> None:
+def mark_done(
+    session: Session, job: Job, *, timings_ms: dict[str, float], error: str | None = None
+) -> None:
+    """The job finished with its result; ``error``: what went wrong after the result was
+    saved (a failed push of the DICOM outputs), else an earlier attempt's error is cleared."""
     job.status, job.stage, job.finished_at = JobStatus.DONE.value, None, utcnow()
     job.stage_timings_ms = dict(timings_ms)
-    job.error = None
+    job.error = error
     if latest_job(job.study) is job:
         job.study.state = StudyState.DONE.value
 
