@@ -267,6 +267,56 @@ def train_quality_command(
     )
 
 
+@train_app.command("fusion")
+def train_fusion_command(
+    model: Annotated[Path, typer.Option("--model", help="Detector bundle folder (only read).")],
+    data: Annotated[
+        list[str],
+        typer.Option("--data", help="Training studies: phantom:n=N,seed=S,size=full[,...]"),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for cache/, bundle/, report.")],
+    val: Annotated[
+        list[str], typer.Option("--val", help="Validation studies (phantom spec).")
+    ] = [],  # noqa: B006
+    candidate_score: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Detections down to this score feed fusion (default: the finding threshold).",
+        ),
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 150,
+    seed: Annotated[int, typer.Option(help="Seeds the module's training.")] = 0,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% CIs.")] = 1000,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for the detector.")] = None,
+) -> None:
+    """Train cross-view fusion on a detector bundle's findings over phantom studies (breast
+    labels only); writes OUT/bundle, a copy of the bundle with the fusion weights."""
+    from mammocad.commands.train_fusion import FusionRun, run_train_fusion
+    from mammocad.fuse.train import TrainParams
+
+    _require_inputs([model])
+    run = FusionRun(
+        model=model,
+        data=_parse_specs(data),
+        val=_parse_specs(val),
+        out_dir=out,
+        candidate_score=candidate_score,
+        params=TrainParams(epochs=epochs, seed=seed),
+        bootstrap=bootstrap,
+        device=device,
+        threads=threads,
+    )
+    try:
+        outcome = run_train_fusion(run, console=console)
+    except ValueError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+    console.print(f"bundle with fusion written to [bold]{outcome.bundle_dir}[/bold]")
+
+
 @eval_app.command("detector")
 def eval_detector_command(
     model: Annotated[Path, typer.Option("--model", help="Model bundle folder.")],

@@ -1,5 +1,5 @@
 """The analysis line for one study, stage by stage and nothing else:
-preprocess → detect → aggregate → result (docs/analyze.md).
+preprocess → detect → fuse → aggregate → result (docs/analyze.md, docs/fusion.md).
 
 The preprocessing is the one recorded in the model bundle, never a default. Bad input never
 stops a study: an image preprocessing refuses is rejected with its code, and an unexpected
@@ -21,6 +21,7 @@ import torch
 
 from mammocad.detect.predict import Detector, ImagePrediction
 from mammocad.errors import ModelBundleError, PreprocessError, RejectionCode
+from mammocad.fuse.apply import Fuser, FusionResult
 from mammocad.io.assemble import missing_view_messages
 from mammocad.preprocess import PreprocessParams, preprocess_image
 from mammocad.quality import QualityParams, assess_quality
@@ -44,7 +45,9 @@ class StudyAnalysis:
     ``preprocessed`` and ``predictions`` are keyed by image key (SOPInstanceUID) and hold only
     the images that came through their stage; prediction boxes are in ORIGINAL pixels.
     ``result`` is the schema object (``schemas/result.schema.json``); ``timings_ms`` has
-    ``preprocess``, ``detect``, ``aggregate`` and ``total``.
+    ``preprocess``, ``detect``, ``aggregate`` (cross-view fusion included) and ``total``.
+    ``fusion`` holds the cross-view links and, with fusion weights, the fused breast
+    probabilities.
     """
 
     study: Study
@@ -53,6 +56,7 @@ class StudyAnalysis:
     risk: StudyRisk
     result: dict[str, Any]
     timings_ms: dict[str, float]
+    fusion: FusionResult | None = None
 
     def findings(self, key: str) -> list[Finding]:
         prediction = self.predictions.get(key)
@@ -90,6 +94,7 @@ class Pipeline:
         prior: float = 0.0,
         quality: QualityParams | None = None,
         calibrator: Calibrator | None = None,
+        fuser: Fuser | None = None,
     ) -> None:
         expected = tuple(detector.model.config.input_size)
         if tuple(preprocessing.input_size) != expected:
@@ -107,6 +112,10 @@ class Pipeline:
         self.prior = prior
         # None: the probabilities stay the uncalibrated aggregate (bundle without calibration.json)
         self.calibrator = calibrator
+        # linking needs no weights; refinement only where the bundle has fusion weights
+        self.fuser = fuser or Fuser()
+        if self.fuser.candidate_score is not None:
+            detector.set_candidate_threshold(self.fuser.candidate_score)
         self.model_info = ModelInfo(
             name=manifest.name,
             version=manifest.version,
@@ -123,7 +132,8 @@ class Pipeline:
         num_threads: int | None = None,
     ) -> Pipeline:
         """Load the bundle at ``path``; preprocessing and thresholds come from its manifest,
-        the calibration from its ``calibration.json`` when it has one.
+        the calibration from its ``calibration.json`` when it has one, cross-view fusion
+        weights from its ``fusion.pt`` when the manifest has a ``fusion`` section.
 
         Raises:
             ModelBundleError: the bundle is missing, corrupt, or its preprocessing does not
@@ -131,9 +141,10 @@ class Pipeline:
         """
         detector = Detector.from_bundle(path, device=device, num_threads=num_threads)
         calibrator = load_calibration(path)
+        fuser = Fuser.from_bundle(path, detector.manifest)
         try:
             params = PreprocessParams.from_dict(detector.manifest.preprocessing)
-            return cls(detector=detector, preprocessing=params, calibrator=calibrator)
+            return cls(detector=detector, preprocessing=params, calibrator=calibrator, fuser=fuser)
         except ValueError as error:  # the manifest's preprocessing does not fit: not a default
             raise ModelBundleError(f"{path}: {error}") from error
 
@@ -156,12 +167,14 @@ class Pipeline:
         study.messages.extend(missing_view_messages(study))
         findings = {key: prediction.findings for key, prediction in predictions.items()}
         with _timed(timings, "aggregate"):
+            fusion = self.fuser.fuse(study, preprocessed, predictions)
             risk = aggregate(
                 study,
                 findings,
                 thresholds=self.thresholds,
                 prior=self.prior,
                 calibrator=self.calibrator,
+                breast_raw=fusion.breast_probabilities,
             )
         timings["total"] = (perf_counter() - start) * 1000.0
         result = study_result(
@@ -179,6 +192,7 @@ class Pipeline:
             risk=risk,
             result=result,
             timings_ms=timings,
+            fusion=fusion,
         )
 
     def _preprocess(self, study: Study) -> dict[str, PreprocessedImage]:

@@ -119,3 +119,26 @@ def test_from_bundle_loads_and_predicts(tiny_model: MammoDetector, tmp_path: Pat
         torch.set_num_threads(threads)
     assert [p.image_key for p in predictions] == ["a", "b"]
     assert load_bundle(tmp_path).manifest.name == "tiny"
+
+
+def test_candidates_below_the_finding_threshold_carry_roi_features(
+    tiny_model: MammoDetector, rigged: Rig, logits_for: Logits, tmp_path: Path
+) -> None:
+    # the mass scores ≈ 0.98; the second box has background at logit 4 and every class at 0,
+    # so its best lesion score is 1 / (e⁴ + 7) ≈ 0.016, under the 0.05 cut-off
+    logits = logits_for([("mass", 6.0), ("calcification", 0.0)])
+    logits[1, 0] = 4.0
+    model = rigged([[20, 40, 60, 80], [120, 100, 140, 130]], logits)
+    detector = bundle_for(model, tmp_path)
+    (plain,) = detector.predict([preprocessed()])
+    assert [f.id for f in plain.findings] == [f.id for f in plain.candidates] == ["1.2.3.4-f1"]
+    assert plain.roi_features is not None
+    assert plain.roi_features.shape == (1, model.config.box_head_dim)
+    detector.set_candidate_threshold(0.01)
+    (fused,) = detector.predict([preprocessed()])
+    assert [(f.id, f.box) for f in fused.findings] == [(f.id, f.box) for f in plain.findings]
+    assert [f.id for f in fused.candidates] == ["1.2.3.4-f1", "1.2.3.4-f2"]
+    assert fused.candidates[0] is fused.findings[0]
+    assert fused.roi_features is not None and fused.roi_features.shape[0] == 2
+    np.testing.assert_allclose(fused.roi_features[0], plain.roi_features[0], rtol=1e-5)
+    assert fused.fusion_inputs() == (fused.candidates, fused.roi_features)

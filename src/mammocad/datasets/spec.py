@@ -1,7 +1,7 @@
 """Data specifications on the command line: ``KIND:key=value,key=value``.
 
-* ``phantom:n=400,seed=1000,size=full[,malignant_rate=0.4,benign_rate=0.4]`` — phantom studies
-  rendered in memory (``mammocad.synthetic``), every class annotated.
+* ``phantom:n=400,seed=1000,size=full[,malignant_rate=0.4,benign_rate=0.4,one_view_rate=0]``
+  — phantom studies rendered in memory (``mammocad.synthetic``), every class annotated.
 * ``mias:path=DIR[,folds=5,fold=K | exclude_fold=K,fold_seed=0]`` — mini-MIAS from a local
   copy; ``fold`` keeps one patient-level fold, ``exclude_fold`` keeps the others (for
   cross-validation).
@@ -46,11 +46,12 @@ def parse_spec(text: str) -> DataSpec:
     return DataSpec(kind=kind, options=options)
 
 
-def _phantoms(
-    spec: DataSpec, classes: Sequence[str], params: PreprocessParams, workers: int
-) -> Iterator[DetectionSample]:
+def phantom_spec(spec: DataSpec) -> PhantomSpec:
+    """The :class:`PhantomSpec` of a ``phantom:`` data spec (defaults as documented above)."""
+    if spec.kind != "phantom":
+        raise ValueError(f"{spec.kind!r} is not a phantom data spec")
     opts = spec.options
-    phantom = PhantomSpec(
+    return PhantomSpec(
         n_studies=int(opts.get("n", "10")),
         seed=int(opts.get("seed", "0")),
         size=opts.get("size", "full"),
@@ -58,6 +59,12 @@ def _phantoms(
         benign_rate=float(opts.get("benign_rate", "0.4")),
         one_view_rate=float(opts.get("one_view_rate", "0.0")),
     )
+
+
+def _phantoms(
+    spec: DataSpec, classes: Sequence[str], params: PreprocessParams, workers: int
+) -> Iterator[DetectionSample]:
+    phantom = phantom_spec(spec)
     return phantom_samples(phantom, classes=classes, params=params, workers=workers)
 
 
@@ -97,4 +104,4 @@ def build_samples(
     return samples
 
 
-__all__ = ["ANNOTATED_LABELS", "DataSpec", "build_samples", "parse_spec"]
+__all__ = ["ANNOTATED_LABELS", "DataSpec", "build_samples", "parse_spec", "phantom_spec"]

@@ -8,6 +8,8 @@
                         size, preprocessing parameters, thresholds, training data, metrics
       MODEL_CARD.md     data, metrics with confidence intervals, intended use
       calibration.json  optional: the risk calibration a site fitted (mammocad.risk.calibration)
+      fusion.pt         optional: cross-view fusion weights (mammocad.fuse), described by the
+                        manifest's ``fusion`` section (absent in bundles without fusion)
 
 Weights are saved as a plain ``state_dict`` and loaded with ``torch.load(weights_only=True)``:
 no pickled code runs on load. The sha256 in the manifest is checked before loading, so a
@@ -44,7 +46,9 @@ class BundleManifest:
 
     ``metrics`` maps a metric name to ``{"value", "ci_low", "ci_high"}`` (CI keys optional),
     as :meth:`mammocad.eval.FrocReport.to_metrics` returns. ``thresholds`` are operating
-    points chosen on validation data (e.g. ``{"finding_score": 0.3}``).
+    points chosen on validation data (e.g. ``{"finding_score": 0.3}``). ``fusion`` is the
+    optional cross-view fusion section (:mod:`mammocad.fuse.bundle`); empty means none, and
+    it is then left out of ``manifest.json``, so older readers see the same file.
     """
 
     name: str
@@ -61,6 +65,7 @@ class BundleManifest:
     created: str = ""
     mammocad_version: str = ""
     format_version: int = FORMAT_VERSION
+    fusion: dict[str, Any] = field(default_factory=dict)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -71,7 +76,7 @@ class BundleManifest:
         return self.detector.input_size
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "format_version": self.format_version,
             "name": self.name,
             "version": self.version,
@@ -90,6 +95,9 @@ class BundleManifest:
             "metrics": self.metrics,
             "intended_use": self.intended_use,
         }
+        if self.fusion:
+            data["fusion"] = self.fusion
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BundleManifest:
@@ -114,6 +122,7 @@ class BundleManifest:
                 intended_use=data.get("intended_use", ""),
                 created=data.get("created", ""),
                 mammocad_version=data.get("mammocad_version", ""),
+                fusion=dict(data.get("fusion") or {}),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ModelBundleError(

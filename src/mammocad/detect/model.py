@@ -21,7 +21,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from mammocad.detect.backbone import build_backbone
 from mammocad.detect.config import DetectorConfig
-from mammocad.detect.containers import DetectionTarget, DetectorOutput
+from mammocad.detect.containers import Detections, DetectionTarget, DetectorOutput
 from mammocad.detect.heads import MalignancyHead, MammoRoIHeads
 
 # the coarsest FPN level (LastLevelMaxPool) has stride 64; padding to it keeps every level's
@@ -70,6 +70,29 @@ class MammoDetector(nn.Module):
         proposals, rpn_losses = self.rpn(batch, features, internal)
         detections, head_losses = self.roi_heads(features, proposals, batch.image_sizes, internal)
         return DetectorOutput(losses={**rpn_losses, **head_losses}, detections=detections)
+
+    @torch.no_grad()
+    def detect_with_features(
+        self, images: Sequence[Tensor]
+    ) -> tuple[list[Detections], list[Tensor]]:
+        """Eval-mode detections plus the RoI representation of each detection box.
+
+        The second list holds ``float32[N_i, config.box_head_dim]`` per image, row ``k`` the
+        box head's output (``box_head(box_roi_pool(features, boxes))``) for the final box
+        ``k`` of ``detections[i]`` — the same features the malignancy head saw, re-pooled at
+        the regressed box. Cross-view fusion (:mod:`mammocad.fuse`) compares and attends over
+        them. ``forward`` is unchanged.
+        """
+        if self.training:
+            raise ValueError("detect_with_features runs in eval mode; call model.eval() first")
+        batch = self.batch_images(images)
+        features = self.backbone(batch.tensors)
+        proposals, _ = self.rpn(batch, features, None)
+        detections, _ = self.roi_heads(features, proposals, batch.image_sizes, None)
+        boxes = [found.boxes for found in detections]
+        pooled = self.roi_heads.box_roi_pool(features, boxes, batch.image_sizes)
+        represented = self.roi_heads.box_head(pooled).float()
+        return detections, list(represented.split([len(b) for b in boxes]))
 
     def batch_images(self, images: Sequence[Tensor]) -> ImageList:
         """Zero-pad right/bottom to a common size divisible by 64; pixel values unchanged."""

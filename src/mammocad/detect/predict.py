@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from mammocad.detect.bundle import BundleManifest, load_bundle
@@ -22,12 +23,30 @@ class ImagePrediction:
 
     ``findings`` are sorted by descending score, ids ``<image key>-f1``, ``-f2``…; ``nipple``
     is the centre ``(x, y)`` of the detected nipple, ``None`` when none scored high enough.
+
+    ``candidates`` are the detections down to :attr:`Detector.candidate_threshold` (the
+    inputs of cross-view fusion): ``findings`` is their prefix at or above the finding
+    threshold, the same objects, and the numbering of ids continues past it. Empty means
+    "same as ``findings``" (a prediction made without candidates). ``roi_features`` is
+    ``float32[len(candidates), D]``, the box head's representation of each candidate box
+    (:meth:`MammoDetector.detect_with_features`), ``None`` when not computed.
     """
 
     image_key: str
     findings: list[Finding] = field(default_factory=list)
     nipple: tuple[float, float] | None = None
     nipple_score: float | None = None
+    candidates: list[Finding] = field(default_factory=list)
+    roi_features: npt.NDArray[np.float32] | None = None
+
+    def fusion_inputs(self) -> tuple[list[Finding], npt.NDArray[np.float32] | None]:
+        """The candidates (or the findings when there are none) and their RoI features."""
+        if self.candidates:
+            return self.candidates, self.roi_features
+        features = self.roi_features
+        if features is not None and len(features) != len(self.findings):
+            features = None
+        return self.findings, features
 
 
 class Detector:
@@ -56,6 +75,20 @@ class Detector:
         self.finding_threshold = float(
             manifest.thresholds.get("finding_score", model.config.score_threshold)
         )
+        self.candidate_threshold = self.finding_threshold
+
+    def set_candidate_threshold(self, threshold: float) -> None:
+        """Also return detections down to ``threshold`` as ``candidates`` (fusion inputs).
+
+        Lowers the RoI heads' score cut-off when needed; the reported ``findings`` do not
+        change: NMS is greedy by score and the per-image cap keeps the best, so boxes below
+        the finding threshold never displace one above it.
+        """
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"candidate threshold must lie in [0, 1], got {threshold}")
+        self.candidate_threshold = min(float(threshold), self.finding_threshold)
+        heads = self.model.roi_heads
+        heads.score_thresh = min(heads.score_thresh, self.candidate_threshold)
 
     @classmethod
     def from_bundle(
@@ -102,16 +135,18 @@ class Detector:
         tensor = torch.from_numpy(np.ascontiguousarray(item.input, dtype=np.float32))
         tensor = tensor.to(self.device)
         with torch.inference_mode():
-            detections = self.model([tensor]).detections[0].to("cpu")
-        return self._to_prediction(item, detections)
+            (detections,), (features,) = self.model.detect_with_features([tensor])
+        return self._to_prediction(item, detections.to("cpu"), features.to("cpu"))
 
-    def _to_prediction(self, item: PreprocessedImage, found: Detections) -> ImagePrediction:
+    def _to_prediction(
+        self, item: PreprocessedImage, found: Detections, features: torch.Tensor | None = None
+    ) -> ImagePrediction:
         key = item.image.key
         uid = item.image.sop_instance_uid or key
-        keep = found.scores >= self.finding_threshold
+        keep = found.scores >= min(self.finding_threshold, self.candidate_threshold)
         boxes = item.transform.boxes_to_original(found.boxes[keep].double().numpy())
         classes = self.model.config.classes
-        findings = [
+        candidates = [
             Finding(
                 id=f"{key}-f{rank}",
                 sop_instance_uid=uid,
@@ -131,6 +166,9 @@ class Detector:
                 start=1,
             )
         ]
+        # compared as the float32 tensor, exactly as before candidates existed
+        reported = (found.scores[keep] >= self.finding_threshold).tolist()
+        findings = [c for c, is_finding in zip(candidates, reported, strict=True) if is_finding]
         nipple = None
         nipple_score = None
         if len(found.nipple_box):
@@ -140,7 +178,12 @@ class Detector:
             nipple = (float(x), float(y))
             nipple_score = float(found.nipple_score[0])
         return ImagePrediction(
-            image_key=key, findings=findings, nipple=nipple, nipple_score=nipple_score
+            image_key=key,
+            findings=findings,
+            nipple=nipple,
+            nipple_score=nipple_score,
+            candidates=candidates,
+            roi_features=None if features is None else features[keep].float().numpy(),
         )
 
 

@@ -127,7 +127,7 @@ def study_result(
         "model": {
             **model.to_dict(),
             "risk": {
-                "method": "interim_noisy_or",
+                "method": risk.method,
                 "calibrated": calibration is not None and calibration.calibrated,
                 "calibration": calibration.describe() if calibration else None,
                 "suspicion_thresholds": risk.thresholds.to_dict(),

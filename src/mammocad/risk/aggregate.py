@@ -13,12 +13,14 @@ calibrated. The rule, also in docs/analyze.md:
 * ``suspicion`` compares the study probability, as rounded for output (2 decimals), with the
   bundle manifest's ``thresholds["intermediate"]`` and ``thresholds["high"]`` (defaults 0.1 and
   0.5 when the bundle has none), so the category always agrees with the number shown.
+* with cross-view fusion (:mod:`mammocad.fuse`, a bundle with fusion weights), the fused
+  breast probability replaces the noisy-OR for each breast it covers (``breast_raw``);
 * when the bundle has a calibration (:mod:`mammocad.risk.calibration`), it maps every breast
   and study probability before rounding; being non-decreasing, the study probability is still
   the maximum over the breasts. The raw study score is kept for recalibration.
 
-Known bias: without cross-view fusion, a lesion seen on both CC and MLO counts twice, which
-pushes the breast probability up.
+Known bias: without cross-view fusion weights, a lesion seen on both CC and MLO counts twice,
+which pushes the breast probability up.
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ class StudyRisk:
 
     With a ``calibration``, the probabilities are calibrated and ``raw_probability`` is the
     study score before it (what ``mammocad calibrate`` fits on); without, the two are equal.
+    ``method`` names how the breast probabilities were made (the result's
+    ``model.risk.method``): ``interim_noisy_or``, or ``cross_view_fusion`` when fused breast
+    probabilities (:mod:`mammocad.fuse`) replaced it.
     """
 
     breasts: tuple[BreastRisk, ...]
@@ -121,6 +126,7 @@ class StudyRisk:
     thresholds: SuspicionThresholds
     raw_probability: float | None = None
     calibration: Calibrator | None = None
+    method: str = "interim_noisy_or"
 
     def breast(self, laterality: Laterality) -> BreastRisk:
         return next(item for item in self.breasts if item.laterality is laterality)
@@ -148,6 +154,7 @@ def aggregate(
     thresholds: SuspicionThresholds,
     prior: float = 0.0,
     calibrator: Calibrator | None = None,
+    breast_raw: Mapping[Laterality, float] | None = None,
 ) -> StudyRisk:
     """Breast and study probabilities of ``study`` from ``findings`` per image key.
 
@@ -155,6 +162,8 @@ def aggregate(
     :attr:`~mammocad.structures.Image.key`. Findings on a processed image of unknown laterality
     belong to no breast but still raise the study probability (a lesion is a lesion).
     ``calibrator`` (the bundle's, if any) maps the breast and study probabilities.
+    ``breast_raw`` (fused probabilities, :mod:`mammocad.fuse`) replaces the noisy-OR of the
+    breasts it names that have a processed image.
     """
     calibrate = calibrator.apply_one if calibrator else _unchanged
     breasts, candidates = [], []
@@ -162,6 +171,8 @@ def aggregate(
         images = study.breast(side)
         found = [finding for image in images for finding in findings.get(image.key, ())]
         raw = noisy_or(found, prior=prior) if images else None
+        if raw is not None and breast_raw and side in breast_raw:
+            raw = _clip(breast_raw[side])
         candidates += [] if raw is None else [raw]
         breasts.append(
             BreastRisk(
@@ -185,6 +196,7 @@ def aggregate(
         thresholds=thresholds,
         raw_probability=raw_study,
         calibration=calibrator,
+        method="cross_view_fusion" if breast_raw else "interim_noisy_or",
     )
 
 

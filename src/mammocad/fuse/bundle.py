@@ -1,0 +1,150 @@
+"""Fusion weights in a model bundle: ``fusion.pt`` plus the manifest's ``fusion`` section.
+
+::
+
+    "fusion": {
+      "format_version": 1,
+      "weights_file": "fusion.pt",
+      "sha256": "…",
+      "config": {"feature_dim": 512, "model_dim": 64, …},   # FusionConfig
+      "candidate_score": 0.01,     # detections down to this score are fusion inputs
+      "training_data": {…}, "metrics": {…}, "created": "…"
+    }
+
+A bundle without the section loads and behaves as before (:func:`load_fusion` returns
+``None``); weights are a plain ``state_dict`` loaded with ``weights_only=True`` after their
+sha256 is checked, like the detector's.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mammocad.detect.bundle import BundleManifest, read_manifest, sha256_of, write_manifest
+from mammocad.errors import ModelBundleError
+from mammocad.fuse.model import CrossViewFusion, FusionConfig
+
+FUSION_FILE = "fusion.pt"
+FUSION_FORMAT = 1
+_BUNDLE_FILES = ("weights.pt", "manifest.json", "MODEL_CARD.md", "calibration.json")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadedFusion:
+    model: CrossViewFusion  # eval mode, float32, CPU
+    candidate_score: float
+    section: dict[str, Any]
+
+
+def copy_bundle(source: str | Path, target: str | Path) -> Path:
+    """Copy the bundle files of ``source`` into ``target`` (created); the source is never
+    modified. A ``fusion.pt`` of the source is not copied: the copy gets its own."""
+    source, target = Path(source), Path(target)
+    manifest = read_manifest(source)
+    if source.resolve() == target.resolve():
+        raise ValueError(f"{target} is the source bundle: write the copy somewhere else")
+    target.mkdir(parents=True, exist_ok=True)
+    for name in {*_BUNDLE_FILES, manifest.weights_file}:
+        if (source / name).is_file():
+            shutil.copy2(source / name, target / name)
+    if manifest.fusion:
+        write_manifest(target, replace(manifest, fusion={}))
+    return target
+
+
+def save_fusion(
+    model: CrossViewFusion,
+    bundle: str | Path,
+    *,
+    candidate_score: float,
+    training_data: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> BundleManifest:
+    """Write ``fusion.pt`` into the bundle folder ``bundle`` and record it in its manifest
+    (the detector's weights and sha256 are not touched). Returns the new manifest."""
+    folder = Path(bundle)
+    manifest = read_manifest(folder)
+    if model.config.feature_dim != manifest.detector.box_head_dim:
+        raise ValueError(
+            f"the fusion module reads {model.config.feature_dim} features, the bundle's detector "
+            f"gives {manifest.detector.box_head_dim}"
+        )
+    weights = folder / FUSION_FILE
+    partial = weights.with_name(weights.name + ".partial")
+    torch.save({k: v.detach().cpu().float() for k, v in model.state_dict().items()}, partial)
+    partial.replace(weights)
+    section = {
+        "format_version": FUSION_FORMAT,
+        "weights_file": FUSION_FILE,
+        "sha256": sha256_of(weights),
+        "config": model.config.to_dict(),
+        "candidate_score": float(candidate_score),
+        "training_data": dict(training_data or {}),
+        "metrics": dict(metrics or {}),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    updated = replace(manifest, fusion=section)
+    write_manifest(folder, updated)
+    _append_card(folder, section)
+    return updated
+
+
+def load_fusion(bundle: str | Path, manifest: BundleManifest | None = None) -> LoadedFusion | None:
+    """The bundle's fusion module, or ``None`` when its manifest has no ``fusion`` section.
+
+    Raises:
+        ModelBundleError: the section is invalid, the weights are missing or do not match.
+    """
+    folder = Path(bundle)
+    section = (manifest or read_manifest(folder)).fusion
+    if not section:
+        return None
+    try:
+        if section["format_version"] != FUSION_FORMAT:
+            raise ValueError(f"fusion format {section['format_version']!r} is not {FUSION_FORMAT}")
+        config = FusionConfig.from_dict(section["config"])
+        weights = folder / section["weights_file"]
+        candidate_score = float(section["candidate_score"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelBundleError(
+            f"{folder}: the manifest's fusion section is invalid ({error}); retrain it with "
+            "`mammocad train fusion` or remove the section"
+        ) from error
+    if not weights.is_file() or sha256_of(weights) != section["sha256"]:
+        raise ModelBundleError(
+            f"{weights} is missing or does not match its sha256 in manifest.json: copy the "
+            "whole bundle folder again"
+        )
+    model = CrossViewFusion(config)
+    try:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except RuntimeError as error:
+        raise ModelBundleError(f"{weights} does not fit its fusion config ({error})") from error
+    return LoadedFusion(model=model.eval(), candidate_score=candidate_score, section=section)
+
+
+def _append_card(folder: Path, section: dict[str, Any]) -> None:
+    card = folder / "MODEL_CARD.md"
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    text = text.split("\n## Cross-view fusion\n")[0].rstrip("\n") + "\n"
+    metrics = section["metrics"]
+    lines = [
+        "",
+        "## Cross-view fusion",
+        "",
+        "Cross-view attention over the RoI features of the CC and MLO findings of each breast,",
+        "trained from breast-level labels only (mammocad.fuse, docs/fusion.md).",
+        f"Weights `{section['weights_file']}`, sha256 `{section['sha256']}`; fusion inputs are",
+        f"detections with score >= {section['candidate_score']}.",
+        f"Training data: {section['training_data'] or 'not recorded'}.",
+        "",
+        *(f"- {name}: {value}" for name, value in metrics.items()),
+        "",
+    ]
+    card.write_text(text + "\n".join(lines), encoding="utf-8")

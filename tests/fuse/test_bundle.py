@@ -1,0 +1,65 @@
+"""Fusion weights in a bundle: save → load round trip, checks, and bundles without fusion."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from mammocad.detect import load_bundle, read_manifest
+from mammocad.detect.bundle import MANIFEST_FILE
+from mammocad.errors import ModelBundleError
+from mammocad.fuse import collate, copy_bundle, load_fusion
+from mammocad.fuse.bundle import FUSION_FILE
+from mammocad.fuse.model import CrossViewFusion
+
+from .conftest import CANDIDATE_SCORE, MakeCases
+
+
+def test_round_trip_gives_the_same_module(
+    fusion_bundle: Path, make_fusion_module: Callable[[int], CrossViewFusion]
+) -> None:
+    manifest = read_manifest(fusion_bundle)
+    section = manifest.fusion
+    assert section["weights_file"] == FUSION_FILE and section["candidate_score"] == CANDIDATE_SCORE
+    loaded = load_fusion(fusion_bundle)
+    assert loaded is not None and loaded.candidate_score == CANDIDATE_SCORE
+    original = make_fusion_module(manifest.detector.box_head_dim)
+    for key, value in original.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[key], value), key
+    assert "## Cross-view fusion" in (fusion_bundle / "MODEL_CARD.md").read_text("utf-8")
+    load_bundle(fusion_bundle)  # the detector part is untouched and still verifies
+
+
+def test_bundle_without_fusion_loads_as_before(tiny_bundle: Path) -> None:
+    raw = json.loads((tiny_bundle / MANIFEST_FILE).read_text("utf-8"))
+    assert "fusion" not in raw  # older readers see the same file
+    assert read_manifest(tiny_bundle).fusion == {}
+    assert load_fusion(tiny_bundle) is None
+
+
+def test_copy_never_touches_the_source(tiny_bundle: Path, tmp_path: Path) -> None:
+    before = {p.name: p.read_bytes() for p in tiny_bundle.iterdir()}
+    copy = copy_bundle(tiny_bundle, tmp_path / "copy")
+    assert {p.name for p in copy.iterdir()} == set(before)
+    assert {p.name: p.read_bytes() for p in tiny_bundle.iterdir()} == before
+    with pytest.raises(ValueError, match="source bundle"):
+        copy_bundle(tiny_bundle, tiny_bundle)
+
+
+def test_tampered_weights_are_refused(fusion_bundle: Path, tmp_path: Path) -> None:
+    copy = copy_bundle(fusion_bundle, tmp_path / "copy")  # the copy drops the fusion section
+    assert load_fusion(copy) is None
+    manifest = json.loads((fusion_bundle / MANIFEST_FILE).read_text("utf-8"))
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest), "utf-8")
+    (copy / FUSION_FILE).write_bytes((fusion_bundle / FUSION_FILE).read_bytes()[:-10])
+    with pytest.raises(ModelBundleError, match="sha256"):
+        load_fusion(copy)
+
+
+def test_features_of_another_size_are_refused(make_cases: MakeCases) -> None:
+    with pytest.raises(ValueError, match="retrain"):
+        collate(make_cases(2, seed=0), feature_dim=64)

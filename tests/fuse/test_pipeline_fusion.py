@@ -1,0 +1,132 @@
+"""``Pipeline.analyze`` with fusion: links both ways, refined malignancy, fused breast
+probability, schema-valid result — and the same linking without fusion weights."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mammocad.detect import Detections, Detector, ImagePrediction, read_manifest
+from mammocad.fuse import Fuser, ViewFrame
+from mammocad.io import iter_studies
+from mammocad.pipeline import Pipeline
+from mammocad.preprocess import PreprocessParams
+from mammocad.report.schema import validation_errors
+from mammocad.structures import Laterality, PreprocessedImage, Study
+from mammocad.synthetic import write_studies
+
+DEPTH_MM = 30.0
+SIZE_MM = 8.0
+
+
+class OneMassDetector(Detector):
+    """One mass per image, ``DEPTH_MM`` from the image's nipple towards the chest wall, so
+    the CC and MLO masses of a breast sit at the same nipple distance; plus a weak candidate
+    below the finding threshold. RoI features are fixed random vectors."""
+
+    def _predict_one(self, item: PreprocessedImage) -> ImagePrediction:
+        frame = ViewFrame.of(item)
+        row_mm, col_mm = frame.spacing_mm
+        toward_chest = 1.0 if item.chest_wall_on_right else -1.0
+        x = frame.nipple[0] + toward_chest * DEPTH_MM / col_mm
+        y = frame.nipple[1]
+        half_w, half_h = SIZE_MM / 2 / col_mm, SIZE_MM / 2 / row_mm
+        weak = [x - half_w, y + 8 * half_h, x + half_w, y + 10 * half_h]
+        original = [[x - half_w, y - half_h, x + half_w, y + half_h], weak]
+        boxes = torch.tensor(item.transform.boxes_to_input(original), dtype=torch.float32)
+        found = Detections(
+            boxes=boxes,
+            labels=torch.tensor([0, 0]),  # mass
+            scores=torch.tensor([0.9, 0.03]),
+            malignancy=torch.tensor([0.6, 0.5]),
+            nipple_box=torch.zeros((0, 4)),
+            nipple_score=torch.zeros(0),
+        )
+        generator = torch.Generator().manual_seed(len(item.image.key))
+        features = torch.rand((2, self.model.config.box_head_dim), generator=generator)
+        return self._to_prediction(item, found, features)
+
+
+def _pipeline(bundle: Path) -> Pipeline:
+    manifest = read_manifest(bundle)
+    detector = OneMassDetector.from_bundle(bundle, num_threads=1)
+    return Pipeline(
+        detector=detector,
+        preprocessing=PreprocessParams.from_dict(manifest.preprocessing),
+        fuser=Fuser.from_bundle(bundle, manifest),
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def study_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    (folder,) = write_studies(
+        n_studies=1, out_dir=tmp_path_factory.mktemp("studies"), seed=11, size="small"
+    )
+    return folder
+
+
+def _study(folder: Path) -> Study:
+    (decoded,) = list(iter_studies(folder))
+    return decoded
+
+
+def _findings_by_id(result: dict[str, object]) -> dict[str, dict[str, object]]:
+    images = result["images"]
+    assert isinstance(images, list)
+    return {f["id"]: f for image in images for f in image["findings"]}
+
+
+def test_fusion_links_refines_and_sets_the_breast_probability(
+    fusion_bundle: Path, study_folder: Path
+) -> None:
+    pipeline = _pipeline(fusion_bundle)
+    assert pipeline.detector.candidate_threshold == pytest.approx(0.02)
+    analysis = pipeline.analyze(_study(study_folder))
+    result = analysis.result
+    assert validation_errors(result) == []
+    findings = _findings_by_id(result)
+    assert len(findings) == 4  # the weak candidates are not reported
+    assert analysis.fusion is not None and len(analysis.fusion.links) == 2
+    for cc_id, mlo_id in analysis.fusion.links:
+        assert findings[cc_id]["linked_finding_ids"] == [mlo_id]
+        assert findings[mlo_id]["linked_finding_ids"] == [cc_id]
+    refined = {f["malignancy_probability"] for f in findings.values()}
+    assert refined != {0.6}  # the module moved the detector's 0.6
+    fused = analysis.fusion.breast_probabilities
+    assert set(fused) == {Laterality.R, Laterality.L}
+    assert result["model"]["risk"]["method"] == "cross_view_fusion"
+    for breast in result["breasts"]:
+        side = Laterality(breast["laterality"])
+        assert breast["malignancy_probability"] == round(fused[side], 2)
+        assert analysis.risk.breast(side).malignancy_probability == pytest.approx(fused[side])
+
+
+def test_without_fusion_weights_links_but_keeps_todays_aggregate(
+    tiny_bundle: Path, study_folder: Path
+) -> None:
+    pipeline = _pipeline(tiny_bundle)
+    assert pipeline.fuser.fusion is None
+    analysis = pipeline.analyze(_study(study_folder))
+    result = analysis.result
+    assert validation_errors(result) == []
+    findings = _findings_by_id(result)
+    assert {f["malignancy_probability"] for f in findings.values()} == {0.6}
+    assert all(len(f["linked_finding_ids"]) == 1 for f in findings.values())
+    assert analysis.fusion is not None and analysis.fusion.breast_probabilities == {}
+    assert result["model"]["risk"]["method"] == "interim_noisy_or"
+    expected = 1.0 - (1.0 - 0.9 * 0.6) ** 2  # noisy-OR of the two views' findings
+    for breast in result["breasts"]:
+        assert math.isclose(breast["malignancy_probability"], round(expected, 2))
+    assert np.isclose(analysis.risk.malignancy_probability or 0.0, expected)
