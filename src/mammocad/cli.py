@@ -317,6 +317,63 @@ def train_fusion_command(
     console.print(f"bundle with fusion written to [bold]{outcome.bundle_dir}[/bold]")
 
 
+@train_app.command("risk")
+def train_risk_command(
+    model: Annotated[Path, typer.Option("--model", help="Model bundle folder (only read).")],
+    data: Annotated[
+        list[str],
+        typer.Option("--data", help="Training studies: phantom:n=N,seed=S,size=full[,...]"),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for bundle/ and the report.")],
+    val: Annotated[
+        list[str], typer.Option("--val", help="Validation studies (phantom spec).")
+    ] = [],  # noqa: B006
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Per-study case cache (default OUT/cache); a fusion run's is reused."),
+    ] = None,
+    candidate_score: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Detections kept in the cache (default: the bundle's fusion candidate score, "
+            "else the finding threshold); only reported findings enter the risk features.",
+        ),
+    ] = None,
+    iterations: Annotated[int, typer.Option(min=1, help="Boosting iterations.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seeds the boosting.")] = 0,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% CIs.")] = 1000,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for the detector.")] = None,
+) -> None:
+    """Train the breast-level risk model (gradient boosting, calibrated) on a bundle's outputs
+    over phantom studies; writes OUT/bundle, a copy of the bundle with the risk model."""
+    from mammocad.commands.train_risk import RiskRun, run_train_risk
+    from mammocad.risk.calibration import CalibrationError
+    from mammocad.risk.model import BoostParams
+
+    _require_inputs([model])
+    run = RiskRun(
+        model=model,
+        data=_parse_specs(data),
+        val=_parse_specs(val),
+        out_dir=out,
+        cache_dir=cache,
+        candidate_score=candidate_score,
+        params=BoostParams(max_iter=iterations, seed=seed),
+        bootstrap=bootstrap,
+        device=device,
+        threads=threads,
+    )
+    try:
+        report = run_train_risk(run, console=console)
+    except (ValueError, CalibrationError) as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+    console.print(f"bundle with risk model written to [bold]{report['bundle']}[/bold]")
+
+
 @eval_app.command("detector")
 def eval_detector_command(
     model: Annotated[Path, typer.Option("--model", help="Model bundle folder.")],

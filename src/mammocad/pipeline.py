@@ -27,6 +27,8 @@ from mammocad.preprocess import PreprocessParams, preprocess_image
 from mammocad.quality import QualityParams, assess_quality
 from mammocad.report.study_json import ModelInfo, study_result
 from mammocad.risk.aggregate import StudyRisk, SuspicionThresholds, aggregate
+from mammocad.risk.apply import score_inputs, study_inputs
+from mammocad.risk.bundle import LoadedRisk, load_risk
 from mammocad.risk.calibration import Calibrator, load_calibration
 from mammocad.structures import Finding, Image, PreprocessedImage, Severity, Study
 
@@ -95,6 +97,7 @@ class Pipeline:
         quality: QualityParams | None = None,
         calibrator: Calibrator | None = None,
         fuser: Fuser | None = None,
+        risk: LoadedRisk | None = None,
     ) -> None:
         expected = tuple(detector.model.config.input_size)
         if tuple(preprocessing.input_size) != expected:
@@ -116,6 +119,8 @@ class Pipeline:
         self.fuser = fuser or Fuser()
         if self.fuser.candidate_score is not None:
             detector.set_candidate_threshold(self.fuser.candidate_score)
+        # None: breast probabilities from the noisy-OR or fusion, as before the risk model
+        self.risk = risk
         self.model_info = ModelInfo(
             name=manifest.name,
             version=manifest.version,
@@ -133,7 +138,8 @@ class Pipeline:
     ) -> Pipeline:
         """Load the bundle at ``path``; preprocessing and thresholds come from its manifest,
         the calibration from its ``calibration.json`` when it has one, cross-view fusion
-        weights from its ``fusion.pt`` when the manifest has a ``fusion`` section.
+        weights from its ``fusion.pt`` when the manifest has a ``fusion`` section, the risk
+        model from its ``risk.json`` when the manifest has a ``risk`` section.
 
         Raises:
             ModelBundleError: the bundle is missing, corrupt, or its preprocessing does not
@@ -142,9 +148,16 @@ class Pipeline:
         detector = Detector.from_bundle(path, device=device, num_threads=num_threads)
         calibrator = load_calibration(path)
         fuser = Fuser.from_bundle(path, detector.manifest)
+        risk = load_risk(path, detector.manifest)
         try:
             params = PreprocessParams.from_dict(detector.manifest.preprocessing)
-            return cls(detector=detector, preprocessing=params, calibrator=calibrator, fuser=fuser)
+            return cls(
+                detector=detector,
+                preprocessing=params,
+                calibrator=calibrator,
+                fuser=fuser,
+                risk=risk,
+            )
         except ValueError as error:  # the manifest's preprocessing does not fit: not a default
             raise ModelBundleError(f"{path}: {error}") from error
 
@@ -168,13 +181,22 @@ class Pipeline:
         findings = {key: prediction.findings for key, prediction in predictions.items()}
         with _timed(timings, "aggregate"):
             fusion = self.fuser.fuse(study, preprocessed, predictions)
+            breast_raw, sideless_raw = fusion.breast_probabilities, None
+            if self.risk is not None:
+                scores = score_inputs(
+                    self.risk, study_inputs(study, preprocessed, findings, fusion)
+                )
+                breast_raw = {side: p for side, p in scores.items() if side is not None}
+                sideless_raw = scores.get(None)
             risk = aggregate(
                 study,
                 findings,
                 thresholds=self.thresholds,
                 prior=self.prior,
                 calibrator=self.calibrator,
-                breast_raw=fusion.breast_probabilities,
+                breast_raw=breast_raw,
+                sideless_raw=sideless_raw,
+                method=None if self.risk is None else self.risk.method,
             )
         timings["total"] = (perf_counter() - start) * 1000.0
         result = study_result(

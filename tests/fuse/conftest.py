@@ -18,6 +18,9 @@ from mammocad.fuse import (
     copy_bundle,
     save_fusion,
 )
+from mammocad.risk.bundle import save_risk
+from mammocad.risk.features import FEATURES
+from mammocad.risk.model import fit_risk_model
 from mammocad.structures import Finding, FindingLabel, Laterality, ViewPosition
 
 MakeCases = Callable[..., list[BreastCase]]
@@ -103,4 +106,20 @@ def fusion_bundle(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -
         training_data={"kind": "test"},
         metrics={"val_breast_auc/fused": {"value": 0.5}},
     )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def risk_bundle(fusion_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fusion bundle plus a risk model fitted on random rows whose label follows the
+    breast probability (and the maximum score)."""
+    folder = copy_bundle(
+        fusion_bundle, tmp_path_factory.mktemp("risk") / "bundle", keep_fusion=True
+    )
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.0, 1.0, (120, len(FEATURES)))
+    signal = x[:, FEATURES.index("breast_probability")] + x[:, FEATURES.index("max_score")]
+    labels = (signal + 0.3 * rng.standard_normal(120) > 1.0).astype(np.int64)
+    fitted = fit_risk_model(x, labels, [str(row // 2) for row in range(120)])
+    save_risk(fitted, folder, training_data={"kind": "test"})
     return folder

@@ -17,6 +17,9 @@ from mammocad.io import iter_studies
 from mammocad.pipeline import Pipeline
 from mammocad.preprocess import PreprocessParams
 from mammocad.report.schema import validation_errors
+from mammocad.risk.apply import score_inputs, study_inputs
+from mammocad.risk.bundle import load_risk
+from mammocad.risk.calibration import load_calibration
 from mammocad.structures import Laterality, PreprocessedImage, Study
 from mammocad.synthetic import write_studies
 
@@ -59,6 +62,8 @@ def _pipeline(bundle: Path) -> Pipeline:
         detector=detector,
         preprocessing=PreprocessParams.from_dict(manifest.preprocessing),
         fuser=Fuser.from_bundle(bundle, manifest),
+        calibrator=load_calibration(bundle),
+        risk=load_risk(bundle, manifest),
     )
 
 
@@ -117,7 +122,7 @@ def test_without_fusion_weights_links_but_keeps_todays_aggregate(
     tiny_bundle: Path, study_folder: Path
 ) -> None:
     pipeline = _pipeline(tiny_bundle)
-    assert pipeline.fuser.fusion is None
+    assert pipeline.fuser.fusion is None and pipeline.risk is None
     analysis = pipeline.analyze(_study(study_folder))
     result = analysis.result
     assert validation_errors(result) == []
@@ -130,3 +135,29 @@ def test_without_fusion_weights_links_but_keeps_todays_aggregate(
     for breast in result["breasts"]:
         assert math.isclose(breast["malignancy_probability"], round(expected, 2))
     assert np.isclose(analysis.risk.malignancy_probability or 0.0, expected)
+
+
+def test_risk_model_sets_calibrated_breast_and_study_probabilities(
+    risk_bundle: Path, study_folder: Path
+) -> None:
+    pipeline = _pipeline(risk_bundle)
+    assert pipeline.risk is not None and pipeline.fuser.fusion is not None
+    assert pipeline.calibrator is not None and pipeline.calibrator.calibrated
+    analysis = pipeline.analyze(_study(study_folder))
+    result = analysis.result
+    assert validation_errors(result) == []
+    assert result["model"]["risk"]["method"] == "gradient_boosting"
+    assert result["model"]["risk"]["calibrated"] is True
+    inputs = study_inputs(analysis.study, analysis.preprocessed, {
+        key: prediction.findings for key, prediction in analysis.predictions.items()
+    }, analysis.fusion)  # fmt: skip
+    assert inputs[Laterality.R].fused_probability is not None  # fusion feeds the features
+    raw = score_inputs(pipeline.risk, inputs)
+    expected = {side: pipeline.calibrator.apply_one(p) for side, p in raw.items()}
+    for breast in result["breasts"]:
+        side = Laterality(breast["laterality"])
+        assert breast["malignancy_probability"] == round(expected[side] or 0.0, 2)
+    study_probability = max(p or 0.0 for p in expected.values())
+    assert result["malignancy_probability"] == round(study_probability, 2)
+    assert result["suspicion"] == analysis.risk.thresholds.category(round(study_probability, 2))
+    assert result["x_malignancy_probability_uncalibrated"] == pytest.approx(max(raw.values()))

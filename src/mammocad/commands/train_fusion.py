@@ -71,6 +71,7 @@ def collection_pipeline(
     ``candidate_score`` (the finding threshold when ``None``)."""
     pipeline = Pipeline.from_bundle(model, device=device, num_threads=threads)
     pipeline.fuser = Fuser()
+    pipeline.risk = None  # the cases hold the detector's outputs only
     detector = pipeline.detector
     detector.set_candidate_threshold(
         detector.finding_threshold if candidate_score is None else candidate_score

@@ -10,7 +10,8 @@
       calibration.json  optional: the risk calibration a site fitted (mammocad.risk.calibration)
       fusion.pt         optional: cross-view fusion weights (mammocad.fuse), described by the
                         manifest's ``fusion`` section (absent in bundles without fusion)
-
+      risk.json         optional: breast-level risk model (mammocad.risk), described by the
+                        manifest's ``risk`` section
 Weights are saved as a plain ``state_dict`` and loaded with ``torch.load(weights_only=True)``:
 no pickled code runs on load. The sha256 in the manifest is checked before loading, so a
 truncated copy or a swapped file fails loudly instead of predicting garbage.
@@ -47,8 +48,9 @@ class BundleManifest:
     ``metrics`` maps a metric name to ``{"value", "ci_low", "ci_high"}`` (CI keys optional),
     as :meth:`mammocad.eval.FrocReport.to_metrics` returns. ``thresholds`` are operating
     points chosen on validation data (e.g. ``{"finding_score": 0.3}``). ``fusion`` is the
-    optional cross-view fusion section (:mod:`mammocad.fuse.bundle`); empty means none, and
-    it is then left out of ``manifest.json``, so older readers see the same file.
+    optional cross-view fusion section (:mod:`mammocad.fuse.bundle`), ``risk`` the optional
+    risk-model section (:mod:`mammocad.risk.bundle`); empty means none, and it is then left
+    out of ``manifest.json``, so older readers see the same file.
     """
 
     name: str
@@ -66,6 +68,7 @@ class BundleManifest:
     mammocad_version: str = ""
     format_version: int = FORMAT_VERSION
     fusion: dict[str, Any] = field(default_factory=dict)
+    risk: dict[str, Any] = field(default_factory=dict)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -97,6 +100,8 @@ class BundleManifest:
         }
         if self.fusion:
             data["fusion"] = self.fusion
+        if self.risk:
+            data["risk"] = self.risk
         return data
 
     @classmethod
@@ -123,6 +128,7 @@ class BundleManifest:
                 created=data.get("created", ""),
                 mammocad_version=data.get("mammocad_version", ""),
                 fusion=dict(data.get("fusion") or {}),
+                risk=dict(data.get("risk") or {}),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ModelBundleError(

@@ -4,7 +4,7 @@ each finding's malignancy and the breast probability."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +59,16 @@ class Fuser:
 
 
 def _refine(fusion: LoadedFusion, cases: list[BreastCase]) -> dict[Laterality, float]:
+    probabilities = refine_cases(fusion, cases)
+    return {case.laterality: p for case, p in zip(cases, probabilities, strict=True)}
+
+
+def refine_cases(fusion: LoadedFusion, cases: Sequence[BreastCase]) -> list[float]:
+    """The fused P(malignant) of each of ``cases`` (any number of studies); replaces each
+    finding's ``malignancy_probability`` by the refined one (mutated), as :meth:`Fuser.fuse`
+    does at inference."""
+    if not cases:
+        return []
     output = run_fusion(fusion.model, cases)
     probabilities = torch.sigmoid(output.breast_logits).tolist()
     for row, case in enumerate(cases):
@@ -68,7 +78,7 @@ def _refine(fusion: LoadedFusion, cases: list[BreastCase]) -> dict[Laterality, f
             delta = float(output.finding_logits[row, col]) - base_logit(item)
             found = item.finding
             found.malignancy_probability = _sigmoid(_logit(found.malignancy_probability) + delta)
-    return {case.laterality: float(p) for case, p in zip(cases, probabilities, strict=True)}
+    return [float(p) for p in probabilities]
 
 
 def _logit(p: float) -> float:

@@ -42,19 +42,23 @@ class LoadedFusion:
     section: dict[str, Any]
 
 
-def copy_bundle(source: str | Path, target: str | Path) -> Path:
+def copy_bundle(source: str | Path, target: str | Path, *, keep_fusion: bool = False) -> Path:
     """Copy the bundle files of ``source`` into ``target`` (created); the source is never
-    modified. A ``fusion.pt`` of the source is not copied: the copy gets its own."""
+    modified. A ``fusion.pt`` of the source is not copied (the copy gets its own) unless
+    ``keep_fusion``; a risk model (:mod:`mammocad.risk.bundle`) is never copied: it was
+    trained on the source's outputs."""
     source, target = Path(source), Path(target)
     manifest = read_manifest(source)
     if source.resolve() == target.resolve():
         raise ValueError(f"{target} is the source bundle: write the copy somewhere else")
     target.mkdir(parents=True, exist_ok=True)
-    for name in {*_BUNDLE_FILES, manifest.weights_file}:
+    kept = {manifest.fusion.get("weights_file", FUSION_FILE)} if keep_fusion else set()
+    for name in {*_BUNDLE_FILES, manifest.weights_file, *kept}:
         if (source / name).is_file():
             shutil.copy2(source / name, target / name)
-    if manifest.fusion:
-        write_manifest(target, replace(manifest, fusion={}))
+    fusion = manifest.fusion if keep_fusion else {}
+    if manifest.fusion != fusion or manifest.risk:
+        write_manifest(target, replace(manifest, fusion=fusion, risk={}))
     return target
 
 

@@ -37,13 +37,21 @@ _EPS = 1e-4
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BreastCase:
     """One breast: ``findings`` of its CC- and MLO-like images (reported findings and lower
-    scoring candidates), ``label`` 1 malignant, 0 not, ``None`` unknown (inference)."""
+    scoring candidates), ``label`` 1 malignant, 0 not, ``None`` unknown (inference).
+
+    ``processed_views`` (the CC- and MLO-like images that came through detection) and
+    ``quality`` (the quality gate's score of each, in [0, 1]) are what the risk model
+    (:mod:`mammocad.risk.features`) reads beside the findings; both are empty in caches
+    written before they were recorded.
+    """
 
     study_instance_uid: str
     patient_id: str
     laterality: Laterality
     findings: tuple[PlacedFinding, ...]
     label: int | None = None
+    processed_views: tuple[ViewPosition, ...] = ()
+    quality: tuple[float, ...] = ()
 
     def views(self) -> tuple[list[PlacedFinding], list[PlacedFinding]]:
         """The reported findings as (CC-like, MLO-like), the inputs of geometric linking."""
@@ -69,16 +77,19 @@ def breast_cases(
     cases = []
     for side in (Laterality.R, Laterality.L):
         placed: list[PlacedFinding] = []
-        seen = False
+        views: list[ViewPosition] = []
+        quality: list[float] = []
         for image in study.breast(side):
             view = image.view
             if view not in CC_LIKE and view not in MLO_LIKE:
                 continue
             if view is None or image.key not in predictions or image.key not in preprocessed:
                 continue
-            seen = True
-            placed += _placed(predictions[image.key], preprocessed[image.key], view)
-        if seen:
+            item = preprocessed[image.key]
+            views.append(view)
+            quality.append(float(item.quality.score))
+            placed += _placed(predictions[image.key], item, view)
+        if views:
             label = None if labels is None else int(labels[side])
             cases.append(
                 BreastCase(
@@ -87,6 +98,8 @@ def breast_cases(
                     laterality=side,
                     findings=tuple(placed),
                     label=label,
+                    processed_views=tuple(views),
+                    quality=tuple(quality),
                 )
             )
     return cases
@@ -177,6 +190,8 @@ def save_cases(path: Path, cases: Sequence[BreastCase]) -> None:
                 "patient_id": case.patient_id,
                 "laterality": case.laterality.value,
                 "label": case.label,
+                "views": [view.value for view in case.processed_views],
+                "quality": list(case.quality),
                 "findings": findings,
             }
         )
@@ -202,6 +217,8 @@ def load_cases(path: Path) -> list[BreastCase]:
             laterality=Laterality(case["laterality"]),
             label=case["label"],
             findings=tuple(_placed_from_dict(item, features) for item in case["findings"]),
+            processed_views=tuple(ViewPosition(v) for v in case.get("views", ())),
+            quality=tuple(float(score) for score in case.get("quality", ())),
         )
         for case in meta["cases"]
     ]

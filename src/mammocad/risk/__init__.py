@@ -4,6 +4,11 @@ The interim noisy-OR aggregate of the detector's findings (:mod:`mammocad.risk.a
 docs/analyze.md), mapped by the bundle's calibration when it has one
 (:mod:`mammocad.risk.calibration`, docs/calibration.md). Choosing suspicion operating points
 is fitting-time code in :mod:`mammocad.risk.operating_points`, not exported here.
+
+The learned risk model (:mod:`mammocad.risk.features`, :mod:`~mammocad.risk.model`,
+:mod:`~mammocad.risk.bundle`, :mod:`~mammocad.risk.apply`, docs/risk.md) replaces the
+aggregate's breast probabilities when the bundle has one; it is imported from its modules
+(it reads the fuse stage's outputs, which import this package).
 """
 
 from mammocad.risk.aggregate import (

@@ -1,7 +1,7 @@
 """Interim breast- and study-level malignancy probability from the detector's findings.
 
-This is a stand-in until the calibrated risk model (the ``[study]`` issue) lands; it is NOT
-calibrated. The rule, also in docs/analyze.md:
+This is what a bundle without a risk model (docs/risk.md) uses; it is NOT calibrated unless
+the bundle has a calibration. The rule, also in docs/analyze.md:
 
 * each finding ``i`` contributes ``p_i = s_i · m_i`` — detection score times its malignancy
   probability, each clipped to [0, 1];
@@ -116,8 +116,9 @@ class StudyRisk:
     With a ``calibration``, the probabilities are calibrated and ``raw_probability`` is the
     study score before it (what ``mammocad calibrate`` fits on); without, the two are equal.
     ``method`` names how the breast probabilities were made (the result's
-    ``model.risk.method``): ``interim_noisy_or``, or ``cross_view_fusion`` when fused breast
-    probabilities (:mod:`mammocad.fuse`) replaced it.
+    ``model.risk.method``): ``interim_noisy_or``, ``cross_view_fusion`` when fused breast
+    probabilities (:mod:`mammocad.fuse`) replaced it, or the risk model's method
+    (``gradient_boosting``, :mod:`mammocad.risk.model`).
     """
 
     breasts: tuple[BreastRisk, ...]
@@ -155,6 +156,8 @@ def aggregate(
     prior: float = 0.0,
     calibrator: Calibrator | None = None,
     breast_raw: Mapping[Laterality, float] | None = None,
+    sideless_raw: float | None = None,
+    method: str | None = None,
 ) -> StudyRisk:
     """Breast and study probabilities of ``study`` from ``findings`` per image key.
 
@@ -163,7 +166,8 @@ def aggregate(
     belong to no breast but still raise the study probability (a lesion is a lesion).
     ``calibrator`` (the bundle's, if any) maps the breast and study probabilities.
     ``breast_raw`` (fused probabilities, :mod:`mammocad.fuse`) replaces the noisy-OR of the
-    breasts it names that have a processed image.
+    breasts it names that have a processed image; ``sideless_raw`` the noisy-OR of the images
+    of unknown laterality; ``method`` (default: by ``breast_raw``) is recorded as is.
     """
     calibrate = calibrator.apply_one if calibrator else _unchanged
     breasts, candidates = [], []
@@ -182,7 +186,9 @@ def aggregate(
             )
         )
     sideless = [image for image in study.processed_images() if image.laterality is None]
-    if sideless:
+    if sideless and sideless_raw is not None:
+        candidates.append(_clip(sideless_raw))
+    elif sideless:
         candidates.append(
             noisy_or((f for image in sideless for f in findings.get(image.key, ())), prior=prior)
         )
@@ -196,7 +202,7 @@ def aggregate(
         thresholds=thresholds,
         raw_probability=raw_study,
         calibration=calibrator,
-        method="cross_view_fusion" if breast_raw else "interim_noisy_or",
+        method=method or ("cross_view_fusion" if breast_raw else "interim_noisy_or"),
     )
 
 

@@ -1,0 +1,194 @@
+"""``mammocad train risk``: fit the breast-level risk model on a bundle's outputs over phantom
+studies and write a copy of the bundle with it (docs/risk.md).
+
+Steps: run the bundle's detector over every ``--data`` and ``--val`` study, with the cache
+of ``mammocad train fusion`` (:mod:`mammocad.fuse.collect`; a fusion run's cache is reused
+when the bundle, candidate score and phantom specs match); with the bundle's fusion weights,
+refine the cases as the pipeline does; fit the model and its calibration on out-of-fold
+scores (:func:`mammocad.risk.model.fit_risk_model`'s recipe); report the out-of-fold and
+validation breast- and study-level AUC of today's aggregation against the risk model; write
+``OUT/bundle`` (the source bundle is only read) and ``OUT/risk_report.json``. When the
+calibration refuses (too few breasts, or out-of-fold scores that rank malignant breasts
+lower), the report is written with the error and no bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from rich.console import Console
+
+from mammocad.commands.train_fusion import auc_dict, collection_pipeline, gather, phantom_specs
+from mammocad.datasets.spec import DataSpec
+from mammocad.eval.study_metrics import roc_auc_with_ci
+from mammocad.fuse.apply import refine_cases
+from mammocad.fuse.bundle import LoadedFusion, copy_bundle, load_fusion
+from mammocad.fuse.data import BreastCase
+from mammocad.risk.apply import case_inputs
+from mammocad.risk.bundle import save_risk
+from mammocad.risk.calibration import CalibrationError, fit_calibrator
+from mammocad.risk.features import FEATURES, feature_matrix
+from mammocad.risk.model import BoostParams, FittedRisk, RiskModel, cross_fit, fit_boosted
+
+FloatArray = npt.NDArray[np.float64]
+#: today's aggregation of a breast is one of the features
+BASELINE = FEATURES.index("breast_probability")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RiskRun:
+    model: Path
+    data: Sequence[DataSpec]
+    val: Sequence[DataSpec]
+    out_dir: Path
+    cache_dir: Path | None = None  # None: OUT/cache
+    candidate_score: float | None = None  # None: the fusion's, else the finding threshold
+    params: BoostParams = field(default_factory=BoostParams)
+    bootstrap: int = 1000
+    device: str = "cpu"
+    threads: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rows:
+    """Labelled breasts as features, labels, patients and studies (same order)."""
+
+    x: FloatArray
+    labels: npt.NDArray[np.int64]
+    patients: list[str]
+    studies: list[str]
+
+
+def case_rows(cases: Sequence[BreastCase], fusion: LoadedFusion | None) -> Rows:
+    """Features of the labelled ``cases`` as the pipeline computes them (fusion refines the
+    findings first where the bundle has it)."""
+    labelled = [case for case in cases if case.label is not None]
+    fused: list[float | None] = [None] * len(labelled)
+    if fusion is not None:
+        fused = [*refine_cases(fusion, labelled)]
+    inputs = [
+        case_inputs(case, fused_probability=p) for case, p in zip(labelled, fused, strict=True)
+    ]
+    return Rows(
+        x=feature_matrix(inputs),
+        labels=np.array([int(case.label or 0) for case in labelled], dtype=np.int64),
+        patients=[case.patient_id for case in labelled],
+        studies=[case.study_instance_uid for case in labelled],
+    )
+
+
+def compare(
+    rows: Rows, scores: dict[str, FloatArray], *, bootstrap: int, prefix: str
+) -> dict[str, Any]:
+    """Breast-level and study-level (max over breasts) AUC with patient-cluster bootstrap
+    95% CIs of each named score."""
+    metrics: dict[str, Any] = {}
+    order = list(dict.fromkeys(rows.studies))
+    index = np.array([order.index(uid) for uid in rows.studies])
+    study_labels = np.zeros(len(order), dtype=np.int64)
+    np.maximum.at(study_labels, index, rows.labels)
+    patient_of = dict(zip(rows.studies, rows.patients, strict=True))
+    for name, score in scores.items():
+        breast = roc_auc_with_ci(score, rows.labels, rows.patients, n_bootstrap=bootstrap)
+        per_study = np.zeros(len(order))
+        np.maximum.at(per_study, index, score)
+        study = roc_auc_with_ci(
+            per_study, study_labels, [patient_of[u] for u in order], n_bootstrap=bootstrap
+        )
+        metrics[f"{prefix}_breast_auc/{name}"] = auc_dict(breast)
+        metrics[f"{prefix}_study_auc/{name}"] = auc_dict(study)
+    return metrics
+
+
+def _metrics(
+    out_of_fold: FloatArray, model: RiskModel, train: Rows, val: Rows | None, bootstrap: int
+) -> dict[str, Any]:
+    """AUCs of the raw risk scores: the calibration is strictly increasing, so they are the
+    calibrated probabilities' AUCs too (before the 2-decimal rounding)."""
+    scores = {"aggregation": train.x[:, BASELINE], "risk_model": out_of_fold}
+    metrics = compare(train, scores, bootstrap=bootstrap, prefix="train_out_of_fold")
+    if val is not None and len(val.labels):
+        scores = {"aggregation": val.x[:, BASELINE], "risk_model": model.predict(val.x)}
+        metrics.update(compare(val, scores, bootstrap=bootstrap, prefix="val"))
+    return metrics
+
+
+def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str, Any]:
+    """Fit, evaluate and write the bundle; returns the report (also in risk_report.json)."""
+    console = console or Console(stderr=True)
+    train_specs, val_specs = phantom_specs(run.data), phantom_specs(run.val)
+    start = time.perf_counter()
+    fusion = load_fusion(run.model)
+    candidate = run.candidate_score
+    if candidate is None and fusion is not None:
+        candidate = fusion.candidate_score
+    pipeline = collection_pipeline(
+        run.model, candidate_score=candidate, device=run.device, threads=run.threads
+    )
+    cache = run.cache_dir or run.out_dir / "cache"
+    train = case_rows(gather(pipeline, train_specs, cache, console, "train"), fusion)
+    val_cases = gather(pipeline, val_specs, cache, console, "val") if val_specs else []
+    val = case_rows(val_cases, fusion) if val_specs else None
+    collected = time.perf_counter() - start
+    out_of_fold = cross_fit(train.x, train.labels, train.patients, params=run.params)
+    model = fit_boosted(train.x, train.labels, params=run.params)
+    metrics = _metrics(out_of_fold, model, train, val, run.bootstrap)
+    training_data = {
+        "train": [spec.describe() for spec in run.data],
+        "validation": [spec.describe() for spec in run.val],
+        "fusion": fusion is not None,
+        "params": asdict(run.params),
+    }
+    report: dict[str, Any] = {
+        "source_bundle": str(run.model),
+        "bundle": None,
+        "training_data": training_data,
+        "train_breasts": len(train.labels),
+        "train_malignant_breasts": int(train.labels.sum()),
+        "val_breasts": 0 if val is None else len(val.labels),
+        "val_malignant_breasts": 0 if val is None else int(val.labels.sum()),
+        "calibration": None,
+        "metrics": metrics,
+        "seconds": {
+            "collect": round(collected, 1),
+            "fit": round(time.perf_counter() - start - collected, 1),
+        },
+        "machine": f"{platform.node()} {platform.machine()} ({platform.processor() or '?'})",
+    }
+    for name, value in metrics.items():
+        console.print(f"{name}: {value['value']} [{value['ci_low']}, {value['ci_high']}]")
+    try:
+        calibrator = fit_calibrator(out_of_fold, train.labels, source="mammocad train risk")
+    except CalibrationError as error:
+        message = (
+            f"no bundle written: the risk model's out-of-fold breast scores cannot be "
+            f"calibrated ({error}). On these breasts it learned nothing that holds for unseen "
+            f"patients; the AUCs are in {run.out_dir / 'risk_report.json'}"
+        )
+        _write_report(run.out_dir, {**report, "error": message})
+        raise CalibrationError(message) from error
+    fitted = FittedRisk(
+        model=model,
+        calibrator=calibrator,
+        out_of_fold=out_of_fold,
+        n_breasts=len(train.labels),
+        n_positive=int(train.labels.sum()),
+    )
+    bundle_dir = copy_bundle(run.model, run.out_dir / "bundle", keep_fusion=True)
+    save_risk(fitted, bundle_dir, training_data=training_data, metrics=metrics)
+    report.update(bundle=str(bundle_dir), calibration=calibrator.describe())
+    _write_report(run.out_dir, report)
+    return report
+
+
+def _write_report(folder: Path, report: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "risk_report.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")

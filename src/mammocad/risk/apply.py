@@ -1,0 +1,75 @@
+"""The risk model at inference and on cached fusion cases: the same features both ways."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from mammocad.fuse.apply import FusionResult
+from mammocad.fuse.data import BreastCase
+from mammocad.fuse.link import LinkParams, link_breast
+from mammocad.risk.bundle import LoadedRisk
+from mammocad.risk.features import BreastInputs, feature_matrix
+from mammocad.structures import Finding, Laterality, PreprocessedImage, Study
+
+
+def study_inputs(
+    study: Study,
+    preprocessed: Mapping[str, PreprocessedImage],
+    findings: Mapping[str, Sequence[Finding]],
+    fusion: FusionResult | None = None,
+) -> dict[Laterality | None, BreastInputs]:
+    """Risk-model inputs of each breast of ``study`` with a processed image (R, L), and under
+    ``None`` the processed images of unknown laterality when there are any (no fusion there).
+    ``findings`` are the reported findings per image key; ``fusion`` the fuse stage's output.
+    """
+    links = fusion.links if fusion else []
+    fused = fusion.breast_probabilities if fusion else {}
+    inputs: dict[Laterality | None, BreastInputs] = {}
+    for side in (Laterality.R, Laterality.L, None):
+        images = [image for image in study.processed_images() if image.laterality is side]
+        if not images:
+            continue
+        found = tuple(f for image in images for f in findings.get(image.key, ()))
+        ids = {f.id for f in found}
+        detected = [image for image in images if image.key in findings]
+        inputs[side] = BreastInputs(
+            findings=found,
+            fused_probability=None if side is None else fused.get(side),
+            n_linked_pairs=sum(1 for cc, _ in links if cc in ids),
+            views=tuple(image.view for image in detected if image.view is not None),
+            quality=tuple(
+                float(preprocessed[image.key].quality.score)
+                for image in detected
+                if image.key in preprocessed
+            ),
+        )
+    return inputs
+
+
+def case_inputs(
+    case: BreastCase, *, fused_probability: float | None, link: LinkParams | None = None
+) -> BreastInputs:
+    """Risk-model inputs of a cached fusion case (:mod:`mammocad.fuse.collect`), as
+    :func:`study_inputs` makes them at inference: reported findings only, linked with the
+    fuse stage's rule. Caches without recorded views take them from the findings' images
+    (candidates included, so a view with any candidate counts)."""
+    reported = tuple(item.finding for item in case.findings if item.reported)
+    views = case.processed_views or tuple(dict.fromkeys(item.view for item in case.findings))
+    return BreastInputs(
+        findings=reported,
+        fused_probability=fused_probability,
+        n_linked_pairs=len(link_breast(*case.views(), link or LinkParams())),
+        views=views,
+        quality=case.quality,
+    )
+
+
+def score_inputs(
+    risk: LoadedRisk, inputs: Mapping[Laterality | None, BreastInputs]
+) -> dict[Laterality | None, float]:
+    """Raw (uncalibrated) risk score of each entry of ``inputs``."""
+    keys = list(inputs)
+    if not keys:
+        return {}
+    scores = risk.model.predict(feature_matrix([inputs[key] for key in keys]))
+    return {key: float(score) for key, score in zip(keys, scores, strict=True)}

@@ -1,0 +1,111 @@
+"""A risk model in a model bundle: ``risk.json`` plus the manifest's ``risk`` section.
+
+::
+
+    "risk": {
+      "format_version": 1,
+      "model_file": "risk.json",
+      "sha256": "…",
+      "method": "gradient_boosting",
+      "features": ["n_findings", …],          # mammocad.risk.features.FEATURES
+      "training_data": {…}, "metrics": {…}, "created": "…"
+    }
+
+The risk model's calibration is the bundle's ``calibration.json``
+(:mod:`mammocad.risk.calibration`): it maps the raw risk score, which is also what a site's
+``mammocad calibrate`` refits on. A bundle without the section behaves as before
+(:func:`load_risk` returns ``None``). ``risk.json`` is plain JSON: loading it runs no code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mammocad.detect.bundle import BundleManifest, read_manifest, sha256_of, write_manifest
+from mammocad.errors import ModelBundleError
+from mammocad.risk.calibration import save_calibration
+from mammocad.risk.features import FEATURES
+from mammocad.risk.model import FittedRisk, RiskModel
+
+RISK_FILE = "risk.json"
+RISK_FORMAT = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadedRisk:
+    model: RiskModel
+    section: dict[str, Any]
+
+    @property
+    def method(self) -> str:
+        return self.model.method
+
+
+def save_risk(
+    fitted: FittedRisk,
+    bundle: str | Path,
+    *,
+    training_data: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> BundleManifest:
+    """Write ``risk.json`` and ``calibration.json`` (the risk model's) into the bundle folder
+    ``bundle`` and record them in its manifest. Returns the new manifest."""
+    folder = Path(bundle)
+    manifest = read_manifest(folder)
+    path = folder / RISK_FILE
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(fitted.model.to_dict()) + "\n", encoding="utf-8")
+    partial.replace(path)
+    save_calibration(fitted.calibrator, folder)
+    section = {
+        "format_version": RISK_FORMAT,
+        "model_file": RISK_FILE,
+        "sha256": sha256_of(path),
+        "method": fitted.model.method,
+        "features": list(fitted.model.features),
+        "calibration": fitted.calibrator.describe(),
+        "training_data": {
+            **(training_data or {}),
+            "breasts": fitted.n_breasts,
+            "malignant_breasts": fitted.n_positive,
+        },
+        "metrics": dict(metrics or {}),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    updated = replace(manifest, risk=section)
+    write_manifest(folder, updated)
+    return updated
+
+
+def load_risk(bundle: str | Path, manifest: BundleManifest | None = None) -> LoadedRisk | None:
+    """The bundle's risk model, or ``None`` when its manifest has no ``risk`` section.
+
+    Raises:
+        ModelBundleError: the section or ``risk.json`` is invalid, missing or does not match.
+    """
+    folder = Path(bundle)
+    section = (manifest or read_manifest(folder)).risk
+    if not section:
+        return None
+    path = folder / str(section.get("model_file", RISK_FILE))
+    if not path.is_file() or sha256_of(path) != section.get("sha256"):
+        raise ModelBundleError(
+            f"{path} is missing or does not match its sha256 in manifest.json: copy the whole "
+            "bundle folder again"
+        )
+    try:
+        if section["format_version"] != RISK_FORMAT:
+            raise ValueError(f"risk format {section['format_version']!r} is not {RISK_FORMAT}")
+        model = RiskModel.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        if model.features != FEATURES:
+            raise ValueError("its features are not this mammocad version's")
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelBundleError(
+            f"{folder}: the risk model is invalid ({error}); retrain it with `mammocad train "
+            "risk` or remove the manifest's risk section"
+        ) from error
+    return LoadedRisk(model=model, section=section)

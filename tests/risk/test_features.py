@@ -1,0 +1,132 @@
+"""Risk-model features from hand-built findings, at inference and from cached cases."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from mammocad.fuse import BreastCase, FusionResult, PlacedFinding
+from mammocad.risk.apply import case_inputs, study_inputs
+from mammocad.risk.features import FEATURES, BreastInputs, feature_matrix, feature_row
+from mammocad.structures import Finding, FindingLabel, Image, Laterality, Study, ViewPosition
+
+
+def finding(
+    name: str, key: str, score: float, malignancy: float, label: FindingLabel = FindingLabel.MASS
+) -> Finding:
+    return Finding(
+        id=name,
+        sop_instance_uid=key,
+        label=label,
+        score=score,
+        malignancy_probability=malignancy,
+        box=(10.0, 10.0, 20.0, 20.0),
+    )
+
+
+def named(row: list[float]) -> dict[str, float]:
+    return dict(zip(FEATURES, row, strict=True))
+
+
+def test_features_by_hand() -> None:
+    inputs = BreastInputs(
+        findings=(
+            finding("a", "cc", 0.8, 0.5),
+            finding("b", "mlo", 0.4, 0.9, FindingLabel.CALCIFICATION),
+        ),
+        n_linked_pairs=1,
+        views=(ViewPosition.CC, ViewPosition.MLO),
+        quality=(0.9, 0.5),
+    )
+    row = named(feature_row(inputs))
+    assert row["n_findings"] == 2
+    assert row["max_contribution"] == pytest.approx(0.4)
+    assert row["sum_contribution"] == pytest.approx(0.4 + 0.36)
+    assert row["max_malignancy"] == pytest.approx(0.9)
+    assert row["max_score"] == pytest.approx(0.8)
+    # no fusion: the noisy-OR stands in
+    assert row["breast_probability"] == pytest.approx(1 - 0.6 * 0.64)
+    assert row["n_linked_pairs"] == 1 and row["both_views"] == 1
+    assert row["min_quality"] == pytest.approx(0.5)
+    assert row["mean_quality"] == pytest.approx(0.7)
+    assert row["max_score_mass"] == pytest.approx(0.8)
+    assert row["max_score_calcification"] == pytest.approx(0.4)
+    assert row["max_score_architectural_distortion"] == 0
+    assert row["max_score_asymmetry"] == 0
+
+
+def test_empty_breast_with_fusion_and_unknown_quality() -> None:
+    row = named(feature_row(BreastInputs(findings=(), fused_probability=0.3)))
+    assert row["breast_probability"] == pytest.approx(0.3)
+    assert row["n_findings"] == row["max_score"] == row["both_views"] == 0
+    assert math.isnan(row["min_quality"]) and math.isnan(row["mean_quality"])
+    assert feature_matrix([]).shape == (0, len(FEATURES))
+
+
+def _image(key: str, side: Laterality | None, view: ViewPosition) -> Image:
+    return Image(
+        source=f"{key}.dcm", sop_instance_uid=key, laterality=side, view=view, rows=64, columns=48
+    )
+
+
+def test_study_inputs_split_breasts_links_fusion_and_quality() -> None:
+    study = Study(
+        study_instance_uid="1.2.3",
+        images=[
+            _image("rcc", Laterality.R, ViewPosition.CC),
+            _image("rmlo", Laterality.R, ViewPosition.MLO),
+            _image("lcc", Laterality.L, ViewPosition.CC),
+            _image("x", None, ViewPosition.CC),
+        ],
+    )
+    findings = {
+        "rcc": [finding("r1", "rcc", 0.9, 0.6)],
+        "rmlo": [finding("r2", "rmlo", 0.7, 0.6)],
+        "lcc": [],
+        "x": [finding("x1", "x", 0.5, 0.5)],
+    }
+    quality = {"rcc": 0.9, "rmlo": 0.7, "lcc": 0.4, "x": 0.8}
+    preprocessed = {
+        k: SimpleNamespace(quality=SimpleNamespace(score=q)) for k, q in quality.items()
+    }
+    fusion = FusionResult(links=[("r1", "r2")], breast_probabilities={Laterality.R: 0.42})
+    inputs = study_inputs(study, cast(Any, preprocessed), findings, fusion)
+    assert list(inputs) == [Laterality.R, Laterality.L, None]
+    right, left, sideless = (named(feature_row(v)) for v in inputs.values())
+    assert right["breast_probability"] == pytest.approx(0.42)
+    assert right["n_linked_pairs"] == 1 and right["both_views"] == 1
+    assert right["min_quality"] == pytest.approx(0.7)
+    assert left["n_findings"] == 0 and left["both_views"] == 0 and left["n_linked_pairs"] == 0
+    assert left["breast_probability"] == 0.0  # noisy-OR of nothing: fusion did not cover it
+    assert sideless["breast_probability"] == pytest.approx(0.25)
+
+
+def _placed(name: str, view: ViewPosition, score: float, reported: bool) -> PlacedFinding:
+    return PlacedFinding(
+        finding=finding(name, view.value, score, 0.5),
+        view=view,
+        nipple_distance_mm=40.0,
+        size_mm=10.0,
+        features=None,
+        reported=reported,
+    )
+
+
+def test_case_inputs_use_reported_findings_and_infer_views_of_old_caches() -> None:
+    case = BreastCase(
+        study_instance_uid="1",
+        patient_id="p",
+        laterality=Laterality.L,
+        findings=(
+            _placed("cc", ViewPosition.CC, 0.9, True),
+            _placed("mlo", ViewPosition.MLO, 0.02, False),  # a candidate: not a feature
+        ),
+        label=1,
+    )
+    row = named(feature_row(case_inputs(case, fused_probability=None)))
+    assert row["n_findings"] == 1 and row["max_score"] == pytest.approx(0.9)
+    assert row["both_views"] == 1  # inferred from the candidate's view
+    assert math.isnan(row["min_quality"])

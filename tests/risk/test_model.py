@@ -1,0 +1,86 @@
+"""The gradient-boosted risk model: learns a planted rule, exports to JSON exactly, and
+round-trips through a bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from mammocad.errors import ModelBundleError
+from mammocad.fuse import copy_bundle
+from mammocad.risk.bundle import RISK_FILE, load_risk, save_risk
+from mammocad.risk.calibration import load_calibration
+from mammocad.risk.features import FEATURES
+from mammocad.risk.model import RiskModel, fit_risk_model
+
+SIGNAL = FEATURES.index("breast_probability")
+QUALITY = FEATURES.index("min_quality")
+
+
+def synthetic_rows(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Random feature rows; malignant when the breast probability (plus noise) is high.
+    Every fifth row has no quality score (NaN). Two breasts per patient."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 1.0, (count, len(FEATURES)))
+    x[::5, QUALITY] = np.nan
+    labels = (x[:, SIGNAL] + 0.3 * rng.standard_normal(count) > 0.5).astype(np.int64)
+    return x, labels, [f"{seed}-{row // 2}" for row in range(count)]
+
+
+def test_learns_a_planted_rule_and_generalises() -> None:
+    x, y, patients = synthetic_rows(200, seed=1)
+    fitted = fit_risk_model(x, y, patients)
+    assert roc_auc_score(y, fitted.out_of_fold) > 0.75
+    x_new, y_new, _ = synthetic_rows(200, seed=2)
+    probabilities = fitted.calibrator.apply(fitted.model.predict(x_new))
+    assert roc_auc_score(y_new, probabilities) > 0.75
+    assert np.all((probabilities >= 0) & (probabilities <= 1))
+    assert fitted.calibrator.calibrated
+
+
+def test_saved_model_loads_with_identical_probabilities(tiny_bundle: Path, tmp_path: Path) -> None:
+    x, y, patients = synthetic_rows(120, seed=3)
+    fitted = fit_risk_model(x, y, patients)
+    bundle = copy_bundle(tiny_bundle, tmp_path / "bundle")
+    manifest = save_risk(fitted, bundle, training_data={"kind": "test"}, metrics={"m": 1})
+    assert manifest.risk["method"] == "gradient_boosting"
+    assert manifest.risk["features"] == list(FEATURES)
+    loaded = load_risk(bundle)
+    assert loaded is not None and loaded.method == "gradient_boosting"
+    x_new, _, _ = synthetic_rows(50, seed=4)
+    np.testing.assert_array_equal(loaded.model.predict(x_new), fitted.model.predict(x_new))
+    calibrator = load_calibration(bundle)
+    assert calibrator is not None
+    np.testing.assert_allclose(calibrator.apply([0.2, 0.7]), fitted.calibrator.apply([0.2, 0.7]))
+    # a copy of the bundle does not take the risk model along: it belongs to these outputs
+    assert load_risk(copy_bundle(bundle, tmp_path / "copy")) is None
+
+
+def test_tampered_or_foreign_risk_file_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
+    x, y, patients = synthetic_rows(60, seed=5)
+    bundle = copy_bundle(tiny_bundle, tmp_path / "bundle")
+    save_risk(fit_risk_model(x, y, patients), bundle)
+    path = bundle / RISK_FILE
+    data = json.loads(path.read_text())
+    data["baseline"] += 1.0
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelBundleError, match="sha256"):
+        load_risk(bundle)
+
+
+def test_one_class_is_refused() -> None:
+    x, _, patients = synthetic_rows(40, seed=6)
+    with pytest.raises(ValueError, match="both classes"):
+        fit_risk_model(x, np.zeros(40, dtype=np.int64), patients)
+
+
+def test_model_dict_rejects_unknown_features() -> None:
+    x, y, patients = synthetic_rows(60, seed=7)
+    data = fit_risk_model(x, y, patients).model.to_dict()
+    data["features"] = data["features"][:2]
+    with pytest.raises(ValueError, match="feature"):
+        RiskModel.from_dict(data)

@@ -1,0 +1,108 @@
+"""``mammocad train risk`` on a pre-filled case cache (no detector work): it reads the
+fusion cache format, writes a bundle copy with the risk model and a report, and leaves the
+source bundle alone; with no signal it refuses to calibrate and writes no bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from mammocad.cli import app
+from mammocad.commands.train_fusion import collection_pipeline
+from mammocad.datasets.spec import parse_spec, phantom_spec
+from mammocad.fuse import BreastCase, PlacedFinding, save_cases
+from mammocad.fuse.collect import cache_key
+from mammocad.pipeline import Pipeline
+from mammocad.risk.bundle import load_risk
+from mammocad.structures import Finding, FindingLabel, Laterality, ViewPosition
+
+DATA = "phantom:n=30,seed=5,size=small"
+VAL = "phantom:n=20,seed=6,size=small"
+
+
+def _case(study: str, side: Laterality, label: int, score: float) -> BreastCase:
+    findings = tuple(
+        PlacedFinding(
+            finding=Finding(
+                id=f"{study}-{side.value}-{view.value}",
+                sop_instance_uid=f"{study}-{view.value}",
+                label=FindingLabel.MASS,
+                score=score,
+                malignancy_probability=0.5,
+                box=(0.0, 0.0, 1.0, 1.0),
+            ),
+            view=view,
+            nipple_distance_mm=40.0,
+            size_mm=10.0,
+            reported=True,
+        )
+        for view in (ViewPosition.CC, ViewPosition.MLO)
+    )
+    return BreastCase(
+        study_instance_uid=study,
+        patient_id=f"p-{study}",
+        laterality=side,
+        findings=findings,
+        label=label,
+        processed_views=(ViewPosition.CC, ViewPosition.MLO),
+        quality=(0.9, 0.8),
+    )
+
+
+def _fill_cache(bundle: Path, cache: Path, spec_text: str, *, signal: bool, seed: int) -> None:
+    pipeline = collection_pipeline(bundle, candidate_score=None, device="cpu", threads=1)
+    spec = phantom_spec(parse_spec(spec_text))
+    folder = cache / cache_key(pipeline, spec)
+    rng = np.random.default_rng(seed)
+    for index in range(spec.n_studies):
+        cases = []
+        for side in (Laterality.R, Laterality.L):
+            label = int(rng.random() < 0.4)
+            # without signal every breast looks alike
+            score = (rng.uniform(0.5, 1.0) if label else rng.uniform(0.05, 0.6)) if signal else 0.3
+            cases.append(_case(f"{seed}.{index}", side, label, score))
+        save_cases(folder / f"study-{index:05d}.npz", cases)
+
+
+def _args(bundle: Path, out: Path) -> list[str]:
+    return [
+        *("train", "risk", "--model", str(bundle), "--data", DATA, "--val", VAL),
+        *("--out", str(out), "--cache", str(out / "cache"), "--bootstrap", "20"),
+    ]
+
+
+def test_train_risk_writes_a_bundle_copy_from_cached_cases(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    _fill_cache(tiny_bundle, tmp_path / "cache", DATA, signal=True, seed=1)
+    _fill_cache(tiny_bundle, tmp_path / "cache", VAL, signal=True, seed=2)
+    before = {p.name: p.read_bytes() for p in tiny_bundle.iterdir()}
+    result = CliRunner().invoke(app, _args(tiny_bundle, tmp_path))
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "risk_report.json").read_text("utf-8"))
+    assert report["train_breasts"] == 60 and report["val_breasts"] == 40
+    metrics = report["metrics"]
+    assert metrics["val_breast_auc/risk_model"]["value"] > 0.8
+    assert {"val_study_auc/aggregation", "train_out_of_fold_breast_auc/risk_model"} <= set(metrics)
+    loaded = load_risk(tmp_path / "bundle")
+    assert loaded is not None and loaded.section["metrics"] == metrics
+    assert Pipeline.from_bundle(tmp_path / "bundle", num_threads=1).risk is not None
+    assert {p.name: p.read_bytes() for p in tiny_bundle.iterdir()} == before
+
+
+def test_without_signal_calibration_refuses_and_no_bundle_is_written(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    _fill_cache(tiny_bundle, tmp_path / "cache", DATA, signal=False, seed=3)
+    _fill_cache(tiny_bundle, tmp_path / "cache", VAL, signal=False, seed=4)
+    result = CliRunner().invoke(app, _args(tiny_bundle, tmp_path))
+    # out-of-fold, identical breasts get the other folds' malignant rate, which is lower
+    # where more malignant breasts were held out: the scores rank the wrong way
+    assert result.exit_code == 2, result.output
+    assert "do not rank malignant" in result.output
+    report = json.loads((tmp_path / "risk_report.json").read_text("utf-8"))
+    assert report["bundle"] is None and "error" in report
+    assert not (tmp_path / "bundle").exists()
