@@ -111,7 +111,7 @@ def test_a_failing_stage_fails_the_job_with_a_sentence(
     from mammocad.jobs.stages import DecodeStage
 
     monkeypatch.setattr(
-        app_module, "default_stages", lambda pipeline, **_: [DecodeStage(), ExplodingStage()]
+        app_module, "service_stages", lambda *_, **__: [DecodeStage(), ExplodingStage()]
     )
     settings = settings_for(tmp_path / "data")
     key = make_key(settings)

@@ -17,9 +17,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from mammocad.dicomnode.queued import ACTOR, QueuedStudyHandler
-from mammocad.jobs import InProcessWorkers, JobRunner, default_stages
+from mammocad.jobs import JobRunner
 from mammocad.jobs.queue import JobQueue
 from mammocad.pipeline import Pipeline
+from mammocad.serve.job_queue import build_job_queue, service_stages
 from mammocad.serve.settings import Settings
 from mammocad.store.repository import register_model
 from mammocad.store.session import (
@@ -33,35 +34,16 @@ from mammocad.store.session import (
 logger = logging.getLogger(__name__)
 
 
-def _in_process(
-    settings: Settings, sessions: sessionmaker[Session], pipeline: Pipeline
-) -> InProcessWorkers:
+def _runner(settings: Settings, sessions: sessionmaker[Session], pipeline: Pipeline) -> JobRunner:
     with transaction(sessions) as session:
         model_id = register_model(session, pipeline.detector.manifest.to_dict()).id
-    runner = JobRunner(
+    return JobRunner(
         sessions=sessions,
         data_dir=settings.data_dir,
         # the node exists to send DICOM outputs back: written whatever MAMMOCAD_DICOM_OUTPUTS
-        stages=default_stages(
-            pipeline=pipeline,
-            dicom=True,
-            sr_template=settings.sr_template,
-            push=settings.push_destination(),  # MAMMOCAD_DICOMWEB_PUSH_URL, as for serve
-        ),
+        stages=service_stages(settings, pipeline, dicom=True),
         model_version_id=model_id,
     )
-    return InProcessWorkers(sessions=sessions, runner=runner, count=settings.workers)
-
-
-def _celery(settings: Settings, broker_url: str) -> JobQueue:
-    from mammocad.jobs.distributed import CeleryQueue, make_celery
-
-    app = make_celery(
-        broker_url=broker_url,
-        time_limit_s=settings.job_time_limit_s,
-        visibility_timeout_s=settings.broker_visibility_timeout_s,
-    )
-    return CeleryQueue(app=app)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -88,10 +70,9 @@ class ServiceQueue:
         engine = make_engine(url)
         sessions = session_factory(engine)
         try:
-            if settings.broker_url:
-                workers = _celery(settings, settings.broker_url)
-            else:
-                workers = _in_process(settings, sessions, load_pipeline())
+            workers = build_job_queue(
+                settings, sessions, lambda: _runner(settings, sessions, load_pipeline())
+            )
             workers.start()
         except BaseException:
             engine.dispose()

@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse
 
 from mammocad import __version__
 from mammocad.commands.analyze import resolve_model
-from mammocad.jobs import InProcessWorkers, JobRunner, default_stages
-from mammocad.jobs.queue import JobQueue
+from mammocad.jobs import JobRunner
 from mammocad.pipeline import Pipeline
+from mammocad.serve.job_queue import build_job_queue, service_stages
 from mammocad.serve.limits import BodyLimitMiddleware
 from mammocad.serve.preload import preload as preload_studies
 from mammocad.serve.routes_admin import api as admin_router
@@ -68,16 +68,6 @@ def _mount_ui(app: FastAPI) -> None:
     mount_ui(app)
 
 
-def _job_queue(settings: Settings, state: AppState, runner: JobRunner) -> JobQueue:
-    """Celery workers when a broker is set, else threads in this process."""
-    if settings.broker_url:
-        from mammocad.jobs.distributed import CeleryQueue, make_celery
-
-        app = make_celery(broker_url=settings.broker_url, time_limit_s=settings.job_time_limit_s)
-        return CeleryQueue(app=app)
-    return InProcessWorkers(sessions=state.sessions, runner=runner, count=settings.workers)
-
-
 def create_app(
     settings: Settings,
     *,
@@ -108,15 +98,10 @@ def create_app(
         runner = JobRunner(
             sessions=state.sessions,
             data_dir=settings.data_dir,
-            stages=default_stages(
-                pipeline=state.pipeline,
-                dicom=settings.dicom_outputs,
-                sr_template=settings.sr_template,
-                push=settings.push_destination(),
-            ),
+            stages=service_stages(settings, state.pipeline),
             model_version_id=state.model_version_id,
         )
-        state.workers = _job_queue(settings, state, runner)
+        state.workers = build_job_queue(settings, state.sessions, lambda: runner)
         if start_workers:
             state.workers.start()
         if preload:
