@@ -12,6 +12,7 @@ from mammocad.cli import app
 from mammocad.datasets.spec import parse_spec
 from mammocad.detect.bundle import load_bundle
 
+SMALL_PHANTOM = "phantom:n=1,seed=77,size=small"
 TINY = ["--input-size", "256x208", "--no-mlflow", "--warmup-steps", "1", "--no-augment"]
 
 
@@ -51,7 +52,7 @@ def test_warm_start_and_time_budget(trained: Path, tmp_path: Path) -> None:
 def test_eval_writes_froc_tables(trained: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["eval", "detector", "--model", str(trained), "--data", "phantom:n=1,seed=77,size=small",
+        ["eval", "detector", "--model", str(trained), "--data", SMALL_PHANTOM,
          "--out", str(tmp_path), "--bootstrap", "5"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -60,6 +61,26 @@ def test_eval_writes_froc_tables(trained: Path, tmp_path: Path) -> None:
     assert "froc/any_lesion/sens@0.25fp" in summary["metrics"]
     header = (tmp_path / "froc.csv").read_text().splitlines()[0]
     assert header.startswith("curve,fp_per_image,sensitivity")
+
+
+def test_more_candidates_only_extend_the_froc(trained: Path, tmp_path: Path) -> None:
+    summaries = []
+    for name, extra in (
+        ("bundle", []),
+        ("all", ["--score-threshold", "0", "--detections-per-image", "100"]),
+    ):
+        result = CliRunner().invoke(
+            app,
+            ["eval", "detector", "--model", str(trained), "--data", SMALL_PHANTOM,
+             "--out", str(tmp_path / name), "--bootstrap", "0", *extra],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        summaries.append(json.loads((tmp_path / name / "froc.json").read_text()))
+    default, everything = summaries
+    assert default["candidates"] == {"score_threshold": 0.05, "detections_per_image": 20}
+    assert everything["candidates"] == {"score_threshold": 0.0, "detections_per_image": 100}
+    for key, value in default["metrics"].items():
+        assert everything["metrics"][key]["value"] >= value["value"], key
 
 
 def test_bad_data_spec_is_a_usage_error(tmp_path: Path) -> None:

@@ -28,7 +28,9 @@ app = typer.Typer(
 console = Console(stderr=True)
 train_app = typer.Typer(help="Train models from phantom studies and local datasets.")
 app.add_typer(train_app, name="train")
-eval_app = typer.Typer(help="Evaluate models (FROC for the detector).")
+eval_app = typer.Typer(
+    help="Evaluate models: detector FROC, study-level and mini-MIAS breast-level ROC-AUC."
+)
 app.add_typer(eval_app, name="eval")
 
 
@@ -385,6 +387,15 @@ def eval_detector_command(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% CIs.")] = 1000,
     workers: Annotated[int, typer.Option(help="Processes rendering phantoms.")] = 1,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    score_threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="Candidate score cut-off (default: the bundle's, 0.05)."
+        ),
+    ] = None,
+    detections_per_image: Annotated[
+        int | None, typer.Option(min=1, help="Candidates kept per image (default: the bundle's).")
+    ] = None,
 ) -> None:
     """FROC of a detector bundle: sensitivity at 0.125 … 4 false positives per image."""
     from mammocad.commands.evaluate import run_eval_detector
@@ -397,9 +408,54 @@ def eval_detector_command(
         bootstrap=bootstrap,
         workers=workers,
         device=device,
+        score_threshold=score_threshold,
+        detections_per_image=detections_per_image,
         console=console,
     )
     console.print(f"{result.n_images} images; results in [bold]{out}[/bold]")
+
+
+@eval_app.command("breasts")
+def eval_breasts_command(
+    model: Annotated[Path, typer.Option("--model", help="Model bundle folder.")],
+    mias: Annotated[
+        Path, typer.Option("--mias", help="mini-MIAS folder (Info.txt and mdbNNN.png).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for breasts.csv and the reports.")],
+    fold: Annotated[
+        int | None,
+        typer.Option(help="Evaluate this patient-level fold only (the training's folds)."),
+    ] = None,
+    folds: Annotated[int, typer.Option(help="Number of patient-level folds.")] = 5,
+    bootstrap: Annotated[int, typer.Option(help="Patient-bootstrap resamples.")] = 1000,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="CPU threads (default: usable CPUs).")
+    ] = None,
+) -> None:
+    """Breast-level ROC-AUC on mini-MIAS: abnormal vs normal and malignant vs the rest."""
+    from mammocad.errors import ModelBundleError
+    from mammocad.eval.mias_breasts import evaluate_mias_breasts, write_breast_reports
+    from mammocad.pipeline import Pipeline
+
+    try:
+        pipeline = Pipeline.from_bundle(model, num_threads=threads)
+        evaluation = evaluate_mias_breasts(
+            pipeline, mias, fold=fold, folds=folds, n_bootstrap=bootstrap
+        )
+    except (ModelBundleError, FileNotFoundError, ValueError) as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+    write_breast_reports(evaluation, out)
+    console.print(
+        f"{len(evaluation.rows)} breasts, {evaluation.n_rejected} rejected (left out of the AUC)"
+    )
+    for name, task in evaluation.tasks.items():
+        auc = task.metrics.auc
+        console.print(
+            f"{name}: AUC {auc.auc:.3f} [{auc.ci_low:.3f}, {auc.ci_high:.3f}] "
+            f"({task.metrics.n_positive} positive of {task.metrics.n})"
+        )
+    console.print(f"reports in [bold]{out}[/bold]")
 
 
 @app.command()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mammocad.datasets.mias import ANNOTATED_LABELS, load_mias
+from mammocad.datasets.mias import ANNOTATED_LABELS, ImageLabel, image_labels, load_mias
 from mammocad.datasets.records import AnnotatedImage
 from mammocad.structures import FindingLabel, Laterality
 
@@ -47,3 +47,12 @@ def test_several_rows_give_several_lesions(records: dict[str, AnnotatedImage]) -
     assert len(records["mdb005"].lesions) == 2
     assert records["mdb005"].annotated_labels == ANNOTATED_LABELS
     assert "lymph_node" not in ANNOTATED_LABELS
+
+
+def test_film_labels_count_unlocated_rows(shared_data: Path) -> None:
+    labels = image_labels(shared_data / "mini-mias")
+    # "mdb059 F CIRC B" has no coordinates, "mdb216 D CALC M *NOTE 3*" neither
+    assert labels["mdb059"] == ImageLabel(abnormal=True, malignant=False)
+    assert labels["mdb216"] == ImageLabel(abnormal=True, malignant=True)
+    assert labels["mdb003"] == ImageLabel(abnormal=False, malignant=False)
+    assert labels["mdb015"] == ImageLabel(abnormal=True, malignant=False)

@@ -3,6 +3,12 @@
 The samples are prepared with the BUNDLE's preprocessing, as at inference. Writes
 ``froc.csv``, ``froc.png`` and ``froc.json`` (the bundle's metrics format) into the output
 folder. The hit rule is documented in :mod:`mammocad.eval.froc`.
+
+``score_threshold`` / ``detections_per_image`` override the bundle's (0.05 and 20 by default)
+for the evaluation only: a FROC curve wants every candidate, and with the bundle's cut-off the
+curve stops where the candidates run out (it flattens at 2–4 FP per image). Lowering them only
+adds candidates ranked below the ones already kept — non-maximum suppression visits boxes in
+score order — so the sensitivities at the FP rates the bundle did reach do not change.
 """
 
 from __future__ import annotations
@@ -54,11 +60,18 @@ def run_eval_detector(
     bootstrap: int = 1000,
     workers: int = 1,
     device: str = "cpu",
+    score_threshold: float | None = None,
+    detections_per_image: int | None = None,
     console: Console | None = None,
 ) -> DetectorEvaluation:
     """Evaluate ``model`` on ``data``; print the table and write CSV, PNG and JSON."""
     console = console or Console(stderr=True)
     bundle = load_bundle(model)
+    heads = bundle.model.roi_heads
+    if score_threshold is not None:
+        heads.score_thresh = score_threshold
+    if detections_per_image is not None:
+        heads.detections_per_img = detections_per_image
     params = PreprocessParams.from_dict(bundle.manifest.preprocessing)
     config = bundle.manifest.detector
     samples = build_samples(data, classes=config.classes, params=params, workers=workers)
@@ -80,6 +93,10 @@ def run_eval_detector(
         "model": {"name": bundle.manifest.name, "version": bundle.manifest.version},
         "data": [spec.describe() for spec in data],
         "images": len(samples),
+        "candidates": {
+            "score_threshold": float(heads.score_thresh),
+            "detections_per_image": int(heads.detections_per_img),
+        },
         "metrics": report.to_metrics(),
     }
     json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,26 @@ def _parse_rows(info: Path) -> dict[str, list[list[str]]]:
         if len(fields) >= 3 and fields[0].startswith("mdb"):
             rows[fields[0]].append(fields)
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLabel:
+    """Film-level truth from ``Info.txt``: any abnormality listed, any with severity M. Unlike
+    the lesion boxes it needs no coordinates, so the unlocated rows count too."""
+
+    abnormal: bool
+    malignant: bool
+
+
+def image_labels(root: Path) -> dict[str, ImageLabel]:
+    """Film-level labels of every reference in ``root/Info.txt``."""
+    return {
+        ref: ImageLabel(
+            abnormal=any(fields[2] != "NORM" for fields in rows),
+            malignant=any(len(fields) > 3 and fields[3] == "M" for fields in rows),
+        )
+        for ref, rows in _parse_rows(root / "Info.txt").items()
+    }
 
 
 def _lesion(fields: list[str], ref: str, k: int) -> LesionAnnotation | None:
