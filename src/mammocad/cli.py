@@ -319,6 +319,64 @@ def train_fusion_command(
     console.print(f"bundle with fusion written to [bold]{outcome.bundle_dir}[/bold]")
 
 
+@train_app.command("malignancy")
+def train_malignancy_command(
+    model: Annotated[Path, typer.Option("--model", help="Model bundle folder (only read).")],
+    data: Annotated[
+        list[str],
+        typer.Option("--data", help="Training data: phantom:n=N,seed=S | mias:path=DIR[,...]"),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for patches/, bundle/, history.")],
+    val: Annotated[list[str], typer.Option("--val", help="Validation data, same form.")] = [],  # noqa: B006
+    epochs: Annotated[int, typer.Option(min=1)] = 60,
+    batch_size: Annotated[int, typer.Option(min=2)] = 32,
+    learning_rate: Annotated[float, typer.Option(min=0.0)] = 3e-3,
+    crop_size: Annotated[int, typer.Option(help="Window side the CNN reads (pixels).")] = 48,
+    context: Annotated[float, typer.Option(help="Window side ÷ box side.")] = 2.0,
+    seed: Annotated[int, typer.Option()] = 0,
+    workers: Annotated[int, typer.Option(help="Processes rendering phantoms.")] = 1,
+    time_limit: Annotated[
+        float | None, typer.Option(help="Wall-clock budget (s) of the optimisation.")
+    ] = None,
+    mlflow: Annotated[bool, typer.Option(help="Track the run with MLflow.")] = True,
+    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = "./mlruns",
+) -> None:
+    """Train the second-stage malignancy classifier on windows around lesions (and plain
+    tissue); writes OUT/bundle, a copy of the bundle whose findings it rescores."""
+    from mammocad.commands.train_malignancy import MalignancyRun, run_train_malignancy
+    from mammocad.malignancy.model import ClassifierConfig
+    from mammocad.malignancy.train import ClassifierTraining
+    from mammocad.train.config import TrackingConfig
+
+    _require_inputs([model])
+    try:
+        run = MalignancyRun(
+            model=model,
+            data=_parse_specs(data),
+            val=_parse_specs(val),
+            out_dir=out,
+            config=ClassifierConfig(crop_size=crop_size, context=context),
+            training=ClassifierTraining(
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                seed=seed,
+                time_limit=time_limit,
+            ),
+            workers=workers,
+            tracking=TrackingConfig(
+                enabled=mlflow, tracking_uri=tracking_uri, experiment="mammocad-malignancy"
+            ),
+        )
+        bundle, result = run_train_malignancy(run, console=console)
+    except ValueError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
+    console.print(f"best epoch {result.best_epoch}: {shown or 'no validation data'}")
+    console.print(f"bundle with the classifier written to [bold]{bundle}[/bold]")
+
+
 @train_app.command("risk")
 def train_risk_command(
     model: Annotated[Path, typer.Option("--model", help="Model bundle folder (only read).")],

@@ -25,6 +25,7 @@ from rich.table import Table
 from mammocad.datasets.spec import DataSpec, build_samples
 from mammocad.detect.bundle import load_bundle
 from mammocad.eval.froc import FrocReport, plot_froc, write_froc_csv
+from mammocad.malignancy.bundle import load_classifier
 from mammocad.preprocess import PreprocessParams
 from mammocad.train.validate import detect_dataset, froc_of
 
@@ -78,7 +79,13 @@ def run_eval_detector(
     if not samples:
         raise ValueError("the data specifications produced no images to evaluate on")
     target = torch.device(device)
-    results = detect_dataset(bundle.model.to(target), samples, device=target)
+    classifier = load_classifier(model, bundle.manifest)
+    results = detect_dataset(
+        bundle.model.to(target),
+        samples,
+        device=target,
+        classifier=None if classifier is None else classifier.model.to(target),
+    )
     report = froc_of(results, config, bootstrap=bootstrap)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = write_froc_csv(report, out_dir / "froc.csv")
@@ -93,6 +100,7 @@ def run_eval_detector(
         "model": {"name": bundle.manifest.name, "version": bundle.manifest.version},
         "data": [spec.describe() for spec in data],
         "images": len(samples),
+        "malignancy": "classifier" if classifier is not None else "detector head",
         "candidates": {
             "score_threshold": float(heads.score_thresh),
             "detections_per_image": int(heads.detections_per_img),

@@ -87,6 +87,21 @@ def _mias(
     return mias_samples(records, classes=classes, params=params)
 
 
+def iter_samples(
+    specs: Sequence[DataSpec],
+    *,
+    classes: Sequence[str],
+    params: PreprocessParams,
+    workers: int = 1,
+) -> Iterator[DetectionSample]:
+    """Every sample of every spec, in order, one at a time (a full-size sample is ~7 MB)."""
+    for spec in specs:
+        if spec.kind == "phantom":
+            yield from _phantoms(spec, classes, params, workers)
+        else:
+            yield from _mias(spec, classes, params)
+
+
 def build_samples(
     specs: Sequence[DataSpec],
     *,
@@ -95,13 +110,14 @@ def build_samples(
     workers: int = 1,
 ) -> list[DetectionSample]:
     """Every sample of every spec, in order."""
-    samples: list[DetectionSample] = []
-    for spec in specs:
-        if spec.kind == "phantom":
-            samples.extend(_phantoms(spec, classes, params, workers))
-        else:
-            samples.extend(_mias(spec, classes, params))
-    return samples
+    return list(iter_samples(specs, classes=classes, params=params, workers=workers))
 
 
-__all__ = ["ANNOTATED_LABELS", "DataSpec", "build_samples", "parse_spec", "phantom_spec"]
+__all__ = [
+    "ANNOTATED_LABELS",
+    "DataSpec",
+    "build_samples",
+    "iter_samples",
+    "parse_spec",
+    "phantom_spec",
+]

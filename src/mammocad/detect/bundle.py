@@ -49,8 +49,9 @@ class BundleManifest:
     as :meth:`mammocad.eval.FrocReport.to_metrics` returns. ``thresholds`` are operating
     points chosen on validation data (e.g. ``{"finding_score": 0.3}``). ``fusion`` is the
     optional cross-view fusion section (:mod:`mammocad.fuse.bundle`), ``risk`` the optional
-    risk-model section (:mod:`mammocad.risk.bundle`); empty means none, and it is then left
-    out of ``manifest.json``, so older readers see the same file.
+    risk-model section (:mod:`mammocad.risk.bundle`), ``malignancy`` the optional lesion
+    classifier section (:mod:`mammocad.malignancy.bundle`); empty means none, and it is then
+    left out of ``manifest.json``, so older readers see the same file.
     """
 
     name: str
@@ -69,6 +70,7 @@ class BundleManifest:
     format_version: int = FORMAT_VERSION
     fusion: dict[str, Any] = field(default_factory=dict)
     risk: dict[str, Any] = field(default_factory=dict)
+    malignancy: dict[str, Any] = field(default_factory=dict)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -102,6 +104,8 @@ class BundleManifest:
             data["fusion"] = self.fusion
         if self.risk:
             data["risk"] = self.risk
+        if self.malignancy:
+            data["malignancy"] = self.malignancy
         return data
 
     @classmethod
@@ -129,6 +133,7 @@ class BundleManifest:
                 mammocad_version=data.get("mammocad_version", ""),
                 fusion=dict(data.get("fusion") or {}),
                 risk=dict(data.get("risk") or {}),
+                malignancy=dict(data.get("malignancy") or {}),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ModelBundleError(

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +16,9 @@ from mammocad.detect.bundle import BundleManifest, load_bundle
 from mammocad.detect.containers import Detections
 from mammocad.detect.model import MammoDetector
 from mammocad.structures import Finding, FindingLabel, PreprocessedImage
+
+if TYPE_CHECKING:  # mammocad.malignancy imports this package: import it where it is used
+    from mammocad.malignancy.model import LesionClassifier
 
 
 @dataclass(slots=True, kw_only=True)
@@ -63,10 +67,15 @@ class Detector:
         manifest: BundleManifest,
         device: str | torch.device = "cpu",
         channels_last: bool | None = None,
+        lesion_classifier: LesionClassifier | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.manifest = manifest
         self.model = model.to(self.device).eval()
+        # the bundle's second-stage malignancy classifier (mammocad.malignancy), when it has one
+        self.lesion_classifier = (
+            None if lesion_classifier is None else lesion_classifier.to(self.device).eval()
+        )
         # NHWC convolutions were 15–17% faster on the 2-core CPU (docs/detector.md); on CUDA
         # they only pay off under reduced precision, which inference does not use
         self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
@@ -108,12 +117,16 @@ class Detector:
         """
         if torch.device(device).type == "cpu":
             torch.set_num_threads(num_threads or _usable_cpus())
+        from mammocad.malignancy.bundle import load_classifier
+
         bundle = load_bundle(path, device=device)
+        classifier = load_classifier(path, bundle.manifest)
         return cls(
             model=bundle.model,
             manifest=bundle.manifest,
             device=device,
             channels_last=channels_last,
+            lesion_classifier=None if classifier is None else classifier.model,
         )
 
     @property
@@ -136,6 +149,10 @@ class Detector:
         tensor = tensor.to(self.device)
         with torch.inference_mode():
             (detections,), (features,) = self.model.detect_with_features([tensor])
+            if self.lesion_classifier is not None:
+                from mammocad.malignancy.apply import rescore
+
+                detections = rescore(self.lesion_classifier, tensor, detections)
         return self._to_prediction(item, detections.to("cpu"), features.to("cpu"))
 
     def _to_prediction(

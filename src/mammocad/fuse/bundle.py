@@ -45,14 +45,16 @@ class LoadedFusion:
 def copy_bundle(source: str | Path, target: str | Path, *, keep_fusion: bool = False) -> Path:
     """Copy the bundle files of ``source`` into ``target`` (created); the source is never
     modified. A ``fusion.pt`` of the source is not copied (the copy gets its own) unless
-    ``keep_fusion``; a risk model (:mod:`mammocad.risk.bundle`) is never copied: it was
-    trained on the source's outputs."""
+    ``keep_fusion``; a lesion classifier (:mod:`mammocad.malignancy`) always is; a risk model
+    (:mod:`mammocad.risk.bundle`) is never copied: it was trained on the source's outputs."""
     source, target = Path(source), Path(target)
     manifest = read_manifest(source)
     if source.resolve() == target.resolve():
         raise ValueError(f"{target} is the source bundle: write the copy somewhere else")
     target.mkdir(parents=True, exist_ok=True)
     kept = {manifest.fusion.get("weights_file", FUSION_FILE)} if keep_fusion else set()
+    if manifest.malignancy:  # the lesion classifier is part of the detector's outputs
+        kept.add(manifest.malignancy["weights_file"])
     for name in {*_BUNDLE_FILES, manifest.weights_file, *kept}:
         if (source / name).is_file():
             shutil.copy2(source / name, target / name)

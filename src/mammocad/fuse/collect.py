@@ -2,7 +2,8 @@
 candidates and RoI features with its label — cached, so a re-run reuses the detector's work.
 
 A cache file holds one study and is named after everything that decides its content: the
-detector bundle's sha256, the candidate score, the phantom parameters and the study index.
+detector bundle's sha256 (and its malignancy classifier's), the candidate score, the phantom
+parameters and the study index.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def cache_key(pipeline: Pipeline, spec: PhantomSpec) -> str:
     detector = pipeline.detector
     parts = {
         "bundle": detector.manifest.sha256,
+        "malignancy": detector.manifest.malignancy.get("sha256"),
         "candidate_score": detector.candidate_threshold,
         "finding_score": detector.finding_threshold,
         "phantoms": {k: v for k, v in asdict(spec).items() if k != "n_studies"},

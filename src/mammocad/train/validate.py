@@ -15,6 +15,8 @@ from mammocad.detect.config import DetectorConfig
 from mammocad.detect.containers import Detections
 from mammocad.detect.model import MammoDetector
 from mammocad.eval.froc import FrocReport, ImagePredictions, ImageTruth, evaluate_froc
+from mammocad.malignancy.apply import rescore
+from mammocad.malignancy.model import LesionClassifier
 from mammocad.train.data import DetectionDataset, DetectionSample, annotated_names
 
 
@@ -25,8 +27,11 @@ def detect_dataset(
     device: torch.device,
     batch_size: int = 1,
     autocast_dtype: torch.dtype | None = None,
+    classifier: LesionClassifier | None = None,
 ) -> list[tuple[DetectionSample, Detections]]:
-    """Run ``model`` (switched to eval mode) over ``dataset``; detections come back on CPU."""
+    """Run ``model`` (switched to eval mode) over ``dataset``; detections come back on CPU.
+    With a lesion ``classifier`` (:mod:`mammocad.malignancy`), its probabilities replace the
+    detector head's malignancy, as :class:`mammocad.detect.Detector` does at inference."""
     model.eval()
     results: list[tuple[DetectionSample, Detections]] = []
     with torch.inference_mode():
@@ -39,9 +44,14 @@ def detect_dataset(
                 enabled=autocast_dtype is not None,
             ):
                 output = model(images)
+            found_all = list(output.detections)
+            if classifier is not None:
+                found_all = [
+                    rescore(classifier, image, found)
+                    for image, found in zip(images, found_all, strict=True)
+                ]
             results.extend(
-                (sample, found.to("cpu"))
-                for sample, found in zip(samples, output.detections, strict=True)
+                (sample, found.to("cpu")) for sample, found in zip(samples, found_all, strict=True)
             )
     return results
 
