@@ -18,11 +18,13 @@ from mammocad.eval.regression import (
     STUDY_AUC,
     Baseline,
     BenchmarkResult,
+    bundle_identity,
     compare,
     default_tolerances,
     make_baseline,
     read_baseline,
     run_benchmark,
+    same_bundle,
     write_baseline,
 )
 from mammocad.pipeline import Pipeline
@@ -74,6 +76,21 @@ def test_baseline_round_trip(tmp_path: Path, tiny_bundle: Path) -> None:
     assert len(loaded.bundle["sha256"]) == 64
     assert loaded.tolerances == default_tolerances(result)
     assert loaded.recorded and loaded.machine
+
+
+def test_a_changed_classifier_is_another_bundle(tmp_path: Path, tiny_bundle: Path) -> None:
+    from mammocad.fuse.bundle import copy_bundle
+    from mammocad.malignancy.bundle import save_classifier
+    from mammocad.malignancy.model import ClassifierConfig, LesionClassifier
+
+    plain = bundle_identity(tiny_bundle)
+    bundle = copy_bundle(tiny_bundle, tmp_path / "with-classifier")
+    save_classifier(LesionClassifier(ClassifierConfig(crop_size=32, widths=(16, 32))), bundle)
+    with_classifier = bundle_identity(bundle)
+    assert with_classifier["sha256"] == plain["sha256"]
+    assert "malignancy_sha256" in with_classifier
+    assert same_bundle(plain, dict(plain, version="9.9"))
+    assert not same_bundle(with_classifier, plain)
 
 
 def test_checked_in_baseline_is_complete() -> None:

@@ -220,9 +220,21 @@ def compare(
 
 
 def bundle_identity(bundle: Path) -> dict[str, str]:
-    """Name, version and weights sha256 of the bundle at ``bundle`` (its manifest)."""
+    """Name, version and weights sha256 of the bundle at ``bundle`` (its manifest), plus the
+    sha256 of each optional model that changes its outputs (lesion classifier, fusion, risk)."""
     manifest = read_manifest(bundle)
-    return {"name": manifest.name, "version": manifest.version, "sha256": manifest.sha256}
+    identity = {"name": manifest.name, "version": manifest.version, "sha256": manifest.sha256}
+    for part in ("malignancy", "fusion", "risk"):
+        section = getattr(manifest, part)
+        if section.get("sha256"):
+            identity[f"{part}_sha256"] = str(section["sha256"])
+    return identity
+
+
+def same_bundle(identity: dict[str, str], recorded: dict[str, str]) -> bool:
+    """Whether two identities name the same weights (name and version may differ)."""
+    keys = {k for k in (*identity, *recorded) if k.endswith("sha256")}
+    return all(identity.get(k) == recorded.get(k) for k in keys)
 
 
 def make_baseline(bundle: Path, result: BenchmarkResult) -> Baseline:
