@@ -41,7 +41,7 @@ from mammocad.io import iter_studies
 from mammocad.pipeline import Pipeline, StudyAnalysis
 from mammocad.synthetic import PhantomStudy, generate_study, write_study
 
-#: Seed 950000 is disjoint from the shipped bundle's training (1000–1200), its validation
+#: Seed 950000 is disjoint from the shipped bundle's training (1000–1199, 3000–3199), its validation
 #: (777000) and the held-out evaluations (900000). Sized to run in about 2½–3 minutes on two
 #: busy CPU cores; same seeding as ``mammocad eval detector --data <spec>``.
 BENCHMARK_SPEC = "phantom:n=16,seed=950000,size=full"
