@@ -4,6 +4,8 @@ that ``tests/metrics/test_metric_regression.py`` holds the shipped bundle to.
     .venv/bin/python benchmarks/metric_baseline.py           # measure; print beside the baseline
     .venv/bin/python benchmarks/metric_baseline.py --record  # write tests/metrics/baseline.json
     .venv/bin/python benchmarks/metric_baseline.py --model runs/x/mammocad-detector
+    .venv/bin/python benchmarks/metric_baseline.py --spec phantom:n=25,seed=900000,size=full
+        # the same measures on another phantom set (never with --record)
 
 Record whenever models/mammocad-detector changes (the test fails on a bundle whose sha256
 differs from the baseline's) or the benchmark itself changes; commit the baseline with the
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from mammocad.commands.analyze import DEFAULT_MODEL_DIR
 from mammocad.eval.regression import (
+    BENCHMARK_SPEC,
     compare,
     format_rows,
     make_baseline,
@@ -36,10 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="bundle folder")
     parser.add_argument("--record", action="store_true", help=f"write {BASELINE.name}")
     parser.add_argument("--baseline", type=Path, default=BASELINE, help="baseline file")
+    parser.add_argument("--spec", default=BENCHMARK_SPEC, help="phantom spec to measure on")
     args = parser.parse_args(argv)
+    if args.record and args.spec != BENCHMARK_SPEC:
+        parser.error(f"--record is for the benchmark itself ({BENCHMARK_SPEC})")
     start = time.perf_counter()
     # one thread: the same sums in the same order every run, hence the same numbers
-    result = run_benchmark(Pipeline.from_bundle(args.model, num_threads=1))
+    result = run_benchmark(Pipeline.from_bundle(args.model, num_threads=1), args.spec)
     baseline = read_baseline(args.baseline) if args.baseline.is_file() else None
     print(f"{result.spec}: {result.counts} in {time.perf_counter() - start:.0f} s")
     print("\n".join(format_rows(result, baseline)))
