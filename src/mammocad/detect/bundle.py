@@ -216,6 +216,33 @@ def _write_weights(model: MammoDetector, weights: Path, dtype: torch.dtype) -> P
     return weights
 
 
+def save_module_state(module: torch.nn.Module, weights: Path) -> str:
+    """Write ``module``'s state dict as float32 to ``weights`` atomically; its sha256.
+
+    For the optional models a bundle carries beside the detector (fusion, lesion classifier)."""
+    partial = weights.with_name(weights.name + ".partial")
+    torch.save({k: v.detach().cpu().float() for k, v in module.state_dict().items()}, partial)
+    partial.replace(weights)
+    return sha256_of(weights)
+
+
+def load_module_state(module: torch.nn.Module, weights: Path, sha256: str) -> None:
+    """Load ``weights`` into ``module`` after checking their sha256 (``weights_only``).
+
+    Raises:
+        ModelBundleError: the file is missing, does not match, or does not fit ``module``.
+    """
+    if not weights.is_file() or sha256_of(weights) != sha256:
+        raise ModelBundleError(
+            f"{weights} is missing or does not match its sha256 in manifest.json: copy the "
+            "whole bundle folder again"
+        )
+    try:
+        module.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except RuntimeError as error:
+        raise ModelBundleError(f"{weights} does not fit its configuration ({error})") from error
+
+
 def read_manifest(path: str | Path) -> BundleManifest:
     """The manifest of the bundle folder ``path`` (weights neither read nor checked)."""
     manifest_path = Path(path) / MANIFEST_FILE

@@ -24,9 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from mammocad.detect.bundle import BundleManifest, read_manifest, sha256_of, write_manifest
+from mammocad.detect.bundle import (
+    BundleManifest,
+    load_module_state,
+    read_manifest,
+    save_module_state,
+    write_manifest,
+)
 from mammocad.errors import ModelBundleError
 from mammocad.fuse.model import CrossViewFusion, FusionConfig
 
@@ -81,14 +85,11 @@ def save_fusion(
             f"the fusion module reads {model.config.feature_dim} features, the bundle's detector "
             f"gives {manifest.detector.box_head_dim}"
         )
-    weights = folder / FUSION_FILE
-    partial = weights.with_name(weights.name + ".partial")
-    torch.save({k: v.detach().cpu().float() for k, v in model.state_dict().items()}, partial)
-    partial.replace(weights)
+    digest = save_module_state(model, folder / FUSION_FILE)
     section = {
         "format_version": FUSION_FORMAT,
         "weights_file": FUSION_FILE,
-        "sha256": sha256_of(weights),
+        "sha256": digest,
         "config": model.config.to_dict(),
         "candidate_score": float(candidate_score),
         "training_data": dict(training_data or {}),
@@ -122,16 +123,8 @@ def load_fusion(bundle: str | Path, manifest: BundleManifest | None = None) -> L
             f"{folder}: the manifest's fusion section is invalid ({error}); retrain it with "
             "`mammocad train fusion` or remove the section"
         ) from error
-    if not weights.is_file() or sha256_of(weights) != section["sha256"]:
-        raise ModelBundleError(
-            f"{weights} is missing or does not match its sha256 in manifest.json: copy the "
-            "whole bundle folder again"
-        )
     model = CrossViewFusion(config)
-    try:
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    except RuntimeError as error:
-        raise ModelBundleError(f"{weights} does not fit its fusion config ({error})") from error
+    load_module_state(model, weights, section["sha256"])
     return LoadedFusion(model=model.eval(), candidate_score=candidate_score, section=section)
 
 

@@ -26,9 +26,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from mammocad.detect.bundle import BundleManifest, read_manifest, sha256_of, write_manifest
+from mammocad.detect.bundle import (
+    BundleManifest,
+    load_module_state,
+    read_manifest,
+    save_module_state,
+    write_manifest,
+)
 from mammocad.errors import ModelBundleError
 from mammocad.malignancy.model import ClassifierConfig, LesionClassifier
 
@@ -58,14 +62,11 @@ def save_classifier(
             f"the classifier reads {model.config.in_channels} channels, the bundle's inputs have "
             f"{manifest.detector.in_channels}"
         )
-    weights = folder / MALIGNANCY_FILE
-    partial = weights.with_name(weights.name + ".partial")
-    torch.save({k: v.detach().cpu().float() for k, v in model.state_dict().items()}, partial)
-    partial.replace(weights)
+    digest = save_module_state(model, folder / MALIGNANCY_FILE)
     section = {
         "format_version": MALIGNANCY_FORMAT,
         "weights_file": MALIGNANCY_FILE,
-        "sha256": sha256_of(weights),
+        "sha256": digest,
         "config": model.config.to_dict(),
         "preprocessing_input_size": list(manifest.input_size),
         "training_data": dict(training_data or {}),
@@ -126,16 +127,8 @@ def load_classifier(
             f"{folder}: the manifest's malignancy section is invalid ({error}); retrain it with "
             "`mammocad train malignancy` or remove the section"
         ) from error
-    if not weights.is_file() or sha256_of(weights) != section["sha256"]:
-        raise ModelBundleError(
-            f"{weights} is missing or does not match its sha256 in manifest.json: copy the "
-            "whole bundle folder again"
-        )
     model = LesionClassifier(config)
-    try:
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    except RuntimeError as error:
-        raise ModelBundleError(f"{weights} does not fit its classifier config ({error})") from error
+    load_module_state(model, weights, section["sha256"])
     return LoadedClassifier(model=model.eval(), section=section)
 
 
