@@ -335,6 +335,14 @@ def train_malignancy_command(
     context: Annotated[float, typer.Option(help="Window side ÷ box side.")] = 2.0,
     seed: Annotated[int, typer.Option()] = 0,
     workers: Annotated[int, typer.Option(help="Processes rendering phantoms.")] = 1,
+    hard_negatives: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Per image, the bundle detector's best-scoring boxes that touch no annotated "
+            "lesion, as not-malignant windows (0: plain tissue only).",
+        ),
+    ] = 0,
     time_limit: Annotated[
         float | None, typer.Option(help="Wall-clock budget (s) of the optimisation.")
     ] = None,
@@ -364,6 +372,7 @@ def train_malignancy_command(
                 time_limit=time_limit,
             ),
             workers=workers,
+            hard_negatives=hard_negatives,
             tracking=TrackingConfig(
                 enabled=mlflow, tracking_uri=tracking_uri, experiment="mammocad-malignancy"
             ),

@@ -18,7 +18,13 @@ from mammocad.fuse.bundle import copy_bundle
 from mammocad.malignancy.apply import rescore
 from mammocad.malignancy.bundle import copy_classifier, load_classifier, save_classifier
 from mammocad.malignancy.model import ClassifierConfig, LesionClassifier, crop_windows
-from mammocad.malignancy.patches import BACKGROUND, jittered_boxes, sample_patches
+from mammocad.malignancy.patches import (
+    BACKGROUND,
+    HARD_NEGATIVE,
+    hard_negative_boxes,
+    jittered_boxes,
+    sample_patches,
+)
 from mammocad.malignancy.train import ClassifierTraining, train_classifier, validation_metrics
 from mammocad.train import make_toy_samples
 from mammocad.train.data import DetectionSample
@@ -86,6 +92,62 @@ def test_patches_hold_known_lesions_and_tissue_away_from_every_box() -> None:
     assert fixed[0].tolist() == pytest.approx(list(lesions[0].box))
     (moved,) = jittered_boxes(lesions[:1], np.random.default_rng(0))
     assert moved[0].tolist() != pytest.approx(list(lesions[0].box))
+
+
+def _detections(boxes: list[list[float]], labels: list[int], scores: list[float]) -> Detections:
+    count = len(boxes)
+    return Detections(
+        boxes=torch.tensor(boxes),
+        labels=torch.tensor(labels),
+        scores=torch.tensor(scores),
+        malignancy=torch.full((count,), 0.5),
+        nipple_box=torch.zeros((0, 4)),
+        nipple_score=torch.zeros(0),
+    )
+
+
+def test_hard_negatives_are_the_best_false_positives_of_annotated_classes() -> None:
+    sample = _sample()  # lesions at (40,40,70,70) and (100,120,110,130); nipple at (5,90,15,100)
+    found = _detections(
+        [[45.0, 45.0, 60.0, 60.0],  # on the malignant mass: a true positive
+         [4.0, 88.0, 16.0, 102.0],  # a "mass" on the nipple: a false positive
+         [20.0, 150.0, 40.0, 170.0],  # free tissue, but its class is not annotated here
+         [80.0, 30.0, 95.0, 45.0],  # free tissue
+         [120.0, 150.0, 140.0, 170.0],  # free tissue, lowest score
+         [69.0, 69.0, 90.0, 90.0]],  # touches the mass box: not counted as a false positive
+        [0, 0, 1, 1, 0, 0],
+        [0.9, 0.8, 0.7, 0.6, 0.2, 0.95],
+    )  # fmt: skip
+    every_class = DetectionTarget(
+        boxes=sample.target.boxes,
+        labels=sample.target.labels,
+        malignant=sample.target.malignant,
+        annotated=torch.tensor([True, True, True]),
+    )
+    partial = DetectionSample(
+        image_id="s1",
+        image=sample.image,
+        target=DetectionTarget(
+            boxes=sample.target.boxes[[0, 2, 3]],  # the calcification class is not annotated
+            labels=sample.target.labels[[0, 2, 3]],
+            malignant=sample.target.malignant[[0, 2, 3]],
+            annotated=torch.tensor([True, False, True]),
+        ),
+    )
+    full = DetectionSample(image_id="s1", image=sample.image, target=every_class)
+    chosen = hard_negative_boxes(full, found, count=3, landmark=2)
+    assert [b.tolist() for b in chosen] == [
+        [4.0, 88.0, 16.0, 102.0], [20.0, 150.0, 40.0, 170.0], [80.0, 30.0, 95.0, 45.0],
+    ]  # fmt: skip
+    chosen = hard_negative_boxes(partial, found, count=5, landmark=2)
+    assert [b.tolist() for b in chosen] == [[4.0, 88.0, 16.0, 102.0], [120.0, 150.0, 140.0, 170.0]]
+    patches = sample_patches(
+        [full], classes=CLASSES, landmark=2, config=SMALL, background_per_image=0,
+        detect=lambda _: found, hard_negatives_per_image=2,
+    )  # fmt: skip
+    hard = [p for p in patches if p.kind == HARD_NEGATIVE]
+    assert len(hard) == 2 and all(p.malignant == 0 for p in hard)
+    assert all(p.patch.shape[1] > 0 and p.patch.shape[2] > 0 for p in hard)
 
 
 def _toy_patches(count: int, seed: int) -> list:

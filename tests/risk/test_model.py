@@ -14,8 +14,8 @@ from mammocad.errors import ModelBundleError
 from mammocad.fuse import copy_bundle
 from mammocad.risk.bundle import RISK_FILE, load_risk, save_risk
 from mammocad.risk.calibration import load_calibration
-from mammocad.risk.features import FEATURES
-from mammocad.risk.model import RiskModel, fit_risk_model
+from mammocad.risk.features import EVIDENCE, FEATURES
+from mammocad.risk.model import BoostParams, RiskModel, fit_boosted, fit_risk_model
 
 SIGNAL = FEATURES.index("breast_probability")
 QUALITY = FEATURES.index("min_quality")
@@ -40,6 +40,29 @@ def test_learns_a_planted_rule_and_generalises() -> None:
     assert roc_auc_score(y_new, probabilities) > 0.75
     assert np.all((probabilities >= 0) & (probabilities <= 1))
     assert fitted.calibrator.calibrated
+
+
+def test_more_evidence_never_lowers_the_risk() -> None:
+    # labels that punish high evidence: only the constraint keeps the fitted risk from falling
+    x, _, _ = synthetic_rows(300, seed=3)
+    count = FEATURES.index("n_findings")
+    y = ((x[:, count] > 0.3) & (x[:, count] < 0.7)).astype(np.int64)
+    constrained = fit_boosted(x, y)
+    free = fit_boosted(x, y, params=BoostParams(monotonic=False))
+    grid = np.linspace(0.0, 1.0, 21)
+    for model, rises_only in ((constrained, True), (free, False)):
+        for row in x[:20]:
+            rows = np.repeat(row[None], len(grid), axis=0)
+            for name in EVIDENCE:
+                rows_of = rows.copy()
+                rows_of[:, FEATURES.index(name)] = grid
+                steps = np.diff(model.predict(rows_of))
+                if rises_only:
+                    assert np.all(steps >= -1e-12), name
+        if not rises_only:  # the unconstrained fit does follow the planted dip
+            rows = np.repeat(x[:1], len(grid), axis=0)
+            rows[:, count] = grid
+            assert np.diff(model.predict(rows)).min() < 0
 
 
 def test_saved_model_loads_with_identical_probabilities(tiny_bundle: Path, tmp_path: Path) -> None:

@@ -2,28 +2,32 @@
 bundle's model inputs and write a copy of the bundle with it (docs/malignancy.md).
 
 Steps: cut lesion and background patches from every ``--data`` / ``--val`` specification with
-the bundle's preprocessing (cached under ``OUT/patches``, keyed by the specifications and the
-preprocessing), train, write ``OUT/bundle`` (the source is only read), ``OUT/history.json``,
-and track the run with MLflow when enabled.
+the bundle's preprocessing, and with ``--hard-negatives K`` up to K of the bundle's detector's
+false positives per image (cached under ``OUT/patches``, keyed by the specifications, the
+preprocessing and, with hard negatives, the detector's sha256 and K), train, write
+``OUT/bundle`` (the source is only read), ``OUT/history.json``, and track the run with MLflow
+when enabled.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
 from mammocad.datasets.spec import DataSpec
-from mammocad.detect.bundle import read_manifest
+from mammocad.detect.bundle import BundleManifest, read_manifest
+from mammocad.detect.containers import Detections
 from mammocad.fuse.bundle import copy_bundle
 from mammocad.malignancy.bundle import save_classifier
 from mammocad.malignancy.model import ClassifierConfig
-from mammocad.malignancy.patches import LesionPatch
+from mammocad.malignancy.patches import HARD_NEGATIVE, NOT_LESION, LesionPatch
 from mammocad.malignancy.train import (
     ClassifierResult,
     ClassifierTraining,
@@ -31,7 +35,11 @@ from mammocad.malignancy.train import (
     train_classifier,
 )
 from mammocad.train.config import TrackingConfig
+from mammocad.train.data import DetectionSample
 from mammocad.train.tracking import open_tracker
+
+#: detector boxes down to this score are hard-negative candidates (the best-scoring are taken)
+HARD_NEGATIVE_MIN_SCORE = 0.05
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,22 +51,49 @@ class MalignancyRun:
     config: ClassifierConfig = field(default_factory=ClassifierConfig)
     training: ClassifierTraining = field(default_factory=ClassifierTraining)
     workers: int = 1
+    hard_negatives: int = 0  # per image: the detector's best false positives, label 0
     tracking: TrackingConfig = field(
         default_factory=lambda: TrackingConfig(enabled=False, experiment="mammocad-malignancy")
     )
 
 
-def _cache_file(out_dir: Path, specs: Sequence[DataSpec], preprocessing: dict[str, Any]) -> Path:
-    key = json.dumps(
-        {"specs": [s.describe() for s in specs], "preprocessing": preprocessing}, sort_keys=True
-    )
+def _cache_file(
+    out_dir: Path, specs: Sequence[DataSpec], manifest: BundleManifest, hard_negatives: int
+) -> Path:
+    parts: dict[str, Any] = {
+        "specs": [s.describe() for s in specs],
+        "preprocessing": manifest.preprocessing,
+    }
+    if hard_negatives:  # mined by this detector: another detector finds other false positives
+        parts["hard_negatives"] = {"per_image": hard_negatives, "detector": manifest.sha256}
+    key = json.dumps(parts, sort_keys=True)
     return out_dir / "patches" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+
+def detector_boxes(model: Path) -> Callable[[DetectionSample], Detections]:
+    """The bundle's detector on a training sample's model input: its boxes down to
+    :data:`HARD_NEGATIVE_MIN_SCORE`, input pixels (the hard-negative miner)."""
+    from mammocad.detect.predict import Detector  # the detector pulls in the classifier
+
+    detector = Detector.from_bundle(model)
+    detector.set_candidate_threshold(HARD_NEGATIVE_MIN_SCORE)
+
+    def detect(sample: DetectionSample) -> Detections:
+        with torch.inference_mode():
+            image = sample.image.to(detector.device, torch.float32)
+            return detector.model([image]).detections[0].to("cpu")
+
+    return detect
 
 
 def _describe(patches: Sequence[LesionPatch]) -> str:
     malignant = sum(p.malignant for p in patches)
-    lesions = sum(p.kind != "background" for p in patches)
-    return f"{len(patches)} patches: {lesions} lesions ({malignant} malignant), rest background"
+    lesions = sum(p.kind not in NOT_LESION for p in patches)
+    hard = sum(p.kind == HARD_NEGATIVE for p in patches)
+    return (
+        f"{len(patches)} patches: {lesions} lesions ({malignant} malignant), {hard} of the "
+        f"detector's false positives, rest plain tissue"
+    )
 
 
 def run_train_malignancy(run: MalignancyRun, *, console: Console) -> tuple[Path, ClassifierResult]:
@@ -68,13 +103,22 @@ def run_train_malignancy(run: MalignancyRun, *, console: Console) -> tuple[Path,
             f"the bundle's inputs have {manifest.detector.in_channels} channels, the classifier "
             f"reads {run.config.in_channels}"
         )
+    detect = detector_boxes(run.model) if run.hard_negatives else None
     sets: dict[str, list[LesionPatch]] = {}
     for name, specs in (("train", run.data), ("val", run.val)):
         if not specs:
             sets[name] = []
             continue
-        cache = _cache_file(run.out_dir, specs, manifest.preprocessing)
-        sets[name] = collect_patches(specs, manifest, run.config, cache=cache, workers=run.workers)
+        cache = _cache_file(run.out_dir, specs, manifest, run.hard_negatives)
+        sets[name] = collect_patches(
+            specs,
+            manifest,
+            run.config,
+            cache=cache,
+            workers=run.workers,
+            detect=detect,
+            hard_negatives_per_image=run.hard_negatives,
+        )
         console.print(f"{name}: {_describe(sets[name])}")
     tracker = open_tracker(run.tracking)
     tracker.log_params(
@@ -84,6 +128,7 @@ def run_train_malignancy(run: MalignancyRun, *, console: Console) -> tuple[Path,
             "val": [s.describe() for s in run.val],
             "classifier": run.config.to_dict(),
             "training": vars(run.training),
+            "hard_negatives": run.hard_negatives,
         }
     )
 
@@ -107,6 +152,7 @@ def run_train_malignancy(run: MalignancyRun, *, console: Console) -> tuple[Path,
             "train": [s.describe() for s in run.data],
             "validation": [s.describe() for s in run.val],
             "train_patches": len(sets["train"]),
+            "hard_negatives_per_image": run.hard_negatives,
             "validation_patches": len(sets["val"]),
             "best_epoch": result.best_epoch,
         },

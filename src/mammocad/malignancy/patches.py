@@ -11,18 +11,24 @@ Background patches (label 0) are drawn on tissue away from every annotated box, 
 lesions: at inference the classifier also sees the detector's false positives, and a box of
 plain tissue should read as not malignant, which lowers those false positives in the
 ``score × malignancy`` ranking.
+
+Hard negatives (label 0) are the detector's own false positives on the training images: its
+highest-scoring boxes that touch no annotated lesion. Random tissue is mostly easy; what the
+classifier meets at inference are dense-tissue crossings and other lesion look-alikes that
+the detector proposed, and those are what it must learn to call not malignant.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from mammocad.detect.containers import Detections
 from mammocad.malignancy.model import ClassifierConfig, window_boxes
 from mammocad.train.data import DetectionSample
 
@@ -35,6 +41,9 @@ PATCH_EXTENT = 1.6
 #: background boxes: side drawn log-uniformly in this range of input pixels (lesion-like)
 BACKGROUND_SIDES = (16.0, 128.0)
 BACKGROUND = "background"
+HARD_NEGATIVE = "hard_negative"
+#: kinds of patch that are not lesions (label 0 by construction)
+NOT_LESION = frozenset({BACKGROUND, HARD_NEGATIVE})
 #: tissue: first input channel above this (the preprocessed background is 0)
 TISSUE_LEVEL = 0.05
 
@@ -81,6 +90,41 @@ def _patch(
     )
 
 
+def _touches(boxes: Tensor, box: Tensor) -> bool:
+    """Whether ``box`` overlaps (or touches) any of ``boxes`` (``[N, 4]``)."""
+    if not len(boxes):
+        return False
+    gap = torch.maximum(  # ≤ 0 on both axes: the boxes meet
+        torch.maximum(boxes[:, 0] - box[2], box[0] - boxes[:, 2]),
+        torch.maximum(boxes[:, 1] - box[3], box[1] - boxes[:, 3]),
+    )
+    return bool((gap <= 0).any())
+
+
+def hard_negative_boxes(
+    sample: DetectionSample, found: Detections, *, count: int, landmark: int
+) -> list[Tensor]:
+    """Up to ``count`` of the detector's boxes ``found`` on ``sample`` (best score first) that
+    touch no annotated lesion box of the sample, of a lesion class its source annotates (a box
+    of an unannotated class may be a real lesion nobody outlined). A lesion box on the nipple
+    is a false positive like any other: the nipple is a hard negative by design."""
+    target = sample.target
+    annotated = target.annotated
+    lesions = target.boxes[target.labels != landmark]
+    boxes: list[Tensor] = []
+    for index in torch.argsort(found.scores, descending=True).tolist():
+        if len(boxes) == count:
+            break
+        label = int(found.labels[index])
+        if label == landmark or not bool(annotated[label]):
+            continue
+        box = found.boxes[index].float().cpu()
+        if _touches(lesions, box):
+            continue
+        boxes.append(box)
+    return boxes
+
+
 def _background_boxes(
     sample: DetectionSample, count: int, rng: np.random.Generator
 ) -> list[Tensor]:
@@ -96,13 +140,8 @@ def _background_boxes(
         low, high = BACKGROUND_SIDES
         half = math.exp(rng.uniform(math.log(low), math.log(high))) / 2
         box = torch.tensor([x - half, y - half, x + half, y + half])
-        if len(truths):
-            gap = torch.maximum(  # < 0 on both axes: the boxes overlap
-                torch.maximum(truths[:, 0] - box[2], box[0] - truths[:, 2]),
-                torch.maximum(truths[:, 1] - box[3], box[1] - truths[:, 3]),
-            )
-            if bool((gap < 0).any()):
-                continue
+        if _touches(truths, box):
+            continue
         boxes.append(box)
     return boxes
 
@@ -114,9 +153,13 @@ def sample_patches(
     landmark: int,
     config: ClassifierConfig,
     background_per_image: int = 1,
+    detect: Callable[[DetectionSample], Detections] | None = None,
+    hard_negatives_per_image: int = 0,
     seed: int = 0,
 ) -> list[LesionPatch]:
-    """Lesion patches (known malignancy, landmark excluded) and background patches."""
+    """Lesion patches (known malignancy, landmark excluded), background patches and, with
+    ``detect`` (a detector's boxes on a sample, input pixels), up to
+    ``hard_negatives_per_image`` hard negatives (:func:`hard_negative_boxes`)."""
     rng = np.random.default_rng(seed)
     patches: list[LesionPatch] = []
     for sample in samples:
@@ -131,6 +174,12 @@ def sample_patches(
             )
         for box in _background_boxes(sample, background_per_image, rng):
             patches.append(_patch(sample, box, config, malignant=0, kind=BACKGROUND))
+        if detect is not None and hard_negatives_per_image > 0:
+            found = detect(sample)
+            for box in hard_negative_boxes(
+                sample, found, count=hard_negatives_per_image, landmark=landmark
+            ):
+                patches.append(_patch(sample, box, config, malignant=0, kind=HARD_NEGATIVE))
     return patches
 
 

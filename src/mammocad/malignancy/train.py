@@ -26,10 +26,12 @@ from torch.nn import functional
 
 from mammocad.datasets.spec import DataSpec, iter_samples
 from mammocad.detect.bundle import BundleManifest
+from mammocad.detect.containers import Detections
 from mammocad.eval.study_metrics import roc_auc
 from mammocad.malignancy.model import ClassifierConfig, LesionClassifier, crop_windows
 from mammocad.malignancy.patches import (
-    BACKGROUND,
+    HARD_NEGATIVE,
+    NOT_LESION,
     LesionPatch,
     jittered_boxes,
     load_patches,
@@ -37,6 +39,7 @@ from mammocad.malignancy.patches import (
     save_patches,
 )
 from mammocad.preprocess import PreprocessParams
+from mammocad.train.data import DetectionSample
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +69,13 @@ def collect_patches(
     *,
     cache: Path | None = None,
     workers: int = 1,
+    detect: Callable[[DetectionSample], Detections] | None = None,
+    hard_negatives_per_image: int = 0,
     seed: int = 0,
 ) -> list[LesionPatch]:
-    """Patches of ``specs`` under the bundle's preprocessing; read from / written to ``cache``."""
+    """Patches of ``specs`` under the bundle's preprocessing (with ``detect``, hard negatives
+    too: :func:`~mammocad.malignancy.patches.sample_patches`); read from / written to
+    ``cache``, whose name must reflect all of these."""
     if cache is not None and cache.is_file():
         logger.info("patches from %s", cache)
         return load_patches(str(cache))
@@ -80,6 +87,8 @@ def collect_patches(
         classes=detector.classes,
         landmark=detector.landmark_index,
         config=config,
+        detect=detect,
+        hard_negatives_per_image=hard_negatives_per_image,
         seed=seed,
     )
     if cache is not None:
@@ -125,12 +134,18 @@ def predict_patches(
 def validation_metrics(
     model: LesionClassifier, patches: Sequence[LesionPatch], *, prefix: str = "val"
 ) -> dict[str, float]:
-    """AUC over all patches and over lesion patches only (NaN when a set has one class)."""
+    """AUC over all patches, over lesion patches only, and of malignant lesions against the
+    detector's false positives (hard negatives, where there are any); NaN when a set has
+    one class."""
     probability = predict_patches(model, patches)
     labels = np.array([p.malignant for p in patches])
-    lesion = np.array([p.kind != BACKGROUND for p in patches])
+    lesion = np.array([p.kind not in NOT_LESION for p in patches])
+    hard = np.array([p.kind == HARD_NEGATIVE for p in patches])
     metrics = {f"{prefix}/n": float(len(patches)), f"{prefix}/n_malignant": float(labels.sum())}
-    for name, rows in (("auc", np.ones_like(lesion)), ("lesion_auc", lesion)):
+    subsets = [("auc", np.ones_like(lesion)), ("lesion_auc", lesion)]
+    if hard.any():
+        subsets.append(("hard_negative_auc", hard | (labels == 1)))
+    for name, rows in subsets:
         subset = labels[rows.astype(bool)]
         defined = 0 < subset.sum() < len(subset)
         metrics[f"{prefix}/{name}"] = (

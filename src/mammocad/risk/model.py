@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mammocad.risk.calibration import Calibrator, fit_calibrator
-from mammocad.risk.features import FEATURES
+from mammocad.risk.features import EVIDENCE, FEATURES
 
 FloatArray = npt.NDArray[np.float64]
 MODEL_FORMAT = 1
@@ -34,7 +34,8 @@ EXPORT_TOLERANCE = 1e-9
 @dataclass(frozen=True, kw_only=True)
 class BoostParams:
     """``HistGradientBoostingClassifier`` settings; ``folds`` of the cross-fitting that gives
-    the calibration its held-out predictions."""
+    the calibration its held-out predictions; ``monotonic``: the risk may only rise with the
+    :data:`~mammocad.risk.features.EVIDENCE` features."""
 
     max_iter: int = 20
     max_depth: int = 3
@@ -43,6 +44,7 @@ class BoostParams:
     l2_regularization: float = 1.0
     folds: int = 5
     seed: int = 0
+    monotonic: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,6 +175,7 @@ def _fit_boost(x: FloatArray, y: npt.NDArray[np.int64], params: BoostParams) -> 
         l2_regularization=params.l2_regularization,
         early_stopping=False,
         random_state=params.seed,
+        monotonic_cst=[int(name in EVIDENCE) for name in FEATURES] if params.monotonic else None,
     )
     # a few hundred rows: OpenMP threads only add start-up cost, and spin against any other
     # CPU work on the machine (seconds per fit instead of milliseconds)
