@@ -333,7 +333,12 @@ def _model_lines(manifest: BundleManifest) -> list[str]:
         " wall on the left.",
         f"- Lesion classes: {', '.join(config.lesion_classes)}; `{config.landmark}` is a landmark"
         " and hard negative, never a finding.",
-        "- Malignancy: a head on the RoI features, P(malignant) per finding.",
+        (
+            "- Malignancy: the second-stage lesion classifier (`malignancy.pt`, section below),"
+            " P(malignant) per finding; the detector's RoI head is not used."
+            if manifest.malignancy
+            else "- Malignancy: a head on the RoI features, P(malignant) per finding."
+        ),
         f"- Weights: `{manifest.weights_file}` ({manifest.weights_dtype}), sha256"
         f" `{manifest.sha256}`.",
         f"- Thresholds: {_inline(manifest.thresholds) or 'none recorded'}.",
