@@ -17,6 +17,7 @@ from mammocad.detect.bundle import (
     load_bundle,
     read_manifest,
     save_bundle,
+    set_card_section,
     sha256_of,
 )
 from mammocad.errors import ModelBundleError
@@ -128,3 +129,12 @@ def test_default_bundle_loads_on_cpu_within_five_seconds(tmp_path: Path) -> None
     loaded = load_bundle(tmp_path, device="cpu")
     assert time.perf_counter() - start < 5.0  # measured ≈ 0.2 s on the 2-core machine
     assert loaded.manifest.input_size == (1024, 832)
+
+
+def test_card_sections_are_replaced_in_place_or_appended(tmp_path: Path) -> None:
+    (tmp_path / MODEL_CARD_FILE).write_text("# card\n\n## A\n\nold a\n\n## B\n\nb\n")
+    set_card_section(tmp_path, "A", ["new a"])
+    set_card_section(tmp_path, "C", ["c"])
+    set_card_section(tmp_path, "C", ["c again"])
+    text = (tmp_path / MODEL_CARD_FILE).read_text()
+    assert text == "# card\n\n## A\n\nnew a\n\n## B\n\nb\n\n## C\n\nc again\n"

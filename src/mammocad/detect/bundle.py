@@ -324,6 +324,20 @@ def write_model_card(
     return out
 
 
+def set_card_section(path: str | Path, title: str, lines: Sequence[str]) -> Path:
+    """Write the section ``## title`` of the bundle's ``MODEL_CARD.md`` with the body
+    ``lines``: in place where the card has it (the other sections are kept, in order), else
+    at the end. The optional parts of a bundle (classifier, fusion, risk) each own one."""
+    card = Path(path) / MODEL_CARD_FILE
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    head, found, rest = text.partition(f"\n## {title}\n")
+    following = rest.partition("\n## ")[2] if found else ""
+    body = "\n".join(["", f"## {title}", "", *lines, ""])
+    tail = f"\n## {following}" if following else ""
+    card.write_text(head.rstrip("\n") + "\n" + body + tail, encoding="utf-8")
+    return card
+
+
 def _model_lines(manifest: BundleManifest) -> list[str]:
     config = manifest.detector
     rows, cols = config.input_size

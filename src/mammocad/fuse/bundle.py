@@ -29,6 +29,7 @@ from mammocad.detect.bundle import (
     load_module_state,
     read_manifest,
     save_module_state,
+    set_card_section,
     write_manifest,
 )
 from mammocad.errors import ModelBundleError
@@ -129,21 +130,16 @@ def load_fusion(bundle: str | Path, manifest: BundleManifest | None = None) -> L
 
 
 def _append_card(folder: Path, section: dict[str, Any]) -> None:
-    card = folder / "MODEL_CARD.md"
-    text = card.read_text(encoding="utf-8") if card.is_file() else ""
-    text = text.split("\n## Cross-view fusion\n")[0].rstrip("\n") + "\n"
-    metrics = section["metrics"]
-    lines = [
-        "",
-        "## Cross-view fusion",
-        "",
-        "Cross-view attention over the RoI features of the CC and MLO findings of each breast,",
-        "trained from breast-level labels only (mammocad.fuse, docs/fusion.md).",
-        f"Weights `{section['weights_file']}`, sha256 `{section['sha256']}`; fusion inputs are",
-        f"detections with score >= {section['candidate_score']}.",
-        f"Training data: {section['training_data'] or 'not recorded'}.",
-        "",
-        *(f"- {name}: {value}" for name, value in metrics.items()),
-        "",
-    ]
-    card.write_text(text + "\n".join(lines), encoding="utf-8")
+    set_card_section(
+        folder,
+        "Cross-view fusion",
+        [
+            "Cross-view attention over the RoI features of the CC and MLO findings of each breast,",
+            "trained from breast-level labels only (mammocad.fuse, docs/fusion.md).",
+            f"Weights `{section['weights_file']}`, sha256 `{section['sha256']}`; fusion inputs are",
+            f"detections with score >= {section['candidate_score']}.",
+            f"Training data: {section['training_data'] or 'not recorded'}.",
+            "",
+            *(f"- {name}: {value}" for name, value in section["metrics"].items()),
+        ],
+    )

@@ -31,6 +31,7 @@ from mammocad.detect.bundle import (
     load_module_state,
     read_manifest,
     save_module_state,
+    set_card_section,
     write_manifest,
 )
 from mammocad.errors import ModelBundleError
@@ -133,21 +134,15 @@ def load_classifier(
 
 
 def _append_card(folder: Path, section: dict[str, Any]) -> None:
-    card = folder / "MODEL_CARD.md"
-    text = card.read_text(encoding="utf-8") if card.is_file() else ""
-    head, _, rest = text.partition("\n## Malignancy classifier\n")
-    following = rest.partition("\n## ")[2]  # keep sections written after ours
-    text = head.rstrip("\n") + "\n" + (f"\n## {following}" if following else "")
-    lines = [
-        "",
-        "## Malignancy classifier",
-        "",
-        "A second-stage CNN on a context window around each detected box replaces the detector",
-        "head's malignancy probability (mammocad.malignancy, docs/malignancy.md).",
-        f"Weights `{section['weights_file']}`, sha256 `{section['sha256']}`.",
-        f"Training data: {section['training_data'] or 'not recorded'}.",
-        "",
-        *(f"- {name}: {value}" for name, value in section["metrics"].items()),
-        "",
-    ]
-    card.write_text(text.rstrip("\n") + "\n" + "\n".join(lines), encoding="utf-8")
+    set_card_section(
+        folder,
+        "Malignancy classifier",
+        [
+            "A second-stage CNN on a context window around each detected box replaces the",
+            "detector head's malignancy probability (mammocad.malignancy, docs/malignancy.md).",
+            f"Weights `{section['weights_file']}`, sha256 `{section['sha256']}`.",
+            f"Training data: {section['training_data'] or 'not recorded'}.",
+            "",
+            *(f"- {name}: {value}" for name, value in section["metrics"].items()),
+        ],
+    )

@@ -25,7 +25,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mammocad.detect.bundle import BundleManifest, read_manifest, sha256_of, write_manifest
+from mammocad.detect.bundle import (
+    BundleManifest,
+    read_manifest,
+    set_card_section,
+    sha256_of,
+    write_manifest,
+)
 from mammocad.errors import ModelBundleError
 from mammocad.risk.calibration import save_calibration
 from mammocad.risk.features import FEATURES
@@ -78,6 +84,20 @@ def save_risk(
     }
     updated = replace(manifest, risk=section)
     write_manifest(folder, updated)
+    set_card_section(
+        folder,
+        "Risk model",
+        [
+            "Breast probability from the findings, fusion and quality features: gradient-boosted",
+            "trees, monotone in the evidence features, calibrated on out-of-fold scores",
+            "(mammocad.risk, docs/risk.md).",
+            f"Model `{RISK_FILE}`, sha256 `{section['sha256']}`; calibration"
+            f" `calibration.json`: {section['calibration']}.",
+            f"Training data: {section['training_data']}.",
+            "",
+            *(f"- {name}: {value}" for name, value in (metrics or {}).items()),
+        ],
+    )
     return updated
 
 
