@@ -89,7 +89,17 @@ def test_train_risk_writes_a_bundle_copy_from_cached_cases(
     assert {"val_study_auc/aggregation", "train_out_of_fold_breast_auc/risk_model"} <= set(metrics)
     loaded = load_risk(tmp_path / "bundle")
     assert loaded is not None and loaded.section["metrics"] == metrics
-    assert Pipeline.from_bundle(tmp_path / "bundle", num_threads=1).risk is not None
+    pipeline = Pipeline.from_bundle(tmp_path / "bundle", num_threads=1)
+    assert pipeline.risk is not None
+    # suspicion thresholds from the out-of-fold studies, on the 2-decimal grid users see
+    points = report["operating_points"]
+    thresholds = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["thresholds"]
+    assert thresholds["intermediate"] == points["intermediate"]["threshold"]
+    assert thresholds["high"] == points["high"]["threshold"]
+    assert points["intermediate"]["sensitivity"] >= 0.9
+    assert points["high"]["specificity"] >= 0.9
+    assert all(round(thresholds[k], 2) == thresholds[k] for k in ("intermediate", "high"))
+    assert pipeline.thresholds.intermediate == thresholds["intermediate"]
     assert {p.name: p.read_bytes() for p in tiny_bundle.iterdir()} == before
 
 

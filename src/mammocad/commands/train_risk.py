@@ -9,7 +9,10 @@ scores (:func:`mammocad.risk.model.fit_risk_model`'s recipe); report the out-of-
 validation breast- and study-level AUC of today's aggregation against the risk model; write
 ``OUT/bundle`` (the source bundle is only read) and ``OUT/risk_report.json``. When the
 calibration refuses (too few breasts, or out-of-fold scores that rank malignant breasts
-lower), the report is written with the error and no bundle.
+lower), the report is written with the error and no bundle. The bundle's suspicion thresholds
+(``intermediate`` at 90 % sensitivity, ``high`` at 90 % specificity) are chosen on the
+out-of-fold study probabilities as users see them (calibrated, maximum over the breasts,
+rounded), as ``mammocad calibrate`` chooses a site's.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import json
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +31,18 @@ from rich.console import Console
 
 from mammocad.commands.train_fusion import auc_dict, collection_pipeline, gather, phantom_specs
 from mammocad.datasets.spec import DataSpec
+from mammocad.detect.bundle import read_manifest, write_manifest
 from mammocad.eval.study_metrics import roc_auc_with_ci
 from mammocad.fuse.apply import refine_cases
 from mammocad.fuse.bundle import LoadedFusion, copy_bundle, load_fusion
 from mammocad.fuse.data import BreastCase
+from mammocad.risk.aggregate import OUTPUT_DECIMALS
 from mammocad.risk.apply import case_inputs
 from mammocad.risk.bundle import save_risk
-from mammocad.risk.calibration import CalibrationError, fit_calibrator
+from mammocad.risk.calibration import CalibrationError, Calibrator, fit_calibrator
 from mammocad.risk.features import FEATURES, feature_matrix
 from mammocad.risk.model import BoostParams, FittedRisk, RiskModel, cross_fit, fit_boosted
+from mammocad.risk.operating_points import OperatingPoints, choose_operating_points
 
 FloatArray = npt.NDArray[np.float64]
 #: today's aggregation of a breast is one of the features
@@ -106,6 +112,20 @@ def compare(
         metrics[f"{prefix}_breast_auc/{name}"] = auc_dict(breast)
         metrics[f"{prefix}_study_auc/{name}"] = auc_dict(study)
     return metrics
+
+
+def study_operating_points(
+    out_of_fold: FloatArray, calibrator: Calibrator, rows: Rows
+) -> OperatingPoints:
+    """Suspicion thresholds on the out-of-fold study probabilities as shown: each breast's
+    calibrated score, the maximum per study, rounded for output."""
+    order = list(dict.fromkeys(rows.studies))
+    index = np.array([order.index(uid) for uid in rows.studies])
+    shown = np.zeros(len(order))
+    np.maximum.at(shown, index, calibrator.apply(out_of_fold))
+    labels = np.zeros(len(order), dtype=np.int64)
+    np.maximum.at(labels, index, rows.labels)
+    return choose_operating_points(np.round(shown, OUTPUT_DECIMALS), labels)
 
 
 def _metrics(
@@ -182,9 +202,17 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
         n_breasts=len(train.labels),
         n_positive=int(train.labels.sum()),
     )
+    points = study_operating_points(out_of_fold, calibrator, train)
     bundle_dir = copy_bundle(run.model, run.out_dir / "bundle", keep_fusion=True)
+    manifest = read_manifest(bundle_dir)
+    thresholds = {"intermediate": points.intermediate.threshold, "high": points.high.threshold}
+    write_manifest(bundle_dir, replace(manifest, thresholds={**manifest.thresholds, **thresholds}))
     save_risk(fitted, bundle_dir, training_data=training_data, metrics=metrics)
-    report.update(bundle=str(bundle_dir), calibration=calibrator.describe())
+    report.update(
+        bundle=str(bundle_dir),
+        calibration=calibrator.describe(),
+        operating_points=points.to_dict(),
+    )
     _write_report(run.out_dir, report)
     return report
 

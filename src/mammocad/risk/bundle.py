@@ -84,20 +84,7 @@ def save_risk(
     }
     updated = replace(manifest, risk=section)
     write_manifest(folder, updated)
-    set_card_section(
-        folder,
-        "Risk model",
-        [
-            "Breast probability from the findings, fusion and quality features: gradient-boosted",
-            "trees, monotone in the evidence features, calibrated on out-of-fold scores",
-            "(mammocad.risk, docs/risk.md).",
-            f"Model `{RISK_FILE}`, sha256 `{section['sha256']}`; calibration"
-            f" `calibration.json`: {section['calibration']}.",
-            f"Training data: {section['training_data']}.",
-            "",
-            *(f"- {name}: {value}" for name, value in (metrics or {}).items()),
-        ],
-    )
+    _append_card(folder, section)
     return updated
 
 
@@ -129,3 +116,20 @@ def load_risk(bundle: str | Path, manifest: BundleManifest | None = None) -> Loa
             "risk` or remove the manifest's risk section"
         ) from error
     return LoadedRisk(model=model, section=section)
+
+
+def _append_card(folder: Path, section: dict[str, Any]) -> None:
+    set_card_section(
+        folder,
+        "Risk model",
+        [
+            "Breast probability from the findings, fusion and quality features: gradient-boosted",
+            "trees, monotone in the evidence features, calibrated on out-of-fold scores",
+            "(mammocad.risk, docs/risk.md).",
+            f"Model `{section['model_file']}`, sha256 `{section['sha256']}`; calibration"
+            f" `calibration.json`: {section['calibration']}.",
+            f"Training data: {section['training_data']}.",
+            "",
+            *(f"- {name}: {value}" for name, value in section["metrics"].items()),
+        ],
+    )
