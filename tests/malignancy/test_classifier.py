@@ -242,13 +242,16 @@ def test_cli_trains_and_writes_a_bundle_the_detector_uses(
     out = tmp_path / "run"
     args = ["train", "malignancy", "--model", str(tiny_bundle), "--out", str(out),
             "--data", "phantom:n=3,seed=11,size=small", "--val", "phantom:n=2,seed=12,size=small",
-            "--epochs", "2", "--crop-size", "32", "--no-mlflow"]  # fmt: skip
+            "--epochs", "2", "--crop-size", "32", "--hard-negatives", "2",
+            "--no-mlflow"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "best epoch" in result.output
     bundle = out / "bundle"
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["malignancy"]["training_data"]["train_patches"] > 0
+    assert manifest["malignancy"]["training_data"]["hard_negatives_per_image"] == 2
+    assert "of the detector's false positives" in result.output
     assert manifest["sha256"] == json.loads((tiny_bundle / "manifest.json").read_text())["sha256"]
     assert Detector.from_bundle(bundle, num_threads=1).lesion_classifier is not None
     # a second run reuses the cached patches

@@ -56,18 +56,7 @@ FEATURES = (
 #: features along which the risk may only rise (more or stronger evidence of a lesion, a
 #: lesion seen in both views); the risk model is fitted with these constraints, which a
 #: radiologist expects and which keep a few hundred breasts from teaching it noise
-EVIDENCE = frozenset(
-    {
-        "n_findings",
-        "max_contribution",
-        "sum_contribution",
-        "max_malignancy",
-        "max_score",
-        "breast_probability",
-        "n_linked_pairs",
-        *(f"max_score_{label.value}" for label in FINDING_CLASSES),
-    }
-)
+EVIDENCE = frozenset(FEATURES) - {"both_views", "min_quality", "mean_quality"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
