@@ -17,14 +17,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from mammocad.datasets.spec import build_samples, parse_spec
-from mammocad.detect.bundle import load_bundle
+from mammocad.commands.evaluate import detect_specs
+from mammocad.datasets.spec import parse_spec
 from mammocad.eval.froc import score_image
-from mammocad.malignancy.bundle import load_classifier
-from mammocad.preprocess import PreprocessParams
-from mammocad.train.validate import detect_dataset
 
 RATES = (0.25, 0.5, 1.0, 2.0)
 
@@ -35,21 +31,8 @@ def main() -> None:
     parser.add_argument("--data", action="append", required=True, help="data spec (repeatable)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    bundle = load_bundle(args.model)
-    config = bundle.manifest.detector
-    classifier = load_classifier(args.model, bundle.manifest)
-    samples = build_samples(
-        [parse_spec(text) for text in args.data],
-        classes=config.classes,
-        params=PreprocessParams.from_dict(bundle.manifest.preprocessing),
-        workers=args.workers,
-    )
-    results = detect_dataset(
-        bundle.model,
-        samples,
-        device=torch.device("cpu"),
-        classifier=None if classifier is None else classifier.model,
-    )
+    run = detect_specs(args.model, [parse_spec(text) for text in args.data], workers=args.workers)
+    config, results = run.bundle.manifest.detector, run.results
     false_positives: list[float] = []
     hits: list[float] = []
     for sample, found in results:

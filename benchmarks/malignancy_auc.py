@@ -16,15 +16,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 from torchvision.ops import box_iou
 
-from mammocad.datasets.spec import build_samples, parse_spec
-from mammocad.detect.bundle import load_bundle
+from mammocad.commands.evaluate import detect_specs
+from mammocad.datasets.spec import parse_spec
 from mammocad.eval.study_metrics import roc_auc
-from mammocad.malignancy.bundle import load_classifier
-from mammocad.preprocess import PreprocessParams
-from mammocad.train.validate import detect_dataset
 
 
 def main() -> None:
@@ -34,23 +30,15 @@ def main() -> None:
     parser.add_argument("--head", action="store_true", help="ignore the lesion classifier")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    bundle = load_bundle(args.model)
-    config = bundle.manifest.detector
-    bundle.model.roi_heads.score_thresh = 0.001
-    bundle.model.roi_heads.detections_per_img = 100
-    classifier = None if args.head else load_classifier(args.model, bundle.manifest)
-    samples = build_samples(
+    run = detect_specs(
+        args.model,
         [parse_spec(text) for text in args.data],
-        classes=config.classes,
-        params=PreprocessParams.from_dict(bundle.manifest.preprocessing),
         workers=args.workers,
+        score_threshold=0.001,
+        detections_per_image=100,
+        use_classifier=not args.head,
     )
-    results = detect_dataset(
-        bundle.model,
-        samples,
-        device=torch.device("cpu"),
-        classifier=None if classifier is None else classifier.model,
-    )
+    config, results = run.bundle.manifest.detector, run.results
     labels: list[int] = []
     malignancy: list[float] = []
     for sample, found in results:
@@ -65,7 +53,7 @@ def main() -> None:
                 labels.append(int(label))
                 malignancy.append(float(found.malignancy[k]))
     y, p = np.array(labels), np.array(malignancy)
-    source = "detector head" if classifier is None else "lesion classifier"
+    source = "detector head" if run.classifier is None else "lesion classifier"
     print(f"{len(y)} hit lesions ({int(y.sum())} malignant), malignancy from the {source}")
     if 0 < y.sum() < len(y):
         print(f"AUC {roc_auc(p, y):.3f}; mean malignant {p[y == 1].mean():.3f}, "

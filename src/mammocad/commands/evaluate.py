@@ -23,10 +23,12 @@ from rich.console import Console
 from rich.table import Table
 
 from mammocad.datasets.spec import DataSpec, build_samples
-from mammocad.detect.bundle import load_bundle
+from mammocad.detect.bundle import LoadedBundle, load_bundle
+from mammocad.detect.containers import Detections
 from mammocad.eval.froc import FrocReport, plot_froc, write_froc_csv
-from mammocad.malignancy.bundle import load_classifier
+from mammocad.malignancy.bundle import LoadedClassifier, load_classifier
 from mammocad.preprocess import PreprocessParams
+from mammocad.train.data import DetectionSample
 from mammocad.train.validate import detect_dataset, froc_of
 
 
@@ -53,6 +55,51 @@ def _table(report: FrocReport) -> Table:
     return table
 
 
+@dataclass(frozen=True, kw_only=True)
+class SpecDetections:
+    """A bundle's detections on every sample of some data specifications."""
+
+    bundle: LoadedBundle
+    samples: Sequence[DetectionSample]
+    results: list[tuple[DetectionSample, Detections]]
+    classifier: LoadedClassifier | None  # the bundle's lesion classifier, when it was used
+
+
+def detect_specs(
+    model: Path,
+    data: Sequence[DataSpec],
+    *,
+    workers: int = 1,
+    device: str = "cpu",
+    score_threshold: float | None = None,
+    detections_per_image: int | None = None,
+    use_classifier: bool = True,
+) -> SpecDetections:
+    """Run the bundle at ``model`` (with its lesion classifier, unless ``use_classifier`` is
+    False) over the samples of ``data``, prepared with the bundle's preprocessing; the RoI
+    heads' score cut-off and per-image cap can be overridden (see the module docstring)."""
+    bundle = load_bundle(model)
+    heads = bundle.model.roi_heads
+    if score_threshold is not None:
+        heads.score_thresh = score_threshold
+    if detections_per_image is not None:
+        heads.detections_per_img = detections_per_image
+    params = PreprocessParams.from_dict(bundle.manifest.preprocessing)
+    config = bundle.manifest.detector
+    samples = build_samples(data, classes=config.classes, params=params, workers=workers)
+    if not samples:
+        raise ValueError("the data specifications produced no images to evaluate on")
+    target = torch.device(device)
+    classifier = load_classifier(model, bundle.manifest) if use_classifier else None
+    results = detect_dataset(
+        bundle.model.to(target),
+        samples,
+        device=target,
+        classifier=None if classifier is None else classifier.model.to(target),
+    )
+    return SpecDetections(bundle=bundle, samples=samples, results=results, classifier=classifier)
+
+
 def run_eval_detector(
     *,
     model: Path,
@@ -67,25 +114,17 @@ def run_eval_detector(
 ) -> DetectorEvaluation:
     """Evaluate ``model`` on ``data``; print the table and write CSV, PNG and JSON."""
     console = console or Console(stderr=True)
-    bundle = load_bundle(model)
-    heads = bundle.model.roi_heads
-    if score_threshold is not None:
-        heads.score_thresh = score_threshold
-    if detections_per_image is not None:
-        heads.detections_per_img = detections_per_image
-    params = PreprocessParams.from_dict(bundle.manifest.preprocessing)
-    config = bundle.manifest.detector
-    samples = build_samples(data, classes=config.classes, params=params, workers=workers)
-    if not samples:
-        raise ValueError("the data specifications produced no images to evaluate on")
-    target = torch.device(device)
-    classifier = load_classifier(model, bundle.manifest)
-    results = detect_dataset(
-        bundle.model.to(target),
-        samples,
-        device=target,
-        classifier=None if classifier is None else classifier.model.to(target),
+    run = detect_specs(
+        model,
+        data,
+        workers=workers,
+        device=device,
+        score_threshold=score_threshold,
+        detections_per_image=detections_per_image,
     )
+    bundle, samples, results, classifier = run.bundle, run.samples, run.results, run.classifier
+    heads = bundle.model.roi_heads
+    config = bundle.manifest.detector
     report = froc_of(results, config, bootstrap=bootstrap)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = write_froc_csv(report, out_dir / "froc.csv")
