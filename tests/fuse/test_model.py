@@ -73,3 +73,34 @@ def test_untrained_module_keeps_the_detectors_finding_logits(make_cases: MakeCas
     output = run_fusion(model, [case])
     expected = torch.tensor([base_logit(item) for item in case.findings])
     assert torch.allclose(output.finding_logits[0], expected)
+
+
+def test_untrained_noisy_or_pooling_is_the_single_view_aggregate(make_cases: MakeCases) -> None:
+    """The default pooling starts from today's breast probability — the noisy-OR of the
+    reported findings — so training learns a correction to it; candidates below the finding
+    threshold are context for the attention, never evidence."""
+    from dataclasses import replace
+
+    from mammocad.fuse import CrossViewFusion
+
+    torch.manual_seed(0)
+    model = CrossViewFusion(FusionConfig(feature_dim=DIM, model_dim=16)).eval()
+    cases = make_cases(6, seed=5)
+    # the first finding of every other breast becomes an unreported candidate
+    cases = [
+        replace(case, findings=(replace(case.findings[0], reported=False), *case.findings[1:]))
+        if row % 2
+        else case
+        for row, case in enumerate(cases)
+    ]
+    fused = breast_probabilities(model, cases)
+    expected = np.array([case.single_view_probability() for case in cases])
+    np.testing.assert_allclose(fused, expected, atol=2e-3)
+    assert fused[1] < fused[0]  # the candidate did not count
+
+
+def test_bundles_without_pooling_keep_attention() -> None:
+    """fusion configs written before the noisy-OR pooling hold attention-pooled weights."""
+    stored = {"feature_dim": DIM, "model_dim": 16, "heads": 4, "dropout": 0.1, "cross_view": True}
+    assert FusionConfig.from_dict(stored).pooling == "attention"
+    assert FusionConfig(feature_dim=DIM).pooling == "noisy_or"

@@ -139,6 +139,52 @@ def test_bunched_scores_are_spread_out() -> None:
         assert raw_auc - roc_auc(shown, labels) < 0.005
 
 
+def test_no_step_claims_certainty_and_the_tails_slope() -> None:
+    """Risk-model scores of phantoms never exceed ~0.6, so new studies above every training
+    score used to share one flat top (and a bottom step of benign breasts said exactly 0):
+    rounded, they tied and cost AUC. Knots now stay inside (0, 1) and the map goes on with the
+    Platt slope beyond them."""
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.0, 0.6, 400)
+    labels = (rng.uniform(size=400) < p).astype(np.int64)
+    calibrator = fit_calibrator(p, labels, method=ISOTONIC)
+    assert calibrator.tails.value == "platt" and calibrator.blend == 0.0
+    assert min(calibrator.knots_y) > 0.0 and max(calibrator.knots_y) < 1.0
+    top = np.linspace(max(calibrator.knots_x), 1.0 - 1e-9, 1000)
+    low = np.linspace(1e-9, min(calibrator.knots_x), 1000)
+    for grid in (top, low):
+        assert np.all(np.diff(calibrator.apply(grid)) > 0)
+    assert calibrator.apply_one(0.95) - calibrator.apply_one(max(calibrator.knots_x)) > 0.1
+    # new studies above the training range: distinct 2-decimal probabilities in the same order
+    beyond = rng.uniform(0.62, 0.95, 300)
+    beyond_labels = (rng.uniform(size=300) < beyond).astype(np.int64)
+    shown = np.round(calibrator.apply(beyond), 2)
+    assert roc_auc(beyond, beyond_labels) - roc_auc(shown, beyond_labels) < 0.005
+
+
+def test_files_with_flat_tails_apply_as_before() -> None:
+    """calibration.json written before the Platt tails: knots padded to 0 and 1, 2 % Platt
+    blended in, no ``tails`` key."""
+    stored = {
+        "format_version": 1,
+        "method": "isotonic",
+        "parameters": {
+            "knots_x": [0.0, 0.2, 0.6, 1.0],
+            "knots_y": [0.0, 0.1, 0.5, 0.5],
+            "slope": 1.5,
+            "intercept": 0.2,
+            "blend": 0.02,
+        },
+        "fitted_on": {"n_studies": 400, "n_positive": 77},
+    }
+    calibrator = Calibrator.from_dict(stored)
+    assert calibrator.tails.value == "flat"
+    raw = np.array([0.0, 0.1, 0.4, 0.8, 1.0])
+    platt = 1.0 / (1.0 + np.exp(-(1.5 * logit(raw) + 0.2)))
+    isotonic = np.interp(raw, stored["parameters"]["knots_x"], stored["parameters"]["knots_y"])
+    np.testing.assert_allclose(calibrator.apply(raw), 0.98 * isotonic + 0.02 * platt)
+
+
 def test_auto_method_by_study_count() -> None:
     assert choose_method(200, 20) is ISOTONIC
     assert choose_method(199, 60) is PLATT

@@ -154,6 +154,7 @@ def collate(cases: Sequence[BreastCase], feature_dim: int) -> FusionBatch:
     geometry = torch.zeros((size, count, len(GEOMETRY_FEATURES)))
     is_cc = torch.zeros((size, count), dtype=torch.bool)
     valid = torch.zeros((size, count), dtype=torch.bool)
+    reported = torch.zeros((size, count), dtype=torch.bool)
     base = torch.zeros((size, count))
     for row, case in enumerate(cases):
         for col, item in enumerate(case.findings):
@@ -167,9 +168,15 @@ def collate(cases: Sequence[BreastCase], feature_dim: int) -> FusionBatch:
             geometry[row, col] = torch.tensor(geometry_row(item))
             is_cc[row, col] = item.is_cc
             valid[row, col] = True
+            reported[row, col] = item.reported
             base[row, col] = base_logit(item)
     return FusionBatch(
-        features=features, geometry=geometry, is_cc=is_cc, valid=valid, base_logit=base
+        features=features,
+        geometry=geometry,
+        is_cc=is_cc,
+        valid=valid,
+        reported=reported,
+        base_logit=base,
     )
 
 

@@ -8,12 +8,22 @@ Methods:
   breakpoints and applied with :func:`numpy.interp`, so inference needs neither scikit-learn nor
   a pickle. Isotonic regression is a step function: every study inside a step gets the same
   probability, which ties malignant with benign studies and costs AUC — and the 2-decimal
-  rounding users see makes that worse. Two things keep the map strictly increasing: each step is
-  replaced by one knot at the mean score of its studies with linear interpolation between knots
-  ("centred isotonic regression", Oron & Flournoy, Stat Biopharm Res 2017), and
-  :data:`TIE_BREAK_WEIGHT` of a Platt fit is blended in, which also slopes the flat ends beyond
-  the outermost knots. A strictly increasing map keeps the order of the raw scores, so the AUC
-  before rounding is exactly the raw AUC.
+  rounding users see makes that worse. Three things keep the map strictly increasing:
+
+  - each step is replaced by one knot at the mean score of its studies, with linear
+    interpolation between knots ("centred isotonic regression", Oron & Flournoy, Stat
+    Biopharm Res 2017);
+  - each step's rate of malignancy is shrunk towards the Platt fit's by
+    :data:`PRIOR_STUDIES` pseudo-studies, so no step claims exactly 0 or 1 (a bottom step of
+    a hundred benign breasts says "rare", not "impossible"), and pooled again where that
+    breaks the order;
+  - beyond the outermost knots (``tails`` ``platt``) the map continues with the Platt fit's
+    slope on the logit scale, anchored at the end knot, instead of staying flat: the
+    highest-scoring studies of new data, above every training score, are no longer tied.
+
+  A strictly increasing map keeps the order of the raw scores, so the AUC before rounding is
+  exactly the raw AUC. Files written before the tails existed (``tails`` ``flat``: knots
+  padded to 0 and 1, 2 % of the Platt map blended in) load and apply as before.
 * ``platt`` — logistic regression on ``logit(score)`` (Platt 1999), stored as slope and
   intercept: ``p = σ(slope · logit(s) + intercept)``.
 * ``identity`` — ``p = s``; what a bundle without ``calibration.json`` does.
@@ -48,9 +58,9 @@ MIN_PER_CLASS = 5
 #: ``auto`` uses isotonic from this many studies and malignant studies on
 ISOTONIC_MIN_STUDIES = 200
 ISOTONIC_MIN_POSITIVES = 20
-#: share of the Platt map blended into isotonic so that it is strictly increasing everywhere;
-#: small enough to move no probability by more than 0.02 × |isotonic − Platt|
-TIE_BREAK_WEIGHT = 0.02
+#: weight, in studies, of the Platt fit's rate in each isotonic step's rate: enough that a
+#: step of a few studies cannot claim 0 or 1, too little to move a step of dozens
+PRIOR_STUDIES = 2.0
 #: scores are clipped to [ε, 1 − ε] before the logit, so 0 and 1 stay finite; tiny, because
 #: an untrained or weak detector's scores bunch near 0 and must not be tied by the clip
 LOGIT_EPS = 1e-12
@@ -64,6 +74,15 @@ class CalibrationMethod(str, Enum):
     ISOTONIC = "isotonic"
     PLATT = "platt"
     IDENTITY = "identity"
+
+
+class Tails(str, Enum):
+    """How an isotonic map goes on beyond its outermost knots."""
+
+    #: constant (knots padded to raw 0 and 1): files written before ``platt`` tails existed
+    FLAT = "flat"
+    #: the Platt slope on the logit scale, anchored at the end knot: strictly increasing
+    PLATT = "platt"
 
 
 def logit(scores: npt.ArrayLike) -> FloatArray:
@@ -82,9 +101,11 @@ class Calibrator:
     """Raw aggregate score in [0, 1] → calibrated probability in [0, 1], non-decreasing.
 
     ``knots_x`` / ``knots_y`` are the isotonic knots (raw score → probability, ``x`` strictly
-    increasing, spanning 0 … 1); ``slope`` / ``intercept`` the Platt map on ``logit(score)``,
-    used alone by ``platt`` and blended with weight ``blend`` into ``isotonic``. ``n_studies``,
-    ``n_positive``, ``fitted`` (ISO date) and ``source`` say what it was fitted on.
+    increasing; with ``tails`` ``flat`` spanning 0 … 1, with ``platt`` inside (0, 1) with ``y``
+    strictly inside (0, 1)); ``slope`` / ``intercept`` the Platt map on ``logit(score)``, used
+    alone by ``platt``, for the ``platt`` tails of ``isotonic``, and blended with weight
+    ``blend`` into it. ``n_studies``, ``n_positive``, ``fitted`` (ISO date) and ``source`` say
+    what it was fitted on.
     """
 
     method: CalibrationMethod
@@ -93,6 +114,7 @@ class Calibrator:
     slope: float = 1.0
     intercept: float = 0.0
     blend: float = 0.0
+    tails: Tails = Tails.FLAT
     n_studies: int = 0
     n_positive: int = 0
     fitted: str = ""
@@ -104,13 +126,21 @@ class Calibrator:
         if not 0.0 <= self.blend < 1.0:
             raise ValueError(f"blend must be in [0, 1), got {self.blend}")
         if self.method is CalibrationMethod.ISOTONIC:
-            x, y = np.asarray(self.knots_x), np.asarray(self.knots_y)
-            if len(x) < 2 or len(x) != len(y):
-                raise ValueError("isotonic calibration needs ≥ 2 knots, as many x as y")
-            if np.any(np.diff(x) <= 0) or np.any(np.diff(y) < 0):
-                raise ValueError("isotonic knots must have increasing x and non-decreasing y")
+            self._check_knots()
+
+    def _check_knots(self) -> None:
+        x, y = np.asarray(self.knots_x), np.asarray(self.knots_y)
+        if len(x) != len(y) or len(x) < (2 if self.tails is Tails.FLAT else 1):
+            raise ValueError(
+                "isotonic calibration needs ≥ 2 knots (1 with platt tails), as many x as y"
+            )
+        if np.any(np.diff(x) <= 0) or np.any(np.diff(y) < 0):
+            raise ValueError("isotonic knots must have increasing x and non-decreasing y")
+        if self.tails is Tails.FLAT:
             if x[0] > 0.0 or x[-1] < 1.0 or y.min() < 0.0 or y.max() > 1.0:
                 raise ValueError("isotonic knots must span x in [0, 1] with y in [0, 1]")
+        elif x[0] < 0.0 or x[-1] > 1.0 or y.min() <= 0.0 or y.max() >= 1.0:
+            raise ValueError("with platt tails, knots need x in [0, 1] and y strictly in (0, 1)")
 
     @property
     def calibrated(self) -> bool:
@@ -125,10 +155,21 @@ class Calibrator:
         if self.method is CalibrationMethod.PLATT:
             return platt
         isotonic = np.interp(raw, self.knots_x, self.knots_y)
+        if self.tails is Tails.PLATT:
+            isotonic = self._platt_tails(raw, isotonic)
         return np.asarray(
             np.clip((1.0 - self.blend) * isotonic + self.blend * platt, 0.0, 1.0),
             dtype=np.float64,
         )
+
+    def _platt_tails(self, raw: FloatArray, inside: FloatArray) -> FloatArray:
+        """``inside`` (the interpolated knots) with the scores beyond the end knots replaced by
+        ``σ(logit(y_end) + slope · (logit(raw) − logit(x_end)))``."""
+        z = logit(raw)
+        below = _sigmoid(logit(self.knots_y[0]) + self.slope * (z - logit(self.knots_x[0])))
+        above = _sigmoid(logit(self.knots_y[-1]) + self.slope * (z - logit(self.knots_x[-1])))
+        low, high = raw < self.knots_x[0], raw > self.knots_x[-1]
+        return np.asarray(np.where(low, below, np.where(high, above, inside)), dtype=np.float64)
 
     def apply_one(self, score: float | None) -> float | None:
         """:meth:`apply` for one probability; ``None`` (nothing processed) stays ``None``."""
@@ -149,6 +190,7 @@ class Calibrator:
                 "slope": self.slope,
                 "intercept": self.intercept,
                 "blend": self.blend,
+                "tails": self.tails.value,
             },
             "fitted_on": {"n_studies": self.n_studies, "n_positive": self.n_positive},
             "fitted": self.fitted,
@@ -167,6 +209,7 @@ class Calibrator:
             slope=float(parameters.get("slope", 1.0)),
             intercept=float(parameters.get("intercept", 0.0)),
             blend=float(parameters.get("blend", 0.0)),
+            tails=Tails(parameters.get("tails", Tails.FLAT.value)),
             n_studies=int(counts.get("n_studies", 0)),
             n_positive=int(counts.get("n_positive", 0)),
             fitted=str(data.get("fitted", "")),
@@ -245,10 +288,9 @@ def fit_calibrator(
     }
     if chosen is CalibrationMethod.PLATT:
         return Calibrator(method=chosen, **common)
-    knots_x, knots_y = _centred_isotonic_knots(score, label)
-    return Calibrator(
-        method=chosen, knots_x=knots_x, knots_y=knots_y, blend=TIE_BREAK_WEIGHT, **common
-    )
+    platt = _sigmoid(slope * logit(score) + intercept)
+    knots_x, knots_y = _centred_isotonic_knots(score, label, platt)
+    return Calibrator(method=chosen, knots_x=knots_x, knots_y=knots_y, tails=Tails.PLATT, **common)
 
 
 def _checked(scores: npt.ArrayLike, labels: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -310,19 +352,27 @@ def _fit_platt(score: FloatArray, label: FloatArray) -> tuple[float, float]:
 
 
 def _centred_isotonic_knots(
-    score: FloatArray, label: FloatArray
+    score: FloatArray, label: FloatArray, platt: FloatArray
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """One knot per isotonic step at the mean raw score of its studies, plus the ends 0 and 1
-    at the outermost steps' values."""
-    regression = _sklearn().isotonic.IsotonicRegression(
-        y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip"
+    """One knot per isotonic step at the mean raw score of its studies, its value the step's
+    malignant rate shrunk towards the mean Platt probability ``platt`` of its studies by
+    :data:`PRIOR_STUDIES`; steps that shrinking puts out of order are pooled again (weighted
+    by their studies) and merged."""
+    isotonic = _sklearn().isotonic.IsotonicRegression
+    fitted = np.asarray(
+        isotonic(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit_transform(score, label),
+        dtype=np.float64,
     )
-    fitted = np.asarray(regression.fit_transform(score, label), dtype=np.float64)
-    values = np.unique(fitted)  # one per step: steps of a non-decreasing fit differ
-    centres = np.array([score[fitted == value].mean() for value in values])
-    xs, ys = list(centres), list(values)
-    if xs[0] > 0.0:
-        xs, ys = [0.0, *xs], [ys[0], *ys]
-    if xs[-1] < 1.0:
-        xs, ys = [*xs, 1.0], [*ys, ys[-1]]
-    return tuple(float(v) for v in xs), tuple(float(v) for v in ys)
+    steps = [fitted == value for value in np.unique(fitted)]  # one mask per step
+    counts = np.array([float(step.sum()) for step in steps])
+    centres = np.array([score[step].mean() for step in steps])
+    shrunk = np.array(
+        [
+            (label[step].sum() + PRIOR_STUDIES * platt[step].mean()) / (n + PRIOR_STUDIES)
+            for step, n in zip(steps, counts, strict=True)
+        ]
+    )
+    pooled = isotonic().fit_transform(centres, shrunk, sample_weight=counts + PRIOR_STUDIES)
+    values = np.unique(pooled)
+    xs = [float(np.average(centres[pooled == v], weights=counts[pooled == v])) for v in values]
+    return tuple(xs), tuple(float(v) for v in values)
