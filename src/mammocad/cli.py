@@ -288,7 +288,11 @@ def train_fusion_command(
             help="Detections down to this score feed fusion (default: the finding threshold).",
         ),
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 150,
+    epochs: Annotated[
+        int, typer.Option(min=1, help="Training epochs (few: see docs/fusion.md).")
+    ] = 5,
+    learning_rate: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = 1e-3,
+    model_dim: Annotated[int, typer.Option(min=4, help="Width of the attention module.")] = 16,
     seed: Annotated[int, typer.Option(help="Seeds the module's training.")] = 0,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% CIs.")] = 1000,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
@@ -306,7 +310,8 @@ def train_fusion_command(
         val=_parse_specs(val),
         out_dir=out,
         candidate_score=candidate_score,
-        params=TrainParams(epochs=epochs, seed=seed),
+        params=TrainParams(epochs=epochs, learning_rate=learning_rate, seed=seed),
+        model_dim=model_dim,
         bootstrap=bootstrap,
         device=device,
         threads=threads,

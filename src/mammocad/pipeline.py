@@ -117,10 +117,13 @@ class Pipeline:
         self.calibrator = calibrator
         # linking needs no weights; refinement only where the bundle has fusion weights
         self.fuser = fuser or Fuser()
-        if self.fuser.candidate_score is not None:
-            detector.set_candidate_threshold(self.fuser.candidate_score)
         # None: breast probabilities from the noisy-OR or fusion, as before the risk model
         self.risk = risk
+        # fusion and the risk model's candidate features see detections below the finding
+        # threshold: detect down to the lower of their candidate scores
+        wanted = [self.fuser.candidate_score, None if risk is None else risk.candidate_score]
+        if any(score is not None for score in wanted):
+            detector.set_candidate_threshold(min(s for s in wanted if s is not None))
         self.model_info = ModelInfo(
             name=manifest.name,
             version=manifest.version,
@@ -183,8 +186,10 @@ class Pipeline:
             fusion = self.fuser.fuse(study, preprocessed, predictions)
             breast_raw, sideless_raw = fusion.breast_probabilities, None
             if self.risk is not None:
+                candidates = {key: p.candidates for key, p in predictions.items()}
                 scores = score_inputs(
-                    self.risk, study_inputs(study, preprocessed, findings, fusion)
+                    self.risk,
+                    study_inputs(study, preprocessed, findings, fusion, candidates),
                 )
                 breast_raw = {side: p for side, p in scores.items() if side is not None}
                 sideless_raw = scores.get(None)

@@ -130,3 +130,42 @@ def test_case_inputs_use_reported_findings_and_infer_views_of_old_caches() -> No
     assert row["n_findings"] == 1 and row["max_score"] == pytest.approx(0.9)
     assert row["both_views"] == 1  # inferred from the candidate's view
     assert math.isnan(row["min_quality"])
+
+
+def test_candidates_below_the_finding_threshold_feed_only_the_candidate_features() -> None:
+    """A malignant-looking box the detector scores below the finding threshold is no finding,
+    but it is the strongest single sign of cancer the risk model gets (docs/risk.md)."""
+    reported = finding("a", "cc", 0.6, 0.2)
+    below = finding("b", "cc", 0.1, 0.95)
+    without = named(feature_row(BreastInputs(findings=(reported,))))
+    assert without["max_candidate_contribution"] == pytest.approx(0.12)
+    assert without["candidate_probability"] == pytest.approx(without["breast_probability"])
+    row = named(feature_row(BreastInputs(findings=(reported,), candidates=(reported, below))))
+    assert row["n_findings"] == 1 and row["max_contribution"] == pytest.approx(0.12)
+    assert row["max_candidate_contribution"] == pytest.approx(0.12)  # 0.1 · 0.95 < 0.6 · 0.2
+    assert row["candidate_probability"] == pytest.approx(1 - 0.88 * 0.905)
+    strong = finding("c", "mlo", 0.3, 0.9)
+    row = named(feature_row(BreastInputs(findings=(reported,), candidates=(reported, strong))))
+    assert row["max_candidate_contribution"] == pytest.approx(0.27)
+
+    # at inference: per image key, the candidates where the detector returned them
+    study = Study(
+        study_instance_uid="1",
+        images=[_image("cc", Laterality.L, ViewPosition.CC)],
+    )
+    inputs = study_inputs(study, {}, {"cc": [reported]}, None, {"cc": [reported, strong]})
+    assert named(feature_row(inputs[Laterality.L]))["max_candidate_contribution"] == (
+        pytest.approx(0.27)
+    )
+    # from a cache: every cached finding is a candidate
+    case = BreastCase(
+        study_instance_uid="1",
+        patient_id="p",
+        laterality=Laterality.L,
+        findings=(
+            _placed("cc", ViewPosition.CC, 0.9, True),
+            _placed("mlo", ViewPosition.MLO, 0.02, False),
+        ),
+        label=1,
+    )
+    assert len(case_inputs(case, fused_probability=None).candidates) == 2

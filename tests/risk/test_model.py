@@ -107,3 +107,69 @@ def test_model_dict_rejects_unknown_features() -> None:
     data["features"] = data["features"][:2]
     with pytest.raises(ValueError, match="feature"):
         RiskModel.from_dict(data)
+
+
+def test_models_of_older_versions_use_their_own_feature_columns(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """risk.json lists the features it was trained on; a model from before the candidate
+    features keeps working, each tree reading its own columns by name."""
+    from mammocad.risk.apply import score_inputs
+    from mammocad.risk.bundle import LoadedRisk
+    from mammocad.risk.features import BreastInputs, columns
+    from mammocad.risk.model import Tree
+    from mammocad.structures import Finding, FindingLabel
+
+    split = Tree(
+        feature=(0, -1, -1),
+        threshold=(0.2, 0.0, 0.0),
+        missing_left=(True, False, False),
+        left=(1, -1, -1),
+        right=(2, -1, -1),
+        is_leaf=(False, True, True),
+        value=(0.0, -1.0, 1.0),
+    )
+    only = RiskModel(features=("max_candidate_contribution",), baseline=0.0, trees=(split,))
+    weak = Finding(
+        id="a",
+        sop_instance_uid="x",
+        label=FindingLabel.MASS,
+        score=0.6,
+        malignancy_probability=0.1,
+        box=(0.0, 0.0, 1.0, 1.0),
+    )
+    strong = Finding(
+        id="b",
+        sop_instance_uid="x",
+        label=FindingLabel.MASS,
+        score=0.3,
+        malignancy_probability=0.9,
+        box=(0.0, 0.0, 1.0, 1.0),
+    )
+    scores = score_inputs(
+        LoadedRisk(model=only, section={}),
+        {
+            "a": BreastInputs(findings=(weak,)),
+            "b": BreastInputs(findings=(weak,), candidates=(weak, strong)),
+        },  # type: ignore[dict-item]
+    )
+    assert scores["a"] == pytest.approx(1 / (1 + np.e))  # type: ignore[index]
+    assert scores["b"] == pytest.approx(1 / (1 + np.exp(-1)))  # type: ignore[index]
+    assert columns(FEATURES[:14]) == list(range(14))
+    with pytest.raises(ValueError, match="not computed"):
+        columns(("max_score", "tomorrow's feature"))
+
+
+def test_the_pipeline_detects_down_to_the_risk_models_candidate_score(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    from mammocad.pipeline import Pipeline
+
+    x, y, patients = synthetic_rows(60, seed=8)
+    plain = copy_bundle(tiny_bundle, tmp_path / "plain")
+    save_risk(fit_risk_model(x, y, patients), plain)
+    with_candidates = copy_bundle(tiny_bundle, tmp_path / "candidates")
+    save_risk(fit_risk_model(x, y, patients), with_candidates, candidate_score=0.01)
+    detector = Pipeline.from_bundle(plain).detector
+    assert detector.candidate_threshold == detector.finding_threshold > 0.01
+    assert Pipeline.from_bundle(with_candidates).detector.candidate_threshold == 0.01

@@ -41,7 +41,7 @@ class FusionRun:
     out_dir: Path
     candidate_score: float | None = None  # None: the bundle's finding threshold
     params: TrainParams = field(default_factory=TrainParams)
-    model_dim: int = 64
+    model_dim: int = 16
     bootstrap: int = 1000
     device: str = "cpu"
     threads: int | None = None

@@ -38,6 +38,7 @@ from mammocad.eval.study_metrics import roc_auc_with_ci
 from mammocad.fuse.apply import refine_cases
 from mammocad.fuse.bundle import LoadedFusion, copy_bundle, load_fusion
 from mammocad.fuse.data import BreastCase
+from mammocad.fuse.model import FusionConfig
 from mammocad.fuse.train import TrainParams, train_fusion
 from mammocad.risk.aggregate import OUTPUT_DECIMALS
 from mammocad.risk.apply import case_inputs
@@ -113,16 +114,24 @@ def cross_fitted_fusion(
     in-sample confidence: on the 0.4.0 data it scored 0.99 out-of-fold and 0.65 on validation
     (docs/risk.md). Cross-fitting gives it the outputs it will see on new patients.
     """
+    params = TrainParams(**fusion.section.get("training_data", {}).get("params", {}))
+    return out_of_fold_fusion(cases, fusion.model.config, params, folds=folds)
+
+
+def out_of_fold_fusion(
+    cases: Sequence[BreastCase], config: FusionConfig, params: TrainParams, *, folds: int
+) -> list[float]:
+    """Each labelled case's fused probability from a module (``config``, ``params``) trained
+    on the other ``folds`` − 1 folds of patients; findings refined in place."""
     from sklearn.model_selection import GroupKFold  # training needs the [ml] extra anyway
 
-    groups = [case.patient_id for case in cases]
     splitter = GroupKFold(n_splits=folds)
-    config = fusion.model.config
-    params = TrainParams(**fusion.section.get("training_data", {}).get("params", {}))
+    groups = [case.patient_id for case in cases]
     fused = [0.0] * len(cases)
     for train_rows, held_out in splitter.split(np.zeros(len(cases)), groups=groups):
         module = train_fusion([cases[i] for i in train_rows], config, params).model
-        refined = refine_cases(replace(fusion, model=module), [cases[i] for i in held_out])
+        held = LoadedFusion(model=module, candidate_score=0.0, section={})
+        refined = refine_cases(held, [cases[i] for i in held_out])
         for row, probability in zip(held_out, refined, strict=True):
             fused[row] = probability
     return fused
@@ -245,7 +254,13 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
     manifest = read_manifest(bundle_dir)
     thresholds = {"intermediate": points.intermediate.threshold, "high": points.high.threshold}
     write_manifest(bundle_dir, replace(manifest, thresholds={**manifest.thresholds, **thresholds}))
-    save_risk(fitted, bundle_dir, training_data=training_data, metrics=metrics)
+    save_risk(
+        fitted,
+        bundle_dir,
+        training_data=training_data,
+        metrics=metrics,
+        candidate_score=pipeline.detector.candidate_threshold,
+    )
     report.update(
         bundle=str(bundle_dir),
         calibration=calibrator.describe(),

@@ -8,7 +8,7 @@ from mammocad.fuse.apply import FusionResult
 from mammocad.fuse.data import BreastCase
 from mammocad.fuse.link import LinkParams, link_breast
 from mammocad.risk.bundle import LoadedRisk
-from mammocad.risk.features import BreastInputs, feature_matrix
+from mammocad.risk.features import BreastInputs, columns, feature_matrix
 from mammocad.structures import Finding, Laterality, PreprocessedImage, Study
 
 
@@ -17,11 +17,15 @@ def study_inputs(
     preprocessed: Mapping[str, PreprocessedImage],
     findings: Mapping[str, Sequence[Finding]],
     fusion: FusionResult | None = None,
+    candidates: Mapping[str, Sequence[Finding]] | None = None,
 ) -> dict[Laterality | None, BreastInputs]:
     """Risk-model inputs of each breast of ``study`` with a processed image (R, L), and under
     ``None`` the processed images of unknown laterality when there are any (no fusion there).
-    ``findings`` are the reported findings per image key; ``fusion`` the fuse stage's output.
+    ``findings`` are the reported findings per image key; ``fusion`` the fuse stage's output;
+    ``candidates`` the detections down to the candidate score per image key (findings
+    included; ``None`` or a missing key: the findings).
     """
+    candidates = candidates or {}
     links = fusion.links if fusion else []
     fused = fusion.breast_probabilities if fusion else {}
     inputs: dict[Laterality | None, BreastInputs] = {}
@@ -34,6 +38,11 @@ def study_inputs(
         detected = [image for image in images if image.key in findings]
         inputs[side] = BreastInputs(
             findings=found,
+            candidates=tuple(
+                f
+                for image in images
+                for f in candidates.get(image.key) or findings.get(image.key, ())
+            ),
             fused_probability=None if side is None else fused.get(side),
             n_linked_pairs=sum(1 for cc, _ in links if cc in ids),
             views=tuple(image.view for image in detected if image.view is not None),
@@ -51,12 +60,14 @@ def case_inputs(
 ) -> BreastInputs:
     """Risk-model inputs of a cached fusion case (:mod:`mammocad.fuse.collect`), as
     :func:`study_inputs` makes them at inference: reported findings only, linked with the
-    fuse stage's rule. Caches without recorded views take them from the findings' images
-    (candidates included, so a view with any candidate counts)."""
+    fuse stage's rule; the cached candidates are the candidates. Caches without recorded
+    views take them from the findings' images (candidates included, so a view with any
+    candidate counts)."""
     reported = tuple(item.finding for item in case.findings if item.reported)
     views = case.processed_views or tuple(dict.fromkeys(item.view for item in case.findings))
     return BreastInputs(
         findings=reported,
+        candidates=tuple(item.finding for item in case.findings),
         fused_probability=fused_probability,
         n_linked_pairs=len(link_breast(*case.views(), link or LinkParams())),
         views=views,
@@ -71,5 +82,6 @@ def score_inputs(
     keys = list(inputs)
     if not keys:
         return {}
-    scores = risk.model.predict(feature_matrix([inputs[key] for key in keys]))
+    matrix = feature_matrix([inputs[key] for key in keys])
+    scores = risk.model.predict(matrix[:, columns(risk.model.features)])
     return {key: float(score) for key, score in zip(keys, scores, strict=True)}

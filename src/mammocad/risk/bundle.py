@@ -34,7 +34,7 @@ from mammocad.detect.bundle import (
 )
 from mammocad.errors import ModelBundleError
 from mammocad.risk.calibration import save_calibration
-from mammocad.risk.features import FEATURES
+from mammocad.risk.features import columns
 from mammocad.risk.model import FittedRisk, RiskModel
 
 RISK_FILE = "risk.json"
@@ -50,6 +50,13 @@ class LoadedRisk:
     def method(self) -> str:
         return self.model.method
 
+    @property
+    def candidate_score(self) -> float | None:
+        """Detections down to this score feed the candidate features; ``None`` (models
+        trained before they existed): the reported findings only."""
+        value = self.section.get("candidate_score")
+        return None if value is None else float(value)
+
 
 def save_risk(
     fitted: FittedRisk,
@@ -57,9 +64,12 @@ def save_risk(
     *,
     training_data: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
+    candidate_score: float | None = None,
 ) -> BundleManifest:
     """Write ``risk.json`` and ``calibration.json`` (the risk model's) into the bundle folder
-    ``bundle`` and record them in its manifest. Returns the new manifest."""
+    ``bundle`` and record them in its manifest; ``candidate_score`` is the detection score
+    down to which the training cases held candidates (the pipeline detects down to it).
+    Returns the new manifest."""
     folder = Path(bundle)
     manifest = read_manifest(folder)
     path = folder / RISK_FILE
@@ -73,6 +83,7 @@ def save_risk(
         "sha256": sha256_of(path),
         "method": fitted.model.method,
         "features": list(fitted.model.features),
+        "candidate_score": candidate_score,
         "calibration": fitted.calibrator.describe(),
         "training_data": {
             **(training_data or {}),
@@ -108,8 +119,7 @@ def load_risk(bundle: str | Path, manifest: BundleManifest | None = None) -> Loa
         if section["format_version"] != RISK_FORMAT:
             raise ValueError(f"risk format {section['format_version']!r} is not {RISK_FORMAT}")
         model = RiskModel.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        if model.features != FEATURES:
-            raise ValueError("its features are not this mammocad version's")
+        columns(model.features)  # every feature it uses is one this version computes
     except (KeyError, TypeError, ValueError) as error:
         raise ModelBundleError(
             f"{folder}: the risk model is invalid ({error}); retrain it with `mammocad train "

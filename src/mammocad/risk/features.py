@@ -15,9 +15,18 @@ One row of :data:`FEATURES` per breast (``float64``), in this order:
 * ``min_quality`` / ``mean_quality`` — of the quality gate's scores (in [0, 1]) of those
   images; NaN when unknown (gradient boosting routes missing values itself);
 * ``max_score_<class>`` — largest detection score of each lesion class in
-  :data:`FINDING_CLASSES`; 0 without one.
+  :data:`FINDING_CLASSES`; 0 without one;
+* ``max_candidate_contribution`` / ``candidate_probability`` — the max and the noisy-OR of
+  ``score · malignancy`` over the **candidates**: every detection down to the risk model's
+  candidate score (recorded in the bundle, 0.01 for the shipped one), the reported findings
+  included. The lesion classifier separates malignant from benign boxes far better than the
+  detector's score separates lesions from tissue, so a malignant lesion the detector scores
+  below the finding threshold still shows here: on 800 phantom breasts the maximum alone has
+  breast AUC 0.74, the noisy-OR of the reported findings 0.65 (docs/risk.md).
 
 Findings with a malignancy refined by fusion enter with the refined value, as at inference.
+Risk models trained before a feature existed list the features they use; the columns are
+chosen by name (:func:`columns`).
 """
 
 from __future__ import annotations
@@ -51,6 +60,8 @@ FEATURES = (
     "min_quality",
     "mean_quality",
     *(f"max_score_{label.value}" for label in FINDING_CLASSES),
+    "max_candidate_contribution",
+    "candidate_probability",
 )
 
 #: features along which the risk may only rise (more or stronger evidence of a lesion, a
@@ -63,9 +74,11 @@ EVIDENCE = frozenset(FEATURES) - {"both_views", "min_quality", "mean_quality"}
 class BreastInputs:
     """What one breast offers the risk model. ``fused_probability`` ``None``: no fusion
     weights (the noisy-OR of ``findings`` stands in); ``quality`` one score per processed
-    image, empty when unknown."""
+    image, empty when unknown; ``candidates`` every detection down to the candidate score,
+    ``findings`` included (empty: the same as ``findings``)."""
 
     findings: tuple[Finding, ...]
+    candidates: tuple[Finding, ...] = ()
     fused_probability: float | None = None
     n_linked_pairs: int = 0
     views: tuple[ViewPosition, ...] = ()
@@ -83,7 +96,8 @@ def _max(values: Iterable[float]) -> float:
 def feature_row(inputs: BreastInputs) -> list[float]:
     """The :data:`FEATURES` of one breast."""
     found = inputs.findings
-    contributions = [_clip(f.score) * _clip(f.malignancy_probability) for f in found]
+    contributions = [_contribution(f) for f in found]
+    candidates = inputs.candidates or found
     views = set(inputs.views)
     probability = inputs.fused_probability
     quality = inputs.quality
@@ -99,7 +113,25 @@ def feature_row(inputs: BreastInputs) -> list[float]:
         min(quality) if quality else math.nan,
         float(np.mean(quality)) if quality else math.nan,
         *(_max(_clip(f.score) for f in found if f.label is label) for label in FINDING_CLASSES),
+        _max(_contribution(f) for f in candidates),
+        noisy_or(candidates),
     ]
+
+
+def _contribution(finding: Finding) -> float:
+    return _clip(finding.score) * _clip(finding.malignancy_probability)
+
+
+def columns(names: Sequence[str]) -> list[int]:
+    """Indices in :data:`FEATURES` of ``names`` (a risk model's own feature list).
+
+    Raises:
+        ValueError: a name this version does not compute.
+    """
+    unknown = [name for name in names if name not in FEATURES]
+    if unknown:
+        raise ValueError(f"features {unknown} are not computed by this mammocad version")
+    return [FEATURES.index(name) for name in names]
 
 
 def feature_matrix(rows: Sequence[BreastInputs]) -> npt.NDArray[np.float64]:
