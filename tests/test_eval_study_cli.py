@@ -29,6 +29,10 @@ def _write_results(folder: Path) -> None:
         study.mkdir(parents=True)
         result = {"study_instance_uid": uid, "malignancy_probability": shown}
         result["x_malignancy_probability_unrounded"] = raw
+        result["status"] = (
+            "rejected" if shown is None else "partial" if uid == "1.2" else "complete"
+        )
+        result["model"] = {"risk": {"suspicion_thresholds": {"intermediate": 0.1, "high": 0.5}}}
         (study / "result.json").write_text(json.dumps(result))
 
 
@@ -51,6 +55,14 @@ def test_auc_and_rounding_loss_from_labels_csv(tmp_path: Path) -> None:
     report = (tmp_path / "report" / "study_metrics.md").read_text()
     assert "AUC" in report
     assert (tmp_path / "report" / "study_metrics.csv").is_file()
+    # the calibration test: all 5 labelled studies (3 malignant); at the results' high
+    # threshold 0.5 one of the two scored malignant studies is found and both benign cleared;
+    # one rejected and one partial study are technical defects
+    assert "calibration test: 5 studies, 60.0% positive" in output
+    assert "sensitivity 0.500 and specificity 1.000 at 0.5" in output
+    assert "technical defects 40.0%" in output
+    assert "not a qualifying set: 5 studies, the test needs at least 400" in output
+    assert "## Calibration test" in report and "| share technical defects | 0.400 |" in report
 
 
 def test_labels_from_phantom_truth(tmp_path: Path) -> None:

@@ -650,8 +650,17 @@ def eval_study_command(
         Path | None, typer.Option(help="Phantom folder: labels from its truth.json files.")
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="Patient-bootstrap resamples.")] = 1000,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Calibration test's operating point (default: the results' 'high' threshold).",
+        ),
+    ] = None,
 ) -> None:
-    """Study-level ROC-AUC (patient bootstrap CI), operating points, calibration, rounding."""
+    """Study-level ROC-AUC (patient bootstrap CI), operating points, calibration, rounding,
+    and the Moscow experiment's calibration test."""
     from mammocad.commands.eval_study import labels_from_csv, labels_from_phantoms, run_eval_study
 
     if labels is not None and phantoms is None:
@@ -662,7 +671,12 @@ def eval_study_command(
         console.print("[red]give exactly one of --labels CSV or --phantoms DIR[/red]")
         raise typer.Exit(code=2)
     evaluation = run_eval_study(
-        results_dir=results, labels=truth, out_dir=out, bootstrap=bootstrap, console=console
+        results_dir=results,
+        labels=truth,
+        out_dir=out,
+        bootstrap=bootstrap,
+        threshold=threshold,
+        console=console,
     )
     console.print(f"report: [bold]{evaluation.report}[/bold]")
 

@@ -6,20 +6,32 @@ Labels come from a CSV (``study_instance_uid,label`` plus optional ``patient_id`
 Scores are the rounded probabilities users see; the unrounded ones (``x_`` field) measure what
 rounding costs. Rejected studies have no probability: they are counted as technical defects
 and left out of the AUC.
+
+Every report ends with the **calibration test** of the Moscow experiment (docs/study-metrics.md):
+studies, share positive, AUC, sensitivity and specificity at the service's threshold — by
+default the ``high`` suspicion threshold the results were made with — and the share of
+technical defects (studies ``rejected`` or ``partial``), with whether the set qualifies
+(≥ 400 labelled studies, ≥ 10 % positive).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from mammocad.eval.study_metrics import StudyMetrics, evaluate_study, evaluate_subgroups
-from mammocad.eval.study_report import write_study_csv, write_study_markdown
+from mammocad.eval.study_report import (
+    CalibrationTestSummary,
+    calibration_test_summary,
+    check_calibration_test_set,
+    write_study_csv,
+    write_study_markdown,
+)
 from mammocad.synthetic import read_truth
 
 
@@ -64,6 +76,7 @@ class StudyEvaluation:
     n_rejected: int
     n_unlabelled: int
     report: Path
+    calibration_test: CalibrationTestSummary
 
 
 def _results(results_dir: Path) -> list[dict[str, Any]]:
@@ -79,20 +92,27 @@ def run_eval_study(
     labels: dict[str, StudyLabel],
     out_dir: Path,
     bootstrap: int = 1000,
+    threshold: float | None = None,
     console: Console | None = None,
 ) -> StudyEvaluation:
-    """Evaluate every labelled result; write ``study_metrics.md`` and ``study_metrics.csv``."""
+    """Evaluate every labelled result; write ``study_metrics.md`` and ``study_metrics.csv``.
+    ``threshold``: the calibration test's operating point (``None``: the results' ``high``
+    suspicion threshold, 0.5 when they record none)."""
     console = console or Console(stderr=True)
-    scores, raw, truth, patients, groups = [], [], [], [], []
-    rejected = unlabelled = 0
+    scores, raw, truth, patients, groups, partial = [], [], [], [], [], []
+    rejected = rejected_malignant = unlabelled = 0
+    recorded: float | None = None
     for result in _results(results_dir):
         label = labels.get(str(result["study_instance_uid"]))
         if label is None:
             unlabelled += 1
             continue
+        recorded = recorded if recorded is not None else _high_threshold(result)
         if result["malignancy_probability"] is None:
             rejected += 1
+            rejected_malignant += int(label.malignant)
             continue
+        partial.append(result.get("status") == "partial")
         scores.append(float(result["malignancy_probability"]))
         raw.append(float(result.get("x_malignancy_probability_unrounded", scores[-1])))
         truth.append(int(label.malignant))
@@ -102,9 +122,23 @@ def run_eval_study(
         raise ValueError(f"no labelled, processed result.json under {results_dir}")
     metrics = evaluate_study(raw, truth, patients, n_bootstrap=bootstrap)
     subgroups = evaluate_subgroups(raw, truth, groups, patients, n_bootstrap=bootstrap)
+    operating = threshold if threshold is not None else (recorded if recorded is not None else 0.5)
+    test = calibration_test_summary(
+        scores, truth, partial, threshold=operating, patient_ids=patients, n_bootstrap=bootstrap
+    )
+    # the set is every labelled study sent; a rejected one has no score but is a defect
+    labelled = len(scores) + rejected
+    test = replace(
+        test,
+        n_studies=labelled,
+        share_positive=(sum(truth) + rejected_malignant) / labelled,
+        share_technical_defects=(sum(partial) + rejected) / labelled,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_study_csv(metrics, out_dir / "study_metrics.csv", subgroups=subgroups)
-    report = write_study_markdown(metrics, out_dir / "study_metrics.md", subgroups=subgroups)
+    report = write_study_markdown(
+        metrics, out_dir / "study_metrics.md", subgroups=subgroups, calibration_test=test
+    )
     console.print(
         f"{len(scores)} studies ({sum(truth)} malignant), {rejected} rejected, "
         f"{unlabelled} without a label; AUC {metrics.auc.auc:.3f} "
@@ -112,10 +146,30 @@ def run_eval_study(
         f"users see {metrics.rounding.auc_rounded:.3f} (lost to rounding: "
         f"{metrics.rounding.loss:.4f}, must stay < 0.005)"
     )
+    check = check_calibration_test_set(test)
+    at = test.at_threshold
+    console.print(
+        f"calibration test: {test.n_studies} studies, {test.share_positive:.1%} positive, "
+        f"sensitivity {at.sensitivity:.3f} and specificity {at.specificity:.3f} at "
+        f"{at.threshold:g}, technical defects {test.share_technical_defects:.1%}; "
+        + (
+            "the set qualifies"
+            if check.passed
+            else "not a qualifying set: " + "; ".join(check.problems)
+        )
+    )
     return StudyEvaluation(
         metrics=metrics,
         n_studies=len(scores),
         n_rejected=rejected,
         n_unlabelled=unlabelled,
         report=report,
+        calibration_test=test,
     )
+
+
+def _high_threshold(result: dict[str, Any]) -> float | None:
+    """The ``high`` suspicion threshold a result was made with, if it records one."""
+    risk = (result.get("model") or {}).get("risk") or {}
+    value = (risk.get("suspicion_thresholds") or {}).get("high")
+    return None if value is None else float(value)
