@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from mammocad.cli import app
@@ -100,6 +101,10 @@ def test_train_risk_writes_a_bundle_copy_from_cached_cases(
     assert points["high"]["specificity"] >= 0.9
     assert all(round(thresholds[k], 2) == thresholds[k] for k in ("intermediate", "high"))
     assert pipeline.thresholds.intermediate == thresholds["intermediate"]
+    # what the 2-decimal rounding costs on the out-of-fold studies (issue target < 0.005)
+    rounding = report["out_of_fold_study_rounding"]
+    assert rounding["loss"] == pytest.approx(rounding["auc_raw"] - rounding["auc_rounded"])
+    assert abs(rounding["loss"]) < 0.005
     assert {p.name: p.read_bytes() for p in tiny_bundle.iterdir()} == before
 
 

@@ -34,7 +34,7 @@ from rich.console import Console
 from mammocad.commands.train_fusion import auc_dict, collection_pipeline, gather, phantom_specs
 from mammocad.datasets.spec import DataSpec
 from mammocad.detect.bundle import read_manifest, write_manifest
-from mammocad.eval.study_metrics import roc_auc_with_ci
+from mammocad.eval.study_metrics import roc_auc_with_ci, rounding_effect
 from mammocad.fuse.apply import refine_cases
 from mammocad.fuse.bundle import LoadedFusion, copy_bundle, load_fusion
 from mammocad.fuse.data import BreastCase
@@ -160,18 +160,26 @@ def compare(
     return metrics
 
 
+def study_probabilities(
+    out_of_fold: FloatArray, calibrator: Calibrator, rows: Rows
+) -> tuple[FloatArray, npt.NDArray[np.int64]]:
+    """Out-of-fold study probabilities before rounding (each breast's calibrated score, the
+    maximum per study) and the study labels (any breast malignant)."""
+    order = list(dict.fromkeys(rows.studies))
+    index = np.array([order.index(uid) for uid in rows.studies])
+    probabilities = np.zeros(len(order))
+    np.maximum.at(probabilities, index, calibrator.apply(out_of_fold))
+    labels = np.zeros(len(order), dtype=np.int64)
+    np.maximum.at(labels, index, rows.labels)
+    return probabilities, labels
+
+
 def study_operating_points(
     out_of_fold: FloatArray, calibrator: Calibrator, rows: Rows
 ) -> OperatingPoints:
-    """Suspicion thresholds on the out-of-fold study probabilities as shown: each breast's
-    calibrated score, the maximum per study, rounded for output."""
-    order = list(dict.fromkeys(rows.studies))
-    index = np.array([order.index(uid) for uid in rows.studies])
-    shown = np.zeros(len(order))
-    np.maximum.at(shown, index, calibrator.apply(out_of_fold))
-    labels = np.zeros(len(order), dtype=np.int64)
-    np.maximum.at(labels, index, rows.labels)
-    return choose_operating_points(np.round(shown, OUTPUT_DECIMALS), labels)
+    """Suspicion thresholds on the out-of-fold study probabilities as shown (rounded)."""
+    probabilities, labels = study_probabilities(out_of_fold, calibrator, rows)
+    return choose_operating_points(np.round(probabilities, OUTPUT_DECIMALS), labels)
 
 
 def _metrics(
@@ -250,6 +258,11 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
         n_positive=int(train.labels.sum()),
     )
     points = study_operating_points(out_of_fold, calibrator, train)
+    rounding = rounding_effect(*study_probabilities(out_of_fold, calibrator, train))
+    console.print(
+        f"out-of-fold study AUC {rounding.auc_raw:.4f}, {rounding.auc_rounded:.4f} on the "
+        f"2-decimal probabilities users see (lost to rounding: {rounding.loss:.4f})"
+    )
     bundle_dir = copy_bundle(run.model, run.out_dir / "bundle", keep_fusion=True)
     manifest = read_manifest(bundle_dir)
     thresholds = {"intermediate": points.intermediate.threshold, "high": points.high.threshold}
@@ -265,6 +278,11 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
         bundle=str(bundle_dir),
         calibration=calibrator.describe(),
         operating_points=points.to_dict(),
+        out_of_fold_study_rounding={
+            "auc_raw": rounding.auc_raw,
+            "auc_rounded": rounding.auc_rounded,
+            "loss": rounding.loss,
+        },
     )
     _write_report(run.out_dir, report)
     return report
