@@ -130,6 +130,8 @@ def test_case_inputs_use_reported_findings_and_infer_views_of_old_caches() -> No
     assert row["n_findings"] == 1 and row["max_score"] == pytest.approx(0.9)
     assert row["both_views"] == 1  # inferred from the candidate's view
     assert math.isnan(row["min_quality"])
+    # every cached finding, reported or not, is a candidate (the candidate features)
+    assert len(case_inputs(case, fused_probability=None).candidates) == 2
 
 
 def test_candidates_below_the_finding_threshold_feed_only_the_candidate_features() -> None:
@@ -157,15 +159,3 @@ def test_candidates_below_the_finding_threshold_feed_only_the_candidate_features
     assert named(feature_row(inputs[Laterality.L]))["max_candidate_contribution"] == (
         pytest.approx(0.27)
     )
-    # from a cache: every cached finding is a candidate
-    case = BreastCase(
-        study_instance_uid="1",
-        patient_id="p",
-        laterality=Laterality.L,
-        findings=(
-            _placed("cc", ViewPosition.CC, 0.9, True),
-            _placed("mlo", ViewPosition.MLO, 0.02, False),
-        ),
-        label=1,
-    )
-    assert len(case_inputs(case, fused_probability=None).candidates) == 2

@@ -130,21 +130,16 @@ def test_models_of_older_versions_use_their_own_feature_columns(
         value=(0.0, -1.0, 1.0),
     )
     only = RiskModel(features=("max_candidate_contribution",), baseline=0.0, trees=(split,))
-    weak = Finding(
-        id="a",
-        sop_instance_uid="x",
-        label=FindingLabel.MASS,
-        score=0.6,
-        malignancy_probability=0.1,
-        box=(0.0, 0.0, 1.0, 1.0),
-    )
-    strong = Finding(
-        id="b",
-        sop_instance_uid="x",
-        label=FindingLabel.MASS,
-        score=0.3,
-        malignancy_probability=0.9,
-        box=(0.0, 0.0, 1.0, 1.0),
+    weak, strong = (
+        Finding(
+            id=name,
+            sop_instance_uid="x",
+            label=FindingLabel.MASS,
+            score=score,
+            malignancy_probability=malignancy,
+            box=(0.0, 0.0, 1.0, 1.0),
+        )
+        for name, score, malignancy in (("a", 0.6, 0.1), ("b", 0.3, 0.9))
     )
     scores = score_inputs(
         LoadedRisk(model=only, section={}),
