@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -23,8 +24,13 @@ from mammocad.errors import ModelBundleError, RejectionCode
 from mammocad.io import iter_studies
 from mammocad.pipeline import INTERNAL_ERROR, Pipeline
 from mammocad.preprocess import PreprocessParams
+from mammocad.report.overlay import render_overlay
 from mammocad.report.schema import validation_errors
+from mammocad.risk.bundle import LoadedRisk
+from mammocad.risk.model import RiskModel, Tree
 from mammocad.structures import (
+    Finding,
+    FindingLabel,
     Image,
     Laterality,
     PreprocessedImage,
@@ -226,3 +232,67 @@ def test_quality_gate_issues_reach_the_result(pipeline: Pipeline) -> None:
     assert not blurred["acceptable"]
     assert "motion_blur" in [issue["code"] for issue in blurred["issues"]]
     assert quality[("R", "CC")]["acceptable"]
+
+
+def _candidate_risk() -> LoadedRisk:
+    """A risk model reading only ``max_candidate_contribution``: 0.95 above 0.1, else 0.05."""
+    split = Tree(
+        feature=(0, -1, -1),
+        threshold=(0.1, 0.0, 0.0),
+        missing_left=(True, False, False),
+        left=(1, -1, -1),
+        right=(2, -1, -1),
+        is_leaf=(False, True, True),
+        value=(0.0, -math.log(19.0), math.log(19.0)),
+    )
+    model = RiskModel(features=("max_candidate_contribution",), baseline=0.0, trees=(split,))
+    return LoadedRisk(model=model, section={"candidate_score": 0.01})
+
+
+def test_a_candidate_below_the_finding_threshold_that_drives_the_breast_is_shown(
+    pipeline: Pipeline, study: Study, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The right breast is high only because of a box under the finding threshold: the result
+    names it (x_leading_candidate, original pixels) and the overlay draws it dashed; the left
+    breast, low, gets none."""
+    target = _image(study, Laterality.R, ViewPosition.CC)
+    box = (40.0, 60.0, 90.0, 110.0)
+    hidden = Finding(
+        id=f"{target.key}-f1",
+        sop_instance_uid=target.key,
+        label=FindingLabel.MASS,
+        score=0.2,
+        malignancy_probability=0.9,
+        box=box,
+    )
+
+    def predict(items: list[PreprocessedImage]) -> list[ImagePrediction]:
+        key = items[0].image.key
+        return [ImagePrediction(image_key=key, candidates=[hidden] if key == target.key else [])]
+
+    monkeypatch.setattr(pipeline, "risk", _candidate_risk())
+    monkeypatch.setattr(pipeline.detector, "predict", predict)
+    analysis = pipeline.analyze(study)
+    result = analysis.result
+    assert validation_errors(result) == []
+    breasts = {b["laterality"]: b for b in result["breasts"]}
+    assert breasts["R"]["malignancy_probability"] == 0.95 and breasts["R"]["finding_ids"] == []
+    shown = breasts["R"]["x_leading_candidate"]
+    assert shown["id"] == hidden.id and shown["sop_instance_uid"] == target.key
+    assert shown["box"] == list(box) and shown["malignancy_probability"] == 0.9
+    assert "x_leading_candidate" not in breasts["L"]
+    assert all(not image.get("findings") for image in result["images"])
+    assert analysis.unreported_candidates(target.key) == [hidden]
+    other = _image(study, Laterality.L, ViewPosition.CC)
+    assert analysis.unreported_candidates(other.key) == []
+
+    # the overlay the analyze command writes draws it; without it the box area is untouched
+    from mammocad.commands.analyze import _overlay_picture
+
+    drawn = _overlay_picture(analysis, target, footer="")
+    plain = render_overlay(target, [], nipple=None)
+    x1, y1, _, y2 = (int(v) for v in box)
+    left_side = (slice(y1 - 2, y2 + 3), slice(x1 - 2, x1 + 3))
+    blue, green, red = np.moveaxis(drawn[left_side].astype(int), -1, 0)
+    magenta = (blue > 200) & (green < 100) & (red > 200)
+    assert magenta.any() and not np.array_equal(drawn[left_side], plain[left_side])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -27,10 +27,17 @@ from mammocad.preprocess import PreprocessParams, preprocess_image
 from mammocad.quality import QualityParams, assess_quality
 from mammocad.report.study_json import ModelInfo, study_result
 from mammocad.risk.aggregate import StudyRisk, SuspicionThresholds, aggregate
-from mammocad.risk.apply import score_inputs, study_inputs
+from mammocad.risk.apply import score_inputs, study_inputs, unreported_leading_candidates
 from mammocad.risk.bundle import LoadedRisk, load_risk
 from mammocad.risk.calibration import Calibrator, load_calibration
-from mammocad.structures import Finding, Image, PreprocessedImage, Severity, Study
+from mammocad.structures import (
+    Finding,
+    Image,
+    Laterality,
+    PreprocessedImage,
+    Severity,
+    Study,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +56,9 @@ class StudyAnalysis:
     ``result`` is the schema object (``schemas/result.schema.json``); ``timings_ms`` has
     ``preprocess``, ``detect``, ``aggregate`` (cross-view fusion included) and ``total``.
     ``fusion`` holds the cross-view links and, with fusion weights, the fused breast
-    probabilities.
+    probabilities. ``leading_candidates`` holds, per breast, the unreported detection that
+    drives an intermediate or high probability of a risk model reading candidates
+    (:func:`~mammocad.risk.apply.unreported_leading_candidates`).
     """
 
     study: Study
@@ -59,10 +68,15 @@ class StudyAnalysis:
     result: dict[str, Any]
     timings_ms: dict[str, float]
     fusion: FusionResult | None = None
+    leading_candidates: dict[Laterality, Finding] = field(default_factory=dict)
 
     def findings(self, key: str) -> list[Finding]:
         prediction = self.predictions.get(key)
         return prediction.findings if prediction else []
+
+    def unreported_candidates(self, key: str) -> list[Finding]:
+        """The leading candidates drawn on image ``key`` (at most one per breast)."""
+        return [f for f in self.leading_candidates.values() if f.sop_instance_uid == key]
 
 
 @contextmanager
@@ -185,12 +199,11 @@ class Pipeline:
         with _timed(timings, "aggregate"):
             fusion = self.fuser.fuse(study, preprocessed, predictions)
             breast_raw, sideless_raw = fusion.breast_probabilities, None
+            inputs = {}
             if self.risk is not None:
                 candidates = {key: p.candidates for key, p in predictions.items()}
-                scores = score_inputs(
-                    self.risk,
-                    study_inputs(study, preprocessed, findings, fusion, candidates),
-                )
+                inputs = study_inputs(study, preprocessed, findings, fusion, candidates)
+                scores = score_inputs(self.risk, inputs)
                 breast_raw = {side: p for side, p in scores.items() if side is not None}
                 sideless_raw = scores.get(None)
             risk = aggregate(
@@ -203,6 +216,9 @@ class Pipeline:
                 sideless_raw=sideless_raw,
                 method=None if self.risk is None else self.risk.method,
             )
+        leading = {}
+        if self.risk is not None and self.risk.reads_candidates:
+            leading = unreported_leading_candidates(inputs, risk)
         timings["total"] = (perf_counter() - start) * 1000.0
         result = study_result(
             study,
@@ -211,6 +227,7 @@ class Pipeline:
             risk=risk,
             model=self.model_info,
             timings_ms=timings,
+            leading_candidates=leading,
         )
         return StudyAnalysis(
             study=study,
@@ -220,6 +237,7 @@ class Pipeline:
             result=result,
             timings_ms=timings,
             fusion=fusion,
+            leading_candidates=leading,
         )
 
     def _preprocess(self, study: Study) -> dict[str, PreprocessedImage]:

@@ -159,3 +159,41 @@ def test_candidates_below_the_finding_threshold_feed_only_the_candidate_features
     assert named(feature_row(inputs[Laterality.L]))["max_candidate_contribution"] == (
         pytest.approx(0.27)
     )
+
+
+def test_the_leading_candidate_is_shown_only_unreported_and_behind_a_raised_breast() -> None:
+    from mammocad.risk.aggregate import BreastRisk, StudyRisk, SuspicionThresholds
+    from mammocad.risk.apply import unreported_leading_candidates
+    from mammocad.risk.features import leading_candidate
+
+    reported = finding("r", "cc", 0.6, 0.2)  # contribution 0.12
+    below = finding("b", "mlo", 0.2, 0.9)  # 0.18: leads
+    both = BreastInputs(findings=(reported,), candidates=(reported, below))
+    assert leading_candidate(both) is below
+    assert leading_candidate(BreastInputs(findings=(reported,))) is reported
+    assert leading_candidate(BreastInputs(findings=())) is None
+
+    def shown(right: float, left: float, left_inputs: BreastInputs) -> dict[Laterality, Finding]:
+        risk = StudyRisk(
+            breasts=(
+                BreastRisk(laterality=Laterality.R, malignancy_probability=right),
+                BreastRisk(laterality=Laterality.L, malignancy_probability=left),
+            ),
+            malignancy_probability=max(right, left),
+            suspicion=None,
+            thresholds=SuspicionThresholds(intermediate=0.1, high=0.4),
+        )
+        inputs = {
+            Laterality.R: BreastInputs(findings=(reported,), candidates=(reported, below)),
+            Laterality.L: left_inputs,
+        }
+        return unreported_leading_candidates(inputs, risk)  # type: ignore[arg-type]
+
+    strong = finding("s", "cc", 0.9, 0.9)
+    led_by_finding = BreastInputs(findings=(strong,), candidates=(strong, below))
+    # intermediate (0.1 after rounding 0.095) and high breasts: the right one's box is shown,
+    # the left one's leading box is a reported finding already
+    assert shown(0.095, 0.9, led_by_finding) == {Laterality.R: below}
+    assert shown(0.5, 0.9, led_by_finding) == {Laterality.R: below}
+    # low breasts show nothing
+    assert shown(0.05, 0.02, BreastInputs(findings=(), candidates=(below,))) == {}

@@ -398,3 +398,51 @@ def _check_back_to_back(page: Any) -> None:
         left, right = grey[:, :6].mean(), grey[:, -6:].mean()
         centre_side, outer_side = (right, left) if slot[0] == "R" else (left, right)
         assert centre_side > outer_side + 20, (slot, left, right)
+
+
+def test_a_leading_candidate_is_drawn_dashed_and_listed_without_feedback(
+    browser: Any, service: Service
+) -> None:
+    """A breast's ``x_leading_candidate`` (a box below the report threshold that drives its
+    probability) is drawn on its image in the candidate style and listed apart from the
+    findings, with no agree/disagree buttons (it is not a reported finding)."""
+    page = browser.new_page(viewport=VIEWPORT)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(service.url + "/")
+    drawn = page.evaluate(
+        """async () => {
+            const { SlotView } = await import("/ui/static/js/viewer.js");
+            const { StudyPage } = await import("/ui/static/js/study.js");
+            const candidate = { id: "img-1-f4", sop_instance_uid: "img-1", label: "mass",
+                                score: 0.21, malignancy_probability: 0.88, box: [10, 20, 40, 60] };
+            const image = { sop_instance_uid: "img-1", laterality: "R", view: "CC", rows: 100,
+                            columns: 80, status: "processed", findings: [] };
+            const hooks = { adjustWindow() {}, hover() {}, select() {} };
+            const slot = new SlotView({ slot: { id: "RCC", laterality: "R" }, image,
+                                        pictureUrls: [], candidates: [candidate], hooks });
+            document.body.append(slot.element);
+            slot.drawFindings();
+            const group = slot.element.querySelector(".finding.candidate");
+            const rect = group.querySelector("rect");
+            new StudyPage().fillFindings({ images: [image], breasts: [
+                { laterality: "R", x_leading_candidate: candidate }, { laterality: "L" }] });
+            const item = document.querySelector("#finding-list li.candidate");
+            return {
+                id: group.dataset.findingId,
+                dashes: getComputedStyle(rect).strokeDasharray,
+                text: group.querySelector("text").textContent,
+                title: group.querySelector("title").textContent,
+                listed: item.innerText,
+                buttons: item.querySelectorAll("button").length,
+            };
+        }"""
+    )
+    assert drawn["id"] == "img-1-f4"
+    assert drawn["dashes"] not in ("", "none")
+    assert drawn["text"].startswith("candidate:") and "0.88" in drawn["text"]
+    assert "below the report threshold" in drawn["title"]
+    assert "Candidate: " in drawn["listed"] and "RCC" in drawn["listed"]
+    assert drawn["buttons"] == 0
+    assert errors == []
+    page.close()

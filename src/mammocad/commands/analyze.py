@@ -129,6 +129,7 @@ def _overlay_picture(analysis: StudyAnalysis, image: Image, footer: str) -> npt.
     return render_overlay(
         image,
         analysis.findings(image.key),
+        candidates=analysis.unreported_candidates(image.key),
         nipple=analysis.preprocessed[image.key].nipple,
         quality=_overlay_quality(analysis, image),
         footer=footer,

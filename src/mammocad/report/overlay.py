@@ -8,6 +8,7 @@ scaled with it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -23,6 +24,7 @@ _LOW = (80, 200, 80)
 _TEXT = (255, 255, 255)
 _NIPPLE = (255, 200, 0)
 _WARNING = (0, 215, 255)
+_CANDIDATE = (230, 60, 230)
 
 
 def _colour(malignancy: float) -> tuple[int, int, int]:
@@ -44,16 +46,40 @@ def _label(
     )
 
 
+def _dashed_rectangle(
+    picture: npt.NDArray[np.uint8],
+    corners: tuple[int, int, int, int],
+    colour: tuple[int, int, int],
+    thickness: int,
+) -> None:
+    """OpenCV draws no dashed lines: dashes of ``4 · thickness`` pixels along each side."""
+    x1, y1, x2, y2 = corners
+    dash = 4 * thickness
+    for (ax, ay), (bx, by) in pairwise(((x1, y1), (x2, y1), (x2, y2), (x1, y2), (x1, y1))):
+        length = max(abs(bx - ax), abs(by - ay), 1)
+        for start in range(0, length, 2 * dash):
+            t0, t1 = start / length, min(start + dash, length) / length
+            p = (round(ax + (bx - ax) * t0), round(ay + (by - ay) * t0))
+            q = (round(ax + (bx - ax) * t1), round(ay + (by - ay) * t1))
+            cv2.line(picture, p, q, colour, thickness)
+
+
 def render_overlay(
     image: Image,
     findings: Sequence[Finding],
     *,
+    candidates: Sequence[Finding] = (),
     nipple: tuple[float, float] | None = None,
     quality: ImageQuality | None = None,
     footer: str | None = None,
     max_side: int = 2048,
 ) -> npt.NDArray[np.uint8]:
-    """BGR picture of ``image.pixels`` with every finding's box, label and probabilities."""
+    """BGR picture of ``image.pixels`` with every finding's box, label and probabilities.
+
+    ``candidates`` (detections below the finding threshold that drive a breast's probability,
+    :attr:`mammocad.pipeline.StudyAnalysis.leading_candidates`) are drawn dashed in their own
+    colour and labelled as such, so they are never mistaken for reported findings.
+    """
     if image.pixels is None:
         raise ValueError(f"{image.key}: a rejected image has no pixels to draw on")
     rows, cols = image.pixels.shape
@@ -72,6 +98,14 @@ def render_overlay(
             f"malignant {finding.malignancy_probability:.2f}"
         )
         _label(picture, text, (x1, y1 - thickness), scale)
+    for candidate in candidates:
+        x1, y1, x2, y2 = (round(v * factor) for v in candidate.box)
+        _dashed_rectangle(picture, (x1, y1, x2, y2), _CANDIDATE, thickness)
+        text = (
+            f"candidate below report threshold: {candidate.label.value} {candidate.score:.2f} | "
+            f"malignant {candidate.malignancy_probability:.2f}"
+        )
+        _label(picture, text, (x1, y2 + round(30 * scale)), scale)
     if nipple is not None:
         centre = (round(nipple[0] * factor), round(nipple[1] * factor))
         cv2.drawMarker(picture, centre, _NIPPLE, cv2.MARKER_CROSS, 6 * thickness, thickness)

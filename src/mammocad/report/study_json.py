@@ -16,6 +16,7 @@ from mammocad.report.schema import SCHEMA_VERSION
 from mammocad.risk.aggregate import StudyRisk, rounded
 from mammocad.structures import (
     Finding,
+    Laterality,
     Message,
     PreprocessedImage,
     Severity,
@@ -54,19 +55,28 @@ class ModelInfo:
         }
 
 
-def _breasts(study: Study, risk: StudyRisk) -> list[dict[str, Any]]:
+def _breasts(
+    study: Study, risk: StudyRisk, leading: Mapping[Laterality, Finding]
+) -> list[dict[str, Any]]:
     result = []
     for breast in risk.breasts:
         views = {image.view for image in study.breast(breast.laterality) if image.view}
-        result.append(
-            {
-                "laterality": breast.laterality.value,
-                "malignancy_probability": rounded(breast.malignancy_probability),
-                "views": [view.value for view in sorted(views, key=_VIEW_ORDER.__getitem__)],
-                "density": None,  # the density model is not trained yet
-                "finding_ids": list(breast.finding_ids),
+        entry: dict[str, Any] = {
+            "laterality": breast.laterality.value,
+            "malignancy_probability": rounded(breast.malignancy_probability),
+            "views": [view.value for view in sorted(views, key=_VIEW_ORDER.__getitem__)],
+            "density": None,  # the density model is not trained yet
+            "finding_ids": list(breast.finding_ids),
+        }
+        candidate = leading.get(breast.laterality)
+        if candidate is not None:
+            # below the finding threshold, so in no image's findings: the box behind this
+            # breast's probability, shown apart (docs/risk.md "Leading candidate")
+            entry["x_leading_candidate"] = {
+                **candidate.to_dict(),
+                "sop_instance_uid": candidate.sop_instance_uid,
             }
-        )
+        result.append(entry)
     return result
 
 
@@ -106,11 +116,13 @@ def study_result(
     risk: StudyRisk,
     model: ModelInfo,
     timings_ms: Mapping[str, float],
+    leading_candidates: Mapping[Laterality, Finding] | None = None,
 ) -> dict[str, Any]:
     """The schema object for ``study`` after the pipeline ran.
 
     ``preprocessed`` and ``findings`` are keyed by :attr:`~mammocad.structures.Image.key`;
     findings are in ORIGINAL pixels. ``timings_ms`` needs at least ``total``.
+    ``leading_candidates`` become the breasts' ``x_leading_candidate``.
     """
     if "total" not in timings_ms:
         raise ValueError("timings_ms needs a 'total' entry (the schema requires it)")
@@ -133,7 +145,7 @@ def study_result(
                 "suspicion_thresholds": risk.thresholds.to_dict(),
             },
         },
-        "breasts": _breasts(study, risk),
+        "breasts": _breasts(study, risk, leading_candidates or {}),
         "images": _images(study, preprocessed, findings),
         "messages": _messages(study, risk),
         "timings_ms": {stage: round(float(ms), 1) for stage, ms in timings_ms.items()},

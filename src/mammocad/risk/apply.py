@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from mammocad.fuse.apply import FusionResult
 from mammocad.fuse.data import BreastCase
 from mammocad.fuse.link import LinkParams, link_breast
+from mammocad.risk.aggregate import StudyRisk, Suspicion, rounded
 from mammocad.risk.bundle import LoadedRisk
-from mammocad.risk.features import BreastInputs, columns, feature_matrix
+from mammocad.risk.features import BreastInputs, columns, feature_matrix, leading_candidate
 from mammocad.structures import Finding, Laterality, PreprocessedImage, Study
 
 
@@ -85,3 +86,22 @@ def score_inputs(
     matrix = feature_matrix([inputs[key] for key in keys])
     scores = risk.model.predict(matrix[:, columns(risk.model.features)])
     return {key: float(score) for key, score in zip(keys, scores, strict=True)}
+
+
+def unreported_leading_candidates(
+    inputs: Mapping[Laterality | None, BreastInputs], risk: StudyRisk
+) -> dict[Laterality, Finding]:
+    """For each breast whose rounded probability is intermediate or high, its
+    :func:`~mammocad.risk.features.leading_candidate` where that box is not a reported finding:
+    the evidence behind the probability that the findings alone would not show (docs/risk.md).
+    Low breasts get none, so overlays are not strewn with weak boxes."""
+    shown: dict[Laterality, Finding] = {}
+    for breast in risk.breasts:
+        category = risk.thresholds.category(rounded(breast.malignancy_probability))
+        item = inputs.get(breast.laterality)
+        if item is None or category in (None, Suspicion.LOW):
+            continue
+        leading = leading_candidate(item)
+        if leading is not None and leading.id not in {f.id for f in item.findings}:
+            shown[breast.laterality] = leading
+    return shown

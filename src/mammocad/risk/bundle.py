@@ -34,7 +34,7 @@ from mammocad.detect.bundle import (
 )
 from mammocad.errors import ModelBundleError
 from mammocad.risk.calibration import save_calibration
-from mammocad.risk.features import columns
+from mammocad.risk.features import CANDIDATE_FEATURES, columns
 from mammocad.risk.model import FittedRisk, RiskModel
 
 RISK_FILE = "risk.json"
@@ -56,6 +56,11 @@ class LoadedRisk:
         trained before they existed): the reported findings only."""
         value = self.section.get("candidate_score")
         return None if value is None else float(value)
+
+    @property
+    def reads_candidates(self) -> bool:
+        """Whether the model reads detections below the finding threshold."""
+        return bool(CANDIDATE_FEATURES & set(self.model.features))
 
 
 def save_risk(

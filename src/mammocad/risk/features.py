@@ -122,6 +122,19 @@ def _contribution(finding: Finding) -> float:
     return _clip(finding.score) * _clip(finding.malignancy_probability)
 
 
+#: the features that read candidates below the finding threshold
+CANDIDATE_FEATURES = frozenset({"max_candidate_contribution", "candidate_probability"})
+
+
+def leading_candidate(inputs: BreastInputs) -> Finding | None:
+    """The candidate with the largest ``score · malignancy`` — the box behind
+    ``max_candidate_contribution``, the strongest single piece of evidence the risk model
+    reads — ``None`` without candidates. It may lie below the finding threshold, so the
+    result and the overlay show it apart from the findings: a breast is never "high" because of
+    a box the reader cannot see."""
+    return max(inputs.candidates or inputs.findings, key=_contribution, default=None)
+
+
 def columns(names: Sequence[str]) -> list[int]:
     """Indices in :data:`FEATURES` of ``names`` (a risk model's own feature list).
 

@@ -34,6 +34,12 @@ export function stateOf(body) {
   return body.state || body.job?.status || (resultOf(body) ? "done" : "unknown");
 }
 
+/** The breasts' leading candidates (x_leading_candidate): boxes below the report threshold
+ * that drive an intermediate or high breast probability. */
+export function leadingCandidates(result) {
+  return (result?.breasts || []).map((breast) => breast.x_leading_candidate).filter(Boolean);
+}
+
 export class StudyPage {
   constructor() {
     this.page = document.getElementById("study-page");
@@ -161,6 +167,7 @@ export class StudyPage {
     for (const slot of this.slots) slot.destroy();
     delete this.hanging.dataset.loaded;
     const { slots, others } = assignSlots(result.images || []);
+    const candidates = leadingCandidates(result);
     const hooks = {
       adjustWindow: (dx, dy) => this.dragWindow(dx, dy),
       hover: (id, on) => this.highlight(id, on),
@@ -169,7 +176,8 @@ export class StudyPage {
     this.slots = SLOTS.map((slot) => {
       const image = slots[slot.id];
       const pictureUrls = image ? this.pictureUrls(image, body) : [];
-      return new SlotView({ slot, image, pictureUrls, hooks });
+      const own = image ? candidates.filter((c) => c.sop_instance_uid === image.sop_instance_uid) : [];
+      return new SlotView({ slot, image, pictureUrls, candidates: own, hooks });
     });
     this.hanging.replaceChildren(...this.slots.map((slot) => slot.element));
     this.hanging.classList.toggle("boxes-hidden", this.boxesButton.getAttribute("aria-pressed") === "false");
@@ -224,6 +232,11 @@ export class StudyPage {
     }
     items.sort((a, b) => b.finding.malignancy_probability - a.finding.malignancy_probability);
     this.findingList.replaceChildren();
+    const images = new Map((result.images || []).map((image) => [image.sop_instance_uid, image]));
+    for (const candidate of leadingCandidates(result)) {
+      const image = images.get(candidate.sop_instance_uid) || {};
+      this.findingList.append(this.candidateItem(candidate, `${image.laterality || "?"}${image.view || "?"}`));
+    }
     if (!items.length) {
       this.findingList.append(el("li", { class: "muted", text: "No findings." }));
       return;
@@ -261,6 +274,27 @@ export class StudyPage {
       item.addEventListener("mouseleave", () => this.highlight(finding.id, false));
       this.findingList.append(item);
     }
+  }
+
+  /** A leading candidate: no feedback buttons (it is not a reported finding). */
+  candidateItem(candidate, where) {
+    const item = el(
+      "li",
+      { class: "finding-item candidate", dataset: { findingId: candidate.id }, tabindex: -1 },
+      el("div", { class: "finding-line" },
+        el("span", { class: "swatch", "aria-hidden": "true" }),
+        el("strong", { text: `Candidate: ${labelText(candidate.label)}` }),
+        el("span", { class: "where", text: where }),
+        el("span", { class: "prob", title: "malignancy probability", text: probability(candidate.malignancy_probability) })),
+      el("div", {
+        class: "muted small",
+        text: `detector score ${probability(candidate.score)}, below the report threshold — ` +
+          "the box behind this breast's probability (dashed)",
+      }),
+    );
+    item.addEventListener("mouseenter", () => this.highlight(candidate.id, true));
+    item.addEventListener("mouseleave", () => this.highlight(candidate.id, false));
+    return item;
   }
 
   fillMessages(result) {

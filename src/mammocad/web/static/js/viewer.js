@@ -11,11 +11,13 @@ const MAX_WORKING_SIDE = 2048;
 export class SlotView {
   /**
    * slot: {id, laterality}; image: result image or null; pictureUrls: its picture, best first;
-   * hooks: {adjustWindow(dx, dy), hover(findingId, on), select(findingId)}.
+   * candidates: the breasts' x_leading_candidate boxes on this image (below the report
+   * threshold, drawn dashed); hooks: {adjustWindow(dx, dy), hover(findingId, on), select(findingId)}.
    */
-  constructor({ slot, image, pictureUrls, hooks }) {
+  constructor({ slot, image, pictureUrls, candidates, hooks }) {
     this.slot = slot;
     this.image = image;
+    this.candidates = candidates || [];
     this.pictureUrls = pictureUrls || [];
     this.hooks = hooks;
     this.view = null;
@@ -145,17 +147,21 @@ export class SlotView {
     this.overlay.replaceChildren();
     this.boxes.clear();
     if (!this.image) return;
-    for (const finding of this.image.findings || []) {
+    const findings = (this.image.findings || []).map((finding) => ({ finding, candidate: false }));
+    const candidates = this.candidates.map((finding) => ({ finding, candidate: true }));
+    for (const { finding, candidate } of [...findings, ...candidates]) {
       const rect = svg("rect", { class: "finding-box" });
       const text = svg("text", { class: "finding-text" });
       text.textContent =
-        `${labelText(finding.label)} ${probability(finding.malignancy_probability)}`;
+        `${candidate ? "candidate: " : ""}${labelText(finding.label)} ` +
+        `${probability(finding.malignancy_probability)}`;
       const title = svg("title");
       title.textContent =
         `${labelText(finding.label)}: malignancy ${probability(finding.malignancy_probability)},` +
-        ` detector score ${probability(finding.score)}`;
+        ` detector score ${probability(finding.score)}` +
+        (candidate ? " — below the report threshold; drives this breast's probability" : "");
       const group = svg("g", {
-        class: `finding ${riskClass(finding.malignancy_probability)}`,
+        class: `finding ${candidate ? "candidate" : riskClass(finding.malignancy_probability)}`,
         dataset: { findingId: finding.id },
         tabindex: 0,
       });
