@@ -39,6 +39,11 @@ class PhantomSize(str, Enum):
     full = "full"
 
 
+class RiskMethod(str, Enum):
+    boosting = "boosting"
+    logistic = "logistic"
+
+
 class SrTemplateName(str, Enum):
     """``mammocad.report.dicom.SrTemplate`` by name (importing that here would load highdicom)."""
 
@@ -411,10 +416,21 @@ def train_risk_command(
         typer.Option(
             min=0.0,
             max=1.0,
-            help="Detections kept in the cache (default: the bundle's fusion candidate score, "
-            "else the finding threshold); only reported findings enter the risk features.",
+            help="Detections kept in the cache and read by the candidate features (default: "
+            "the bundle's fusion candidate score, else the finding threshold).",
         ),
     ] = None,
+    method: Annotated[
+        RiskMethod,
+        typer.Option(
+            help="Gradient-boosted trees over every feature, or a logistic model over the "
+            "log-odds of --features (docs/risk.md).",
+        ),
+    ] = RiskMethod.boosting,
+    features: Annotated[
+        str,
+        typer.Option(help="Comma-separated features of the logistic model."),
+    ] = "max_candidate_contribution",
     iterations: Annotated[int, typer.Option(min=1, help="Boosting iterations.")] = 20,
     seed: Annotated[int, typer.Option(help="Seeds the boosting.")] = 0,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% CIs.")] = 1000,
@@ -425,9 +441,16 @@ def train_risk_command(
     over phantom studies; writes OUT/bundle, a copy of the bundle with the risk model."""
     from mammocad.commands.train_risk import RiskRun, run_train_risk
     from mammocad.risk.calibration import CalibrationError
-    from mammocad.risk.model import BoostParams
+    from mammocad.risk.model import BoostParams, LogisticParams, ModelParams
 
     _require_inputs([model])
+    params: ModelParams = BoostParams(max_iter=iterations, seed=seed)
+    if method is RiskMethod.logistic:
+        try:
+            params = LogisticParams(features=tuple(n.strip() for n in features.split(",")))
+        except ValueError as error:
+            console.print(f"--features: {error}", style="red", markup=False)
+            raise typer.Exit(code=2) from None
     run = RiskRun(
         model=model,
         data=_parse_specs(data),
@@ -435,7 +458,7 @@ def train_risk_command(
         out_dir=out,
         cache_dir=cache,
         candidate_score=candidate_score,
-        params=BoostParams(max_iter=iterations, seed=seed),
+        params=params,
         bootstrap=bootstrap,
         device=device,
         threads=threads,

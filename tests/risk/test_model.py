@@ -168,3 +168,49 @@ def test_the_pipeline_detects_down_to_the_risk_models_candidate_score(
     detector = Pipeline.from_bundle(plain).detector
     assert detector.candidate_threshold == detector.finding_threshold > 0.01
     assert Pipeline.from_bundle(with_candidates).detector.candidate_threshold == 0.01
+
+
+def test_logistic_model_learns_keeps_weights_non_negative_and_round_trips(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    from mammocad.risk.features import columns
+    from mammocad.risk.model import LogisticParams, cross_fit, fit_model
+
+    x, y, patients = synthetic_rows(200, seed=11)
+    noise = FEATURES.index("max_score")
+    # the second feature is noise: it may only get weight 0 or a little, never below 0
+    params = LogisticParams(features=("breast_probability", "max_score"))
+    fitted = fit_risk_model(x, y, patients, params=params)
+    model = fitted.model
+    assert model.method == "logistic" and model.trees == () and model.features == params.features
+    assert model.linear[0] > 1.0 and model.linear[1] >= 0.0
+    assert roc_auc_score(y, fitted.out_of_fold) > 0.75
+    x_new, y_new, _ = synthetic_rows(200, seed=12)
+    scores = model.predict(x_new[:, columns(model.features)])
+    assert roc_auc_score(y_new, scores) > 0.75
+    # labels that reward *less* evidence: the weight stays at 0, the risk does not fall
+    falling = (x[:, noise] < 0.5).astype(np.int64)
+    punished = fit_model(x, falling, params=LogisticParams(features=("max_score",)))
+    assert punished.linear == (0.0,)
+    assert np.ptp(punished.predict(np.linspace(0, 1, 11)[:, None])) == 0.0
+    # one-feature model: the same order as the feature, every breast its own score
+    single = fit_risk_model(x, y, patients, params=LogisticParams(features=("breast_probability",)))
+    np.testing.assert_array_equal(
+        np.argsort(single.model.predict(x_new[:, [FEATURES.index("breast_probability")]])),
+        np.argsort(x_new[:, FEATURES.index("breast_probability")]),
+    )
+    assert len(np.unique(cross_fit(x, y, patients, params=params))) == len(y)
+
+    bundle = copy_bundle(tiny_bundle, tmp_path / "bundle")
+    manifest = save_risk(fitted, bundle)
+    assert manifest.risk["method"] == "logistic"
+    assert json.loads((bundle / RISK_FILE).read_text())["format_version"] == 2
+    loaded = load_risk(bundle)
+    assert loaded is not None and loaded.reads_candidates is False
+    np.testing.assert_array_equal(
+        loaded.model.predict(x_new[:, columns(loaded.model.features)]), scores
+    )
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        fit_risk_model(x * 3, y, patients, params=params)
+    with pytest.raises(ValueError, match="subset"):
+        LogisticParams(features=("tomorrow's feature",))

@@ -121,3 +121,21 @@ def test_without_signal_calibration_refuses_and_no_bundle_is_written(
     report = json.loads((tmp_path / "risk_report.json").read_text("utf-8"))
     assert report["bundle"] is None and "error" in report
     assert not (tmp_path / "bundle").exists()
+
+
+def test_train_risk_logistic_on_the_candidate_feature(tiny_bundle: Path, tmp_path: Path) -> None:
+    _fill_cache(tiny_bundle, tmp_path / "cache", DATA, signal=True, seed=5)
+    _fill_cache(tiny_bundle, tmp_path / "cache", VAL, signal=True, seed=6)
+    logistic = ("--method", "logistic", "--features", "max_candidate_contribution")
+    result = CliRunner().invoke(app, [*_args(tiny_bundle, tmp_path), *logistic])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "risk_report.json").read_text("utf-8"))
+    assert report["training_data"]["params"]["kind"] == "LogisticParams"
+    assert report["metrics"]["val_breast_auc/risk_model"]["value"] > 0.8
+    loaded = load_risk(tmp_path / "bundle")
+    assert loaded is not None and loaded.method == "logistic" and loaded.reads_candidates
+    assert loaded.model.features == ("max_candidate_contribution",)
+    assert Pipeline.from_bundle(tmp_path / "bundle", num_threads=1).risk is not None
+    unknown = ("--method", "logistic", "--features", "max_score,tomorrow")
+    refused = CliRunner().invoke(app, [*_args(tiny_bundle, tmp_path / "again"), *unknown])
+    assert refused.exit_code == 2 and "tomorrow" in refused.output

@@ -45,7 +45,14 @@ from mammocad.risk.apply import case_inputs
 from mammocad.risk.bundle import save_risk
 from mammocad.risk.calibration import CalibrationError, Calibrator, fit_calibrator
 from mammocad.risk.features import FEATURES, feature_matrix
-from mammocad.risk.model import BoostParams, FittedRisk, RiskModel, cross_fit, fit_boosted
+from mammocad.risk.model import (
+    BoostParams,
+    FittedRisk,
+    ModelParams,
+    RiskModel,
+    cross_fit,
+    fit_model,
+)
 from mammocad.risk.operating_points import OperatingPoints, choose_operating_points
 
 FloatArray = npt.NDArray[np.float64]
@@ -61,7 +68,7 @@ class RiskRun:
     out_dir: Path
     cache_dir: Path | None = None  # None: OUT/cache
     candidate_score: float | None = None  # None: the fusion's, else the finding threshold
-    params: BoostParams = field(default_factory=BoostParams)
+    params: ModelParams = field(default_factory=BoostParams)
     bootstrap: int = 1000
     device: str = "cpu"
     threads: int | None = None
@@ -190,7 +197,7 @@ def _metrics(
     scores = {"aggregation": train.x[:, BASELINE], "risk_model": out_of_fold}
     metrics = compare(train, scores, bootstrap=bootstrap, prefix="train_out_of_fold")
     if val is not None and len(val.labels):
-        scores = {"aggregation": val.x[:, BASELINE], "risk_model": model.predict(val.x)}
+        scores = {"aggregation": val.x[:, BASELINE], "risk_model": model.predict_rows(val.x)}
         metrics.update(compare(val, scores, bootstrap=bootstrap, prefix="val"))
     return metrics
 
@@ -214,13 +221,13 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
     val = case_rows(val_cases, fusion) if val_specs else None
     collected = time.perf_counter() - start
     out_of_fold = cross_fit(train.x, train.labels, train.patients, params=run.params)
-    model = fit_boosted(train.x, train.labels, params=run.params)
+    model = fit_model(train.x, train.labels, params=run.params)
     metrics = _metrics(out_of_fold, model, train, val, run.bootstrap)
     training_data = {
         "train": [spec.describe() for spec in run.data],
         "validation": [spec.describe() for spec in run.val],
         "fusion": fusion is not None,
-        "params": asdict(run.params),
+        "params": {"kind": type(run.params).__name__, **asdict(run.params)},
     }
     report: dict[str, Any] = {
         "source_bundle": str(run.model),

@@ -9,7 +9,7 @@ from mammocad.fuse.data import BreastCase
 from mammocad.fuse.link import LinkParams, link_breast
 from mammocad.risk.aggregate import StudyRisk, Suspicion, rounded
 from mammocad.risk.bundle import LoadedRisk
-from mammocad.risk.features import BreastInputs, columns, feature_matrix, leading_candidate
+from mammocad.risk.features import BreastInputs, feature_matrix, leading_candidate
 from mammocad.structures import Finding, Laterality, PreprocessedImage, Study
 
 
@@ -84,7 +84,7 @@ def score_inputs(
     if not keys:
         return {}
     matrix = feature_matrix([inputs[key] for key in keys])
-    scores = risk.model.predict(matrix[:, columns(risk.model.features)])
+    scores = risk.model.predict_rows(matrix)
     return {key: float(score) for key, score in zip(keys, scores, strict=True)}
 
 

@@ -1,4 +1,5 @@
-"""The breast-level risk model: gradient-boosted trees on :data:`~mammocad.risk.features.FEATURES`.
+"""The breast-level risk model: gradient-boosted trees on :data:`~mammocad.risk.features.FEATURES`,
+or a logistic model on the log-odds of a few probability features.
 
 Fitted with scikit-learn's ``HistGradientBoostingClassifier`` (small: depth ≤ 3, few
 iterations, no early stopping, so a fit is deterministic), then exported as plain JSON — per
@@ -7,7 +8,14 @@ the baseline log-odds — and applied with numpy. Inference therefore needs neit
 scikit-learn nor unpickling (skops is not a dependency; a pickle would run arbitrary code on
 load). The export is checked against scikit-learn's own probabilities when it is made.
 
-The output ``P = σ(baseline + Σ leaf values)`` is the *raw* risk score; the bundle's
+The logistic model (:class:`LogisticParams`) is
+``σ(baseline + Σ_j w_j · logit(clip(x_j)))`` over named features in [0, 1], each weight ≥ 0 so
+more evidence never lowers the risk, as the trees' monotone constraint does. On a few hundred
+phantom breasts the trees' steps tie many breasts and rank worse than the strongest feature
+alone (docs/risk.md "Smoother model"); a logistic model keeps that feature's order.
+
+The output ``P = σ(baseline + Σ leaf values + Σ linear terms)`` is the *raw* risk score; the
+bundle's
 calibration (:mod:`mammocad.risk.calibration`), fitted on out-of-fold predictions of held-out
 breasts (:func:`fit_risk_model`), maps it to a probability.
 """
@@ -22,11 +30,18 @@ import numpy as np
 import numpy.typing as npt
 
 from mammocad.risk.calibration import Calibrator, fit_calibrator
-from mammocad.risk.features import EVIDENCE, FEATURES
+from mammocad.risk.features import EVIDENCE, FEATURES, columns
 
 FloatArray = npt.NDArray[np.float64]
 MODEL_FORMAT = 1
+#: written when the model has linear terms, so a reader that knows only trees refuses it
+#: instead of silently dropping them
+LINEAR_FORMAT = 2
 METHOD = "gradient_boosting"
+LOGISTIC = "logistic"
+#: the linear terms read ``logit(clip(x, LINEAR_CLIP, 1 − LINEAR_CLIP))``: a breast without
+#: any candidate (x = 0) gets a finite, lowest score instead of −∞
+LINEAR_CLIP = 1e-3
 #: the exported trees must reproduce scikit-learn's probabilities to this tolerance
 EXPORT_TOLERANCE = 1e-9
 
@@ -45,6 +60,30 @@ class BoostParams:
     folds: int = 5
     seed: int = 0
     monotonic: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogisticParams:
+    """Logistic model over the log-odds of ``features`` (each in [0, 1]) with weights ≥ 0 and
+    an L2 penalty ``l2`` on the standardised weights; ``folds`` as in :class:`BoostParams`."""
+
+    features: tuple[str, ...] = ("max_candidate_contribution",)
+    l2: float = 1.0
+    folds: int = 5
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.features if name not in FEATURES]
+        if not self.features or unknown:
+            raise ValueError(f"logistic features must be a non-empty subset of FEATURES: {unknown}")
+
+
+ModelParams = BoostParams | LogisticParams
+
+
+def log_odds(x: npt.ArrayLike) -> FloatArray:
+    """``logit(clip(x, LINEAR_CLIP, 1 − LINEAR_CLIP))``; NaN stays NaN."""
+    v = np.clip(np.asarray(x, dtype=np.float64), LINEAR_CLIP, 1.0 - LINEAR_CLIP)
+    return np.asarray(np.log(v / (1.0 - v)), dtype=np.float64)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +122,12 @@ class RiskModel:
     baseline: float
     trees: tuple[Tree, ...]
     method: str = METHOD
+    #: weight of each feature's :func:`log_odds` (0: unused); empty: no linear terms
+    linear: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.linear and len(self.linear) != len(self.features):
+            raise ValueError(f"{len(self.linear)} linear weights for {len(self.features)} features")
 
     def predict(self, x: npt.ArrayLike) -> FloatArray:
         """Raw risk score in (0, 1) of each row of ``x`` (``float[N, len(features)]``)."""
@@ -90,11 +135,20 @@ class RiskModel:
         logit = np.full(len(rows), self.baseline)
         for tree in self.trees:
             logit += tree.predict(rows)
+        for column, weight in enumerate(self.linear):
+            if weight:  # a missing value adds nothing
+                logit += weight * np.nan_to_num(log_odds(rows[:, column]), nan=0.0)
         return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float64)
 
+    def predict_rows(self, x: npt.ArrayLike) -> FloatArray:
+        """Raw risk score of rows of every feature (``float[N, len(FEATURES)]``, e.g.
+        :func:`~mammocad.risk.features.feature_matrix`): the model's own columns by name."""
+        rows = np.asarray(x, dtype=np.float64).reshape(-1, len(FEATURES))
+        return self.predict(rows[:, columns(self.features)])
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": MODEL_FORMAT,
+        data = {
+            "format_version": LINEAR_FORMAT if self.linear else MODEL_FORMAT,
             "method": self.method,
             "features": list(self.features),
             "baseline": self.baseline,
@@ -103,11 +157,14 @@ class RiskModel:
                 for tree in self.trees
             ],
         }
+        if self.linear:
+            data["linear"] = {"weights": list(self.linear), "clip": LINEAR_CLIP}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RiskModel:
-        if data.get("format_version") != MODEL_FORMAT:
-            raise ValueError(f"risk model format {data.get('format_version')!r} is not 1")
+        if data.get("format_version") not in (MODEL_FORMAT, LINEAR_FORMAT):
+            raise ValueError(f"risk model format {data.get('format_version')!r} is not 1 or 2")
         trees = tuple(
             Tree(
                 feature=tuple(int(v) for v in tree["feature"]),
@@ -123,11 +180,15 @@ class RiskModel:
         features = tuple(str(name) for name in data["features"])
         if any(max(t.feature) >= len(features) or min(t.feature) < 0 for t in trees):
             raise ValueError("a tree splits on a feature the model does not list")
+        linear = data.get("linear") or {}
+        if linear and float(linear.get("clip", -1.0)) != LINEAR_CLIP:
+            raise ValueError(f"linear terms clipped at {linear.get('clip')!r}, not {LINEAR_CLIP}")
         return cls(
             features=features,
             baseline=float(data["baseline"]),
             trees=trees,
             method=str(data.get("method", METHOD)),
+            linear=tuple(float(v) for v in linear.get("weights", ())),
         )
 
 
@@ -233,12 +294,61 @@ def _checked_rows(
     return rows, y, patients
 
 
+def fit_logistic(x: npt.ArrayLike, labels: npt.ArrayLike, params: LogisticParams) -> RiskModel:
+    """The logistic model of ``params`` fitted on all rows ``x`` (``float[N, len(FEATURES)]``).
+
+    Weights ≥ 0 (L-BFGS-B with bounds, scipy): on the log-odds scale a negative weight would
+    let a stronger candidate lower the risk, which neither a radiologist nor the trees'
+    monotone constraint allow. Missing values (NaN) add nothing, as at inference.
+
+    Raises:
+        ValueError: a feature with values outside [0, 1] (log-odds are not defined there).
+    """
+    from scipy.optimize import minimize  # installed with scikit-learn
+
+    rows = np.asarray(x, dtype=np.float64).reshape(-1, len(FEATURES))
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    used = rows[:, [FEATURES.index(name) for name in params.features]]
+    if np.nanmin(used, initial=0.0) < 0.0 or np.nanmax(used, initial=1.0) > 1.0:
+        raise ValueError(f"logistic features {params.features} must lie in [0, 1]")
+    z = np.nan_to_num(log_odds(used), nan=0.0)
+    centre, scale = z.mean(axis=0), z.std(axis=0) + 1e-9
+    standard = (z - centre) / scale
+
+    def loss(w: FloatArray) -> tuple[float, FloatArray]:
+        logit = w[0] + standard @ w[1:]
+        residual = 1.0 / (1.0 + np.exp(-logit)) - y
+        value = np.sum(np.logaddexp(0.0, logit) - y * logit) + 0.5 * params.l2 * w[1:] @ w[1:]
+        gradient = np.concatenate([[residual.sum()], standard.T @ residual + params.l2 * w[1:]])
+        return float(value), gradient
+
+    bounds = [(None, None)] + [(0.0, None)] * len(params.features)
+    fitted = minimize(loss, np.zeros(len(bounds)), jac=True, method="L-BFGS-B", bounds=bounds)
+    weights = fitted.x[1:] / scale
+    return RiskModel(
+        features=params.features,
+        baseline=float(fitted.x[0] - weights @ centre),
+        trees=(),
+        method=LOGISTIC,
+        linear=tuple(float(w) for w in weights),
+    )
+
+
+def fit_model(
+    x: npt.ArrayLike, labels: npt.ArrayLike, *, params: ModelParams | None = None
+) -> RiskModel:
+    """The exported model of ``params`` (boosted trees by default) fitted on all rows."""
+    if isinstance(params, LogisticParams):
+        return fit_logistic(x, labels, params)
+    return fit_boosted(x, labels, params=params)
+
+
 def cross_fit(
     x: npt.ArrayLike,
     labels: npt.ArrayLike,
     groups: Sequence[Hashable],
     *,
-    params: BoostParams | None = None,
+    params: ModelParams | None = None,
 ) -> FloatArray:
     """Out-of-fold raw scores: each breast scored by a model fitted without its patient
     (``groups``: patient ids, ``params.folds`` group folds).
@@ -254,8 +364,12 @@ def cross_fit(
         if np.unique(y[train]).size < 2:
             out_of_fold[held_out] = y[train].mean()  # one class seen: its rate is all we know
             continue
-        classifier = _fit_boost(rows[train], y[train], params)
-        out_of_fold[held_out] = classifier.predict_proba(rows[held_out])[:, 1]
+        if isinstance(params, LogisticParams):
+            model = fit_logistic(rows[train], y[train], params)
+            out_of_fold[held_out] = model.predict_rows(rows[held_out])
+        else:
+            classifier = _fit_boost(rows[train], y[train], params)
+            out_of_fold[held_out] = classifier.predict_proba(rows[held_out])[:, 1]
     return out_of_fold
 
 
@@ -274,7 +388,7 @@ def fit_risk_model(
     labels: npt.ArrayLike,
     groups: Sequence[Hashable],
     *,
-    params: BoostParams | None = None,
+    params: ModelParams | None = None,
     source: str = "",
 ) -> FittedRisk:
     """Fit the risk model on breast rows ``x`` (``float[N, len(FEATURES)]``) with labels
@@ -295,7 +409,7 @@ def fit_risk_model(
     y = np.asarray(labels, dtype=np.int64).reshape(-1)
     calibrator = fit_calibrator(out_of_fold, y, source=source or "out-of-fold risk scores")
     return FittedRisk(
-        model=fit_boosted(x, y, params=params),
+        model=fit_model(x, y, params=params),
         calibrator=calibrator,
         out_of_fold=out_of_fold,
         n_breasts=len(y),
