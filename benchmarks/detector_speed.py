@@ -1,7 +1,14 @@
-"""CPU inference time per view of candidate detector backbones (untrained weights).
+"""CPU inference time per view of candidate detector backbones (untrained weights), or of a
+shipped bundle's whole detection stage.
 
     .venv/bin/python benchmarks/detector_speed.py                 # the default candidate table
     .venv/bin/python benchmarks/detector_speed.py --threads 2 --repeat 5 --channels-last
+    .venv/bin/python benchmarks/detector_speed.py --bundle models/mammocad-detector --repeat 3
+
+``--bundle`` times what a view costs with that bundle's trained weights on full-size phantom
+views (seed 0, four views): preprocessing, detection as the pipeline runs it (detector, lesion
+classifier on every candidate down to the risk model's candidate score) and the whole
+``Pipeline.analyze`` of the study divided by its views.
 
 Times one view at a time (batching views was slower on this kind of machine, see
 shared/NOTES.md) under ``torch.inference_mode`` after one warm-up call, and reports the fastest
@@ -70,6 +77,47 @@ def measure(case: Case, *, repeat: int, channels_last: bool) -> tuple[float, flo
     return min(times), statistics.median(times), counter.get_total_flops() / 1e9
 
 
+def measure_bundle(bundle: str, *, repeat: int, threads: int) -> None:
+    """Per-view seconds (best, median over ``repeat`` passes) of the bundle's stages."""
+    from mammocad.datasets.phantoms import view_image
+    from mammocad.pipeline import Pipeline
+    from mammocad.preprocess import preprocess_image
+    from mammocad.structures import Study
+    from mammocad.synthetic import generate_study
+
+    pipeline = Pipeline.from_bundle(bundle, num_threads=threads)
+    phantom = generate_study(seed=0, size="full")
+
+    def study() -> Study:
+        images = [view_image(view, source=f"view-{k}") for k, view in enumerate(phantom.views)]
+        return Study(study_instance_uid=phantom.truth.study_instance_uid, images=images)
+
+    items = [preprocess_image(image, pipeline.preprocessing) for image in study().images]
+    pipeline.analyze(study())  # warm-up
+    stages: dict[str, list[float]] = {"preprocess": [], "detect": [], "analyze": []}
+    for _ in range(repeat):
+        for image in study().images:
+            start = time.perf_counter()
+            preprocess_image(image, pipeline.preprocessing)
+            stages["preprocess"].append(time.perf_counter() - start)
+        for item in items:
+            start = time.perf_counter()
+            pipeline.detector.predict([item])
+            stages["detect"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        pipeline.analyze(study())
+        stages["analyze"].append((time.perf_counter() - start) / len(items))
+    manifest = pipeline.detector.manifest
+    print(
+        f"# {manifest.name} {manifest.version}, candidates down to "
+        f"{pipeline.detector.candidate_threshold}, {threads} threads, {len(items)} full-size "
+        f"phantom views, {repeat} passes"
+    )
+    print(f"{'stage':<12} {'best s/view':>12} {'median s/view':>14}")
+    for name, times in stages.items():
+        print(f"{name:<12} {min(times):>12.2f} {statistics.median(times):>14.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -77,11 +125,15 @@ def main() -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--keep-malloc", action="store_true", help="do not tune glibc malloc")
     parser.add_argument("--only", help="comma-separated backbones to run (default: all)")
+    parser.add_argument("--bundle", help="time this model bundle's stages instead")
     args = parser.parse_args()
     if not args.keep_malloc and any(os.environ.get(k) != v for k, v in _MALLOC_ENV.items()):
         # malloc reads these at process start, so they only work on a fresh process
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **_MALLOC_ENV})
     torch.set_num_threads(args.threads)
+    if args.bundle:
+        measure_bundle(args.bundle, repeat=args.repeat, threads=args.threads)
+        return
     cases = DEFAULT_CASES
     if args.only:
         names = set(args.only.split(","))
