@@ -139,3 +139,20 @@ def test_train_risk_logistic_on_the_candidate_feature(tiny_bundle: Path, tmp_pat
     unknown = ("--method", "logistic", "--features", "max_score,tomorrow")
     refused = CliRunner().invoke(app, [*_args(tiny_bundle, tmp_path / "again"), *unknown])
     assert refused.exit_code == 2 and "tomorrow" in refused.output
+
+
+def test_cache_key_follows_the_detector_configuration(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A bundle copy with another per-image cap has the same weights (sha256) but other
+    candidates: it must not reuse the original's cache."""
+    from mammocad.fuse import copy_bundle
+
+    spec = phantom_spec(parse_spec(DATA))
+    capped = copy_bundle(tiny_bundle, tmp_path / "capped")
+    manifest = json.loads((capped / "manifest.json").read_text())
+    manifest["detector"]["detections_per_image"] += 50
+    (capped / "manifest.json").write_text(json.dumps(manifest))
+    keys = [
+        cache_key(collection_pipeline(b, candidate_score=None, device="cpu", threads=1), spec)
+        for b in (tiny_bundle, tiny_bundle, capped)
+    ]
+    assert keys[0] == keys[1] != keys[2]

@@ -49,6 +49,9 @@ def cache_key(pipeline: Pipeline, spec: PhantomSpec) -> str:
     detector = pipeline.detector
     parts = {
         "bundle": detector.manifest.sha256,
+        # the weights' sha256 does not cover the manifest: a changed per-image cap or NMS
+        # overlap changes the candidates as much as new weights would
+        "detector": detector.manifest.detector.to_dict(),
         "malignancy": detector.manifest.malignancy.get("sha256"),
         "candidate_score": detector.candidate_threshold,
         "finding_score": detector.finding_threshold,
