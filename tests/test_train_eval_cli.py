@@ -59,6 +59,8 @@ def test_eval_writes_froc_tables(trained: Path, tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "froc.json").read_text())
     assert summary["images"] >= 3
     assert "froc/any_lesion/sens@0.25fp" in summary["metrics"]
+    ends = summary["all_candidates"]["any_lesion"]
+    assert ends["sensitivity"] >= summary["metrics"]["froc/any_lesion/sens@4fp"]["value"]
     header = (tmp_path / "froc.csv").read_text().splitlines()[0]
     assert header.startswith("curve,fp_per_image,sensitivity")
 

@@ -77,6 +77,8 @@ def test_froc_two_images_by_hand() -> None:
     assert mass.mean_sensitivity == pytest.approx(3.5 / 6)
     assert "calcification" not in report.curves  # no calcification truth: undefined, left out
     np.testing.assert_array_equal(report.curves[ANY_LESION].sensitivity_at, mass.sensitivity_at)
+    # the end of the curve: every candidate kept
+    assert report.all_candidates()["mass"] == {"sensitivity": 1.0, "fp_per_image": 1.0}
 
 
 def test_malignant_curve_ranks_by_score_times_malignancy() -> None:

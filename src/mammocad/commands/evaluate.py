@@ -48,9 +48,15 @@ def _table(report: FrocReport) -> Table:
     table.add_column("truths", justify="right")
     for rate in curves[0].fp_rates if curves else ():
         table.add_column(f"{rate:g}", justify="right")
+    table.add_column("all (FP/img)", justify="right")
+    ends = report.all_candidates()
     for curve in curves:
+        end = ends[curve.name]
         table.add_row(
-            curve.name, str(curve.n_truths), *(f"{value:.2f}" for value in curve.sensitivity_at)
+            curve.name,
+            str(curve.n_truths),
+            *(f"{value:.2f}" for value in curve.sensitivity_at),
+            f"{end['sensitivity']:.2f} ({end['fp_per_image']:.1f})",
         )
     return table
 
@@ -145,6 +151,7 @@ def run_eval_detector(
             "detections_per_image": int(heads.detections_per_img),
         },
         "metrics": report.to_metrics(),
+        "all_candidates": report.all_candidates(),
     }
     json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     console.print(_table(report))

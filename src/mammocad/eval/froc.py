@@ -94,6 +94,19 @@ class FrocReport:
     curves: dict[str, FrocCurve] = field(default_factory=dict)
     ci_level: float = 0.95
 
+    def all_candidates(self) -> dict[str, dict[str, float]]:
+        """Per curve the end of the curve — every candidate kept, whatever the false
+        positives: ``{"sensitivity", "fp_per_image"}``. What the candidate pool can reach at
+        all (the ceiling of anything that re-ranks it, e.g. the risk model's candidate
+        features), which the fixed FP rates above do not show."""
+        return {
+            curve.name: {
+                "sensitivity": float(curve.sensitivity.max(initial=0.0)),
+                "fp_per_image": float(curve.fp_per_image.max(initial=0.0)),
+            }
+            for curve in self.curves.values()
+        }
+
     def to_metrics(self) -> dict[str, dict[str, float]]:
         """``{"froc/<curve>/sens@<r>fp": {"value", "ci_low", "ci_high"}}`` for bundles/cards."""
         metrics: dict[str, dict[str, float]] = {}
