@@ -29,7 +29,7 @@ from mammocad.report.study_json import ModelInfo, study_result
 from mammocad.risk.aggregate import StudyRisk, SuspicionThresholds, aggregate
 from mammocad.risk.apply import score_inputs, study_inputs, unreported_leading_candidates
 from mammocad.risk.bundle import LoadedRisk, load_risk
-from mammocad.risk.calibration import Calibrator, load_calibration
+from mammocad.risk.calibration import STUDY_CALIBRATION_FILE, Calibrator, load_calibration
 from mammocad.structures import (
     Finding,
     Image,
@@ -112,6 +112,7 @@ class Pipeline:
         calibrator: Calibrator | None = None,
         fuser: Fuser | None = None,
         risk: LoadedRisk | None = None,
+        study_calibrator: Calibrator | None = None,
     ) -> None:
         expected = tuple(detector.model.config.input_size)
         if tuple(preprocessing.input_size) != expected:
@@ -129,6 +130,8 @@ class Pipeline:
         self.prior = prior
         # None: the probabilities stay the uncalibrated aggregate (bundle without calibration.json)
         self.calibrator = calibrator
+        # None: the study probability uses the breast map (bundles before study calibration)
+        self.study_calibrator = study_calibrator
         # linking needs no weights; refinement only where the bundle has fusion weights
         self.fuser = fuser or Fuser()
         # None: breast probabilities from the noisy-OR or fusion, as before the risk model
@@ -154,7 +157,8 @@ class Pipeline:
         num_threads: int | None = None,
     ) -> Pipeline:
         """Load the bundle at ``path``; preprocessing and thresholds come from its manifest,
-        the calibration from its ``calibration.json`` when it has one, cross-view fusion
+        the calibration from its ``calibration.json`` when it has one (and the study
+        probability's from ``study_calibration.json``), cross-view fusion
         weights from its ``fusion.pt`` when the manifest has a ``fusion`` section, the risk
         model from its ``risk.json`` when the manifest has a ``risk`` section.
 
@@ -164,6 +168,7 @@ class Pipeline:
         """
         detector = Detector.from_bundle(path, device=device, num_threads=num_threads)
         calibrator = load_calibration(path)
+        study_calibrator = load_calibration(path, STUDY_CALIBRATION_FILE)
         fuser = Fuser.from_bundle(path, detector.manifest)
         risk = load_risk(path, detector.manifest)
         try:
@@ -174,6 +179,7 @@ class Pipeline:
                 calibrator=calibrator,
                 fuser=fuser,
                 risk=risk,
+                study_calibrator=study_calibrator,
             )
         except ValueError as error:  # the manifest's preprocessing does not fit: not a default
             raise ModelBundleError(f"{path}: {error}") from error
@@ -215,6 +221,7 @@ class Pipeline:
                 breast_raw=breast_raw,
                 sideless_raw=sideless_raw,
                 method=None if self.risk is None else self.risk.method,
+                study_calibrator=self.study_calibrator,
             )
         leading = {}
         if self.risk is not None and self.risk.reads_candidates:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 
 from mammocad.errors import ModelBundleError, RejectionCode
@@ -118,3 +121,33 @@ def test_thresholds_from_the_manifest() -> None:
     assert custom.category(None) is None
     with pytest.raises(ModelBundleError, match=r"manifest\.json"):
         SuspicionThresholds.from_manifest({"intermediate": 0.7, "high": 0.6})
+
+
+def test_study_calibration_maps_the_study_never_below_its_highest_breast() -> None:
+    """The study is P(any breast malignant): its own map where the bundle has one, floored
+    at the highest breast's probability; breasts keep the breast map."""
+    from mammocad.risk import CalibrationMethod, Calibrator
+    from mammocad.risk.aggregate import study_probability
+
+    breast_map = Calibrator(method=CalibrationMethod.PLATT, slope=1.0, intercept=0.0)
+    higher = Calibrator(method=CalibrationMethod.PLATT, slope=1.0, intercept=1.0)
+    lower = Calibrator(method=CalibrationMethod.PLATT, slope=1.0, intercept=-1.0)
+    study = four_views()
+    findings = {"RCC": [finding("RCC", 1, 0.8, 0.5)], "LCC": [finding("LCC", 1, 0.5, 0.2)]}
+    plain = aggregate(study, findings, thresholds=DEFAULTS, calibrator=breast_map)
+    assert plain.malignancy_probability == pytest.approx(0.4)  # identity Platt: the max breast
+    up = aggregate(
+        study, findings, thresholds=DEFAULTS, calibrator=breast_map, study_calibrator=higher
+    )
+    # logit(0.4) + 1 → 0.644; the breasts are unchanged
+    assert up.malignancy_probability == pytest.approx(1 / (1 + 1.5 / math.e))
+    assert up.breast(Laterality.R).malignancy_probability == pytest.approx(0.4)
+    assert up.raw_probability == pytest.approx(0.4) and up.study_calibration is higher
+    down = aggregate(
+        study, findings, thresholds=DEFAULTS, calibrator=breast_map, study_calibrator=lower
+    )
+    assert down.malignancy_probability == pytest.approx(0.4)  # floored at the right breast
+    np.testing.assert_allclose(
+        study_probability([0.1, 0.4], breast_map, higher), [1 / (1 + 9 / math.e), 0.644], atol=1e-3
+    )
+    np.testing.assert_allclose(study_probability([0.1, 0.4], None, None), [0.1, 0.4])

@@ -99,6 +99,8 @@ def test_calibrate_then_analyze_shows_calibrated_probabilities(
     assert "## Calibration" in (new / "MODEL_CARD.md").read_text()
     calibrator = load_calibration(new)
     assert calibrator is not None
+    # the bundle had no breast map: the site's map serves the study and the breasts
+    assert (new / "study_calibration.json").read_bytes() == (new / CALIBRATION_FILE).read_bytes()
 
     _analyze(site.studies, tmp_path / "after", new)
     before, after = _results(site.results), _results(tmp_path / "after")
@@ -164,3 +166,37 @@ def test_refuses_results_of_other_weights(tiny_bundle: Path, tmp_path: Path) -> 
     run = _calibrate(site, tiny_bundle, tmp_path / "new")
     assert run.exit_code == 2
     assert "other weights" in run.output
+
+
+def test_calibrate_keeps_the_bundles_breast_map_and_maps_the_study(
+    site: Site, tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Site labels are per study: the fitted map becomes the study map; a bundle's breast map
+    (here a Platt map of slope 0.5) stays as it was, and the pipeline uses both."""
+    import shutil
+
+    from mammocad.risk import STUDY_CALIBRATION_FILE, CalibrationMethod, Calibrator
+    from mammocad.risk.aggregate import study_probability
+    from mammocad.risk.calibration import save_calibration
+
+    monkeypatch.setattr(calibration_module, "MIN_STUDIES", 4)
+    monkeypatch.setattr(calibration_module, "MIN_PER_CLASS", 2)
+    source = Path(shutil.copytree(tiny_bundle, tmp_path / "with-breast-map"))
+    breast_map = Calibrator(method=CalibrationMethod.PLATT, slope=0.5, intercept=-0.2)
+    save_calibration(breast_map, source)
+    before = (source / CALIBRATION_FILE).read_bytes()
+    run = _calibrate(site, source, tmp_path / "site-bundle")
+    assert run.exit_code == 0, run.output
+    new = tmp_path / "site-bundle"
+    assert (new / CALIBRATION_FILE).read_bytes() == before
+    study_map = load_calibration(new, STUDY_CALIBRATION_FILE)
+    assert study_map is not None and study_map.n_studies == 4
+
+    _analyze(site.studies, tmp_path / "after", new)
+    for result in _results(tmp_path / "after").values():
+        raw = result["x_malignancy_probability_uncalibrated"]
+        expected = float(study_probability(raw, breast_map, study_map))
+        assert result["malignancy_probability"] == round(expected, 2)
+        assert result["model"]["risk"]["study_calibration"] == study_map.describe()
+        breasts = [b["malignancy_probability"] for b in result["breasts"]]
+        assert max(p for p in breasts if p is not None) == round(float(breast_map.apply(raw)), 2)

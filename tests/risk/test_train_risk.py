@@ -92,6 +92,9 @@ def test_train_risk_writes_a_bundle_copy_from_cached_cases(
     assert loaded is not None and loaded.section["metrics"] == metrics
     pipeline = Pipeline.from_bundle(tmp_path / "bundle", num_threads=1)
     assert pipeline.risk is not None
+    # the study probability has its own map, fitted on the 30 out-of-fold studies
+    assert pipeline.study_calibrator is not None and pipeline.study_calibrator.n_studies == 30
+    assert loaded.section["study_calibration"] == pipeline.study_calibrator.describe()
     # suspicion thresholds from the out-of-fold studies, on the 2-decimal grid users see
     points = report["operating_points"]
     thresholds = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["thresholds"]

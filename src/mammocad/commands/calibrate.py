@@ -3,9 +3,11 @@ site's own labelled studies, without retraining the detector (docs/calibration.m
 
 Reads the ``result.json`` files of an ``analyze`` / ``batch`` run of the SAME bundle (their
 uncalibrated study scores) and a label CSV in the format ``mammocad eval study`` accepts, and
-writes a copy of the bundle — weights untouched, so their sha256 still holds — with
-``calibration.json``, the new ``intermediate`` / ``high`` thresholds in the manifest and a
-calibration section in the model card. The source bundle is never modified.
+writes a copy of the bundle — weights untouched, so their sha256 still holds — with the site's
+map as ``study_calibration.json`` (the labels are per study; breasts keep the bundle's
+``calibration.json``, or get this map too where the bundle has none), the new
+``intermediate`` / ``high`` thresholds in the manifest and a calibration section in the model
+card. The source bundle is never modified.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from mammocad.commands.eval_study import _results as read_results
 from mammocad.detect.bundle import read_manifest, sha256_of, write_manifest, write_model_card
 from mammocad.errors import ModelBundleError
 from mammocad.eval.study_metrics import StudyMetrics, evaluate_study
-from mammocad.risk.aggregate import OUTPUT_DECIMALS
+from mammocad.risk.aggregate import OUTPUT_DECIMALS, study_probability
 from mammocad.risk.calibration import (
+    STUDY_CALIBRATION_FILE,
     CalibrationError,
     CalibrationMethod,
     Calibrator,
     fit_calibrator,
+    load_calibration,
     save_calibration,
 )
 from mammocad.risk.operating_points import OperatingPoints, choose_operating_points
@@ -148,7 +152,9 @@ def run_calibrate(
     manifest = read_manifest(model)
     scores = collect_scores(results_dir, labels, sha256=manifest.sha256)
     calibrator = fit_calibrator(scores.raw, scores.labels, method=method, source=source)
-    calibrated = calibrator.apply(scores.raw)
+    # the site's labels are per study: the map is the study map; breasts keep the bundle's
+    # breast map, or take this one where the bundle has none (as before study maps existed)
+    calibrated = study_probability(scores.raw, load_calibration(model) or calibrator, calibrator)
     points = choose_operating_points(np.round(calibrated, OUTPUT_DECIMALS), scores.labels)
     before = evaluate_study(scores.shown_before, scores.labels, n_bootstrap=0)
     after = evaluate_study(calibrated, scores.labels, n_bootstrap=0)
@@ -178,7 +184,9 @@ def _write_bundle(model: Path, outcome: CalibrationOutcome, *, version: str | No
     try:
         shutil.copytree(model, partial)
         record = _record(outcome, manifest.version, model)
-        save_calibration(outcome.calibrator, partial, extra=record)
+        save_calibration(outcome.calibrator, partial, extra=record, name=STUDY_CALIBRATION_FILE)
+        if load_calibration(model) is None:
+            save_calibration(outcome.calibrator, partial, extra=record)
         write_manifest(partial, new_manifest)
         write_model_card(partial, new_manifest, extra=card_section(outcome))
         if sha256_of(partial / manifest.weights_file) != manifest.sha256:

@@ -13,8 +13,10 @@ validation breast- and study-level AUC of today's aggregation against the risk m
 calibration refuses (too few breasts, or out-of-fold scores that rank malignant breasts
 lower), the report is written with the error and no bundle. The bundle's suspicion thresholds
 (``intermediate`` at 90 % sensitivity, ``high`` at 90 % specificity) are chosen on the
-out-of-fold study probabilities as users see them (calibrated, maximum over the breasts,
-rounded), as ``mammocad calibrate`` chooses a site's.
+out-of-fold study probabilities as users see them (rounded), as ``mammocad calibrate``
+chooses a site's. Two maps are fitted on the out-of-fold scores: the breasts' against breast
+labels (``calibration.json``) and the studies' — raw study score, the maximum over the
+breasts, against "any breast malignant" — (``study_calibration.json``, docs/calibration.md).
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ from mammocad.fuse.bundle import LoadedFusion, copy_bundle, load_fusion
 from mammocad.fuse.data import BreastCase
 from mammocad.fuse.model import FusionConfig
 from mammocad.fuse.train import TrainParams, train_fusion
-from mammocad.risk.aggregate import OUTPUT_DECIMALS
+from mammocad.risk.aggregate import OUTPUT_DECIMALS, study_probability
 from mammocad.risk.apply import case_inputs
 from mammocad.risk.bundle import save_risk
-from mammocad.risk.calibration import CalibrationError, Calibrator, fit_calibrator
+from mammocad.risk.calibration import CalibrationError, fit_calibrator
 from mammocad.risk.features import FEATURES, feature_matrix
 from mammocad.risk.model import (
     BoostParams,
@@ -53,7 +55,7 @@ from mammocad.risk.model import (
     cross_fit,
     fit_model,
 )
-from mammocad.risk.operating_points import OperatingPoints, choose_operating_points
+from mammocad.risk.operating_points import choose_operating_points
 
 FloatArray = npt.NDArray[np.float64]
 #: today's aggregation of a breast is one of the features
@@ -167,26 +169,18 @@ def compare(
     return metrics
 
 
-def study_probabilities(
-    out_of_fold: FloatArray, calibrator: Calibrator, rows: Rows
+def study_raw_scores(
+    out_of_fold: FloatArray, rows: Rows
 ) -> tuple[FloatArray, npt.NDArray[np.int64]]:
-    """Out-of-fold study probabilities before rounding (each breast's calibrated score, the
-    maximum per study) and the study labels (any breast malignant)."""
+    """Out-of-fold raw study scores (the maximum over each study's breasts, as the pipeline's
+    ``raw_probability``) and the study labels (any breast malignant)."""
     order = list(dict.fromkeys(rows.studies))
     index = np.array([order.index(uid) for uid in rows.studies])
-    probabilities = np.zeros(len(order))
-    np.maximum.at(probabilities, index, calibrator.apply(out_of_fold))
+    raw = np.zeros(len(order))
+    np.maximum.at(raw, index, out_of_fold)
     labels = np.zeros(len(order), dtype=np.int64)
     np.maximum.at(labels, index, rows.labels)
-    return probabilities, labels
-
-
-def study_operating_points(
-    out_of_fold: FloatArray, calibrator: Calibrator, rows: Rows
-) -> OperatingPoints:
-    """Suspicion thresholds on the out-of-fold study probabilities as shown (rounded)."""
-    probabilities, labels = study_probabilities(out_of_fold, calibrator, rows)
-    return choose_operating_points(np.round(probabilities, OUTPUT_DECIMALS), labels)
+    return raw, labels
 
 
 def _metrics(
@@ -249,6 +243,12 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
         console.print(f"{name}: {value['value']} [{value['ci_low']}, {value['ci_high']}]")
     try:
         calibrator = fit_calibrator(out_of_fold, train.labels, source="mammocad train risk")
+        # the study's probability is P(any breast malignant): its own map, fitted on the
+        # out-of-fold raw study scores against study labels (docs/calibration.md)
+        study_raw, study_labels = study_raw_scores(out_of_fold, train)
+        study_calibrator = fit_calibrator(
+            study_raw, study_labels, source="mammocad train risk (studies)"
+        )
     except CalibrationError as error:
         message = (
             f"no bundle written: the risk model's out-of-fold breast scores cannot be "
@@ -260,12 +260,14 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
     fitted = FittedRisk(
         model=model,
         calibrator=calibrator,
+        study_calibrator=study_calibrator,
         out_of_fold=out_of_fold,
         n_breasts=len(train.labels),
         n_positive=int(train.labels.sum()),
     )
-    points = study_operating_points(out_of_fold, calibrator, train)
-    rounding = rounding_effect(*study_probabilities(out_of_fold, calibrator, train))
+    shown = study_probability(study_raw, calibrator, study_calibrator)
+    points = choose_operating_points(np.round(shown, OUTPUT_DECIMALS), study_labels)
+    rounding = rounding_effect(shown, study_labels)
     console.print(
         f"out-of-fold study AUC {rounding.auc_raw:.4f}, {rounding.auc_rounded:.4f} on the "
         f"2-decimal probabilities users see (lost to rounding: {rounding.loss:.4f})"
@@ -284,6 +286,7 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
     report.update(
         bundle=str(bundle_dir),
         calibration=calibrator.describe(),
+        study_calibration=study_calibrator.describe(),
         operating_points=points.to_dict(),
         out_of_fold_study_rounding={
             "auc_raw": rounding.auc_raw,

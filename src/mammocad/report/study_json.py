@@ -142,6 +142,11 @@ def study_result(
                 "method": risk.method,
                 "calibrated": calibration is not None and calibration.calibrated,
                 "calibration": calibration.describe() if calibration else None,
+                **(
+                    {"study_calibration": risk.study_calibration.describe()}
+                    if risk.study_calibration
+                    else {}
+                ),
                 "suspicion_thresholds": risk.thresholds.to_dict(),
             },
         },

@@ -24,6 +24,7 @@ from mammocad.risk.aggregate import (
 )
 from mammocad.risk.calibration import (
     CALIBRATION_FILE,
+    STUDY_CALIBRATION_FILE,
     CalibrationError,
     CalibrationMethod,
     Calibrator,
@@ -36,6 +37,7 @@ __all__ = [
     "CALIBRATION_FILE",
     "DEFAULT_HIGH",
     "DEFAULT_INTERMEDIATE",
+    "STUDY_CALIBRATION_FILE",
     "BreastRisk",
     "CalibrationError",
     "CalibrationMethod",

@@ -18,6 +18,9 @@ the bundle has a calibration. The rule, also in docs/analyze.md:
 * when the bundle has a calibration (:mod:`mammocad.risk.calibration`), it maps every breast
   and study probability before rounding; being non-decreasing, the study probability is still
   the maximum over the breasts. The raw study score is kept for recalibration.
+* a bundle's study calibration (``study_calibration.json``), where it has one, maps the raw
+  study score instead: the study's probability is that *any* breast is malignant, which the
+  breast map of the highest breast underestimates (docs/calibration.md).
 
 Known bias: without cross-view fusion weights, a lesion seen on both CC and MLO counts twice,
 which pushes the breast probability up.
@@ -29,6 +32,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from math import prod
+
+import numpy as np
+import numpy.typing as npt
 
 from mammocad.errors import ModelBundleError
 from mammocad.risk.calibration import Calibrator
@@ -128,6 +134,8 @@ class StudyRisk:
     raw_probability: float | None = None
     calibration: Calibrator | None = None
     method: str = "interim_noisy_or"
+    #: the map of the study probability when the bundle has its own (else ``calibration``)
+    study_calibration: Calibrator | None = None
 
     def breast(self, laterality: Laterality) -> BreastRisk:
         return next(item for item in self.breasts if item.laterality is laterality)
@@ -158,13 +166,16 @@ def aggregate(
     breast_raw: Mapping[Laterality, float] | None = None,
     sideless_raw: float | None = None,
     method: str | None = None,
+    study_calibrator: Calibrator | None = None,
 ) -> StudyRisk:
     """Breast and study probabilities of ``study`` from ``findings`` per image key.
 
     Only the study's processed images count; their findings are looked up by
     :attr:`~mammocad.structures.Image.key`. Findings on a processed image of unknown laterality
     belong to no breast but still raise the study probability (a lesion is a lesion).
-    ``calibrator`` (the bundle's, if any) maps the breast and study probabilities.
+    ``calibrator`` (the bundle's, if any) maps the breast and study probabilities;
+    ``study_calibrator`` (the bundle's study calibration, if any) maps the study's instead,
+    never below its highest breast (a study is at least as likely malignant as either breast).
     ``breast_raw`` (fused probabilities, :mod:`mammocad.fuse`) replaces the noisy-OR of the
     breasts it names that have a processed image; ``sideless_raw`` the noisy-OR of the images
     of unknown laterality; ``method`` (default: by ``breast_raw``) is recorded as is.
@@ -194,7 +205,9 @@ def aggregate(
         )
     # calibrations are non-decreasing: the maximum of the raw scores maps to the maximum
     raw_study = max(candidates) if candidates else None
-    probability = calibrate(raw_study)
+    probability = None
+    if raw_study is not None:
+        probability = float(study_probability(raw_study, calibrator, study_calibrator))
     return StudyRisk(
         breasts=tuple(breasts),
         malignancy_probability=probability,
@@ -203,7 +216,22 @@ def aggregate(
         raw_probability=raw_study,
         calibration=calibrator,
         method=method or ("cross_view_fusion" if breast_raw else "interim_noisy_or"),
+        study_calibration=study_calibrator,
     )
+
+
+def study_probability(
+    raw: npt.ArrayLike, calibrator: Calibrator | None, study_calibrator: Calibrator | None
+) -> npt.NDArray[np.float64]:
+    """Study probabilities of raw study scores (the maximum over the breasts): the study map
+    where the bundle has one, never below the breast map of the same score — the highest
+    breast's probability, since a study is at least as likely malignant as either breast —
+    else the breast map, else the raw score."""
+    values = np.asarray(raw, dtype=np.float64)
+    breast = values if calibrator is None else calibrator.apply(values)
+    if study_calibrator is None:
+        return np.asarray(breast, dtype=np.float64)
+    return np.maximum(study_calibrator.apply(values), breast)
 
 
 def _unchanged(probability: float | None) -> float | None:

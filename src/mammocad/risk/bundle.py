@@ -33,7 +33,7 @@ from mammocad.detect.bundle import (
     write_manifest,
 )
 from mammocad.errors import ModelBundleError
-from mammocad.risk.calibration import save_calibration
+from mammocad.risk.calibration import STUDY_CALIBRATION_FILE, save_calibration
 from mammocad.risk.features import CANDIDATE_FEATURES, columns
 from mammocad.risk.model import FittedRisk, RiskModel
 
@@ -71,7 +71,8 @@ def save_risk(
     metrics: dict[str, Any] | None = None,
     candidate_score: float | None = None,
 ) -> BundleManifest:
-    """Write ``risk.json`` and ``calibration.json`` (the risk model's) into the bundle folder
+    """Write ``risk.json``, ``calibration.json`` (the risk model's breast map) and, with a
+    study map, ``study_calibration.json`` into the bundle folder
     ``bundle`` and record them in its manifest; ``candidate_score`` is the detection score
     down to which the training cases held candidates (the pipeline detects down to it).
     Returns the new manifest."""
@@ -82,6 +83,11 @@ def save_risk(
     partial.write_text(json.dumps(fitted.model.to_dict()) + "\n", encoding="utf-8")
     partial.replace(path)
     save_calibration(fitted.calibrator, folder)
+    study_file = folder / STUDY_CALIBRATION_FILE
+    if fitted.study_calibrator is not None:
+        save_calibration(fitted.study_calibrator, folder, name=STUDY_CALIBRATION_FILE)
+    else:  # a stale study map from an earlier risk model must not outlive it
+        study_file.unlink(missing_ok=True)
     section = {
         "format_version": RISK_FORMAT,
         "model_file": RISK_FILE,
@@ -90,6 +96,9 @@ def save_risk(
         "features": list(fitted.model.features),
         "candidate_score": candidate_score,
         "calibration": fitted.calibrator.describe(),
+        "study_calibration": (
+            None if fitted.study_calibrator is None else fitted.study_calibrator.describe()
+        ),
         "training_data": {
             **(training_data or {}),
             "breasts": fitted.n_breasts,
@@ -138,11 +147,16 @@ def _append_card(folder: Path, section: dict[str, Any]) -> None:
         folder,
         "Risk model",
         [
-            "Breast probability from the findings, fusion and quality features: gradient-boosted",
-            "trees, monotone in the evidence features, calibrated on out-of-fold scores",
-            "(mammocad.risk, docs/risk.md).",
+            "Breast probability from the findings, fusion and quality features: "
+            f"{section['method']} (monotone in the evidence features), calibrated on "
+            "out-of-fold scores (mammocad.risk, docs/risk.md).",
             f"Model `{section['model_file']}`, sha256 `{section['sha256']}`; calibration"
             f" `calibration.json`: {section['calibration']}.",
+            *(
+                [f"Study calibration `study_calibration.json`: {section['study_calibration']}."]
+                if section.get("study_calibration")
+                else []
+            ),
             f"Training data: {section['training_data']}.",
             "",
             *(f"- {name}: {value}" for name, value in section["metrics"].items()),

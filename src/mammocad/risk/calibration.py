@@ -51,6 +51,10 @@ from mammocad.errors import MammocadError, ModelBundleError
 FloatArray = npt.NDArray[np.float64]
 
 CALIBRATION_FILE = "calibration.json"
+#: the study-level map, where the bundle has one (docs/calibration.md "Study calibration"): a
+#: study's probability is P(any breast malignant), which the breast map of its highest breast
+#: underestimates; without it the breast map serves both, as before
+STUDY_CALIBRATION_FILE = "study_calibration.json"
 FORMAT_VERSION = 1
 #: refuse to fit on fewer studies / fewer of either class: the fit would be noise
 MIN_STUDIES = 20
@@ -221,24 +225,28 @@ IDENTITY = Calibrator(method=CalibrationMethod.IDENTITY)
 
 
 def save_calibration(
-    calibrator: Calibrator, bundle: str | Path, *, extra: Mapping[str, Any] | None = None
+    calibrator: Calibrator,
+    bundle: str | Path,
+    *,
+    extra: Mapping[str, Any] | None = None,
+    name: str = CALIBRATION_FILE,
 ) -> Path:
-    """Write ``calibration.json`` into the bundle folder ``bundle``; ``extra`` (for example
-    the operating points and metrics on the fitting data) is recorded beside the parameters
-    and ignored when loading."""
-    path = Path(bundle) / CALIBRATION_FILE
+    """Write ``name`` (``calibration.json`` or ``study_calibration.json``) into the bundle
+    folder ``bundle``; ``extra`` (for example the operating points and metrics on the fitting
+    data) is recorded beside the parameters and ignored when loading."""
+    path = Path(bundle) / name
     data = {**calibrator.to_dict(), **(extra or {})}
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return path
 
 
-def load_calibration(bundle: str | Path) -> Calibrator | None:
-    """The calibration of the bundle folder ``bundle``; ``None`` when it has none.
+def load_calibration(bundle: str | Path, name: str = CALIBRATION_FILE) -> Calibrator | None:
+    """The calibration ``name`` of the bundle folder ``bundle``; ``None`` when it has none.
 
     Raises:
-        ModelBundleError: ``calibration.json`` exists but cannot be read.
+        ModelBundleError: the file exists but cannot be read.
     """
-    path = Path(bundle) / CALIBRATION_FILE
+    path = Path(bundle) / name
     if not path.is_file():
         return None
     try:

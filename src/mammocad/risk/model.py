@@ -202,6 +202,8 @@ class FittedRisk:
     out_of_fold: FloatArray
     n_breasts: int
     n_positive: int
+    #: the study probability's own map (``study_calibration.json``); ``None``: the breast map
+    study_calibrator: Calibrator | None = None
 
 
 def _ensemble() -> Any:
