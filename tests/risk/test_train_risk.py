@@ -95,6 +95,9 @@ def test_train_risk_writes_a_bundle_copy_from_cached_cases(
     # the study probability has its own map, fitted on the 30 out-of-fold studies
     assert pipeline.study_calibrator is not None and pipeline.study_calibrator.n_studies == 30
     assert loaded.section["study_calibration"] == pipeline.study_calibrator.describe()
+    check = report["out_of_fold_study_calibration"]
+    assert check["share_malignant"] > 0 and 0 <= check["ece_breast_map"] <= 1
+    assert "ECE" in result.output
     # suspicion thresholds from the out-of-fold studies, on the 2-decimal grid users see
     points = report["operating_points"]
     thresholds = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["thresholds"]

@@ -36,6 +36,7 @@ from rich.console import Console
 from mammocad.commands.train_fusion import auc_dict, collection_pipeline, gather, phantom_specs
 from mammocad.datasets.spec import DataSpec
 from mammocad.detect.bundle import read_manifest, write_manifest
+from mammocad.eval.calibration import expected_calibration_error
 from mammocad.eval.study_metrics import roc_auc_with_ci, rounding_effect
 from mammocad.fuse.apply import refine_cases
 from mammocad.fuse.bundle import LoadedFusion, copy_bundle, load_fusion
@@ -272,6 +273,22 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
         f"out-of-fold study AUC {rounding.auc_raw:.4f}, {rounding.auc_rounded:.4f} on the "
         f"2-decimal probabilities users see (lost to rounding: {rounding.loss:.4f})"
     )
+    # why the study has its own map: the breast map of the highest breast runs low for "any
+    # breast malignant" (the study map's figures are in-sample: it was fitted on these scores)
+    breast_mapped = calibrator.apply(study_raw)
+    study_check = {
+        "share_malignant": float(study_labels.mean()),
+        "mean_breast_map": float(breast_mapped.mean()),
+        "ece_breast_map": expected_calibration_error(breast_mapped, study_labels),
+        "mean_study_map": float(shown.mean()),
+        "ece_study_map_in_sample": expected_calibration_error(shown, study_labels),
+    }
+    console.print(
+        f"out-of-fold studies {study_check['share_malignant']:.3f} malignant: breast map of "
+        f"the highest breast mean {study_check['mean_breast_map']:.3f}, ECE "
+        f"{study_check['ece_breast_map']:.3f}; study map mean {study_check['mean_study_map']:.3f}"
+        f", ECE {study_check['ece_study_map_in_sample']:.3f} (in-sample)"
+    )
     bundle_dir = copy_bundle(run.model, run.out_dir / "bundle", keep_fusion=True)
     manifest = read_manifest(bundle_dir)
     thresholds = {"intermediate": points.intermediate.threshold, "high": points.high.threshold}
@@ -288,6 +305,7 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
         calibration=calibrator.describe(),
         study_calibration=study_calibrator.describe(),
         operating_points=points.to_dict(),
+        out_of_fold_study_calibration=study_check,
         out_of_fold_study_rounding={
             "auc_raw": rounding.auc_raw,
             "auc_rounded": rounding.auc_rounded,
