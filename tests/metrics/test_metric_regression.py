@@ -72,6 +72,10 @@ def test_shipped_bundle_holds_its_baseline(baseline: Baseline, pipeline: Pipelin
         f"the phantom benchmark {result.spec} is no longer the one recorded (did mammocad."
         f"synthetic change?): metrics are not comparable; check, then run `{RECORD}`"
     )
+    # calibration is reported beside the metrics (not held to the baseline)
+    shown = result.calibration
+    assert shown["share_malignant"] == pytest.approx(counts["positives"] / counts["studies"])
+    assert 0.0 <= shown["study_ece"] <= 1.0 and 0.0 < shown["mean_probability"] < 1.0
     regressions = compare(result.metrics, baseline.result.metrics, baseline.tolerances)
     assert not regressions, "metric regression on the phantom benchmark:\n" + "\n".join(
         map(str, regressions)

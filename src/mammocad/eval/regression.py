@@ -30,11 +30,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mammocad.datasets.phantoms import PhantomSpec, study_seed
 from mammocad.datasets.spec import parse_spec, phantom_spec
 from mammocad.detect.bundle import read_manifest
+from mammocad.eval.calibration import expected_calibration_error
 from mammocad.eval.froc import MALIGNANT, ImagePredictions, ImageTruth, evaluate_froc
 from mammocad.eval.study_metrics import roc_auc
 from mammocad.io import iter_studies
@@ -61,6 +63,9 @@ class BenchmarkResult:
     spec: str
     metrics: dict[str, float]
     counts: dict[str, int]
+    #: ``study_ece``, ``mean_probability``, ``share_malignant`` of the studies with a
+    #: probability: reported, not held to a baseline (the phantoms' prevalence is not a site's)
+    calibration: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,6 +125,7 @@ class _Collected:
     predictions: list[ImagePredictions] = field(default_factory=list)
     truths: list[ImageTruth] = field(default_factory=list)
     rejected: int = 0
+    shown: list[tuple[float, int]] = field(default_factory=list)  # (probability, label)
 
 
 def _phantoms(spec: PhantomSpec) -> Iterator[PhantomStudy]:
@@ -139,6 +145,8 @@ def _collect(phantom: PhantomStudy, analysis: StudyAnalysis, into: _Collected) -
     into.rejected += probability is None
     into.scores.append(0.0 if probability is None else float(probability))
     into.labels.append(int(phantom.truth.malignant))
+    if probability is not None:
+        into.shown.append((float(probability), int(phantom.truth.malignant)))
     for view in phantom.truth.views:
         found = analysis.findings(view.sop_instance_uid)
         into.predictions.append(
@@ -183,6 +191,12 @@ def run_benchmark(pipeline: Pipeline, spec: str = BENCHMARK_SPEC) -> BenchmarkRe
     if froc is None or positives in (0, phantom_set.n_studies):
         raise ValueError(f"{spec} needs malignant and benign studies: use more studies")
     metrics = {STUDY_AUC: roc_auc(collected.scores, collected.labels)}
+    probabilities, labels = np.array(collected.shown, dtype=np.float64).reshape(-1, 2).T
+    calibration = {
+        "study_ece": expected_calibration_error(probabilities, labels),
+        "mean_probability": float(probabilities.mean()),
+        "share_malignant": float(labels.mean()),
+    }
     metrics.update(zip(METRICS[1:], map(float, froc.sensitivity_at), strict=True))
     counts = {
         "studies": phantom_set.n_studies,
@@ -191,7 +205,7 @@ def run_benchmark(pipeline: Pipeline, spec: str = BENCHMARK_SPEC) -> BenchmarkRe
         "images": len(collected.truths),
         "rejected_studies": collected.rejected,
     }
-    return BenchmarkResult(spec=spec, metrics=metrics, counts=counts)
+    return BenchmarkResult(spec=spec, metrics=metrics, counts=counts, calibration=calibration)
 
 
 def default_tolerances(result: BenchmarkResult) -> dict[str, float]:
@@ -268,4 +282,11 @@ def format_rows(measured: BenchmarkResult, baseline: Baseline | None) -> Sequenc
                 f" (tolerance {baseline.tolerances.get(name, 0.0):.4f})"
             )
         rows.append(line)
+    if measured.calibration:
+        numbers = measured.calibration
+        rows.append(
+            f"{'study_ece':<28} {numbers['study_ece']:.4f}   (mean probability "
+            f"{numbers['mean_probability']:.3f}, share malignant {numbers['share_malignant']:.3f};"
+            " not held to the baseline)"
+        )
     return rows
