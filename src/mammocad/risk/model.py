@@ -10,9 +10,10 @@ load). The export is checked against scikit-learn's own probabilities when it is
 
 The logistic model (:class:`LogisticParams`) is
 ``σ(baseline + Σ_j w_j · logit(clip(x_j)))`` over named features in [0, 1], each weight ≥ 0 so
-more evidence never lowers the risk, as the trees' monotone constraint does. On a few hundred
-phantom breasts the trees' steps tie many breasts and rank worse than the strongest feature
-alone (docs/risk.md "Smoother model"); a logistic model keeps that feature's order.
+more evidence never lowers the risk, as the trees' monotone constraint does. It gives every
+breast its own score (the trees tie many) and keeps its strongest feature's order; on the
+phantom cases it ranked neither better nor worse than the trees (docs/risk.md "Smoother
+model"), so the trees stay the default.
 
 The output ``P = σ(baseline + Σ leaf values + Σ linear terms)`` is the *raw* risk score; the
 bundle's
