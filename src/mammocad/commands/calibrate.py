@@ -225,9 +225,10 @@ def card_section(outcome: CalibrationOutcome) -> list[str]:
     lines = [
         "## Calibration",
         "",
-        f"Study and breast probabilities are calibrated: {calibrator.describe()}, on "
+        f"The study probability is calibrated on this site: {calibrator.describe()}, on "
         f"{calibrator.fitted[:10]}; source: {calibrator.source or 'not recorded'}. Parameters "
-        "in `calibration.json`.",
+        "in `study_calibration.json`; breast probabilities use `calibration.json` (the "
+        "bundle's breast map, or this map where the bundle had none).",
         "",
         f"On the fitting data: AUC {after.auc.auc:.3f} ({after.rounding.auc_rounded:.3f} on the "
         f"2-decimal probabilities shown), ECE {outcome.before.calibration.ece:.3f} → "
