@@ -19,9 +19,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from fusion_ablation import paired_difference
+from risk_features import labelled_cases
 from sklearn.metrics import roc_auc_score as roc_auc
 
-from mammocad.fuse.data import BreastCase, load_cases
+from mammocad.fuse.data import BreastCase
 from mammocad.risk.apply import case_inputs
 from mammocad.risk.features import FEATURES, feature_matrix
 from mammocad.risk.model import BoostParams, LogisticParams, ModelParams, cross_fit, fit_model
@@ -43,11 +45,6 @@ SETTINGS: dict[str, ModelParams] = {
 SINGLE = "max_candidate_contribution"
 
 
-def labelled_cases(folders: list[Path]) -> list[BreastCase]:
-    files = sorted(path for folder in folders for path in folder.glob("study-*.npz"))
-    return [case for path in files for case in load_cases(path) if case.label is not None]
-
-
 def study_scores(
     cases: list[BreastCase], scores: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -62,23 +59,6 @@ def study_scores(
     return best, labels, patients
 
 
-def paired_delta(
-    labels: np.ndarray, a: np.ndarray, b: np.ndarray, groups: np.ndarray, n: int, seed: int = 0
-) -> tuple[float, float, float]:
-    """AUC(a) − AUC(b) and its 95 % bootstrap interval, resampling ``groups`` (patients)."""
-    rng = np.random.default_rng(seed)
-    unique, inverse = np.unique(groups, return_inverse=True)
-    rows = [np.flatnonzero(inverse == k) for k in range(len(unique))]
-    deltas = []
-    for _ in range(n):
-        pick = np.concatenate([rows[k] for k in rng.integers(0, len(unique), len(unique))])
-        if labels[pick].min() == labels[pick].max():
-            continue
-        deltas.append(roc_auc(labels[pick], a[pick]) - roc_auc(labels[pick], b[pick]))
-    low, high = np.percentile(deltas, [2.5, 97.5])
-    return roc_auc(labels, a) - roc_auc(labels, b), float(low), float(high)
-
-
 def report(
     name: str,
     cases: list[BreastCase],
@@ -88,10 +68,10 @@ def report(
 ) -> None:
     labels = np.array([case.label for case in cases], dtype=np.int64)
     patients = np.array([case.patient_id for case in cases])
-    delta, low, high = paired_delta(labels, scores, reference, patients, n_boot)
+    delta, low, high = paired_difference(scores, reference, labels, list(patients), n_boot)
     study, study_labels, ids = study_scores(cases, scores)
     study_ref, _, _ = study_scores(cases, reference)
-    s_delta, s_low, s_high = paired_delta(study_labels, study, study_ref, np.array(ids), n_boot)
+    s_delta, s_low, s_high = paired_difference(study, study_ref, study_labels, ids, n_boot)
     print(
         f"  {name:32s} breast {roc_auc(labels, scores):.3f} (Δ {delta:+.3f} [{low:+.3f}, "
         f"{high:+.3f}])  study {roc_auc(study_labels, study):.3f} (Δ {s_delta:+.3f} "
@@ -105,7 +85,7 @@ def main() -> None:
     parser.add_argument("--held-out", type=Path, default=None, help="a cache folder to test on")
     parser.add_argument("--bootstrap", type=int, default=1000)
     args = parser.parse_args()
-    cases = labelled_cases(args.cache)
+    cases, _ = labelled_cases(args.cache)
     labels = np.array([case.label for case in cases], dtype=np.int64)
     patients = [case.patient_id for case in cases]
     x = feature_matrix([case_inputs(case, fused_probability=None) for case in cases])
@@ -118,7 +98,7 @@ def main() -> None:
         report(name, cases, scores, out_of_fold["defaults"], args.bootstrap)
     if args.held_out is None:
         return
-    test = labelled_cases([args.held_out])
+    test, _ = labelled_cases([args.held_out])
     test_x = feature_matrix([case_inputs(case, fused_probability=None) for case in test])
     print(f"held out: {len(test)} breasts of {args.held_out}, Δ against the defaults:")
     held = {}
