@@ -63,6 +63,18 @@ DataDirOption = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Service data folder (default: $MAMMOCAD_DATA_DIR)."),
 ]
+# options several train / eval commands share, declared once so their help stays the same
+StudySpecsOption = Annotated[
+    list[str],
+    typer.Option("--data", help="Training studies: phantom:n=N,seed=S,size=full[,...]"),
+]
+ValStudySpecsOption = Annotated[
+    list[str], typer.Option("--val", help="Validation studies (phantom spec).")
+]
+RenderWorkersOption = Annotated[int, typer.Option(help="Processes rendering phantoms.")]
+BootstrapOption = Annotated[int, typer.Option(help="Bootstrap resamples for 95% CIs.")]
+DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
+ThreadsOption = Annotated[int | None, typer.Option(help="CPU threads for the detector.")]
 
 
 def _require_inputs(inputs: list[Path]) -> None:
@@ -177,7 +189,7 @@ def train_detector_command(
     time_limit: Annotated[
         float | None, typer.Option(help="Wall-clock budget (s) of the optimisation.")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Processes rendering phantoms.")] = 1,
+    workers: RenderWorkersOption = 1,
     backbone: str = "resnet18",
     input_size: Annotated[str, typer.Option(help="Model input ROWSxCOLS.")] = "1024x832",
     roi_batch_size: Annotated[
@@ -277,14 +289,9 @@ def train_quality_command(
 @train_app.command("fusion")
 def train_fusion_command(
     model: Annotated[Path, typer.Option("--model", help="Detector bundle folder (only read).")],
-    data: Annotated[
-        list[str],
-        typer.Option("--data", help="Training studies: phantom:n=N,seed=S,size=full[,...]"),
-    ],
+    data: StudySpecsOption,
     out: Annotated[Path, typer.Option("--out", help="Folder for cache/, bundle/, report.")],
-    val: Annotated[
-        list[str], typer.Option("--val", help="Validation studies (phantom spec).")
-    ] = [],  # noqa: B006
+    val: ValStudySpecsOption = [],  # noqa: B006
     candidate_score: Annotated[
         float | None,
         typer.Option(
@@ -299,9 +306,9 @@ def train_fusion_command(
     learning_rate: Annotated[float, typer.Option(min=0.0, help="AdamW learning rate.")] = 1e-3,
     model_dim: Annotated[int, typer.Option(min=4, help="Width of the attention module.")] = 16,
     seed: Annotated[int, typer.Option(help="Seeds the module's training.")] = 0,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% CIs.")] = 1000,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
-    threads: Annotated[int | None, typer.Option(help="CPU threads for the detector.")] = None,
+    bootstrap: BootstrapOption = 1000,
+    device: DeviceOption = "cpu",
+    threads: ThreadsOption = None,
 ) -> None:
     """Train cross-view fusion on a detector bundle's findings over phantom studies (breast
     labels only); writes OUT/bundle, a copy of the bundle with the fusion weights."""
@@ -344,7 +351,7 @@ def train_malignancy_command(
     crop_size: Annotated[int, typer.Option(help="Window side the CNN reads (pixels).")] = 48,
     context: Annotated[float, typer.Option(help="Window side ÷ box side.")] = 2.0,
     seed: Annotated[int, typer.Option()] = 0,
-    workers: Annotated[int, typer.Option(help="Processes rendering phantoms.")] = 1,
+    workers: RenderWorkersOption = 1,
     hard_negatives: Annotated[
         int,
         typer.Option(
@@ -399,14 +406,9 @@ def train_malignancy_command(
 @train_app.command("risk")
 def train_risk_command(
     model: Annotated[Path, typer.Option("--model", help="Model bundle folder (only read).")],
-    data: Annotated[
-        list[str],
-        typer.Option("--data", help="Training studies: phantom:n=N,seed=S,size=full[,...]"),
-    ],
+    data: StudySpecsOption,
     out: Annotated[Path, typer.Option("--out", help="Folder for bundle/ and the report.")],
-    val: Annotated[
-        list[str], typer.Option("--val", help="Validation studies (phantom spec).")
-    ] = [],  # noqa: B006
+    val: ValStudySpecsOption = [],  # noqa: B006
     cache: Annotated[
         Path | None,
         typer.Option(help="Per-study case cache (default OUT/cache); a fusion run's is reused."),
@@ -433,9 +435,9 @@ def train_risk_command(
     ] = "max_candidate_contribution",
     iterations: Annotated[int, typer.Option(min=1, help="Boosting iterations.")] = 20,
     seed: Annotated[int, typer.Option(help="Seeds the boosting.")] = 0,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% CIs.")] = 1000,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
-    threads: Annotated[int | None, typer.Option(help="CPU threads for the detector.")] = None,
+    bootstrap: BootstrapOption = 1000,
+    device: DeviceOption = "cpu",
+    threads: ThreadsOption = None,
 ) -> None:
     """Train the breast-level risk model (gradient boosting, calibrated) on a bundle's outputs
     over phantom studies; writes OUT/bundle, a copy of the bundle with the risk model."""
@@ -479,9 +481,9 @@ def eval_detector_command(
         typer.Option("--data", help="Evaluation data: phantom:n=N,seed=S | mias:path=DIR,fold=K"),
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder for froc.csv, .png, .json.")],
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% CIs.")] = 1000,
-    workers: Annotated[int, typer.Option(help="Processes rendering phantoms.")] = 1,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    bootstrap: BootstrapOption = 1000,
+    workers: RenderWorkersOption = 1,
+    device: DeviceOption = "cpu",
     score_threshold: Annotated[
         float | None,
         typer.Option(
@@ -566,7 +568,7 @@ def analyze(
             help="Model bundle folder (default: $MAMMOCAD_MODEL, else models/mammocad-detector).",
         ),
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    device: DeviceOption = "cpu",
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, help="CPU threads (default: usable CPUs).")
     ] = None,
@@ -626,7 +628,7 @@ def batch(
         Path | None,
         typer.Option("--work-dir", help="Resumable work folder (default: <out>.work beside it)."),
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    device: DeviceOption = "cpu",
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, help="CPU threads (default: usable CPUs).")
     ] = None,
