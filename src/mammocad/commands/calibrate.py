@@ -25,7 +25,13 @@ from rich.table import Table
 
 from mammocad.commands.eval_study import StudyLabel
 from mammocad.commands.eval_study import _results as read_results
-from mammocad.detect.bundle import read_manifest, sha256_of, write_manifest, write_model_card
+from mammocad.detect.bundle import (
+    BundleManifest,
+    read_manifest,
+    sha256_of,
+    write_manifest,
+    write_model_card,
+)
 from mammocad.errors import ModelBundleError
 from mammocad.eval.study_metrics import StudyMetrics, evaluate_study
 from mammocad.risk.aggregate import OUTPUT_DECIMALS, study_probability
@@ -154,7 +160,8 @@ def run_calibrate(
     calibrator = fit_calibrator(scores.raw, scores.labels, method=method, source=source)
     # the site's labels are per study: the map is the study map; breasts keep the bundle's
     # breast map, or take this one where the bundle has none (as before study maps existed)
-    calibrated = study_probability(scores.raw, load_calibration(model) or calibrator, calibrator)
+    breast_map = load_calibration(model)
+    calibrated = study_probability(scores.raw, breast_map or calibrator, calibrator)
     points = choose_operating_points(np.round(calibrated, OUTPUT_DECIMALS), scores.labels)
     before = evaluate_study(scores.shown_before, scores.labels, n_bootstrap=0)
     after = evaluate_study(calibrated, scores.labels, n_bootstrap=0)
@@ -166,13 +173,20 @@ def run_calibrate(
         before=before,
         after=after,
     )
-    _write_bundle(model, outcome, version=version)
+    _write_bundle(model, manifest, outcome, version=version, with_breast_map=breast_map is None)
     return outcome
 
 
-def _write_bundle(model: Path, outcome: CalibrationOutcome, *, version: str | None) -> None:
-    """Copy ``model`` to ``outcome.bundle`` with the calibration, thresholds and model card."""
-    manifest = read_manifest(model)
+def _write_bundle(
+    model: Path,
+    manifest: BundleManifest,
+    outcome: CalibrationOutcome,
+    *,
+    version: str | None,
+    with_breast_map: bool,
+) -> None:
+    """Copy ``model`` to ``outcome.bundle`` with the calibration, thresholds and model card;
+    ``with_breast_map``: the site's map also becomes the breast map (the bundle has none)."""
     base = manifest.version.split("+cal.")[0]  # recalibrating a calibrated bundle: one suffix
     new_manifest = replace(
         manifest,
@@ -185,7 +199,7 @@ def _write_bundle(model: Path, outcome: CalibrationOutcome, *, version: str | No
         shutil.copytree(model, partial)
         record = _record(outcome, manifest.version, model)
         save_calibration(outcome.calibrator, partial, extra=record, name=STUDY_CALIBRATION_FILE)
-        if load_calibration(model) is None:
+        if with_breast_map:
             save_calibration(outcome.calibrator, partial, extra=record)
         write_manifest(partial, new_manifest)
         write_model_card(partial, new_manifest, extra=card_section(outcome))
