@@ -74,7 +74,9 @@ ValStudySpecsOption = Annotated[
 RenderWorkersOption = Annotated[int, typer.Option(help="Processes rendering phantoms.")]
 BootstrapOption = Annotated[int, typer.Option(help="Bootstrap resamples for 95% CIs.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
-ThreadsOption = Annotated[int | None, typer.Option(help="CPU threads for the detector.")]
+ThreadsOption = Annotated[
+    int | None, typer.Option("--threads", min=1, help="CPU threads (default: usable CPUs).")
+]
 
 
 def _require_inputs(inputs: list[Path]) -> None:
@@ -525,9 +527,7 @@ def eval_breasts_command(
     ] = None,
     folds: Annotated[int, typer.Option(help="Number of patient-level folds.")] = 5,
     bootstrap: Annotated[int, typer.Option(help="Patient-bootstrap resamples.")] = 1000,
-    threads: Annotated[
-        int | None, typer.Option("--threads", min=1, help="CPU threads (default: usable CPUs).")
-    ] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Breast-level ROC-AUC on mini-MIAS: abnormal vs normal and malignant vs the rest."""
     from mammocad.errors import ModelBundleError
@@ -569,9 +569,7 @@ def analyze(
         ),
     ] = None,
     device: DeviceOption = "cpu",
-    threads: Annotated[
-        int | None, typer.Option("--threads", min=1, help="CPU threads (default: usable CPUs).")
-    ] = None,
+    threads: ThreadsOption = None,
     dicom: Annotated[
         bool,
         typer.Option(
@@ -629,9 +627,7 @@ def batch(
         typer.Option("--work-dir", help="Resumable work folder (default: <out>.work beside it)."),
     ] = None,
     device: DeviceOption = "cpu",
-    threads: Annotated[
-        int | None, typer.Option("--threads", min=1, help="CPU threads (default: usable CPUs).")
-    ] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Analyse every study into one zip (predictions.csv, results, overlays, summary.html);
     interrupted, the same command resumes where it stopped."""
@@ -788,7 +784,7 @@ def dicom_node(
     device: Annotated[
         str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: cpu).")
     ] = None,
-    threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """DICOM node: C-ECHO/C-STORE SCP; each study goes to the service's job queue (database
     in --data-dir) after --idle-timeout seconds without a new instance, and its SR and
