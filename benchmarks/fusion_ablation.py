@@ -30,27 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from mammocad.commands.train_fusion import collection_pipeline
 from mammocad.datasets.phantoms import PhantomSpec
-from mammocad.eval.study_metrics import cluster_bootstrap_indices, roc_auc_with_ci
+from mammocad.eval.study_metrics import paired_auc_difference, roc_auc_with_ci
 from mammocad.fuse import breast_probabilities, load_fusion
 from mammocad.fuse.collect import collect_cases
-
-
-def paired_difference(
-    fused: np.ndarray, single: np.ndarray, labels: np.ndarray, patients: list[str], n: int
-) -> tuple[float, float, float]:
-    """AUC(fused) − AUC(single) and its percentile interval over shared cluster resamples."""
-    point = roc_auc_score(labels, fused) - roc_auc_score(labels, single)
-    draws = [
-        roc_auc_score(labels[rows], fused[rows]) - roc_auc_score(labels[rows], single[rows])
-        for rows in cluster_bootstrap_indices(patients, n, seed=1)
-        if labels[rows].min() != labels[rows].max()
-    ]
-    low, high = np.percentile(draws, [2.5, 97.5]) if draws else (np.nan, np.nan)
-    return float(point), float(low), float(high)
 
 
 def main() -> None:
@@ -102,7 +87,9 @@ def main() -> None:
         rows[name] = {"auc": auc.auc, "ci_low": auc.ci_low, "ci_high": auc.ci_high}
         print(f"{name:<26} {auc.auc:6.3f}  [{auc.ci_low:.3f}, {auc.ci_high:.3f}]")
     for base in ("single-view", "single-view (candidates)"):
-        diff = paired_difference(scores["fused"], scores[base], labels, patients, args.bootstrap)
+        diff = paired_auc_difference(
+            scores["fused"], scores[base], labels, patients, n_bootstrap=args.bootstrap
+        )
         rows[f"fused − {base}"] = dict(zip(("delta", "ci_low", "ci_high"), diff, strict=True))
         print(f"{'Δ fused − ' + base:<26} {diff[0]:+6.3f}  [{diff[1]:+.3f}, {diff[2]:+.3f}]")
     if args.json:

@@ -12,14 +12,15 @@ import pytest
 import torch
 
 from mammocad.detect import Detections, Detector, ImagePrediction, read_manifest
-from mammocad.fuse import Fuser, ViewFrame
+from mammocad.fuse import Fuser, ViewFrame, breast_cases
 from mammocad.io import iter_studies
 from mammocad.pipeline import Pipeline
 from mammocad.preprocess import PreprocessParams
 from mammocad.report.schema import validation_errors
-from mammocad.risk.apply import score_inputs, study_inputs
+from mammocad.risk.apply import case_inputs, score_inputs, study_inputs
 from mammocad.risk.bundle import load_risk
 from mammocad.risk.calibration import load_calibration
+from mammocad.risk.features import FEATURES, feature_row
 from mammocad.structures import Laterality, PreprocessedImage, Study
 from mammocad.synthetic import write_studies
 
@@ -135,6 +136,31 @@ def test_without_fusion_weights_links_but_keeps_todays_aggregate(
     for breast in result["breasts"]:
         assert math.isclose(breast["malignancy_probability"], round(expected, 2))
     assert np.isclose(analysis.risk.malignancy_probability or 0.0, expected)
+
+
+def test_risk_features_at_inference_equal_those_of_the_training_cache(
+    tiny_bundle: Path, study_folder: Path
+) -> None:
+    """The risk model is trained on cached breast cases and applied to live studies: every
+    feature, the two-view agreement of the candidates included, must come out the same."""
+    pipeline = _pipeline(tiny_bundle)
+    pipeline.detector.set_candidate_threshold(0.02)
+    analysis = pipeline.analyze(_study(study_folder))
+    predictions = analysis.predictions
+    live = study_inputs(
+        analysis.study,
+        analysis.preprocessed,
+        {key: prediction.findings for key, prediction in predictions.items()},
+        analysis.fusion,
+        {key: prediction.candidates for key, prediction in predictions.items()},
+    )
+    cases = breast_cases(analysis.study, analysis.preprocessed, predictions)
+    assert [case.laterality for case in cases] == [Laterality.R, Laterality.L]
+    for case in cases:
+        cached = feature_row(case_inputs(case, fused_probability=None))
+        assert cached == pytest.approx(feature_row(live[case.laterality]), nan_ok=True)
+        # one mass at one nipple distance on both views: 0.9 · 0.6 on each
+        assert cached[FEATURES.index("two_view_contribution")] == pytest.approx(0.54)
 
 
 def test_risk_model_sets_calibrated_breast_and_study_probabilities(

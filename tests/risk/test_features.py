@@ -89,8 +89,14 @@ def test_study_inputs_split_breasts_links_fusion_and_quality() -> None:
         "x": [finding("x1", "x", 0.5, 0.5)],
     }
     quality = {"rcc": 0.9, "rmlo": 0.7, "lcc": 0.4, "x": 0.8}
+    # every view's nipple at the same place: the boxes of r1 and r2 lie at one nipple distance
     preprocessed = {
-        k: SimpleNamespace(quality=SimpleNamespace(score=q)) for k, q in quality.items()
+        k: SimpleNamespace(
+            quality=SimpleNamespace(score=q),
+            image=SimpleNamespace(pixel_spacing_mm=(0.1, 0.1)),
+            nipple=(0.0, 15.0),
+        )
+        for k, q in quality.items()
     }
     fusion = FusionResult(links=[("r1", "r2")], breast_probabilities={Laterality.R: 0.42})
     inputs = study_inputs(study, cast(Any, preprocessed), findings, fusion)
@@ -99,6 +105,8 @@ def test_study_inputs_split_breasts_links_fusion_and_quality() -> None:
     assert right["breast_probability"] == pytest.approx(0.42)
     assert right["n_linked_pairs"] == 1 and right["both_views"] == 1
     assert right["min_quality"] == pytest.approx(0.7)
+    assert right["two_view_contribution"] == pytest.approx(math.sqrt(0.9 * 0.6 * 0.7 * 0.6))
+    assert left["two_view_contribution"] == sideless["two_view_contribution"] == 0.0
     assert left["n_findings"] == 0 and left["both_views"] == 0 and left["n_linked_pairs"] == 0
     assert left["breast_probability"] == 0.0  # noisy-OR of nothing: fusion did not cover it
     assert sideless["breast_probability"] == pytest.approx(0.25)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from mammocad.fuse.agreement import two_view_contribution
 from mammocad.fuse.apply import FusionResult
 from mammocad.fuse.data import BreastCase
+from mammocad.fuse.geometry import CC_LIKE, MLO_LIKE, PlacedFinding, ViewFrame
 from mammocad.fuse.link import LinkParams, link_breast
 from mammocad.risk.aggregate import StudyRisk, Suspicion, rounded
 from mammocad.risk.bundle import LoadedRisk
@@ -37,13 +39,19 @@ def study_inputs(
         found = tuple(f for image in images for f in findings.get(image.key, ()))
         ids = {f.id for f in found}
         detected = [image for image in images if image.key in findings]
+        every = {
+            image.key: tuple(candidates.get(image.key) or findings.get(image.key, ()))
+            for image in images
+        }
+        placed = [
+            PlacedFinding.place(f, view=image.view, frame=ViewFrame.of(preprocessed[image.key]))
+            for image in detected
+            if side is not None and image.view is not None and image.key in preprocessed
+            for f in every[image.key]
+        ]
         inputs[side] = BreastInputs(
             findings=found,
-            candidates=tuple(
-                f
-                for image in images
-                for f in candidates.get(image.key) or findings.get(image.key, ())
-            ),
+            candidates=tuple(f for image in images for f in every[image.key]),
             fused_probability=None if side is None else fused.get(side),
             n_linked_pairs=sum(1 for cc, _ in links if cc in ids),
             views=tuple(image.view for image in detected if image.view is not None),
@@ -52,8 +60,18 @@ def study_inputs(
                 for image in detected
                 if image.key in preprocessed
             ),
+            two_view_contribution=_two_view(placed),
         )
     return inputs
+
+
+def _two_view(placed: Sequence[PlacedFinding]) -> float:
+    """:func:`~mammocad.fuse.agreement.two_view_contribution` of a breast's placed candidates
+    (images of other projections take no part, as in linking)."""
+    return two_view_contribution(
+        [item for item in placed if item.view in CC_LIKE],
+        [item for item in placed if item.view in MLO_LIKE],
+    )
 
 
 def case_inputs(
@@ -73,6 +91,7 @@ def case_inputs(
         n_linked_pairs=len(link_breast(*case.views(), link or LinkParams())),
         views=views,
         quality=case.quality,
+        two_view_contribution=_two_view(case.findings),
     )
 
 

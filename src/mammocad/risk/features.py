@@ -22,7 +22,11 @@ One row of :data:`FEATURES` per breast (``float64``), in this order:
   included. The lesion classifier separates malignant from benign boxes far better than the
   detector's score separates lesions from tissue, so a malignant lesion the detector scores
   below the finding threshold still shows here: on 800 phantom breasts the maximum alone has
-  breast AUC 0.74, the noisy-OR of the reported findings 0.65 (docs/risk.md).
+  breast AUC 0.74, the noisy-OR of the reported findings 0.65 (docs/risk.md);
+* ``two_view_contribution`` — the strongest lesion the CC and the MLO view show together: the
+  largest geometric mean of ``score · malignancy`` over pairs of candidates, one per view,
+  that the linking rule allows to be one lesion (:mod:`mammocad.fuse.agreement`); 0 with one
+  view or no such pair. The cross-view evidence of the risk model, beside ``n_linked_pairs``.
 
 Findings with a malignancy refined by fusion enter with the refined value, as at inference.
 Risk models trained before a feature existed list the features they use; the columns are
@@ -62,6 +66,7 @@ FEATURES = (
     *(f"max_score_{label.value}" for label in FINDING_CLASSES),
     "max_candidate_contribution",
     "candidate_probability",
+    "two_view_contribution",
 )
 
 #: features along which the risk may only rise (more or stronger evidence of a lesion, a
@@ -75,7 +80,8 @@ class BreastInputs:
     """What one breast offers the risk model. ``fused_probability`` ``None``: no fusion
     weights (the noisy-OR of ``findings`` stands in); ``quality`` one score per processed
     image, empty when unknown; ``candidates`` every detection down to the candidate score,
-    ``findings`` included (empty: the same as ``findings``)."""
+    ``findings`` included (empty: the same as ``findings``); ``two_view_contribution`` from
+    :func:`mammocad.fuse.agreement.two_view_contribution` over the candidates."""
 
     findings: tuple[Finding, ...]
     candidates: tuple[Finding, ...] = ()
@@ -83,6 +89,7 @@ class BreastInputs:
     n_linked_pairs: int = 0
     views: tuple[ViewPosition, ...] = ()
     quality: tuple[float, ...] = ()
+    two_view_contribution: float = 0.0
 
 
 def _clip(value: float) -> float:
@@ -115,6 +122,7 @@ def feature_row(inputs: BreastInputs) -> list[float]:
         *(_max(_clip(f.score) for f in found if f.label is label) for label in FINDING_CLASSES),
         _max(_contribution(f) for f in candidates),
         noisy_or(candidates),
+        _clip(inputs.two_view_contribution),
     ]
 
 
@@ -124,6 +132,10 @@ def _contribution(finding: Finding) -> float:
 
 #: the features that read candidates below the finding threshold
 CANDIDATE_FEATURES = frozenset({"max_candidate_contribution", "candidate_probability"})
+
+#: the features that compare the two views of a breast; without them the risk model sees
+#: each view on its own (the single-view arm of the fusion ablation, docs/fusion.md)
+CROSS_VIEW_FEATURES = frozenset({"n_linked_pairs", "two_view_contribution"})
 
 
 def leading_candidate(inputs: BreastInputs) -> Finding | None:
