@@ -23,6 +23,7 @@ from mammocad.eval.study_metrics import (
     evaluate_subgroups,
     metrics_at_threshold,
     operating_points,
+    paired_auc_difference,
     roc_auc,
     roc_auc_with_ci,
     rounding_effect,
@@ -108,6 +109,22 @@ def test_auc_interval_is_reproducible_and_contains_the_estimate() -> None:
     b = roc_auc_with_ci(scores, labels, patients, n_bootstrap=200, seed=1)
     assert a == b
     assert a.ci_low < a.auc < a.ci_high
+
+
+def test_paired_difference_sees_a_gain_the_separate_intervals_hide() -> None:
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 200)
+    patients = np.arange(200) // 2
+    base = np.clip(0.5 + 0.1 * (labels - 0.5) + rng.normal(0, 0.2, 200), 0, 1)
+    better = np.clip(base + 0.08 * labels, 0, 1)  # the same scores, positives a little higher
+    delta, low, high = paired_auc_difference(better, base, labels, patients, n_bootstrap=300)
+    assert delta == pytest.approx(roc_auc(better, labels) - roc_auc(base, labels))
+    assert 0 < low < delta < high
+    # the two AUCs' own intervals overlap: only the paired interval shows the gain
+    a = roc_auc_with_ci(better, labels, patients, n_bootstrap=300)
+    b = roc_auc_with_ci(base, labels, patients, n_bootstrap=300)
+    assert a.ci_low < b.ci_high
+    assert paired_auc_difference(base, base, labels, patients, n_bootstrap=50) == (0.0, 0.0, 0.0)
 
 
 def test_operating_points_on_a_hand_example() -> None:
