@@ -12,6 +12,7 @@ import pytest
 
 from mammocad.eval.calibration import (
     brier_score,
+    ece_if_calibrated,
     evaluate_calibration,
     expected_calibration_error,
     plot_reliability,
@@ -167,6 +168,24 @@ def test_ece_of_a_perfectly_calibrated_set_is_zero_and_of_a_shifted_one_the_shif
     # +0.03 keeps every value in its bin, so every bin is off by exactly 0.03
     shifted = np.asarray(probs) + 0.03
     assert expected_calibration_error(shifted, labels) == pytest.approx(0.03)
+
+
+def test_ece_by_chance_shrinks_with_the_set_and_flags_real_miscalibration() -> None:
+    """Exactly calibrated probabilities on 100 studies show an ECE of several hundredths by
+    chance alone; on 10 000 almost none. A set off by 0.1 lies far above its chance band."""
+    rng = np.random.default_rng(5)
+    small = rng.uniform(0.05, 0.6, 100)
+    large = rng.uniform(0.05, 0.6, 10_000)
+    mean_small, p95_small = ece_if_calibrated(small, n_resamples=400)
+    mean_large, _ = ece_if_calibrated(large, n_resamples=100)
+    assert 0.02 < mean_small < p95_small < 0.15
+    assert mean_large < 0.01 < mean_small
+    # seeded: the same draws twice
+    assert ece_if_calibrated(small, n_resamples=400) == (mean_small, p95_small)
+    labels = (rng.uniform(size=large.size) < large - 0.1).astype(int)
+    report = evaluate_calibration(large, labels)
+    assert report.ece > 0.09 > report.ece_if_calibrated_p95
+    assert all(math.isnan(v) for v in ece_if_calibrated([]))
 
 
 def test_ece_of_random_synthetic_sets() -> None:

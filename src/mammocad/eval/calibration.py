@@ -11,6 +11,14 @@ count-weighted mean gap between the mean prediction and the observed positive ra
 Empty bins contribute nothing. Equal-width rather than equal-mass bins so that diagrams of
 different models and test sets share their x axis; the price is that sparse high-probability bins
 are noisy — read them with their counts. The Brier score is ``mean((p − y)²)`` (Brier, 1950).
+
+**ECE by chance.** Even perfectly calibrated probabilities show an ECE above 0 on a finite set:
+each bin's positive rate scatters around its mean prediction. :func:`ece_if_calibrated` measures
+that floor by *consistency resampling* (Bröcker & Smith, Weather and Forecasting 22(3), 2007):
+labels are drawn as ``y ~ Bernoulli(p)`` from the set's own probabilities — a world where they
+are exactly right — and the ECE of each draw is computed. An observed ECE below the 95th
+percentile of those draws is no evidence of miscalibration on this many cases; a target ECE
+below their mean cannot be confirmed with them at all.
 """
 
 from __future__ import annotations
@@ -45,6 +53,10 @@ class CalibrationReport:
     brier: float
     n_bins: int
     diagram: ReliabilityDiagram
+    #: mean and 95th percentile of the ECE that exactly calibrated probabilities would show on
+    #: this set by chance (:func:`ece_if_calibrated`); NaN when not computed
+    ece_if_calibrated: float = float("nan")
+    ece_if_calibrated_p95: float = float("nan")
 
 
 def as_probabilities(
@@ -90,6 +102,30 @@ def expected_calibration_error(
     return _ece(reliability_diagram(probabilities, labels, n_bins=n_bins))
 
 
+def ece_if_calibrated(
+    probabilities: npt.ArrayLike,
+    *,
+    n_bins: int = DEFAULT_BINS,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Mean and 95th percentile of the ECE of ``probabilities`` against labels drawn from them
+    (``y ~ Bernoulli(p)``, ``n_resamples`` draws, seeded): the ECE that chance alone gives
+    probabilities that are exactly right (module docstring). NaN for an empty set."""
+    prob = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    as_probabilities(prob, np.zeros(len(prob), dtype=np.int64))  # validates the range
+    if len(prob) == 0 or n_resamples < 1:
+        return float("nan"), float("nan")
+    which = np.clip(np.floor(prob * n_bins).astype(np.int64), 0, n_bins - 1)
+    members = np.zeros((len(prob), n_bins))
+    members[np.arange(len(prob)), which] = 1.0
+    drawn = np.random.default_rng(seed).random((n_resamples, len(prob))) < prob
+    # n_b · |mean p_b − rate_b| = |Σ p_b − Σ y_b|: the ECE of every draw in one product
+    gaps = np.abs(prob @ members - drawn.astype(np.float64) @ members)
+    eces = gaps.sum(axis=1) / len(prob)
+    return float(eces.mean()), float(np.percentile(eces, 95))
+
+
 def brier_score(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """Mean squared difference between probability and label (0 is perfect)."""
     prob, label = as_probabilities(probabilities, labels)
@@ -101,13 +137,17 @@ def brier_score(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> float:
 def evaluate_calibration(
     probabilities: npt.ArrayLike, labels: npt.ArrayLike, *, n_bins: int = DEFAULT_BINS
 ) -> CalibrationReport:
-    """ECE, Brier score and reliability diagram in one pass."""
+    """ECE, Brier score and reliability diagram in one pass, with the ECE that chance alone
+    would give this set (:func:`ece_if_calibrated`)."""
     diagram = reliability_diagram(probabilities, labels, n_bins=n_bins)
+    chance, chance_p95 = ece_if_calibrated(probabilities, n_bins=n_bins)
     return CalibrationReport(
         ece=_ece(diagram),
         brier=brier_score(probabilities, labels),
         n_bins=n_bins,
         diagram=diagram,
+        ece_if_calibrated=chance,
+        ece_if_calibrated_p95=chance_p95,
     )
 
 

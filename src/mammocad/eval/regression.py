@@ -36,7 +36,7 @@ import torch
 from mammocad.datasets.phantoms import PhantomSpec, study_seed
 from mammocad.datasets.spec import parse_spec, phantom_spec
 from mammocad.detect.bundle import read_manifest
-from mammocad.eval.calibration import expected_calibration_error
+from mammocad.eval.calibration import ece_if_calibrated, expected_calibration_error
 from mammocad.eval.froc import MALIGNANT, ImagePredictions, ImageTruth, evaluate_froc
 from mammocad.eval.study_metrics import roc_auc
 from mammocad.io import iter_studies
@@ -192,8 +192,11 @@ def run_benchmark(pipeline: Pipeline, spec: str = BENCHMARK_SPEC) -> BenchmarkRe
         raise ValueError(f"{spec} needs malignant and benign studies: use more studies")
     metrics = {STUDY_AUC: roc_auc(collected.scores, collected.labels)}
     probabilities, labels = np.array(collected.shown, dtype=np.float64).reshape(-1, 2).T
+    chance, chance_p95 = ece_if_calibrated(probabilities)
     calibration = {
         "study_ece": expected_calibration_error(probabilities, labels),
+        "study_ece_if_calibrated": chance,
+        "study_ece_if_calibrated_p95": chance_p95,
         "mean_probability": float(probabilities.mean()),
         "share_malignant": float(labels.mean()),
     }
@@ -289,4 +292,10 @@ def format_rows(measured: BenchmarkResult, baseline: Baseline | None) -> Sequenc
             f"{numbers['mean_probability']:.3f}, share malignant {numbers['share_malignant']:.3f};"
             " not held to the baseline)"
         )
+        if "study_ece_if_calibrated" in numbers:
+            rows.append(
+                f"{'study_ece by chance':<28} {numbers['study_ece_if_calibrated']:.4f}   (95th "
+                f"percentile {numbers['study_ece_if_calibrated_p95']:.4f}: exactly calibrated "
+                "probabilities on this many studies)"
+            )
     return rows

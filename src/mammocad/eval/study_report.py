@@ -109,6 +109,8 @@ def metric_rows(metrics: StudyMetrics, *, group: str = "all") -> list[list[str]]
         [group, rounded, _fmt(metrics.rounding.auc_rounded), "", ""],
         [group, "auc_rounding_loss", _fmt(metrics.rounding.loss), "", ""],
         [group, "ece", _fmt(metrics.calibration.ece), "", ""],
+        [group, "ece_if_calibrated", _fmt(metrics.calibration.ece_if_calibrated), "", ""],
+        [group, "ece_if_calibrated_p95", _fmt(metrics.calibration.ece_if_calibrated_p95), "", ""],
         [group, "brier", _fmt(metrics.calibration.brier), "", ""],
     ]
     named = [(f"@{m.threshold:g}", m) for m in metrics.at_thresholds]
@@ -162,15 +164,16 @@ def write_study_markdown(
 def _overview_table(sets: Mapping[str, StudyMetrics]) -> list[str]:
     lines = [
         "| group | n | positive | patients | AUC (95% CI) | AUC rounded | rounding loss "
-        "| ECE | Brier |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|",
+        "| ECE | ECE by chance (mean / 95th pct) | Brier |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---|---:|",
     ]
     for name, m in sets.items():
         auc = _with_ci(m.auc.auc, (m.auc.ci_low, m.auc.ci_high))
         lines.append(
             f"| {name} | {m.n} | {m.n_positive} | {m.n_patients} | {auc} "
             f"| {_fmt(m.rounding.auc_rounded, 3)} | {_fmt(m.rounding.loss, 4)} "
-            f"| {_fmt(m.calibration.ece, 3)} | {_fmt(m.calibration.brier, 3)} |"
+            f"| {_fmt(m.calibration.ece, 3)} | {_fmt(m.calibration.ece_if_calibrated, 3)} / "
+            f"{_fmt(m.calibration.ece_if_calibrated_p95, 3)} | {_fmt(m.calibration.brier, 3)} |"
         )
     return lines
 
