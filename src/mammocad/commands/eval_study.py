@@ -146,6 +146,12 @@ def run_eval_study(
         f"users see {metrics.rounding.auc_rounded:.3f} (lost to rounding: "
         f"{metrics.rounding.loss:.4f}, must stay < 0.005)"
     )
+    calibration = metrics.calibration
+    console.print(
+        f"ECE {calibration.ece:.3f}, Brier {calibration.brier:.3f}; exactly calibrated "
+        f"probabilities would show ECE {calibration.ece_if_calibrated:.3f} by chance on these "
+        f"studies (95th percentile {calibration.ece_if_calibrated_p95:.3f})"
+    )
     check = check_calibration_test_set(test)
     at = test.at_threshold
     console.print(
