@@ -7,9 +7,10 @@ any cross-view feature (docs/fusion.md, section 6).
 Each ``<key>`` is a cache folder of ``mammocad train risk`` / ``train fusion``. A variant is the
 maximum over CC/MLO candidate pairs with link cost ≤ a gate (:func:`mammocad.fuse.link.
 pair_cost`, with or without the RoI appearance term) of a combination of the two contributions
-``score · malignancy``: geometric mean (the shipped definition, gate 1.5, no appearance),
-minimum or product. Also printed: each variant's AUC alone, and the median ratio of the
-shipped feature to the breast's strongest single candidate in malignant and other breasts.
+``score · malignancy`` (:func:`mammocad.risk.aggregate.contribution`): geometric mean (the
+shipped definition, gate 1.5, no appearance), minimum or product. Also printed: each variant's AUC alone, and the median ratio of the
+shipped feature to the breast's strongest single candidate in malignant and other breasts, and
+the median number of candidates per breast.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from mammocad.eval.study_metrics import paired_auc_difference
 from mammocad.fuse.data import BreastCase, load_cases
 from mammocad.fuse.geometry import PlacedFinding
 from mammocad.fuse.link import LinkParams, pair_cost
+from mammocad.risk.aggregate import contribution
 from mammocad.risk.apply import case_inputs
 from mammocad.risk.features import CROSS_VIEW_FEATURES, FEATURES, columns, feature_matrix
 from mammocad.risk.model import BoostParams, cross_fit
@@ -36,11 +38,6 @@ COMBINE: dict[str, Callable[[float, float], float]] = {
     "minimum": min,
     "product": lambda a, b: a * b,
 }
-
-
-def contribution(item: PlacedFinding) -> float:
-    found = item.finding
-    return min(1.0, max(0.0, found.score)) * min(1.0, max(0.0, found.malignancy_probability))
 
 
 def agreement(
@@ -54,7 +51,7 @@ def agreement(
     best = 0.0
     for a in cc:
         for b in mlo:
-            value = combine(contribution(a), contribution(b))
+            value = combine(contribution(a.finding), contribution(b.finding))
             if value > best and pair_cost(a, b, LinkParams()) <= gate:
                 best = value
     return best
@@ -71,6 +68,8 @@ def main() -> None:
     y = np.array([case.label for case in cases], dtype=np.int64)
     groups = [case.patient_id for case in cases]
     print(f"{len(files)} studies, {len(cases)} breasts, {int(y.sum())} malignant")
+    per_breast = np.median([len(case.findings) for case in cases])
+    print(f"median candidates per breast (both views): {per_breast:.0f}")
     column = FEATURES.index("two_view_contribution")
     strongest = x[:, FEATURES.index("max_candidate_contribution")]
     ratio = x[:, column] / np.maximum(strongest, 1e-9)

@@ -29,12 +29,7 @@ from dataclasses import replace
 
 from mammocad.fuse.geometry import PlacedFinding
 from mammocad.fuse.link import LinkParams, pair_cost
-
-
-def _contribution(item: PlacedFinding) -> float:
-    finding = item.finding
-    score = min(1.0, max(0.0, float(finding.score)))
-    return score * min(1.0, max(0.0, float(finding.malignancy_probability)))
+from mammocad.risk.aggregate import contribution
 
 
 def two_view_contribution(
@@ -45,8 +40,8 @@ def two_view_contribution(
     params = params or LinkParams()
     best = 0.0
     # strongest first, so the loop can stop once no pair can beat the best found
-    ranked_mlo = sorted(((_contribution(b), b) for b in mlo), key=lambda t: -t[0])
-    for value_a, a in sorted(((_contribution(a), a) for a in cc), key=lambda t: -t[0]):
+    ranked_mlo = sorted(((contribution(b.finding), b) for b in mlo), key=lambda t: -t[0])
+    for value_a, a in sorted(((contribution(a.finding), a) for a in cc), key=lambda t: -t[0]):
         if not ranked_mlo or value_a * ranked_mlo[0][0] <= best * best:
             break
         plain_a = replace(a, features=None)

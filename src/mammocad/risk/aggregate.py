@@ -145,9 +145,15 @@ def _clip(value: float) -> float:
     return min(1.0, max(0.0, float(value)))
 
 
+def contribution(finding: Finding) -> float:
+    """``score · malignancy`` of ``finding``, each clipped to [0, 1]: what one finding adds to
+    the noisy-OR, and the unit of the risk model's evidence features."""
+    return _clip(finding.score) * _clip(finding.malignancy_probability)
+
+
 def noisy_or(findings: Iterable[Finding], *, prior: float = 0.0) -> float:
     """``1 − (1 − prior) · Π (1 − score · malignancy)``, in [0, 1]."""
-    miss = prod(1.0 - _clip(f.score) * _clip(f.malignancy_probability) for f in findings)
+    miss = prod(1.0 - contribution(f) for f in findings)
     return _clip(1.0 - (1.0 - _clip(prior)) * miss)
 
 

@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mammocad.fuse.geometry import CC_LIKE, MLO_LIKE
-from mammocad.risk.aggregate import noisy_or
+from mammocad.risk.aggregate import contribution, noisy_or
 from mammocad.structures import Finding, FindingLabel, ViewPosition
 
 FINDING_CLASSES = (
@@ -103,7 +103,7 @@ def _max(values: Iterable[float]) -> float:
 def feature_row(inputs: BreastInputs) -> list[float]:
     """The :data:`FEATURES` of one breast."""
     found = inputs.findings
-    contributions = [_contribution(f) for f in found]
+    contributions = [contribution(f) for f in found]
     candidates = inputs.candidates or found
     views = set(inputs.views)
     probability = inputs.fused_probability
@@ -120,14 +120,10 @@ def feature_row(inputs: BreastInputs) -> list[float]:
         min(quality) if quality else math.nan,
         float(np.mean(quality)) if quality else math.nan,
         *(_max(_clip(f.score) for f in found if f.label is label) for label in FINDING_CLASSES),
-        _max(_contribution(f) for f in candidates),
+        _max(contribution(f) for f in candidates),
         noisy_or(candidates),
         _clip(inputs.two_view_contribution),
     ]
-
-
-def _contribution(finding: Finding) -> float:
-    return _clip(finding.score) * _clip(finding.malignancy_probability)
 
 
 #: the features that read candidates below the finding threshold
@@ -144,7 +140,7 @@ def leading_candidate(inputs: BreastInputs) -> Finding | None:
     reads — ``None`` without candidates. It may lie below the finding threshold, so the
     result and the overlay show it apart from the findings: a breast is never "high" because of
     a box the reader cannot see."""
-    return max(inputs.candidates or inputs.findings, key=_contribution, default=None)
+    return max(inputs.candidates or inputs.findings, key=contribution, default=None)
 
 
 def columns(names: Sequence[str]) -> list[int]:
