@@ -8,9 +8,9 @@ Each ``<key>`` is a cache folder of ``mammocad train risk`` / ``train fusion``. 
 maximum over CC/MLO candidate pairs with link cost ≤ a gate (:func:`mammocad.fuse.link.
 pair_cost`, with or without the RoI appearance term) of a combination of the two contributions
 ``score · malignancy`` (:func:`mammocad.risk.aggregate.contribution`): geometric mean (the
-shipped definition, gate 1.5, no appearance), minimum or product. Also printed: each variant's AUC alone, and the median ratio of the
-shipped feature to the breast's strongest single candidate in malignant and other breasts, and
-the median number of candidates per breast.
+shipped definition, gate 1.5, no appearance), minimum or product. Also printed: each variant's
+AUC alone, the median ratio of the shipped feature to the breast's strongest single candidate
+in malignant and other breasts, and the median number of candidates per breast.
 """
 
 from __future__ import annotations
