@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mammocad.cli import app
-from mammocad.datasets.spec import parse_spec
+from mammocad.datasets.spec import iter_samples, parse_spec, phantom_spec
 from mammocad.detect.bundle import load_bundle
 
 SMALL_PHANTOM = "phantom:n=1,seed=77,size=small"
@@ -98,3 +98,37 @@ def test_spec_parsing() -> None:
     assert spec.kind == "mias" and spec.options == {"path": "/data/mias", "fold": "2", "folds": "5"}
     with pytest.raises(ValueError, match="key=value"):
         parse_spec("phantom:n")
+
+
+def test_a_key_the_kind_does_not_know_is_an_error_not_a_default() -> None:
+    with pytest.raises(ValueError, match="phantom does not take sed"):
+        parse_spec("phantom:n=1,sed=3")
+    with pytest.raises(ValueError, match="mias does not take n"):
+        parse_spec("mias:path=/data/mias,n=3")
+    for bad in ("0", "-1", "1.5", "two"):
+        with pytest.raises(ValueError, match="whole number"):
+            parse_spec(f"phantom:n=1,repeat={bad}")
+
+
+def test_repeat_weights_a_source_in_training_only(trained: Path, tmp_path: Path) -> None:
+    from mammocad.detect.config import DetectorConfig
+    from mammocad.preprocess import PreprocessParams
+
+    classes = DetectorConfig().classes
+    params = PreprocessParams(input_size=(256, 208))
+    once = list(iter_samples([parse_spec(SMALL_PHANTOM)], classes=classes, params=params))
+    twice = list(
+        iter_samples([parse_spec(SMALL_PHANTOM + ",repeat=2")], classes=classes, params=params)
+    )
+    assert once and [s.image_id for s in twice] == [s.image_id for s in once for _ in range(2)]
+    assert all(a is b for a, b in zip(twice[::2], twice[1::2], strict=True))  # shared, not copied
+
+    with pytest.raises(ValueError, match="drop repeat=2"):
+        phantom_spec(parse_spec(SMALL_PHANTOM + ",repeat=2"))
+    result = CliRunner().invoke(
+        app,
+        ["eval", "detector", "--model", str(trained), "--data", SMALL_PHANTOM + ",repeat=2",
+         "--out", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "evaluation counts every image once" in " ".join(result.output.split())

@@ -87,11 +87,16 @@ def _require_inputs(inputs: list[Path]) -> None:
         raise typer.Exit(code=2)
 
 
-def _parse_specs(texts: list[str]) -> list[DataSpec]:
-    from mammocad.datasets.spec import parse_spec
+def _parse_specs(texts: list[str], *, counted_by: str | None = None) -> list[DataSpec]:
+    """Parsed ``--data`` / ``--val`` specs; ``counted_by`` names a use that counts every image
+    once and so refuses ``repeat=`` (evaluation, validation, whole-study training)."""
+    from mammocad.datasets.spec import parse_spec, refuse_repeat
 
     try:
-        return [parse_spec(text) for text in texts]
+        specs = [parse_spec(text) for text in texts]
+        if counted_by is not None:
+            refuse_repeat(specs, counted_by)
+        return specs
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
 
@@ -226,7 +231,8 @@ def train_detector_command(
     from mammocad.preprocess import PreprocessParams
     from mammocad.train.config import TrackingConfig, TrainConfig
 
-    train_specs, val_specs = _parse_specs(data), _parse_specs(val)
+    train_specs = _parse_specs(data)
+    val_specs = _parse_specs(val, counted_by="validation")
     size = _input_size(input_size)
     detector = DetectorConfig(backbone=backbone, input_size=size)
     if roi_batch_size is not None:
@@ -320,8 +326,8 @@ def train_fusion_command(
     _require_inputs([model])
     run = FusionRun(
         model=model,
-        data=_parse_specs(data),
-        val=_parse_specs(val),
+        data=_parse_specs(data, counted_by="fusion training on whole studies"),
+        val=_parse_specs(val, counted_by="validation"),
         out_dir=out,
         candidate_score=candidate_score,
         params=TrainParams(epochs=epochs, learning_rate=learning_rate, seed=seed),
@@ -380,7 +386,7 @@ def train_malignancy_command(
         run = MalignancyRun(
             model=model,
             data=_parse_specs(data),
-            val=_parse_specs(val),
+            val=_parse_specs(val, counted_by="validation"),
             out_dir=out,
             config=ClassifierConfig(crop_size=crop_size, context=context),
             training=ClassifierTraining(
@@ -457,8 +463,8 @@ def train_risk_command(
             raise typer.Exit(code=2) from None
     run = RiskRun(
         model=model,
-        data=_parse_specs(data),
-        val=_parse_specs(val),
+        data=_parse_specs(data, counted_by="risk training on whole studies"),
+        val=_parse_specs(val, counted_by="validation"),
         out_dir=out,
         cache_dir=cache,
         candidate_score=candidate_score,
@@ -499,7 +505,7 @@ def eval_detector_command(
     """FROC of a detector bundle: sensitivity at 0.125 … 4 false positives per image."""
     from mammocad.commands.evaluate import run_eval_detector
 
-    specs = _parse_specs(data)
+    specs = _parse_specs(data, counted_by="evaluation")
     result = run_eval_detector(
         model=model,
         data=specs,

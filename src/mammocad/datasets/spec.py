@@ -5,6 +5,11 @@
 * ``mias:path=DIR[,folds=5,fold=K | exclude_fold=K,fold_seed=0]`` — mini-MIAS from a local
   copy; ``fold`` keeps one patient-level fold, ``exclude_fold`` keeps the others (for
   cross-validation).
+
+Every kind also takes ``repeat=K`` (default 1): in training each of the source's images is
+seen K times per epoch (augmented differently each time), so a small real set is not
+outweighed by rendered phantoms. Evaluations count every image once and refuse ``repeat``.
+A key a kind does not know is an error, not a silent default.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from mammocad.preprocess import PreprocessParams
 from mammocad.train.data import DetectionSample
 
 KINDS = ("phantom", "mias")
+KEYS = {
+    "phantom": ("n", "seed", "size", "malignant_rate", "benign_rate", "one_view_rate", "repeat"),
+    "mias": ("path", "folds", "fold", "exclude_fold", "fold_seed", "repeat"),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,6 +39,14 @@ class DataSpec:
     def describe(self) -> dict[str, Any]:
         """What the bundle manifest records as training data."""
         return {"kind": self.kind, **self.options}
+
+    @property
+    def repeat(self) -> int:
+        """How many times per training epoch each image of this source is seen."""
+        text = self.options.get("repeat", "1")
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"repeat={text} must be a whole number ≥ 1 (times per epoch)")
+        return int(text)
 
 
 def parse_spec(text: str) -> DataSpec:
@@ -43,11 +60,35 @@ def parse_spec(text: str) -> DataSpec:
         if not sep or not key or not value:
             raise ValueError(f"{item!r} in {text!r} is not key=value (e.g. {kind}:n=10,seed=1)")
         options[key.strip()] = value.strip()
-    return DataSpec(kind=kind, options=options)
+    unknown = sorted(set(options) - set(KEYS[kind]))
+    if unknown:
+        raise ValueError(
+            f"{kind} does not take {', '.join(unknown)} in {text!r}: "
+            f"its keys are {', '.join(KEYS[kind])}"
+        )
+    spec = DataSpec(kind=kind, options=options)
+    _ = spec.repeat  # a bad repeat= fails here, where the user typed it
+    return spec
+
+
+def refuse_repeat(specs: Sequence[DataSpec], purpose: str) -> None:
+    """ValueError when a spec asks for ``repeat``: ``purpose`` counts every image once."""
+    for spec in specs:
+        if spec.repeat != 1:
+            raise ValueError(
+                f"{purpose} counts every image once: drop repeat={spec.repeat} from the "
+                f"{spec.kind} data (repeat weights training data only)"
+            )
 
 
 def phantom_spec(spec: DataSpec) -> PhantomSpec:
-    """The :class:`PhantomSpec` of a ``phantom:`` data spec (defaults as documented above)."""
+    """The :class:`PhantomSpec` of a ``phantom:`` data spec (defaults as documented above), for
+    callers that render whole studies, which have no use for ``repeat``."""
+    refuse_repeat([spec], "a set of phantom studies (risk, fusion, benchmarks)")
+    return _phantom_spec(spec)
+
+
+def _phantom_spec(spec: DataSpec) -> PhantomSpec:
     if spec.kind != "phantom":
         raise ValueError(f"{spec.kind!r} is not a phantom data spec")
     opts = spec.options
@@ -64,7 +105,7 @@ def phantom_spec(spec: DataSpec) -> PhantomSpec:
 def _phantoms(
     spec: DataSpec, classes: Sequence[str], params: PreprocessParams, workers: int
 ) -> Iterator[DetectionSample]:
-    phantom = phantom_spec(spec)
+    phantom = _phantom_spec(spec)
     return phantom_samples(phantom, classes=classes, params=params, workers=workers)
 
 
@@ -94,12 +135,17 @@ def iter_samples(
     params: PreprocessParams,
     workers: int = 1,
 ) -> Iterator[DetectionSample]:
-    """Every sample of every spec, in order, one at a time (a full-size sample is ~7 MB)."""
+    """Every sample of every spec, in order, one at a time (a full-size sample is ~7 MB); a
+    spec's ``repeat`` yields each of its samples that many times (the same object, no copy)."""
     for spec in specs:
-        if spec.kind == "phantom":
-            yield from _phantoms(spec, classes, params, workers)
-        else:
-            yield from _mias(spec, classes, params)
+        source = (
+            _phantoms(spec, classes, params, workers)
+            if spec.kind == "phantom"
+            else _mias(spec, classes, params)
+        )
+        for sample in source:
+            for _ in range(spec.repeat):
+                yield sample
 
 
 def build_samples(
@@ -120,4 +166,5 @@ __all__ = [
     "iter_samples",
     "parse_spec",
     "phantom_spec",
+    "refuse_repeat",
 ]
