@@ -132,3 +132,28 @@ def test_repeat_weights_a_source_in_training_only(trained: Path, tmp_path: Path)
     )  # fmt: skip
     assert result.exit_code == 2
     assert "evaluation counts every image once" in " ".join(result.output.split())
+
+
+def test_eval_pool_combines_disjoint_evaluations(trained: Path, tmp_path: Path) -> None:
+    truths = []
+    for seed in (77, 78):
+        result = CliRunner().invoke(
+            app,
+            ["eval", "detector", "--model", str(trained), "--data",
+             f"phantom:n=1,seed={seed},size=small", "--out", str(tmp_path / f"fold{seed}"),
+             "--bootstrap", "0"],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((tmp_path / f"fold{seed}" / "froc.json").read_text())
+        truths.append(metrics["images"])
+    runs = [str(tmp_path / "fold77"), str(tmp_path / "fold78")]
+    result = CliRunner().invoke(
+        app, ["eval", "pool", *runs, "--out", str(tmp_path / "pooled"), "--bootstrap", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    pooled = json.loads((tmp_path / "pooled" / "froc.json").read_text())
+    assert pooled["images"] == sum(truths)
+    assert (tmp_path / "pooled" / "froc.csv").is_file()
+
+    again = CliRunner().invoke(app, ["eval", "pool", runs[0], runs[0], "--out", str(tmp_path)])
+    assert again.exit_code == 2 and "pool disjoint folds only" in " ".join(again.output.split())

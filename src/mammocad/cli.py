@@ -520,6 +520,29 @@ def eval_detector_command(
     console.print(f"{result.n_images} images; results in [bold]{out}[/bold]")
 
 
+@eval_app.command("pool")
+def eval_pool_command(
+    runs: Annotated[
+        list[Path],
+        typer.Argument(help="`eval detector --out` folders of disjoint image sets (CV folds)."),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the pooled froc.csv, .png, .json.")
+    ],
+    bootstrap: BootstrapOption = 1000,
+) -> None:
+    """One FROC over the images of several detector evaluations: cross-validation folds."""
+    from mammocad.commands.evaluate import run_eval_pool
+
+    _require_inputs(runs)
+    try:
+        run_eval_pool(runs=runs, out_dir=out, bootstrap=bootstrap, console=console)
+    except ValueError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+    console.print(f"pooled {len(runs)} evaluations; results in [bold]{out}[/bold]")
+
+
 @eval_app.command("breasts")
 def eval_breasts_command(
     model: Annotated[Path, typer.Option("--model", help="Model bundle folder.")],

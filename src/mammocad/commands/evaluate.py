@@ -2,7 +2,9 @@
 
 The samples are prepared with the BUNDLE's preprocessing, as at inference. Writes
 ``froc.csv``, ``froc.png`` and ``froc.json`` (the bundle's metrics format) into the output
-folder. The hit rule is documented in :mod:`mammocad.eval.froc`.
+folder, and ``images.json``, every image's truths and detections, which ``mammocad eval
+pool`` combines across cross-validation folds (:mod:`mammocad.eval.froc_pool`). The hit rule
+is documented in :mod:`mammocad.eval.froc`.
 
 ``score_threshold`` / ``detections_per_image`` override the bundle's (0.05 and 20 by default)
 for the evaluation only: a FROC curve wants every candidate, and with the bundle's cut-off the
@@ -25,11 +27,12 @@ from rich.table import Table
 from mammocad.datasets.spec import DataSpec, build_samples
 from mammocad.detect.bundle import LoadedBundle, load_bundle
 from mammocad.detect.containers import Detections
-from mammocad.eval.froc import FrocReport, plot_froc, write_froc_csv
+from mammocad.eval.froc import FrocReport, evaluate_froc, plot_froc, write_froc_csv
+from mammocad.eval.froc_pool import IMAGES_FILE, load_froc_images, pool_froc, save_froc_images
 from mammocad.malignancy.bundle import LoadedClassifier, load_classifier
 from mammocad.preprocess import PreprocessParams
 from mammocad.train.data import DetectionSample
-from mammocad.train.validate import detect_dataset, froc_of
+from mammocad.train.validate import detect_dataset, froc_images
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +109,39 @@ def detect_specs(
     return SpecDetections(bundle=bundle, samples=samples, results=results, classifier=classifier)
 
 
+def write_froc_files(
+    report: FrocReport, out_dir: Path, *, title: str, console: Console | None = None
+) -> tuple[Path, Path | None]:
+    """``froc.csv`` and, where matplotlib is installed, ``froc.png`` in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = write_froc_csv(report, out_dir / "froc.csv")
+    try:
+        return csv_path, plot_froc(report, out_dir / "froc.png", title=title)
+    except ImportError as error:  # matplotlib missing on a bare GPU node: the CSV still counts
+        (console or Console(stderr=True)).print(f"[yellow]FROC plot skipped: {error}[/yellow]")
+        return csv_path, None
+
+
+def run_eval_pool(
+    *, runs: Sequence[Path], out_dir: Path, bootstrap: int = 1000, console: Console | None = None
+) -> FrocReport:
+    """One FROC over the images of several ``eval detector`` output folders (the folds of a
+    cross-validation); prints the table and writes ``froc.csv``/``.png``/``.json``."""
+    console = console or Console(stderr=True)
+    evaluations = [load_froc_images(Path(run) / IMAGES_FILE) for run in runs]
+    report = pool_froc(evaluations, bootstrap=bootstrap)
+    write_froc_files(report, out_dir, title="pooled FROC", console=console)
+    summary = {
+        "pooled": [str(run) for run in runs],
+        "images": sum(len(e.image_ids) for e in evaluations),
+        "metrics": report.to_metrics(),
+        "all_candidates": report.all_candidates(),
+    }
+    (out_dir / "froc.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    console.print(_table(report))
+    return report
+
+
 def run_eval_detector(
     *,
     model: Path,
@@ -131,15 +167,14 @@ def run_eval_detector(
     bundle, samples, results, classifier = run.bundle, run.samples, run.results, run.classifier
     heads = bundle.model.roi_heads
     config = bundle.manifest.detector
-    report = froc_of(results, config, bootstrap=bootstrap)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = write_froc_csv(report, out_dir / "froc.csv")
-    png_path: Path | None
-    try:
-        png_path = plot_froc(report, out_dir / "froc.png", title=f"{model.name}: FROC")
-    except ImportError as error:  # matplotlib missing on a bare GPU node: the CSV still counts
-        console.print(f"[yellow]FROC plot skipped: {error}[/yellow]")
-        png_path = None
+    images = froc_images(results, config)
+    report = evaluate_froc(
+        images.predictions, images.truths, classes=images.classes, bootstrap=bootstrap
+    )
+    save_froc_images(images, out_dir / IMAGES_FILE)
+    csv_path, png_path = write_froc_files(
+        report, out_dir, title=f"{model.name}: FROC", console=console
+    )
     json_path = out_dir / "froc.json"
     summary = {
         "model": {"name": bundle.manifest.name, "version": bundle.manifest.version},

@@ -15,6 +15,7 @@ from mammocad.detect.config import DetectorConfig
 from mammocad.detect.containers import Detections
 from mammocad.detect.model import MammoDetector
 from mammocad.eval.froc import FrocReport, ImagePredictions, ImageTruth, evaluate_froc
+from mammocad.eval.froc_pool import FrocImages
 from mammocad.malignancy.apply import rescore
 from mammocad.malignancy.model import LesionClassifier
 from mammocad.train.data import DetectionDataset, DetectionSample, annotated_names
@@ -56,14 +57,10 @@ def detect_dataset(
     return results
 
 
-def froc_of(
-    results: Sequence[tuple[DetectionSample, Detections]],
-    config: DetectorConfig,
-    *,
-    bootstrap: int = 0,
-    seed: int = 0,
-) -> FrocReport:
-    """FROC of detections against the samples' targets (see :mod:`mammocad.eval.froc`)."""
+def froc_images(
+    results: Sequence[tuple[DetectionSample, Detections]], config: DetectorConfig
+) -> FrocImages:
+    """Per image the lesion truths (the landmark left out) and the detections, as FROC inputs."""
     predictions = []
     truths = []
     names = config.classes
@@ -86,8 +83,25 @@ def froc_of(
                 annotated=annotated_names(sample, names),
             )
         )
+    return FrocImages(
+        classes=config.lesion_classes,
+        image_ids=[sample.image_id for sample, _ in results],
+        predictions=predictions,
+        truths=truths,
+    )
+
+
+def froc_of(
+    results: Sequence[tuple[DetectionSample, Detections]],
+    config: DetectorConfig,
+    *,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> FrocReport:
+    """FROC of detections against the samples' targets (see :mod:`mammocad.eval.froc`)."""
+    images = froc_images(results, config)
     return evaluate_froc(
-        predictions, truths, classes=config.lesion_classes, bootstrap=bootstrap, seed=seed
+        images.predictions, images.truths, classes=images.classes, bootstrap=bootstrap, seed=seed
     )
 
 

@@ -1,0 +1,139 @@
+"""Per-image FROC inputs on disk, and one FROC pooled from several evaluations.
+
+``mammocad eval detector`` writes ``images.json`` beside its FROC: every image's truths and
+detections (in the model-input frame of that image, which the hit rule needs nothing beyond).
+Cross-validation evaluates each fold with the model that did not see it; the usual way to
+report it (e.g. the INbreast and LUNA16 FROCs) is one curve over the pooled images of all
+folds, which :func:`pool_froc` computes: sensitivity over every fold's lesions, false positives
+over every fold's images, the bootstrap resampling images across folds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mammocad.eval.froc import FrocReport, ImagePredictions, ImageTruth, evaluate_froc
+
+IMAGES_FILE = "images.json"
+_FORMAT = "mammocad.froc-images/1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrocImages:
+    """What :func:`evaluate_froc` needs, per image, and the lesion classes it was run with."""
+
+    classes: tuple[str, ...]
+    image_ids: list[str]
+    predictions: list[ImagePredictions]
+    truths: list[ImageTruth]
+
+
+def _floats(values: Any) -> list[Any]:
+    return np.round(np.asarray(values, dtype=np.float64), 6).tolist()
+
+
+def save_froc_images(images: FrocImages, path: str | Path) -> Path:
+    """Write ``images`` as JSON (boxes rounded to 1e-6 px, scores to 1e-6)."""
+    rows = [
+        {
+            "image_id": image_id,
+            "truth": {
+                "boxes": _floats(truth.boxes),
+                "labels": list(truth.labels),
+                "malignant": None
+                if truth.malignant is None
+                else np.asarray(truth.malignant, dtype=int).tolist(),
+                "annotated": None if truth.annotated is None else sorted(truth.annotated),
+            },
+            "predictions": {
+                "boxes": _floats(pred.boxes),
+                "scores": _floats(pred.scores),
+                "labels": list(pred.labels),
+                "malignancy": None if pred.malignancy is None else _floats(pred.malignancy),
+            },
+        }
+        for image_id, pred, truth in zip(
+            images.image_ids, images.predictions, images.truths, strict=True
+        )
+    ]
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    document = {"format": _FORMAT, "classes": list(images.classes), "images": rows}
+    out.write_text(json.dumps(document) + "\n", encoding="utf-8")
+    return out
+
+
+def load_froc_images(path: str | Path) -> FrocImages:
+    """Read a file written by :func:`save_froc_images`; ValueError saying what is wrong."""
+    source = Path(path)
+    try:
+        document = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read {source}: {error}") from error
+    if not isinstance(document, dict) or document.get("format") != _FORMAT:
+        raise ValueError(
+            f"{source} is not a per-image FROC file ({_FORMAT}): point at the folder "
+            "`mammocad eval detector --out` wrote"
+        )
+    rows = document["images"]
+    return FrocImages(
+        classes=tuple(document["classes"]),
+        image_ids=[row["image_id"] for row in rows],
+        predictions=[
+            ImagePredictions(
+                boxes=np.asarray(row["predictions"]["boxes"], dtype=np.float64).reshape(-1, 4),
+                scores=row["predictions"]["scores"],
+                labels=row["predictions"]["labels"],
+                malignancy=row["predictions"]["malignancy"],
+            )
+            for row in rows
+        ],
+        truths=[
+            ImageTruth(
+                boxes=np.asarray(row["truth"]["boxes"], dtype=np.float64).reshape(-1, 4),
+                labels=row["truth"]["labels"],
+                malignant=row["truth"]["malignant"],
+                annotated=None if row["truth"]["annotated"] is None else row["truth"]["annotated"],
+            )
+            for row in rows
+        ],
+    )
+
+
+def pool_froc(
+    evaluations: Sequence[FrocImages], *, bootstrap: int = 1000, seed: int = 0
+) -> FrocReport:
+    """One FROC over the images of every evaluation (e.g. the folds of a cross-validation).
+
+    Refuses evaluations made with different lesion classes, and an image id met twice (the
+    same image in two folds would count its lesions twice)."""
+    if not evaluations:
+        raise ValueError("nothing to pool: give at least one evaluation")
+    classes = evaluations[0].classes
+    seen: set[str] = set()
+    for evaluation in evaluations:
+        if evaluation.classes != classes:
+            raise ValueError(
+                f"evaluations with different lesion classes ({list(classes)} and "
+                f"{list(evaluation.classes)}) cannot be pooled"
+            )
+        repeated = seen.intersection(evaluation.image_ids)
+        if repeated:
+            raise ValueError(
+                f"image {sorted(repeated)[0]} is in two of the evaluations: pool disjoint "
+                "folds only"
+            )
+        seen.update(evaluation.image_ids)
+    return evaluate_froc(
+        [p for e in evaluations for p in e.predictions],
+        [t for e in evaluations for t in e.truths],
+        classes=classes,
+        bootstrap=bootstrap,
+        seed=seed,
+    )

@@ -1,0 +1,70 @@
+"""Per-image FROC files and the FROC pooled over cross-validation folds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mammocad.eval.froc import ImagePredictions, ImageTruth, evaluate_froc
+from mammocad.eval.froc_pool import FrocImages, load_froc_images, pool_froc, save_froc_images
+
+CLASSES = ("mass", "calcification")
+
+
+def _fold(prefix: str, n: int, rng: np.random.Generator) -> FrocImages:
+    """``n`` images with one mass each and a few scored boxes, some on the mass."""
+    predictions, truths = [], []
+    for _ in range(n):
+        x, y = rng.uniform(50, 400, size=2)
+        truth = np.array([[x, y, x + 40, y + 40]])
+        boxes = np.vstack([truth + rng.normal(0, 3, size=(1, 4)), rng.uniform(0, 500, (3, 4))])
+        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 5)
+        predictions.append(
+            ImagePredictions(
+                boxes=boxes,
+                scores=rng.uniform(0, 1, size=4),
+                labels=["mass", "mass", "calcification", "mass"],
+                malignancy=rng.uniform(0, 1, size=4),
+            )
+        )
+        truths.append(
+            ImageTruth(
+                boxes=truth, labels=["mass"], malignant=[int(rng.integers(2))], annotated=None
+            )
+        )
+    ids = [f"{prefix}{i}" for i in range(n)]
+    return FrocImages(classes=CLASSES, image_ids=ids, predictions=predictions, truths=truths)
+
+
+def test_saved_images_give_the_same_froc(tmp_path: Path) -> None:
+    images = _fold("a", 12, np.random.default_rng(0))
+    loaded = load_froc_images(save_froc_images(images, tmp_path / "images.json"))
+    assert loaded.image_ids == images.image_ids and loaded.classes == CLASSES
+    before = evaluate_froc(images.predictions, images.truths, classes=CLASSES)
+    after = evaluate_froc(loaded.predictions, loaded.truths, classes=CLASSES)
+    for name, curve in before.curves.items():
+        np.testing.assert_allclose(after.curves[name].sensitivity_at, curve.sensitivity_at)
+        np.testing.assert_allclose(after.curves[name].fp_per_image, curve.fp_per_image)
+
+
+def test_pooling_counts_every_fold_once() -> None:
+    rng = np.random.default_rng(1)
+    folds = [_fold("a", 10, rng), _fold("b", 14, rng)]
+    pooled = pool_froc(folds, bootstrap=0)
+    assert pooled.curves["mass"].n_truths == 24 and pooled.curves["mass"].n_images == 24
+    single = pool_froc(folds[:1], bootstrap=0)
+    assert single.curves["mass"].n_truths == 10
+    with pytest.raises(ValueError, match="image a0 is in two"):
+        pool_froc([folds[0], folds[0]], bootstrap=0)
+    other = FrocImages(classes=("mass",), image_ids=["c"], predictions=[], truths=[])
+    with pytest.raises(ValueError, match="different lesion classes"):
+        pool_froc([folds[0], other], bootstrap=0)
+
+
+def test_a_file_of_another_kind_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "froc.json"
+    path.write_text('{"metrics": {}}', encoding="utf-8")
+    with pytest.raises(ValueError, match="not a per-image FROC file"):
+        load_froc_images(path)
