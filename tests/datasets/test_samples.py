@@ -43,6 +43,7 @@ def test_parallel_rendering_gives_the_same_samples() -> None:
     for a, b in zip(serial, parallel, strict=True):
         assert torch.equal(a.image, b.image)
         assert torch.equal(a.target.boxes, b.target.boxes)
+        assert a.source == b.source == "phantom"
 
 
 def test_mias_samples_leave_unmarked_classes_unknown(shared_data: Path) -> None:
@@ -53,6 +54,23 @@ def test_mias_samples_leave_unmarked_classes_unknown(shared_data: Path) -> None:
         annotated = dict(zip(CLASSES, sample.target.annotated.tolist(), strict=True))
         assert annotated["mass"] and not annotated[NIPPLE] and not annotated["lymph_node"]
         assert len(sample.target.boxes) == len(record.lesions)
+
+
+def test_mias_samples_prepared_in_parallel_are_the_same(shared_data: Path) -> None:
+    records = load_mias(shared_data / "mini-mias")
+    records = [r for r in records if r.lesions][:2] + [r for r in records if not r.fully_localised][
+        :1
+    ]
+    serial = list(mias_samples(records, classes=CLASSES, params=PARAMS, workers=1))
+    parallel = list(mias_samples(records, classes=CLASSES, params=PARAMS, workers=2))
+    assert (
+        [s.image_id for s in serial]
+        == [s.image_id for s in parallel]
+        == [r.image_id for r in records[:2]]
+    )  # the unlocalised record is left out either way
+    for a, b in zip(serial, parallel, strict=True):
+        assert torch.equal(a.image, b.image) and torch.equal(a.target.annotated, b.target.annotated)
+        assert a.source == b.source == "mini-mias"
 
 
 def test_patient_folds_keep_both_breasts_together(shared_data: Path) -> None:

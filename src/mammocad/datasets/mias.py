@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mammocad.datasets.records import AnnotatedImage, LesionAnnotation
-from mammocad.datasets.samples import make_sample
+from mammocad.datasets.samples import make_sample, prepare_samples
 from mammocad.errors import PreprocessError
 from mammocad.io import read_raster
 from mammocad.preprocess import PreprocessParams
@@ -154,25 +154,18 @@ def read_record(record: AnnotatedImage) -> Image:
     )
 
 
-def mias_samples(
-    records: Sequence[AnnotatedImage],
-    *,
-    classes: Sequence[str],
-    params: PreprocessParams,
-) -> Iterator[DetectionSample]:
-    """Training samples of the records whose abnormalities are all localised.
-
-    An image with an abnormality that has no coordinates is left out: it is neither a
-    lesion-free image nor a usable positive.
-    """
-    for record in records:
-        if not record.fully_localised:
-            continue
-        image = read_record(record)
-        if not image.is_processed:
-            continue
-        try:
-            yield make_sample(
+def _record_samples(
+    record: AnnotatedImage, classes: Sequence[str], params: PreprocessParams
+) -> list[DetectionSample]:
+    """The record's sample, or none when it cannot be one (see :func:`mias_samples`)."""
+    if not record.fully_localised:
+        return []
+    image = read_record(record)
+    if not image.is_processed:
+        return []
+    try:
+        return [
+            make_sample(
                 image,
                 image_id=record.image_id,
                 source=SOURCE,
@@ -182,8 +175,27 @@ def mias_samples(
                 classes=classes,
                 params=params,
             )
-        except PreprocessError:
-            continue
+        ]
+    except PreprocessError:
+        return []
+
+
+def mias_samples(
+    records: Sequence[AnnotatedImage],
+    *,
+    classes: Sequence[str],
+    params: PreprocessParams,
+    workers: int = 1,
+) -> Iterator[DetectionSample]:
+    """Training samples of the records whose abnormalities are all localised, in record
+    order; ``workers`` processes read and preprocess them.
+
+    An image with an abnormality that has no coordinates is left out: it is neither a
+    lesion-free image nor a usable positive.
+    """
+    return prepare_samples(
+        _record_samples, records, classes=classes, params=params, workers=workers
+    )
 
 
 def patient_folds(records: Sequence[AnnotatedImage], *, folds: int, seed: int = 0) -> list[int]:

@@ -7,18 +7,14 @@ the detector.
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 
 import numpy as np
-import torch
 
 from mammocad.datasets.records import NIPPLE, LesionAnnotation
-from mammocad.datasets.samples import make_sample
-from mammocad.detect.containers import DetectionTarget
+from mammocad.datasets.samples import make_sample, prepare_samples
 from mammocad.errors import PreprocessError
 from mammocad.preprocess import PreprocessParams
 from mammocad.structures import FindingLabel, Image
@@ -105,44 +101,6 @@ def _study_samples(
     return samples
 
 
-def _to_arrays(samples: list[DetectionSample]) -> list[dict[str, Any]]:
-    # numpy crosses process boundaries by plain pickling; torch tensors would go through
-    # shared-memory file descriptors, one per tensor, which runs out at thousands of samples
-    return [
-        {
-            "image_id": s.image_id,
-            "image": s.image.numpy(),
-            "boxes": s.target.boxes.numpy(),
-            "labels": s.target.labels.numpy(),
-            "malignant": s.target.malignant.numpy(),
-            "annotated": s.target.annotated.numpy(),
-        }
-        for s in samples
-    ]
-
-
-def _from_arrays(arrays: list[dict[str, Any]]) -> Iterator[DetectionSample]:
-    for item in arrays:
-        target = DetectionTarget(
-            boxes=torch.from_numpy(item["boxes"]),
-            labels=torch.from_numpy(item["labels"]),
-            malignant=torch.from_numpy(item["malignant"]),
-            annotated=torch.from_numpy(item["annotated"]),
-        )
-        yield DetectionSample(
-            image_id=item["image_id"],
-            image=torch.from_numpy(item["image"]),
-            target=target,
-            source=SOURCE,
-        )
-
-
-def _study_arrays(
-    spec: PhantomSpec, index: int, classes: Sequence[str], params: PreprocessParams
-) -> list[dict[str, Any]]:
-    return _to_arrays(_study_samples(spec, index, classes, params))
-
-
 def phantom_samples(
     spec: PhantomSpec,
     *,
@@ -151,15 +109,10 @@ def phantom_samples(
     workers: int = 1,
 ) -> Iterator[DetectionSample]:
     """Training samples of ``spec``'s studies, in study order; ``workers`` processes render."""
-    indices = range(spec.n_studies)
-    if workers <= 1:
-        for index in indices:
-            yield from _study_samples(spec, index, classes, params)
-        return
-    # forkserver: a forked child inherits the parent's OpenCV and OpenMP thread pools in a
-    # locked state once the parent has used them, and hangs
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_study_arrays, spec, i, classes, params) for i in indices]
-        for future in futures:
-            yield from _from_arrays(future.result())
+    return prepare_samples(
+        partial(_study_samples, spec),
+        range(spec.n_studies),
+        classes=classes,
+        params=params,
+        workers=workers,
+    )

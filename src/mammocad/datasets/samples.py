@@ -7,7 +7,10 @@ inference will map its detections back from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -94,3 +97,71 @@ def make_sample(
     # float16 halves memory; the input carries 8-12 bits after the resize
     pixels = torch.from_numpy(np.ascontiguousarray(prepared.input)).to(torch.float16)
     return DetectionSample(image_id=image_id, image=pixels, target=target, source=source)
+
+
+T = TypeVar("T")
+#: ``make(item, classes, params)`` → the samples of one item (a study, a record); a
+#: module-level function (or a partial of one), so a worker process can unpickle it.
+SampleMaker = Callable[[T, Sequence[str], PreprocessParams], list[DetectionSample]]
+
+
+def _to_arrays(samples: list[DetectionSample]) -> list[dict[str, Any]]:
+    # numpy crosses process boundaries by plain pickling; torch tensors would go through
+    # shared-memory file descriptors, one per tensor, which runs out at thousands of samples
+    return [
+        {
+            "image_id": s.image_id,
+            "source": s.source,
+            "image": s.image.numpy(),
+            "boxes": s.target.boxes.numpy(),
+            "labels": s.target.labels.numpy(),
+            "malignant": s.target.malignant.numpy(),
+            "annotated": s.target.annotated.numpy(),
+        }
+        for s in samples
+    ]
+
+
+def _from_arrays(arrays: list[dict[str, Any]]) -> Iterator[DetectionSample]:
+    for item in arrays:
+        target = DetectionTarget(
+            boxes=torch.from_numpy(item["boxes"]),
+            labels=torch.from_numpy(item["labels"]),
+            malignant=torch.from_numpy(item["malignant"]),
+            annotated=torch.from_numpy(item["annotated"]),
+        )
+        yield DetectionSample(
+            image_id=item["image_id"],
+            image=torch.from_numpy(item["image"]),
+            target=target,
+            source=item["source"],
+        )
+
+
+def _arrays_of(
+    make: SampleMaker[T], item: T, classes: Sequence[str], params: PreprocessParams
+) -> list[dict[str, Any]]:
+    return _to_arrays(make(item, classes, params))
+
+
+def prepare_samples(
+    make: SampleMaker[T],
+    items: Sequence[T],
+    *,
+    classes: Sequence[str],
+    params: PreprocessParams,
+    workers: int = 1,
+) -> Iterator[DetectionSample]:
+    """The samples of every item, in item order; ``workers`` > 1 prepares them in that many
+    processes (reading, rendering and preprocessing are CPU-bound and single-threaded)."""
+    if workers <= 1:
+        for item in items:
+            yield from make(item, classes, params)
+        return
+    # forkserver: a forked child inherits the parent's OpenCV and OpenMP thread pools in a
+    # locked state once the parent has used them, and hangs
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_arrays_of, make, item, classes, params) for item in items]
+        for future in futures:
+            yield from _from_arrays(future.result())

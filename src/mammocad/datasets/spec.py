@@ -110,7 +110,7 @@ def _phantoms(
 
 
 def _mias(
-    spec: DataSpec, classes: Sequence[str], params: PreprocessParams
+    spec: DataSpec, classes: Sequence[str], params: PreprocessParams, workers: int
 ) -> Iterator[DetectionSample]:
     opts = spec.options
     if "path" not in opts:
@@ -125,7 +125,7 @@ def _mias(
         else:
             excluded = int(opts["exclude_fold"])
             records = [r for r, f in zip(records, folds, strict=True) if f != excluded]
-    return mias_samples(records, classes=classes, params=params)
+    return mias_samples(records, classes=classes, params=params, workers=workers)
 
 
 def iter_samples(
@@ -135,13 +135,14 @@ def iter_samples(
     params: PreprocessParams,
     workers: int = 1,
 ) -> Iterator[DetectionSample]:
-    """Every sample of every spec, in order, one at a time (a full-size sample is ~7 MB); a
+    """Every sample of every spec, in order, one at a time (a full-size sample is ~7 MB),
+    prepared in ``workers`` processes; a
     spec's ``repeat`` yields each of its samples that many times (the same object, no copy)."""
     for spec in specs:
         source = (
             _phantoms(spec, classes, params, workers)
             if spec.kind == "phantom"
-            else _mias(spec, classes, params)
+            else _mias(spec, classes, params, workers)
         )
         for sample in source:
             for _ in range(spec.repeat):
