@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from mammocad.eval.froc import ImagePredictions, ImageTruth, evaluate_froc
-from mammocad.eval.froc_pool import FrocImages, load_froc_images, pool_froc, save_froc_images
+from mammocad.eval.froc_pool import (
+    FrocImages,
+    compare_froc,
+    load_froc_images,
+    pool_froc,
+    save_froc_images,
+)
 
 CLASSES = ("mass", "calcification")
 
@@ -68,3 +74,33 @@ def test_a_file_of_another_kind_is_refused(tmp_path: Path) -> None:
     path.write_text('{"metrics": {}}', encoding="utf-8")
     with pytest.raises(ValueError, match="not a per-image FROC file"):
         load_froc_images(path)
+
+
+def test_paired_comparison_sees_the_better_model() -> None:
+    a = _fold("a", 30, np.random.default_rng(2))
+    same = compare_froc(a, a, bootstrap=200)
+    for diff in same.values():
+        assert (
+            np.all(diff.difference == 0) and np.all(diff.ci_low == 0) and np.all(diff.ci_high == 0)
+        )
+    # B puts its top score on every mass: at least as sensitive everywhere, better at low FP
+    boosted = [
+        ImagePredictions(
+            boxes=np.asarray(p.boxes),
+            scores=np.r_[1.0, np.asarray(p.scores)[1:]],
+            labels=p.labels,
+            malignancy=p.malignancy,
+        )
+        for p in a.predictions
+    ]
+    b = FrocImages(
+        classes=CLASSES,
+        image_ids=a.image_ids[::-1],  # matched by id, not by position
+        predictions=boosted[::-1],
+        truths=a.truths[::-1],
+    )
+    mass = compare_froc(a, b, bootstrap=200)["mass"]
+    assert np.all(mass.difference >= 0) and mass.difference[0] > 0
+    assert mass.ci_low[0] > 0  # paired: the gain is certain on these images
+    with pytest.raises(ValueError, match="same images"):
+        compare_froc(a, _fold("z", 30, np.random.default_rng(2)), bootstrap=0)

@@ -6,6 +6,7 @@ Cross-validation evaluates each fold with the model that did not see it; the usu
 report it (e.g. the INbreast and LUNA16 FROCs) is one curve over the pooled images of all
 folds, which :func:`pool_froc` computes: sensitivity over every fold's lesions, false positives
 over every fold's images, the bootstrap resampling images across folds.
+:func:`compare_froc` sets two models' evaluations on the same images side by side.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from mammocad.eval.froc import FrocReport, ImagePredictions, ImageTruth, evaluate_froc
+from mammocad.eval.froc import (
+    FrocDifference,
+    FrocReport,
+    ImagePredictions,
+    ImageTruth,
+    evaluate_froc,
+    paired_froc_difference,
+)
 
 IMAGES_FILE = "images.json"
 _FORMAT = "mammocad.froc-images/1"
@@ -136,4 +144,20 @@ def pool_froc(
         classes=classes,
         bootstrap=bootstrap,
         seed=seed,
+    )
+
+
+def compare_froc(
+    a: FrocImages, b: FrocImages, *, bootstrap: int = 1000, seed: int = 0
+) -> dict[str, FrocDifference]:
+    """Sensitivity of ``b`` minus ``a`` per curve and FP rate, with a paired bootstrap over
+    images; both must be evaluations of the same images (matched by id) and classes."""
+    if a.classes != b.classes:
+        raise ValueError(f"the models have different lesion classes: {a.classes} and {b.classes}")
+    if sorted(a.image_ids) != sorted(b.image_ids) or len(set(a.image_ids)) != len(a.image_ids):
+        raise ValueError("compare evaluations of the same images, each image once")
+    order = {image_id: i for i, image_id in enumerate(b.image_ids)}
+    b_predictions = [b.predictions[order[image_id]] for image_id in a.image_ids]
+    return paired_froc_difference(
+        a.predictions, b_predictions, a.truths, classes=a.classes, bootstrap=bootstrap, seed=seed
     )

@@ -1,0 +1,39 @@
+"""Two detectors on the same images: sensitivity of B minus A at each FP rate, with a paired
+bootstrap interval over images (``mammocad.eval.froc_pool.compare_froc``).
+
+    .venv/bin/python benchmarks/froc_paired.py runs/eval-A runs/eval-B [--bootstrap 2000]
+
+Each argument is a folder ``mammocad eval detector --out`` wrote (it holds ``images.json``),
+both over the same data. The truths are A's; B's must be the same images.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mammocad.eval.froc_pool import IMAGES_FILE, compare_froc, load_froc_images
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("a", type=Path, help="evaluation folder of model A (the reference)")
+    parser.add_argument("b", type=Path, help="evaluation folder of model B")
+    parser.add_argument("--bootstrap", type=int, default=2000)
+    args = parser.parse_args()
+    a = load_froc_images(args.a / IMAGES_FILE)
+    b = load_froc_images(args.b / IMAGES_FILE)
+    differences = compare_froc(a, b, bootstrap=args.bootstrap)
+    print(f"B − A: {args.b} − {args.a}, {len(a.image_ids)} images, paired 95% intervals")
+    for diff in differences.values():
+        cells = [
+            f"{r:g}: {d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+            for r, d, lo, hi in zip(
+                diff.fp_rates, diff.difference, diff.ci_low, diff.ci_high, strict=True
+            )
+        ]
+        print(f"{diff.name} ({diff.n_truths} truths)  " + "  ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
