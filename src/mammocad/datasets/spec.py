@@ -136,8 +136,8 @@ def iter_samples(
     workers: int = 1,
 ) -> Iterator[DetectionSample]:
     """Every sample of every spec, in order, one at a time (a full-size sample is ~7 MB),
-    prepared in ``workers`` processes; a
-    spec's ``repeat`` yields each of its samples that many times (the same object, no copy)."""
+    prepared in ``workers`` processes; a spec's ``repeat`` yields each of its samples that many
+    times (the same object, no copy)."""
     for spec in specs:
         source = (
             _phantoms(spec, classes, params, workers)

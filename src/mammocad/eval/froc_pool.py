@@ -107,7 +107,7 @@ def load_froc_images(path: str | Path) -> FrocImages:
                 boxes=np.asarray(row["truth"]["boxes"], dtype=np.float64).reshape(-1, 4),
                 labels=row["truth"]["labels"],
                 malignant=row["truth"]["malignant"],
-                annotated=None if row["truth"]["annotated"] is None else row["truth"]["annotated"],
+                annotated=row["truth"]["annotated"],
             )
             for row in rows
         ],
