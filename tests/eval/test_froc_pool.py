@@ -14,6 +14,7 @@ from mammocad.eval.froc_pool import (
     load_froc_images,
     pool_froc,
     save_froc_images,
+    strongest_detection,
 )
 
 CLASSES = ("mass", "calcification")
@@ -104,3 +105,23 @@ def test_paired_comparison_sees_the_better_model() -> None:
     assert mass.ci_low[0] > 0  # paired: the gain is certain on these images
     with pytest.raises(ValueError, match="same images"):
         compare_froc(a, _fold("z", 30, np.random.default_rng(2)), bootstrap=0)
+
+
+def test_strongest_detection_ranks_images_not_lesions() -> None:
+    images = FrocImages(
+        classes=CLASSES,
+        image_ids=["with", "without", "empty"],
+        predictions=[
+            ImagePredictions(boxes=np.zeros((2, 4)), scores=[0.2, 0.7], labels=["mass"] * 2),
+            ImagePredictions(boxes=np.zeros((1, 4)), scores=[0.9], labels=["mass"]),
+            ImagePredictions(boxes=np.zeros((0, 4)), scores=[], labels=[]),
+        ],
+        truths=[
+            ImageTruth(boxes=[[0, 0, 5, 5]], labels=["mass"]),
+            ImageTruth(boxes=np.zeros((0, 4)), labels=[]),
+            ImageTruth(boxes=np.zeros((0, 4)), labels=[]),
+        ],
+    )
+    scores, has_lesion = strongest_detection(images)
+    np.testing.assert_allclose(scores, [0.7, 0.9, 0.0])
+    assert has_lesion.tolist() == [True, False, False]

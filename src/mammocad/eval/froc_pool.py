@@ -161,3 +161,15 @@ def compare_froc(
     return paired_froc_difference(
         a.predictions, b_predictions, a.truths, classes=a.classes, bootstrap=bootstrap, seed=seed
     )
+
+
+def strongest_detection(images: FrocImages) -> tuple[np.ndarray, np.ndarray]:
+    """Per image its strongest detection score (0 without any) and whether it holds a lesion:
+    the detector's own image-level ranking, the first thing a breast-level score reads, with
+    no risk model in between. A FROC can rise while this falls: it counts lesions and false
+    positives over all images, not which images rank first."""
+    scores = np.array(
+        [float(np.max(p.scores, initial=0.0)) for p in images.predictions], dtype=np.float64
+    )
+    has_lesion = np.array([len(t.labels) > 0 for t in images.truths], dtype=bool)
+    return scores, has_lesion
