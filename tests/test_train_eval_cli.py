@@ -132,6 +132,13 @@ def test_repeat_weights_a_source_in_training_only(trained: Path, tmp_path: Path)
     )  # fmt: skip
     assert result.exit_code == 2
     assert "evaluation counts every image once" in " ".join(result.output.split())
+    validated = CliRunner().invoke(
+        app,
+        ["train", "detector", "--data", SMALL_PHANTOM, "--val", SMALL_PHANTOM + ",repeat=3",
+         "--out", str(tmp_path / "run"), *TINY],
+    )  # fmt: skip
+    assert validated.exit_code == 2
+    assert "validation counts every image once" in " ".join(validated.output.split())
 
 
 def test_eval_pool_combines_disjoint_evaluations(trained: Path, tmp_path: Path) -> None:

@@ -87,16 +87,11 @@ def _require_inputs(inputs: list[Path]) -> None:
         raise typer.Exit(code=2)
 
 
-def _parse_specs(texts: list[str], *, counted_by: str | None = None) -> list[DataSpec]:
-    """Parsed ``--data`` / ``--val`` specs; ``counted_by`` names a use that counts every image
-    once and so refuses ``repeat=`` (evaluation, validation, whole-study training)."""
-    from mammocad.datasets.spec import parse_spec, refuse_repeat
+def _parse_specs(texts: list[str]) -> list[DataSpec]:
+    from mammocad.datasets.spec import parse_spec
 
     try:
-        specs = [parse_spec(text) for text in texts]
-        if counted_by is not None:
-            refuse_repeat(specs, counted_by)
-        return specs
+        return [parse_spec(text) for text in texts]
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
 
@@ -231,8 +226,7 @@ def train_detector_command(
     from mammocad.preprocess import PreprocessParams
     from mammocad.train.config import TrackingConfig, TrainConfig
 
-    train_specs = _parse_specs(data)
-    val_specs = _parse_specs(val, counted_by="validation")
+    train_specs, val_specs = _parse_specs(data), _parse_specs(val)
     size = _input_size(input_size)
     detector = DetectorConfig(backbone=backbone, input_size=size)
     if roi_batch_size is not None:
@@ -263,7 +257,11 @@ def train_detector_command(
         workers=workers,
         init_bundle=init_bundle,
     )
-    result = run_train_detector(run, console=console)
+    try:
+        result = run_train_detector(run, console=console)
+    except ValueError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
     console.print(f"bundle written to [bold]{result.bundle_dir}[/bold]")
 
 
@@ -326,8 +324,8 @@ def train_fusion_command(
     _require_inputs([model])
     run = FusionRun(
         model=model,
-        data=_parse_specs(data, counted_by="fusion training on whole studies"),
-        val=_parse_specs(val, counted_by="validation"),
+        data=_parse_specs(data),
+        val=_parse_specs(val),
         out_dir=out,
         candidate_score=candidate_score,
         params=TrainParams(epochs=epochs, learning_rate=learning_rate, seed=seed),
@@ -386,7 +384,7 @@ def train_malignancy_command(
         run = MalignancyRun(
             model=model,
             data=_parse_specs(data),
-            val=_parse_specs(val, counted_by="validation"),
+            val=_parse_specs(val),
             out_dir=out,
             config=ClassifierConfig(crop_size=crop_size, context=context),
             training=ClassifierTraining(
@@ -463,8 +461,8 @@ def train_risk_command(
             raise typer.Exit(code=2) from None
     run = RiskRun(
         model=model,
-        data=_parse_specs(data, counted_by="risk training on whole studies"),
-        val=_parse_specs(val, counted_by="validation"),
+        data=_parse_specs(data),
+        val=_parse_specs(val),
         out_dir=out,
         cache_dir=cache,
         candidate_score=candidate_score,
@@ -505,18 +503,21 @@ def eval_detector_command(
     """FROC of a detector bundle: sensitivity at 0.125 … 4 false positives per image."""
     from mammocad.commands.evaluate import run_eval_detector
 
-    specs = _parse_specs(data, counted_by="evaluation")
-    result = run_eval_detector(
-        model=model,
-        data=specs,
-        out_dir=out,
-        bootstrap=bootstrap,
-        workers=workers,
-        device=device,
-        score_threshold=score_threshold,
-        detections_per_image=detections_per_image,
-        console=console,
-    )
+    try:
+        result = run_eval_detector(
+            model=model,
+            data=_parse_specs(data),
+            out_dir=out,
+            bootstrap=bootstrap,
+            workers=workers,
+            device=device,
+            score_threshold=score_threshold,
+            detections_per_image=detections_per_image,
+            console=console,
+        )
+    except ValueError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
     console.print(f"{result.n_images} images; results in [bold]{out}[/bold]")
 
 

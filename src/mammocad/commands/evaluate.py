@@ -24,7 +24,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from mammocad.datasets.spec import DataSpec, build_samples
+from mammocad.datasets.spec import DataSpec, build_samples, refuse_repeat
 from mammocad.detect.bundle import LoadedBundle, load_bundle
 from mammocad.detect.containers import Detections
 from mammocad.eval.froc import FrocReport, evaluate_froc, plot_froc, write_froc_csv
@@ -87,6 +87,7 @@ def detect_specs(
     """Run the bundle at ``model`` (with its lesion classifier, unless ``use_classifier`` is
     False) over the samples of ``data``, prepared with the bundle's preprocessing; the RoI
     heads' score cut-off and per-image cap can be overridden (see the module docstring)."""
+    refuse_repeat(data, "evaluation")
     bundle = load_bundle(model)
     heads = bundle.model.roi_heads
     if score_threshold is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mammocad.datasets.spec import DataSpec, build_samples
+from mammocad.datasets.spec import DataSpec, build_samples, refuse_repeat
 from mammocad.detect.bundle import load_bundle
 from mammocad.detect.config import DetectorConfig
 from mammocad.preprocess import PreprocessParams
@@ -44,6 +44,7 @@ def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> T
             f"the detector input size {run.detector.input_size} differs from the "
             f"preprocessing size {run.preprocessing.input_size}: set both to the same value"
         )
+    refuse_repeat(run.val, "validation")
     console.print("preparing training samples …")
     train = build_samples(run.train, classes=classes, params=run.preprocessing, workers=run.workers)
     val = build_samples(run.val, classes=classes, params=run.preprocessing, workers=run.workers)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from mammocad.datasets.spec import DataSpec
+from mammocad.datasets.spec import DataSpec, refuse_repeat
 from mammocad.detect.bundle import BundleManifest, read_manifest
 from mammocad.detect.containers import Detections
 from mammocad.fuse.bundle import copy_bundle
@@ -97,6 +97,7 @@ def _describe(patches: Sequence[LesionPatch]) -> str:
 
 
 def run_train_malignancy(run: MalignancyRun, *, console: Console) -> tuple[Path, ClassifierResult]:
+    refuse_repeat(run.val, "validation")
     manifest = read_manifest(run.model)
     if run.config.in_channels != manifest.detector.in_channels:
         raise ValueError(
