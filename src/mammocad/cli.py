@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from enum import Enum
 from functools import partial
@@ -96,17 +98,26 @@ def _parse_specs(texts: list[str]) -> list[DataSpec]:
         raise typer.BadParameter(str(error)) from error
 
 
+@contextmanager
+def _usage_errors(*errors: type[Exception]) -> Iterator[None]:
+    """Exit 2 with the error's own sentence (no traceback) for ``errors`` (default
+    ValueError): what a bad input, option or bundle raises below the command line."""
+    caught = errors or (ValueError,)
+    try:
+        yield
+    except caught as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+
+
 def _load_pipeline(model: Path | None, device: str, threads: int | None) -> Pipeline:
     """The analysis pipeline of ``model`` (or the default bundle); exit 2 when it is unusable."""
     from mammocad.commands.analyze import resolve_model
     from mammocad.errors import ModelBundleError
     from mammocad.pipeline import Pipeline
 
-    try:
+    with _usage_errors(ModelBundleError):
         return Pipeline.from_bundle(resolve_model(model), device=device, num_threads=threads)
-    except ModelBundleError as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=2) from None
 
 
 @app.command()
@@ -257,11 +268,8 @@ def train_detector_command(
         workers=workers,
         init_bundle=init_bundle,
     )
-    try:
+    with _usage_errors():
         result = run_train_detector(run, console=console)
-    except ValueError as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=2) from None
     console.print(f"bundle written to [bold]{result.bundle_dir}[/bold]")
 
 
@@ -334,11 +342,8 @@ def train_fusion_command(
         device=device,
         threads=threads,
     )
-    try:
+    with _usage_errors():
         outcome = run_train_fusion(run, console=console)
-    except ValueError as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=2) from None
     console.print(f"bundle with fusion written to [bold]{outcome.bundle_dir}[/bold]")
 
 
@@ -380,7 +385,7 @@ def train_malignancy_command(
     from mammocad.train.config import TrackingConfig
 
     _require_inputs([model])
-    try:
+    with _usage_errors():
         run = MalignancyRun(
             model=model,
             data=_parse_specs(data),
@@ -401,9 +406,6 @@ def train_malignancy_command(
             ),
         )
         bundle, result = run_train_malignancy(run, console=console)
-    except ValueError as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=2) from None
     shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items())
     console.print(f"best epoch {result.best_epoch}: {shown or 'no validation data'}")
     console.print(f"bundle with the classifier written to [bold]{bundle}[/bold]")
@@ -471,11 +473,8 @@ def train_risk_command(
         device=device,
         threads=threads,
     )
-    try:
+    with _usage_errors(ValueError, CalibrationError):
         report = run_train_risk(run, console=console)
-    except (ValueError, CalibrationError) as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=2) from None
     console.print(f"bundle with risk model written to [bold]{report['bundle']}[/bold]")
 
 
@@ -503,7 +502,7 @@ def eval_detector_command(
     """FROC of a detector bundle: sensitivity at 0.125 … 4 false positives per image."""
     from mammocad.commands.evaluate import run_eval_detector
 
-    try:
+    with _usage_errors():
         result = run_eval_detector(
             model=model,
             data=_parse_specs(data),
@@ -515,9 +514,6 @@ def eval_detector_command(
             detections_per_image=detections_per_image,
             console=console,
         )
-    except ValueError as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=2) from None
     console.print(f"{result.n_images} images; results in [bold]{out}[/bold]")
 
 
@@ -536,11 +532,8 @@ def eval_pool_command(
     from mammocad.commands.evaluate import run_eval_pool
 
     _require_inputs(runs)
-    try:
+    with _usage_errors():
         run_eval_pool(runs=runs, out_dir=out, bootstrap=bootstrap, console=console)
-    except ValueError as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=2) from None
     console.print(f"pooled {len(runs)} evaluations; results in [bold]{out}[/bold]")
 
 
@@ -564,14 +557,11 @@ def eval_breasts_command(
     from mammocad.eval.mias_breasts import evaluate_mias_breasts, write_breast_reports
     from mammocad.pipeline import Pipeline
 
-    try:
+    with _usage_errors(ModelBundleError, FileNotFoundError, ValueError):
         pipeline = Pipeline.from_bundle(model, num_threads=threads)
         evaluation = evaluate_mias_breasts(
             pipeline, mias, fold=fold, folds=folds, n_bootstrap=bootstrap
         )
-    except (ModelBundleError, FileNotFoundError, ValueError) as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=2) from None
     write_breast_reports(evaluation, out)
     console.print(
         f"{len(evaluation.rows)} breasts, {evaluation.n_rejected} rejected (left out of the AUC)"
@@ -762,14 +752,11 @@ def calibrate(
 
     _require_inputs([results, labels, model])
     chosen = None if method is CalibrationChoice.auto else CalibrationMethod(method.value)
-    try:
+    with _usage_errors(MammocadError, ValueError):
         outcome = run_calibrate(
             results_dir=results, labels=labels_from_csv(labels), model=model, out=out,
             method=chosen, version=version, source=f"studies in {results}, labels {labels}",
         )  # fmt: skip
-    except (MammocadError, ValueError) as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=2) from None
     print_outcome(outcome, console=console)
 
 
@@ -915,11 +902,8 @@ def worker(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     settings = build_settings(data_dir=data_dir, model=model)
-    try:
+    with _usage_errors(MammocadError):
         run_worker(settings, queues=names, concurrency=concurrency)
-    except MammocadError as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=2) from None
 
 
 @apikey_app.command("create")
@@ -931,11 +915,8 @@ def apikey_create(
     from mammocad.commands.serve import build_settings, new_api_key
     from mammocad.errors import MammocadError
 
-    try:
+    with _usage_errors(MammocadError):
         key = new_api_key(build_settings(data_dir=data_dir), name=name)
-    except MammocadError as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=2) from None
     console.print(f"API key {name!r} created; it is shown only now:", markup=False)
     typer.echo(key)
 
@@ -960,11 +941,8 @@ def db_upgrade(data_dir: DataDirOption = None) -> None:
     from mammocad.commands.serve import build_settings, upgrade_database
     from mammocad.errors import MammocadError
 
-    try:
+    with _usage_errors(MammocadError):
         url = upgrade_database(build_settings(data_dir=data_dir))
-    except MammocadError as error:
-        console.print(str(error), style="red", markup=False)
-        raise typer.Exit(code=2) from None
     console.print(f"database at {url} is up to date", markup=False)
 
 
