@@ -230,6 +230,10 @@ def train_detector_command(
     init_bundle: Annotated[
         Path | None, typer.Option(help="Warm-start from this bundle's weights.")
     ] = None,
+    init_backbone: Annotated[
+        Path | None,
+        typer.Option(help="Start the backbone from `train backbone`'s backbone.pt."),
+    ] = None,
 ) -> None:
     """Train the lesion detector (from scratch or warm-started) and write its model bundle."""
     from mammocad.commands.train import DetectorRun, run_train_detector
@@ -267,10 +271,80 @@ def train_detector_command(
         version=version,
         workers=workers,
         init_bundle=init_bundle,
+        init_backbone=init_backbone,
     )
     with _usage_errors():
         result = run_train_detector(run, console=console)
     console.print(f"bundle written to [bold]{result.bundle_dir}[/bold]")
+
+
+@train_app.command("backbone")
+def train_backbone_command(
+    data: Annotated[
+        list[str],
+        typer.Option("--data", help="Training data: phantom:n=N,seed=S,size=full | mias:path=DIR"),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt, backbone.pt.")],
+    val: Annotated[list[str], typer.Option("--val", help="Validation data, same form.")] = [],  # noqa: B006
+    steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 2000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Windows per step.")] = 64,
+    patch_size: Annotated[int, typer.Option(min=32, help="Window side in input pixels.")] = 128,
+    lesion_fraction: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of windows aimed at a lesion.")
+    ] = 0.5,
+    learning_rate: float = 1e-3,
+    warmup_steps: int = 100,
+    seed: int = 0,
+    device: str = "auto",
+    time_limit: Annotated[
+        float | None, typer.Option(help="Wall-clock budget (s) of the optimisation.")
+    ] = None,
+    workers: RenderWorkersOption = 1,
+    backbone: str = "resnet18",
+    input_size: Annotated[str, typer.Option(help="Model input ROWSxCOLS.")] = "1024x832",
+    resume: Annotated[bool, typer.Option(help="Continue from the run folder's checkpoint.")] = (
+        False
+    ),
+) -> None:
+    """Pre-train the detector's backbone on windows of the training images (which classes sit
+    at each window's centre); start `train detector --init-backbone OUT/backbone.pt` from it."""
+    from mammocad.commands.train_backbone import BackboneRun, run_train_backbone
+    from mammocad.detect.config import DetectorConfig
+    from mammocad.preprocess import PreprocessParams
+    from mammocad.train.config import TrackingConfig, TrainConfig
+    from mammocad.train.pretrain import PatchSettings
+
+    size = _input_size(input_size)
+    detector = DetectorConfig(backbone=backbone, input_size=size)
+    with _usage_errors():
+        run = BackboneRun(
+            train=_parse_specs(data),
+            val=_parse_specs(val),
+            out_dir=out,
+            detector=detector,
+            training=TrainConfig(
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                warmup_steps=warmup_steps,
+                seed=seed,
+                device=device,
+                resume=resume,
+                time_limit_s=time_limit,
+                tracking=TrackingConfig(enabled=False),
+            ),
+            steps=steps,
+            patches=PatchSettings(
+                size=patch_size,
+                lesion_fraction=lesion_fraction,
+                landmark=detector.landmark_index,
+            ),
+            preprocessing=PreprocessParams(input_size=size),
+            workers=workers,
+        )
+        result = run_train_backbone(run, console=console)
+    aucs = ", ".join(f"{name} {auc:.3f}" for name, auc in result.validation_auc.items())
+    console.print(f"{result.steps} steps; validation window AUC: {aucs or 'no validation data'}")
+    console.print(f"backbone written to [bold]{result.path}[/bold]")
 
 
 @train_app.command("quality")

@@ -15,6 +15,7 @@ from mammocad.detect.config import DetectorConfig
 from mammocad.preprocess import PreprocessParams
 from mammocad.train.config import BundleSpec, TrainConfig
 from mammocad.train.detector import TrainResult, train_detector
+from mammocad.train.pretrain import load_backbone
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class DetectorRun:
     version: str
     workers: int = 1
     init_bundle: Path | None = None
+    init_backbone: Path | None = None
 
 
 def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> TrainResult:
@@ -45,6 +47,12 @@ def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> T
             f"preprocessing size {run.preprocessing.input_size}: set both to the same value"
         )
     refuse_repeat(run.val, "validation")
+    init_backbone = None
+    if run.init_backbone is not None:  # before the data: a wrong file fails in seconds
+        init_backbone = load_backbone(
+            run.init_backbone, run.detector, preprocessing=run.preprocessing.to_dict()
+        )
+        console.print(f"backbone pre-trained in {run.init_backbone}")
     console.print("preparing training samples …")
     train = build_samples(run.train, classes=classes, params=run.preprocessing, workers=run.workers)
     val = build_samples(run.val, classes=classes, params=run.preprocessing, workers=run.workers)
@@ -78,4 +86,5 @@ def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> T
         output_dir=run.out_dir,
         bundle=bundle,
         init_state=init_state,
+        init_backbone=init_backbone,
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,8 @@ from mammocad.train.checkpoint import TrainState, load_checkpoint, save_checkpoi
 from mammocad.train.config import BundleSpec, TrainConfig
 from mammocad.train.crops import LesionCropper
 from mammocad.train.data import DetectionDataset, DetectionSample
-from mammocad.train.optim import build_optimizer, build_scheduler
+from mammocad.train.optim import WallClock, build_optimizer, build_scheduler
+from mammocad.train.pretrain import backbone_body
 from mammocad.train.progress import TrainProgress
 from mammocad.train.tracking import Tracker, open_tracker
 from mammocad.train.validate import detect_dataset, froc_of, summary_metrics
@@ -83,24 +83,6 @@ class _EpochData(Dataset[DetectionSample]):
 
 
 @dataclass
-class _Clock:
-    """Wall time of a run against its optional budget (``TrainConfig.time_limit_s``)."""
-
-    def __init__(self, limit_s: float | None) -> None:
-        self.limit_s = limit_s
-        self.started = time.monotonic()
-
-    def fraction(self) -> float:
-        """Share of the time budget spent (0 without a budget)."""
-        if self.limit_s is None:
-            return 0.0
-        return min(1.0, (time.monotonic() - self.started) / self.limit_s)
-
-    def out_of_time(self) -> bool:
-        return self.limit_s is not None and self.fraction() >= 1.0
-
-
-@dataclass
 class _Run:
     """The moving parts of one training run."""
 
@@ -111,7 +93,7 @@ class _Run:
     device: torch.device
     amp_dtype: torch.dtype | None
     config: TrainConfig
-    clock: _Clock
+    clock: WallClock
 
 
 def train_detector(
@@ -123,12 +105,17 @@ def train_detector(
     output_dir: str | Path,
     bundle: BundleSpec,
     init_state: dict[str, torch.Tensor] | None = None,
+    init_backbone: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train a detector from scratch (or resume), validate it, and write its bundle.
 
     ``init_state`` warm-starts a NEW run from another model's weights (e.g. a bundle trained
-    on a GPU, continued here); a resumed run ignores it and takes its checkpoint's weights.
+    on a GPU, continued here); ``init_backbone`` starts only the backbone body from
+    pre-trained weights (:mod:`mammocad.train.pretrain`), the FPN and heads from scratch. A
+    resumed run ignores both and takes its checkpoint's weights.
     """
+    if init_state is not None and init_backbone is not None:
+        raise ValueError("start from a bundle or from a pre-trained backbone, not both")
     if len(train_data) == 0:
         raise ValueError("the training set is empty")
     output = Path(output_dir)
@@ -137,6 +124,8 @@ def train_detector(
     run = _prepare(detector_config, train_config, steps_per_epoch=_steps(train_data, train_config))
     if init_state is not None:
         run.model.load_state_dict(init_state)
+    if init_backbone is not None:
+        backbone_body(run.model).load_state_dict(init_backbone)
     state = _resume(run, checkpoint) if train_config.resume else TrainState()
     tracker = open_tracker(train_config.tracking, run_id=state.run_id)
     if state.run_id is None:
@@ -169,7 +158,7 @@ def _prepare(detector_config: DetectorConfig, config: TrainConfig, *, steps_per_
         torch.backends.cudnn.benchmark = True
     model = build_detector(detector_config).to(device)
     optimizer = build_optimizer(model, config)
-    clock = _Clock(config.time_limit_s)
+    clock = WallClock(config.time_limit_s)
     scheduler = build_scheduler(
         optimizer,
         total_steps=steps_per_epoch * config.epochs,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import torch
@@ -56,3 +57,20 @@ def build_scheduler(
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return LambdaLR(optimizer, factor)
+
+
+class WallClock:
+    """Wall time of a run against its optional budget in seconds (``None``: no budget)."""
+
+    def __init__(self, limit_s: float | None) -> None:
+        self.limit_s = limit_s
+        self.started = time.monotonic()
+
+    def fraction(self) -> float:
+        """Share of the time budget spent (0 without a budget)."""
+        if self.limit_s is None:
+            return 0.0
+        return min(1.0, (time.monotonic() - self.started) / self.limit_s)
+
+    def out_of_time(self) -> bool:
+        return self.limit_s is not None and self.fraction() >= 1.0
