@@ -164,3 +164,29 @@ def test_eval_pool_combines_disjoint_evaluations(trained: Path, tmp_path: Path) 
 
     again = CliRunner().invoke(app, ["eval", "pool", runs[0], runs[0], "--out", str(tmp_path)])
     assert again.exit_code == 2 and "pool disjoint folds only" in " ".join(again.output.split())
+
+
+def test_pretrained_backbone_starts_a_detector_run(tmp_path: Path) -> None:
+    common = ["--data", "phantom:n=1,seed=5,size=small", "--input-size", "256x208"]
+    result = CliRunner().invoke(
+        app,
+        ["train", "backbone", *common, "--val", SMALL_PHANTOM, "--out", str(tmp_path / "pre"),
+         "--steps", "2", "--batch-size", "8", "--patch-size", "64", "--warmup-steps", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "validation window AUC" in result.output
+    backbone = tmp_path / "pre" / "backbone.pt"
+    assert backbone.is_file()
+
+    run = ["train", "detector", *common, "--epochs", "1", "--no-mlflow", "--warmup-steps", "1",
+           "--no-augment", "--init-backbone", str(backbone)]  # fmt: skip
+    result = CliRunner().invoke(app, [*run, "--out", str(tmp_path / "det")])
+    assert result.exit_code == 0, result.output
+    assert "backbone pre-trained in" in result.output
+    # another backbone cannot start from it: a usage error before any data is prepared
+    result = CliRunner().invoke(
+        app, [*run, "--out", str(tmp_path / "other"), "--backbone", "resnet34"]
+    )
+    assert result.exit_code == 2
+    assert "pre-trained for" in result.output
+    assert "preparing training samples" not in result.output
