@@ -73,6 +73,16 @@ StudySpecsOption = Annotated[
 ValStudySpecsOption = Annotated[
     list[str], typer.Option("--val", help="Validation studies (phantom spec).")
 ]
+TrainDataOption = Annotated[
+    list[str],
+    typer.Option("--data", help="Training data: phantom:n=N,seed=S,size=full | mias:path=DIR"),
+]
+ValDataOption = Annotated[list[str], typer.Option("--val", help="Validation data, same form.")]
+TimeLimitOption = Annotated[
+    float | None, typer.Option(help="Wall-clock budget (s) of the optimisation.")
+]
+InputSizeOption = Annotated[str, typer.Option(help="Model input ROWSxCOLS.")]
+ResumeOption = Annotated[bool, typer.Option(help="Continue from the run folder's checkpoint.")]
 RenderWorkersOption = Annotated[int, typer.Option(help="Processes rendering phantoms.")]
 BootstrapOption = Annotated[int, typer.Option(help="Bootstrap resamples for 95% CIs.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
@@ -187,24 +197,19 @@ def _input_size(text: str) -> tuple[int, int]:
 
 @train_app.command("detector")
 def train_detector_command(
-    data: Annotated[
-        list[str],
-        typer.Option("--data", help="Training data: phantom:n=N,seed=S,size=full | mias:path=DIR"),
-    ],
+    data: TrainDataOption,
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints, eval, bundle.")],
-    val: Annotated[list[str], typer.Option("--val", help="Validation data, same form.")] = [],  # noqa: B006
+    val: ValDataOption = [],  # noqa: B006
     epochs: int = 12,
     batch_size: int = 2,
     learning_rate: float = 3e-4,
     warmup_steps: int = 300,
     seed: int = 0,
     device: str = "auto",
-    time_limit: Annotated[
-        float | None, typer.Option(help="Wall-clock budget (s) of the optimisation.")
-    ] = None,
+    time_limit: TimeLimitOption = None,
     workers: RenderWorkersOption = 1,
     backbone: str = "resnet18",
-    input_size: Annotated[str, typer.Option(help="Model input ROWSxCOLS.")] = "1024x832",
+    input_size: InputSizeOption = "1024x832",
     roi_batch_size: Annotated[
         int | None,
         typer.Option(min=8, help="Proposals sampled per image for the second-stage loss."),
@@ -222,9 +227,7 @@ def train_detector_command(
     ] = 1,
     mlflow: Annotated[bool, typer.Option(help="Track the run with MLflow.")] = True,
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = "./mlruns",
-    resume: Annotated[bool, typer.Option(help="Continue from the run folder's checkpoint.")] = (
-        False
-    ),
+    resume: ResumeOption = False,
     name: str = "mammocad-detector",
     version: str = "0.1.0",
     init_bundle: Annotated[
@@ -280,12 +283,9 @@ def train_detector_command(
 
 @train_app.command("backbone")
 def train_backbone_command(
-    data: Annotated[
-        list[str],
-        typer.Option("--data", help="Training data: phantom:n=N,seed=S,size=full | mias:path=DIR"),
-    ],
+    data: TrainDataOption,
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint.pt, backbone.pt.")],
-    val: Annotated[list[str], typer.Option("--val", help="Validation data, same form.")] = [],  # noqa: B006
+    val: ValDataOption = [],  # noqa: B006
     steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = 2000,
     batch_size: Annotated[int, typer.Option(min=1, help="Windows per step.")] = 64,
     patch_size: Annotated[int, typer.Option(min=32, help="Window side in input pixels.")] = 128,
@@ -296,15 +296,11 @@ def train_backbone_command(
     warmup_steps: int = 100,
     seed: int = 0,
     device: str = "auto",
-    time_limit: Annotated[
-        float | None, typer.Option(help="Wall-clock budget (s) of the optimisation.")
-    ] = None,
+    time_limit: TimeLimitOption = None,
     workers: RenderWorkersOption = 1,
     backbone: str = "resnet18",
-    input_size: Annotated[str, typer.Option(help="Model input ROWSxCOLS.")] = "1024x832",
-    resume: Annotated[bool, typer.Option(help="Continue from the run folder's checkpoint.")] = (
-        False
-    ),
+    input_size: InputSizeOption = "1024x832",
+    resume: ResumeOption = False,
 ) -> None:
     """Pre-train the detector's backbone on windows of the training images (which classes sit
     at each window's centre); start `train detector --init-backbone OUT/backbone.pt` from it."""
@@ -429,7 +425,7 @@ def train_malignancy_command(
         typer.Option("--data", help="Training data: phantom:n=N,seed=S | mias:path=DIR[,...]"),
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder for patches/, bundle/, history.")],
-    val: Annotated[list[str], typer.Option("--val", help="Validation data, same form.")] = [],  # noqa: B006
+    val: ValDataOption = [],  # noqa: B006
     epochs: Annotated[int, typer.Option(min=1)] = 60,
     batch_size: Annotated[int, typer.Option(min=2)] = 32,
     learning_rate: Annotated[float, typer.Option(min=0.0)] = 3e-3,
@@ -445,9 +441,7 @@ def train_malignancy_command(
             "lesion, as not-malignant windows (0: plain tissue only).",
         ),
     ] = 0,
-    time_limit: Annotated[
-        float | None, typer.Option(help="Wall-clock budget (s) of the optimisation.")
-    ] = None,
+    time_limit: TimeLimitOption = None,
     mlflow: Annotated[bool, typer.Option(help="Track the run with MLflow.")] = True,
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = "./mlruns",
 ) -> None:

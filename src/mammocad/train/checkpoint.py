@@ -13,7 +13,7 @@ Everything is stored as tensors and plain containers, so it loads with
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,13 @@ _FORMAT = "mammocad.train-checkpoint/1"
 
 @dataclass(frozen=True, kw_only=True)
 class TrainState:
-    """Counters of a run: ``epoch`` epochs are complete, ``step`` optimiser steps taken."""
+    """Counters of a run: ``epoch`` epochs are complete, ``step`` optimiser steps taken;
+    ``extra`` is what the loop saved beside them (``save_checkpoint(extra=...)``)."""
 
     epoch: int = 0
     step: int = 0
     run_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -98,7 +100,12 @@ def load_checkpoint(
     scheduler.load_state_dict(payload["scheduler"])
     scaler.load_state_dict(payload["scaler"])
     _restore_rng(payload["rng"])
-    return TrainState(epoch=payload["epoch"], step=payload["step"], run_id=payload["run_id"])
+    return TrainState(
+        epoch=payload["epoch"],
+        step=payload["step"],
+        run_id=payload["run_id"],
+        extra=payload.get("extra", {}),
+    )
 
 
 def _rng_states() -> dict[str, Any]:

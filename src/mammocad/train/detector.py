@@ -28,7 +28,7 @@ from mammocad.train.checkpoint import TrainState, load_checkpoint, save_checkpoi
 from mammocad.train.config import BundleSpec, TrainConfig
 from mammocad.train.crops import LesionCropper
 from mammocad.train.data import DetectionDataset, DetectionSample
-from mammocad.train.optim import WallClock, build_optimizer, build_scheduler
+from mammocad.train.optim import WallClock, build_optimizer, build_scheduler, resolve_device
 from mammocad.train.pretrain import backbone_body
 from mammocad.train.progress import TrainProgress
 from mammocad.train.tracking import Tracker, open_tracker
@@ -152,7 +152,7 @@ def train_detector(
 
 
 def _prepare(detector_config: DetectorConfig, config: TrainConfig, *, steps_per_epoch: int) -> _Run:
-    device = _device(config.device)
+    device = resolve_device(config.device)
     if device.type == "cuda":
         # every input has the preprocessed size, so cuDNN's per-shape tuning pays off
         torch.backends.cudnn.benchmark = True
@@ -344,12 +344,6 @@ def _write_bundle(
 
 def _steps(data: DetectionDataset, config: TrainConfig) -> int:
     return max(1, math.ceil(len(data) / config.batch_size))
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:

@@ -74,3 +74,10 @@ class WallClock:
 
     def out_of_time(self) -> bool:
         return self.limit_s is not None and self.fraction() >= 1.0
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; any other name as torch reads it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

@@ -30,10 +30,15 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from mammocad.detect.backbone import build_backbone
 from mammocad.detect.config import DetectorConfig
-from mammocad.train.checkpoint import seed_everything
+from mammocad.train.checkpoint import (
+    TrainState,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+)
 from mammocad.train.config import TrainConfig
 from mammocad.train.data import DetectionSample
-from mammocad.train.optim import WallClock, build_optimizer, build_scheduler
+from mammocad.train.optim import WallClock, build_optimizer, build_scheduler, resolve_device
 from mammocad.train.progress import TrainProgress
 
 logger = logging.getLogger("mammocad.train")
@@ -229,11 +234,7 @@ def pretrain_backbone(
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     seed_everything(train_config.seed)
-    device = torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu")
-        if train_config.device == "auto"
-        else train_config.device
-    )
+    device = resolve_device(train_config.device)
     model = PatchClassifier(detector_config).to(device)
     optimizer = build_optimizer(model, train_config)
     clock = WallClock(train_config.time_limit_s)
@@ -246,12 +247,17 @@ def pretrain_backbone(
     )
     checkpoint = output / "checkpoint.pt"
     start, losses = 0, []
+    scaler = torch.amp.GradScaler(device.type, enabled=False)  # bfloat16 needs no scaling
     if train_config.resume and checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        start, losses = int(saved["step"]), list(saved["losses"])
+        saved = load_checkpoint(
+            checkpoint,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=scaler,
+            map_location=device,
+        )
+        start, losses = saved.step, list(saved.extra["losses"])
         logger.info("resumed backbone pre-training at step %d", start)
     draws = PatchDraws(
         train_samples, settings, length=steps * train_config.batch_size, seed=train_config.seed
@@ -280,7 +286,15 @@ def pretrain_backbone(
             if step % log_every == 0 or step == steps or clock.out_of_time():
                 losses.append(float(np.mean(span)))
                 span = []
-                _save_checkpoint(checkpoint, model, optimizer, scheduler, step, losses)
+                save_checkpoint(
+                    checkpoint,
+                    model=model,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    scaler=scaler,
+                    state=TrainState(step=step),
+                    extra={"losses": losses},
+                )
             if clock.out_of_time():
                 logger.info("time budget spent after %d steps: stopping", step)
                 break
@@ -296,28 +310,6 @@ def pretrain_backbone(
         record={**(record or {}), "steps": step, "losses": losses, "validation_auc": auc},
     )
     return PretrainResult(path=path, steps=step, losses=losses, validation_auc=auc)
-
-
-def _save_checkpoint(
-    path: Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    step: int,
-    losses: list[float],
-) -> None:
-    temporary = path.with_name(path.name + ".partial")
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "step": step,
-            "losses": losses,
-        },
-        temporary,
-    )
-    temporary.replace(path)
 
 
 @torch.no_grad()
@@ -406,13 +398,6 @@ def load_backbone(
         )
     state: dict[str, Tensor] = data["state_dict"]
     return state
-
-
-def backbone_record(path: str | Path) -> dict[str, Any]:
-    """What :func:`save_backbone` stored besides the weights (data, steps, losses, metrics)."""
-    data = torch.load(Path(path), map_location="cpu", weights_only=True)
-    record: dict[str, Any] = data["record"]
-    return record
 
 
 def _backbone_identity(config: DetectorConfig) -> dict[str, Any]:
