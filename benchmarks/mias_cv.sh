@@ -46,7 +46,7 @@ common=(--epochs 1000 --batch-size "$BATCH" --learning-rate 3e-4 --warmup-steps 
 # shellcheck disable=SC2206  # EXTRA is a list of options, split on purpose
 extra=($EXTRA)
 
-run() { echo "+ $*" >&2; "$@"; }
+run() { echo "+ $*" >&2; command "$@"; }  # command: the executable, not the function below
 # shellcheck disable=SC2086  # MAMMOCAD may be "python3 -m mammocad.cli"
 mammocad() { run $MAMMOCAD "$@"; }
 
