@@ -6,7 +6,8 @@
 #   2. per fold k, the base fine-tuned on phantoms + the four other folds (repeat=REPEAT) and
 #      evaluated on fold k (`mammocad eval detector`, which writes images.json);
 #   3. one FROC over the 5 held-out folds, every image evaluated by the model that did not see
-#      it (`mammocad eval pool`).
+#      it (`mammocad eval pool`), and the breast-level AUC of the detector alone over the same
+#      films (benchmarks/mias_cv_breasts.py, run with $PYTHON, default python3).
 #
 # Any shipped bundle trained on mini-MIAS folds 1-4 cannot be cross-validated (it saw them);
 # this measures the recipe. Runs on a CPU (hours: set the budgets) or a GPU node:
@@ -76,3 +77,6 @@ for k in 0 1 2 3 4; do
 done
 
 mammocad eval pool "$RUN"/fold{0,1,2,3,4}/eval --out "$RUN/pooled" --bootstrap "$BOOTSTRAP"
+# breast level of the detector alone over the same folds (each mini-MIAS film is one breast)
+run "${PYTHON:-python3}" "$(dirname "$0")/mias_cv_breasts.py" "$RUN"/fold{0,1,2,3,4}/eval \
+  --mias "$MIAS"
