@@ -38,7 +38,10 @@ def main() -> None:
     scores: list[float] = []
     ids: list[str] = []
     for folder in args.evaluations:
-        images = load_froc_images(folder / IMAGES_FILE)
+        try:
+            images = load_froc_images(folder / IMAGES_FILE)
+        except ValueError as error:  # missing or not an evaluation: say which, no traceback
+            raise SystemExit(str(error)) from error
         unknown = [i for i in images.image_ids if i not in records]
         if unknown:
             raise SystemExit(f"{folder}: {unknown[0]} is not a mini-MIAS film of {args.mias}")
