@@ -79,4 +79,4 @@ done
 mammocad eval pool "$RUN"/fold{0,1,2,3,4}/eval --out "$RUN/pooled" --bootstrap "$BOOTSTRAP"
 # breast level of the detector alone over the same folds (each mini-MIAS film is one breast)
 run "${PYTHON:-python3}" "$(dirname "$0")/mias_cv_breasts.py" "$RUN"/fold{0,1,2,3,4}/eval \
-  --mias "$MIAS"
+  --mias "$MIAS" --out "$RUN/breasts"
