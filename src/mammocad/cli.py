@@ -79,7 +79,8 @@ TrainDataOption = Annotated[
 ]
 ValDataOption = Annotated[list[str], typer.Option("--val", help="Validation data, same form.")]
 TimeLimitOption = Annotated[
-    float | None, typer.Option(help="Wall-clock budget (s) of the optimisation.")
+    float | None,
+    typer.Option(help="Wall-clock budget (s) of the optimisation; --resume gets what is left."),
 ]
 InputSizeOption = Annotated[str, typer.Option(help="Model input ROWSxCOLS.")]
 ResumeOption = Annotated[bool, typer.Option(help="Continue from the run folder's checkpoint.")]
@@ -228,6 +229,10 @@ def train_detector_command(
     mlflow: Annotated[bool, typer.Option(help="Track the run with MLflow.")] = True,
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = "./mlruns",
     resume: ResumeOption = False,
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(min=0.0, help="Also checkpoint within an epoch every N s (0: epoch ends)."),
+    ] = 600.0,
     name: str = "mammocad-detector",
     version: str = "0.1.0",
     init_bundle: Annotated[
@@ -267,6 +272,7 @@ def train_detector_command(
             validate_every=validate_every,
             resume=resume,
             time_limit_s=time_limit,
+            checkpoint_every_s=checkpoint_every or None,
             tracking=TrackingConfig(enabled=mlflow, tracking_uri=tracking_uri),
         ),
         preprocessing=PreprocessParams(input_size=size),

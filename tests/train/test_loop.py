@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from mammocad.train import (
     DetectionSample,
     TrackingConfig,
     TrainConfig,
+    TrainResult,
     make_toy_samples,
     train_detector,
 )
@@ -127,3 +131,119 @@ def test_resume_continues_exactly_where_it_stopped(
         assert torch.equal(theirs["model"][key], value), key
     assert theirs["optimizer"]["state"].keys() == ours["optimizer"]["state"].keys()
     assert theirs["scheduler"]["last_epoch"] == ours["scheduler"]["last_epoch"]
+
+
+class FailsAtRead:
+    """The training set, except that read number ``at`` (1-based, over the whole run) calls
+    ``fail`` first: raise, or send this process a signal."""
+
+    def __init__(self, samples: list[DetectionSample], *, at: int, fail: Callable[[], None]):
+        self.samples = samples
+        self.at = at
+        self.fail = fail
+        self.reads = 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> DetectionSample:
+        self.reads += 1
+        if self.reads == self.at:
+            self.fail()
+        return self.samples[index]
+
+
+def _crash() -> None:
+    raise SimulatedCrashError
+
+
+def _assert_same_run(ours: TrainResult, theirs: TrainResult) -> None:
+    mine = torch.load(ours.checkpoint, weights_only=True)
+    other = torch.load(theirs.checkpoint, weights_only=True)
+    for key, value in mine["model"].items():
+        assert torch.equal(other["model"][key], value), key
+    for index, state in mine["optimizer"]["state"].items():
+        assert torch.equal(other["optimizer"]["state"][index]["exp_avg"], state["exp_avg"])
+    assert other["scheduler"]["last_epoch"] == mine["scheduler"]["last_epoch"]
+    assert (other["epoch"], other["step"], other["in_epoch"]) == (mine["epoch"], mine["step"], None)
+
+
+@pytest.mark.parametrize(
+    ("stop", "raised", "every"),
+    [
+        # killed without warning: the periodic mid-epoch checkpoint (here after every step)
+        (_crash, SimulatedCrashError, 0.0),
+        # Ctrl-C: the step finishes and the checkpoint is written on the way out, no periodic ones
+        (lambda: signal.raise_signal(signal.SIGINT), KeyboardInterrupt, None),
+    ],
+    ids=["crash", "ctrl-c"],
+)
+def test_resume_within_an_epoch_replays_the_uninterrupted_run(
+    tiny_config: DetectorConfig,
+    quick_train: TrainConfig,
+    tmp_path: Path,
+    stop: Callable[[], None],
+    raised: type[BaseException],
+    every: float | None,
+) -> None:
+    # 8 samples in batches of 2: four steps an epoch; the stop comes with the 5th read, the
+    # first of epoch 1's third batch
+    config = replace(quick_train, batch_size=2, crop_size=(96, 96), checkpoint_every_s=every)
+    samples = make_toy_samples(8, size=SIZE, seed=3)
+    common = {"detector_config": tiny_config, "val_data": None, "bundle": BUNDLE}
+    straight = train_detector(
+        train_config=config, train_data=samples, output_dir=tmp_path / "a", **common
+    )
+    with pytest.raises(raised):
+        train_detector(
+            train_config=config,
+            train_data=FailsAtRead(samples, at=5, fail=stop),
+            output_dir=tmp_path / "b",
+            **common,
+        )
+    saved = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=True)
+    if raised is KeyboardInterrupt:  # the batch being read when Ctrl-C came still trains
+        assert (saved["epoch"], saved["step"], saved["in_epoch"]["batch"]) == (0, 3, 3)
+    else:
+        assert (saved["epoch"], saved["step"], saved["in_epoch"]["batch"]) == (0, 2, 2)
+    resumed = train_detector(
+        train_config=replace(config, resume=True),
+        train_data=samples,
+        output_dir=tmp_path / "b",
+        **common,
+    )
+    assert (resumed.epochs, resumed.steps) == (2, 8) == (straight.epochs, straight.steps)
+    # the interrupted epoch's mean losses include the steps taken before the stop
+    assert resumed.history == straight.history
+    _assert_same_run(straight, resumed)
+
+
+def test_time_budget_is_the_runs_across_resumes(
+    tiny_config: DetectorConfig, quick_train: TrainConfig, tmp_path: Path
+) -> None:
+    config = replace(quick_train, batch_size=2, time_limit_s=2.0)
+    samples = make_toy_samples(8, size=SIZE, seed=3)
+    common = {"detector_config": tiny_config, "val_data": None, "bundle": BUNDLE}
+    slow_first_read = FailsAtRead(samples, at=1, fail=lambda: time.sleep(2.5))
+    spent = train_detector(
+        train_config=config, train_data=slow_first_read, output_dir=tmp_path / "a", **common
+    )
+    # the budget runs out during the first step: the epoch is left unfinished, not skipped
+    assert (spent.epochs, spent.steps, len(spent.history)) == (0, 1, 1)
+    saved = torch.load(spent.checkpoint, weights_only=True)
+    assert saved["in_epoch"]["batch"] == 1 and saved["elapsed_s"] >= 2.5
+    assert spent.bundle_dir.is_dir()
+    again = train_detector(
+        train_config=replace(config, resume=True),
+        train_data=samples,
+        output_dir=tmp_path / "a",
+        **common,
+    )
+    assert (again.steps, again.history) == (1, [])  # nothing left of the budget
+    longer = train_detector(
+        train_config=replace(config, resume=True, time_limit_s=3600.0),
+        train_data=samples,
+        output_dir=tmp_path / "a",
+        **common,
+    )
+    assert (longer.epochs, longer.steps) == (2, 8)  # the rest of epoch 0, then epoch 1

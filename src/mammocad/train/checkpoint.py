@@ -3,8 +3,10 @@
 A checkpoint holds everything that decides what the next step does: model, optimiser,
 scheduler and gradient-scaler states, the epoch and step counters, the MLflow run id, and the
 random number generator states (torch CPU and CUDA, NumPy's global generator, Python's
-``random``). Data order and augmentation are seeded per epoch from the run seed, so resuming
-at an epoch boundary replays exactly what an uninterrupted run would have done.
+``random``), the wall time the optimisation has spent so far, and — for a checkpoint written
+in the middle of an epoch — how far into the epoch it got (:class:`EpochProgress`). Data order
+and augmentation are seeded per epoch from the run seed, so resuming, at an epoch boundary or
+within an epoch, replays exactly what an uninterrupted run would have done.
 
 Everything is stored as tensors and plain containers, so it loads with
 ``torch.load(weights_only=True)`` (no pickled code runs).
@@ -25,13 +27,47 @@ _FORMAT = "mammocad.train-checkpoint/1"
 
 
 @dataclass(frozen=True, kw_only=True)
+class EpochProgress:
+    """How far into an unfinished epoch a run got: ``batch`` batches of the epoch's order
+    done, of which ``steps`` stepped and ``skipped`` were skipped (non-finite loss), and the
+    running sums of their losses, so the epoch's mean losses come out as without the stop."""
+
+    batch: int = 0
+    steps: int = 0
+    skipped: int = 0
+    loss_sums: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch,
+            "steps": self.steps,
+            "skipped": self.skipped,
+            "loss_sums": dict(self.loss_sums),
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EpochProgress:
+        return cls(
+            batch=int(values["batch"]),
+            steps=int(values["steps"]),
+            skipped=int(values["skipped"]),
+            loss_sums={str(k): float(v) for k, v in values["loss_sums"].items()},
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainState:
-    """Counters of a run: ``epoch`` epochs are complete, ``step`` optimiser steps taken;
-    ``extra`` is what the loop saved beside them (``save_checkpoint(extra=...)``)."""
+    """Counters of a run: ``epoch`` epochs are complete, ``step`` optimiser steps taken (those
+    of an unfinished epoch included), ``elapsed_s`` seconds of optimisation spent over every
+    call so far, and ``in_epoch`` the progress into epoch ``epoch`` when the checkpoint was
+    written mid-epoch (``None`` at an epoch boundary); ``extra`` is what the loop saved
+    beside them (``save_checkpoint(extra=...)``)."""
 
     epoch: int = 0
     step: int = 0
     run_id: str | None = None
+    elapsed_s: float = 0.0
+    in_epoch: EpochProgress | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -65,6 +101,8 @@ def save_checkpoint(
         "epoch": state.epoch,
         "step": state.step,
         "run_id": state.run_id,
+        "elapsed_s": float(state.elapsed_s),
+        "in_epoch": None if state.in_epoch is None else state.in_epoch.to_dict(),
         "rng": _rng_states(),
         "extra": extra or {},
     }
@@ -100,10 +138,13 @@ def load_checkpoint(
     scheduler.load_state_dict(payload["scheduler"])
     scaler.load_state_dict(payload["scaler"])
     _restore_rng(payload["rng"])
+    in_epoch = payload.get("in_epoch")  # absent from checkpoints written before mid-epoch saves
     return TrainState(
         epoch=payload["epoch"],
         step=payload["step"],
         run_id=payload["run_id"],
+        elapsed_s=float(payload.get("elapsed_s", 0.0)),
+        in_epoch=None if in_epoch is None else EpochProgress.from_dict(in_epoch),
         extra=payload.get("extra", {}),
     )
 

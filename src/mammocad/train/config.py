@@ -66,9 +66,13 @@ class TrainConfig:
     froc_bootstrap: int = 200  # bootstrap resamples for the final validation's CIs
     num_workers: int = 0
     resume: bool = False
-    #: wall-clock budget of the optimisation in seconds (validation and the bundle come after);
-    #: the learning-rate cosine then follows whichever of steps or time is further along
+    #: wall-clock budget of the optimisation in seconds (validation and the bundle come after),
+    #: over the whole run: a resumed run gets what its checkpoint had left; the learning-rate
+    #: cosine then follows whichever of steps or time is further along
     time_limit_s: float | None = None
+    #: also checkpoint within an epoch every this many seconds (``None``: at epoch ends only),
+    #: so a run stopped without warning loses at most this much work
+    checkpoint_every_s: float | None = 600.0
     progress: bool = True
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -79,6 +83,8 @@ class TrainConfig:
             raise ValueError("learning_rate must be positive and min_lr_ratio in [0, 1]")
         if self.time_limit_s is not None and self.time_limit_s <= 0:
             raise ValueError("time_limit_s must be positive (or None for no limit)")
+        if self.checkpoint_every_s is not None and self.checkpoint_every_s < 0:
+            raise ValueError("checkpoint_every_s cannot be negative (None: at epoch ends only)")
         if self.crop_size is not None and min(self.crop_size) < 64:
             raise ValueError(f"crop_size {self.crop_size} is too small (at least 64×64)")
         if self.warmup_steps < 0 or self.validate_every < 0 or self.num_workers < 0:

@@ -1,7 +1,8 @@
 """The detector training loop: seeded, resumable, AMP on CUDA, tracked, ends with a bundle.
 
 ``train_detector`` runs epochs over a :class:`DetectionDataset`, checkpoints after each one
-(``<output>/checkpoints/last.pt``, atomically), validates with FROC every
+and every ``checkpoint_every_s`` seconds within one (``<output>/checkpoints/last.pt``,
+atomically; also when Ctrl-C or SIGTERM stops it), validates with FROC every
 ``validate_every`` epochs, and finally writes the model bundle (``<output>/<bundle name>/``)
 and the FROC table and plot (``<output>/eval/``), logging all of it to MLflow when enabled.
 Nothing here needs pydicom, albumentations, MLflow or Rich unless the settings ask for them.
@@ -11,23 +12,33 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mammocad.detect.bundle import save_bundle
 from mammocad.detect.config import DetectorConfig
 from mammocad.detect.model import MammoDetector, build_detector
 from mammocad.eval.froc import FrocReport, plot_froc, write_froc_csv
 from mammocad.train.augment import Augmenter
-from mammocad.train.checkpoint import TrainState, load_checkpoint, save_checkpoint, seed_everything
+from mammocad.train.checkpoint import (
+    EpochProgress,
+    TrainState,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+)
 from mammocad.train.config import BundleSpec, TrainConfig
 from mammocad.train.crops import LesionCropper
 from mammocad.train.data import DetectionDataset, DetectionSample
+from mammocad.train.interrupt import StopRequests
 from mammocad.train.optim import WallClock, build_optimizer, build_scheduler, resolve_device
 from mammocad.train.pretrain import backbone_body
 from mammocad.train.progress import TrainProgress
@@ -184,7 +195,13 @@ def _resume(run: _Run, checkpoint: Path) -> TrainState:
         scaler=run.scaler,
         map_location=run.device,
     )
-    logger.info("resumed from %s after epoch %d (step %d)", checkpoint, state.epoch, state.step)
+    run.clock.resume_from(state.elapsed_s)
+    where = (
+        f"epoch {state.epoch + 1}, batch {state.in_epoch.batch}"
+        if state.in_epoch
+        else (f"the end of epoch {state.epoch}")
+    )
+    logger.info("resumed from %s at %s (step %d)", checkpoint, where, state.step)
     return state
 
 
@@ -207,66 +224,161 @@ def _epochs(
         )
     epoch_data = _EpochData(train_data, augmenter, config.seed, cropper)
     history: list[dict[str, float]] = []
-    with TrainProgress(enabled=config.progress, total_epochs=config.epochs) as progress:
+    with (
+        TrainProgress(enabled=config.progress, total_epochs=config.epochs) as progress,
+        StopRequests() as stop,
+    ):
         for epoch in range(state.epoch, config.epochs):
+            if run.clock.out_of_time():  # a resumed run whose budget was already spent
+                logger.info("time budget of %s s already spent", config.time_limit_s)
+                break
             epoch_data.epoch = epoch
-            metrics, steps = _train_epoch(run, epoch_data, epoch, progress)
-            state = replace(state, epoch=epoch + 1, step=state.step + steps)
+            begun = state.in_epoch or EpochProgress()
+            position = partial(
+                _state_at,
+                run,
+                state,
+                epoch=epoch,
+                first_step=state.step - begun.steps - begun.skipped,
+            )
+            save_partial = partial(_save_partial, run, checkpoint, position)
+            done = _train_epoch(run, epoch_data, epoch, progress, begun, save_partial, stop)
+            complete = done.batch >= _steps(train_data, config)
+            state = position(done, complete=complete)
+            metrics = _epoch_metrics(run, done)
             due = config.validate_every and (epoch + 1) % config.validate_every == 0
-            if val_data is not None and len(val_data) and due:
+            if (
+                complete
+                and due
+                and stop.requested is None
+                and val_data is not None
+                and len(val_data)
+            ):
                 results = detect_dataset(
                     run.model, val_data, device=run.device, autocast_dtype=run.amp_dtype
                 )
                 metrics.update(summary_metrics(froc_of(results, run.model.config)))
-            save_checkpoint(
-                checkpoint,
-                model=run.model,
-                optimizer=run.optimizer,
-                scheduler=run.scheduler,
-                scaler=run.scaler,
-                state=state,
-            )
+            _save(run, checkpoint, state)
+            if stop.requested is not None:
+                logger.info("stopped in epoch %d after step %d", epoch + 1, state.step)
+                stop.raise_stop()
+            # a partial epoch (time budget) is logged too; its resumed remainder logs the
+            # whole epoch again at the same step
             tracker.log_metrics(metrics, step=epoch + 1)
             progress.end_epoch(epoch, metrics)
             history.append(metrics)
             if run.clock.out_of_time():
-                logger.info("time budget spent after epoch %d: stopping", epoch + 1)
+                logger.info("time budget spent in epoch %d: stopping", epoch + 1)
                 break
     return history, state
 
 
+def _state_at(
+    run: _Run,
+    state: TrainState,
+    done: EpochProgress,
+    *,
+    epoch: int,
+    first_step: int,
+    complete: bool,
+) -> TrainState:
+    """The run's state after ``done`` of ``epoch``, whose first step was ``first_step``."""
+    return replace(
+        state,
+        epoch=epoch + 1 if complete else epoch,
+        step=first_step + done.steps + done.skipped,
+        elapsed_s=run.clock.elapsed(),
+        in_epoch=None if complete else done,
+    )
+
+
+def _save_partial(
+    run: _Run, checkpoint: Path, position: Callable[..., TrainState], done: EpochProgress
+) -> None:
+    _save(run, checkpoint, position(done, complete=False))
+
+
+def _save(run: _Run, checkpoint: Path, state: TrainState) -> None:
+    save_checkpoint(
+        checkpoint,
+        model=run.model,
+        optimizer=run.optimizer,
+        scheduler=run.scheduler,
+        scaler=run.scaler,
+        state=state,
+    )
+
+
+class _EpochOrder(Sampler[int]):
+    """The epoch's shuffled order, seeded by (run seed, epoch), less the ``skip`` samples a
+    resumed epoch already trained on; batches after the skip are those of the full order."""
+
+    def __init__(self, size: int, *, seed: int, skip: int) -> None:
+        self.order = torch.randperm(size, generator=torch.Generator().manual_seed(seed)).tolist()
+        self.order = self.order[skip:]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
 def _train_epoch(
-    run: _Run, data: _EpochData, epoch: int, progress: TrainProgress
-) -> tuple[dict[str, float], int]:
-    generator = torch.Generator().manual_seed(run.config.seed * 100_003 + epoch)
+    run: _Run,
+    data: _EpochData,
+    epoch: int,
+    progress: TrainProgress,
+    begun: EpochProgress,
+    save_partial: Callable[[EpochProgress], None],
+    stop: StopRequests,
+) -> EpochProgress:
+    """Train over the rest of the epoch from ``begun``; returns how far it got, which falls
+    short of the whole epoch when the time budget ran out or a stop was requested. Every
+    ``checkpoint_every_s`` seconds ``save_partial`` writes a mid-epoch checkpoint."""
+    config = run.config
+    seed = config.seed * 100_003 + epoch
     loader = DataLoader(
         data,
-        batch_size=run.config.batch_size,
-        shuffle=True,
-        generator=generator,
+        batch_size=config.batch_size,
+        sampler=_EpochOrder(len(data), seed=seed, skip=begun.batch * config.batch_size),
+        # the loader draws its workers' base seed from this generator; without one it would
+        # draw from torch's global generator and shift the RoI sampling of a resumed epoch
+        generator=torch.Generator().manual_seed(seed + 1),
         collate_fn=list,
-        num_workers=run.config.num_workers,
+        num_workers=config.num_workers,
         pin_memory=run.device.type == "cuda",
     )
     run.model.train()
-    sums: dict[str, float] = {}
-    steps = skipped = 0
-    progress.start_epoch(epoch, len(loader))
+    done = begun
+    progress.start_epoch(epoch, begun.batch + len(loader), completed=begun.batch)
+    last_saved = time.monotonic()
     for batch in loader:
         losses = _train_step(run, batch)
-        if losses is None:
-            skipped += 1
-        else:
-            steps += 1
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + value
+        sums = dict(done.loss_sums)
+        for key, value in (losses or {}).items():
+            sums[key] = sums.get(key, 0.0) + value
+        done = EpochProgress(
+            batch=done.batch + 1,
+            steps=done.steps + (losses is not None),
+            skipped=done.skipped + (losses is None),
+            loss_sums=sums,
+        )
         progress.advance(losses["loss"] if losses else float("nan"))
-        if run.clock.out_of_time():
-            break  # the epoch ends early; the checkpoint and validation still follow
-    metrics = {f"train/{key}": value / max(steps, 1) for key, value in sums.items()}
+        if stop.requested is not None or run.clock.out_of_time():
+            break  # the caller checkpoints; validation and the bundle follow a budget stop
+        every = config.checkpoint_every_s
+        if every is not None and time.monotonic() - last_saved >= every:
+            save_partial(done)
+            last_saved = time.monotonic()
+    return done
+
+
+def _epoch_metrics(run: _Run, done: EpochProgress) -> dict[str, float]:
+    metrics = {f"train/{key}": value / max(done.steps, 1) for key, value in done.loss_sums.items()}
     metrics["train/lr"] = float(run.scheduler.get_last_lr()[0])
-    metrics["train/skipped_batches"] = float(skipped)
-    return metrics, steps + skipped
+    metrics["train/skipped_batches"] = float(done.skipped)
+    return metrics
 
 
 def _train_step(run: _Run, batch: list[DetectionSample]) -> dict[str, float] | None:

@@ -60,17 +60,30 @@ def build_scheduler(
 
 
 class WallClock:
-    """Wall time of a run against its optional budget in seconds (``None``: no budget)."""
+    """Wall time of a run against its optional budget in seconds (``None``: no budget).
+
+    The budget is the run's, not one call's: a resumed run counts the time its checkpoint
+    recorded (:meth:`resume_from`), so it gets the rest of the budget and its learning-rate
+    cosine goes on from where it was instead of climbing back up.
+    """
 
     def __init__(self, limit_s: float | None) -> None:
         self.limit_s = limit_s
         self.started = time.monotonic()
 
+    def elapsed(self) -> float:
+        """Seconds of the run so far, earlier calls included."""
+        return time.monotonic() - self.started
+
+    def resume_from(self, spent_s: float) -> None:
+        """Count ``spent_s`` seconds as already spent (the checkpoint's, on resume)."""
+        self.started = time.monotonic() - spent_s
+
     def fraction(self) -> float:
         """Share of the time budget spent (0 without a budget)."""
         if self.limit_s is None:
             return 0.0
-        return min(1.0, (time.monotonic() - self.started) / self.limit_s)
+        return min(1.0, self.elapsed() / self.limit_s)
 
     def out_of_time(self) -> bool:
         return self.limit_s is not None and self.fraction() >= 1.0

@@ -258,6 +258,7 @@ def pretrain_backbone(
             map_location=device,
         )
         start, losses = saved.step, list(saved.extra["losses"])
+        clock.resume_from(saved.elapsed_s)  # the budget is the run's, not this call's
         logger.info("resumed backbone pre-training at step %d", start)
     draws = PatchDraws(
         train_samples, settings, length=steps * train_config.batch_size, seed=train_config.seed
@@ -292,7 +293,7 @@ def pretrain_backbone(
                     optimizer=optimizer,
                     scheduler=scheduler,
                     scaler=scaler,
-                    state=TrainState(step=step),
+                    state=TrainState(step=step, elapsed_s=clock.elapsed()),
                     extra={"losses": losses},
                 )
             if clock.out_of_time():

@@ -54,13 +54,16 @@ class TrainProgress:
         if self._rich is not None:
             self._rich.stop()
 
-    def start_epoch(self, epoch: int, batches: int) -> None:
+    def start_epoch(self, epoch: int, batches: int, *, completed: int = 0) -> None:
         if self._rich is None:
             return
         if self._task is not None:
             self._rich.remove_task(self._task)
         self._task = self._rich.add_task(
-            f"epoch {epoch + 1}/{self._total_epochs}", total=batches, status=""
+            f"epoch {epoch + 1}/{self._total_epochs}",
+            total=batches,
+            completed=completed,  # a resumed epoch starts where its checkpoint was written
+            status="",
         )
 
     def advance(self, loss: float) -> None:
