@@ -226,6 +226,13 @@ def train_detector_command(
     validate_every: Annotated[
         int, typer.Option(help="Validate every N epochs (0: only after the last).")
     ] = 1,
+    select_by: Annotated[
+        str | None,
+        typer.Option(
+            help="Write the bundle from the validated epoch with the highest value of this "
+            "metric, e.g. val/malignant/mean_sens (default: the last weights)."
+        ),
+    ] = None,
     mlflow: Annotated[bool, typer.Option(help="Track the run with MLflow.")] = True,
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = "./mlruns",
     resume: ResumeOption = False,
@@ -254,35 +261,36 @@ def train_detector_command(
     detector = DetectorConfig(backbone=backbone, input_size=size)
     if roi_batch_size is not None:
         detector = replace(detector, roi_batch_size_per_image=roi_batch_size)
-    run = DetectorRun(
-        train=train_specs,
-        val=val_specs,
-        out_dir=out,
-        detector=detector,
-        training=TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            warmup_steps=warmup_steps,
-            seed=seed,
-            device=device,
-            augment=augment,
-            crop_size=None if crop is None else _input_size(crop),
-            crop_lesion_fraction=crop_lesion_fraction,
-            validate_every=validate_every,
-            resume=resume,
-            time_limit_s=time_limit,
-            checkpoint_every_s=checkpoint_every or None,
-            tracking=TrackingConfig(enabled=mlflow, tracking_uri=tracking_uri),
-        ),
-        preprocessing=PreprocessParams(input_size=size),
-        name=name,
-        version=version,
-        workers=workers,
-        init_bundle=init_bundle,
-        init_backbone=init_backbone,
-    )
-    with _usage_errors():
+    with _usage_errors():  # settings TrainConfig refuses, and errors while training
+        run = DetectorRun(
+            train=train_specs,
+            val=val_specs,
+            out_dir=out,
+            detector=detector,
+            training=TrainConfig(
+                epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                warmup_steps=warmup_steps,
+                seed=seed,
+                device=device,
+                augment=augment,
+                crop_size=None if crop is None else _input_size(crop),
+                crop_lesion_fraction=crop_lesion_fraction,
+                validate_every=validate_every,
+                select_by=select_by,
+                resume=resume,
+                time_limit_s=time_limit,
+                checkpoint_every_s=checkpoint_every or None,
+                tracking=TrackingConfig(enabled=mlflow, tracking_uri=tracking_uri),
+            ),
+            preprocessing=PreprocessParams(input_size=size),
+            name=name,
+            version=version,
+            workers=workers,
+            init_bundle=init_bundle,
+            init_backbone=init_backbone,
+        )
         result = run_train_detector(run, console=console)
     console.print(f"bundle written to [bold]{result.bundle_dir}[/bold]")
 

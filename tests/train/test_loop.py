@@ -23,6 +23,7 @@ from mammocad.train import (
     train_detector,
 )
 from mammocad.train.optim import build_optimizer
+from mammocad.train.validate import summary_metrics
 
 SIZE = (128, 104)
 BUNDLE = BundleSpec(name="toy-detector", version="0.0.1", preprocessing={"input_size": list(SIZE)})
@@ -247,3 +248,57 @@ def test_time_budget_is_the_runs_across_resumes(
         **common,
     )
     assert (longer.epochs, longer.steps) == (2, 8)  # the rest of epoch 0, then epoch 1
+
+
+def test_select_by_writes_the_bundle_from_the_best_validated_epoch(
+    tiny_config: DetectorConfig, quick_train: TrainConfig, tmp_path: Path
+) -> None:
+    metric = "val/any_lesion/mean_sens"
+    config = replace(quick_train, epochs=4, select_by=metric)
+    result = train_detector(
+        detector_config=tiny_config,
+        train_config=config,
+        train_data=make_toy_samples(8, size=SIZE, seed=1),
+        val_data=make_toy_samples(4, size=SIZE, seed=2),
+        output_dir=tmp_path / "run",
+        bundle=BUNDLE,
+    )
+    values = [epoch[metric] for epoch in result.history]
+    best = values.index(max(values))  # the first of equals
+    assert result.selected == {"metric": metric, "value": values[best], "epoch": best + 1}
+    # the final validation measured the selected weights, and the bundle holds them
+    assert result.report is not None
+    assert summary_metrics(result.report)[metric] == values[best]
+    chosen = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    bundled = load_bundle(result.bundle_dir)
+    assert bundled.manifest.training_data["selected"] == result.selected
+    for key, value in bundled.model.state_dict().items():
+        torch.testing.assert_close(value, chosen["model"][key], atol=2e-3, rtol=2e-3)
+    # last.pt keeps the last step's weights, for a resume
+    last = torch.load(result.checkpoint, weights_only=True)
+    assert last["epoch"] == 4 and last["extra"]["best"] == result.selected
+
+
+def test_select_by_needs_a_known_validation_metric(
+    tiny_config: DetectorConfig, quick_train: TrainConfig, tmp_path: Path
+) -> None:
+    common = {
+        "detector_config": tiny_config,
+        "train_data": make_toy_samples(4, size=SIZE, seed=1),
+        "output_dir": tmp_path / "run",
+        "bundle": BUNDLE,
+    }
+    with pytest.raises(ValueError, match="needs validation data"):
+        train_detector(
+            train_config=replace(quick_train, select_by="val/mass/mean_sens"),
+            val_data=None,
+            **common,
+        )
+    with pytest.raises(ValueError, match="val/any_lesion/mean_sens"):  # the message lists them
+        train_detector(
+            train_config=replace(quick_train, select_by="val/mass/sens_at_3fp"),
+            val_data=make_toy_samples(2, size=SIZE, seed=2),
+            **common,
+        )
+    with pytest.raises(ValueError, match="validation metric"):
+        replace(quick_train, select_by="train/loss")

@@ -184,3 +184,20 @@ def _restore_rng(states: dict[str, Any]) -> None:
     random.setstate(
         (python_state["version"], tuple(python_state["internal"]), python_state["gauss"])
     )
+
+
+def save_weights(path: str | Path, model: nn.Module, info: dict[str, Any]) -> Path:
+    """Write only the model's weights and ``info`` (plain values), atomically."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".partial")
+    torch.save({"format": _FORMAT, "model": model.state_dict(), "info": info}, temporary)
+    temporary.replace(out)
+    return out
+
+
+def load_weights(path: str | Path, model: nn.Module) -> dict[str, Any]:
+    """Load weights :func:`save_weights` wrote into ``model``; returns their ``info``."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    model.load_state_dict(payload["model"])
+    return dict(payload["info"])

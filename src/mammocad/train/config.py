@@ -63,6 +63,10 @@ class TrainConfig:
     crop_size: tuple[int, int] | None = None
     crop_lesion_fraction: float = 0.6
     validate_every: int = 1  # epochs; 0 validates only after the last epoch
+    #: keep the weights of the validated epoch with the highest value of this validation metric
+    #: (a key of the per-epoch metrics, e.g. ``"val/malignant/mean_sens"``) and write the
+    #: bundle from them; ``None``: from the last step's weights
+    select_by: str | None = None
     froc_bootstrap: int = 200  # bootstrap resamples for the final validation's CIs
     num_workers: int = 0
     resume: bool = False
@@ -85,6 +89,13 @@ class TrainConfig:
             raise ValueError("time_limit_s must be positive (or None for no limit)")
         if self.checkpoint_every_s is not None and self.checkpoint_every_s < 0:
             raise ValueError("checkpoint_every_s cannot be negative (None: at epoch ends only)")
+        if self.select_by is not None and not self.select_by.startswith("val/"):
+            raise ValueError(
+                f"select_by {self.select_by!r}: name a validation metric, e.g. "
+                "'val/malignant/mean_sens' or 'val/mass/sens_at_1fp'"
+            )
+        if self.select_by is not None and self.validate_every == 0:
+            raise ValueError("select_by chooses among validated epochs: set validate_every ≥ 1")
         if self.crop_size is not None and min(self.crop_size) < 64:
             raise ValueError(f"crop_size {self.crop_size} is too small (at least 64×64)")
         if self.warmup_steps < 0 or self.validate_every < 0 or self.num_workers < 0:

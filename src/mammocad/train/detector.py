@@ -32,7 +32,9 @@ from mammocad.train.checkpoint import (
     EpochProgress,
     TrainState,
     load_checkpoint,
+    load_weights,
     save_checkpoint,
+    save_weights,
     seed_everything,
 )
 from mammocad.train.config import BundleSpec, TrainConfig
@@ -47,6 +49,7 @@ from mammocad.train.validate import detect_dataset, froc_of, summary_metrics
 
 logger = logging.getLogger("mammocad.train")
 CHECKPOINT_NAME = "last.pt"
+BEST_NAME = "best.pt"  # beside last.pt: the weights ``select_by`` chose
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +61,8 @@ class TrainResult:
     epochs: int
     steps: int
     history: list[dict[str, float]] = field(default_factory=list)  # epochs run in this call
+    #: the epoch whose weights the bundle holds, with ``select_by``: metric, value, epoch
+    selected: dict[str, Any] | None = None
     report: FrocReport | None = None  # final validation, with bootstrap CIs
     run_id: str | None = None
 
@@ -129,6 +134,8 @@ def train_detector(
         raise ValueError("start from a bundle or from a pre-trained backbone, not both")
     if len(train_data) == 0:
         raise ValueError("the training set is empty")
+    if train_config.select_by is not None and (val_data is None or len(val_data) == 0):
+        raise ValueError(f"select_by {train_config.select_by!r} needs validation data")
     output = Path(output_dir)
     checkpoint = output / "checkpoints" / CHECKPOINT_NAME
     seed_everything(train_config.seed)
@@ -144,6 +151,9 @@ def train_detector(
         state = replace(state, run_id=tracker.run_id)
     try:
         history, state = _epochs(run, state, train_data, val_data, checkpoint, tracker)
+        selected = _restore_selected(run, checkpoint.parent / BEST_NAME, tracker)
+        if selected is not None:
+            bundle = replace(bundle, training_data={**bundle.training_data, "selected": selected})
         report = _final_validation(run, val_data, output, tracker, state)
         bundle_dir = _write_bundle(run.model, output, bundle, report)
         tracker.log_artifact(bundle_dir, artifact_path="bundle")
@@ -157,6 +167,7 @@ def train_detector(
         epochs=state.epoch,
         steps=state.step,
         history=history,
+        selected=selected,
         report=report,
         run_id=tracker.run_id,
     )
@@ -258,6 +269,8 @@ def _epochs(
                     run.model, val_data, device=run.device, autocast_dtype=run.amp_dtype
                 )
                 metrics.update(summary_metrics(froc_of(results, run.model.config)))
+                if config.select_by is not None:
+                    state = _keep_best(run, checkpoint.parent / BEST_NAME, state, metrics)
             _save(run, checkpoint, state)
             if stop.requested is not None:
                 logger.info("stopped in epoch %d after step %d", epoch + 1, state.step)
@@ -306,7 +319,44 @@ def _save(run: _Run, checkpoint: Path, state: TrainState) -> None:
         scheduler=run.scheduler,
         scaler=run.scaler,
         state=state,
+        extra=state.extra,
     )
+
+
+def _keep_best(run: _Run, path: Path, state: TrainState, metrics: dict[str, float]) -> TrainState:
+    """Save the weights to ``path`` when this epoch beats the best so far on ``select_by``
+    (ties keep the earlier epoch; a NaN — no lesion of that curve — never wins)."""
+    name = str(run.config.select_by)
+    if name not in metrics:
+        known = ", ".join(sorted(key for key in metrics if key.startswith("val/")))
+        raise ValueError(f"select_by {name!r} is not among this run's validation metrics: {known}")
+    value = float(metrics[name])
+    best = state.extra.get("best")
+    if best is not None and _rank(value) <= _rank(best["value"]):
+        return state
+    best = {"metric": name, "value": value, "epoch": state.epoch}
+    save_weights(path, run.model, best)
+    logger.info("epoch %d is the best so far: %s %.4f", state.epoch, name, value)
+    return replace(state, extra={**state.extra, "best": best})
+
+
+def _rank(value: float) -> float:
+    return value if math.isfinite(value) else -math.inf
+
+
+def _restore_selected(run: _Run, path: Path, tracker: Tracker) -> dict[str, Any] | None:
+    """With ``select_by``, load the chosen epoch's weights for the bundle; ``None`` without."""
+    if run.config.select_by is None:
+        return None
+    if not path.is_file():
+        logger.warning("no validated epoch to select from: the bundle holds the last weights")
+        return None
+    selected = load_weights(path, run.model)
+    tracker.log_metrics({"selected/epoch": float(selected["epoch"])}, step=int(selected["epoch"]))
+    logger.info(
+        "bundle from epoch %d (%s %.4f)", selected["epoch"], selected["metric"], selected["value"]
+    )
+    return selected
 
 
 class _EpochOrder(Sampler[int]):
