@@ -580,6 +580,10 @@ def eval_detector_command(
     detections_per_image: Annotated[
         int | None, typer.Option(min=1, help="Candidates kept per image (default: the bundle's).")
     ] = None,
+    mirror_average: Annotated[
+        bool,
+        typer.Option(help="Average each image's detections with its top-bottom mirror's."),
+    ] = False,
 ) -> None:
     """FROC of a detector bundle: sensitivity at 0.125 … 4 false positives per image."""
     from mammocad.commands.evaluate import run_eval_detector
@@ -594,6 +598,7 @@ def eval_detector_command(
             device=device,
             score_threshold=score_threshold,
             detections_per_image=detections_per_image,
+            mirror_average=mirror_average,
             console=console,
         )
     console.print(f"{result.n_images} images; results in [bold]{out}[/bold]")

@@ -83,6 +83,7 @@ def detect_specs(
     score_threshold: float | None = None,
     detections_per_image: int | None = None,
     use_classifier: bool = True,
+    mirror_average: bool = False,
 ) -> SpecDetections:
     """Run the bundle at ``model`` (with its lesion classifier, unless ``use_classifier`` is
     False) over the samples of ``data``, prepared with the bundle's preprocessing; the RoI
@@ -106,6 +107,7 @@ def detect_specs(
         samples,
         device=target,
         classifier=None if classifier is None else classifier.model.to(target),
+        mirror_average=mirror_average,
     )
     return SpecDetections(bundle=bundle, samples=samples, results=results, classifier=classifier)
 
@@ -153,6 +155,7 @@ def run_eval_detector(
     device: str = "cpu",
     score_threshold: float | None = None,
     detections_per_image: int | None = None,
+    mirror_average: bool = False,
     console: Console | None = None,
 ) -> DetectorEvaluation:
     """Evaluate ``model`` on ``data``; print the table and write CSV, PNG and JSON."""
@@ -164,6 +167,7 @@ def run_eval_detector(
         device=device,
         score_threshold=score_threshold,
         detections_per_image=detections_per_image,
+        mirror_average=mirror_average,
     )
     bundle, samples, results, classifier = run.bundle, run.samples, run.results, run.classifier
     heads = bundle.model.roi_heads

@@ -14,6 +14,7 @@ import torch
 from mammocad.detect.config import DetectorConfig
 from mammocad.detect.containers import Detections
 from mammocad.detect.model import MammoDetector
+from mammocad.detect.tta import detect_mirror_averaged
 from mammocad.eval.froc import FrocReport, ImagePredictions, ImageTruth, evaluate_froc
 from mammocad.eval.froc_pool import FrocImages
 from mammocad.malignancy.apply import rescore
@@ -29,10 +30,13 @@ def detect_dataset(
     batch_size: int = 1,
     autocast_dtype: torch.dtype | None = None,
     classifier: LesionClassifier | None = None,
+    mirror_average: bool = False,
 ) -> list[tuple[DetectionSample, Detections]]:
     """Run ``model`` (switched to eval mode) over ``dataset``; detections come back on CPU.
     With a lesion ``classifier`` (:mod:`mammocad.malignancy`), its probabilities replace the
-    detector head's malignancy, as :class:`mammocad.detect.Detector` does at inference."""
+    detector head's malignancy, as :class:`mammocad.detect.Detector` does at inference.
+    ``mirror_average`` averages each image's detections with its mirror's
+    (:mod:`mammocad.detect.tta`)."""
     model.eval()
     results: list[tuple[DetectionSample, Detections]] = []
     with torch.inference_mode():
@@ -44,8 +48,10 @@ def detect_dataset(
                 dtype=autocast_dtype or torch.float32,
                 enabled=autocast_dtype is not None,
             ):
-                output = model(images)
-            found_all = list(output.detections)
+                if mirror_average:
+                    found_all = [detect_mirror_averaged(model, image)[0] for image in images]
+                else:
+                    found_all = list(model(images).detections)
             if classifier is not None:
                 found_all = [
                     rescore(classifier, image, found)
