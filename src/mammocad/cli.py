@@ -295,6 +295,42 @@ def train_detector_command(
     console.print(f"bundle written to [bold]{result.bundle_dir}[/bold]")
 
 
+@train_app.command("ranker")
+def train_ranker_command(
+    evaluations: Annotated[
+        list[Path],
+        typer.Argument(help="`eval detector --out` folders of the bundle on training studies."),
+    ],
+    model: Annotated[Path, typer.Option("--model", help="The bundle the ranker is for.")],
+    out: Annotated[Path, typer.Option("--out", help="New folder: the bundle with the ranker.")],
+    test: Annotated[
+        list[Path],
+        typer.Option(help="`eval detector --out` folders on other studies, to measure it on."),
+    ] = [],  # noqa: B006
+    version: Annotated[
+        str | None, typer.Option(help="The new bundle's version (default: VERSION+rank.DATE).")
+    ] = None,
+    bootstrap: BootstrapOption = 2000,
+) -> None:
+    """Fit the lesion ranker (P(malignant lesion) per finding) on a bundle's held-out
+    detections and write a copy of the bundle with it."""
+    from mammocad.commands.rank import run_train_ranker
+    from mammocad.errors import ModelBundleError
+
+    _require_inputs(evaluations)
+    with _usage_errors(ValueError, ModelBundleError):
+        outcome = run_train_ranker(
+            evaluations=evaluations,
+            model=model,
+            out=out,
+            test=test,
+            version=version,
+            bootstrap=bootstrap,
+            console=console,
+        )
+    console.print(f"bundle with the lesion ranker written to [bold]{outcome.bundle}[/bold]")
+
+
 @train_app.command("backbone")
 def train_backbone_command(
     data: TrainDataOption,
@@ -584,6 +620,10 @@ def eval_detector_command(
         bool,
         typer.Option(help="Average each image's detections with its top-bottom mirror's."),
     ] = False,
+    ranker: Annotated[
+        bool,
+        typer.Option(help="Rank the malignant curve by the bundle's lesion ranker, if any."),
+    ] = True,
 ) -> None:
     """FROC of a detector bundle: sensitivity at 0.125 … 4 false positives per image."""
     from mammocad.commands.evaluate import run_eval_detector
@@ -599,6 +639,7 @@ def eval_detector_command(
             score_threshold=score_threshold,
             detections_per_image=detections_per_image,
             mirror_average=mirror_average,
+            use_ranker=ranker,
             console=console,
         )
     console.print(f"{result.n_images} images; results in [bold]{out}[/bold]")

@@ -359,6 +359,9 @@ class Finding:
     malignancy_probability: float
     box: tuple[float, float, float, float]
     linked_finding_ids: list[str] = field(default_factory=list)
+    #: the bundle's lesion ranker's P(malignant lesion here) (:mod:`mammocad.ranker`), written
+    #: as ``x_malignant_lesion_probability``; ``None`` without a ranker
+    malignant_lesion_probability: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         result: dict[str, object] = {
@@ -370,4 +373,8 @@ class Finding:
         }
         if self.linked_finding_ids:
             result["linked_finding_ids"] = list(self.linked_finding_ids)
+        if self.malignant_lesion_probability is not None:
+            result["x_malignant_lesion_probability"] = round(
+                float(self.malignant_lesion_probability), 2
+            )
         return result

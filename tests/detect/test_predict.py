@@ -142,3 +142,47 @@ def test_candidates_below_the_finding_threshold_carry_roi_features(
     assert fused.roi_features is not None and fused.roi_features.shape[0] == 2
     np.testing.assert_allclose(fused.roi_features[0], plain.roi_features[0], rtol=1e-5)
     assert fused.fusion_inputs() == (fused.candidates, fused.roi_features)
+
+
+def test_findings_carry_the_lesion_rankers_probability_of_their_input_box(
+    rigged: Rig, logits_for: Logits, tmp_path: Path
+) -> None:
+    from mammocad.eval.froc import ImagePredictions, ImageTruth
+    from mammocad.eval.froc_pool import FrocImages
+    from mammocad.ranker import fit_ranker
+
+    boxes = [[20.0, 40.0, 60.0, 80.0], [120.0, 160.0, 140.0, 190.0]]
+    model = rigged(boxes, logits_for([("mass", 6.0), ("calcification", 5.0)]))
+    detector = bundle_for(model, tmp_path)
+    classes = model.config.lesion_classes
+    # a ranker for which the place of a box decides: malignant in the upper half of the input
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(10, 200, (200, 2))
+    training = FrocImages(
+        classes=classes,
+        image_ids=[str(k) for k in range(200)],
+        predictions=[
+            ImagePredictions(
+                boxes=[[x, y, x + 10, y + 10]], scores=[0.5], labels=["mass"], malignancy=[0.5]
+            )
+            for x, y in centres
+        ],
+        truths=[
+            ImageTruth(boxes=[[x, y, x + 10, y + 10]], labels=["mass"], malignant=[int(y < 128)])
+            for x, y in centres
+        ],
+    )
+    ranker, _ = fit_ranker([training], classes=classes, input_size=(256, 208))
+    detector.ranker = ranker
+    (prediction,) = detector.predict([preprocessed()])
+    found = prediction.findings
+    assert [f.label.value for f in found] == ["mass", "calcification"]
+    expected = ranker.probabilities(
+        boxes,
+        [f.score for f in found],
+        ["mass", "calcification"],
+        [f.malignancy_probability for f in found],
+    )
+    assert [f.malignant_lesion_probability for f in found] == pytest.approx(expected.tolist())
+    assert expected[0] > 0.5 > expected[1]  # computed on the input boxes, not the original ones
+    assert found[0].to_dict()["x_malignant_lesion_probability"] == round(float(expected[0]), 2)

@@ -31,6 +31,7 @@ from mammocad.eval.froc import FrocReport, evaluate_froc, plot_froc, write_froc_
 from mammocad.eval.froc_pool import IMAGES_FILE, load_froc_images, pool_froc, save_froc_images
 from mammocad.malignancy.bundle import LoadedClassifier, load_classifier
 from mammocad.preprocess import PreprocessParams
+from mammocad.ranker.bundle import load_ranker
 from mammocad.train.data import DetectionSample
 from mammocad.train.validate import detect_dataset, froc_images
 
@@ -156,6 +157,7 @@ def run_eval_detector(
     score_threshold: float | None = None,
     detections_per_image: int | None = None,
     mirror_average: bool = False,
+    use_ranker: bool = True,
     console: Console | None = None,
 ) -> DetectorEvaluation:
     """Evaluate ``model`` on ``data``; print the table and write CSV, PNG and JSON."""
@@ -172,7 +174,8 @@ def run_eval_detector(
     bundle, samples, results, classifier = run.bundle, run.samples, run.results, run.classifier
     heads = bundle.model.roi_heads
     config = bundle.manifest.detector
-    images = froc_images(results, config)
+    ranker = load_ranker(model, bundle.manifest) if use_ranker else None
+    images = froc_images(results, config, ranker)
     report = evaluate_froc(
         images.predictions, images.truths, classes=images.classes, bootstrap=bootstrap
     )
@@ -182,10 +185,15 @@ def run_eval_detector(
     )
     json_path = out_dir / "froc.json"
     summary = {
-        "model": {"name": bundle.manifest.name, "version": bundle.manifest.version},
+        "model": {
+            "name": bundle.manifest.name,
+            "version": bundle.manifest.version,
+            "sha256": bundle.manifest.sha256,
+        },
         "data": [spec.describe() for spec in data],
         "images": len(samples),
         "malignancy": "classifier" if classifier is not None else "detector head",
+        "malignant_ranking": "lesion ranker" if ranker is not None else "score × malignancy",
         "candidates": {
             "score_threshold": float(heads.score_thresh),
             "detections_per_image": int(heads.detections_per_img),

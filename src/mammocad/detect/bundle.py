@@ -71,6 +71,7 @@ class BundleManifest:
     fusion: dict[str, Any] = field(default_factory=dict)
     risk: dict[str, Any] = field(default_factory=dict)
     malignancy: dict[str, Any] = field(default_factory=dict)
+    ranker: dict[str, Any] = field(default_factory=dict)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -106,6 +107,8 @@ class BundleManifest:
             data["risk"] = self.risk
         if self.malignancy:
             data["malignancy"] = self.malignancy
+        if self.ranker:
+            data["ranker"] = self.ranker
         return data
 
     @classmethod
@@ -134,6 +137,7 @@ class BundleManifest:
                 fusion=dict(data.get("fusion") or {}),
                 risk=dict(data.get("risk") or {}),
                 malignancy=dict(data.get("malignancy") or {}),
+                ranker=dict(data.get("ranker") or {}),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ModelBundleError(

@@ -19,6 +19,7 @@ from mammocad.structures import Finding, FindingLabel, PreprocessedImage
 
 if TYPE_CHECKING:  # mammocad.malignancy imports this package: import it where it is used
     from mammocad.malignancy.model import LesionClassifier
+    from mammocad.ranker.model import LesionRanker
 
 
 @dataclass(slots=True, kw_only=True)
@@ -68,8 +69,11 @@ class Detector:
         device: str | torch.device = "cpu",
         channels_last: bool | None = None,
         lesion_classifier: LesionClassifier | None = None,
+        ranker: LesionRanker | None = None,
     ) -> None:
         self.device = torch.device(device)
+        # the bundle's lesion ranker (mammocad.ranker): P(malignant lesion) of each finding
+        self.ranker = ranker
         self.manifest = manifest
         self.model = model.to(self.device).eval()
         # the bundle's second-stage malignancy classifier (mammocad.malignancy), when it has one
@@ -118,6 +122,7 @@ class Detector:
         if torch.device(device).type == "cpu":
             torch.set_num_threads(num_threads or _usable_cpus())
         from mammocad.malignancy.bundle import load_classifier
+        from mammocad.ranker.bundle import load_ranker
 
         bundle = load_bundle(path, device=device)
         classifier = load_classifier(path, bundle.manifest)
@@ -127,6 +132,7 @@ class Detector:
             device=device,
             channels_last=channels_last,
             lesion_classifier=None if classifier is None else classifier.model,
+            ranker=load_ranker(path, bundle.manifest),
         )
 
     @property
@@ -163,6 +169,14 @@ class Detector:
         keep = found.scores >= min(self.finding_threshold, self.candidate_threshold)
         boxes = item.transform.boxes_to_original(found.boxes[keep].double().numpy())
         classes = self.model.config.classes
+        ranked: list[float | None] = [None] * int(keep.sum())
+        if self.ranker is not None:  # on the input-pixel boxes, as it was trained
+            ranked = self.ranker.probabilities(
+                found.boxes[keep].double().numpy(),
+                found.scores[keep].double().numpy(),
+                [classes[int(label)] for label in found.labels[keep].tolist()],
+                found.malignancy[keep].double().numpy(),
+            ).tolist()
         candidates = [
             Finding(
                 id=f"{key}-f{rank}",
@@ -171,13 +185,15 @@ class Detector:
                 score=float(score),
                 malignancy_probability=float(malignancy),
                 box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+                malignant_lesion_probability=malignant_lesion,
             )
-            for rank, (box, label, score, malignancy) in enumerate(
+            for rank, (box, label, score, malignancy, malignant_lesion) in enumerate(
                 zip(
                     boxes,
                     found.labels[keep].tolist(),
                     found.scores[keep].tolist(),
                     found.malignancy[keep].tolist(),
+                    ranked,
                     strict=True,
                 ),
                 start=1,

@@ -18,8 +18,9 @@ For one curve (a *truth set*, e.g. "all masses" or "malignant lesions") and a sc
 Sensitivity at a FP rate r is the highest sensitivity of any threshold whose FP rate is ≤ r
 (0 when even the highest threshold exceeds r). Curves: one per lesion class (predictions of
 that class against truths of that class), ``any_lesion`` (all predictions, all truths), and
-``malignant``: predictions ranked by ``score × malignancy`` (the probability of a malignant
-lesion there) against malignant truths; truths of unknown malignancy are ignored, a hit on a
+``malignant``: predictions ranked by the probability of a malignant lesion there — the
+bundle's lesion ranker's (:mod:`mammocad.ranker`) where it has one, else ``score ×
+malignancy`` — against malignant truths; truths of unknown malignancy are ignored, a hit on a
 benign lesion is a false positive. Confidence intervals: percentile bootstrap over images.
 """
 
@@ -61,12 +62,15 @@ class ImageTruth:
 @dataclass(frozen=True, kw_only=True)
 class ImagePredictions:
     """Detections on one image: ``boxes`` ``float[N, 4]`` in the truths' frame, ``scores``
-    ``float[N]``, ``labels`` ``str[N]``, ``malignancy`` ``float[N]`` in ``[0, 1]``."""
+    ``float[N]``, ``labels`` ``str[N]``, ``malignancy`` ``float[N]`` in ``[0, 1]``;
+    ``malignant_lesion`` ``float[N]``, a lesion ranker's probability that each box is a
+    malignant lesion (``None``: ``scores × malignancy``), ranks the ``malignant`` curve."""
 
     boxes: npt.ArrayLike
     scores: npt.ArrayLike
     labels: Sequence[str]
     malignancy: npt.ArrayLike | None = None
+    malignant_lesion: npt.ArrayLike | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -343,7 +347,7 @@ def _score_for(name: str, pred: dict[str, np.ndarray], truth: dict[str, np.ndarr
         return _Scored(
             *score_image(
                 pred["boxes"],
-                pred["scores"] * pred["malignancy"],
+                pred["malignant_lesion"],
                 truth["boxes"][malignant == 1],
                 ignore_boxes=truth["boxes"][malignant < 0],
             )
@@ -357,14 +361,25 @@ def _as_pred(pred: ImagePredictions, annotated: Collection[str] | None) -> dict[
     boxes = np.asarray(pred.boxes, dtype=np.float64).reshape(-1, 4)
     n = len(boxes)
     malignancy = np.zeros(n) if pred.malignancy is None else np.asarray(pred.malignancy, float)
+    scores = np.asarray(pred.scores, dtype=np.float64).reshape(-1)
+    malignancy = malignancy.reshape(-1)
+    if pred.malignant_lesion is not None:
+        malignant_lesion = np.asarray(pred.malignant_lesion, dtype=np.float64)
+    elif len(scores) == len(malignancy):
+        malignant_lesion = scores * malignancy
+    else:
+        malignant_lesion = np.zeros(0)  # the length check below says what is wrong
     result = {
         "boxes": boxes,
-        "scores": np.asarray(pred.scores, dtype=np.float64).reshape(-1),
+        "scores": scores,
         "labels": np.asarray(list(pred.labels), dtype=object).reshape(-1),
-        "malignancy": malignancy.reshape(-1),
+        "malignancy": malignancy,
+        "malignant_lesion": malignant_lesion.reshape(-1),
     }
     if any(len(v) != n for v in result.values()):
-        raise ValueError("prediction boxes, scores, labels and malignancy differ in length")
+        raise ValueError(
+            "prediction boxes, scores, labels, malignancy and malignant_lesion differ in length"
+        )
     if annotated is not None:
         judged = np.array([label in annotated for label in result["labels"]], dtype=bool)
         result = {key: value[judged] for key, value in result.items()}

@@ -64,6 +64,9 @@ def save_froc_images(images: FrocImages, path: str | Path) -> Path:
                 "scores": _floats(pred.scores),
                 "labels": list(pred.labels),
                 "malignancy": None if pred.malignancy is None else _floats(pred.malignancy),
+                "malignant_lesion": None
+                if pred.malignant_lesion is None
+                else _floats(pred.malignant_lesion),
             },
         }
         for image_id, pred, truth in zip(
@@ -99,6 +102,8 @@ def load_froc_images(path: str | Path) -> FrocImages:
                 scores=row["predictions"]["scores"],
                 labels=row["predictions"]["labels"],
                 malignancy=row["predictions"]["malignancy"],
+                # absent from files written before lesion rankers
+                malignant_lesion=row["predictions"].get("malignant_lesion"),
             )
             for row in rows
         ],

@@ -41,6 +41,7 @@ from mammocad.eval.froc import MALIGNANT, ImagePredictions, ImageTruth, evaluate
 from mammocad.eval.study_metrics import roc_auc
 from mammocad.io import iter_studies
 from mammocad.pipeline import Pipeline, StudyAnalysis
+from mammocad.structures import Finding
 from mammocad.synthetic import PhantomStudy, generate_study, write_study
 
 #: Seed 950000 is disjoint from the shipped bundle's training (1000–1199, 3000–3199), its validation
@@ -155,6 +156,7 @@ def _collect(phantom: PhantomStudy, analysis: StudyAnalysis, into: _Collected) -
                 scores=[f.score for f in found],
                 labels=[f.label.value for f in found],
                 malignancy=[f.malignancy_probability for f in found],
+                malignant_lesion=_ranked(found),
             )
         )
         into.truths.append(
@@ -164,6 +166,13 @@ def _collect(phantom: PhantomStudy, analysis: StudyAnalysis, into: _Collected) -
                 malignant=[int(lesion.malignant) for lesion in view.lesions],
             )
         )
+
+
+def _ranked(found: Sequence[Finding]) -> list[float] | None:
+    """The lesion ranker's probabilities of ``found`` (``None`` without a ranker: the FROC
+    then ranks by score × malignancy)."""
+    ranked = [f.malignant_lesion_probability for f in found]
+    return None if any(p is None for p in ranked) else [float(p or 0.0) for p in ranked]
 
 
 def run_benchmark(pipeline: Pipeline, spec: str = BENCHMARK_SPEC) -> BenchmarkResult:

@@ -227,7 +227,12 @@ def _without_empty_columns(x: FloatArray) -> FloatArray:
     return np.where(empty, 0.0, x) if empty.any() else x
 
 
-def _fit_boost(x: FloatArray, y: npt.NDArray[np.int64], params: BoostParams) -> Any:
+def _fit_boost(
+    x: FloatArray,
+    y: npt.NDArray[np.int64],
+    params: BoostParams,
+    features: tuple[str, ...] = FEATURES,
+) -> Any:
     x = _without_empty_columns(x)
     from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
@@ -239,7 +244,7 @@ def _fit_boost(x: FloatArray, y: npt.NDArray[np.int64], params: BoostParams) -> 
         l2_regularization=params.l2_regularization,
         early_stopping=False,
         random_state=params.seed,
-        monotonic_cst=[int(name in EVIDENCE) for name in FEATURES] if params.monotonic else None,
+        monotonic_cst=[int(name in EVIDENCE) for name in features] if params.monotonic else None,
     )
     # a few hundred rows: OpenMP threads only add start-up cost, and spin against any other
     # CPU work on the machine (seconds per fit instead of milliseconds)
@@ -247,8 +252,9 @@ def _fit_boost(x: FloatArray, y: npt.NDArray[np.int64], params: BoostParams) -> 
         return classifier.fit(x, y)
 
 
-def export_model(classifier: Any, x: FloatArray) -> RiskModel:
-    """The fitted binary ``classifier``'s trees as a :class:`RiskModel`, checked on ``x``.
+def export_model(classifier: Any, x: FloatArray, features: tuple[str, ...] = FEATURES) -> RiskModel:
+    """The fitted binary ``classifier``'s trees over ``features`` (the columns of ``x``) as a
+    :class:`RiskModel`, checked on ``x``.
 
     Reads scikit-learn's fitted predictor nodes (``_predictors``, ``_baseline_prediction``),
     which are not public API: the check raises rather than ship a model that differs.
@@ -270,7 +276,7 @@ def export_model(classifier: Any, x: FloatArray) -> RiskModel:
             )
         )
     baseline = float(np.asarray(classifier._baseline_prediction).reshape(-1)[0])
-    model = RiskModel(features=FEATURES, baseline=baseline, trees=tuple(trees))
+    model = RiskModel(features=features, baseline=baseline, trees=tuple(trees))
     expected = classifier.predict_proba(x)[:, 1]
     if not np.allclose(model.predict(x), expected, rtol=0.0, atol=EXPORT_TOLERANCE):
         raise RuntimeError(
@@ -377,13 +383,18 @@ def cross_fit(
 
 
 def fit_boosted(
-    x: npt.ArrayLike, labels: npt.ArrayLike, *, params: BoostParams | None = None
+    x: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    *,
+    params: BoostParams | None = None,
+    features: tuple[str, ...] = FEATURES,
 ) -> RiskModel:
-    """The exported model fitted on all rows ``x`` (``float[N, len(FEATURES)]``)."""
-    rows = np.asarray(x, dtype=np.float64).reshape(-1, len(FEATURES))
+    """The exported model fitted on all rows ``x`` (``float[N, len(features)]``); other
+    ``features`` than the breast ones serve other tree models (:mod:`mammocad.ranker`)."""
+    rows = np.asarray(x, dtype=np.float64).reshape(-1, len(features))
     y = np.asarray(labels, dtype=np.int64).reshape(-1)
-    classifier = _fit_boost(rows, y, params or BoostParams())
-    return export_model(classifier, _without_empty_columns(rows))
+    classifier = _fit_boost(rows, y, params or BoostParams(), features)
+    return export_model(classifier, _without_empty_columns(rows), features)
 
 
 def fit_risk_model(

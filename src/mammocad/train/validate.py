@@ -19,6 +19,7 @@ from mammocad.eval.froc import FrocReport, ImagePredictions, ImageTruth, evaluat
 from mammocad.eval.froc_pool import FrocImages
 from mammocad.malignancy.apply import rescore
 from mammocad.malignancy.model import LesionClassifier
+from mammocad.ranker.model import LesionRanker
 from mammocad.train.data import DetectionDataset, DetectionSample, annotated_names
 
 
@@ -64,21 +65,34 @@ def detect_dataset(
 
 
 def froc_images(
-    results: Sequence[tuple[DetectionSample, Detections]], config: DetectorConfig
+    results: Sequence[tuple[DetectionSample, Detections]],
+    config: DetectorConfig,
+    ranker: LesionRanker | None = None,
 ) -> FrocImages:
-    """Per image the lesion truths (the landmark left out) and the detections, as FROC inputs."""
+    """Per image the lesion truths (the landmark left out) and the detections, as FROC inputs;
+    with a lesion ``ranker`` its probabilities rank the malignant curve."""
     predictions = []
     truths = []
     names = config.classes
     for sample, found in results:
         target = sample.target
         lesion = target.labels != config.landmark_index
+        labels = [names[i] for i in found.labels.tolist()]
+        malignant_lesion = None
+        if ranker is not None:
+            malignant_lesion = ranker.probabilities(
+                found.boxes.double().numpy(),
+                found.scores.double().numpy(),
+                labels,
+                found.malignancy.double().numpy(),
+            )
         predictions.append(
             ImagePredictions(
                 boxes=found.boxes.numpy(),
                 scores=found.scores.numpy(),
-                labels=[names[i] for i in found.labels.tolist()],
+                labels=labels,
                 malignancy=found.malignancy.numpy(),
+                malignant_lesion=malignant_lesion,
             )
         )
         truths.append(
