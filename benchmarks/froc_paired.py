@@ -1,7 +1,9 @@
 """Two detectors on the same images: sensitivity of B minus A at each FP rate, with a paired
 bootstrap interval over images (``mammocad.eval.froc_pool.compare_froc``); then the image-level
 AUC of each model's strongest detection, images with a lesion against images without
-(``strongest_detection``), and B minus A with a paired interval.
+(``strongest_detection``), and of its highest probability of a malignant lesion, images with
+a malignant lesion against the rest (``strongest_malignant``), with B minus A and paired
+intervals.
 
     .venv/bin/python benchmarks/froc_paired.py runs/eval-A runs/eval-B [--bootstrap 2000]
 
@@ -19,6 +21,7 @@ from mammocad.eval.froc_pool import (
     compare_froc,
     load_froc_images,
     strongest_detection,
+    strongest_malignant,
 )
 from mammocad.eval.study_metrics import paired_auc_difference, roc_auc
 
@@ -41,17 +44,24 @@ def main() -> None:
             )
         ]
         print(f"{diff.name} ({diff.n_truths} truths)  " + "  ".join(cells))
-    score_a, has_lesion = strongest_detection(a)
-    by_id = dict(zip(b.image_ids, strongest_detection(b)[0], strict=True))
-    score_b = [by_id[image_id] for image_id in a.image_ids]
-    delta, low, high = paired_auc_difference(
-        score_b, score_a, has_lesion, a.image_ids, n_bootstrap=args.bootstrap
-    )
-    print(
-        f"image level, strongest detection, {int(has_lesion.sum())} images with a lesion of "
-        f"{len(has_lesion)}: AUC A {roc_auc(score_a, has_lesion):.3f}, "
-        f"B {roc_auc(score_b, has_lesion):.3f}, B − A {delta:+.3f} [{low:+.3f}, {high:+.3f}]"
-    )
+    for name, strongest, what in (
+        ("strongest detection", strongest_detection, "a lesion"),
+        ("highest P(malignant lesion)", strongest_malignant, "a malignant lesion"),
+    ):
+        score_a, positive = strongest(a)
+        by_id = dict(zip(b.image_ids, strongest(b)[0], strict=True))
+        score_b = [by_id[image_id] for image_id in a.image_ids]
+        if positive.all() or not positive.any():
+            print(f"image level, {name}: no AUC (every image or none has {what})")
+            continue
+        delta, low, high = paired_auc_difference(
+            score_b, score_a, positive, a.image_ids, n_bootstrap=args.bootstrap
+        )
+        print(
+            f"image level, {name}, {int(positive.sum())} images with {what} of "
+            f"{len(positive)}: AUC A {roc_auc(score_a, positive):.3f}, "
+            f"B {roc_auc(score_b, positive):.3f}, B − A {delta:+.3f} [{low:+.3f}, {high:+.3f}]"
+        )
 
 
 if __name__ == "__main__":

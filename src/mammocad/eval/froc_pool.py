@@ -168,6 +168,25 @@ def compare_froc(
     )
 
 
+def strongest_malignant(images: FrocImages) -> tuple[np.ndarray, np.ndarray]:
+    """Per image its highest probability of a malignant lesion — the lesion ranker's where the
+    evaluation has it, else score × malignancy, as the ``malignant`` FROC ranks (0 without a
+    detection) — and whether it holds a malignant lesion."""
+    scores = []
+    for pred in images.predictions:
+        if pred.malignant_lesion is not None:
+            ranked = np.asarray(pred.malignant_lesion, dtype=np.float64)
+        else:
+            malignancy = 0.0 if pred.malignancy is None else np.asarray(pred.malignancy, float)
+            ranked = np.asarray(pred.scores, dtype=np.float64) * malignancy
+        scores.append(float(np.max(ranked, initial=0.0)))
+    malignant = [
+        t.malignant is not None and bool((np.asarray(t.malignant, dtype=int) == 1).any())
+        for t in images.truths
+    ]
+    return np.array(scores, dtype=np.float64), np.array(malignant, dtype=bool)
+
+
 def strongest_detection(images: FrocImages) -> tuple[np.ndarray, np.ndarray]:
     """Per image its strongest detection score (0 without any) and whether it holds a lesion:
     the detector's own image-level ranking, the first thing a breast-level score reads, with

@@ -15,7 +15,7 @@ from mammocad.ranker.features import FloatArray, candidate_features, feature_nam
 from mammocad.risk.model import BoostParams, RiskModel, fit_boosted
 
 #: more, slower-learning trees than the breast model: tens of thousands of boxes, few positive.
-#: Chosen once, on held-out phantoms of other seeds than the shipped ranker's test sets.
+#: Fixed before any held-out measurement (docs/ranker.md).
 RANKER_PARAMS = BoostParams(
     max_iter=100, max_depth=3, learning_rate=0.05, min_samples_leaf=20, monotonic=False
 )
