@@ -83,57 +83,6 @@ class SimulatedCrashError(Exception):
     pass
 
 
-class StopsInEpochTwo:
-    """The training set, except that it breaks on the first read of the second epoch."""
-
-    def __init__(self, samples: list[DetectionSample]) -> None:
-        self.samples = samples
-        self.reads = 0
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> DetectionSample:
-        self.reads += 1
-        if self.reads > len(self.samples):
-            raise SimulatedCrashError
-        return self.samples[index]
-
-
-def test_resume_continues_exactly_where_it_stopped(
-    tiny_config: DetectorConfig, quick_train: TrainConfig, tmp_path: Path
-) -> None:
-    # lesion-centred windows too: the resumed run must draw the same windows
-    quick_train = replace(quick_train, crop_size=(96, 96))
-    samples = make_toy_samples(8, size=SIZE, seed=3)
-    common = {"detector_config": tiny_config, "val_data": None, "bundle": BUNDLE}
-    straight = train_detector(
-        train_config=quick_train, train_data=samples, output_dir=tmp_path / "a", **common
-    )
-    with pytest.raises(SimulatedCrashError):
-        train_detector(
-            train_config=quick_train,
-            train_data=StopsInEpochTwo(samples),
-            output_dir=tmp_path / "b",
-            **common,
-        )
-    resumed = train_detector(
-        train_config=replace(quick_train, resume=True),
-        train_data=samples,
-        output_dir=tmp_path / "b",
-        **common,
-    )
-    assert resumed.epochs == 2 and resumed.steps == straight.steps
-    assert len(resumed.history) == 1  # only epoch 2 ran in the resumed call
-    assert resumed.history[0] == straight.history[1]
-    ours = torch.load(straight.checkpoint, weights_only=True)
-    theirs = torch.load(resumed.checkpoint, weights_only=True)
-    for key, value in ours["model"].items():
-        assert torch.equal(theirs["model"][key], value), key
-    assert theirs["optimizer"]["state"].keys() == ours["optimizer"]["state"].keys()
-    assert theirs["scheduler"]["last_epoch"] == ours["scheduler"]["last_epoch"]
-
-
 class FailsAtRead:
     """The training set, except that read number ``at`` (1-based, over the whole run) calls
     ``fail`` first: raise, or send this process a signal."""
@@ -156,6 +105,41 @@ class FailsAtRead:
 
 def _crash() -> None:
     raise SimulatedCrashError
+
+
+def test_resume_continues_exactly_where_it_stopped(
+    tiny_config: DetectorConfig, quick_train: TrainConfig, tmp_path: Path
+) -> None:
+    # lesion-centred windows too: the resumed run must draw the same windows
+    quick_train = replace(quick_train, crop_size=(96, 96))
+    samples = make_toy_samples(8, size=SIZE, seed=3)
+    common = {"detector_config": tiny_config, "val_data": None, "bundle": BUNDLE}
+    straight = train_detector(
+        train_config=quick_train, train_data=samples, output_dir=tmp_path / "a", **common
+    )
+    with pytest.raises(SimulatedCrashError):
+        train_detector(
+            train_config=quick_train,
+            # breaks on the first read of the second epoch
+            train_data=FailsAtRead(samples, at=len(samples) + 1, fail=_crash),
+            output_dir=tmp_path / "b",
+            **common,
+        )
+    resumed = train_detector(
+        train_config=replace(quick_train, resume=True),
+        train_data=samples,
+        output_dir=tmp_path / "b",
+        **common,
+    )
+    assert resumed.epochs == 2 and resumed.steps == straight.steps
+    assert len(resumed.history) == 1  # only epoch 2 ran in the resumed call
+    assert resumed.history[0] == straight.history[1]
+    ours = torch.load(straight.checkpoint, weights_only=True)
+    theirs = torch.load(resumed.checkpoint, weights_only=True)
+    for key, value in ours["model"].items():
+        assert torch.equal(theirs["model"][key], value), key
+    assert theirs["optimizer"]["state"].keys() == ours["optimizer"]["state"].keys()
+    assert theirs["scheduler"]["last_epoch"] == ours["scheduler"]["last_epoch"]
 
 
 def _assert_same_run(ours: TrainResult, theirs: TrainResult) -> None:

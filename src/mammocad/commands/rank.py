@@ -70,19 +70,22 @@ def run_train_ranker(
     if test:
         held_out = [_evaluation_of(folder, manifest) for folder in test]
         difference = _malignant_gain(held_out, ranker, bootstrap=bootstrap)
-        metrics = {
-            f"test_malignant_sens@{rate:g}fp_gain": {
-                "value": round(float(value), 4),
-                "ci_low": round(float(low), 4),
-                "ci_high": round(float(high), 4),
-            }
-            for rate, value, low, high in zip(
+        points = list(
+            zip(
                 difference.fp_rates,
                 difference.difference,
                 difference.ci_low,
                 difference.ci_high,
                 strict=True,
             )
+        )
+        metrics = {
+            f"test_malignant_sens@{rate:g}fp_gain": {
+                "value": round(float(value), 4),
+                "ci_low": round(float(low), 4),
+                "ci_high": round(float(high), 4),
+            }
+            for rate, value, low, high in points
         }
         metrics["test_data"] = [_specs(folder) for folder in test]
         metrics["test_malignant_lesions"] = difference.n_truths
@@ -91,13 +94,7 @@ def run_train_ranker(
             f"({difference.n_truths} lesions, paired 95% intervals): "
             + "  ".join(
                 f"{rate:g} FP: {value:+.2f} [{low:+.2f}, {high:+.2f}]"
-                for rate, value, low, high in zip(
-                    difference.fp_rates,
-                    difference.difference,
-                    difference.ci_low,
-                    difference.ci_high,
-                    strict=True,
-                )
+                for rate, value, low, high in points
             )
         )
     training_data = {
