@@ -49,6 +49,32 @@ def test_warm_start_and_time_budget(trained: Path, tmp_path: Path) -> None:
     assert (tmp_path / "mammocad-detector" / "manifest.json").is_file()
 
 
+def test_resume_goes_on_with_what_is_left_of_the_budget(tmp_path: Path) -> None:
+    import torch
+
+    args = ["train", "detector", "--data", "phantom:n=1,seed=4,size=small", "--out",
+            str(tmp_path), "--epochs", "50", "--time-limit", "0.5", *TINY]  # fmt: skip
+    assert CliRunner().invoke(app, args).exit_code == 0
+    checkpoint = tmp_path / "checkpoints" / "last.pt"
+    first = torch.load(checkpoint, weights_only=True)
+    assert first["epoch"] < 50 and first["elapsed_s"] >= 0.5
+    again = CliRunner().invoke(app, [*args, "--resume"])
+    assert again.exit_code == 0, again.output
+    assert "resuming from" in again.output
+    # the budget of the run was spent: the resumed call takes no step
+    assert torch.load(checkpoint, weights_only=True)["step"] == first["step"]
+
+
+def test_select_by_must_name_a_validation_metric(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["train", "detector", "--data", SMALL_PHANTOM, "--out", str(tmp_path),
+         "--select-by", "train/loss", *TINY],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "name a validation metric" in result.output
+
+
 def test_eval_writes_froc_tables(trained: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
