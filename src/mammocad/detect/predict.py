@@ -170,13 +170,15 @@ class Detector:
         boxes = item.transform.boxes_to_original(found.boxes[keep].double().numpy())
         classes = self.model.config.classes
         ranked: list[float | None] = [None] * int(keep.sum())
-        if self.ranker is not None:  # on the input-pixel boxes, as it was trained
+        if self.ranker is not None:
+            # on the input-pixel boxes, and over every detection of the image, as it was trained
+            # (its features compare a box with the image's others)
             ranked = self.ranker.probabilities(
-                found.boxes[keep].double().numpy(),
-                found.scores[keep].double().numpy(),
-                [classes[int(label)] for label in found.labels[keep].tolist()],
-                found.malignancy[keep].double().numpy(),
-            ).tolist()
+                found.boxes.double().numpy(),
+                found.scores.double().numpy(),
+                [classes[int(label)] for label in found.labels.tolist()],
+                found.malignancy.double().numpy(),
+            )[keep.numpy()].tolist()
         candidates = [
             Finding(
                 id=f"{key}-f{rank}",
