@@ -273,7 +273,14 @@ def _epochs(
                     state = _keep_best(run, checkpoint.parent / BEST_NAME, state, metrics)
             _save(run, checkpoint, state)
             if stop.requested is not None:
-                logger.info("stopped in epoch %d after step %d", epoch + 1, state.step)
+                # a warning, so that the command line shows it: the user asked for the stop
+                logger.warning(
+                    "stopped in epoch %d after step %d; %s holds the run: the same command with "
+                    "--resume goes on from there",
+                    epoch + 1,
+                    state.step,
+                    checkpoint,
+                )
                 stop.raise_stop()
             # a partial epoch (time budget) is logged too; its resumed remainder logs the
             # whole epoch again at the same step
