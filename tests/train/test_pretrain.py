@@ -165,3 +165,38 @@ def test_pretraining_resumes_where_it_stopped(small_config: DetectorConfig, tmp_
     resumed = run(6, resume=True)
     assert resumed.steps == 6
     assert len(resumed.losses) == 3  # two spans from the first call, one from the second
+
+
+def test_ctrl_c_checkpoints_the_step_and_resume_goes_on(
+    small_config: DetectorConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    import mammocad.train.pretrain as pretrain
+
+    calls = []
+    real_loss = pretrain.masked_bce
+
+    def interrupted_at_step_three(*args: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) == 3:
+            signal.raise_signal(signal.SIGINT)  # arrives in the middle of the step
+        return real_loss(*args)
+
+    monkeypatch.setattr(pretrain, "masked_bce", interrupted_at_step_three)
+    config = TrainConfig(batch_size=8, warmup_steps=1, device="cpu", progress=False)
+    common = {
+        "detector_config": small_config,
+        "steps": 6,
+        "settings": PatchSettings(size=64),
+        "train_samples": make_toy_samples(8, seed=4),
+        "val_samples": [],
+        "output_dir": tmp_path,
+        "log_every": 5,
+    }
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_backbone(train_config=config, **common)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert saved["step"] == 3  # the interrupted step finished and was saved, not lost
+    resumed = pretrain_backbone(train_config=replace(config, resume=True), **common)
+    assert resumed.steps == 6 and len(calls) == 6

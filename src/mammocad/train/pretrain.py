@@ -38,6 +38,7 @@ from mammocad.train.checkpoint import (
 )
 from mammocad.train.config import TrainConfig
 from mammocad.train.data import DetectionSample
+from mammocad.train.interrupt import StopRequests
 from mammocad.train.optim import WallClock, build_optimizer, build_scheduler, resolve_device
 from mammocad.train.progress import TrainProgress
 
@@ -270,7 +271,10 @@ def pretrain_backbone(
     )
     step, span = start, []
     model.train()
-    with TrainProgress(enabled=train_config.progress, total_epochs=1) as progress:
+    with (
+        TrainProgress(enabled=train_config.progress, total_epochs=1) as progress,
+        StopRequests() as stop,
+    ):
         progress.start_epoch(0, steps - start)
         for windows, target, known in loader:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -284,7 +288,8 @@ def pretrain_backbone(
             step += 1
             span.append(float(loss.detach()))
             progress.advance(span[-1])
-            if step % log_every == 0 or step == steps or clock.out_of_time():
+            stopping = stop.requested is not None  # Ctrl-C or SIGTERM: checkpoint, then stop
+            if step % log_every == 0 or step == steps or clock.out_of_time() or stopping:
                 losses.append(float(np.mean(span)))
                 span = []
                 save_checkpoint(
@@ -296,6 +301,14 @@ def pretrain_backbone(
                     state=TrainState(step=step, elapsed_s=clock.elapsed()),
                     extra={"losses": losses},
                 )
+            if stopping:
+                logger.warning(
+                    "stopped after step %d; %s holds the run: the same command with --resume "
+                    "goes on from there",
+                    step,
+                    checkpoint,
+                )
+                stop.raise_stop()
             if clock.out_of_time():
                 logger.info("time budget spent after %d steps: stopping", step)
                 break
