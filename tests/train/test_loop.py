@@ -286,3 +286,25 @@ def test_select_by_needs_a_known_validation_metric(
         )
     with pytest.raises(ValueError, match="validation metric"):
         replace(quick_train, select_by="train/loss")
+
+
+def test_a_best_pt_of_an_earlier_run_is_not_taken(
+    tiny_config: DetectorConfig, quick_train: TrainConfig, tmp_path: Path
+) -> None:
+    from mammocad.train.checkpoint import save_weights
+
+    stale = {"metric": "val/any_lesion/mean_sens", "value": 1.0, "epoch": 7}
+    save_weights(tmp_path / "run" / "checkpoints" / "best.pt", build_detector(tiny_config), stale)
+    samples = make_toy_samples(8, size=SIZE, seed=1)
+    # the budget runs out in the first epoch: no epoch of this run is validated
+    config = replace(quick_train, select_by=stale["metric"], batch_size=2, time_limit_s=2.0)
+    result = train_detector(
+        detector_config=tiny_config,
+        train_config=config,
+        train_data=FailsAtRead(samples, at=1, fail=lambda: time.sleep(2.5)),
+        val_data=make_toy_samples(2, size=SIZE, seed=2),
+        output_dir=tmp_path / "run",
+        bundle=BUNDLE,
+    )
+    assert result.selected is None
+    assert "selected" not in load_bundle(result.bundle_dir).manifest.training_data

@@ -151,7 +151,7 @@ def train_detector(
         state = replace(state, run_id=tracker.run_id)
     try:
         history, state = _epochs(run, state, train_data, val_data, checkpoint, tracker)
-        selected = _restore_selected(run, checkpoint.parent / BEST_NAME, tracker)
+        selected = _restore_selected(run, checkpoint.parent / BEST_NAME, state, tracker)
         if selected is not None:
             bundle = replace(bundle, training_data={**bundle.training_data, "selected": selected})
         report = _final_validation(run, val_data, output, tracker, state)
@@ -351,11 +351,15 @@ def _rank(value: float) -> float:
     return value if math.isfinite(value) else -math.inf
 
 
-def _restore_selected(run: _Run, path: Path, tracker: Tracker) -> dict[str, Any] | None:
-    """With ``select_by``, load the chosen epoch's weights for the bundle; ``None`` without."""
+def _restore_selected(
+    run: _Run, path: Path, state: TrainState, tracker: Tracker
+) -> dict[str, Any] | None:
+    """With ``select_by``, load the chosen epoch's weights for the bundle; ``None`` without.
+    The run's state names the choice, so a ``best.pt`` left by an earlier run in the same
+    folder is never taken for this one's."""
     if run.config.select_by is None:
         return None
-    if not path.is_file():
+    if state.extra.get("best") is None or not path.is_file():
         logger.warning("no validated epoch to select from: the bundle holds the last weights")
         return None
     selected = load_weights(path, run.model)
