@@ -12,7 +12,6 @@ card. The source bundle is never modified.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ from mammocad.commands.eval_study import _results as read_results
 from mammocad.detect.bundle import (
     BundleManifest,
     read_manifest,
-    sha256_of,
+    write_bundle_copy,
     write_manifest,
     write_model_card,
 )
@@ -193,21 +192,16 @@ def _write_bundle(
         version=version or f"{base}+cal.{datetime.now(UTC):%Y%m%d}",
         thresholds={**manifest.thresholds, **_thresholds(outcome.operating_points)},
     )
-    partial = outcome.bundle.with_name(outcome.bundle.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        shutil.copytree(model, partial)
-        record = _record(outcome, manifest.version, model)
-        save_calibration(outcome.calibrator, partial, extra=record, name=STUDY_CALIBRATION_FILE)
+    record = _record(outcome, manifest.version, model)
+
+    def fill(copy: Path) -> None:
+        save_calibration(outcome.calibrator, copy, extra=record, name=STUDY_CALIBRATION_FILE)
         if with_breast_map:
-            save_calibration(outcome.calibrator, partial, extra=record)
-        write_manifest(partial, new_manifest)
-        write_model_card(partial, new_manifest, extra=card_section(outcome))
-        if sha256_of(partial / manifest.weights_file) != manifest.sha256:
-            raise ModelBundleError(f"copying the weights to {partial} corrupted them; try again")
-        partial.rename(outcome.bundle)  # a half-written bundle never carries the final name
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+            save_calibration(outcome.calibrator, copy, extra=record)
+        write_manifest(copy, new_manifest)
+        write_model_card(copy, new_manifest, extra=card_section(outcome))
+
+    write_bundle_copy(model, outcome.bundle, fill)
 
 
 def _thresholds(points: OperatingPoints) -> dict[str, float]:

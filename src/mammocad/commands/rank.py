@@ -10,7 +10,6 @@ without the ranker on them, paired over images, and records it in the manifest a
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,10 +22,9 @@ from mammocad.detect.bundle import (
     MODEL_CARD_FILE,
     BundleManifest,
     read_manifest,
-    sha256_of,
+    write_bundle_copy,
     write_manifest,
 )
-from mammocad.errors import ModelBundleError
 from mammocad.eval.froc import MALIGNANT, FrocDifference, ImagePredictions
 from mammocad.eval.froc_pool import IMAGES_FILE, FrocImages, compare_froc, load_froc_images
 from mammocad.ranker.bundle import save_ranker
@@ -59,7 +57,9 @@ def run_train_ranker(
         raise ValueError(f"{out} exists: --out must be a new folder (the source is never changed)")
     training = [_evaluation_of(folder, manifest) for folder in evaluations]
     config = manifest.detector
-    ranker, rows = fit_ranker(training, classes=config.lesion_classes, input_size=config.input_size)
+    ranker, rows = fit_ranker(
+        [e.images for e in training], classes=config.lesion_classes, input_size=config.input_size
+    )
     malignant_boxes = int(rows.y.sum())
     console.print(
         f"ranker fitted on {len(rows.y)} boxes of {rows.images} images "
@@ -69,7 +69,7 @@ def run_train_ranker(
     metrics: dict[str, Any] = {}
     if test:
         held_out = [_evaluation_of(folder, manifest) for folder in test]
-        difference = _malignant_gain(held_out, ranker, bootstrap=bootstrap)
+        difference = _malignant_gain([e.images for e in held_out], ranker, bootstrap=bootstrap)
         points = list(
             zip(
                 difference.fp_rates,
@@ -87,7 +87,7 @@ def run_train_ranker(
             }
             for rate, value, low, high in points
         }
-        metrics["test_data"] = [_specs(folder) for folder in test]
+        metrics["test_data"] = [e.data for e in held_out]
         metrics["test_malignant_lesions"] = difference.n_truths
         console.print(
             f"held-out malignant sensitivity, with the ranker minus without "
@@ -98,7 +98,7 @@ def run_train_ranker(
             )
         )
     training_data = {
-        "evaluations": [_specs(folder) for folder in evaluations],
+        "evaluations": [e.data for e in training],
         "images": rows.images,
         "boxes": len(rows.y),
         "malignant_boxes": malignant_boxes,
@@ -114,9 +114,16 @@ def run_train_ranker(
     )
 
 
-def _evaluation_of(folder: Path, manifest: BundleManifest) -> FrocImages:
+@dataclass(frozen=True)
+class _Evaluation:
+    images: FrocImages  # images.json: detections and truths per image
+    data: list[Any]  # the data specifications it ran on, as froc.json records them
+
+
+def _evaluation_of(folder: Path, manifest: BundleManifest) -> _Evaluation:
     """The folder's per-image detections, refused when another bundle made them."""
-    made_by = _froc_summary(folder).get("model", {})
+    summary = _froc_summary(folder)
+    made_by = summary.get("model", {})
     same = (
         made_by.get("sha256") == manifest.sha256
         if "sha256" in made_by
@@ -128,7 +135,9 @@ def _evaluation_of(folder: Path, manifest: BundleManifest) -> FrocImages:
             f"of {manifest.name} {manifest.version}: run `mammocad eval detector --model` with "
             "the bundle the ranker is for"
         )
-    return load_froc_images(folder / IMAGES_FILE)
+    return _Evaluation(
+        images=load_froc_images(folder / IMAGES_FILE), data=list(summary.get("data", []))
+    )
 
 
 def _froc_summary(folder: Path) -> dict[str, Any]:
@@ -140,11 +149,6 @@ def _froc_summary(folder: Path) -> dict[str, Any]:
             f"cannot read {path} ({error}): give folders `mammocad eval detector --out` wrote"
         ) from error
     return dict(summary)
-
-
-def _specs(folder: Path) -> list[Any]:
-    """The data specifications the evaluation in ``folder`` ran on, as it recorded them."""
-    return list(_froc_summary(folder).get("data", []))
 
 
 def _malignant_gain(
@@ -163,12 +167,8 @@ def _malignant_gain(
 
 
 def _ranked(pred: ImagePredictions, ranker: LesionRanker) -> ImagePredictions:
-    labels = list(pred.labels)
-    malignancy = [0.0] * len(labels) if pred.malignancy is None else pred.malignancy
-    return replace(
-        pred,
-        malignant_lesion=ranker.probabilities(pred.boxes, pred.scores, labels, malignancy),
-    )
+    probabilities = ranker.probabilities(pred.boxes, pred.scores, pred.labels, pred.malignancy)
+    return replace(pred, malignant_lesion=probabilities)
 
 
 def _write_bundle(
@@ -180,19 +180,13 @@ def _write_bundle(
     training_data: dict[str, Any],
     metrics: dict[str, Any],
 ) -> None:
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        shutil.copytree(model, partial)
-        write_manifest(partial, replace(manifest, version=version))
-        card = partial / MODEL_CARD_FILE
+    def fill(copy: Path) -> None:
+        write_manifest(copy, replace(manifest, version=version))
+        card = copy / MODEL_CARD_FILE
         if card.is_file():  # the title names the version
             lines = card.read_text(encoding="utf-8").split("\n")
             lines[0] = f"# {manifest.name} {version}"
             card.write_text("\n".join(lines), encoding="utf-8")
-        save_ranker(ranker, partial, training_data=training_data, metrics=metrics)
-        if sha256_of(partial / manifest.weights_file) != manifest.sha256:
-            raise ModelBundleError(f"copying the weights to {partial} corrupted them; try again")
-        partial.rename(out)  # a half-written bundle never carries the final name
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+        save_ranker(ranker, copy, training_data=training_data, metrics=metrics)
+
+    write_bundle_copy(model, out, fill)

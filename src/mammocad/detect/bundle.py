@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -377,3 +378,24 @@ def _metric_table(metrics: dict[str, dict[str, float]]) -> list[str]:
 
 def _inline(values: dict[str, Any]) -> str:
     return "; ".join(f"{key}: {value}" for key, value in values.items())
+
+
+def write_bundle_copy(source: str | Path, target: str | Path, fill: Callable[[Path], None]) -> Path:
+    """Copy the bundle folder ``source`` to the new folder ``target``, ``fill(copy)`` adding to
+    or changing the copy first (calibration, a ranker, the manifest). The copy is written as
+    ``TARGET.partial``, its weights are checked against the source manifest's sha256, and only
+    then it takes the final name, so a half-written bundle never carries it. The source is
+    never modified."""
+    source, target = Path(source), Path(target)
+    manifest = read_manifest(source)
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        shutil.copytree(source, partial)
+        fill(partial)
+        if sha256_of(partial / manifest.weights_file) != manifest.sha256:
+            raise ModelBundleError(f"copying the weights to {partial} corrupted them; try again")
+        partial.rename(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target

@@ -357,24 +357,30 @@ def _score_for(name: str, pred: dict[str, np.ndarray], truth: dict[str, np.ndarr
     return _Scored(*score_image(pred["boxes"][mine], pred["scores"][mine], truth["boxes"][theirs]))
 
 
+def malignant_ranking(pred: ImagePredictions) -> FloatArray:
+    """What the ``malignant`` curve ranks ``pred``'s boxes by: the lesion ranker's probability
+    where there is one, else ``score × malignancy`` (0 without malignancy)."""
+    if pred.malignant_lesion is not None:
+        return np.asarray(pred.malignant_lesion, dtype=np.float64).reshape(-1)
+    scores = np.asarray(pred.scores, dtype=np.float64).reshape(-1)
+    if pred.malignancy is None:
+        return np.zeros_like(scores)
+    malignancy = np.asarray(pred.malignancy, dtype=np.float64).reshape(-1)
+    if len(malignancy) != len(scores):
+        raise ValueError("prediction scores and malignancy differ in length")
+    return scores * malignancy
+
+
 def _as_pred(pred: ImagePredictions, annotated: Collection[str] | None) -> dict[str, np.ndarray]:
     boxes = np.asarray(pred.boxes, dtype=np.float64).reshape(-1, 4)
     n = len(boxes)
     malignancy = np.zeros(n) if pred.malignancy is None else np.asarray(pred.malignancy, float)
-    scores = np.asarray(pred.scores, dtype=np.float64).reshape(-1)
-    malignancy = malignancy.reshape(-1)
-    if pred.malignant_lesion is not None:
-        malignant_lesion = np.asarray(pred.malignant_lesion, dtype=np.float64)
-    elif len(scores) == len(malignancy):
-        malignant_lesion = scores * malignancy
-    else:
-        malignant_lesion = np.zeros(0)  # the length check below says what is wrong
     result = {
         "boxes": boxes,
-        "scores": scores,
+        "scores": np.asarray(pred.scores, dtype=np.float64).reshape(-1),
         "labels": np.asarray(list(pred.labels), dtype=object).reshape(-1),
-        "malignancy": malignancy,
-        "malignant_lesion": malignant_lesion.reshape(-1),
+        "malignancy": malignancy.reshape(-1),
+        "malignant_lesion": malignant_ranking(pred),
     }
     if any(len(v) != n for v in result.values()):
         raise ValueError(

@@ -25,6 +25,7 @@ from mammocad.eval.froc import (
     ImagePredictions,
     ImageTruth,
     evaluate_froc,
+    malignant_ranking,
     paired_froc_difference,
 )
 
@@ -172,14 +173,7 @@ def strongest_malignant(images: FrocImages) -> tuple[np.ndarray, np.ndarray]:
     """Per image its highest probability of a malignant lesion — the lesion ranker's where the
     evaluation has it, else score × malignancy, as the ``malignant`` FROC ranks (0 without a
     detection) — and whether it holds a malignant lesion."""
-    scores = []
-    for pred in images.predictions:
-        if pred.malignant_lesion is not None:
-            ranked = np.asarray(pred.malignant_lesion, dtype=np.float64)
-        else:
-            malignancy = 0.0 if pred.malignancy is None else np.asarray(pred.malignancy, float)
-            ranked = np.asarray(pred.scores, dtype=np.float64) * malignancy
-        scores.append(float(np.max(ranked, initial=0.0)))
+    scores = [float(np.max(malignant_ranking(p), initial=0.0)) for p in images.predictions]
     malignant = [
         t.malignant is not None and bool((np.asarray(t.malignant, dtype=int) == 1).any())
         for t in images.truths

@@ -33,7 +33,7 @@ def candidate_features(
     boxes: npt.ArrayLike,
     scores: npt.ArrayLike,
     labels: Sequence[str],
-    malignancy: npt.ArrayLike,
+    malignancy: npt.ArrayLike | None,
     *,
     classes: Sequence[str],
     input_size: tuple[int, int],
@@ -45,10 +45,12 @@ def candidate_features(
     the chest wall" and ``y_centre`` "height in the breast" the same way for every view.
     ``rank`` is the box's place among the image's boxes by score (0 = strongest); the
     ``*_to_max`` features compare it with the image's strongest box and most malignant one.
+    ``malignancy`` ``None`` (a bundle without one) reads as 0.
     """
     box = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     score = np.asarray(scores, dtype=np.float64).reshape(-1)
-    malignant = np.asarray(malignancy, dtype=np.float64).reshape(-1)
+    malignant = np.zeros(len(score)) if malignancy is None else np.asarray(malignancy, float)
+    malignant = malignant.reshape(-1)
     if not len(box) == len(score) == len(malignant) == len(labels):
         raise ValueError("boxes, scores, labels and malignancy differ in length")
     if len(box) == 0:

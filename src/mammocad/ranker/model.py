@@ -34,7 +34,7 @@ class LesionRanker:
         boxes: npt.ArrayLike,
         scores: npt.ArrayLike,
         labels: Sequence[str],
-        malignancy: npt.ArrayLike,
+        malignancy: npt.ArrayLike | None,
     ) -> FloatArray:
         """P(malignant lesion) of each of one image's boxes (input pixels)."""
         rows = candidate_features(
@@ -92,7 +92,7 @@ def ranker_rows(
                 pred.boxes,
                 pred.scores,
                 pred.labels,
-                np.zeros(len(pred.labels)) if pred.malignancy is None else pred.malignancy,
+                pred.malignancy,
                 classes=classes,
                 input_size=input_size,
             )
