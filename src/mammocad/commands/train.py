@@ -14,7 +14,7 @@ from mammocad.detect.bundle import load_bundle
 from mammocad.detect.config import DetectorConfig
 from mammocad.preprocess import PreprocessParams
 from mammocad.train.config import BundleSpec, TrainConfig
-from mammocad.train.detector import CHECKPOINT_NAME, TrainResult, train_detector
+from mammocad.train.detector import TrainResult, checkpoint_path, train_detector
 from mammocad.train.pretrain import load_backbone
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> T
             )
         init_state = loaded.model.state_dict()
         console.print(f"warm start from {run.init_bundle}")
-    checkpoint = run.out_dir / "checkpoints" / CHECKPOINT_NAME
+    checkpoint = checkpoint_path(run.out_dir)
     if run.training.resume and checkpoint.is_file():
         console.print(f"resuming from {checkpoint} (its weights replace any warm start)")
     return train_detector(

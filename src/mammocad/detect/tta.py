@@ -88,9 +88,9 @@ def merge_passes(
             continue
         free[index] = False
         candidates = torch.where(free, overlap[index], torch.full_like(overlap[index], -1.0))
-        partner = int(candidates.argmax()) if len(candidates) else -1
+        partner = int(candidates.argmax())
         kept.append(index)
-        if partner >= 0 and candidates[partner] >= match_iou:
+        if candidates[partner] >= match_iou:
             free[partner] = False
             pair = scores[[index, partner]]
             weights = pair / pair.sum().clamp_min(1e-12)

@@ -172,7 +172,7 @@ def _ranked(found: Sequence[Finding]) -> list[float] | None:
     """The lesion ranker's probabilities of ``found`` (``None`` without a ranker: the FROC
     then ranks by score × malignancy)."""
     ranked = [f.malignant_lesion_probability for f in found]
-    return None if any(p is None for p in ranked) else [float(p or 0.0) for p in ranked]
+    return [p for p in ranked if p is not None] if None not in ranked else None
 
 
 def run_benchmark(pipeline: Pipeline, spec: str = BENCHMARK_SPEC) -> BenchmarkResult:

@@ -90,8 +90,6 @@ def save_checkpoint(
 ) -> Path:
     """Write the checkpoint to ``path`` via a temporary file and an atomic rename, so a crash
     mid-write leaves the previous checkpoint intact."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": _FORMAT,
         "model": model.state_dict(),
@@ -106,10 +104,7 @@ def save_checkpoint(
         "rng": _rng_states(),
         "extra": extra or {},
     }
-    temporary = out.with_name(out.name + ".partial")
-    torch.save(payload, temporary)
-    temporary.replace(out)
-    return out
+    return _save_atomically(payload, path)
 
 
 def load_checkpoint(
@@ -188,12 +183,7 @@ def _restore_rng(states: dict[str, Any]) -> None:
 
 def save_weights(path: str | Path, model: nn.Module, info: dict[str, Any]) -> Path:
     """Write only the model's weights and ``info`` (plain values), atomically."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".partial")
-    torch.save({"format": _FORMAT, "model": model.state_dict(), "info": info}, temporary)
-    temporary.replace(out)
-    return out
+    return _save_atomically({"format": _FORMAT, "model": model.state_dict(), "info": info}, path)
 
 
 def load_weights(path: str | Path, model: nn.Module) -> dict[str, Any]:
@@ -201,3 +191,14 @@ def load_weights(path: str | Path, model: nn.Module) -> dict[str, Any]:
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     model.load_state_dict(payload["model"])
     return dict(payload["info"])
+
+
+def _save_atomically(payload: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save`` to a temporary file renamed over ``path``: a crash mid-write leaves the
+    previous file intact."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(out.name + ".partial")
+    torch.save(payload, temporary)
+    temporary.replace(out)
+    return out

@@ -13,15 +13,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from mammocad.detect.bundle import save_bundle
 from mammocad.detect.config import DetectorConfig
@@ -50,6 +48,11 @@ from mammocad.train.validate import detect_dataset, froc_of, summary_metrics
 logger = logging.getLogger("mammocad.train")
 CHECKPOINT_NAME = "last.pt"
 BEST_NAME = "best.pt"  # beside last.pt: the weights ``select_by`` chose
+
+
+def checkpoint_path(output_dir: str | Path) -> Path:
+    """Where a run in ``output_dir`` keeps the checkpoint ``resume`` continues from."""
+    return Path(output_dir) / "checkpoints" / CHECKPOINT_NAME
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,7 +140,7 @@ def train_detector(
     if train_config.select_by is not None and (val_data is None or len(val_data) == 0):
         raise ValueError(f"select_by {train_config.select_by!r} needs validation data")
     output = Path(output_dir)
-    checkpoint = output / "checkpoints" / CHECKPOINT_NAME
+    checkpoint = checkpoint_path(output)
     seed_everything(train_config.seed)
     run = _prepare(detector_config, train_config, steps_per_epoch=_steps(train_data, train_config))
     if init_state is not None:
@@ -244,18 +247,9 @@ def _epochs(
                 logger.info("time budget of %s s already spent", config.time_limit_s)
                 break
             epoch_data.epoch = epoch
-            begun = state.in_epoch or EpochProgress()
-            position = partial(
-                _state_at,
-                run,
-                state,
-                epoch=epoch,
-                first_step=state.step - begun.steps - begun.skipped,
-            )
-            save_partial = partial(_save_partial, run, checkpoint, position)
-            done = _train_epoch(run, epoch_data, epoch, progress, begun, save_partial, stop)
+            done = _train_epoch(run, epoch_data, state, epoch, progress, checkpoint, stop)
             complete = done.batch >= _steps(train_data, config)
-            state = position(done, complete=complete)
+            state = _state_at(run, state, done, epoch=epoch, complete=complete)
             metrics = _epoch_metrics(run, done)
             due = config.validate_every and (epoch + 1) % config.validate_every == 0
             if (
@@ -273,15 +267,7 @@ def _epochs(
                     state = _keep_best(run, checkpoint.parent / BEST_NAME, state, metrics)
             _save(run, checkpoint, state)
             if stop.requested is not None:
-                # a warning, so that the command line shows it: the user asked for the stop
-                logger.warning(
-                    "stopped in epoch %d after step %d; %s holds the run: the same command with "
-                    "--resume goes on from there",
-                    epoch + 1,
-                    state.step,
-                    checkpoint,
-                )
-                stop.raise_stop()
+                stop.raise_stop(checkpoint, f"in epoch {epoch + 1} after step {state.step}")
             # a partial epoch (time budget) is logged too; its resumed remainder logs the
             # whole epoch again at the same step
             tracker.log_metrics(metrics, step=epoch + 1)
@@ -294,28 +280,18 @@ def _epochs(
 
 
 def _state_at(
-    run: _Run,
-    state: TrainState,
-    done: EpochProgress,
-    *,
-    epoch: int,
-    first_step: int,
-    complete: bool,
+    run: _Run, state: TrainState, done: EpochProgress, *, epoch: int, complete: bool
 ) -> TrainState:
-    """The run's state after ``done`` of ``epoch``, whose first step was ``first_step``."""
+    """The run's state after ``done`` of ``epoch``, from ``state``, its state when the epoch
+    (or its resumed remainder) began."""
+    begun = state.in_epoch or EpochProgress()
     return replace(
         state,
         epoch=epoch + 1 if complete else epoch,
-        step=first_step + done.steps + done.skipped,
+        step=state.step - begun.steps - begun.skipped + done.steps + done.skipped,
         elapsed_s=run.clock.elapsed(),
         in_epoch=None if complete else done,
     )
-
-
-def _save_partial(
-    run: _Run, checkpoint: Path, position: Callable[..., TrainState], done: EpochProgress
-) -> None:
-    _save(run, checkpoint, position(done, complete=False))
 
 
 def _save(run: _Run, checkpoint: Path, state: TrainState) -> None:
@@ -370,39 +346,28 @@ def _restore_selected(
     return selected
 
 
-class _EpochOrder(Sampler[int]):
-    """The epoch's shuffled order, seeded by (run seed, epoch), less the ``skip`` samples a
-    resumed epoch already trained on; batches after the skip are those of the full order."""
-
-    def __init__(self, size: int, *, seed: int, skip: int) -> None:
-        self.order = torch.randperm(size, generator=torch.Generator().manual_seed(seed)).tolist()
-        self.order = self.order[skip:]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.order)
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-
 def _train_epoch(
     run: _Run,
     data: _EpochData,
+    state: TrainState,
     epoch: int,
     progress: TrainProgress,
-    begun: EpochProgress,
-    save_partial: Callable[[EpochProgress], None],
+    checkpoint: Path,
     stop: StopRequests,
 ) -> EpochProgress:
-    """Train over the rest of the epoch from ``begun``; returns how far it got, which falls
-    short of the whole epoch when the time budget ran out or a stop was requested. Every
-    ``checkpoint_every_s`` seconds ``save_partial`` writes a mid-epoch checkpoint."""
+    """Train over the rest of ``epoch`` from where ``state`` left it; returns how far it got,
+    which falls short of the whole epoch when the time budget ran out or a stop was requested.
+    Every ``checkpoint_every_s`` seconds it writes a mid-epoch checkpoint."""
     config = run.config
+    begun = state.in_epoch or EpochProgress()
     seed = config.seed * 100_003 + epoch
+    # the epoch's order, less the samples a resumed epoch already trained on: the batches that
+    # follow are those of the full order
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed)).tolist()
     loader = DataLoader(
         data,
         batch_size=config.batch_size,
-        sampler=_EpochOrder(len(data), seed=seed, skip=begun.batch * config.batch_size),
+        sampler=order[begun.batch * config.batch_size :],
         # the loader draws its workers' base seed from this generator; without one it would
         # draw from torch's global generator and shift the RoI sampling of a resumed epoch
         generator=torch.Generator().manual_seed(seed + 1),
@@ -430,7 +395,7 @@ def _train_epoch(
             break  # the caller checkpoints; validation and the bundle follow a budget stop
         every = config.checkpoint_every_s
         if every is not None and time.monotonic() - last_saved >= every:
-            save_partial(done)
+            _save(run, checkpoint, _state_at(run, state, done, epoch=epoch, complete=False))
             last_saved = time.monotonic()
     return done
 

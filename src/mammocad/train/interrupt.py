@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -56,9 +57,15 @@ class StopRequests:
             signal.Signals(number).name,
         )
 
-    def raise_stop(self) -> None:
-        """End the run the way the signal would have: KeyboardInterrupt for SIGINT, exit
-        status 128 + signal number otherwise (the shell's convention)."""
+    def raise_stop(self, checkpoint: Path, where: str) -> None:
+        """Say where the stopped run is kept (a warning, so the command line shows it), then
+        end it the way the signal would have: KeyboardInterrupt for SIGINT, exit status
+        128 + signal number otherwise (the shell's convention)."""
+        logger.warning(
+            "stopped %s; %s holds the run: the same command with --resume goes on from there",
+            where,
+            checkpoint,
+        )
         if self.requested == signal.SIGINT:
             raise KeyboardInterrupt
         if self.requested is not None:

@@ -302,13 +302,7 @@ def pretrain_backbone(
                     extra={"losses": losses},
                 )
             if stopping:
-                logger.warning(
-                    "stopped after step %d; %s holds the run: the same command with --resume "
-                    "goes on from there",
-                    step,
-                    checkpoint,
-                )
-                stop.raise_stop()
+                stop.raise_stop(checkpoint, f"after step {step}")
             if clock.out_of_time():
                 logger.info("time budget spent after %d steps: stopping", step)
                 break
