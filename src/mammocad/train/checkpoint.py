@@ -60,8 +60,8 @@ class TrainState:
     """Counters of a run: ``epoch`` epochs are complete, ``step`` optimiser steps taken (those
     of an unfinished epoch included), ``elapsed_s`` seconds of optimisation spent over every
     call so far, and ``in_epoch`` the progress into epoch ``epoch`` when the checkpoint was
-    written mid-epoch (``None`` at an epoch boundary); ``extra`` is what the loop saved
-    beside them (``save_checkpoint(extra=...)``)."""
+    written mid-epoch (``None`` at an epoch boundary); ``extra`` is what the loop keeps
+    beside them: saved with the state, merged with ``save_checkpoint(extra=...)``."""
 
     epoch: int = 0
     step: int = 0
@@ -102,7 +102,7 @@ def save_checkpoint(
         "elapsed_s": float(state.elapsed_s),
         "in_epoch": None if state.in_epoch is None else state.in_epoch.to_dict(),
         "rng": _rng_states(),
-        "extra": extra or {},
+        "extra": {**state.extra, **(extra or {})},  # what load_checkpoint gives back as state.extra
     }
     return _save_atomically(payload, path)
 

@@ -302,7 +302,6 @@ def _save(run: _Run, checkpoint: Path, state: TrainState) -> None:
         scheduler=run.scheduler,
         scaler=run.scaler,
         state=state,
-        extra=state.extra,
     )
 
 
