@@ -228,3 +228,67 @@ def test_boxes_come_back_on_the_original_grid_flipped_or_not(
     # noisy-OR per breast over CC and MLO: 1 − (1 − 0.9·0.7)² = 0.8631
     assert [b["malignancy_probability"] for b in result["breasts"]] == [0.86, 0.86]
     assert (result["malignancy_probability"], result["suspicion"]) == (0.86, "high")
+
+
+def _one_study_per_view(folder: Path, out: Path) -> list[str]:
+    """The DICOM files of ``folder`` with a Study Instance UID of their own each, as CBIS-DDSM
+    stores its views; returns the new UIDs."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    out.mkdir()
+    uids = []
+    for path in sorted(folder.glob("*.dcm")):
+        try:
+            dataset = pydicom.dcmread(path)
+        except pydicom.errors.InvalidDicomError:
+            continue  # the garbage file
+        dataset.StudyInstanceUID = generate_uid(entropy_srcs=["per view", path.name])
+        dataset.save_as(out / path.name)
+        uids.append(dataset.StudyInstanceUID)
+    return uids
+
+
+def test_group_by_patient_reads_views_stored_as_studies_as_one_study(
+    bundle: Path, inputs: Inputs, tmp_path: Path
+) -> None:
+    uids = _one_study_per_view(inputs.folder, tmp_path / "views")
+    assert len(uids) == 4
+    pipeline = Pipeline.from_bundle(bundle, num_threads=1)
+    apart = run_analyze([tmp_path / "views"], out_dir=tmp_path / "apart", pipeline=pipeline)
+    assert sorted(s["study_instance_uid"] for s in apart.studies) == sorted(uids)
+    assert {s["status"] for s in apart.studies} == {"partial"}
+    together = run_analyze(
+        [tmp_path / "views"], out_dir=tmp_path / "together", pipeline=pipeline, group_by="patient"
+    )
+    [study] = together.studies
+    assert study["status"] == "complete" and study["study_instance_uid"] not in uids
+    # each input points at the study its result is in, not at the UID it was stored with
+    assert {e["study_instance_uid"] for e in together.inputs} == {study["study_instance_uid"]}
+    result = json.loads(
+        (tmp_path / "together" / study["study_instance_uid"] / "result.json").read_text("utf-8")
+    )
+    assert validation_errors(result) == []
+    assert len(result["images"]) == 4 and len(result["breasts"]) == 2
+    assert "merged_studies" in [m["code"] for m in result["messages"]]
+
+
+def test_dicom_outputs_of_merged_patients_are_refused_before_any_work(
+    inputs: Inputs, tmp_path: Path
+) -> None:
+    arguments = [str(inputs.folder), "--out", str(tmp_path / "out"), "--dicom"]
+    result = CliRunner().invoke(app, ["analyze", *arguments, "--group-by", "patient"])
+    assert result.exit_code == 2
+    assert "drop --dicom" in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()
+
+
+def test_cbis_ddsm_views_become_two_complete_patient_studies(
+    shared_data: Path, bundle: Path, tmp_path: Path
+) -> None:
+    pipeline = Pipeline.from_bundle(bundle, num_threads=1)
+    summary = run_analyze(
+        [shared_data / "cbis-ddsm-sample"], out_dir=tmp_path, pipeline=pipeline, group_by="patient"
+    )
+    assert [s["status"] for s in summary.studies] == ["complete", "complete"]
+    assert summary.processed == 8 and summary.rejected == 0

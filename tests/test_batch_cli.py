@@ -239,3 +239,21 @@ def test_sr_template_is_written_and_part_of_the_resume_key(
     assert other.analysed == [uid] and not other.skipped
     sr = pydicom.dcmread(io.BytesIO(zipfile.ZipFile(out).read(f"{uid}/dicom/sr.dcm")))
     assert sr.SOPClassUID == ComprehensiveSRStorage
+
+
+def test_group_by_patient_archives_views_stored_as_studies_as_one_study(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    [study] = write_studies(n_studies=1, out_dir=tmp_path / "written", seed=12, size="small")
+    views = tmp_path / "views"
+    views.mkdir()
+    for k, path in enumerate(sorted(study.glob("*.dcm"))):  # each view its own study (CBIS-DDSM)
+        _copy_as(path, views / path.name, StudyInstanceUID=generate_uid(entropy_srcs=[str(k)]))
+    out = tmp_path / "results.zip"
+    arguments = ["batch", str(views), "--out", str(out), "--model", str(tiny_bundle)]
+    result = CliRunner().invoke(app, [*arguments, "--group-by", "patient"])
+    assert result.exit_code == 0, result.output
+    rows = _csv(zipfile.ZipFile(out), "predictions.csv")
+    merged = {row["study_instance_uid"] for row in rows}
+    assert len(merged) == 1
+    _check_archive(out, frozenset(merged))

@@ -46,6 +46,23 @@ class RiskMethod(str, Enum):
     logistic = "logistic"
 
 
+class Grouping(str, Enum):
+    """``mammocad.io.GroupBy`` by name (importing mammocad.io here would load pydicom)."""
+
+    study = "study"
+    patient = "patient"
+
+
+GroupByOption = Annotated[
+    Grouping,
+    typer.Option(
+        "--group-by",
+        help="study: by Study Instance UID; patient: a patient's images as one study, for "
+        "collections that give each view its own study (CBIS-DDSM).",
+    ),
+]
+
+
 class SrTemplateName(str, Enum):
     """``mammocad.report.dicom.SrTemplate`` by name (importing that here would load highdicom)."""
 
@@ -98,6 +115,17 @@ def _require_inputs(inputs: list[Path]) -> None:
     if missing:
         console.print(f"[red]no such file or folder: {', '.join(missing)}[/red]")
         raise typer.Exit(code=2)
+
+
+def _check_grouping(group_by: Grouping, *, dicom: bool) -> None:
+    """Usage error (exit 2) for a grouping the outputs cannot follow, before any model loads."""
+    from mammocad.commands.analyze import check_grouping
+
+    try:
+        check_grouping(group_by.value, dicom=dicom)
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=2) from None
 
 
 def _parse_specs(texts: list[str]) -> list[DataSpec]:
@@ -731,15 +759,17 @@ def analyze(
             help="The one SR of --dicom: tid1500 (Comprehensive SR) or mammography-cad (TID 4000).",
         ),
     ] = SrTemplateName.tid1500,
+    group_by: GroupByOption = Grouping.study,
 ) -> None:
     """Find lesions in every study; write result.json, overlay pictures and summary.json."""
     from mammocad.commands.analyze import print_summary, run_analyze
 
     _require_inputs(inputs)
+    _check_grouping(group_by, dicom=dicom)
     pipeline = _load_pipeline(model, device, threads)
     summary = run_analyze(
         inputs, out_dir=out, pipeline=pipeline, console=console, dicom=dicom,
-        sr_template=sr_template.value,
+        sr_template=sr_template.value, group_by=group_by.value,
     )  # fmt: skip
     print_summary(summary, out_dir=out, console=console)
     if summary.internal_errors:
@@ -776,17 +806,19 @@ def batch(
     ] = None,
     device: DeviceOption = "cpu",
     threads: ThreadsOption = None,
+    group_by: GroupByOption = Grouping.study,
 ) -> None:
     """Analyse every study into one zip (predictions.csv, results, overlays, summary.html);
     interrupted, the same command resumes where it stopped."""
     from mammocad.commands.batch import default_work_dir, run_batch
 
     _require_inputs([input_dir])
+    _check_grouping(group_by, dicom=dicom)
     pipeline = _load_pipeline(model, device, threads)
     try:
         result = run_batch(
             [input_dir], out=out, pipeline=pipeline, work_dir=work_dir, dicom=dicom,
-            sr_template=sr_template.value, console=console,
+            sr_template=sr_template.value, console=console, group_by=group_by.value,
         )  # fmt: skip
     except KeyboardInterrupt:
         work = work_dir if work_dir is not None else default_work_dir(out)

@@ -104,11 +104,15 @@ class AnalyzeSummary:
         return {"model": self.model, "studies": self.studies, "inputs": self.inputs}
 
 
-def input_entry(image: Image, **outputs: str | None) -> dict[str, Any]:
+def input_entry(image: Image, study: Study | None = None, **outputs: str | None) -> dict[str, Any]:
+    """The summary's entry for one input; ``study``: the study it was analysed in, whose UID
+    differs from the image's own when a patient's studies were merged (``--group-by
+    patient``)."""
+    uid = image.study_instance_uid if study is None else study.study_instance_uid
     return {
         "source": image.source,
         "key": image.key if image.sop_instance_uid or image.source else None,
-        "study_instance_uid": image.study_instance_uid,
+        "study_instance_uid": uid,
         "status": image.status.value,
         "rejection_code": image.rejection_code.value if image.rejection_code else None,
         "text": image.rejection_text,
@@ -189,7 +193,7 @@ def write_study_outputs(
         overlay = None
         if image.is_processed and image.key in analysis.preprocessed:
             overlay = _write_overlay(analysis, image, folder, footer)
-        summary.inputs.append(input_entry(image, result=relative, overlay=overlay))
+        summary.inputs.append(input_entry(image, study, result=relative, overlay=overlay))
     entry = {
         "study_instance_uid": study.study_instance_uid,
         "status": result["status"],
@@ -212,7 +216,7 @@ def record_failed_study(study: Study, error: Exception, summary: AnalyzeSummary)
     for image in study.images:
         if image.is_processed:
             image.reject(INTERNAL_ERROR, text)
-        summary.inputs.append(input_entry(image, result=None, overlay=None))
+        summary.inputs.append(input_entry(image, study, result=None, overlay=None))
     summary.studies.append(
         {
             "study_instance_uid": study.study_instance_uid,
@@ -231,6 +235,22 @@ def release_pixels(study: Study) -> None:
         image.padding_mask = None
 
 
+def check_grouping(group_by: str, *, dicom: bool) -> None:
+    """Refuse DICOM outputs for studies merged per patient.
+
+    An SR, Secondary Capture or presentation state belongs to the study of the images it
+    describes (General Study Module, PS3.3 C.7.2.1; the evidence of an SR lies in its own
+    study, PS3.3 C.17.2). Images of one patient read together from several studies have no
+    such study: their merged Study Instance UID is ours, known to no archive.
+    """
+    if dicom and group_by == "patient":
+        raise ValueError(
+            "DICOM outputs need the images' own study, and a patient's images merged from "
+            "several studies have none: drop --dicom (result.json and overlays are written) "
+            "or group by study"
+        )
+
+
 def run_analyze(
     inputs: Sequence[Path],
     *,
@@ -239,12 +259,20 @@ def run_analyze(
     console: Console | None = None,
     dicom: bool = False,
     sr_template: str = "tid1500",
+    group_by: str = "study",
 ) -> AnalyzeSummary:
     """Analyse every study of ``inputs`` (files, folders, zips) into ``out_dir``; ``dicom`` adds
     the SR, Secondary Captures and presentation states of each study (before pixels are freed);
-    ``sr_template`` (``tid1500`` or ``mammography-cad``) picks which SR that is."""
+    ``sr_template`` (``tid1500`` or ``mammography-cad``) picks which SR that is; ``group_by``
+    ``"patient"`` reads each patient's images as one study (:func:`mammocad.io.iter_studies`),
+    for collections that give every view its own study.
+
+    Raises:
+        ValueError: ``dicom`` with ``group_by="patient"`` (see :func:`check_grouping`).
+    """
+    check_grouping(group_by, dicom=dicom)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stream = iter_studies(list(inputs))
+    stream = iter_studies(list(inputs), group_by=group_by)
     summary = AnalyzeSummary(model=pipeline.model_info.to_dict())
     with batch_progress(console) as progress:
         task = progress.add_task("analyze", total=len(stream) + len(stream.unassigned))

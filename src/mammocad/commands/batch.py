@@ -28,6 +28,7 @@ from rich.console import Console
 
 from mammocad.commands.analyze import (
     AnalyzeSummary,
+    check_grouping,
     input_entry,
     record_failed_study,
     release_pixels,
@@ -199,9 +200,10 @@ def _records(
     sr_template: str,
     console: Console | None,
     batch: BatchSummary,
+    group_by: str,
 ) -> Iterator[dict[str, Any]]:
     """Each study's record, from the work folder when done, else analysed now."""
-    stream = iter_studies(list(inputs))
+    stream = iter_studies(list(inputs), group_by=group_by)
     with batch_progress(console) as progress:
         task = progress.add_task("batch", total=len(stream))
         for study in stream:
@@ -233,12 +235,15 @@ def run_batch(
     dicom: bool = False,
     sr_template: str = "tid1500",
     console: Console | None = None,
+    group_by: str = "study",
 ) -> BatchSummary:
     """Analyse every study of ``inputs`` not yet done in the work folder, then write ``out``;
     ``dicom`` and ``sr_template`` as for :func:`mammocad.commands.analyze.run_analyze`.
 
-    Interrupting (Ctrl-C) loses at most the study in progress; the same call again resumes.
+    ``group_by`` as there too. Interrupting (Ctrl-C) loses at most the study in progress; the
+    same call again resumes.
     """
+    check_grouping(group_by, dicom=dicom)
     work_root = work_dir if work_dir is not None else default_work_dir(out)
     # a study done under other settings is analysed again; the SR template matters only
     # with DICOM outputs, so changing it alone does not redo a batch without them
@@ -253,7 +258,7 @@ def run_batch(
     folders: list[Path] = []
     for record in _records(
         inputs, pipeline=pipeline, work=work, dicom=dicom, sr_template=sr_template,
-        console=console, batch=batch,
+        console=console, batch=batch, group_by=group_by,
     ):  # fmt: skip
         if "unassigned" in record:
             summary.inputs.append(record["unassigned"])
