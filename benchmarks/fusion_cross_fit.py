@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fusion_ablation import paired_difference
 
 from mammocad.commands.train_risk import out_of_fold_fusion
-from mammocad.eval.study_metrics import roc_auc_with_ci
+from mammocad.eval.study_metrics import paired_auc_difference, roc_auc_with_ci
 from mammocad.fuse.data import BreastCase, load_cases
 from mammocad.fuse.model import FusionConfig
 from mammocad.fuse.train import TrainParams
@@ -80,7 +79,7 @@ def main() -> None:
         # refine_cases rewrites malignancies in place: every setting gets fresh cases
         fused = np.array(out_of_fold_fusion(deepcopy(cases), config, params, folds=args.folds))
         auc = roc_auc_with_ci(fused, labels, patients, n_bootstrap=args.bootstrap)
-        delta = paired_difference(fused, single, labels, patients, args.bootstrap)
+        delta = paired_auc_difference(fused, single, labels, patients, n_bootstrap=args.bootstrap)
         name = f"{pooling}, d {width}, lr {rate:g}, {epochs} ep"
         print(
             f"{name:<34} {auc.auc:6.3f}  [{auc.ci_low:.3f}, {auc.ci_high:.3f}]  "

@@ -19,10 +19,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from fusion_ablation import paired_difference
 from risk_features import labelled_cases
 from sklearn.metrics import roc_auc_score as roc_auc
 
+from mammocad.eval.study_metrics import paired_auc_difference
 from mammocad.fuse.data import BreastCase
 from mammocad.risk.apply import case_inputs
 from mammocad.risk.features import FEATURES, feature_matrix
@@ -68,10 +68,14 @@ def report(
 ) -> None:
     labels = np.array([case.label for case in cases], dtype=np.int64)
     patients = np.array([case.patient_id for case in cases])
-    delta, low, high = paired_difference(scores, reference, labels, list(patients), n_boot)
+    delta, low, high = paired_auc_difference(
+        scores, reference, labels, list(patients), n_bootstrap=n_boot
+    )
     study, study_labels, ids = study_scores(cases, scores)
     study_ref, _, _ = study_scores(cases, reference)
-    s_delta, s_low, s_high = paired_difference(study, study_ref, study_labels, ids, n_boot)
+    s_delta, s_low, s_high = paired_auc_difference(
+        study, study_ref, study_labels, ids, n_bootstrap=n_boot
+    )
     print(
         f"  {name:32s} breast {roc_auc(labels, scores):.3f} (Δ {delta:+.3f} [{low:+.3f}, "
         f"{high:+.3f}])  study {roc_auc(study_labels, study):.3f} (Δ {s_delta:+.3f} "

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +84,23 @@ def select_fold(
     return [record for record, k in zip(records, assigned, strict=True) if k == fold]
 
 
+def patient_studies(
+    records: Sequence[AnnotatedImage],
+) -> Iterator[tuple[str, list[AnnotatedImage], Study]]:
+    """Each patient's films as one study (pixels read now), in patient order: the study
+    ``mammocad analyze`` would make of the patient's two PNGs."""
+    by_patient: dict[str, list[AnnotatedImage]] = defaultdict(list)
+    for record in records:
+        by_patient[record.patient_id].append(record)
+    for patient_id, films in sorted(by_patient.items()):
+        images = [read_record(record) for record in films]
+        yield (
+            patient_id,
+            films,
+            Study(study_instance_uid=patient_id, patient_id=patient_id, images=images),
+        )
+
+
 def analyze_breasts(
     pipeline: Pipeline,
     root: Path,
@@ -93,16 +110,8 @@ def analyze_breasts(
 ) -> list[BreastRow]:
     """One row per film of ``records``, each patient's films analysed as one study."""
     labels = image_labels(root)
-    by_patient: dict[str, list[AnnotatedImage]] = defaultdict(list)
-    for record in records:
-        by_patient[record.patient_id].append(record)
     rows: list[BreastRow] = []
-    for patient_id, films in sorted(by_patient.items()):
-        study = Study(
-            study_instance_uid=patient_id,
-            patient_id=patient_id,
-            images=[read_record(record) for record in films],
-        )
+    for patient_id, films, study in patient_studies(records):
         analysis = pipeline.analyze(study)
         for record in films:
             if record.laterality is None:  # the adapter always sets it; guard the type
