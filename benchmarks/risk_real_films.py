@@ -8,7 +8,7 @@ risk cache does (``CASES/<patient>.npz``; a re-run reuses it), then fits each se
 given phantom cache folders and scores the 242 real breasts. Printed per setting: phantom
 out-of-fold breast AUC, and mini-MIAS breast AUC for abnormal vs normal and malignant vs the
 rest with patient-bootstrap 95 % intervals (``mammocad.eval.mias_breasts``), over all films and
-over fold 0 alone.
+over fold 0 alone; first, each feature's own AUC on the films.
 
     .venv/bin/python benchmarks/risk_real_films.py runs/cache/<key> [<key2> ...] \\
         --model models/mammocad-detector --cases runs/mias-cases \\
@@ -159,6 +159,15 @@ def main() -> None:
         print(f"{'':32s} all films  {real_auc(rows, scores, args.bootstrap)}")
         print(f"{'':32s} fold 0     {real_auc(fold0, scores[held], args.bootstrap)}")
 
+    print("each feature alone, all films (AUC abnormal / malignant):")
+    abnormal = np.array([row.abnormal for row in rows])
+    malignant = np.array([row.malignant for row in rows])
+    for index, name in enumerate(FEATURES):
+        column = np.nan_to_num(real[:, index])
+        if column.min() < column.max():
+            print(
+                f"  {name:34s} {roc_auc(abnormal, column):.3f} / {roc_auc(malignant, column):.3f}"
+            )
     shipped = load_risk(args.model)
     if shipped is not None:
         fitted = shipped.model.predict_rows(x)
