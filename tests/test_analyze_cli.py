@@ -18,11 +18,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 from typer.testing import CliRunner
 
 import mammocad.commands.analyze as analyze_module
 from mammocad.cli import app
-from mammocad.commands.analyze import resolve_model, run_analyze
+from mammocad.commands.analyze import print_summary, resolve_model, run_analyze
 from mammocad.detect import Detections, load_bundle
 from mammocad.detect.predict import Detector, ImagePrediction
 from mammocad.errors import ModelBundleError
@@ -258,10 +259,15 @@ def test_group_by_patient_reads_views_stored_as_studies_as_one_study(
     apart = run_analyze([tmp_path / "views"], out_dir=tmp_path / "apart", pipeline=pipeline)
     assert sorted(s["study_instance_uid"] for s in apart.studies) == sorted(uids)
     assert {s["status"] for s in apart.studies} == {"partial"}
+    assert apart.split_patient_studies == 4  # each hinted at --group-by patient
+    console = Console(record=True, width=200)
+    print_summary(apart, out_dir=tmp_path / "apart", console=console)
+    assert "--group-by patient reads them as one study" in " ".join(console.export_text().split())
     together = run_analyze(
         [tmp_path / "views"], out_dir=tmp_path / "together", pipeline=pipeline, group_by="patient"
     )
     [study] = together.studies
+    assert together.split_patient_studies == 0
     assert study["status"] == "complete" and study["study_instance_uid"] not in uids
     # each input points at the study its result is in, not at the UID it was stored with
     assert {e["study_instance_uid"] for e in together.inputs} == {study["study_instance_uid"]}

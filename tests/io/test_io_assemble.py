@@ -222,6 +222,32 @@ def test_group_by_patient_merges_studies(tmp_path: Path, mg: DicomFactory) -> No
     assert len(originals) == 2 and _first(left).StudyInstanceUID in originals
 
 
+def _codes(study: Study) -> list[str]:
+    return [message.code for message in study.messages]
+
+
+def test_views_stored_as_studies_of_one_patient_get_a_hint(
+    tmp_path: Path, mg: DicomFactory
+) -> None:
+    _study_files(mg, tmp_path / "cc", [("L", "CC")], PatientID="Z9")
+    _study_files(mg, tmp_path / "mlo", [("L", "MLO")], PatientID="Z9")
+    _study_files(mg, tmp_path / "other", [("R", "CC")], PatientID="Y1")
+    by_study = {s.study_instance_uid: s for s in load_studies(tmp_path).studies}
+    hinted = [s for s in by_study.values() if "same_patient_studies" in _codes(s)]
+    assert sorted(str(s.patient_id) for s in hinted) == ["Z9", "Z9"]
+    text = next(m.text for m in hinted[0].messages if m.code == "same_patient_studies")
+    assert "1 other study" in text and "--group-by patient" in text
+    merged = load_studies(tmp_path, group_by="patient").studies
+    assert not [s for s in merged if "same_patient_studies" in _codes(s)]
+
+
+def test_full_studies_of_one_patient_get_no_hint(tmp_path: Path, mg: DicomFactory) -> None:
+    four = [("R", "CC"), ("L", "CC"), ("R", "MLO"), ("L", "MLO")]
+    _study_files(mg, tmp_path / "now", four, PatientID="Z9")
+    _study_files(mg, tmp_path / "prior", four, PatientID="Z9")  # a prior examination
+    assert not [s for s in load_studies(tmp_path).studies if "same_patient_studies" in _codes(s)]
+
+
 def test_missing_input_and_bad_arguments(tmp_path: Path) -> None:
     result = load_studies(tmp_path / "nowhere")
     assert result.studies == []

@@ -36,7 +36,7 @@ from rich.markup import escape
 import mammocad
 from mammocad.commands.progress import batch_progress
 from mammocad.errors import ModelBundleError
-from mammocad.io import iter_studies
+from mammocad.io import SPLIT_PATIENT, iter_studies
 from mammocad.pipeline import INTERNAL_ERROR, Pipeline, StudyAnalysis
 from mammocad.report.overlay import render_overlay
 from mammocad.report.pictures import write_png
@@ -87,6 +87,9 @@ class AnalyzeSummary:
     model: dict[str, Any]
     studies: list[dict[str, Any]] = field(default_factory=list)
     inputs: list[dict[str, Any]] = field(default_factory=list)
+    #: studies of fewer than four images whose patient has other studies among the inputs
+    #: (:data:`mammocad.io.SPLIT_PATIENT`; printed as a hint, not in summary.json)
+    split_patient_studies: int = 0
 
     @property
     def processed(self) -> int:
@@ -278,6 +281,8 @@ def run_analyze(
         task = progress.add_task("analyze", total=len(stream) + len(stream.unassigned))
         for study in stream:
             listed = len(summary.inputs)
+            if any(message.code == SPLIT_PATIENT for message in study.messages):
+                summary.split_patient_studies += 1
             try:
                 write_study_outputs(
                     pipeline.analyze(study), out_dir, summary, dicom=dicom, sr_template=sr_template
@@ -310,6 +315,13 @@ def print_summary(summary: AnalyzeSummary, *, out_dir: Path, console: Console) -
                 f"  [yellow]{escape(str(entry['source']))}[/yellow]: {entry['rejection_code']} — "
                 f"{escape(str(entry['text']))}"
             )
+    if summary.split_patient_studies:
+        console.print(
+            f"{summary.split_patient_studies} studies of fewer than four images share their "
+            "patient with other studies of these inputs: if they hold views of one examination "
+            "(CBIS-DDSM stores each view as a study), --group-by patient reads them as one study",
+            markup=False,
+        )
     console.print(
         f"{len(summary.studies)} studies; {summary.processed} images processed, "
         f"{summary.rejected} rejected; results in [bold]{escape(str(out_dir))}[/bold] "

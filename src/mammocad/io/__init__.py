@@ -7,7 +7,14 @@ rejection with a code and a sentence; they never raise for bad input). ``iter_st
 See docs/ingestion.md.
 """
 
-from mammocad.io.assemble import GroupBy, IngestResult, StudyStream, iter_studies, load_studies
+from mammocad.io.assemble import (
+    SPLIT_PATIENT,
+    GroupBy,
+    IngestResult,
+    StudyStream,
+    iter_studies,
+    load_studies,
+)
 from mammocad.io.dicom import read_dicom
 from mammocad.io.display import Rendered, VoiChoice, VoiKind, choose_voi, render
 from mammocad.io.image import read_image
@@ -15,6 +22,7 @@ from mammocad.io.options import ReadOptions
 from mammocad.io.raster import read_raster
 
 __all__ = [
+    "SPLIT_PATIENT",
     "GroupBy",
     "IngestResult",
     "ReadOptions",

@@ -21,6 +21,7 @@ Rules (docs/ingestion.md has the long form):
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -103,7 +104,46 @@ def _plan(
             continue
         seen[scanned.sop_instance_uid] = scanned
         group.entries.append(scanned)
-    return [group for group in groups.values() if group.entries], unassigned
+    kept_groups = [group for group in groups.values() if group.entries]
+    if group_by is GroupBy.STUDY:
+        _note_split_patients(kept_groups)
+    return kept_groups, unassigned
+
+
+#: message code of a study of fewer than four images whose patient has other studies among
+#: the inputs
+SPLIT_PATIENT = "same_patient_studies"
+
+
+def _note_split_patients(groups: list[_Group]) -> None:
+    """An info message on each study of fewer than four images whose patient has other studies
+    among the inputs: CBIS-DDSM stores each view as a study of its own, and read by study its
+    views are four one-image studies without CC–MLO linking or a study probability."""
+    by_patient: dict[str, list[_Group]] = defaultdict(list)
+    for group in groups:
+        keys = {patient_key(entry.preview.patient_id) for entry in group.entries}
+        for key in keys - {None}:
+            by_patient[str(key)].append(group)
+    for patient, shared in by_patient.items():
+        if len(shared) < 2:
+            continue
+        for group in shared:
+            if len(group.entries) >= 4:  # a full examination of its own (priors, say)
+                continue
+            others = len(shared) - 1
+            group.messages.append(
+                Message(
+                    code=SPLIT_PATIENT,
+                    severity=Severity.INFO,
+                    text=(
+                        f"Patient {patient} has {others} other "
+                        f"{'study' if others == 1 else 'studies'} among the inputs. If they "
+                        "hold other views of the same examination (CBIS-DDSM stores each view "
+                        "as a study of its own), read them as one study with `mammocad "
+                        "analyze --group-by patient`."
+                    ),
+                )
+            )
 
 
 def _read_entry(entry: Entry, options: ReadOptions) -> Image:
