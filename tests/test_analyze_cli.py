@@ -130,6 +130,9 @@ def test_results_follow_the_schema_with_the_right_status(inputs: Inputs, run: Ru
     complete, partial = _result(run, inputs.complete_uid), _result(run, inputs.partial_uid)
     assert validation_errors(complete) == [] and validation_errors(partial) == []
     assert complete["status"] == "complete" and partial["status"] == "partial"
+    for breast in complete["breasts"]:  # the unrounded value `eval study --level breast` reads
+        unrounded = breast["x_malignancy_probability_unrounded"]
+        assert breast["malignancy_probability"] == round(unrounded, 2)
     assert [m["code"] for m in partial["messages"]].count("missing_view") == 1
     assert len(partial["images"]) == 3
     for result in (complete, partial):

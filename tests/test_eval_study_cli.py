@@ -8,7 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from mammocad.cli import app
-from mammocad.commands.eval_study import labels_from_phantoms
+from mammocad.commands.eval_study import breast_labels_from_phantoms, labels_from_phantoms
+from mammocad.structures import Laterality
 from mammocad.synthetic import read_truth, write_studies
 
 # (uid, probability shown, unrounded, label). Unrounded, every malignant study outranks every
@@ -78,3 +79,73 @@ def test_exactly_one_label_source(tmp_path: Path) -> None:
         app, ["eval", "study", "--results", str(tmp_path), "--out", str(tmp_path / "r")]
     )
     assert result.exit_code == 2
+
+
+# (uid, laterality, probability shown, unrounded, label): the same rounding tie as ROWS, now
+# between two breasts; a rejected breast and an unlabelled one are counted, not scored
+BREASTS = [
+    ("2.1", "R", 0.10, 0.101, 0),
+    ("2.1", "L", 0.31, 0.312, 1),
+    ("2.2", "R", 0.31, 0.309, 0),
+    ("2.2", "L", 0.80, 0.801, 1),
+    ("2.3", "R", None, None, 1),
+    ("2.3", "L", 0.50, 0.5, None),
+]
+
+
+def _write_breast_results(folder: Path) -> None:
+    for uid in sorted({row[0] for row in BREASTS}):
+        breasts = [
+            {"laterality": side, "malignancy_probability": shown,
+             "x_malignancy_probability_unrounded": raw}
+            for u, side, shown, raw, _ in BREASTS
+            if u == uid
+        ]  # fmt: skip
+        (folder / uid).mkdir(parents=True)
+        result = {"study_instance_uid": uid, "malignancy_probability": 0.5, "breasts": breasts}
+        (folder / uid / "result.json").write_text(json.dumps(result))
+
+
+def test_breast_level_auc_and_rounding_from_labels_csv(tmp_path: Path) -> None:
+    _write_breast_results(tmp_path / "results")
+    labels = tmp_path / "breasts.csv"
+    words = {"R": "RIGHT", "L": "l"}  # spelled as datasets do
+    lines = ["study_instance_uid,laterality,label,patient_id"]
+    lines += [
+        f"{uid},{words[side]},{label},p{uid}"
+        for uid, side, *_, label in BREASTS
+        if label is not None
+    ]
+    labels.write_text("\n".join(lines) + "\n")
+    arguments = ["eval", "study", "--results", str(tmp_path / "results"), "--labels", str(labels)]
+    arguments += ["--out", str(tmp_path / "report"), "--bootstrap", "20", "--level", "breast"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "4 breasts (2 malignant), 1 without a probability, 1 without a label" in output
+    assert "AUC 1.000" in output and "users see 0.875 (lost to rounding: 0.1250)" in output
+    report = (tmp_path / "report" / "breast_metrics.md").read_text()
+    assert report.startswith("# Breast-level metrics") and "Calibration test" not in report
+
+
+def test_breast_labels_need_a_laterality_we_can_read(tmp_path: Path) -> None:
+    _write_breast_results(tmp_path / "results")
+    labels = tmp_path / "breasts.csv"
+    labels.write_text("study_instance_uid,laterality,label\n2.1,both,1\n")
+    arguments = ["eval", "study", "--results", str(tmp_path / "results"), "--labels", str(labels)]
+    result = CliRunner().invoke(
+        app, [*arguments, "--out", str(tmp_path / "r"), "--level", "breast"]
+    )
+    assert result.exit_code == 2
+    assert "'both' is not R or L" in " ".join(result.output.split())
+
+
+def test_breast_labels_from_phantom_truth(tmp_path: Path) -> None:
+    folders = write_studies(n_studies=2, out_dir=tmp_path, seed=4, size="small")
+    labels = breast_labels_from_phantoms(tmp_path)
+    assert len(labels) == 4
+    for folder in folders:
+        truth = read_truth(folder / "truth.json")
+        for side in (Laterality.R, Laterality.L):
+            label = labels[(truth.study_instance_uid, side.value)]
+            assert label.malignant == truth.breast(side).malignant

@@ -63,6 +63,11 @@ GroupByOption = Annotated[
 ]
 
 
+class EvalLevel(str, Enum):
+    study = "study"
+    breast = "breast"
+
+
 class SrTemplateName(str, Enum):
     """``mammocad.report.dicom.SrTemplate`` by name (importing that here would load highdicom)."""
 
@@ -845,7 +850,11 @@ def eval_study_command(
     results: Annotated[Path, typer.Option("--results", help="analyze/batch output folder.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for study_metrics.md and .csv.")],
     labels: Annotated[
-        Path | None, typer.Option(help="CSV: study_instance_uid,label[,patient_id][,group].")
+        Path | None,
+        typer.Option(
+            help="CSV: study_instance_uid,label[,patient_id][,group] (and laterality at --level "
+            "breast)."
+        ),
     ] = None,
     phantoms: Annotated[
         Path | None, typer.Option(help="Phantom folder: labels from its truth.json files.")
@@ -859,19 +868,41 @@ def eval_study_command(
             help="Calibration test's operating point (default: the results' 'high' threshold).",
         ),
     ] = None,
+    level: Annotated[
+        EvalLevel,
+        typer.Option(
+            help="study, or breast: each breast's probability against breast labels "
+            "(CSV: study_instance_uid,laterality,label[,patient_id][,group])."
+        ),
+    ] = EvalLevel.study,
 ) -> None:
     """Study-level ROC-AUC (patient bootstrap CI), operating points, calibration, rounding,
-    and the Moscow experiment's calibration test."""
-    from mammocad.commands.eval_study import labels_from_csv, labels_from_phantoms, run_eval_study
+    and the Moscow experiment's calibration test; or the same per breast (--level breast)."""
+    from mammocad.commands import eval_study as ev
 
-    if labels is not None and phantoms is None:
-        truth = labels_from_csv(labels)
-    elif phantoms is not None and labels is None:
-        truth = labels_from_phantoms(phantoms)
-    else:
+    source = labels if labels is not None else phantoms
+    if source is None or (labels is not None and phantoms is not None):
         console.print("[red]give exactly one of --labels CSV or --phantoms DIR[/red]")
         raise typer.Exit(code=2)
-    evaluation = run_eval_study(
+    from_csv = labels is not None
+    if level is EvalLevel.breast:
+        try:
+            breast_truth = (
+                ev.breast_labels_from_csv(source)
+                if from_csv
+                else ev.breast_labels_from_phantoms(source)
+            )
+        except ValueError as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(code=2) from None
+        evaluation = ev.run_eval_breasts(
+            results_dir=results, labels=breast_truth, out_dir=out, bootstrap=bootstrap,
+            console=console,
+        )  # fmt: skip
+        console.print(f"report: [bold]{evaluation.report}[/bold]")
+        return
+    truth = ev.labels_from_csv(source) if from_csv else ev.labels_from_phantoms(source)
+    evaluation = ev.run_eval_study(
         results_dir=results,
         labels=truth,
         out_dir=out,

@@ -32,6 +32,7 @@ from mammocad.eval.study_report import (
     write_study_csv,
     write_study_markdown,
 )
+from mammocad.structures import Laterality
 from mammocad.synthetic import read_truth
 
 
@@ -58,6 +59,48 @@ def labels_from_csv(path: Path) -> dict[str, StudyLabel]:
     return labels
 
 
+#: a breast: (Study Instance UID, laterality "R" or "L")
+BreastKey = tuple[str, str]
+_SIDES = {"R": "R", "RIGHT": "R", "L": "L", "LEFT": "L"}
+
+
+def breast_labels_from_csv(path: Path) -> dict[BreastKey, StudyLabel]:
+    """``study_instance_uid,laterality,label[,patient_id][,group]`` rows → labels by breast;
+    laterality ``R``/``L`` (or ``RIGHT``/``LEFT``), label 1 = malignant."""
+    labels: dict[BreastKey, StudyLabel] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for number, row in enumerate(csv.DictReader(handle), start=2):
+            if not {"study_instance_uid", "laterality", "label"} <= set(row):
+                raise ValueError(
+                    f"{path}: breast labels need the columns study_instance_uid, laterality "
+                    "and label"
+                )
+            side = _SIDES.get(row["laterality"].strip().upper())
+            if side is None:
+                raise ValueError(
+                    f"{path} line {number}: laterality {row['laterality']!r} is not R or L"
+                )
+            uid = row["study_instance_uid"].strip()
+            labels[(uid, side)] = StudyLabel(
+                malignant=row["label"].strip() in {"1", "true", "True", "malignant"},
+                patient_id=(row.get("patient_id") or uid).strip(),
+                group=(row.get("group") or None),
+            )
+    return labels
+
+
+def breast_labels_from_phantoms(folder: Path) -> dict[BreastKey, StudyLabel]:
+    """Labels of both breasts of every phantom study (``truth.json``) under ``folder``."""
+    labels = {}
+    for path in sorted(folder.rglob("truth.json")):
+        truth = read_truth(path)
+        for side in (Laterality.R, Laterality.L):
+            labels[(truth.study_instance_uid, side.value)] = StudyLabel(
+                malignant=truth.breast(side).malignant, patient_id=truth.patient.patient_id
+            )
+    return labels
+
+
 def labels_from_phantoms(folder: Path) -> dict[str, StudyLabel]:
     """Labels of every phantom study (``truth.json``) under ``folder``."""
     labels = {}
@@ -76,7 +119,8 @@ class StudyEvaluation:
     n_rejected: int
     n_unlabelled: int
     report: Path
-    calibration_test: CalibrationTestSummary
+    #: the Moscow experiment's study-level test; ``None`` at breast level
+    calibration_test: CalibrationTestSummary | None
 
 
 def _results(results_dir: Path) -> list[dict[str, Any]]:
@@ -171,6 +215,62 @@ def run_eval_study(
         n_unlabelled=unlabelled,
         report=report,
         calibration_test=test,
+    )
+
+
+def run_eval_breasts(
+    *,
+    results_dir: Path,
+    labels: dict[BreastKey, StudyLabel],
+    out_dir: Path,
+    bootstrap: int = 1000,
+    console: Console | None = None,
+) -> StudyEvaluation:
+    """Breast-level ROC-AUC of every labelled breast of the results (patient-cluster
+    bootstrap: a woman's breasts are drawn together), on the 2-decimal probabilities users see
+    and unrounded; writes ``breast_metrics.md`` and ``.csv``. A breast without a probability
+    (its images rejected) is counted and left out. No calibration test: that is the Moscow
+    experiment's study-level set."""
+    console = console or Console(stderr=True)
+    raw, truth, patients, groups = [], [], [], []
+    rejected = unlabelled = 0
+    for result in _results(results_dir):
+        for breast in result.get("breasts") or []:
+            label = labels.get((str(result["study_instance_uid"]), str(breast["laterality"])))
+            if label is None:
+                unlabelled += 1
+                continue
+            shown = breast["malignancy_probability"]
+            if shown is None:
+                rejected += 1
+                continue
+            raw.append(float(breast.get("x_malignancy_probability_unrounded", shown)))
+            truth.append(int(label.malignant))
+            patients.append(label.patient_id)
+            groups.append(label.group or "all")
+    if not raw:
+        raise ValueError(f"no labelled breast with a probability under {results_dir}")
+    metrics = evaluate_study(raw, truth, patients, n_bootstrap=bootstrap)
+    subgroups = evaluate_subgroups(raw, truth, groups, patients, n_bootstrap=bootstrap)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_study_csv(metrics, out_dir / "breast_metrics.csv", subgroups=subgroups)
+    report = write_study_markdown(
+        metrics, out_dir / "breast_metrics.md", title="Breast-level metrics", subgroups=subgroups
+    )
+    console.print(
+        f"{len(raw)} breasts ({sum(truth)} malignant), {rejected} without a probability, "
+        f"{unlabelled} without a label; AUC {metrics.auc.auc:.3f} "
+        f"[{metrics.auc.ci_low:.3f}, {metrics.auc.ci_high:.3f}]; on the 2-decimal probabilities "
+        f"users see {metrics.rounding.auc_rounded:.3f} (lost to rounding: "
+        f"{metrics.rounding.loss:.4f})"
+    )
+    return StudyEvaluation(
+        metrics=metrics,
+        n_studies=len(raw),
+        n_rejected=rejected,
+        n_unlabelled=unlabelled,
+        report=report,
+        calibration_test=None,
     )
 
 

@@ -67,6 +67,9 @@ def _breasts(
             "views": [view.value for view in sorted(views, key=_VIEW_ORDER.__getitem__)],
             "density": None,  # the density model is not trained yet
             "finding_ids": list(breast.finding_ids),
+            # unrounded, for evaluation only, as the study's (`mammocad eval study --level
+            # breast` reports what rounding costs the breast AUC)
+            "x_malignancy_probability_unrounded": breast.malignancy_probability,
         }
         candidate = leading.get(breast.laterality)
         if candidate is not None:
