@@ -90,6 +90,7 @@ BREASTS = [
     ("2.2", "L", 0.80, 0.801, 1),
     ("2.3", "R", None, None, 1),
     ("2.3", "L", 0.50, 0.5, None),
+    ("2.4", "L", 0.20, 0.2, 0),
 ]
 
 
@@ -116,14 +117,16 @@ def test_breast_level_auc_and_rounding_from_labels_csv(tmp_path: Path) -> None:
         for uid, side, *_, label in BREASTS
         if label is not None
     ]
+    lines.append("2.4,R,1,p2.4")  # labelled, but the result lists no right breast
     labels.write_text("\n".join(lines) + "\n")
     arguments = ["eval", "study", "--results", str(tmp_path / "results"), "--labels", str(labels)]
     arguments += ["--out", str(tmp_path / "report"), "--bootstrap", "20", "--level", "breast"]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
-    assert "4 breasts (2 malignant), 1 without a probability, 1 without a label" in output
-    assert "AUC 1.000" in output and "users see 0.875 (lost to rounding: 0.1250)" in output
+    assert "5 breasts (2 malignant), 2 without a probability, 1 without a label" in output
+    # 0.2 (benign) sits below both malignant breasts: the tie alone costs ½ of 6 pairs
+    assert "AUC 1.000" in output and "users see 0.917 (lost to rounding: 0.0833)" in output
     report = (tmp_path / "report" / "breast_metrics.md").read_text()
     assert report.startswith("# Breast-level metrics") and "Calibration test" not in report
 

@@ -51,12 +51,17 @@ def labels_from_csv(path: Path) -> dict[str, StudyLabel]:
             if "study_instance_uid" not in row or "label" not in row:
                 raise ValueError(f"{path}: needs the columns study_instance_uid and label")
             uid = row["study_instance_uid"].strip()
-            labels[uid] = StudyLabel(
-                malignant=row["label"].strip() in {"1", "true", "True", "malignant"},
-                patient_id=(row.get("patient_id") or uid).strip(),
-                group=(row.get("group") or None),
-            )
+            labels[uid] = _row_label(row, uid)
     return labels
+
+
+def _row_label(row: dict[str, str], uid: str) -> StudyLabel:
+    """A label CSV row's label (1 = malignant), patient (default: the study) and group."""
+    return StudyLabel(
+        malignant=row["label"].strip() in {"1", "true", "True", "malignant"},
+        patient_id=(row.get("patient_id") or uid).strip(),
+        group=(row.get("group") or None),
+    )
 
 
 #: a breast: (Study Instance UID, laterality "R" or "L")
@@ -81,11 +86,7 @@ def breast_labels_from_csv(path: Path) -> dict[BreastKey, StudyLabel]:
                     f"{path} line {number}: laterality {row['laterality']!r} is not R or L"
                 )
             uid = row["study_instance_uid"].strip()
-            labels[(uid, side)] = StudyLabel(
-                malignant=row["label"].strip() in {"1", "true", "True", "malignant"},
-                patient_id=(row.get("patient_id") or uid).strip(),
-                group=(row.get("group") or None),
-            )
+            labels[(uid, side)] = _row_label(row, uid)
     return labels
 
 
@@ -185,10 +186,7 @@ def run_eval_study(
     )
     console.print(
         f"{len(scores)} studies ({sum(truth)} malignant), {rejected} rejected, "
-        f"{unlabelled} without a label; AUC {metrics.auc.auc:.3f} "
-        f"[{metrics.auc.ci_low:.3f}, {metrics.auc.ci_high:.3f}]; on the 2-decimal probabilities "
-        f"users see {metrics.rounding.auc_rounded:.3f} (lost to rounding: "
-        f"{metrics.rounding.loss:.4f}, must stay < 0.005)"
+        f"{unlabelled} without a label; {_auc_text(metrics, ', must stay < 0.005')}"
     )
     calibration = metrics.calibration
     console.print(
@@ -235,8 +233,13 @@ def run_eval_breasts(
     raw, truth, patients, groups = [], [], [], []
     rejected = unlabelled = 0
     for result in _results(results_dir):
+        uid = str(result["study_instance_uid"])
+        listed = {str(breast["laterality"]) for breast in result.get("breasts") or []}
+        # a labelled breast the result does not list (no image of it processed) has no
+        # probability either
+        rejected += sum(1 for key in labels if key[0] == uid and key[1] not in listed)
         for breast in result.get("breasts") or []:
-            label = labels.get((str(result["study_instance_uid"]), str(breast["laterality"])))
+            label = labels.get((uid, str(breast["laterality"])))
             if label is None:
                 unlabelled += 1
                 continue
@@ -259,10 +262,7 @@ def run_eval_breasts(
     )
     console.print(
         f"{len(raw)} breasts ({sum(truth)} malignant), {rejected} without a probability, "
-        f"{unlabelled} without a label; AUC {metrics.auc.auc:.3f} "
-        f"[{metrics.auc.ci_low:.3f}, {metrics.auc.ci_high:.3f}]; on the 2-decimal probabilities "
-        f"users see {metrics.rounding.auc_rounded:.3f} (lost to rounding: "
-        f"{metrics.rounding.loss:.4f})"
+        f"{unlabelled} without a label; {_auc_text(metrics)}"
     )
     return StudyEvaluation(
         metrics=metrics,
@@ -271,6 +271,16 @@ def run_eval_breasts(
         n_unlabelled=unlabelled,
         report=report,
         calibration_test=None,
+    )
+
+
+def _auc_text(metrics: StudyMetrics, rounding_note: str = "") -> str:
+    """The AUC with its interval, then on the 2-decimal probabilities and what rounding cost."""
+    auc, rounding = metrics.auc, metrics.rounding
+    return (
+        f"AUC {auc.auc:.3f} [{auc.ci_low:.3f}, {auc.ci_high:.3f}]; on the 2-decimal "
+        f"probabilities users see {rounding.auc_rounded:.3f} (lost to rounding: "
+        f"{rounding.loss:.4f}{rounding_note})"
     )
 
 
