@@ -249,10 +249,17 @@ def test_group_by_patient_archives_views_stored_as_studies_as_one_study(
     views.mkdir()
     for k, path in enumerate(sorted(study.glob("*.dcm"))):  # each view its own study (CBIS-DDSM)
         _copy_as(path, views / path.name, StudyInstanceUID=generate_uid(entropy_srcs=[str(k)]))
+    apart = CliRunner().invoke(
+        app,
+        ["batch", str(views), "--out", str(tmp_path / "apart.zip"), "--model", str(tiny_bundle)],
+    )
+    assert apart.exit_code == 0, apart.output
+    assert "4 studies of fewer than four images" in " ".join(apart.output.split())
     out = tmp_path / "results.zip"
     arguments = ["batch", str(views), "--out", str(out), "--model", str(tiny_bundle)]
     result = CliRunner().invoke(app, [*arguments, "--group-by", "patient"])
     assert result.exit_code == 0, result.output
+    assert "--group-by patient reads them" not in result.output
     rows = _csv(zipfile.ZipFile(out), "predictions.csv")
     merged = {row["study_instance_uid"] for row in rows}
     assert len(merged) == 1

@@ -840,6 +840,8 @@ def batch(
         f"{result.archive} (failures.csv lists the rejections)",
         markup=False,
     )
+    if hint := result.summary.split_patient_hint():
+        console.print(hint, markup=False)
     if result.summary.internal_errors:
         # our own failure, not bad input: scripts and CI must notice (the log has the traceback)
         raise typer.Exit(code=1)

@@ -91,6 +91,20 @@ class AnalyzeSummary:
     #: (:data:`mammocad.io.SPLIT_PATIENT`; printed as a hint, not in summary.json)
     split_patient_studies: int = 0
 
+    def count_split_patient(self, study: Study) -> None:
+        if any(message.code == SPLIT_PATIENT for message in study.messages):
+            self.split_patient_studies += 1
+
+    def split_patient_hint(self) -> str | None:
+        """The line that points at ``--group-by patient``, when it may apply."""
+        if not self.split_patient_studies:
+            return None
+        return (
+            f"{self.split_patient_studies} studies of fewer than four images share their "
+            "patient with other studies of these inputs: if they hold views of one examination "
+            "(CBIS-DDSM stores each view as a study), --group-by patient reads them as one study"
+        )
+
     @property
     def processed(self) -> int:
         return sum(entry["status"] == "processed" for entry in self.inputs)
@@ -281,8 +295,7 @@ def run_analyze(
         task = progress.add_task("analyze", total=len(stream) + len(stream.unassigned))
         for study in stream:
             listed = len(summary.inputs)
-            if any(message.code == SPLIT_PATIENT for message in study.messages):
-                summary.split_patient_studies += 1
+            summary.count_split_patient(study)
             try:
                 write_study_outputs(
                     pipeline.analyze(study), out_dir, summary, dicom=dicom, sr_template=sr_template
@@ -315,13 +328,8 @@ def print_summary(summary: AnalyzeSummary, *, out_dir: Path, console: Console) -
                 f"  [yellow]{escape(str(entry['source']))}[/yellow]: {entry['rejection_code']} — "
                 f"{escape(str(entry['text']))}"
             )
-    if summary.split_patient_studies:
-        console.print(
-            f"{summary.split_patient_studies} studies of fewer than four images share their "
-            "patient with other studies of these inputs: if they hold views of one examination "
-            "(CBIS-DDSM stores each view as a study), --group-by patient reads them as one study",
-            markup=False,
-        )
+    if hint := summary.split_patient_hint():
+        console.print(hint, markup=False)
     console.print(
         f"{len(summary.studies)} studies; {summary.processed} images processed, "
         f"{summary.rejected} rejected; results in [bold]{escape(str(out_dir))}[/bold] "

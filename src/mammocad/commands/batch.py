@@ -208,6 +208,7 @@ def _records(
         task = progress.add_task("batch", total=len(stream))
         for study in stream:
             uid = study.study_instance_uid
+            batch.summary.count_split_patient(study)
             record = work.record(uid)
             if record is None:
                 fresh = _analyse_one(
