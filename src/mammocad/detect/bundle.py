@@ -231,17 +231,27 @@ def save_module_state(module: torch.nn.Module, weights: Path) -> str:
     return sha256_of(weights)
 
 
+def verified_file(path: Path, sha256: object) -> Path:
+    """``path``, after checking it exists and has the ``sha256`` its manifest records.
+
+    Raises:
+        ModelBundleError: the file is missing or altered.
+    """
+    if not path.is_file() or sha256_of(path) != sha256:
+        raise ModelBundleError(
+            f"{path} is missing or does not match its sha256 in manifest.json: copy the "
+            "whole bundle folder again"
+        )
+    return path
+
+
 def load_module_state(module: torch.nn.Module, weights: Path, sha256: str) -> None:
     """Load ``weights`` into ``module`` after checking their sha256 (``weights_only``).
 
     Raises:
         ModelBundleError: the file is missing, does not match, or does not fit ``module``.
     """
-    if not weights.is_file() or sha256_of(weights) != sha256:
-        raise ModelBundleError(
-            f"{weights} is missing or does not match its sha256 in manifest.json: copy the "
-            "whole bundle folder again"
-        )
+    verified_file(weights, sha256)
     try:
         module.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     except RuntimeError as error:

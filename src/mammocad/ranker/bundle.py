@@ -14,6 +14,7 @@ from mammocad.detect.bundle import (
     read_manifest,
     set_card_section,
     sha256_of,
+    verified_file,
     write_manifest,
 )
 from mammocad.errors import ModelBundleError
@@ -80,12 +81,7 @@ def load_ranker(bundle: str | Path, manifest: BundleManifest | None = None) -> L
     section = (manifest or read_manifest(folder)).ranker
     if not section:
         return None
-    path = folder / str(section.get("file", RANKER_FILE))
-    if not path.is_file() or sha256_of(path) != section.get("sha256"):
-        raise ModelBundleError(
-            f"{path} is missing or does not match its sha256 in manifest.json: copy the whole "
-            "bundle folder again"
-        )
+    path = verified_file(folder / str(section.get("file", RANKER_FILE)), section.get("sha256"))
     try:
         if section["format_version"] != RANKER_FORMAT:
             raise ValueError(f"format {section['format_version']!r} is not {RANKER_FORMAT}")

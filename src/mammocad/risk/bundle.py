@@ -30,6 +30,7 @@ from mammocad.detect.bundle import (
     read_manifest,
     set_card_section,
     sha256_of,
+    verified_file,
     write_manifest,
 )
 from mammocad.errors import ModelBundleError
@@ -123,12 +124,7 @@ def load_risk(bundle: str | Path, manifest: BundleManifest | None = None) -> Loa
     section = (manifest or read_manifest(folder)).risk
     if not section:
         return None
-    path = folder / str(section.get("model_file", RISK_FILE))
-    if not path.is_file() or sha256_of(path) != section.get("sha256"):
-        raise ModelBundleError(
-            f"{path} is missing or does not match its sha256 in manifest.json: copy the whole "
-            "bundle folder again"
-        )
+    path = verified_file(folder / str(section.get("model_file", RISK_FILE)), section.get("sha256"))
     try:
         if section["format_version"] != RISK_FORMAT:
             raise ValueError(f"risk format {section['format_version']!r} is not {RISK_FORMAT}")
