@@ -22,6 +22,7 @@ model, which saw no film). Fold 0 is the only fully held-out set, 48 films.
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -32,7 +33,8 @@ from risk_models import SETTINGS
 from sklearn.metrics import roc_auc_score as roc_auc
 
 from mammocad.commands.train_fusion import collection_pipeline
-from mammocad.datasets.mias import image_labels, load_mias
+from mammocad.datasets.mias import ImageLabel, image_labels, load_mias
+from mammocad.datasets.records import AnnotatedImage
 from mammocad.eval.mias_breasts import BreastRow, evaluate_breasts, patient_studies, select_fold
 from mammocad.fuse.data import BreastCase, breast_cases, load_cases, save_cases
 from mammocad.risk.apply import case_inputs
@@ -68,16 +70,17 @@ def settings() -> dict[str, tuple[ModelParams, Columns]]:
     return chosen
 
 
-def collect(model: Path, mias: Path, cases_dir: Path) -> dict[tuple[str, str], BreastCase]:
+def collect(
+    model: Path, records: list[AnnotatedImage], labels: dict[str, ImageLabel], cases_dir: Path
+) -> dict[tuple[str, str], BreastCase]:
     """Every mini-MIAS breast as a case (label: malignant) by (patient, laterality), cached
     per patient; candidates down to the bundle's risk candidate score."""
     cases_dir.mkdir(parents=True, exist_ok=True)
-    labels = image_labels(mias)
     risk = load_risk(model)
     candidate = None if risk is None else risk.candidate_score
     pipeline = None
     cases: dict[tuple[str, str], BreastCase] = {}
-    for patient_id, films, study in patient_studies(load_mias(mias)):
+    for patient_id, films, study in patient_studies(records):
         path = cases_dir / f"{patient_id}.npz"
         if not path.is_file():
             if pipeline is None:  # loaded only when a patient is not cached yet
@@ -96,11 +99,14 @@ def collect(model: Path, mias: Path, cases_dir: Path) -> dict[tuple[str, str], B
     return cases
 
 
-def film_rows(mias: Path, cases: dict[tuple[str, str], BreastCase]) -> list[BreastRow]:
+def film_rows(
+    records: list[AnnotatedImage],
+    labels: dict[str, ImageLabel],
+    cases: dict[tuple[str, str], BreastCase],
+) -> list[BreastRow]:
     """One row per film that has a case (a rejected film has none), probability unset."""
-    labels = image_labels(mias)
     rows = []
-    for record in load_mias(mias):
+    for record in records:
         side = record.laterality.value if record.laterality else ""
         if (record.patient_id, side) in cases:
             rows.append(
@@ -139,13 +145,14 @@ def main() -> None:
     y = np.array([case.label for case in phantom], dtype=np.int64)
     patients = [case.patient_id for case in phantom]
     x = feature_matrix([case_inputs(case, fused_probability=None) for case in phantom])
-    cases = collect(args.model, args.mias, args.cases)
-    rows = film_rows(args.mias, cases)
+    records, labels = load_mias(args.mias), image_labels(args.mias)
+    cases = collect(args.model, records, labels, args.cases)
+    rows = film_rows(records, labels, cases)
     real = feature_matrix(
         [case_inputs(cases[(r.patient_id, r.laterality)], fused_probability=None) for r in rows]
     )
     # the training's patient-level folds, as `mammocad eval breasts --fold 0` selects them
-    fold_films = {record.image_id for record in select_fold(load_mias(args.mias), fold=0)}
+    fold_films = {record.image_id for record in select_fold(records, fold=0)}
     held = np.array([row.image_id in fold_films for row in rows])
     fold0 = [row for row, keep in zip(rows, held, strict=True) if keep]
     print(
@@ -173,6 +180,13 @@ def main() -> None:
         fitted = shipped.model.predict_rows(x)
         line("the bundle's own risk model", f"{roc_auc(y, fitted):.3f} (in-sample)",
              shipped.model.predict_rows(real))  # fmt: skip
+        splits = Counter(
+            shipped.model.features[feature]
+            for tree in shipped.model.trees
+            for feature, leaf in zip(tree.feature, tree.is_leaf, strict=True)
+            if not leaf
+        )
+        print(f"{'':32s} its {splits.total()} splits by feature: {dict(splits.most_common())}")
     strongest = FEATURES.index("max_candidate_contribution")
     line("max_candidate_contribution", f"{roc_auc(y, x[:, strongest]):.3f}", real[:, strongest])
     for name, (params, columns) in settings().items():
