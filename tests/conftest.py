@@ -58,3 +58,36 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         preprocessing=preprocessing,
     )  # fmt: skip
     return folder
+
+
+CBIS_HEADER = (
+    "patient_id,{density},left or right breast,image view,abnormality id,abnormality type,"
+    "{shape},{margins},assessment,pathology,subtlety,image file path,cropped image file path,"
+    "ROI mask file path"
+)
+
+
+@pytest.fixture
+def cbis_case_descriptions(tmp_path: Path) -> tuple[Path, Path]:
+    """A mass and a calcification file as CBIS-DDSM writes them: CRLF, the two spellings of
+    the density column, and a quoted path ending in a newline (mass: the last column, calc:
+    the cropped image column)."""
+    mass = tmp_path / "mass_case_description_test_set.csv"
+    calc = tmp_path / "calc_case_description_test_set.csv"
+    mass_rows = [
+        CBIS_HEADER.format(density="breast_density", shape="mass shape", margins="mass margins"),
+        'P_00001,2,LEFT,CC,1,mass,OVAL,CIRCUMSCRIBED,3,BENIGN,4,a/1.dcm,a/2.dcm,"a/3.dcm\n"',
+        'P_00001,2,LEFT,MLO,1,mass,OVAL,CIRCUMSCRIBED,3,BENIGN,4,b/1.dcm,b/2.dcm,"b/3.dcm\n"',
+        'P_00002,0,RIGHT,CC,1,mass,IRREGULAR,SPICULATED,5,MALIGNANT,5,c/1.dcm,c/2.dcm,"c/3\n"',
+    ]
+    calc_rows = [
+        CBIS_HEADER.format(
+            density="breast density", shape="calc type", margins="calc distribution"
+        ),
+        'P_00001,2,LEFT,CC,1,calcification,PLEOMORPHIC,CLUSTERED,4,MALIGNANT,3,d/1,"d/2\n",d/3',
+        "P_00001,2,RIGHT,CC,1,calcification,PUNCTATE,CLUSTERED,2,BENIGN_WITHOUT_CALLBACK,2,"
+        'e/1,"e/2\n",e/3',
+    ]
+    mass.write_bytes(("\r\n".join(mass_rows) + "\r\n").encode())
+    calc.write_bytes(("\r\n".join(calc_rows) + "\r\n").encode())
+    return mass, calc

@@ -296,8 +296,19 @@ def test_cbis_ddsm_views_become_two_complete_patient_studies(
     shared_data: Path, bundle: Path, tmp_path: Path
 ) -> None:
     pipeline = Pipeline.from_bundle(bundle, num_threads=1)
+    out = tmp_path / "analyzed"
     summary = run_analyze(
-        [shared_data / "cbis-ddsm-sample"], out_dir=tmp_path, pipeline=pipeline, group_by="patient"
+        [shared_data / "cbis-ddsm-sample"], out_dir=out, pipeline=pipeline, group_by="patient"
     )
     assert [s["status"] for s in summary.studies] == ["complete", "complete"]
     assert summary.processed == 8 and summary.rejected == 0
+    # and the breast level against CBIS-DDSM's own case descriptions: both patients' four
+    # breasts are labelled (P_00820's left mass is the malignant one), each has a probability
+    cases = shared_data / "annotation-formats" / "cbis-ddsm"
+    arguments = ["eval", "study", "--results", str(out), "--level", "breast", "--bootstrap", "20"]
+    for path in sorted(cases.glob("*_case_description_test_set.csv")):
+        arguments += ["--cbis-ddsm", str(path)]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "4 breasts (1 malignant), 0 without a probability, 0 without a label" in output

@@ -152,3 +152,84 @@ def test_breast_labels_from_phantom_truth(tmp_path: Path) -> None:
         for side in (Laterality.R, Laterality.L):
             label = labels[(truth.study_instance_uid, side.value)]
             assert label.malignant == truth.breast(side).malignant
+
+
+def _write_patient_results(folder: Path, patients: dict[str, dict[str, float]]) -> None:
+    """One result per entry: its x_patient_id and breasts' unrounded probabilities."""
+    for number, (patient, breasts) in enumerate(patients.items()):
+        uid = f"3.{number}"
+        (folder / uid).mkdir(parents=True)
+        result = {
+            "study_instance_uid": uid,
+            "x_patient_id": patient,
+            "malignancy_probability": 0.5,
+            "breasts": [
+                {
+                    "laterality": side,
+                    "malignancy_probability": round(value, 2),
+                    "x_malignancy_probability_unrounded": value,
+                }
+                for side, value in breasts.items()
+            ],
+        }
+        (folder / uid / "result.json").write_text(json.dumps(result))
+
+
+def _eval_cbis(
+    tmp_path: Path, case_descriptions: tuple[Path, Path], *extra: str
+) -> tuple[int, str]:
+    arguments = ["eval", "study", "--results", str(tmp_path / "results")]
+    for path in case_descriptions:
+        arguments += ["--cbis-ddsm", str(path)]
+    arguments += ["--out", str(tmp_path / "report"), "--bootstrap", "20", *extra]
+    result = CliRunner().invoke(app, arguments)
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_breast_labels_from_cbis_ddsm_case_descriptions(
+    tmp_path: Path, cbis_case_descriptions: tuple[Path, Path]
+) -> None:
+    # P_00001: malignant left, benign right; P_00002: malignant right, its left not in CBIS-DDSM
+    _write_patient_results(
+        tmp_path / "results",
+        {"P_00001": {"L": 0.9, "R": 0.2}, "P_00002": {"R": 0.4, "L": 0.3}, "P_09999": {"R": 0.1}},
+    )
+    exit_code, output = _eval_cbis(tmp_path, cbis_case_descriptions, "--level", "breast")
+    assert exit_code == 0, output
+    # the benign right breast of P_00001 (0.2) ranks below both malignant ones: AUC 1
+    assert "3 breasts (2 malignant), 0 without a probability, 2 without a label" in output
+    assert "AUC 1.000" in output
+    report = (tmp_path / "report" / "breast_metrics.md").read_text()
+    assert "density 2" in report and "density unknown" in report
+
+
+def test_cbis_ddsm_views_read_as_studies_are_refused(
+    tmp_path: Path, cbis_case_descriptions: tuple[Path, Path]
+) -> None:
+    # analysed by study, CBIS-DDSM's views are studies of their own: P_00001's left breast
+    # would get two probabilities
+    _write_patient_results(
+        tmp_path / "results",
+        {"Mass-Test_P_00001_LEFT_CC": {"L": 0.9}, "Mass-Test_P_00001_LEFT_MLO": {"L": 0.7}},
+    )
+    exit_code, output = _eval_cbis(tmp_path, cbis_case_descriptions, "--level", "breast")
+    assert exit_code == 2
+    assert "1 CBIS-DDSM patients are in several analysed studies (e.g. P_00001: 2" in output
+    assert "--group-by patient" in output
+
+
+def test_cbis_ddsm_labels_are_breast_labels(
+    tmp_path: Path, cbis_case_descriptions: tuple[Path, Path]
+) -> None:
+    _write_patient_results(tmp_path / "results", {"P_00001": {"L": 0.9}})
+    exit_code, output = _eval_cbis(tmp_path, cbis_case_descriptions)
+    assert exit_code == 2 and "add --level breast" in output
+
+
+def test_results_without_a_patient_say_to_analyse_again(
+    tmp_path: Path, cbis_case_descriptions: tuple[Path, Path]
+) -> None:
+    _write_breast_results(tmp_path / "results")  # no x_patient_id, as older results
+    exit_code, output = _eval_cbis(tmp_path, cbis_case_descriptions, "--level", "breast")
+    assert exit_code == 2
+    assert "none of the 4 results" in output and "analyse again" in output

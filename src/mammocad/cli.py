@@ -861,6 +861,14 @@ def eval_study_command(
     phantoms: Annotated[
         Path | None, typer.Option(help="Phantom folder: labels from its truth.json files.")
     ] = None,
+    cbis_ddsm: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--cbis-ddsm",
+            help="CBIS-DDSM case description CSV (repeat for mass and calc files): breast "
+            "labels (--level breast) for results of `analyze --group-by patient`.",
+        ),
+    ] = None,
     bootstrap: Annotated[int, typer.Option(help="Patient-bootstrap resamples.")] = 1000,
     threshold: Annotated[
         float | None,
@@ -882,36 +890,41 @@ def eval_study_command(
     and the Moscow experiment's calibration test; or the same per breast (--level breast)."""
     from mammocad.commands import eval_study as ev
 
-    source = labels if labels is not None else phantoms
-    if source is None or (labels is not None and phantoms is not None):
-        console.print("[red]give exactly one of --labels CSV or --phantoms DIR[/red]")
+    given = [source for source in (labels, phantoms, cbis_ddsm) if source]
+    if len(given) != 1:
+        console.print(
+            "[red]give exactly one of --labels CSV, --phantoms DIR or --cbis-ddsm CSV[/red]"
+        )
         raise typer.Exit(code=2)
-    from_csv = labels is not None
-    if level is EvalLevel.breast:
-        try:
-            breast_truth = (
-                ev.breast_labels_from_csv(source)
-                if from_csv
-                else ev.breast_labels_from_phantoms(source)
-            )
-        except ValueError as error:
-            console.print(f"[red]{error}[/red]")
-            raise typer.Exit(code=2) from None
-        evaluation = ev.run_eval_breasts(
-            results_dir=results, labels=breast_truth, out_dir=out, bootstrap=bootstrap,
-            console=console,
-        )  # fmt: skip
-        console.print(f"report: [bold]{evaluation.report}[/bold]")
-        return
-    truth = ev.labels_from_csv(source) if from_csv else ev.labels_from_phantoms(source)
-    evaluation = ev.run_eval_study(
-        results_dir=results,
-        labels=truth,
-        out_dir=out,
-        bootstrap=bootstrap,
-        threshold=threshold,
-        console=console,
-    )
+    if cbis_ddsm and level is not EvalLevel.breast:
+        console.print("[red]CBIS-DDSM's case descriptions label breasts: add --level breast[/red]")
+        raise typer.Exit(code=2)
+    try:  # a ValueError: unreadable labels, or nothing labelled to score
+        if level is EvalLevel.breast:
+            if cbis_ddsm:
+                breast_truth = ev.breast_labels_from_cbis_ddsm(cbis_ddsm, results)
+            elif labels is not None:
+                breast_truth = ev.breast_labels_from_csv(labels)
+            else:
+                assert phantoms is not None  # exactly one source was given
+                breast_truth = ev.breast_labels_from_phantoms(phantoms)
+            evaluation = ev.run_eval_breasts(
+                results_dir=results, labels=breast_truth, out_dir=out, bootstrap=bootstrap,
+                console=console,
+            )  # fmt: skip
+        else:
+            if labels is not None:
+                truth = ev.labels_from_csv(labels)
+            else:
+                assert phantoms is not None
+                truth = ev.labels_from_phantoms(phantoms)
+            evaluation = ev.run_eval_study(
+                results_dir=results, labels=truth, out_dir=out, bootstrap=bootstrap,
+                threshold=threshold, console=console,
+            )  # fmt: skip
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=2) from None
     console.print(f"report: [bold]{evaluation.report}[/bold]")
 
 

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from mammocad.datasets.cbis_ddsm import read_breast_pathology
 from mammocad.eval.study_metrics import StudyMetrics, evaluate_study, evaluate_subgroups
 from mammocad.eval.study_report import (
     CalibrationTestSummary,
@@ -32,6 +35,7 @@ from mammocad.eval.study_report import (
     write_study_csv,
     write_study_markdown,
 )
+from mammocad.io.naming import patient_key
 from mammocad.structures import Laterality
 from mammocad.synthetic import read_truth
 
@@ -98,6 +102,54 @@ def breast_labels_from_phantoms(folder: Path) -> dict[BreastKey, StudyLabel]:
         for side in (Laterality.R, Laterality.L):
             labels[(truth.study_instance_uid, side.value)] = StudyLabel(
                 malignant=truth.breast(side).malignant, patient_id=truth.patient.patient_id
+            )
+    return labels
+
+
+def breast_labels_from_cbis_ddsm(
+    case_descriptions: Sequence[Path], results_dir: Path
+) -> dict[BreastKey, StudyLabel]:
+    """Labels of the analysed CBIS-DDSM breasts: malignant when any of the breast's
+    abnormalities in the case description CSVs is (:mod:`mammocad.datasets.cbis_ddsm`),
+    grouped by BI-RADS density.
+
+    CBIS-DDSM keys its labels by patient and side, so each result is matched by its
+    ``x_patient_id`` (CBIS-DDSM's ``Mass-Test_P_00173_LEFT_CC`` and the ``P_00173`` of a
+    ``--group-by patient`` study both match ``P_00173``).
+
+    Raises:
+        ValueError: a CSV is not a case description, or a labelled patient is in several
+            results (each view read as its own study): one breast needs one probability.
+    """
+    pathology = read_breast_pathology(case_descriptions)
+    labelled = {patient for patient, _ in pathology}
+    studies_of: dict[str, list[str]] = defaultdict(list)
+    results = _results(results_dir)
+    for result in results:
+        patient = patient_key(result.get("x_patient_id"))
+        if patient in labelled:
+            studies_of[patient].append(str(result["study_instance_uid"]))
+    if not studies_of:
+        raise ValueError(
+            f"none of the {len(results)} results under {results_dir} is of a patient in the "
+            "case descriptions: results are matched by their x_patient_id (CBIS-DDSM names "
+            "patients like P_00173), and results of an older mammocad have none: analyse again"
+        )
+    split = {patient: uids for patient, uids in studies_of.items() if len(uids) > 1}
+    if split:
+        patient, uids = next(iter(split.items()))
+        raise ValueError(
+            f"{len(split)} CBIS-DDSM patients are in several analysed studies (e.g. {patient}: "
+            f"{len(uids)} studies), but each breast needs one probability: CBIS-DDSM stores "
+            "every view as a study of its own, so analyse it with --group-by patient"
+        )
+    labels = {}
+    for (patient, side), breast in pathology.items():
+        for uid in studies_of.get(patient, ()):
+            labels[(uid, side.value)] = StudyLabel(
+                malignant=breast.malignant,
+                patient_id=patient,
+                group=f"density {breast.density}" if breast.density else "density unknown",
             )
     return labels
 

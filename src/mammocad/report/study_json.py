@@ -160,6 +160,9 @@ def study_result(
         # unrounded, for evaluation only: `mammocad eval study` reports how much AUC the
         # 2-decimal rounding users see costs (it must stay under 0.005)
         "x_malignancy_probability_unrounded": probability,
+        # the study's Patient ID (the patient key of a --group-by patient study): joins results
+        # to labels kept per patient, as CBIS-DDSM's are (`mammocad eval study --cbis-ddsm`)
+        "x_patient_id": study.patient_id,
     }
     if calibration is not None:
         # the score before calibration: what `mammocad calibrate` refits a site's calibration on
