@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 
 from mammocad.store.keys import revoke_api_key
@@ -111,6 +112,23 @@ def test_several_studies_in_one_upload_is_400(
     api = start_api()
     refused = api.upload([dicoms(phantom_study)[0], dicoms(second_study)[0]])
     assert refused.status_code == 400 and refused.json()["code"] == "several_studies"
+    assert "--group-by patient" not in refused.json()["detail"]  # two women
+
+
+def test_views_stored_as_studies_of_one_patient_get_the_cli_hint(
+    start_api: Callable[..., Api], phantom_study: Path, second_study: Path, tmp_path: Path
+) -> None:
+    # as CBIS-DDSM: one view per study, side and view written into the Patient ID
+    files = []
+    for source, name in ((phantom_study, "LEFT_CC"), (second_study, "LEFT_MLO")):
+        ds = pydicom.dcmread(dicoms(source)[0])
+        ds.PatientID = f"Mass-Test_P_00173_{name}"
+        ds.save_as(tmp_path / f"{name}.dcm")
+        files.append(tmp_path / f"{name}.dcm")
+    refused = start_api().upload(files)
+    assert refused.status_code == 400 and refused.json()["code"] == "several_studies"
+    message = refused.json()["detail"]
+    assert "all are of patient P_00173" in message and "--group-by patient" in message
 
 
 def test_limits_are_413(start_api: Callable[..., Api], phantom_study: Path) -> None:

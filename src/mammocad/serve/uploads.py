@@ -17,6 +17,7 @@ from typing import IO
 from mammocad.commands.analyze import safe_name
 from mammocad.errors import MammocadError
 from mammocad.io.dicom import quiet_dcmread
+from mammocad.io.naming import patient_key
 from mammocad.io.sources import HEAD_SIZE, FileKind, sniff
 from mammocad.store.repository import StudyHeader
 
@@ -218,9 +219,23 @@ def scan(received: Sequence[Received]) -> tuple[list[ScannedFile], list[Ignored]
             400,
             "several_studies",
             f"the upload holds {len(uids)} studies ({', '.join(uids[:3])}…): upload one "
-            "study per request",
+            "study per request" + _one_patient_hint(scanned),
         )
     return scanned, ignored
+
+
+def _one_patient_hint(scanned: Sequence[ScannedFile]) -> str:
+    """Where every file is of one patient (CBIS-DDSM stores each view as a study of its
+    own), the way to read them as one examination. The service keeps the studies as the
+    archive has them: its results and DICOM outputs go back into those studies."""
+    patients = {patient_key(item.header.patient_id) for item in scanned}
+    if len(patients) != 1 or None in patients:
+        return ""
+    return (
+        f"; all are of patient {patients.pop()}: if they are the views of one examination "
+        "stored as studies of their own, `mammocad analyze --group-by patient` reads them as "
+        "one study"
+    )
 
 
 def place(files: Sequence[ScannedFile], folder: Path) -> list[tuple[ScannedFile, str]]:
