@@ -18,7 +18,7 @@ image, so nothing of the dataset is copied.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,17 @@ PATHOLOGIES = {"MALIGNANT": True, "BENIGN": False, "BENIGN_WITHOUT_CALLBACK": Fa
 _SIDES = {"LEFT": Laterality.L, "RIGHT": Laterality.R}
 _DENSITY_COLUMNS = ("breast_density", "breast density")
 _NEEDED = ("patient_id", "left or right breast", "pathology")
+
+
+@dataclass(frozen=True, slots=True)
+class _Abnormality:
+    """One row: an abnormality seen on one view."""
+
+    patient_id: str
+    laterality: Laterality
+    malignant: bool
+    density: str | None
+    kind: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,24 +60,24 @@ def read_breast_pathology(paths: Iterable[Path]) -> dict[tuple[str, Laterality],
         ValueError: a file lacks a needed column, or a row has a side or pathology that is not
             one of CBIS-DDSM's values (its file and line are named).
     """
-    rows: dict[tuple[str, Laterality], list[tuple[bool, str | None, str]]] = {}
+    rows: dict[tuple[str, Laterality], list[_Abnormality]] = {}
     for path in paths:
-        for key, row in _read_rows(path):
-            rows.setdefault(key, []).append(row)
+        for row in _read_rows(path):
+            rows.setdefault((row.patient_id, row.laterality), []).append(row)
     breasts = {}
     for (patient, side), entries in rows.items():
-        densities = sorted({density for _, density, _ in entries if density})
+        densities = sorted({entry.density for entry in entries if entry.density})
         breasts[(patient, side)] = BreastPathology(
             patient_id=patient,
             laterality=side,
-            malignant=any(malignant for malignant, _, _ in entries),
+            malignant=any(entry.malignant for entry in entries),
             density=densities[-1] if densities else None,  # rows of a breast agree in practice
-            abnormality_types=frozenset(kind for _, _, kind in entries),
+            abnormality_types=frozenset(entry.kind for entry in entries),
         )
     return breasts
 
 
-def _read_rows(path: Path) -> Iterable[tuple[tuple[str, Laterality], tuple[bool, str | None, str]]]:
+def _read_rows(path: Path) -> Iterator[_Abnormality]:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or ())
@@ -90,11 +101,10 @@ def _read_rows(path: Path) -> Iterable[tuple[tuple[str, Laterality], tuple[bool,
                 )
             density = (row.get(density_column) or "").strip() if density_column else ""
             kind = (row.get("abnormality type") or "").strip().lower() or "unknown"
-            yield (
-                (row["patient_id"].strip().upper(), side),
-                (
-                    PATHOLOGIES[pathology],
-                    density if density not in {"", "0"} else None,
-                    kind,
-                ),
+            yield _Abnormality(
+                patient_id=row["patient_id"].strip().upper(),
+                laterality=side,
+                malignant=PATHOLOGIES[pathology],
+                density=density if density not in {"", "0"} else None,
+                kind=kind,
             )
