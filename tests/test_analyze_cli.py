@@ -307,7 +307,7 @@ def test_cbis_ddsm_views_become_two_complete_patient_studies(
     cases = shared_data / "annotation-formats" / "cbis-ddsm"
     arguments = ["eval", "study", "--results", str(out), "--level", "breast", "--bootstrap", "20"]
     for path in sorted(cases.glob("*_case_description_test_set.csv")):
-        arguments += ["--cbis-ddsm", str(path)]
+        arguments += ["--dataset-labels", str(path)]
     result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())

@@ -180,7 +180,7 @@ def _eval_cbis(
 ) -> tuple[int, str]:
     arguments = ["eval", "study", "--results", str(tmp_path / "results")]
     for path in case_descriptions:
-        arguments += ["--cbis-ddsm", str(path)]
+        arguments += ["--dataset-labels", str(path)]
     arguments += ["--out", str(tmp_path / "report"), "--bootstrap", "20", *extra]
     result = CliRunner().invoke(app, arguments)
     return result.exit_code, " ".join(result.output.split())
@@ -200,7 +200,7 @@ def test_breast_labels_from_cbis_ddsm_case_descriptions(
     assert "3 breasts (2 malignant), 0 without a probability, 2 without a label" in output
     assert "AUC 1.000" in output
     report = (tmp_path / "report" / "breast_metrics.md").read_text()
-    assert "density 2" in report and "density unknown" in report
+    assert "| density 2 |" in report and "| unknown |" in report
 
 
 def test_cbis_ddsm_views_read_as_studies_are_refused(
@@ -214,7 +214,7 @@ def test_cbis_ddsm_views_read_as_studies_are_refused(
     )
     exit_code, output = _eval_cbis(tmp_path, cbis_case_descriptions, "--level", "breast")
     assert exit_code == 2
-    assert "1 CBIS-DDSM patients are in several analysed studies (e.g. P_00001: 2" in output
+    assert "1 labelled patients are in several analysed studies (e.g. P_00001: 2" in output
     assert "--group-by patient" in output
 
 

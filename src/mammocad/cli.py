@@ -861,12 +861,13 @@ def eval_study_command(
     phantoms: Annotated[
         Path | None, typer.Option(help="Phantom folder: labels from its truth.json files.")
     ] = None,
-    cbis_ddsm: Annotated[
+    dataset_labels: Annotated[
         list[Path] | None,
         typer.Option(
-            "--cbis-ddsm",
-            help="CBIS-DDSM case description CSV (repeat for mass and calc files): breast "
-            "labels (--level breast) for results of `analyze --group-by patient`.",
+            "--dataset-labels",
+            help="A public dataset's label file, recognised by its columns (repeatable): "
+            "CBIS-DDSM case descriptions, CMMD clinical data (.xlsx or CSV), RSNA 2023 "
+            "train.csv. Breast labels (--level breast), matched by Patient ID.",
         ),
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="Patient-bootstrap resamples.")] = 1000,
@@ -890,19 +891,19 @@ def eval_study_command(
     and the Moscow experiment's calibration test; or the same per breast (--level breast)."""
     from mammocad.commands import eval_study as ev
 
-    given = [source for source in (labels, phantoms, cbis_ddsm) if source]
+    given = [source for source in (labels, phantoms, dataset_labels) if source]
     if len(given) != 1:
         console.print(
-            "[red]give exactly one of --labels CSV, --phantoms DIR or --cbis-ddsm CSV[/red]"
+            "[red]give exactly one of --labels CSV, --phantoms DIR or --dataset-labels FILE[/red]"
         )
         raise typer.Exit(code=2)
-    if cbis_ddsm and level is not EvalLevel.breast:
-        console.print("[red]CBIS-DDSM's case descriptions label breasts: add --level breast[/red]")
+    if dataset_labels and level is not EvalLevel.breast:
+        console.print("[red]the datasets' label files label breasts: add --level breast[/red]")
         raise typer.Exit(code=2)
     try:  # a ValueError: unreadable labels, or nothing labelled to score
         if level is EvalLevel.breast:
-            if cbis_ddsm:
-                breast_truth = ev.breast_labels_from_cbis_ddsm(cbis_ddsm, results)
+            if dataset_labels:
+                breast_truth = ev.breast_labels_from_dataset(dataset_labels, results)
             elif labels is not None:
                 breast_truth = ev.breast_labels_from_csv(labels)
             else:

@@ -26,7 +26,7 @@ from typing import Any
 
 from rich.console import Console
 
-from mammocad.datasets.cbis_ddsm import read_breast_pathology
+from mammocad.datasets.breast_labels import read_breast_labels
 from mammocad.eval.study_metrics import StudyMetrics, evaluate_study, evaluate_subgroups
 from mammocad.eval.study_report import (
     CalibrationTestSummary,
@@ -106,50 +106,49 @@ def breast_labels_from_phantoms(folder: Path) -> dict[BreastKey, StudyLabel]:
     return labels
 
 
-def breast_labels_from_cbis_ddsm(
-    case_descriptions: Sequence[Path], results_dir: Path
+def breast_labels_from_dataset(
+    label_files: Sequence[Path], results_dir: Path
 ) -> dict[BreastKey, StudyLabel]:
-    """Labels of the analysed CBIS-DDSM breasts: malignant when any of the breast's
-    abnormalities in the case description CSVs is (:mod:`mammocad.datasets.cbis_ddsm`),
-    grouped by BI-RADS density.
+    """Labels of the analysed breasts from public datasets' label files (CBIS-DDSM, CMMD,
+    RSNA 2023: :mod:`mammocad.datasets.breast_labels`), which key them by patient and side.
 
-    CBIS-DDSM keys its labels by patient and side, so each result is matched by its
-    ``x_patient_id`` (CBIS-DDSM's ``Mass-Test_P_00173_LEFT_CC`` and the ``P_00173`` of a
-    ``--group-by patient`` study both match ``P_00173``).
+    Each result is matched by its ``x_patient_id`` read as a patient key, so CBIS-DDSM's
+    ``Mass-Test_P_00173_LEFT_CC`` and the ``P_00173`` of a ``--group-by patient`` study both
+    match ``P_00173``.
 
     Raises:
-        ValueError: a CSV is not a case description, or a labelled patient is in several
-            results (each view read as its own study): one breast needs one probability.
+        ValueError: a file of no known dataset; no result of a labelled patient; or a labelled
+            patient in several results (one breast needs one probability).
     """
-    pathology = read_breast_pathology(case_descriptions)
-    labelled = {patient for patient, _ in pathology}
+    truth = read_breast_labels(label_files)
+    labelled = {patient for patient, _ in truth}
     studies_of: dict[str, list[str]] = defaultdict(list)
     results = _results(results_dir)
     for result in results:
         patient = patient_key(result.get("x_patient_id"))
-        if patient in labelled:
+        if patient is not None and patient in labelled:
             studies_of[patient].append(str(result["study_instance_uid"]))
     if not studies_of:
         raise ValueError(
             f"none of the {len(results)} results under {results_dir} is of a patient in the "
-            "case descriptions: results are matched by their x_patient_id (CBIS-DDSM names "
-            "patients like P_00173), and results of an older mammocad have none: analyse again"
+            "label files. Results are matched by their x_patient_id, the images' Patient ID: "
+            "check that the labels are of these images; results written before mammocad "
+            "recorded it have none, analyse again"
         )
     split = {patient: uids for patient, uids in studies_of.items() if len(uids) > 1}
     if split:
         patient, uids = next(iter(split.items()))
         raise ValueError(
-            f"{len(split)} CBIS-DDSM patients are in several analysed studies (e.g. {patient}: "
-            f"{len(uids)} studies), but each breast needs one probability: CBIS-DDSM stores "
-            "every view as a study of its own, so analyse it with --group-by patient"
+            f"{len(split)} labelled patients are in several analysed studies (e.g. {patient}: "
+            f"{len(uids)} studies), but each breast needs one probability: where a dataset "
+            "stores every view as a study of its own (CBIS-DDSM), analyse it with --group-by "
+            "patient; for several examinations of a woman, give labels per study (--labels)"
         )
     labels = {}
-    for (patient, side), breast in pathology.items():
+    for (patient, side), breast in truth.items():
         for uid in studies_of.get(patient, ()):
             labels[(uid, side.value)] = StudyLabel(
-                malignant=breast.malignant,
-                patient_id=patient,
-                group=f"density {breast.density}" if breast.density else "density unknown",
+                malignant=breast.malignant, patient_id=patient, group=breast.group or "unknown"
             )
     return labels
 

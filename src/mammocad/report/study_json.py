@@ -161,7 +161,7 @@ def study_result(
         # 2-decimal rounding users see costs (it must stay under 0.005)
         "x_malignancy_probability_unrounded": probability,
         # the study's Patient ID (the patient key of a --group-by patient study): joins results
-        # to labels kept per patient, as CBIS-DDSM's are (`mammocad eval study --cbis-ddsm`)
+        # to labels kept per patient, as public datasets' are (`eval study --dataset-labels`)
         "x_patient_id": study.patient_id,
     }
     if calibration is not None:

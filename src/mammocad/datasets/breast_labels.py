@@ -1,0 +1,144 @@
+"""Breast-level truth from the label files of public mammography datasets.
+
+Each file's dataset is recognised by its columns, so ``mammocad eval study --level breast
+--dataset-labels FILE…`` needs no format flag:
+
+=============  ==========================================  ===================================
+dataset        file                                        malignant breast
+=============  ==========================================  ===================================
+CBIS-DDSM      ``mass_`` / ``calc_case_description_*.csv``  any abnormality ``MALIGNANT``
+CMMD           ``CMMD_clinicaldata_revision.xlsx`` (or a    ``classification`` ``Malignant``
+               CSV with its columns)
+RSNA 2023      ``train.csv``                                any image with ``cancer`` 1
+=============  ==========================================  ===================================
+
+Labels are keyed by the dataset's patient ID and side; a breast listed in several rows or
+files (several abnormalities, both views, CBIS-DDSM's mass and calcification files) is
+malignant when any row says so. Each label also carries the subgroup reports break down by
+(density where the dataset gives one). Only label files are read, never an image.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mammocad.structures import Laterality
+
+SIDES = {"L": Laterality.L, "LEFT": Laterality.L, "R": Laterality.R, "RIGHT": Laterality.R}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreastLabel:
+    """One breast of a public dataset and its truth."""
+
+    patient_id: str
+    laterality: Laterality
+    malignant: bool
+    group: str | None = None  # e.g. "density 2"; None where the dataset says nothing
+
+
+@dataclass(frozen=True, slots=True)
+class LabelFile:
+    """A label file's rows as (column → text) dicts, whatever its format."""
+
+    path: Path
+    columns: frozenset[str]
+    rows: list[dict[str, str]]
+
+    def where(self, index: int) -> str:
+        """Where row ``index`` (0-based, after the header) is, for error messages."""
+        return f"{self.path} row {index + 2}"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelFormat:
+    """A dataset's label file: recognised by ``columns``, read by ``breast_rows``."""
+
+    dataset: str
+    columns: frozenset[str]
+    breast_rows: Callable[[LabelFile], Iterator[BreastLabel]]
+
+
+def read_table(path: Path) -> LabelFile:
+    """A CSV (any line ends, quoted newlines) or the first sheet of an ``.xlsx`` workbook.
+
+    Raises:
+        ValueError: an ``.xlsx`` file without openpyxl, or an empty file.
+    """
+    if path.suffix.lower() == ".xlsx":
+        rows = _xlsx_rows(path)
+    else:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = [[cell or "" for cell in row] for row in csv.reader(handle)]
+    if not rows:
+        raise ValueError(f"{path} is empty")
+    header = [name.strip() for name in rows[0]]
+    records = [dict(zip(header, (cell.strip() for cell in row), strict=False)) for row in rows[1:]]
+    return LabelFile(
+        path=path, columns=frozenset(header), rows=[r for r in records if any(r.values())]
+    )
+
+
+def _xlsx_rows(path: Path) -> list[list[str]]:
+    try:
+        import openpyxl
+    except ImportError as error:  # an optional dependency: the [ml] extra has it
+        raise ValueError(
+            f"{path}: reading .xlsx needs openpyxl (pip install 'mammocad[ml]'), or save the "
+            "sheet as CSV"
+        ) from error
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        sheet = workbook.worksheets[0]
+        return [
+            ["" if cell is None else str(cell) for cell in row]
+            for row in sheet.iter_rows(values_only=True)
+        ]
+    finally:
+        workbook.close()
+
+
+def side_of(table: LabelFile, index: int, text: str) -> Laterality:
+    side = SIDES.get(text.strip().upper())
+    if side is None:
+        raise ValueError(f"{table.where(index)}: side {text!r} is not L/LEFT or R/RIGHT")
+    return side
+
+
+def read_breast_labels(paths: Iterable[Path]) -> dict[tuple[str, Laterality], BreastLabel]:
+    """Every breast the label files list, by (patient ID, side), each file's dataset
+    recognised by its columns.
+
+    Raises:
+        ValueError: a file of no known dataset (the formats are named), or a row whose side or
+            outcome is not one of its dataset's values (its file and row are named).
+    """
+    from mammocad.datasets import cbis_ddsm, cmmd, rsna
+
+    formats = (cbis_ddsm.FORMAT, cmmd.FORMAT, rsna.FORMAT)
+    rows: dict[tuple[str, Laterality], list[BreastLabel]] = {}
+    for path in paths:
+        table = read_table(path)
+        found = next((f for f in formats if table.columns >= f.columns), None)
+        if found is None:
+            known = "; ".join(f"{f.dataset}: {', '.join(sorted(f.columns))}" for f in formats)
+            raise ValueError(
+                f"{path}: not a label file of a known dataset (columns needed — {known})"
+            )
+        for label in found.breast_rows(table):
+            rows.setdefault((label.patient_id, label.laterality), []).append(label)
+    return {key: _merge(entries) for key, entries in rows.items()}
+
+
+def _merge(entries: list[BreastLabel]) -> BreastLabel:
+    groups = sorted({entry.group for entry in entries if entry.group})
+    first = entries[0]
+    return BreastLabel(
+        patient_id=first.patient_id,
+        laterality=first.laterality,
+        malignant=any(entry.malignant for entry in entries),
+        group=groups[-1] if groups else None,  # a breast's rows agree in the datasets' files
+    )
