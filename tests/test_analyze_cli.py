@@ -232,6 +232,21 @@ def test_boxes_come_back_on_the_original_grid_flipped_or_not(
     # noisy-OR per breast over CC and MLO: 1 − (1 − 0.9·0.7)² = 0.8631
     assert [b["malignancy_probability"] for b in result["breasts"]] == [0.86, 0.86]
     assert (result["malignancy_probability"], result["suspicion"]) == (0.86, "high")
+    # `eval findings` reads the same boxes back: lesions where the detector put them are all
+    # found without a false positive; moved one box-width away, all missed
+    for shift, expected in ((0.0, {"sensitivity": 1.0, "fp_per_image": 0.0}),
+                            (1.0, {"sensitivity": 0.0, "fp_per_image": 1.0})):  # fmt: skip
+        lines = ["sop_instance_uid,x1,y1,x2,y2,label,malignant"]
+        for uid, (x1, y1, x2, y2) in detector.truth.items():
+            dx = shift * (x2 - x1)
+            lines.append(f"{uid},{x1 + dx},{y1},{x2 + dx},{y2},mass,1")
+        (tmp_path / "boxes.csv").write_text("\n".join(lines) + "\n")
+        arguments = ["eval", "findings", "--results", str(tmp_path), "--bootstrap", "0"]
+        arguments += ["--boxes", str(tmp_path / "boxes.csv"), "--out", str(tmp_path / "froc")]
+        outcome = CliRunner().invoke(app, arguments)
+        assert outcome.exit_code == 0, outcome.output
+        froc = json.loads((tmp_path / "froc" / "findings_froc.json").read_text())
+        assert froc["operating_point"]["mass"] == expected
 
 
 def _one_study_per_view(folder: Path, out: Path) -> list[str]:

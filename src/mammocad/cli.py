@@ -31,7 +31,8 @@ console = Console(stderr=True)
 train_app = typer.Typer(help="Train models from phantom studies and local datasets.")
 app.add_typer(train_app, name="train")
 eval_app = typer.Typer(
-    help="Evaluate models: detector FROC, study-level and mini-MIAS breast-level ROC-AUC."
+    help="Evaluate models: detector FROC, reported findings' localisation, study- and "
+    "breast-level ROC-AUC."
 )
 app.add_typer(eval_app, name="eval")
 
@@ -927,6 +928,43 @@ def eval_study_command(
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=2) from None
     console.print(f"report: [bold]{evaluation.report}[/bold]")
+
+
+@eval_app.command("findings")
+def eval_findings_command(
+    results: Annotated[Path, typer.Option("--results", help="analyze/batch output folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for findings_froc.csv/.png/.json.")],
+    boxes: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV: sop_instance_uid,x1,y1,x2,y2,label[,malignant] in original pixels."
+        ),
+    ] = None,
+    phantoms: Annotated[
+        Path | None, typer.Option(help="Phantom folder: lesion boxes from its truth.json files.")
+    ] = None,
+    bootstrap: Annotated[int, typer.Option(help="Image-bootstrap resamples.")] = 1000,
+) -> None:
+    """Lesion localisation of the reported findings: FROC against lesion boxes, ending at the
+    operating point users see (the bundle's finding threshold)."""
+    from mammocad.commands import eval_findings as ef
+
+    if (boxes is None) == (phantoms is None):
+        console.print("[red]give exactly one of --boxes CSV or --phantoms DIR[/red]")
+        raise typer.Exit(code=2)
+    try:
+        if boxes is not None:
+            truth = ef.truth_from_csv(boxes)
+        else:
+            assert phantoms is not None  # exactly one source was given
+            truth = ef.truth_from_phantoms(phantoms)
+        evaluation = ef.run_eval_findings(
+            results_dir=results, truth=truth, out_dir=out, bootstrap=bootstrap, console=console
+        )
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(code=2) from None
+    console.print(f"curves: [bold]{evaluation.csv}[/bold], {evaluation.png}")
 
 
 class CalibrationChoice(str, Enum):

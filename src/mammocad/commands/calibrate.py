@@ -22,8 +22,7 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.table import Table
 
-from mammocad.commands.eval_study import StudyLabel
-from mammocad.commands.eval_study import _results as read_results
+from mammocad.commands.eval_study import StudyLabel, read_results
 from mammocad.detect.bundle import (
     BundleManifest,
     read_manifest,

@@ -123,7 +123,7 @@ def breast_labels_from_dataset(
     truth = read_breast_labels(label_files)
     labelled = {patient for patient, _ in truth}
     studies_of: dict[str, list[str]] = defaultdict(list)
-    results = _results(results_dir)
+    results = read_results(results_dir)
     for result in results:
         patient = patient_key(result.get("x_patient_id"))
         if patient is not None and patient in labelled:
@@ -175,7 +175,7 @@ class StudyEvaluation:
     calibration_test: CalibrationTestSummary | None
 
 
-def _results(results_dir: Path) -> list[dict[str, Any]]:
+def read_results(results_dir: Path) -> list[dict[str, Any]]:
     return [
         json.loads(path.read_text(encoding="utf-8"))
         for path in sorted(results_dir.glob("*/result.json"))
@@ -198,7 +198,7 @@ def run_eval_study(
     scores, raw, truth, patients, groups, partial = [], [], [], [], [], []
     rejected = rejected_malignant = unlabelled = 0
     recorded: float | None = None
-    for result in _results(results_dir):
+    for result in read_results(results_dir):
         label = labels.get(str(result["study_instance_uid"]))
         if label is None:
             unlabelled += 1
@@ -283,7 +283,7 @@ def run_eval_breasts(
     console = console or Console(stderr=True)
     raw, truth, patients, groups = [], [], [], []
     rejected = unlabelled = 0
-    for result in _results(results_dir):
+    for result in read_results(results_dir):
         uid = str(result["study_instance_uid"])
         listed = {str(breast["laterality"]) for breast in result.get("breasts") or []}
         # a labelled breast the result does not list (no image of it processed) has no

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
-from rich.table import Table
 
+from mammocad.commands.froc_table import froc_table
 from mammocad.datasets.spec import DataSpec, build_samples, refuse_repeat
 from mammocad.detect.bundle import LoadedBundle, load_bundle
 from mammocad.detect.containers import Detections
@@ -43,26 +43,6 @@ class DetectorEvaluation:
     csv: Path
     png: Path | None
     json: Path
-
-
-def _table(report: FrocReport) -> Table:
-    table = Table(title="FROC: sensitivity at false positives per image")
-    curves = list(report.curves.values())
-    table.add_column("curve")
-    table.add_column("truths", justify="right")
-    for rate in curves[0].fp_rates if curves else ():
-        table.add_column(f"{rate:g}", justify="right")
-    table.add_column("all (FP/img)", justify="right")
-    ends = report.all_candidates()
-    for curve in curves:
-        end = ends[curve.name]
-        table.add_row(
-            curve.name,
-            str(curve.n_truths),
-            *(f"{value:.2f}" for value in curve.sensitivity_at),
-            f"{end['sensitivity']:.2f} ({end['fp_per_image']:.1f})",
-        )
-    return table
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,7 +122,7 @@ def run_eval_pool(
         "all_candidates": report.all_candidates(),
     }
     (out_dir / "froc.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    console.print(_table(report))
+    console.print(froc_table(report))
     return report
 
 
@@ -202,7 +182,7 @@ def run_eval_detector(
         "all_candidates": report.all_candidates(),
     }
     json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    console.print(_table(report))
+    console.print(froc_table(report))
     return DetectorEvaluation(
         report=report, n_images=len(samples), csv=csv_path, png=png_path, json=json_path
     )

@@ -1,0 +1,199 @@
+"""``mammocad eval findings``: how well the findings an ``analyze`` / ``batch`` run reported
+localise the lesions of labelled images, from its ``result.json`` files alone.
+
+``mammocad eval detector`` measures a bundle on data it prepares itself, down to every
+candidate. This command measures what users get — the reported findings, boxes in original
+pixels, on any images a site or a public dataset has lesion boxes for — with the FROC hit rule
+of :mod:`mammocad.eval.froc` (IoU ≥ 0.3 or the finding's centre inside the truth box). The
+curves end at the bundle's finding threshold, so their last point is the operating point
+users see: lesion sensitivity at that many false positives per image.
+
+Truth: a CSV ``sop_instance_uid,x1,y1,x2,y2,label[,malignant]`` (original pixel columns and
+rows; label one of mammocad's lesion classes; malignant 1 / 0, empty = unknown) or phantom
+folders (``truth.json``). An image of the results without truth rows is lesion-free; a CSV
+annotates only the classes it names (predictions of other classes are neither hits nor false
+positives there), phantoms all of them. A rejected image keeps its truths, all missed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from mammocad.commands.eval_study import read_results
+from mammocad.commands.froc_table import froc_table
+from mammocad.detect.config import LESION_CLASSES
+from mammocad.eval.froc import (
+    FrocReport,
+    ImagePredictions,
+    ImageTruth,
+    evaluate_froc,
+    plot_froc,
+    write_froc_csv,
+)
+from mammocad.synthetic import read_truth
+
+Box = tuple[float, float, float, float]
+_COLUMNS = ("sop_instance_uid", "x1", "y1", "x2", "y2", "label")
+_MALIGNANT = {"1": 1, "true": 1, "malignant": 1, "0": 0, "false": 0, "benign": 0, "": -1}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TruthBox:
+    box: Box
+    label: str
+    malignant: int  # 1, 0, or -1 unknown
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FindingsTruth:
+    """Lesion boxes by SOP Instance UID, and the classes the source annotates (``None``:
+    all)."""
+
+    boxes: dict[str, list[TruthBox]]
+    annotated: frozenset[str] | None
+
+
+def truth_from_csv(path: Path) -> FindingsTruth:
+    """``sop_instance_uid,x1,y1,x2,y2,label[,malignant]`` rows → lesion boxes.
+
+    Raises:
+        ValueError: a missing column, a box that is not four numbers with x1 < x2 and y1 < y2,
+            or a label that is no lesion class (its line is named).
+    """
+    boxes: dict[str, list[TruthBox]] = defaultdict(list)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [name for name in _COLUMNS if name not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{path}: lesion boxes need the columns {', '.join(_COLUMNS)}")
+        for row in reader:
+            where = f"{path} line {reader.line_num}"
+            label = row["label"].strip().lower().replace(" ", "_")
+            if label not in LESION_CLASSES:
+                raise ValueError(
+                    f"{where}: label {row['label']!r} is none of {', '.join(LESION_CLASSES)}"
+                )
+            malignant = _MALIGNANT.get((row.get("malignant") or "").strip().lower())
+            if malignant is None:
+                raise ValueError(f"{where}: malignant {row['malignant']!r} is not 1, 0 or empty")
+            boxes[row["sop_instance_uid"].strip()].append(
+                TruthBox(box=_box(row, where), label=label, malignant=malignant)
+            )
+    annotated = frozenset(box.label for rows in boxes.values() for box in rows)
+    return FindingsTruth(boxes=dict(boxes), annotated=annotated)
+
+
+def _box(row: dict[str, str], where: str) -> Box:
+    try:
+        x1, y1, x2, y2 = (float(row[name]) for name in ("x1", "y1", "x2", "y2"))
+    except ValueError:
+        raise ValueError(f"{where}: the box is not four numbers") from None
+    if not (x1 < x2 and y1 < y2):
+        raise ValueError(f"{where}: the box needs x1 < x2 and y1 < y2")
+    return (x1, y1, x2, y2)
+
+
+def truth_from_phantoms(folder: Path) -> FindingsTruth:
+    """Every image's lesions of the phantom studies under ``folder`` (``truth.json``)."""
+    boxes: dict[str, list[TruthBox]] = {}
+    for path in sorted(folder.rglob("truth.json")):
+        for view in read_truth(path).views:
+            boxes[view.sop_instance_uid] = [
+                TruthBox(box=lesion.box, label=lesion.label.value, malignant=int(lesion.malignant))
+                for lesion in view.lesions
+            ]
+    return FindingsTruth(boxes=boxes, annotated=None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FindingsEvaluation:
+    report: FrocReport
+    n_images: int
+    n_rejected: int  # images with no findings because they were rejected (truths missed)
+    n_not_analysed: int  # images with truth that no result lists (left out)
+    csv: Path
+    png: Path
+
+
+def _predictions(image: dict[str, Any]) -> ImagePredictions:
+    findings = image.get("findings") or []
+    ranked = [f.get("x_malignant_lesion_probability") for f in findings]
+    return ImagePredictions(
+        boxes=[f["box"] for f in findings],
+        scores=[float(f["score"]) for f in findings],
+        labels=[str(f["label"]) for f in findings],
+        malignancy=[float(f.get("malignancy_probability") or 0.0) for f in findings],
+        malignant_lesion=None if None in ranked or not ranked else [float(v) for v in ranked],
+    )
+
+
+def _image_truth(rows: list[TruthBox], annotated: Collection[str] | None) -> ImageTruth:
+    return ImageTruth(
+        boxes=[row.box for row in rows],
+        labels=[row.label for row in rows],
+        malignant=[row.malignant for row in rows],
+        annotated=annotated,
+    )
+
+
+def run_eval_findings(
+    *,
+    results_dir: Path,
+    truth: FindingsTruth,
+    out_dir: Path,
+    bootstrap: int = 1000,
+    console: Console | None = None,
+) -> FindingsEvaluation:
+    """FROC of the reported findings of every analysed image against ``truth``; writes
+    ``findings_froc.csv`` and ``findings_froc.png``.
+
+    Raises:
+        ValueError: no result under ``results_dir`` lists an image.
+    """
+    console = console or Console(stderr=True)
+    predictions, truths, seen = [], [], set()
+    rejected = 0
+    for result in read_results(results_dir):
+        for image in result.get("images") or []:
+            uid = str(image["sop_instance_uid"])
+            seen.add(uid)
+            rejected += image.get("status") != "processed"
+            predictions.append(_predictions(image))
+            truths.append(_image_truth(truth.boxes.get(uid, []), truth.annotated))
+    if not predictions:
+        raise ValueError(f"no analysed image in the result.json files under {results_dir}")
+    not_analysed = sum(1 for uid in truth.boxes if uid not in seen)
+    report = evaluate_froc(predictions, truths, classes=LESION_CLASSES, bootstrap=bootstrap, seed=0)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = write_froc_csv(report, out_dir / "findings_froc.csv")
+    png = plot_froc(report, out_dir / "findings_froc.png", title="Reported findings: FROC")
+    (out_dir / "findings_froc.json").write_text(
+        json.dumps({"operating_point": report.all_candidates(), **report.to_metrics()}, indent=2)
+    )
+    console.print(
+        froc_table(
+            report,
+            title="Reported findings: lesion sensitivity at false positives per image",
+            end_column="as reported (FP/img)",
+        )
+    )
+    console.print(
+        f"{len(predictions)} images ({rejected} rejected: their lesions count as missed), "
+        f"{not_analysed} images with lesion boxes that no result lists (left out)"
+    )
+    return FindingsEvaluation(
+        report=report,
+        n_images=len(predictions),
+        n_rejected=rejected,
+        n_not_analysed=not_analysed,
+        csv=csv_path,
+        png=png,
+    )

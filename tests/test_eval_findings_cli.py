@@ -1,0 +1,99 @@
+"""``mammocad eval findings`` on hand-made results, lesion boxes and phantom truth."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from mammocad.cli import app
+from mammocad.commands.eval_findings import truth_from_phantoms
+from mammocad.synthetic import read_truth, write_studies
+
+# image 1.1: a malignant mass, found (0.9), and a calcification false positive (0.6);
+# image 1.2: no lesion, a mass false positive (0.7) and an asymmetry (0.95), a class the boxes
+# do not annotate, so neither hit nor false positive; image 1.3: rejected, its calcification
+# missed; image 9.9 has a box but no result lists it
+IMAGES: dict[str, dict[str, Any]] = {
+    "1.1": {"status": "processed", "findings": [
+        {"box": [110, 110, 190, 190], "label": "mass", "score": 0.9, "malignancy_probability": 0.8},
+        {"box": [500, 500, 520, 520], "label": "calcification", "score": 0.6,
+         "malignancy_probability": 0.2},
+    ]},
+    "1.2": {"status": "processed", "findings": [
+        {"box": [0, 0, 50, 50], "label": "mass", "score": 0.7, "malignancy_probability": 0.1},
+        {"box": [300, 300, 400, 400], "label": "asymmetry", "score": 0.95,
+         "malignancy_probability": 0.9},
+    ]},
+    "1.3": {"status": "rejected", "findings": []},
+}  # fmt: skip
+BOXES = [
+    ("1.1", 100, 100, 200, 200, "Mass", "1"),
+    ("1.3", 10, 10, 20, 20, "calcification", "0"),
+    ("9.9", 10, 10, 20, 20, "mass", ""),
+]
+
+
+def _write(tmp_path: Path) -> tuple[Path, Path]:
+    results = tmp_path / "results"
+    (results / "2.1").mkdir(parents=True)
+    images = [{"sop_instance_uid": uid, **image} for uid, image in IMAGES.items()]
+    result = {"study_instance_uid": "2.1", "images": images}
+    (results / "2.1" / "result.json").write_text(json.dumps(result))
+    boxes = tmp_path / "boxes.csv"
+    with boxes.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sop_instance_uid", "x1", "y1", "x2", "y2", "label", "malignant"])
+        writer.writerows(BOXES)
+    return results, boxes
+
+
+def _run(*arguments: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["eval", "findings", *arguments, "--bootstrap", "0"])
+    return result.exit_code, result.output
+
+
+def test_reported_findings_against_lesion_boxes(tmp_path: Path) -> None:
+    results, boxes = _write(tmp_path)
+    arguments = ["--results", str(results), "--boxes", str(boxes), "--out", str(tmp_path / "r")]
+    exit_code, output = _run(*arguments)
+    assert exit_code == 0, output
+    assert "3 images (1 rejected" in " ".join(output.split())
+    assert "1 images with lesion boxes that no result lists" in " ".join(output.split())
+    rows = {
+        (row["curve"], row["fp_per_image"]): row
+        for row in csv.DictReader((tmp_path / "r" / "findings_froc.csv").open())
+    }
+    # any lesion: 2 truths; the mass found at 0.9 before any false positive, then the two
+    # false positives (0.7, 0.6) over 3 images; the asymmetry is not judged
+    assert float(rows[("any_lesion", "0.125")]["sensitivity"]) == 0.5
+    assert float(rows[("mass", "0.125")]["sensitivity"]) == 1.0
+    assert float(rows[("malignant", "0.125")]["sensitivity"]) == 1.0
+    ends = json.loads((tmp_path / "r" / "findings_froc.json").read_text())["operating_point"]
+    assert ends["any_lesion"] == {"sensitivity": 0.5, "fp_per_image": 2 / 3}
+    assert ends["calcification"] == {"sensitivity": 0.0, "fp_per_image": 1 / 3}
+    assert (tmp_path / "r" / "findings_froc.png").stat().st_size > 0
+
+
+def test_bad_boxes_say_which_line(tmp_path: Path) -> None:
+    results, boxes = _write(tmp_path)
+    boxes.write_text(boxes.read_text().replace("Mass", "lump"))
+    exit_code, output = _run("--results", str(results), "--boxes", str(boxes), "--out", "x")
+    assert exit_code == 2 and "line 2: label 'lump' is none of mass" in " ".join(output.split())
+    boxes.write_text("sop_instance_uid,x1,y1,x2,y2,label\n1.1,5,5,1,1,mass\n")
+    exit_code, output = _run("--results", str(results), "--boxes", str(boxes), "--out", "x")
+    assert exit_code == 2 and "needs x1 < x2 and y1 < y2" in output
+
+
+def test_phantom_truth_is_keyed_by_sop_instance_uid(tmp_path: Path) -> None:
+    folders = write_studies(n_studies=2, out_dir=tmp_path, seed=4, size="small")
+    truth = truth_from_phantoms(tmp_path)
+    assert truth.annotated is None
+    for folder in folders:
+        for view in read_truth(folder / "truth.json").views:
+            assert [row.box for row in truth.boxes[view.sop_instance_uid]] == [
+                lesion.box for lesion in view.lesions
+            ]
