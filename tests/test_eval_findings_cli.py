@@ -62,7 +62,7 @@ def test_reported_findings_against_lesion_boxes(tmp_path: Path) -> None:
     exit_code, output = _run(*arguments)
     assert exit_code == 0, output
     assert "3 images (1 rejected" in " ".join(output.split())
-    assert "1 images with lesion boxes that no result lists" in " ".join(output.split())
+    assert "1 images of the truth that no result lists" in " ".join(output.split())
     rows = {
         (row["curve"], row["fp_per_image"]): row
         for row in csv.DictReader((tmp_path / "r" / "findings_froc.csv").open())
@@ -97,3 +97,41 @@ def test_phantom_truth_is_keyed_by_sop_instance_uid(tmp_path: Path) -> None:
             assert [row.box for row in truth.boxes[view.sop_instance_uid]] == [
                 lesion.box for lesion in view.lesions
             ]
+
+
+def test_vindr_finding_annotations_match_images_by_file_name(tmp_path: Path) -> None:
+    # VinDr-Mammo's layout: images/<study_id>/<image_id>.dicom, boxes by image_id
+    results = tmp_path / "results"
+    (results / "3.1").mkdir(parents=True)
+    images = [
+        {"sop_instance_uid": "1.2.3.1", "source": "vindr/images/s1/aaa111.dicom",
+         "status": "processed", "findings": [
+             {"box": [2360, 1740, 2480, 1850], "label": "mass", "score": 0.8,
+              "malignancy_probability": 0.5}]},
+        {"sop_instance_uid": "1.2.3.2", "source": "vindr.zip!images/s1/bbb222.dicom",
+         "status": "processed", "findings": []},
+    ]  # fmt: skip
+    (results / "3.1" / "result.json").write_text(
+        json.dumps({"study_instance_uid": "3.1", "images": images})
+    )
+    header = (
+        "study_id,series_id,image_id,laterality,view_position,height,width,breast_birads,"
+        "breast_density,finding_categories,finding_birads,xmin,ymin,xmax,ymax,split"
+    )
+    (tmp_path / "finding_annotations.csv").write_text(
+        f"{header}\n"
+        "s1,r1,aaa111,R,CC,3518,2800,BI-RADS 4,DENSITY C,['Mass'],BI-RADS 4,"
+        "2355.1,1731.6,2482.9,1852.7,test\n"
+        "s1,r1,bbb222,R,MLO,3518,2800,BI-RADS 4,DENSITY C,\"['Nipple Retraction']\",BI-RADS 4,"
+        "10,10,50,50,test\n"
+        "s9,r9,ccc333,L,CC,3518,2800,BI-RADS 1,DENSITY B,['No Finding'],,,,,,test\n"
+    )
+    arguments = ["--results", str(results), "--boxes", str(tmp_path / "finding_annotations.csv")]
+    exit_code, output = _run(*arguments, "--out", str(tmp_path / "r"))
+    assert exit_code == 0, output
+    # the mass found, no false positive; the nipple retraction is no lesion class; ccc333 was
+    # not analysed
+    assert "1 images of the truth that no result lists" in " ".join(output.split())
+    froc = json.loads((tmp_path / "r" / "findings_froc.json").read_text())
+    assert froc["operating_point"]["mass"] == {"sensitivity": 1.0, "fp_per_image": 0.0}
+    assert "malignant" not in froc["operating_point"]  # VinDr-Mammo gives no pathology

@@ -937,7 +937,8 @@ def eval_findings_command(
     boxes: Annotated[
         Path | None,
         typer.Option(
-            help="CSV: sop_instance_uid,x1,y1,x2,y2,label[,malignant] in original pixels."
+            help="CSV: sop_instance_uid (or image: file name without extension),x1,y1,x2,"
+            "y2,label[,malignant] in original pixels; or VinDr-Mammo's finding_annotations.csv."
         ),
     ] = None,
     phantoms: Annotated[
@@ -954,7 +955,7 @@ def eval_findings_command(
         raise typer.Exit(code=2)
     try:
         if boxes is not None:
-            truth = ef.truth_from_csv(boxes)
+            truth = ef.truth_from_boxes(boxes)
         else:
             assert phantoms is not None  # exactly one source was given
             truth = ef.truth_from_phantoms(phantoms)

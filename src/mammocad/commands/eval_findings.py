@@ -9,10 +9,12 @@ curves end at the bundle's finding threshold, so their last point is the operati
 users see: lesion sensitivity at that many false positives per image.
 
 Truth: a CSV ``sop_instance_uid,x1,y1,x2,y2,label[,malignant]`` (original pixel columns and
-rows; label one of mammocad's lesion classes; malignant 1 / 0, empty = unknown) or phantom
-folders (``truth.json``). An image of the results without truth rows is lesion-free; a CSV
-annotates only the classes it names (predictions of other classes are neither hits nor false
-positives there), phantoms all of them. A rejected image keeps its truths, all missed.
+rows; label one of mammocad's lesion classes; malignant 1 / 0, empty = unknown; an ``image``
+column, the file name without extension, may stand for the UID), VinDr-Mammo's
+``finding_annotations.csv`` as distributed, or phantom folders (``truth.json``). An image of
+the results without truth rows is lesion-free; a CSV of rows annotates only the classes it
+names (predictions of other classes are neither hits nor false positives there), VinDr-Mammo
+and phantoms all of them. A rejected image keeps its truths, all missed.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import json
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from rich.console import Console
 
 from mammocad.commands.eval_study import read_results
 from mammocad.commands.froc_table import froc_table
+from mammocad.datasets import vindr
 from mammocad.detect.config import LESION_CLASSES
 from mammocad.eval.froc import (
     FrocReport,
@@ -41,7 +44,7 @@ from mammocad.eval.froc import (
 from mammocad.synthetic import read_truth
 
 Box = tuple[float, float, float, float]
-_COLUMNS = ("sop_instance_uid", "x1", "y1", "x2", "y2", "label")
+_COLUMNS = ("x1", "y1", "x2", "y2", "label")
 _MALIGNANT = {"1": 1, "true": 1, "malignant": 1, "0": 0, "false": 0, "benign": 0, "": -1}
 
 
@@ -61,19 +64,37 @@ class FindingsTruth:
     annotated: frozenset[str] | None
 
 
-def truth_from_csv(path: Path) -> FindingsTruth:
-    """``sop_instance_uid,x1,y1,x2,y2,label[,malignant]`` rows → lesion boxes.
+def truth_from_boxes(path: Path) -> FindingsTruth:
+    """Lesion boxes from a CSV: VinDr-Mammo's ``finding_annotations.csv`` as distributed
+    (:mod:`mammocad.datasets.vindr`, keyed by ``image_id``, every class annotated), or
+    ``sop_instance_uid`` (or ``image``, the file name without extension)
+    ``,x1,y1,x2,y2,label[,malignant]`` rows, which annotate the classes they name.
 
     Raises:
         ValueError: a missing column, a box that is not four numbers with x1 < x2 and y1 < y2,
             or a label that is no lesion class (its line is named).
     """
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        header = set(next(csv.reader(handle), []))
+    if header >= vindr.COLUMNS:
+        images = vindr.lesion_boxes(path)
+        return FindingsTruth(
+            boxes={
+                image: [TruthBox(box=b.box, label=b.label, malignant=-1) for b in boxes]
+                for image, boxes in images.items()
+            },
+            annotated=frozenset(LESION_CLASSES),
+        )
     boxes: dict[str, list[TruthBox]] = defaultdict(list)
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        missing = [name for name in _COLUMNS if name not in (reader.fieldnames or ())]
-        if missing:
-            raise ValueError(f"{path}: lesion boxes need the columns {', '.join(_COLUMNS)}")
+        columns = set(reader.fieldnames or ())
+        key = next((name for name in ("sop_instance_uid", "image") if name in columns), None)
+        if key is None or not columns >= set(_COLUMNS):
+            raise ValueError(
+                f"{path}: lesion boxes need the columns sop_instance_uid (or image), "
+                f"{', '.join(_COLUMNS)} (or VinDr-Mammo's finding_annotations.csv)"
+            )
         for row in reader:
             where = f"{path} line {reader.line_num}"
             label = row["label"].strip().lower().replace(" ", "_")
@@ -84,7 +105,7 @@ def truth_from_csv(path: Path) -> FindingsTruth:
             malignant = _MALIGNANT.get((row.get("malignant") or "").strip().lower())
             if malignant is None:
                 raise ValueError(f"{where}: malignant {row['malignant']!r} is not 1, 0 or empty")
-            boxes[row["sop_instance_uid"].strip()].append(
+            boxes[row[key].strip()].append(
                 TruthBox(box=_box(row, where), label=label, malignant=malignant)
             )
     annotated = frozenset(box.label for rows in boxes.values() for box in rows)
@@ -118,9 +139,19 @@ class FindingsEvaluation:
     report: FrocReport
     n_images: int
     n_rejected: int  # images with no findings because they were rejected (truths missed)
-    n_not_analysed: int  # images with truth that no result lists (left out)
+    n_not_analysed: int  # images of the truth that no result lists (left out)
     csv: Path
     png: Path
+
+
+def _keys(image: dict[str, Any]) -> list[str]:
+    """What truth may name an image by: its SOP Instance UID, or its file's name without
+    extension (VinDr-Mammo's ``image_id``; a zip member's too)."""
+    keys = [str(image["sop_instance_uid"])]
+    source = image.get("source")
+    if source:
+        keys.append(PurePosixPath(str(source).replace("\\", "/").split("!")[-1]).stem)
+    return keys
 
 
 def _predictions(image: dict[str, Any]) -> ImagePredictions:
@@ -163,14 +194,15 @@ def run_eval_findings(
     rejected = 0
     for result in read_results(results_dir):
         for image in result.get("images") or []:
-            uid = str(image["sop_instance_uid"])
-            seen.add(uid)
+            keys = _keys(image)
+            seen.update(keys)
             rejected += image.get("status") != "processed"
             predictions.append(_predictions(image))
-            truths.append(_image_truth(truth.boxes.get(uid, []), truth.annotated))
+            rows = next((truth.boxes[key] for key in keys if key in truth.boxes), [])
+            truths.append(_image_truth(rows, truth.annotated))
     if not predictions:
         raise ValueError(f"no analysed image in the result.json files under {results_dir}")
-    not_analysed = sum(1 for uid in truth.boxes if uid not in seen)
+    not_analysed = sum(1 for key in truth.boxes if key not in seen)
     report = evaluate_froc(predictions, truths, classes=LESION_CLASSES, bootstrap=bootstrap, seed=0)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = write_froc_csv(report, out_dir / "findings_froc.csv")
@@ -187,7 +219,7 @@ def run_eval_findings(
     )
     console.print(
         f"{len(predictions)} images ({rejected} rejected: their lesions count as missed), "
-        f"{not_analysed} images with lesion boxes that no result lists (left out)"
+        f"{not_analysed} images of the truth that no result lists (left out)"
     )
     return FindingsEvaluation(
         report=report,

@@ -1,0 +1,72 @@
+"""VinDr-Mammo ``finding_annotations.csv`` → lesion boxes per image.
+
+One row per finding (or one ``['No Finding']`` row per image without one): ``study_id``,
+``series_id``, ``image_id`` (the file ``images/<study_id>/<image_id>.dicom``), ``laterality``,
+``view_position``, ``height``, ``width``, ``breast_birads``, ``breast_density``,
+``finding_categories`` (a Python-list string: ``['Mass']``, ``['Suspicious Calcification',
+'Focal Asymmetry']``), ``finding_birads`` and ``xmin``/``ymin``/``xmax``/``ymax`` in original
+pixels. Quirks handled: boxes reaching slightly outside the image (negative ``xmin``/``ymin``,
+clipped to 0), boxes with several categories (one box, the first category in
+:data:`CATEGORY_LABELS` order, so a finding counts once), categories mammocad has no class for
+(nipple and skin retraction: no box), and images listed with no finding (lesion-free).
+VinDr-Mammo gives BI-RADS, not pathology: every box's malignancy is unknown.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+from mammocad.datasets.breast_labels import read_table
+
+COLUMNS = frozenset({"image_id", "finding_categories", "xmin", "ymin", "xmax", "ymax"})
+#: VinDr-Mammo's categories → mammocad's lesion classes, in the order a multi-category box
+#: takes its class
+CATEGORY_LABELS = {
+    "Mass": "mass",
+    "Suspicious Calcification": "calcification",
+    "Architectural Distortion": "architectural_distortion",
+    "Focal Asymmetry": "asymmetry",
+    "Asymmetry": "asymmetry",
+    "Global Asymmetry": "asymmetry",
+    "Skin Thickening": "skin_thickening",
+    "Suspicious Lymph Node": "lymph_node",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VindrBox:
+    box: tuple[float, float, float, float]
+    label: str
+
+
+def lesion_boxes(path: Path) -> dict[str, list[VindrBox]]:
+    """Every image of the file by ``image_id``, with its lesion boxes (none: lesion-free).
+
+    Raises:
+        ValueError: the file lacks VinDr-Mammo's columns, or a box or category list cannot be
+            read (its row is named).
+    """
+    table = read_table(path)
+    if not table.columns >= COLUMNS:
+        raise ValueError(f"{path}: not VinDr-Mammo's finding_annotations.csv")
+    images: dict[str, list[VindrBox]] = {}
+    for index, row in enumerate(table.rows):
+        boxes = images.setdefault(row["image_id"], [])
+        try:
+            categories = ast.literal_eval(row["finding_categories"])
+        except (ValueError, SyntaxError):
+            raise ValueError(
+                f"{table.where(index)}: finding_categories {row['finding_categories']!r} is "
+                "not a list"
+            ) from None
+        label = next((CATEGORY_LABELS[c] for c in CATEGORY_LABELS if c in categories), None)
+        if label is None:
+            continue  # 'No Finding', or findings mammocad has no class for
+        try:
+            x1, y1, x2, y2 = (float(row[name]) for name in ("xmin", "ymin", "xmax", "ymax"))
+        except ValueError:
+            raise ValueError(f"{table.where(index)}: a {label} without a box") from None
+        boxes.append(VindrBox(box=(max(x1, 0.0), max(y1, 0.0), x2, y2), label=label))
+    return images
