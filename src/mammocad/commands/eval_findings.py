@@ -57,8 +57,8 @@ class TruthBox:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FindingsTruth:
-    """Lesion boxes by SOP Instance UID, and the classes the source annotates (``None``:
-    all)."""
+    """Lesion boxes by image (SOP Instance UID, or file name without extension), and the
+    classes the source annotates (``None``: all)."""
 
     boxes: dict[str, list[TruthBox]]
     annotated: frozenset[str] | None
