@@ -37,6 +37,17 @@ class Inputs:
     broken: dict[str, str]  # file name → expected rejection code
 
 
+def _patient_of(folder: Path, study_uid: str) -> str:
+    for path in sorted(folder.rglob("*.dcm")):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except pydicom.errors.InvalidDicomError:
+            continue  # the broken inputs
+        if ds.get("StudyInstanceUID") == study_uid:
+            return str(ds.PatientID)
+    raise AssertionError(f"no file of study {study_uid}")
+
+
 def _study_uid(folder: Path) -> str:
     first = next(folder.glob("*.dcm"))
     return str(pydicom.dcmread(first, stop_before_pixels=True).StudyInstanceUID)
@@ -96,7 +107,9 @@ def _check_archive(path: Path, uids: frozenset[str]) -> zipfile.ZipFile:
             (r["level"], r["laterality"]) for r in rows if r["study_instance_uid"] == uid
         )
         assert levels == [("breast", "L"), ("breast", "R"), ("study", "")]
+        assert len({r["patient_id"] for r in rows if r["study_instance_uid"] == uid}) == 1
     assert {row["study_instance_uid"] for row in rows} == uids
+    assert all(row["patient_id"] for row in rows)
     return archive
 
 
@@ -179,6 +192,7 @@ def test_failed_study_is_listed_and_batch_goes_on(
             "malignancy_probability": "",
             "suspicion": "",
             "status": "rejected",
+            "patient_id": _patient_of(inputs.folder, victim),  # to join labels kept per patient
         }
     ]
     codes = {r["rejection_code"] for r in _csv(archive, "failures.csv")}

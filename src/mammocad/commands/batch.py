@@ -79,7 +79,7 @@ def prediction_rows(
     its status is ``complete`` with both CC and MLO processed, ``partial`` with fewer,
     ``rejected`` with none.
     """
-    uid = result["study_instance_uid"]
+    uid, patient = result["study_instance_uid"], result.get("x_patient_id")
     rows = [
         {
             "study_instance_uid": uid,
@@ -88,6 +88,7 @@ def prediction_rows(
             "malignancy_probability": result["malignancy_probability"],
             "suspicion": result["suspicion"],
             "status": result["status"],
+            "patient_id": patient,
         }
     ]
     for breast in sorted(result["breasts"], key=lambda b: b["laterality"]):
@@ -103,12 +104,13 @@ def prediction_rows(
                 "malignancy_probability": probability,
                 "suspicion": suspicion.value if suspicion else None,
                 "status": status,
+                "patient_id": patient,
             }
         )
     return rows
 
 
-def _failed_rows(uid: str) -> list[dict[str, Any]]:
+def _failed_rows(uid: str, patient_id: str | None) -> list[dict[str, Any]]:
     return [
         {
             "study_instance_uid": uid,
@@ -117,6 +119,7 @@ def _failed_rows(uid: str) -> list[dict[str, Any]]:
             "malignancy_probability": None,
             "suspicion": None,
             "status": "rejected",
+            "patient_id": patient_id,
         }
     ]
 
@@ -182,7 +185,7 @@ def _analyse_one(
         shutil.rmtree(staged, ignore_errors=True)
         staged.mkdir(parents=True)
         record_failed_study(study, error, summary)
-        rows = _failed_rows(study.study_instance_uid)
+        rows = _failed_rows(study.study_instance_uid, study.patient_id)
     return {
         "folder": staged,
         "study": summary.studies[0],

@@ -31,6 +31,9 @@ PREDICTION_COLUMNS = (
     "malignancy_probability",
     "suspicion",
     "status",
+    # last, so readers of the first six columns are unaffected: joins rows to labels kept per
+    # patient (CBIS-DDSM, CMMD, RSNA 2023 give breast outcomes by patient and side)
+    "patient_id",
 )
 FAILURE_COLUMNS = ("source", "study_instance_uid", "rejection_code", "text")
 #: files of the work folder that are bookkeeping, not results
