@@ -868,7 +868,8 @@ def eval_study_command(
             "--dataset-labels",
             help="A public dataset's label file, recognised by its columns (repeatable): "
             "CBIS-DDSM case descriptions, CMMD clinical data (.xlsx or CSV), RSNA 2023 "
-            "train.csv. Breast labels (--level breast), matched by Patient ID.",
+            "train.csv, or patient_id,laterality,label[,group]. Breast labels (--level "
+            "breast), matched by Patient ID.",
         ),
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="Patient-bootstrap resamples.")] = 1000,

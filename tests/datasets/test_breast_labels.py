@@ -97,3 +97,14 @@ def test_the_real_label_files(shared_data: Path) -> None:
     assert sum(breast.malignant for breast in cmmd.values()) == 1316
     rsna = read_breast_labels([formats / "rsna-2023" / "train_csv_header_and_3_rows.csv"])
     assert set(rsna) == {("10006", L), ("10006", R)}
+
+
+def test_a_sites_own_labels_per_patient(tmp_path: Path) -> None:
+    path = tmp_path / "breasts.csv"
+    path.write_text("patient_id,laterality,label,group\nA-1,RIGHT,1,site 1\nA-1,L,0,site 1\n")
+    breasts = read_breast_labels([path])
+    assert breasts[("A-1", R)].malignant and breasts[("A-1", R)].group == "site 1"
+    assert not breasts[("A-1", L)].malignant
+    path.write_text("patient_id,laterality,label\nA-1,R,maybe\n")
+    with pytest.raises(ValueError, match="row 2: label 'maybe' is not 1 or 0"):
+        read_breast_labels([path])

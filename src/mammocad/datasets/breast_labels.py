@@ -1,4 +1,5 @@
-"""Breast-level truth from the label files of public mammography datasets.
+"""Breast-level truth from the label files of public mammography datasets (or a site's own
+per-patient CSV).
 
 Each file's dataset is recognised by its columns, so ``mammocad eval study --level breast
 --dataset-labels FILE…`` needs no format flag:
@@ -10,6 +11,7 @@ CBIS-DDSM      ``mass_`` / ``calc_case_description_*.csv``  any abnormality ``MA
 CMMD           ``CMMD_clinicaldata_revision.xlsx`` (or a    ``classification`` ``Malignant``
                CSV with its columns)
 RSNA 2023      ``train.csv``                                any image with ``cancer`` 1
+a site's own   ``patient_id,laterality,label[,group]``      ``label`` 1
 =============  ==========================================  ===================================
 
 Labels are keyed by the dataset's patient ID and side; a breast listed in several rows or
@@ -118,7 +120,7 @@ def read_breast_labels(paths: Iterable[Path]) -> dict[tuple[str, Laterality], Br
     """
     from mammocad.datasets import cbis_ddsm, cmmd, rsna
 
-    formats = (cbis_ddsm.FORMAT, cmmd.FORMAT, rsna.FORMAT)
+    formats = (cbis_ddsm.FORMAT, cmmd.FORMAT, rsna.FORMAT, PATIENT_CSV)
     rows: dict[tuple[str, Laterality], list[BreastLabel]] = {}
     for path in paths:
         table = read_table(path)
@@ -142,3 +144,26 @@ def _merge(entries: list[BreastLabel]) -> BreastLabel:
         malignant=any(entry.malignant for entry in entries),
         group=groups[-1] if groups else None,  # a breast's rows agree in the datasets' files
     )
+
+
+_LABELS = {"1": True, "true": True, "malignant": True, "0": False, "false": False, "benign": False}
+
+
+def _patient_rows(table: LabelFile) -> Iterator[BreastLabel]:
+    for index, row in enumerate(table.rows):
+        malignant = _LABELS.get(row["label"].lower())
+        if malignant is None:
+            raise ValueError(f"{table.where(index)}: label {row['label']!r} is not 1 or 0")
+        yield BreastLabel(
+            patient_id=row["patient_id"],
+            laterality=side_of(table, index, row["laterality"]),
+            malignant=malignant,
+            group=row.get("group") or None,
+        )
+
+
+#: a site's own labels per patient: ``patient_id,laterality,label[,group]`` (label 1 =
+#: malignant), for studies whose UIDs the labels do not know
+PATIENT_CSV = LabelFormat(
+    "your own CSV", frozenset({"patient_id", "laterality", "label"}), _patient_rows
+)
