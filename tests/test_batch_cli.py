@@ -128,6 +128,12 @@ def test_archive_is_complete_and_lists_broken_inputs(
         assert name in archive.read("summary.html").decode("utf-8")
     assert (tmp_path / "results.zip.work" / "studies").is_dir()
     assert not (tmp_path / "results.zip.partial").exists()
+    # the evaluation commands read the archive as it is
+    arguments = ["eval", "findings", "--results", str(out), "--phantoms", str(inputs.folder)]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "f"), "--bootstrap", "0"])
+    assert result.exit_code == 0, result.output
+    # 16 phantom views, and the truncated and the CT copy of one, rejected in its study
+    assert "18 images (2 rejected" in " ".join(result.output.split())
 
 
 def test_rerun_resumes_without_recomputing(

@@ -850,7 +850,9 @@ def batch(
 
 @eval_app.command("study")
 def eval_study_command(
-    results: Annotated[Path, typer.Option("--results", help="analyze/batch output folder.")],
+    results: Annotated[
+        Path, typer.Option("--results", help="analyze output folder, or batch archive (.zip).")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Folder for study_metrics.md and .csv.")],
     labels: Annotated[
         Path | None,
@@ -933,7 +935,9 @@ def eval_study_command(
 
 @eval_app.command("findings")
 def eval_findings_command(
-    results: Annotated[Path, typer.Option("--results", help="analyze/batch output folder.")],
+    results: Annotated[
+        Path, typer.Option("--results", help="analyze output folder, or batch archive (.zip).")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Folder for findings_froc.csv/.png/.json.")],
     boxes: Annotated[
         Path | None,
@@ -977,7 +981,9 @@ class CalibrationChoice(str, Enum):
 
 @app.command()
 def calibrate(
-    results: Annotated[Path, typer.Option("--results", help="analyze/batch output folder.")],
+    results: Annotated[
+        Path, typer.Option("--results", help="analyze output folder, or batch archive (.zip).")
+    ],
     labels: Annotated[
         Path, typer.Option("--labels", help="CSV: study_instance_uid,label[,patient_id][,group].")
     ],

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import zipfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -68,6 +70,7 @@ def _row_label(row: dict[str, str], uid: str) -> StudyLabel:
     )
 
 
+_RESULT = re.compile(r"[^/]+/result\.json")
 #: a breast: (Study Instance UID, laterality "R" or "L")
 BreastKey = tuple[str, str]
 _SIDES = {"R": "R", "RIGHT": "R", "L": "L", "LEFT": "L"}
@@ -176,6 +179,12 @@ class StudyEvaluation:
 
 
 def read_results(results_dir: Path) -> list[dict[str, Any]]:
+    """Every ``<study>/result.json`` of an ``analyze`` output folder or a ``batch`` archive
+    (the zip itself, unextracted)."""
+    if results_dir.is_file() and zipfile.is_zipfile(results_dir):
+        with zipfile.ZipFile(results_dir) as archive:
+            names = sorted(n for n in archive.namelist() if _RESULT.fullmatch(n))
+            return [json.loads(archive.read(name).decode("utf-8")) for name in names]
     return [
         json.loads(path.read_text(encoding="utf-8"))
         for path in sorted(results_dir.glob("*/result.json"))
