@@ -904,7 +904,7 @@ def eval_study_command(
     if dataset_labels and level is not EvalLevel.breast:
         console.print("[red]the datasets' label files label breasts: add --level breast[/red]")
         raise typer.Exit(code=2)
-    try:  # a ValueError: unreadable labels, or nothing labelled to score
+    try:
         if level is EvalLevel.breast:
             if dataset_labels:
                 breast_truth = ev.breast_labels_from_dataset(dataset_labels, results)
@@ -927,7 +927,7 @@ def eval_study_command(
                 results_dir=results, labels=truth, out_dir=out, bootstrap=bootstrap,
                 threshold=threshold, console=console,
             )  # fmt: skip
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # unreadable labels, nothing to score
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=2) from None
     console.print(f"report: [bold]{evaluation.report}[/bold]")
@@ -967,7 +967,7 @@ def eval_findings_command(
         evaluation = ef.run_eval_findings(
             results_dir=results, truth=truth, out_dir=out, bootstrap=bootstrap, console=console
         )
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # unreadable labels, nothing to score
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(code=2) from None
     console.print(f"curves: [bold]{evaluation.csv}[/bold], {evaluation.png}")

@@ -108,3 +108,16 @@ def test_a_sites_own_labels_per_patient(tmp_path: Path) -> None:
     path.write_text("patient_id,laterality,label\nA-1,R,maybe\n")
     with pytest.raises(ValueError, match="row 2: label 'maybe' is not 1 or 0"):
         read_breast_labels([path])
+
+
+def test_unreadable_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"missing\.csv: No such file"):
+        read_breast_labels([tmp_path / "missing.csv"])
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("patient_id,laterality,label\nJosé,R,1\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin\.csv is not UTF-8 text"):
+        read_breast_labels([latin])
+    broken = tmp_path / "clinical.xlsx"
+    broken.write_bytes(b"not a workbook")
+    with pytest.raises(ValueError, match=r"clinical\.xlsx is not a readable \.xlsx workbook"):
+        read_breast_labels([broken])

@@ -68,13 +68,19 @@ def read_table(path: Path) -> LabelFile:
     """A CSV (any line ends, quoted newlines) or the first sheet of an ``.xlsx`` workbook.
 
     Raises:
-        ValueError: an ``.xlsx`` file without openpyxl, or an empty file.
+        ValueError: the file cannot be read (missing, not UTF-8, a broken workbook, an
+            ``.xlsx`` file without openpyxl) or is empty; the message names it.
     """
-    if path.suffix.lower() == ".xlsx":
-        rows = _xlsx_rows(path)
-    else:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = [[cell or "" for cell in row] for row in csv.reader(handle)]
+    try:
+        if path.suffix.lower() == ".xlsx":
+            rows = _xlsx_rows(path)
+        else:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                rows = [[cell or "" for cell in row] for row in csv.reader(handle)]
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text: save it as a UTF-8 CSV") from None
+    except OSError as error:
+        raise ValueError(f"{path}: {error.strerror or error}") from None
     if not rows:
         raise ValueError(f"{path} is empty")
     header = [name.strip() for name in rows[0]]
@@ -92,7 +98,12 @@ def _xlsx_rows(path: Path) -> list[list[str]]:
             f"{path}: reading .xlsx needs openpyxl (pip install 'mammocad[ml]'), or save the "
             "sheet as CSV"
         ) from error
-    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except OSError:
+        raise  # a missing file: said by read_table
+    except Exception as error:  # openpyxl and zipfile raise several types on broken files
+        raise ValueError(f"{path} is not a readable .xlsx workbook ({error})") from None
     try:
         sheet = workbook.worksheets[0]
         return [
