@@ -70,7 +70,6 @@ def _row_label(row: dict[str, str], uid: str) -> StudyLabel:
     )
 
 
-_RESULT = re.compile(r"[^/]+/result\.json")
 #: a breast: (Study Instance UID, laterality "R" or "L")
 BreastKey = tuple[str, str]
 _SIDES = {"R": "R", "RIGHT": "R", "L": "L", "LEFT": "L"}
@@ -123,7 +122,11 @@ def breast_labels_from_dataset(
         ValueError: a file of no known dataset; no result of a labelled patient; or a labelled
             patient in several results (one breast needs one probability).
     """
-    truth = read_breast_labels(label_files)
+    # label files' IDs read as patient keys too, as the results' are
+    truth = {
+        (patient_key(patient) or patient, side): label
+        for (patient, side), label in read_breast_labels(label_files).items()
+    }
     labelled = {patient for patient, _ in truth}
     studies_of: dict[str, list[str]] = defaultdict(list)
     results = read_results(results_dir)
@@ -176,6 +179,9 @@ class StudyEvaluation:
     report: Path
     #: the Moscow experiment's study-level test; ``None`` at breast level
     calibration_test: CalibrationTestSummary | None
+
+
+_RESULT = re.compile(r"[^/]+/result\.json")  # a batch archive's results, one folder deep
 
 
 def read_results(results_dir: Path) -> list[dict[str, Any]]:
