@@ -11,7 +11,8 @@
   *code* is the share whose expected issue code fired. A good view is *refused* when it is
   not acceptable.
 * real images in DIR (``$MAMMOCAD_SHARED_DATA`` or ``../shared/data``): mini-MIAS, CBIS-DDSM
-  sample, DDSM tissue-mask images read as ``benchmarks/quality.py`` reads them: the share
+  sample, DDSM tissue-mask images read as ``benchmarks/quality.py`` reads them, and mini-MIAS
+  again as bare files (no view, no pixel spacing: as ``mammocad analyze`` reads a PNG): the share
   refused; with degraded copies (one per degradation), the share of those caught.
 
 Each image is preprocessed once and gated twice (``model=None``, then the model).
@@ -132,6 +133,9 @@ def run_phantoms(args: argparse.Namespace, model: QualityModel) -> None:
 def real_images(data: Path) -> Iterator[tuple[str, Image]]:
     for path in sorted((data / "mini-mias").glob("mdb*.png")):
         yield "mini-MIAS", read_raster(path, view=ViewPosition.MLO, pixel_spacing_mm=0.2)
+    for path in sorted((data / "mini-mias").glob("mdb*.png")):
+        # as `mammocad analyze` reads the files: no view, no pixel spacing
+        yield "mini-MIAS, bare files", read_raster(path)
     for path in sorted((data / "cbis-ddsm-sample").glob("*/*.dcm")):
         yield "CBIS-DDSM", read_image(path)
     root = data / "tissue-masks-ddsm" / "segmentation_data"

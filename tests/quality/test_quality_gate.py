@@ -11,6 +11,8 @@ from mammocad.quality import QualityParams, assess_quality
 from mammocad.structures import Laterality, Severity, ViewPosition
 from mammocad.synthetic import Defect
 
+from .conftest import gate
+
 VIEWS = [ViewPosition.CC, ViewPosition.MLO]
 
 
@@ -136,3 +138,38 @@ def test_quality_serialises_for_the_result_schema(phantom, run_gate):
     data = run_gate(phantom(defects=[Defect.MOTION_BLUR])).quality.to_dict()
     assert set(data) == {"score", "acceptable", "issues"}
     assert data["issues"] and all(set(i) >= {"code", "severity", "text"} for i in data["issues"])
+
+
+def test_without_pixel_spacing_blur_is_refused_only_when_the_model_confirms(phantom):
+    # a bare PNG has no spacing: the heuristic measures blur at a guessed scale and warns;
+    # on this clearly smeared phantom the learned model confirms, and its error replaces
+    # the warning
+    image = phantom(defects=[Defect.MOTION_BLUR])
+    image.pixel_spacing_mm = None
+    prepared = preprocess_image(image, PreprocessParams())
+    alone = assess_quality(image, prepared, QualityParams(), model=None)
+    (warning,) = [i for i in alone.issues if i.code == "motion_blur"]
+    assert warning.severity is Severity.WARNING and alone.acceptable
+    assert "no pixel spacing" in warning.text
+    combined = assess_quality(image, prepared, QualityParams())
+    (error,) = [i for i in combined.issues if i.code == "motion_blur"]
+    assert error.severity is Severity.ERROR and not combined.acceptable
+    assert "learned quality model confirms it" in error.text
+
+
+def test_unknown_view_touching_the_top_is_a_warning_not_a_refusal(phantom):
+    # a CC phantom cut off at the top and bottom by a third of its width: a defect on a CC,
+    # the normal look of an MLO (the axilla runs off the top); with no view known, said only
+    image = phantom()
+    assert image.pixels is not None
+    rows = image.pixels.shape[0]
+    tissue = np.nonzero(image.pixels.max(axis=1) > image.pixels.min())[0]
+    cut = slice(int(tissue[0]), int(tissue[0]) + rows // 10)
+    image.pixels = image.pixels[cut.stop :].copy()
+    image.rows = image.pixels.shape[0]
+    known = gate(image)
+    assert "breast_cut_off" in known.codes and not known.quality.acceptable
+    image.view = None
+    unknown = gate(image)
+    (issue,) = [i for i in unknown.quality.issues if i.code == "breast_cut_off"]
+    assert issue.severity is Severity.WARNING and "view is not known" in issue.text

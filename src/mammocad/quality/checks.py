@@ -69,13 +69,23 @@ def breast_cut_off(
     if anterior:
         severity = Severity.ERROR if prepared.nipple is None else Severity.WARNING
         return ("breast_cut_off", severity, anterior[0].text)
+    # the axilla runs off the top of a lateral view by design: there only the fold counts
+    lateral_cut = m.bottom_touch >= params.cut_off_mlo_bottom
+    cc_cut = max(m.top_touch, m.bottom_touch) >= params.cut_off_cc_edge
     view = prepared.image.view
-    if view in LATERAL_VIEWS:
-        # the axilla runs off the top of a lateral view by design: only the fold counts
-        cut = m.bottom_touch >= params.cut_off_mlo_bottom
-    else:
-        cut = max(m.top_touch, m.bottom_touch) >= params.cut_off_cc_edge
-    if not cut:
+    if view is None and cc_cut and not lateral_cut:
+        # no tag or file name says the view (a bare PNG): a cut-off CC is a normal MLO, so
+        # it is said, not refused
+        return (
+            "breast_cut_off",
+            Severity.WARNING,
+            "The breast runs off the top or bottom edge of the image; the view is not known, "
+            "so this is a defect if it is a CC view (an MLO shows the axilla running off the "
+            "top); check the positioning, or name the view (View Position, or CC / MLO in the "
+            "file name).",
+        )
+    # an unknown view cut off even by the lateral rule is cut off whatever it is
+    if not (lateral_cut if view is None or view in LATERAL_VIEWS else cc_cut):
         return None
     return (
         "breast_cut_off",
@@ -98,11 +108,16 @@ def pectoral_not_shown(
     )
 
 
-def motion_blur(m: Measurements, params: QualityParams) -> Issue | None:
+def motion_blur(
+    m: Measurements, prepared: PreprocessedImage, params: QualityParams
+) -> Issue | None:
     """Fine detail lost AND the fine residual smeared along one direction only.
 
     Low fine-band energy alone fires on most digitised films (soft, but not moved), so the
-    directional smear of the residual is required too (docs/quality.md).
+    directional smear of the residual is required too (docs/quality.md). Both are measured at
+    a fixed physical scale: without a pixel spacing (a bare PNG) that scale is a guess
+    (``assumed_field_mm``), and the smear of scanner line artefacts changes sign with it, so
+    there the finding is a warning, not a refusal.
     """
     smeared = (
         m.smear_along >= params.min_smear_along
@@ -111,6 +126,14 @@ def motion_blur(m: Measurements, params: QualityParams) -> Issue | None:
     )
     if m.sharpness >= params.max_blur_sharpness or not smeared:
         return None
+    if prepared.image.pixel_spacing_mm is None:
+        return (
+            "motion_blur",
+            Severity.WARNING,
+            "The tissue looks smeared along one direction, as when the breast moves during the "
+            "exposure; the file gives no pixel spacing, so the blur was measured at a guessed "
+            "scale: check the image, and send it with its spacing (DICOM Pixel Spacing).",
+        )
     return (
         "motion_blur",
         Severity.ERROR,

@@ -67,7 +67,7 @@ def assess_quality(
         checks.overexposed(m, params),
         checks.underexposed(m, params),
         checks.breast_cut_off(m, prepared, params),
-        checks.motion_blur(m, params),
+        checks.motion_blur(m, prepared, params),
         checks.pectoral_not_shown(m, prepared, params),
         checks.implant(m, params),
         checks.unexpected_view(prepared, params),
@@ -92,11 +92,20 @@ def _combine(
 ) -> ImageQuality:
     """The documented rule: score × (1 − P(defective)); a confident model refusal the
     heuristics missed adds an error with the model's defect code (its penalty is not taken
-    again: the probability already lowered the score)."""
+    again: the probability already lowered the score). Where a heuristic only warned of that
+    defect (it could not be sure: no pixel spacing, an unknown view), the error replaces the
+    warning."""
     p_defective, code = learned.assess(x)
     issues = heuristic.issues
     if p_defective >= learned.refuse_probability and heuristic.acceptable:
         code, severity, text = _learned_issue(code, p_defective)
+        warned = [issue for issue in issues if issue.code == code]
+        if warned:
+            issues = tuple(issue for issue in issues if issue.code != code)
+            text = (
+                f"{warned[0].text} The learned quality model confirms it (probability "
+                f"{p_defective:.2f}): the image is not fit to read."
+            )
         issues += (
             Message(code=code, severity=severity, text=text, sop_instance_uid=sop_instance_uid),
         )
