@@ -10,7 +10,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from mammocad.cli import app
-from mammocad.commands.eval_findings import truth_from_phantoms
+from mammocad.commands.eval_findings import truth_from_mias, truth_from_phantoms
 from mammocad.synthetic import read_truth, write_studies
 
 # image 1.1: a malignant mass, found (0.9), and a calcification false positive (0.6);
@@ -135,3 +135,34 @@ def test_vindr_finding_annotations_match_images_by_file_name(tmp_path: Path) -> 
     froc = json.loads((tmp_path / "r" / "findings_froc.json").read_text())
     assert froc["operating_point"]["mass"] == {"sensitivity": 1.0, "fp_per_image": 0.0}
     assert "malignant" not in froc["operating_point"]  # VinDr-Mammo gives no pathology
+
+
+def test_mini_mias_lesions_match_films_by_file_name(shared_data: Path, tmp_path: Path) -> None:
+    folder = shared_data / "mini-mias"
+    truth = truth_from_mias(folder)
+    # "mdb015 G CIRC B 595 864 68": a benign mass, rows measured from the bottom
+    (mass,) = truth.boxes["mdb015"]
+    assert (mass.label, mass.box, mass.malignant) == ("mass", (527.0, 92.0, 663.0, 228.0), 0)
+    assert "mdb059" in truth.skip and "mdb059" not in truth.boxes  # a mass without coordinates
+    results = tmp_path / "results"
+    (results / "4.1").mkdir(parents=True)
+    images = [
+        {"sop_instance_uid": "4.1.1", "source": str(folder / "mdb015.png"), "status": "processed",
+         "findings": [{"box": [540, 100, 650, 220], "label": "mass", "score": 0.6,
+                       "malignancy_probability": 0.3}]},
+        {"sop_instance_uid": "4.1.2", "source": str(folder / "mdb059.png"), "status": "processed",
+         "findings": [{"box": [10, 10, 60, 60], "label": "mass", "score": 0.9,
+                       "malignancy_probability": 0.3}]},
+    ]  # fmt: skip
+    (results / "4.1" / "result.json").write_text(
+        json.dumps({"study_instance_uid": "4.1", "images": images})
+    )
+    exit_code, output = _run(
+        "--results", str(results), "--mias", str(folder), "--out", str(tmp_path / "r")
+    )
+    assert exit_code == 0, output
+    # mdb059's finding can be neither hit nor false positive: its film is left out
+    assert "1 images (0 rejected" in " ".join(output.split())
+    assert "1 with an abnormality the truth does not locate" in " ".join(output.split())
+    froc = json.loads((tmp_path / "r" / "findings_froc.json").read_text())
+    assert froc["operating_point"]["mass"] == {"sensitivity": 1.0, "fp_per_image": 0.0}

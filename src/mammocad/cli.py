@@ -949,18 +949,24 @@ def eval_findings_command(
     phantoms: Annotated[
         Path | None, typer.Option(help="Phantom folder: lesion boxes from its truth.json files.")
     ] = None,
+    mias: Annotated[
+        Path | None,
+        typer.Option(help="mini-MIAS folder: lesion boxes from Info.txt (films by file name)."),
+    ] = None,
     bootstrap: Annotated[int, typer.Option(help="Image-bootstrap resamples.")] = 1000,
 ) -> None:
     """Lesion localisation of the reported findings: FROC against lesion boxes, ending at the
     operating point users see (the bundle's finding threshold)."""
     from mammocad.commands import eval_findings as ef
 
-    if (boxes is None) == (phantoms is None):
-        console.print("[red]give exactly one of --boxes CSV or --phantoms DIR[/red]")
+    if sum(source is not None for source in (boxes, phantoms, mias)) != 1:
+        console.print("[red]give exactly one of --boxes CSV, --phantoms DIR or --mias DIR[/red]")
         raise typer.Exit(code=2)
     try:
         if boxes is not None:
             truth = ef.truth_from_boxes(boxes)
+        elif mias is not None:
+            truth = ef.truth_from_mias(mias)
         else:
             assert phantoms is not None  # exactly one source was given
             truth = ef.truth_from_phantoms(phantoms)

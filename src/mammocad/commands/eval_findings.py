@@ -32,6 +32,8 @@ from rich.console import Console
 from mammocad.commands.eval_study import read_results
 from mammocad.commands.froc_table import froc_table
 from mammocad.datasets import vindr
+from mammocad.datasets.mias import ANNOTATED_LABELS as MIAS_LABELS
+from mammocad.datasets.mias import load_mias
 from mammocad.detect.config import LESION_CLASSES
 from mammocad.eval.froc import (
     FrocReport,
@@ -62,6 +64,9 @@ class FindingsTruth:
 
     boxes: dict[str, list[TruthBox]]
     annotated: frozenset[str] | None
+    #: images left out: an abnormality the source could not localise (mini-MIAS rows
+    #: without coordinates), so their findings can be neither hits nor false positives
+    skip: frozenset[str] = frozenset()
 
 
 def truth_from_boxes(path: Path) -> FindingsTruth:
@@ -134,12 +139,35 @@ def truth_from_phantoms(folder: Path) -> FindingsTruth:
     return FindingsTruth(boxes=boxes, annotated=None)
 
 
+def truth_from_mias(folder: Path) -> FindingsTruth:
+    """mini-MIAS lesions (``Info.txt``, :mod:`mammocad.datasets.mias`) by film name
+    (``mdb001``): analysed PNG or PGM films are matched by their file name."""
+    records = load_mias(folder)
+    return FindingsTruth(
+        boxes={
+            record.image_id: [
+                TruthBox(
+                    box=lesion.box,
+                    label=lesion.label.value,
+                    malignant=-1 if lesion.malignant is None else int(lesion.malignant),
+                )
+                for lesion in record.lesions
+            ]
+            for record in records
+            if record.fully_localised
+        },
+        annotated=MIAS_LABELS,
+        skip=frozenset(record.image_id for record in records if not record.fully_localised),
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class FindingsEvaluation:
     report: FrocReport
     n_images: int
     n_rejected: int  # images with no findings because they were rejected (truths missed)
     n_not_analysed: int  # images of the truth that no result lists (left out)
+    n_skipped: int  # analysed images the truth cannot judge (left out)
     csv: Path
     png: Path
 
@@ -191,11 +219,14 @@ def run_eval_findings(
     """
     console = console or Console(stderr=True)
     predictions, truths, seen = [], [], set()
-    rejected = 0
+    rejected = skipped = 0
     for result in read_results(results_dir):
         for image in result.get("images") or []:
             keys = _keys(image)
             seen.update(keys)
+            if truth.skip.intersection(keys):
+                skipped += 1
+                continue
             rejected += image.get("status") != "processed"
             predictions.append(_predictions(image))
             rows = next((truth.boxes[key] for key in keys if key in truth.boxes), [])
@@ -220,12 +251,18 @@ def run_eval_findings(
     console.print(
         f"{len(predictions)} images ({rejected} rejected: their lesions count as missed), "
         f"{not_analysed} images of the truth that no result lists (left out)"
+        + (
+            f", {skipped} with an abnormality the truth does not locate (left out)"
+            if skipped
+            else ""
+        )
     )
     return FindingsEvaluation(
         report=report,
         n_images=len(predictions),
         n_rejected=rejected,
         n_not_analysed=not_analysed,
+        n_skipped=skipped,
         csv=csv_path,
         png=png,
     )
