@@ -3,8 +3,9 @@ rest" ROC-AUCs of the breast probability a user sees.
 
 mini-MIAS holds one MLO film per breast and both breasts of each patient (``mdb001`` right,
 ``mdb002`` left, …), so each patient becomes one two-image study and goes through
-:meth:`Pipeline.analyze` exactly as ``mammocad analyze`` would take the two PNGs: quality gate,
-detection, fusion (an MLO-only breast has nothing to link), aggregation, calibration. Each
+:meth:`Pipeline.analyze` as ``mammocad analyze`` takes the two PNGs, with the side, view and
+0.2 mm spacing mini-MIAS documents (a bare PNG says none of them): quality gate, detection,
+fusion (an MLO-only breast has nothing to link), aggregation, calibration. Each
 breast then gives one row:
 
 * ``probability``: the breast's unrounded malignancy probability (None when the pipeline
@@ -87,8 +88,8 @@ def select_fold(
 def patient_studies(
     records: Sequence[AnnotatedImage],
 ) -> Iterator[tuple[str, list[AnnotatedImage], Study]]:
-    """Each patient's films as one study (pixels read now), in patient order: the study
-    ``mammocad analyze`` would make of the patient's two PNGs."""
+    """Each patient's films as one study (pixels read now), in patient order, with the side,
+    view and spacing the adapter knows."""
     by_patient: dict[str, list[AnnotatedImage]] = defaultdict(list)
     for record in records:
         by_patient[record.patient_id].append(record)
