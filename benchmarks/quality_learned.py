@@ -87,7 +87,7 @@ def degraded_copies(image: Image, rng: np.random.Generator) -> Iterator[tuple[st
     except PreprocessError:
         return
     pixels = np.asarray(image.pixels, dtype=np.float32)
-    spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else 235.0 / pixels.shape[0]
+    spacing = image.spacing_or_assumed_mm[0]
     for name, (degrade, code) in sorted(DEGRADATIONS.items()):
         copy = replace(image, pixels=degrade(pixels, tissue, rng, spacing), messages=[])
         yield name, copy, code

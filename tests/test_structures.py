@@ -5,6 +5,7 @@ import pytest
 
 from mammocad.errors import RejectionCode
 from mammocad.structures import (
+    ASSUMED_FIELD_MM,
     Image,
     ImageStatus,
     Laterality,
@@ -98,3 +99,12 @@ def test_image_key_falls_back_to_file_stem() -> None:
     assert Image(source="scans/mdb001.png").key == "mdb001"
     assert Image(source="a.zip!x/1-130.dcm").key == "1-130"
     assert Image(source="x.dcm", sop_instance_uid="1.2").key == "1.2"
+
+
+def test_a_file_without_spacing_is_taken_to_cover_the_assumed_field() -> None:
+    # mini-MIAS: 1024 rows of 0.2 mm film; the assumption comes within 15 %
+    film = Image(source="mdb001.png", rows=1024)
+    assert film.spacing_or_assumed_mm == (ASSUMED_FIELD_MM / 1024, ASSUMED_FIELD_MM / 1024)
+    assert abs(film.spacing_or_assumed_mm[0] / 0.2 - 1) < 0.15
+    dicom = Image(source="x.dcm", rows=4096, pixel_spacing_mm=(0.07, 0.065))
+    assert dicom.spacing_or_assumed_mm == (0.07, 0.065)

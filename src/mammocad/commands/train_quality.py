@@ -92,7 +92,7 @@ def degraded(image: Image, rng: np.random.Generator, count: int) -> Iterator[tup
     except PreprocessError:
         return
     pixels = np.asarray(image.pixels, dtype=np.float32)
-    spacing = image.pixel_spacing_mm[0] if image.pixel_spacing_mm else 235.0 / pixels.shape[0]
+    spacing = image.spacing_or_assumed_mm[0]
     names = sorted(DEGRADATIONS)
     for index in rng.choice(len(names), size=min(count, len(names)), replace=False):
         degrade, code = DEGRADATIONS[names[int(index)]]

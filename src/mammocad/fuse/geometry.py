@@ -16,9 +16,9 @@ The nipple of an image is, in order of preference:
    nipple lies on a well-positioned view.
 
 All points and boxes are in ORIGINAL pixels; millimetres use the image's Pixel Spacing, or
-:data:`NOMINAL_SPACING_MM` when the file has none (PNG input) — distances then compare
-correctly between the views of one study (same detector), only the millimetre gates are
-approximate.
+when the file has none (PNG input) its height taken as
+:data:`~mammocad.structures.ASSUMED_FIELD_MM` — distances then compare correctly between the
+views of one study (same detector), only the millimetre gates are approximate.
 """
 
 from __future__ import annotations
@@ -35,9 +35,6 @@ from mammocad.structures import Finding, PreprocessedImage, ViewPosition
 #: lateral/oblique-like (PS3.3 C.8.11.7 View Position values).
 CC_LIKE = frozenset({ViewPosition.CC, ViewPosition.XCCL, ViewPosition.XCCM})
 MLO_LIKE = frozenset({ViewPosition.MLO, ViewPosition.ML, ViewPosition.LM})
-
-#: Used when an image has no Pixel Spacing: a typical full-field digital detector (0.07–0.1 mm).
-NOMINAL_SPACING_MM = 0.1
 
 
 class NippleSource:
@@ -59,7 +56,7 @@ class ViewFrame:
 
     @classmethod
     def of(cls, item: PreprocessedImage) -> ViewFrame:
-        spacing = item.image.pixel_spacing_mm or (NOMINAL_SPACING_MM, NOMINAL_SPACING_MM)
+        spacing = item.image.spacing_or_assumed_mm
         if item.nipple is not None:
             return cls(nipple=item.nipple, spacing_mm=spacing, nipple_source=NippleSource.LANDMARK)
         x1, y1, x2, y2 = item.breast_box

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Self
 
+from mammocad.structures import ASSUMED_FIELD_MM
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QualityParams:
@@ -24,7 +26,7 @@ class QualityParams:
     """
 
     work_spacing_mm: float = 0.4
-    assumed_field_mm: float = 235.0
+    assumed_field_mm: float = ASSUMED_FIELD_MM
     erosion_mm: float = 3.0  # texture is measured this far inside the skin line
     # neighbour correlation of the tissue pixels: anatomy is smooth at 0.4 mm (>= 0.9 on every
     # phantom and film), detector read-out noise is not (about 0)
