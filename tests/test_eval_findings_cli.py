@@ -7,10 +7,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 from typer.testing import CliRunner
 
 from mammocad.cli import app
 from mammocad.commands.eval_findings import truth_from_mias, truth_from_phantoms
+from mammocad.datasets.cbis_ddsm import lesion_boxes as cbis_lesion_boxes
 from mammocad.synthetic import read_truth, write_studies
 
 # image 1.1: a malignant mass, found (0.9), and a calcification false positive (0.6);
@@ -166,3 +170,104 @@ def test_mini_mias_lesions_match_films_by_file_name(shared_data: Path, tmp_path:
     assert "1 with an abnormality the truth does not locate" in " ".join(output.split())
     froc = json.loads((tmp_path / "r" / "findings_froc.json").read_text())
     assert froc["operating_point"]["mass"] == {"sensitivity": 1.0, "fp_per_image": 0.0}
+
+
+def _dicom(path: Path, pixels: np.ndarray, *, series: str, patient: str) -> str:
+    """A CBIS-DDSM-like secondary capture; returns its SOP Instance UID."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.PatientID = generate_uid(), series, patient
+    ds.Modality = "MG"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.PixelData = pixels.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return str(ds.SOPInstanceUID)
+
+
+def test_cbis_ddsm_boxes_come_from_roi_masks_found_by_series(tmp_path: Path) -> None:
+    # TCIA's download layout, not the CSV's: files are found by the series UID the CSV names
+    root = tmp_path / "CBIS-DDSM"
+    cc_series, mlo_series, roi_series = generate_uid(), generate_uid(), generate_uid()
+    mammogram = np.full((200, 160), 90)
+    cc = _dicom(
+        root / "Mass-Test_P_00001_LEFT_CC/07-20-2016-DDSM-1/1-full/1-1.dcm",
+        mammogram,
+        series=cc_series,
+        patient="Mass-Test_P_00001_LEFT_CC",
+    )
+    mlo = _dicom(
+        root / "Mass-Test_P_00001_LEFT_MLO/07-20-2016-DDSM-3/1-full/1-1.dcm",
+        mammogram,
+        series=mlo_series,
+        patient="Mass-Test_P_00001_LEFT_MLO",
+    )
+    mask = np.zeros((200, 160))
+    mask[50:70, 30:60] = 255
+    # as in 103 of CBIS-DDSM's rows, the mask is not the file the CSV's name says: the
+    # mask is told by its size, the full mammogram's
+    roi = root / "Mass-Test_P_00001_LEFT_CC_1/07-21-2016-DDSM-2/1-ROI"
+    _dicom(roi / "1-1.dcm", mask, series=roi_series, patient="Mass-Test_P_00001_LEFT_CC_1")
+    _dicom(roi / "1-2.dcm", np.full((20, 30), 200), series=roi_series, patient="x")
+    lost = generate_uid()  # the MLO's ROI series is not in the folder
+    header = (
+        "patient_id,breast_density,left or right breast,image view,abnormality id,"
+        "abnormality type,mass shape,mass margins,assessment,pathology,subtlety,"
+        "image file path,cropped image file path,ROI mask file path"
+    )
+    rows = [
+        f"P_00001,2,LEFT,CC,1,mass,OVAL,SPICULATED,5,MALIGNANT,5,"
+        f"a/s/{cc_series}/000000.dcm,a_1/s/{roi_series}/000001.dcm,\"a_1/s/{roi_series}/000000.dcm\n\"",
+        f"P_00001,2,LEFT,MLO,1,mass,OVAL,SPICULATED,5,MALIGNANT,5,"
+        f"c/s/{mlo_series}/000000.dcm,c_1/s/{lost}/000000.dcm,\"c_1/s/{lost}/000001.dcm\n\"",
+        f"P_00009,2,RIGHT,CC,1,mass,OVAL,SPICULATED,4,BENIGN,5,"
+        f"b/s/{generate_uid()}/000000.dcm,b_1/s/x/000000.dcm,\"b_1/s/x/000001.dcm\n\"",
+    ]  # fmt: skip
+    (tmp_path / "mass.csv").write_bytes(("\r\n".join([header, *rows]) + "\r\n").encode())
+    found = cbis_lesion_boxes([tmp_path / "mass.csv"], root)
+    (lesion,) = found.lesions[cc]
+    assert (lesion.box, lesion.label, lesion.malignant) == ((30.0, 50.0, 60.0, 70.0), "mass", True)
+    # the MLO's mask is missing: that mammogram cannot be judged; P_00009 is not there at all
+    assert found.unlocated == {mlo} and found.rows_without_image == 1
+    results = tmp_path / "results"
+    (results / "5.1").mkdir(parents=True)
+    finding = {
+        "box": [32, 52, 58, 68],
+        "label": "mass",
+        "score": 0.7,
+        "malignancy_probability": 0.6,
+    }
+    images = [
+        {"sop_instance_uid": cc, "status": "processed", "findings": [finding]},
+        {"sop_instance_uid": mlo, "status": "processed", "findings": [finding]},
+    ]
+    (results / "5.1" / "result.json").write_text(
+        json.dumps({"study_instance_uid": "5.1", "images": images})
+    )
+    arguments = ["--results", str(results), "--cbis-ddsm", str(tmp_path / "mass.csv")]
+    exit_code, output = _run(*arguments, "--images", str(root), "--out", str(tmp_path / "r"))
+    assert exit_code == 0, output
+    assert "1 with an abnormality the truth does not locate" in " ".join(output.split())
+    froc = json.loads((tmp_path / "r" / "findings_froc.json").read_text())
+    assert froc["operating_point"]["malignant"] == {"sensitivity": 1.0, "fp_per_image": 0.0}
+    exit_code, output = _run(*arguments, "--out", str(tmp_path / "r"))
+    assert exit_code == 2 and "--cbis-ddsm needs --images DIR" in " ".join(output.split())
+
+
+def test_the_cbis_ddsm_sample_is_found_by_series(shared_data: Path) -> None:
+    # the 8 sample files are full mammograms of P_00173 and P_00820 whose ROI masks are not
+    # in the sample: every one found, none locatable
+    cases = shared_data / "annotation-formats" / "cbis-ddsm"
+    found = cbis_lesion_boxes(
+        sorted(cases.glob("*_case_description_test_set.csv")), shared_data / "cbis-ddsm-sample"
+    )
+    assert len(found.unlocated) == 8 and not found.lesions
+    assert found.rows_without_image == 378 + 326 - 10  # P_00173's 6 rows, P_00820's 4

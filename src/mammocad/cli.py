@@ -953,18 +953,38 @@ def eval_findings_command(
         Path | None,
         typer.Option(help="mini-MIAS folder: lesion boxes from Info.txt (films by file name)."),
     ] = None,
+    cbis_ddsm: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--cbis-ddsm",
+            help="CBIS-DDSM case description CSV (repeatable): boxes from the ROI masks under "
+            "--images.",
+        ),
+    ] = None,
+    images: Annotated[
+        Path | None,
+        typer.Option(help="The CBIS-DDSM DICOM folder, any layout (with --cbis-ddsm)."),
+    ] = None,
     bootstrap: Annotated[int, typer.Option(help="Image-bootstrap resamples.")] = 1000,
 ) -> None:
     """Lesion localisation of the reported findings: FROC against lesion boxes, ending at the
     operating point users see (the bundle's finding threshold)."""
     from mammocad.commands import eval_findings as ef
 
-    if sum(source is not None for source in (boxes, phantoms, mias)) != 1:
-        console.print("[red]give exactly one of --boxes CSV, --phantoms DIR or --mias DIR[/red]")
+    if sum(bool(source) for source in (boxes, phantoms, mias, cbis_ddsm)) != 1:
+        console.print(
+            "[red]give exactly one of --boxes CSV, --phantoms DIR, --mias DIR or --cbis-ddsm "
+            "CSV[/red]"
+        )
+        raise typer.Exit(code=2)
+    if bool(cbis_ddsm) != (images is not None):
+        console.print("[red]--cbis-ddsm needs --images DIR (its ROI masks), and only it[/red]")
         raise typer.Exit(code=2)
     try:
         if boxes is not None:
             truth = ef.truth_from_boxes(boxes)
+        elif cbis_ddsm and images is not None:
+            truth = ef.truth_from_cbis_ddsm(cbis_ddsm, images)
         elif mias is not None:
             truth = ef.truth_from_mias(mias)
         else:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -31,7 +31,7 @@ from rich.console import Console
 
 from mammocad.commands.eval_study import read_results
 from mammocad.commands.froc_table import froc_table
-from mammocad.datasets import vindr
+from mammocad.datasets import cbis_ddsm, vindr
 from mammocad.datasets.mias import ANNOTATED_LABELS as MIAS_LABELS
 from mammocad.datasets.mias import load_mias
 from mammocad.detect.config import LESION_CLASSES
@@ -65,7 +65,8 @@ class FindingsTruth:
     boxes: dict[str, list[TruthBox]]
     annotated: frozenset[str] | None
     #: images left out: an abnormality the source could not localise (mini-MIAS rows
-    #: without coordinates), so their findings can be neither hits nor false positives
+    #: without coordinates, a CBIS-DDSM ROI mask missing), so their findings can be neither
+    #: hits nor false positives
     skip: frozenset[str] = frozenset()
 
 
@@ -137,6 +138,29 @@ def truth_from_phantoms(folder: Path) -> FindingsTruth:
                 for lesion in view.lesions
             ]
     return FindingsTruth(boxes=boxes, annotated=None)
+
+
+def truth_from_cbis_ddsm(case_descriptions: Sequence[Path], images: Path) -> FindingsTruth:
+    """CBIS-DDSM abnormalities (masses and calcifications; :func:`mammocad.datasets.cbis_ddsm.
+    lesion_boxes`) by the full mammogram's SOP Instance UID, boxes from the ROI masks under
+    ``images``; a mammogram whose mask is missing is left out."""
+    found = cbis_ddsm.lesion_boxes(case_descriptions, images)
+    if not found.lesions and not found.unlocated:
+        raise ValueError(
+            f"none of the case descriptions' mammograms is under {images}: give the folder of "
+            "the CBIS-DDSM DICOM files (any layout; they are found by their Series Instance UID)"
+        )
+    return FindingsTruth(
+        boxes={
+            uid: [
+                TruthBox(box=lesion.box, label=lesion.label, malignant=int(lesion.malignant))
+                for lesion in lesions
+            ]
+            for uid, lesions in found.lesions.items()
+        },
+        annotated=frozenset({"mass", "calcification"}),
+        skip=found.unlocated,
+    )
 
 
 def truth_from_mias(folder: Path) -> FindingsTruth:

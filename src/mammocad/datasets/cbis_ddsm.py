@@ -1,4 +1,4 @@
-"""CBIS-DDSM case descriptions → breast labels.
+"""CBIS-DDSM case descriptions → breast labels, and lesion boxes from the ROI masks.
 
 CBIS-DDSM (Lee et al. 2017, TCIA) ships four CSVs — ``mass_case_description_{train,test}_set``
 and ``calc_case_description_{train,test}_set`` — with one row per abnormality of one view:
@@ -16,9 +16,20 @@ it), so its labels ask "malignant or benign lesion", not "abnormal or normal".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
-from mammocad.datasets.breast_labels import BreastLabel, LabelFile, LabelFormat, side_of
+import numpy as np
+import pydicom
+
+from mammocad.datasets.breast_labels import (
+    BreastLabel,
+    LabelFile,
+    LabelFormat,
+    read_table,
+    side_of,
+)
 
 PATHOLOGIES = {"MALIGNANT": True, "BENIGN": False, "BENIGN_WITHOUT_CALLBACK": False}
 _DENSITY_COLUMNS = ("breast_density", "breast density")
@@ -28,21 +39,137 @@ def breast_rows(table: LabelFile) -> Iterator[BreastLabel]:
     """One label per row (an abnormality on one view); grouped by BI-RADS density."""
     density_column = next((c for c in _DENSITY_COLUMNS if c in table.columns), None)
     for index, row in enumerate(table.rows):
-        pathology = row["pathology"].upper()
-        if pathology not in PATHOLOGIES:
-            raise ValueError(
-                f"{table.where(index)}: pathology {row['pathology']!r} is none of "
-                f"{', '.join(PATHOLOGIES)}"
-            )
         density = row.get(density_column, "") if density_column else ""
         yield BreastLabel(
             patient_id=row["patient_id"].upper(),
             laterality=side_of(table, index, row["left or right breast"]),
-            malignant=PATHOLOGIES[pathology],
+            malignant=_malignant(table, index),
             group=f"density {density}" if density not in {"", "0"} else None,
         )
+
+
+def _malignant(table: LabelFile, index: int) -> bool:
+    text = table.rows[index]["pathology"]
+    pathology = PATHOLOGIES.get(text.upper())
+    if pathology is None:
+        raise ValueError(
+            f"{table.where(index)}: pathology {text!r} is none of {', '.join(PATHOLOGIES)}"
+        )
+    return pathology
 
 
 FORMAT = LabelFormat(
     "CBIS-DDSM", frozenset({"patient_id", "left or right breast", "pathology"}), breast_rows
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CbisLesion:
+    """One abnormality on one full mammogram: ``box`` the bounding box of its ROI mask in the
+    mammogram's pixels."""
+
+    box: tuple[float, float, float, float]
+    label: str  # "mass" or "calcification"
+    malignant: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CbisBoxes:
+    #: lesions by the full mammogram's SOP Instance UID
+    lesions: dict[str, list[CbisLesion]]
+    #: full mammograms with an abnormality whose ROI mask is not under the folder
+    unlocated: frozenset[str]
+    #: case description rows whose full mammogram is not under the folder
+    rows_without_image: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    path: Path
+    sop_instance_uid: str
+    shape: tuple[int, int]
+
+
+def lesion_boxes(case_descriptions: Sequence[Path], images: Path) -> CbisBoxes:
+    """Each abnormality's box, from its ROI mask image under ``images`` (the dataset as
+    downloaded, in any folder layout).
+
+    The CSV paths (``<case>/<StudyInstanceUID>/<SeriesInstanceUID>/00000N.dcm``) follow a
+    layout TCIA's downloads no longer keep, so files are found by the Series Instance UID the
+    path names, read from the DICOM headers. The cropped lesion and the ROI mask share a
+    series, and their ``000000`` / ``000001`` names are not consistent: the mask is the image
+    of the full mammogram's size.
+
+    Raises:
+        ValueError: a file is not a case description, or a row's values are not CBIS-DDSM's.
+    """
+    series = _index(images)
+    lesions: dict[str, list[CbisLesion]] = {}
+    unlocated: set[str] = set()
+    without_image = 0
+    for path in case_descriptions:
+        table = read_table(path)
+        if not table.columns >= FORMAT.columns | {"image file path", "ROI mask file path"}:
+            raise ValueError(f"{path}: not a CBIS-DDSM case description with its file paths")
+        for index, row in enumerate(table.rows):
+            full = series.get(_series_uid(row["image file path"]), [])
+            if len(full) != 1:
+                without_image += 1
+                continue
+            (mammogram,) = full
+            masks = [
+                s
+                for s in series.get(_series_uid(row["ROI mask file path"]), [])
+                if s.shape == mammogram.shape
+            ]
+            box = _mask_box(masks[0].path) if masks else None
+            if box is None:
+                unlocated.add(mammogram.sop_instance_uid)
+                continue
+            kind = row.get("abnormality type", "").lower()
+            lesions.setdefault(mammogram.sop_instance_uid, []).append(
+                CbisLesion(
+                    box=box,
+                    label="calcification" if kind == "calcification" else "mass",
+                    malignant=_malignant(table, index),
+                )
+            )
+    return CbisBoxes(
+        lesions=lesions, unlocated=frozenset(unlocated), rows_without_image=without_image
+    )
+
+
+def _series_uid(path_text: str) -> str:
+    parts = PurePosixPath(path_text.strip().replace("\\", "/")).parts
+    return parts[-2] if len(parts) >= 2 else ""
+
+
+def _index(images: Path) -> dict[str, list[_Stored]]:
+    """Every DICOM file under ``images`` by its Series Instance UID (headers only)."""
+    series: dict[str, list[_Stored]] = {}
+    for path in sorted(images.rglob("*.dcm")):
+        try:
+            ds = pydicom.dcmread(
+                path,
+                stop_before_pixels=True,
+                specific_tags=["SeriesInstanceUID", "SOPInstanceUID", "Rows", "Columns"],
+            )
+            stored = _Stored(
+                path=path,
+                sop_instance_uid=str(ds.SOPInstanceUID),
+                shape=(int(ds.Rows), int(ds.Columns)),
+            )
+        except Exception:  # not a readable DICOM image: not one of the dataset's
+            continue
+        series.setdefault(str(ds.SeriesInstanceUID), []).append(stored)
+    return series
+
+
+def _mask_box(path: Path) -> tuple[float, float, float, float] | None:
+    """The bounding box of a mask's non-zero pixels (edges included), or None if empty."""
+    mask = pydicom.dcmread(path).pixel_array
+    rows = np.flatnonzero(mask.any(axis=1))
+    columns = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return (float(columns[0]), float(rows[0]), float(columns[-1] + 1), float(rows[-1] + 1))
