@@ -93,7 +93,7 @@ def test_study_inputs_split_breasts_links_fusion_and_quality() -> None:
     preprocessed = {
         k: SimpleNamespace(
             quality=SimpleNamespace(score=q),
-            image=SimpleNamespace(pixel_spacing_mm=(0.1, 0.1)),
+            image=SimpleNamespace(pixel_spacing_mm=(0.1, 0.1), spacing_or_assumed_mm=(0.1, 0.1)),
             nipple=(0.0, 15.0),
         )
         for k, q in quality.items()
