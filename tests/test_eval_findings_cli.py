@@ -82,11 +82,11 @@ def test_reported_findings_against_lesion_boxes(tmp_path: Path) -> None:
     assert (tmp_path / "r" / "findings_froc.png").stat().st_size > 0
 
 
-def test_bad_boxes_say_which_line(tmp_path: Path) -> None:
+def test_bad_boxes_say_which_row(tmp_path: Path) -> None:
     results, boxes = _write(tmp_path)
     boxes.write_text(boxes.read_text().replace("Mass", "lump"))
     exit_code, output = _run("--results", str(results), "--boxes", str(boxes), "--out", "x")
-    assert exit_code == 2 and "line 2: label 'lump' is none of mass" in " ".join(output.split())
+    assert exit_code == 2 and "row 2: label 'lump' is none of mass" in " ".join(output.split())
     boxes.write_text("sop_instance_uid,x1,y1,x2,y2,label\n1.1,5,5,1,1,mass\n")
     exit_code, output = _run("--results", str(results), "--boxes", str(boxes), "--out", "x")
     assert exit_code == 2 and "needs x1 < x2 and y1 < y2" in output

@@ -140,7 +140,17 @@ def test_breast_labels_need_a_laterality_we_can_read(tmp_path: Path) -> None:
         app, [*arguments, "--out", str(tmp_path / "r"), "--level", "breast"]
     )
     assert result.exit_code == 2
-    assert "'both' is not R or L" in " ".join(result.output.split())
+    assert "row 2: side 'both' is not L/LEFT or R/RIGHT" in " ".join(result.output.split())
+
+
+def test_a_label_that_is_not_1_or_0_is_refused_not_read_as_benign(tmp_path: Path) -> None:
+    _write_results(tmp_path / "results")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("study_instance_uid,label\n1.1,0\n1.2,1\n1.3,malignnat\n")
+    arguments = ["eval", "study", "--results", str(tmp_path / "results"), "--labels", str(labels)]
+    result = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "row 4: label 'malignnat' is not 1 or 0" in " ".join(result.output.split())
 
 
 def test_breast_labels_from_phantom_truth(tmp_path: Path) -> None:

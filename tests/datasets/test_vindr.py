@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mammocad.datasets.breast_labels import read_table
 from mammocad.datasets.vindr import lesion_boxes
 
 
 def test_the_real_finding_annotations(shared_data: Path) -> None:
     path = shared_data / "annotation-formats" / "vindr-mammo" / "finding_annotations_EXCERPT.csv"
-    images = lesion_boxes(path)
+    images = lesion_boxes(read_table(path))
     assert len(images) == 17  # 18 rows, one image with two findings
     (mass,) = images["4e3a578fe535ea4f5258d3f7f4419db8"]
     assert mass.label == "mass" and mass.box[0] == 2355.1398925781

@@ -19,7 +19,6 @@ and phantoms all of them. A rejected image keeps its truths, all missed.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import defaultdict
 from collections.abc import Collection, Sequence
@@ -32,6 +31,7 @@ from rich.console import Console
 from mammocad.commands.eval_study import read_results
 from mammocad.commands.froc_table import froc_table
 from mammocad.datasets import cbis_ddsm, vindr
+from mammocad.datasets.breast_labels import outcome_of, read_table
 from mammocad.datasets.mias import ANNOTATED_LABELS as MIAS_LABELS
 from mammocad.datasets.mias import load_mias
 from mammocad.detect.config import LESION_CLASSES
@@ -47,7 +47,6 @@ from mammocad.synthetic import read_truth
 
 Box = tuple[float, float, float, float]
 _COLUMNS = ("x1", "y1", "x2", "y2", "label")
-_MALIGNANT = {"1": 1, "true": 1, "malignant": 1, "0": 0, "false": 0, "benign": 0, "": -1}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,12 +77,11 @@ def truth_from_boxes(path: Path) -> FindingsTruth:
 
     Raises:
         ValueError: a missing column, a box that is not four numbers with x1 < x2 and y1 < y2,
-            or a label that is no lesion class (its line is named).
+            or a label that is no lesion class (its row is named).
     """
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        header = set(next(csv.reader(handle), []))
-    if header >= vindr.COLUMNS:
-        images = vindr.lesion_boxes(path)
+    table = read_table(path)
+    if table.columns >= vindr.COLUMNS:
+        images = vindr.lesion_boxes(table)
         return FindingsTruth(
             boxes={
                 image: [TruthBox(box=b.box, label=b.label, malignant=-1) for b in boxes]
@@ -91,29 +89,23 @@ def truth_from_boxes(path: Path) -> FindingsTruth:
             },
             annotated=frozenset(LESION_CLASSES),
         )
+    key = next((name for name in ("sop_instance_uid", "image") if name in table.columns), None)
+    if key is None or not table.columns >= set(_COLUMNS):
+        raise ValueError(
+            f"{path}: lesion boxes need the columns sop_instance_uid (or image), "
+            f"{', '.join(_COLUMNS)} (or VinDr-Mammo's finding_annotations.csv)"
+        )
     boxes: dict[str, list[TruthBox]] = defaultdict(list)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = set(reader.fieldnames or ())
-        key = next((name for name in ("sop_instance_uid", "image") if name in columns), None)
-        if key is None or not columns >= set(_COLUMNS):
+    for index, row in enumerate(table.rows):
+        where = table.where(index)
+        label = row["label"].lower().replace(" ", "_")
+        if label not in LESION_CLASSES:
             raise ValueError(
-                f"{path}: lesion boxes need the columns sop_instance_uid (or image), "
-                f"{', '.join(_COLUMNS)} (or VinDr-Mammo's finding_annotations.csv)"
+                f"{where}: label {row['label']!r} is none of {', '.join(LESION_CLASSES)}"
             )
-        for row in reader:
-            where = f"{path} line {reader.line_num}"
-            label = row["label"].strip().lower().replace(" ", "_")
-            if label not in LESION_CLASSES:
-                raise ValueError(
-                    f"{where}: label {row['label']!r} is none of {', '.join(LESION_CLASSES)}"
-                )
-            malignant = _MALIGNANT.get((row.get("malignant") or "").strip().lower())
-            if malignant is None:
-                raise ValueError(f"{where}: malignant {row['malignant']!r} is not 1, 0 or empty")
-            boxes[row[key].strip()].append(
-                TruthBox(box=_box(row, where), label=label, malignant=malignant)
-            )
+        # empty: unknown pathology, neither hit nor miss of the malignant curve
+        malignant = int(outcome_of(table, index, "malignant")) if row.get("malignant") else -1
+        boxes[row[key]].append(TruthBox(box=_box(row, where), label=label, malignant=malignant))
     annotated = frozenset(box.label for rows in boxes.values() for box in rows)
     return FindingsTruth(boxes=dict(boxes), annotated=annotated)
 

@@ -16,7 +16,6 @@ technical defects (studies ``rejected`` or ``partial``), with whether the set qu
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import zipfile
@@ -28,7 +27,13 @@ from typing import Any
 
 from rich.console import Console
 
-from mammocad.datasets.breast_labels import read_breast_labels
+from mammocad.datasets.breast_labels import (
+    LabelFile,
+    outcome_of,
+    read_breast_labels,
+    read_table,
+    side_of,
+)
 from mammocad.eval.study_metrics import StudyMetrics, evaluate_study, evaluate_subgroups
 from mammocad.eval.study_report import (
     CalibrationTestSummary,
@@ -50,49 +55,46 @@ class StudyLabel:
 
 
 def labels_from_csv(path: Path) -> dict[str, StudyLabel]:
-    """``study_instance_uid,label[,patient_id][,group]`` rows → labels by study UID."""
-    labels: dict[str, StudyLabel] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            if "study_instance_uid" not in row or "label" not in row:
-                raise ValueError(f"{path}: needs the columns study_instance_uid and label")
-            uid = row["study_instance_uid"].strip()
-            labels[uid] = _row_label(row, uid)
-    return labels
+    """``study_instance_uid,label[,patient_id][,group]`` rows → labels by study UID.
+
+    Raises:
+        ValueError: the file cannot be read, lacks a column, or a label is not 1 or 0.
+    """
+    table = read_table(path)
+    if not table.columns >= {"study_instance_uid", "label"}:
+        raise ValueError(f"{path}: needs the columns study_instance_uid and label")
+    return {
+        table.rows[index]["study_instance_uid"]: _row_label(table, index)
+        for index in range(len(table.rows))
+    }
 
 
-def _row_label(row: dict[str, str], uid: str) -> StudyLabel:
-    """A label CSV row's label (1 = malignant), patient (default: the study) and group."""
+def _row_label(table: LabelFile, index: int) -> StudyLabel:
+    """A label row's outcome (1 = malignant), patient (default: the study) and group."""
+    row = table.rows[index]
     return StudyLabel(
-        malignant=row["label"].strip() in {"1", "true", "True", "malignant"},
-        patient_id=(row.get("patient_id") or uid).strip(),
-        group=(row.get("group") or None),
+        malignant=outcome_of(table, index),
+        patient_id=row.get("patient_id") or row["study_instance_uid"],
+        group=row.get("group") or None,
     )
 
 
 #: a breast: (Study Instance UID, laterality "R" or "L")
 BreastKey = tuple[str, str]
-_SIDES = {"R": "R", "RIGHT": "R", "L": "L", "LEFT": "L"}
 
 
 def breast_labels_from_csv(path: Path) -> dict[BreastKey, StudyLabel]:
     """``study_instance_uid,laterality,label[,patient_id][,group]`` rows → labels by breast;
     laterality ``R``/``L`` (or ``RIGHT``/``LEFT``), label 1 = malignant."""
+    table = read_table(path)
+    if not table.columns >= {"study_instance_uid", "laterality", "label"}:
+        raise ValueError(
+            f"{path}: breast labels need the columns study_instance_uid, laterality and label"
+        )
     labels: dict[BreastKey, StudyLabel] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        for number, row in enumerate(csv.DictReader(handle), start=2):
-            if not {"study_instance_uid", "laterality", "label"} <= set(row):
-                raise ValueError(
-                    f"{path}: breast labels need the columns study_instance_uid, laterality "
-                    "and label"
-                )
-            side = _SIDES.get(row["laterality"].strip().upper())
-            if side is None:
-                raise ValueError(
-                    f"{path} line {number}: laterality {row['laterality']!r} is not R or L"
-                )
-            uid = row["study_instance_uid"].strip()
-            labels[(uid, side)] = _row_label(row, uid)
+    for index, row in enumerate(table.rows):
+        side = side_of(table, index, row["laterality"])
+        labels[(row["study_instance_uid"], side.value)] = _row_label(table, index)
     return labels
 
 

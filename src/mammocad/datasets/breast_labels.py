@@ -157,18 +157,36 @@ def _merge(entries: list[BreastLabel]) -> BreastLabel:
     )
 
 
-_LABELS = {"1": True, "true": True, "malignant": True, "0": False, "false": False, "benign": False}
+_OUTCOMES = {
+    "1": True,
+    "true": True,
+    "malignant": True,
+    "0": False,
+    "false": False,
+    "benign": False,
+}
+
+
+def outcome_of(table: LabelFile, index: int, column: str = "label") -> bool:
+    """A label cell: 1 / true / malignant, or 0 / false / benign (any case).
+
+    Raises:
+        ValueError: anything else (its file and row are named): a typo must not count as
+            benign.
+    """
+    text = table.rows[index].get(column, "")
+    malignant = _OUTCOMES.get(text.lower())
+    if malignant is None:
+        raise ValueError(f"{table.where(index)}: {column} {text!r} is not 1 or 0")
+    return malignant
 
 
 def _patient_rows(table: LabelFile) -> Iterator[BreastLabel]:
     for index, row in enumerate(table.rows):
-        malignant = _LABELS.get(row["label"].lower())
-        if malignant is None:
-            raise ValueError(f"{table.where(index)}: label {row['label']!r} is not 1 or 0")
         yield BreastLabel(
             patient_id=row["patient_id"],
             laterality=side_of(table, index, row["laterality"]),
-            malignant=malignant,
+            malignant=outcome_of(table, index),
             group=row.get("group") or None,
         )
 

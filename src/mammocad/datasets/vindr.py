@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from pathlib import Path
 
-from mammocad.datasets.breast_labels import read_table
+from mammocad.datasets.breast_labels import LabelFile
 
 COLUMNS = frozenset({"image_id", "finding_categories", "xmin", "ymin", "xmax", "ymax"})
 #: VinDr-Mammo's categories → mammocad's lesion classes, in the order a multi-category box
@@ -41,16 +40,17 @@ class VindrBox:
     label: str
 
 
-def lesion_boxes(path: Path) -> dict[str, list[VindrBox]]:
-    """Every image of the file by ``image_id``, with its lesion boxes (none: lesion-free).
+def lesion_boxes(table: LabelFile) -> dict[str, list[VindrBox]]:
+    """Every image of the file (read by
+    :func:`~mammocad.datasets.breast_labels.read_table`) by ``image_id``, with its lesion
+    boxes (none: lesion-free).
 
     Raises:
         ValueError: the file lacks VinDr-Mammo's columns, or a box or category list cannot be
             read (its row is named).
     """
-    table = read_table(path)
     if not table.columns >= COLUMNS:
-        raise ValueError(f"{path}: not VinDr-Mammo's finding_annotations.csv")
+        raise ValueError(f"{table.path}: not VinDr-Mammo's finding_annotations.csv")
     images: dict[str, list[VindrBox]] = {}
     for index, row in enumerate(table.rows):
         boxes = images.setdefault(row["image_id"], [])
