@@ -906,8 +906,9 @@ def eval_study_command(
         raise typer.Exit(code=2)
     try:
         if level is EvalLevel.breast:
+            read = ev.read_results(results)  # once: the dataset labels are matched on them
             if dataset_labels:
-                breast_truth = ev.breast_labels_from_dataset(dataset_labels, results)
+                breast_truth = ev.breast_labels_from_dataset(dataset_labels, read)
             elif labels is not None:
                 breast_truth = ev.breast_labels_from_csv(labels)
             else:
@@ -915,7 +916,7 @@ def eval_study_command(
                 breast_truth = ev.breast_labels_from_phantoms(phantoms)
             evaluation = ev.run_eval_breasts(
                 results_dir=results, labels=breast_truth, out_dir=out, bootstrap=bootstrap,
-                console=console,
+                console=console, results=read,
             )  # fmt: skip
         else:
             if labels is not None:

@@ -111,7 +111,7 @@ def breast_labels_from_phantoms(folder: Path) -> dict[BreastKey, StudyLabel]:
 
 
 def breast_labels_from_dataset(
-    label_files: Sequence[Path], results_dir: Path
+    label_files: Sequence[Path], results: Sequence[dict[str, Any]]
 ) -> dict[BreastKey, StudyLabel]:
     """Labels of the analysed breasts from public datasets' label files (CBIS-DDSM, CMMD,
     RSNA 2023: :mod:`mammocad.datasets.breast_labels`), which key them by patient and side.
@@ -131,14 +131,13 @@ def breast_labels_from_dataset(
     }
     labelled = {patient for patient, _ in truth}
     studies_of: dict[str, list[str]] = defaultdict(list)
-    results = read_results(results_dir)
     for result in results:
         patient = patient_key(result.get("x_patient_id"))
         if patient is not None and patient in labelled:
             studies_of[patient].append(str(result["study_instance_uid"]))
     if not studies_of:
         raise ValueError(
-            f"none of the {len(results)} results under {results_dir} is of a patient in the "
+            f"none of the {len(results)} results is of a patient in the "
             "label files. Results are matched by their x_patient_id, the images' Patient ID: "
             "check that the labels are of these images; results written before mammocad "
             "recorded it have none, analyse again"
@@ -291,21 +290,26 @@ def run_eval_breasts(
     out_dir: Path,
     bootstrap: int = 1000,
     console: Console | None = None,
+    results: Sequence[dict[str, Any]] | None = None,
 ) -> StudyEvaluation:
     """Breast-level ROC-AUC of every labelled breast of the results (patient-cluster
     bootstrap: a woman's breasts are drawn together), on the 2-decimal probabilities users see
     and unrounded; writes ``breast_metrics.md`` and ``.csv``. A breast without a probability
     (its images rejected) is counted and left out. No calibration test: that is the Moscow
-    experiment's study-level set."""
+    experiment's study-level set. ``results``: those of ``results_dir`` where the caller has
+    read them already."""
     console = console or Console(stderr=True)
     raw, truth, patients, groups = [], [], [], []
     rejected = unlabelled = 0
-    for result in read_results(results_dir):
+    labelled_sides: dict[str, set[str]] = defaultdict(set)
+    for uid, side in labels:
+        labelled_sides[uid].add(side)
+    for result in results if results is not None else read_results(results_dir):
         uid = str(result["study_instance_uid"])
         listed = {str(breast["laterality"]) for breast in result.get("breasts") or []}
         # a labelled breast the result does not list (no image of it processed) has no
         # probability either
-        rejected += sum(1 for key in labels if key[0] == uid and key[1] not in listed)
+        rejected += len(labelled_sides.get(uid, set()) - listed)
         for breast in result.get("breasts") or []:
             label = labels.get((uid, str(breast["laterality"])))
             if label is None:
