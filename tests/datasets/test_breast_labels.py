@@ -91,6 +91,13 @@ def test_the_real_label_files(shared_data: Path) -> None:
     assert cbis[("P_00820", L)].malignant and not cbis[("P_00820", R)].malignant
     malignant = sum(breast.malignant for breast in cbis.values())
     assert len(cbis) == 1708 and malignant == 761  # counted with the csv module alone
+    # the test split, as docs/study-metrics.md quotes it
+    test = read_breast_labels(sorted((formats / "cbis-ddsm").glob("*_test_set.csv")))
+    assert (len(test), len({p for p, _ in test}), sum(b.malignant for b in test.values())) == (
+        369,
+        349,
+        152,
+    )
     cmmd = read_breast_labels([formats / "cmmd" / "CMMD_clinicaldata_revision.xlsx"])
     assert len(cmmd) == 1872  # one row per breast: 1,775 women, 97 with both sides
     assert not cmmd[("D1-0001", R)].malignant
