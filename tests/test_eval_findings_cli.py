@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import plistlib
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,43 @@ def test_mini_mias_lesions_match_films_by_file_name(shared_data: Path, tmp_path:
     assert "1 with an abnormality the truth does not locate" in " ".join(output.split())
     froc = json.loads((tmp_path / "r" / "findings_froc.json").read_text())
     assert froc["operating_point"]["mass"] == {"sensitivity": 1.0, "fp_per_image": 0.0}
+
+
+def test_inbreast_roi_files_match_images_by_file_name(tmp_path: Path) -> None:
+    # INbreast: AllXML/<File Name>.xml; the DICOM files' names start with the File Name
+    (tmp_path / "AllXML").mkdir()
+    outline = [f"({x}, {y})" for x, y in ((1000, 1200), (1100, 1200), (1100, 1320), (1000, 1320))]
+    with (tmp_path / "AllXML" / "20586934.xml").open("wb") as handle:
+        plistlib.dump({"Images": [{"ROIs": [{"Name": "Mass", "Point_px": outline}]}]}, handle)
+    results = tmp_path / "results"
+    (results / "6.1").mkdir(parents=True)
+    images = [
+        {"sop_instance_uid": "6.1.1", "source": "AllDICOMs/20586934_6c613a14_MG_L_CC_ANON.dcm",
+         "status": "processed", "findings": [
+             {"box": [1010, 1190, 1090, 1310], "label": "mass", "score": 0.8,
+              "malignancy_probability": 0.5}]},
+        {"sop_instance_uid": "6.1.2", "source": "AllDICOMs/20586986_6c613a14_MG_L_ML_ANON.dcm",
+         "status": "processed", "findings": [
+             {"box": [10, 10, 60, 60], "label": "mass", "score": 0.9,
+              "malignancy_probability": 0.5}]},
+    ]  # fmt: skip
+    (results / "6.1" / "result.json").write_text(
+        json.dumps({"study_instance_uid": "6.1", "images": images})
+    )
+    exit_code, output = _run(
+        "--results",
+        str(results),
+        "--inbreast",
+        str(tmp_path / "AllXML"),
+        "--out",
+        str(tmp_path / "r"),
+    )
+    assert exit_code == 0, output
+    # the mass found; 20586986 has no ROI file, so it is lesion-free and its finding a false
+    # positive: 1 of 2 images
+    froc = json.loads((tmp_path / "r" / "findings_froc.json").read_text())
+    assert froc["operating_point"]["mass"] == {"sensitivity": 1.0, "fp_per_image": 0.5}
+    assert "malignant" not in froc["operating_point"]  # INbreast gives no pathology per ROI
 
 
 def _dicom(path: Path, pixels: np.ndarray, *, series: str, patient: str) -> str:

@@ -243,3 +243,50 @@ def test_results_without_a_patient_say_to_analyse_again(
     exit_code, output = _eval_cbis(tmp_path, cbis_case_descriptions, "--level", "breast")
     assert exit_code == 2
     assert "none of the 4 results" in output and "analyse again" in output
+
+
+def _write_image_results(folder: Path, studies: dict[str, list[tuple[str, str, float]]]) -> None:
+    """One result per entry: its images (file name, side) and each side's probability."""
+    for uid, images in studies.items():
+        (folder / uid).mkdir(parents=True)
+        result = {
+            "study_instance_uid": uid,
+            "malignancy_probability": 0.5,
+            "images": [
+                {"sop_instance_uid": f"{uid}.{k}", "source": name, "laterality": side}
+                for k, (name, side, _) in enumerate(images)
+            ],
+            "breasts": [
+                {"laterality": side, "malignancy_probability": round(value, 2),
+                 "x_malignancy_probability_unrounded": value}
+                for _, side, value in images
+            ],
+        }  # fmt: skip
+        (folder / uid / "result.json").write_text(json.dumps(result))
+
+
+def test_inbreast_labels_match_images_by_file_name(tmp_path: Path) -> None:
+    # INbreast.csv labels images by File Name, the number its DICOM files' names start with
+    (tmp_path / "INbreast.csv").write_text(
+        "Patient ID;Patient age;Laterality;View;Acquisition date;File Name;ACR;Bi-Rads\r\n"
+        "removed;removed;L;CC;200902;20586934;2;5\r\n"
+        "removed;removed;R;CC;200902;20586908;2;2\r\n"
+        "removed;removed;R;CC;201001;22678622;4;1\r\n"
+        "removed;removed;L;CC;201001;22678646;4;3\r\n"
+    )
+    _write_image_results(
+        tmp_path / "results",
+        {
+            "5.1": [("20586934_6c613a14b80a8591_MG_L_CC_ANON.dcm", "L", 0.7),
+                    ("20586908_6c613a14b80a8591_MG_R_CC_ANON.dcm", "R", 0.2)],
+            "5.2": [("22678622_d71ba4bfa7a0ed5c_MG_R_CC_ANON.dcm", "R", 0.6),
+                    ("22678646_d71ba4bfa7a0ed5c_MG_L_CC_ANON.dcm", "L", 0.1)],
+            "5.3": [("99999999_0000_MG_R_CC_ANON.dcm", "R", 0.9)],
+        },
+    )  # fmt: skip
+    exit_code, output = _eval_cbis(tmp_path, (tmp_path / "INbreast.csv",), "--level", "breast")
+    assert exit_code == 0, output
+    # the BI-RADS 5 breast (0.7) outranks the three BI-RADS 1-3 breasts: AUC 1; 5.3 unlabelled
+    assert "4 breasts (1 malignant), 0 without a probability, 1 without a label" in output
+    assert "AUC 1.000" in output
+    assert "| ACR 4 |" in (tmp_path / "report" / "breast_metrics.md").read_text()

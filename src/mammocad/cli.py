@@ -870,8 +870,9 @@ def eval_study_command(
             "--dataset-labels",
             help="A public dataset's label file, recognised by its columns (repeatable): "
             "CBIS-DDSM case descriptions, CMMD clinical data (.xlsx or CSV), RSNA 2023 "
-            "train.csv, or patient_id,laterality,label[,group]. Breast labels (--level "
-            "breast), matched by Patient ID.",
+            "train.csv, INbreast.csv, mini-MIAS Info.txt, or patient_id,laterality,label"
+            "[,group]. Breast labels (--level breast), matched by Patient ID (INbreast, "
+            "mini-MIAS: by file name).",
         ),
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="Patient-bootstrap resamples.")] = 1000,
@@ -954,6 +955,13 @@ def eval_findings_command(
         Path | None,
         typer.Option(help="mini-MIAS folder: lesion boxes from Info.txt (films by file name)."),
     ] = None,
+    inbreast: Annotated[
+        Path | None,
+        typer.Option(
+            help="INbreast's AllXML folder: lesion boxes from its ROI files (images by the "
+            "File Name their file names start with)."
+        ),
+    ] = None,
     cbis_ddsm: Annotated[
         list[Path] | None,
         typer.Option(
@@ -972,10 +980,10 @@ def eval_findings_command(
     operating point users see (the bundle's finding threshold)."""
     from mammocad.commands import eval_findings as ef
 
-    if sum(bool(source) for source in (boxes, phantoms, mias, cbis_ddsm)) != 1:
+    if sum(bool(source) for source in (boxes, phantoms, mias, inbreast, cbis_ddsm)) != 1:
         console.print(
-            "[red]give exactly one of --boxes CSV, --phantoms DIR, --mias DIR or --cbis-ddsm "
-            "CSV[/red]"
+            "[red]give exactly one of --boxes CSV, --phantoms DIR, --mias DIR, --inbreast DIR "
+            "or --cbis-ddsm CSV[/red]"
         )
         raise typer.Exit(code=2)
     if bool(cbis_ddsm) != (images is not None):
@@ -988,6 +996,8 @@ def eval_findings_command(
             truth = ef.truth_from_cbis_ddsm(cbis_ddsm, images)
         elif mias is not None:
             truth = ef.truth_from_mias(mias)
+        elif inbreast is not None:
+            truth = ef.truth_from_inbreast(inbreast)
         else:
             assert phantoms is not None  # exactly one source was given
             truth = ef.truth_from_phantoms(phantoms)

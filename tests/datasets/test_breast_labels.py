@@ -8,7 +8,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from mammocad.datasets.breast_labels import read_breast_labels
+from mammocad.datasets.breast_labels import read_dataset_labels
 from mammocad.structures import Laterality
 
 L, R = Laterality.L, Laterality.R
@@ -17,7 +17,7 @@ L, R = Laterality.L, Laterality.R
 def test_cbis_ddsm_a_breast_is_malignant_when_any_abnormality_is(
     cbis_case_descriptions: tuple[Path, Path],
 ) -> None:
-    breasts = read_breast_labels(cbis_case_descriptions)
+    breasts = read_dataset_labels(cbis_case_descriptions).breasts
     assert set(breasts) == {("P_00001", L), ("P_00001", R), ("P_00002", R)}
     left = breasts[("P_00001", L)]  # a benign mass and a malignant calcification
     assert left.malignant and left.group == "density 2"
@@ -42,7 +42,7 @@ def test_cmmd_clinical_data_as_workbook_or_csv(tmp_path: Path) -> None:
     text = "\n".join(",".join("" if v is None else str(v) for v in row) for row in (header, *rows))
     (tmp_path / "clinical.csv").write_text(text + "\n")
     for name in ("clinical.xlsx", "clinical.csv"):
-        breasts = read_breast_labels([tmp_path / name])
+        breasts = read_dataset_labels([tmp_path / name]).breasts
         assert set(breasts) == {("D1-0001", R), ("D2-0001", L)}
         assert not breasts[("D1-0001", R)].malignant
         assert breasts[("D1-0001", R)].group == "calcification"
@@ -59,7 +59,7 @@ def test_rsna_images_of_a_breast_share_its_outcome(tmp_path: Path) -> None:
         "1,10038,1967300488,R,CC,60,1,1,1,0,0,B,49,False\n"
         "1,10038,2142944869,R,MLO,60,1,1,1,0,0,B,49,False\n"
     )
-    breasts = read_breast_labels([path])
+    breasts = read_dataset_labels([path]).breasts
     assert set(breasts) == {("10006", L), ("10038", R)}
     assert not breasts[("10006", L)].malignant and breasts[("10006", L)].group is None
     assert breasts[("10038", R)].malignant and breasts[("10038", R)].group == "density B"
@@ -71,20 +71,22 @@ def test_unknown_files_and_values_say_what_is_wrong(
     labels = tmp_path / "labels.csv"
     labels.write_text("study_instance_uid,label\n1.2.3,1\n")
     with pytest.raises(ValueError, match=r"not a label file of a known dataset .*CMMD: ID1"):
-        read_breast_labels([labels])
+        read_dataset_labels([labels])
     mass, _ = cbis_case_descriptions
     mass.write_text(mass.read_text().replace("BENIGN,4,b", "UNPROVEN,4,b"))
     with pytest.raises(ValueError, match="row 3: pathology 'UNPROVEN' is none of MALIGNANT"):
-        read_breast_labels([mass])
+        read_dataset_labels([mass])
     rsna = tmp_path / "train.csv"
     rsna.write_text("patient_id,laterality,cancer\n1,BOTH,0\n")
     with pytest.raises(ValueError, match="row 2: side 'BOTH' is not L/LEFT or R/RIGHT"):
-        read_breast_labels([rsna])
+        read_dataset_labels([rsna])
 
 
 def test_the_real_label_files(shared_data: Path) -> None:
     formats = shared_data / "annotation-formats"
-    cbis = read_breast_labels(sorted((formats / "cbis-ddsm").glob("*_case_description_*.csv")))
+    cbis = read_dataset_labels(
+        sorted((formats / "cbis-ddsm").glob("*_case_description_*.csv"))
+    ).breasts
     # the bundled sample's two patients (../shared/data/cbis-ddsm-sample): P_00173 benign
     # masses in both breasts, P_00820 a malignant left and a benign right mass
     assert not cbis[("P_00173", L)].malignant and not cbis[("P_00173", R)].malignant
@@ -92,39 +94,39 @@ def test_the_real_label_files(shared_data: Path) -> None:
     malignant = sum(breast.malignant for breast in cbis.values())
     assert len(cbis) == 1708 and malignant == 761  # counted with the csv module alone
     # the test split, as docs/study-metrics.md quotes it
-    test = read_breast_labels(sorted((formats / "cbis-ddsm").glob("*_test_set.csv")))
+    test = read_dataset_labels(sorted((formats / "cbis-ddsm").glob("*_test_set.csv"))).breasts
     assert (len(test), len({p for p, _ in test}), sum(b.malignant for b in test.values())) == (
         369,
         349,
         152,
     )
-    cmmd = read_breast_labels([formats / "cmmd" / "CMMD_clinicaldata_revision.xlsx"])
+    cmmd = read_dataset_labels([formats / "cmmd" / "CMMD_clinicaldata_revision.xlsx"]).breasts
     assert len(cmmd) == 1872  # one row per breast: 1,775 women, 97 with both sides
     assert not cmmd[("D1-0001", R)].malignant
     assert sum(breast.malignant for breast in cmmd.values()) == 1316
-    rsna = read_breast_labels([formats / "rsna-2023" / "train_csv_header_and_3_rows.csv"])
+    rsna = read_dataset_labels([formats / "rsna-2023" / "train_csv_header_and_3_rows.csv"]).breasts
     assert set(rsna) == {("10006", L), ("10006", R)}
 
 
 def test_a_sites_own_labels_per_patient(tmp_path: Path) -> None:
     path = tmp_path / "breasts.csv"
     path.write_text("patient_id,laterality,label,group\nA-1,RIGHT,1,site 1\nA-1,L,0,site 1\n")
-    breasts = read_breast_labels([path])
+    breasts = read_dataset_labels([path]).breasts
     assert breasts[("A-1", R)].malignant and breasts[("A-1", R)].group == "site 1"
     assert not breasts[("A-1", L)].malignant
     path.write_text("patient_id,laterality,label\nA-1,R,maybe\n")
     with pytest.raises(ValueError, match="row 2: label 'maybe' is not 1 or 0"):
-        read_breast_labels([path])
+        read_dataset_labels([path])
 
 
 def test_unreadable_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"missing\.csv: No such file"):
-        read_breast_labels([tmp_path / "missing.csv"])
+        read_dataset_labels([tmp_path / "missing.csv"])
     latin = tmp_path / "latin.csv"
     latin.write_bytes("patient_id,laterality,label\nJosé,R,1\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin\.csv is not UTF-8 text"):
-        read_breast_labels([latin])
+        read_dataset_labels([latin])
     broken = tmp_path / "clinical.xlsx"
     broken.write_bytes(b"not a workbook")
     with pytest.raises(ValueError, match=r"clinical\.xlsx is not a readable \.xlsx workbook"):
-        read_breast_labels([broken])
+        read_dataset_labels([broken])

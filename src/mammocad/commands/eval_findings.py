@@ -11,7 +11,8 @@ users see: lesion sensitivity at that many false positives per image.
 Truth: a CSV ``sop_instance_uid,x1,y1,x2,y2,label[,malignant]`` (original pixel columns and
 rows; label one of mammocad's lesion classes; malignant 1 / 0, empty = unknown; an ``image``
 column, the file name without extension, may stand for the UID), VinDr-Mammo's
-``finding_annotations.csv`` as distributed, or phantom folders (``truth.json``). An image of
+``finding_annotations.csv`` as distributed, CBIS-DDSM's ROI masks, INbreast's ROI files
+(``AllXML``), mini-MIAS's ``Info.txt``, or phantom folders (``truth.json``). An image of
 the results without truth rows is lesion-free; a CSV of rows annotates only the classes it
 names (predictions of other classes are neither hits nor false positives there), VinDr-Mammo
 and phantoms all of them. A rejected image keeps its truths, all missed.
@@ -23,14 +24,14 @@ import json
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from mammocad.commands.eval_study import read_results
+from mammocad.commands.eval_study import image_keys, read_results
 from mammocad.commands.froc_table import froc_table
-from mammocad.datasets import cbis_ddsm, vindr
+from mammocad.datasets import cbis_ddsm, inbreast, vindr
 from mammocad.datasets.breast_labels import outcome_of, read_table
 from mammocad.datasets.mias import ANNOTATED_LABELS as MIAS_LABELS
 from mammocad.datasets.mias import load_mias
@@ -155,6 +156,20 @@ def truth_from_cbis_ddsm(case_descriptions: Sequence[Path], images: Path) -> Fin
     )
 
 
+def truth_from_inbreast(folder: Path) -> FindingsTruth:
+    """INbreast lesions from the ROI files under ``folder`` (``AllXML``,
+    :mod:`mammocad.datasets.inbreast`) by File Name, which analysed files are matched by (the
+    number their names start with). An analysed image without an XML file is lesion-free, as
+    INbreast's normal images are."""
+    return FindingsTruth(
+        boxes={
+            image: [TruthBox(box=b.box, label=b.label, malignant=-1) for b in boxes]
+            for image, boxes in inbreast.lesion_boxes(folder).items()
+        },
+        annotated=inbreast.ANNOTATED_LABELS,
+    )
+
+
 def truth_from_mias(folder: Path) -> FindingsTruth:
     """mini-MIAS lesions (``Info.txt``, :mod:`mammocad.datasets.mias`) by film name
     (``mdb001``): analysed PNG or PGM films are matched by their file name."""
@@ -186,16 +201,6 @@ class FindingsEvaluation:
     n_skipped: int  # analysed images the truth cannot judge (left out)
     csv: Path
     png: Path
-
-
-def _keys(image: dict[str, Any]) -> list[str]:
-    """What truth may name an image by: its SOP Instance UID, or its file's name without
-    extension (VinDr-Mammo's ``image_id``; a zip member's too)."""
-    keys = [str(image["sop_instance_uid"])]
-    source = image.get("source")
-    if source:
-        keys.append(PurePosixPath(str(source).replace("\\", "/").split("!")[-1]).stem)
-    return keys
 
 
 def _predictions(image: dict[str, Any]) -> ImagePredictions:
@@ -238,7 +243,7 @@ def run_eval_findings(
     rejected = skipped = 0
     for result in read_results(results_dir):
         for image in result.get("images") or []:
-            keys = _keys(image)
+            keys = image_keys(image)
             seen.update(keys)
             if truth.skip.intersection(keys):
                 skipped += 1

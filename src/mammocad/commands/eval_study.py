@@ -22,15 +22,16 @@ import zipfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from rich.console import Console
 
 from mammocad.datasets.breast_labels import (
+    BreastLabel,
     LabelFile,
     outcome_of,
-    read_breast_labels,
+    read_dataset_labels,
     read_table,
     side_of,
 )
@@ -113,21 +114,46 @@ def breast_labels_from_phantoms(folder: Path) -> dict[BreastKey, StudyLabel]:
 def breast_labels_from_dataset(
     label_files: Sequence[Path], results: Sequence[dict[str, Any]]
 ) -> dict[BreastKey, StudyLabel]:
-    """Labels of the analysed breasts from public datasets' label files (CBIS-DDSM, CMMD,
-    RSNA 2023: :mod:`mammocad.datasets.breast_labels`), which key them by patient and side.
+    """Labels of the analysed breasts from public datasets' label files
+    (:mod:`mammocad.datasets.breast_labels`), which key them by patient and side (CBIS-DDSM,
+    CMMD, RSNA 2023) or by image (INbreast, mini-MIAS).
 
-    Each result is matched by its ``x_patient_id`` read as a patient key, so CBIS-DDSM's
-    ``Mass-Test_P_00173_LEFT_CC`` and the ``P_00173`` of a ``--group-by patient`` study both
-    match ``P_00173``.
+    A result is matched to patient labels by its ``x_patient_id`` read as a patient key, so
+    CBIS-DDSM's ``Mass-Test_P_00173_LEFT_CC`` and the ``P_00173`` of a ``--group-by patient``
+    study both match ``P_00173``; to image labels by its images' file names
+    (:func:`image_keys`): the breast an image was analysed in takes its label, malignant when
+    any of its labelled images is.
 
     Raises:
-        ValueError: a file of no known dataset; no result of a labelled patient; or a labelled
-            patient in several results (one breast needs one probability).
+        ValueError: a file of no known dataset; no result of a labelled patient or image; or
+            a labelled patient in several results (one breast needs one probability).
     """
+    dataset = read_dataset_labels(label_files)
+    labels = _patient_labels(dataset.breasts, results)
+    for key, label in _image_labels(dataset.images, results).items():
+        known = labels.get(key)
+        labels[key] = (
+            label if known is None else replace(known, malignant=known.malignant or label.malignant)
+        )
+    if not labels:
+        raise ValueError(
+            f"none of the {len(results)} results is of a patient or an image in the label "
+            "files. Results are matched by their x_patient_id, the images' Patient ID "
+            "(CBIS-DDSM, CMMD, RSNA), or by their images' file names (INbreast, mini-MIAS): "
+            "check that the labels are of these images; results written before mammocad "
+            "recorded the Patient ID have none, analyse again"
+        )
+    return labels
+
+
+def _patient_labels(
+    truth_by_patient: dict[tuple[str, Laterality], BreastLabel],
+    results: Sequence[dict[str, Any]],
+) -> dict[BreastKey, StudyLabel]:
     # label files' IDs read as patient keys too, as the results' are
     truth = {
         (patient_key(patient) or patient, side): label
-        for (patient, side), label in read_breast_labels(label_files).items()
+        for (patient, side), label in truth_by_patient.items()
     }
     labelled = {patient for patient, _ in truth}
     studies_of: dict[str, list[str]] = defaultdict(list)
@@ -135,13 +161,6 @@ def breast_labels_from_dataset(
         patient = patient_key(result.get("x_patient_id"))
         if patient is not None and patient in labelled:
             studies_of[patient].append(str(result["study_instance_uid"]))
-    if not studies_of:
-        raise ValueError(
-            f"none of the {len(results)} results is of a patient in the "
-            "label files. Results are matched by their x_patient_id, the images' Patient ID: "
-            "check that the labels are of these images; results written before mammocad "
-            "recorded it have none, analyse again"
-        )
     split = {patient: uids for patient, uids in studies_of.items() if len(uids) > 1}
     if split:
         patient, uids = next(iter(split.items()))
@@ -158,6 +177,45 @@ def breast_labels_from_dataset(
                 malignant=breast.malignant, patient_id=patient, group=breast.group or "unknown"
             )
     return labels
+
+
+def _image_labels(
+    truth_by_image: dict[str, BreastLabel], results: Sequence[dict[str, Any]]
+) -> dict[BreastKey, StudyLabel]:
+    labels: dict[BreastKey, StudyLabel] = {}
+    for result in results:
+        uid = str(result["study_instance_uid"])
+        for image in result.get("images") or []:
+            keys = [key for key in image_keys(image) if key in truth_by_image]
+            truth = truth_by_image[keys[0]] if keys else None
+            side = image.get("laterality")
+            if truth is None or side not in ("R", "L"):
+                continue
+            # the dataset's patient where it has one (mini-MIAS's pairs), else the result's
+            patient = truth.patient_id or patient_key(result.get("x_patient_id")) or uid
+            known = labels.get((uid, side))
+            labels[(uid, side)] = StudyLabel(
+                malignant=truth.malignant or (known is not None and known.malignant),
+                patient_id=patient,
+                group=truth.group or (known.group if known else None) or "unknown",
+            )
+    return labels
+
+
+def image_keys(image: dict[str, Any]) -> list[str]:
+    """What truth may name a result's image by: its SOP Instance UID, its file's name without
+    extension (VinDr-Mammo's ``image_id``, mini-MIAS's ``mdb001``; a zip member's too), and the
+    number that name starts with before a ``_`` (INbreast's File Name, ``22614097`` of
+    ``22614097_<hash>_MG_L_CC_ANON.dcm``)."""
+    keys = [str(image["sop_instance_uid"])]
+    source = image.get("source")
+    if source:
+        stem = PurePosixPath(str(source).replace("\\", "/").split("!")[-1]).stem
+        keys.append(stem)
+        number = stem.split("_", 1)[0]
+        if number != stem and number.isdigit():
+            keys.append(number)
+    return keys
 
 
 def labels_from_phantoms(folder: Path) -> dict[str, StudyLabel]:

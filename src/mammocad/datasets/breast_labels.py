@@ -11,13 +11,16 @@ CBIS-DDSM      ``mass_`` / ``calc_case_description_*.csv``  any abnormality ``MA
 CMMD           ``CMMD_clinicaldata_revision.xlsx`` (or a    ``classification`` ``Malignant``
                CSV with its columns)
 RSNA 2023      ``train.csv``                                any image with ``cancer`` 1
+INbreast       ``INbreast.csv`` (``;``-separated)           an image with BI-RADS 4a–6
+mini-MIAS      ``Info.txt``                                 an abnormality of severity ``M``
 a site's own   ``patient_id,laterality,label[,group]``      ``label`` 1
 =============  ==========================================  ===================================
 
-Labels are keyed by the dataset's patient ID and side; a breast listed in several rows or
-files (several abnormalities, both views, CBIS-DDSM's mass and calcification files) is
-malignant when any row says so. Each label also carries the subgroup reports break down by
-(density where the dataset gives one). Only label files are read, never an image.
+Most datasets key labels by patient ID and side; INbreast (whose patient IDs are removed) and
+mini-MIAS label images, keyed by the image's file ID (``22614097``, ``mdb001``). A breast listed
+in several rows or files (several abnormalities, both views, CBIS-DDSM's mass and calcification
+files) is malignant when any row says so. Each label also carries the subgroup reports break
+down by (density where the dataset gives one). Only label files are read, never an image.
 """
 
 from __future__ import annotations
@@ -40,6 +43,18 @@ class BreastLabel:
     laterality: Laterality
     malignant: bool
     group: str | None = None  # e.g. "density 2"; None where the dataset says nothing
+    #: the labelled image's file ID where the dataset labels images, not patients (INbreast,
+    #: mini-MIAS); ``patient_id`` is then the dataset's patient where it has one, else ""
+    image_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetLabels:
+    """What the label files say: breasts by (patient ID, side), and the breasts of images by
+    the image's file ID (datasets that label images)."""
+
+    breasts: dict[tuple[str, Laterality], BreastLabel]
+    images: dict[str, BreastLabel]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +80,8 @@ class LabelFormat:
 
 
 def read_table(path: Path) -> LabelFile:
-    """A CSV (any line ends, quoted newlines) or the first sheet of an ``.xlsx`` workbook.
+    """A CSV (any line ends, quoted newlines; ``,`` or, where the header has ``;`` and no
+    ``,``, ``;`` as INbreast's) or the first sheet of an ``.xlsx`` workbook.
 
     Raises:
         ValueError: the file cannot be read (missing, not UTF-8, a broken workbook, an
@@ -76,7 +92,11 @@ def read_table(path: Path) -> LabelFile:
             rows = _xlsx_rows(path)
         else:
             with path.open(newline="", encoding="utf-8-sig") as handle:
-                rows = [[cell or "" for cell in row] for row in csv.reader(handle)]
+                first_line = handle.readline()
+                handle.seek(0)
+                delimiter = ";" if ";" in first_line and "," not in first_line else ","
+                reader = csv.reader(handle, delimiter=delimiter)
+                rows = [[cell or "" for cell in row] for row in reader]
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not UTF-8 text: save it as a UTF-8 CSV") from None
     except OSError as error:
@@ -121,29 +141,45 @@ def side_of(table: LabelFile, index: int, text: str) -> Laterality:
     return side
 
 
-def read_breast_labels(paths: Iterable[Path]) -> dict[tuple[str, Laterality], BreastLabel]:
-    """Every breast the label files list, by (patient ID, side), each file's dataset
-    recognised by its columns.
+def read_dataset_labels(paths: Iterable[Path]) -> DatasetLabels:
+    """Every breast the label files list, by (patient ID, side), and every labelled image by
+    its file ID; each file's dataset recognised by its columns (a mini-MIAS ``Info.txt`` by
+    its rows).
 
     Raises:
         ValueError: a file of no known dataset (the formats are named), or a row whose side or
             outcome is not one of its dataset's values (its file and row are named).
     """
-    from mammocad.datasets import cbis_ddsm, cmmd, rsna
+    from mammocad.datasets import cbis_ddsm, cmmd, inbreast, rsna
 
-    formats = (cbis_ddsm.FORMAT, cmmd.FORMAT, rsna.FORMAT, PATIENT_CSV)
-    rows: dict[tuple[str, Laterality], list[BreastLabel]] = {}
+    formats = (cbis_ddsm.FORMAT, cmmd.FORMAT, rsna.FORMAT, inbreast.FORMAT, PATIENT_CSV)
+    breasts: dict[tuple[str, Laterality], list[BreastLabel]] = {}
+    images: dict[str, list[BreastLabel]] = {}
     for path in paths:
-        table = read_table(path)
-        found = next((f for f in formats if table.columns >= f.columns), None)
-        if found is None:
-            known = "; ".join(f"{f.dataset}: {', '.join(sorted(f.columns))}" for f in formats)
-            raise ValueError(
-                f"{path}: not a label file of a known dataset (columns needed — {known})"
-            )
-        for label in found.breast_rows(table):
-            rows.setdefault((label.patient_id, label.laterality), []).append(label)
-    return {key: _merge(entries) for key, entries in rows.items()}
+        labels: Iterable[BreastLabel]
+        if path.suffix.lower() == ".txt":  # mini-MIAS Info.txt: not a table
+            from mammocad.datasets import mias  # imports the training stack: only for it
+
+            labels = mias.breast_labels(path)
+        else:
+            table = read_table(path)
+            found = next((f for f in formats if table.columns >= f.columns), None)
+            if found is None:
+                known = "; ".join(f"{f.dataset}: {', '.join(sorted(f.columns))}" for f in formats)
+                raise ValueError(
+                    f"{path}: not a label file of a known dataset (columns needed — {known}; "
+                    "or mini-MIAS's Info.txt)"
+                )
+            labels = found.breast_rows(table)
+        for label in labels:
+            if label.image_id is not None:
+                images.setdefault(label.image_id, []).append(label)
+            else:
+                breasts.setdefault((label.patient_id, label.laterality), []).append(label)
+    return DatasetLabels(
+        breasts={key: _merge(entries) for key, entries in breasts.items()},
+        images={key: _merge(entries) for key, entries in images.items()},
+    )
 
 
 def _merge(entries: list[BreastLabel]) -> BreastLabel:
@@ -154,6 +190,7 @@ def _merge(entries: list[BreastLabel]) -> BreastLabel:
         laterality=first.laterality,
         malignant=any(entry.malignant for entry in entries),
         group=groups[-1] if groups else None,  # a breast's rows agree in the datasets' files
+        image_id=first.image_id,
     )
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mammocad.datasets.breast_labels import BreastLabel
 from mammocad.datasets.records import AnnotatedImage, LesionAnnotation
 from mammocad.datasets.samples import make_sample, prepare_samples
 from mammocad.errors import PreprocessError
@@ -54,7 +55,7 @@ def _parse_rows(info: Path) -> dict[str, list[list[str]]]:
     rows: dict[str, list[list[str]]] = defaultdict(list)
     for line in info.read_text(encoding="ascii", errors="replace").splitlines():
         fields = line.split()
-        if len(fields) >= 3 and fields[0].startswith("mdb"):
+        if len(fields) >= 3 and fields[0].startswith("mdb") and fields[0][3:].isdigit():
             rows[fields[0]].append(fields)
     return rows
 
@@ -77,6 +78,38 @@ def image_labels(root: Path) -> dict[str, ImageLabel]:
         )
         for ref, rows in _parse_rows(root / "Info.txt").items()
     }
+
+
+def breast_labels(info: Path) -> Iterator[BreastLabel]:
+    """``Info.txt`` as breast labels for ``mammocad eval study --dataset-labels``: one per film,
+    keyed by its reference (the file name), malignant when a row of it has severity M;
+    patients are the reference pairs, grouped by background tissue.
+
+    Raises:
+        ValueError: the file cannot be read or has no ``mdbNNN`` row.
+    """
+    try:
+        rows = _parse_rows(info)
+    except OSError as error:
+        raise ValueError(f"{info}: {error.strerror or error}") from None
+    if not rows:
+        raise ValueError(f"{info} has no mdbNNN row: it is not mini-MIAS's Info.txt")
+    for ref, fields in sorted(rows.items()):
+        yield BreastLabel(
+            patient_id=_patient_of(ref),
+            laterality=_side_of(ref),
+            malignant=any(len(row) > 3 and row[3] == "M" for row in fields),
+            group=DENSITY.get(fields[0][1]),
+            image_id=ref,
+        )
+
+
+def _patient_of(ref: str) -> str:
+    return f"mias-{(int(ref[3:]) + 1) // 2:03d}"  # odd/even pairs: 001 and 002 are one woman
+
+
+def _side_of(ref: str) -> Laterality:
+    return Laterality.R if int(ref[3:]) % 2 else Laterality.L
 
 
 def _lesion(fields: list[str], ref: str, k: int) -> LesionAnnotation | None:
@@ -116,7 +149,6 @@ def load_mias(root: Path) -> list[AnnotatedImage]:
         path = _image_path(root, ref)
         if path is None:
             continue
-        number = int(ref[3:])
         lesions = [_lesion(fields, ref, k) for k, fields in enumerate(rows)]
         abnormal = any(fields[2] != "NORM" for fields in rows)
         located = tuple(lesion for lesion in lesions if lesion is not None)
@@ -124,9 +156,9 @@ def load_mias(root: Path) -> list[AnnotatedImage]:
             AnnotatedImage(
                 path=path,
                 image_id=ref,
-                patient_id=f"mias-{(number + 1) // 2:03d}",
+                patient_id=_patient_of(ref),
                 source=SOURCE,
-                laterality=Laterality.R if number % 2 else Laterality.L,
+                laterality=_side_of(ref),
                 view=ViewPosition.MLO,
                 lesions=located,
                 annotated_labels=ANNOTATED_LABELS,
