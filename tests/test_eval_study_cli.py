@@ -290,3 +290,30 @@ def test_inbreast_labels_match_images_by_file_name(tmp_path: Path) -> None:
     assert "4 breasts (1 malignant), 0 without a probability, 1 without a label" in output
     assert "AUC 1.000" in output
     assert "| ACR 4 |" in (tmp_path / "report" / "breast_metrics.md").read_text()
+
+
+def test_mini_mias_films_analysed_one_per_study(shared_data: Path, tmp_path: Path) -> None:
+    # as `analyze` on the bare PNGs writes them: one film per study, the other side listed
+    # with no image and no probability (no unlabelled breast)
+    films = {"mdb023": 0.4, "mdb028": 0.3, "mdb005": 0.2, "mdb006": 0.1}  # two malignant
+    results = tmp_path / "results"
+    for number, (film, value) in enumerate(films.items()):
+        side, other = ("R", "L") if int(film[3:]) % 2 else ("L", "R")
+        (results / f"7.{number}").mkdir(parents=True)
+        result = {
+            "study_instance_uid": f"7.{number}",
+            "images": [{"sop_instance_uid": f"7.{number}.1", "source": f"mias/{film}.png",
+                        "laterality": side}],
+            "breasts": [
+                {"laterality": side, "malignancy_probability": round(value, 2),
+                 "x_malignancy_probability_unrounded": value},
+                {"laterality": other, "malignancy_probability": None},
+            ],
+        }  # fmt: skip
+        (results / f"7.{number}" / "result.json").write_text(json.dumps(result))
+    exit_code, output = _eval_cbis(
+        tmp_path, (shared_data / "mini-mias" / "Info.txt",), "--level", "breast"
+    )
+    assert exit_code == 0, output
+    assert "4 breasts (2 malignant), 0 without a probability, 0 without a label" in output
+    assert "AUC 1.000" in output

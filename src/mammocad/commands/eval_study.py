@@ -370,10 +370,11 @@ def run_eval_breasts(
         rejected += len(labelled_sides.get(uid, set()) - listed)
         for breast in result.get("breasts") or []:
             label = labels.get((uid, str(breast["laterality"])))
-            if label is None:
-                unlabelled += 1
-                continue
             shown = breast["malignancy_probability"]
+            if label is None:
+                # a side with no image (one film per study) is no unlabelled breast
+                unlabelled += shown is not None
+                continue
             if shown is None:
                 rejected += 1
                 continue
