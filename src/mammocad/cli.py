@@ -870,9 +870,10 @@ def eval_study_command(
             "--dataset-labels",
             help="A public dataset's label file, recognised by its columns (repeatable): "
             "CBIS-DDSM case descriptions, CMMD clinical data (.xlsx or CSV), RSNA 2023 "
-            "train.csv, INbreast.csv, mini-MIAS Info.txt, or patient_id,laterality,label"
-            "[,group]. Breast labels (--level breast), matched by Patient ID (INbreast, "
-            "mini-MIAS: by file name).",
+            "train.csv, INbreast.csv, VinDr-Mammo's breast-level or finding annotations, "
+            "mini-MIAS Info.txt, or patient_id,laterality,label[,group]. Breast labels "
+            "(--level breast), matched by Patient ID (INbreast, VinDr-Mammo, mini-MIAS: by "
+            "file name).",
         ),
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="Patient-bootstrap resamples.")] = 1000,

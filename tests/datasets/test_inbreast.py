@@ -45,7 +45,7 @@ def test_the_real_inbreast_csv_labels_images(shared_data: Path) -> None:
 def test_a_birads_outside_the_scale_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "INbreast.csv"
     path.write_text(f"{HEADER}\r\nremoved;removed;R;CC;201001;1;2;0\r\n")
-    with pytest.raises(ValueError, match="row 2: Bi-Rads '0' is not one of 1, 2, 3"):
+    with pytest.raises(ValueError, match="row 2: Bi-Rads '0' is not a BI-RADS assessment 1–6"):
         read_dataset_labels([path])
 
 

@@ -12,12 +12,15 @@ CMMD           ``CMMD_clinicaldata_revision.xlsx`` (or a    ``classification`` `
                CSV with its columns)
 RSNA 2023      ``train.csv``                                any image with ``cancer`` 1
 INbreast       ``INbreast.csv`` (``;``-separated)           an image with BI-RADS 4a–6
+VinDr-Mammo    ``breast-level_annotations.csv`` or          an image with BI-RADS 4–5
+               ``finding_annotations.csv``
 mini-MIAS      ``Info.txt``                                 an abnormality of severity ``M``
 a site's own   ``patient_id,laterality,label[,group]``      ``label`` 1
 =============  ==========================================  ===================================
 
-Most datasets key labels by patient ID and side; INbreast (whose patient IDs are removed) and
-mini-MIAS label images, keyed by the image's file ID (``22614097``, ``mdb001``). A breast listed
+Most datasets key labels by patient ID and side; INbreast (whose patient IDs are removed),
+VinDr-Mammo and mini-MIAS label images, keyed by the image's file ID (``22614097``,
+``mdb001``). A breast listed
 in several rows or files (several abnormalities, both views, CBIS-DDSM's mass and calcification
 files) is malignant when any row says so. Each label also carries the subgroup reports break
 down by (density where the dataset gives one). Only label files are read, never an image.
@@ -150,9 +153,16 @@ def read_dataset_labels(paths: Iterable[Path]) -> DatasetLabels:
         ValueError: a file of no known dataset (the formats are named), or a row whose side or
             outcome is not one of its dataset's values (its file and row are named).
     """
-    from mammocad.datasets import cbis_ddsm, cmmd, inbreast, rsna
+    from mammocad.datasets import cbis_ddsm, cmmd, inbreast, rsna, vindr
 
-    formats = (cbis_ddsm.FORMAT, cmmd.FORMAT, rsna.FORMAT, inbreast.FORMAT, PATIENT_CSV)
+    formats = (
+        cbis_ddsm.FORMAT,
+        cmmd.FORMAT,
+        rsna.FORMAT,
+        inbreast.FORMAT,
+        vindr.FORMAT,
+        PATIENT_CSV,
+    )
     breasts: dict[tuple[str, Laterality], list[BreastLabel]] = {}
     images: dict[str, list[BreastLabel]] = {}
     for path in paths:
@@ -216,6 +226,28 @@ def outcome_of(table: LabelFile, index: int, column: str = "label") -> bool:
     if malignant is None:
         raise ValueError(f"{table.where(index)}: {column} {text!r} is not 1 or 0")
     return malignant
+
+
+#: BI-RADS assessment → suspicious breast (4a-6), the reading label of datasets without a
+#: biopsy result per image (INbreast, VinDr-Mammo); "4" alone for files that do not split it
+_BIRADS_SUSPICIOUS = {
+    **dict.fromkeys(("1", "2", "3"), False),
+    **dict.fromkeys(("4", "4a", "4b", "4c", "5", "6"), True),
+}
+
+
+def birads_outcome(table: LabelFile, index: int, column: str) -> bool:
+    """A BI-RADS cell (``4a``, ``BI-RADS 4``; any case): suspicious (4–6) or not (1–3).
+
+    Raises:
+        ValueError: anything else, 0 (incomplete) included (its file and row are named).
+    """
+    text = table.rows[index].get(column, "")
+    value = text.lower().removeprefix("bi-rads").strip()
+    suspicious = _BIRADS_SUSPICIOUS.get(value)
+    if suspicious is None:
+        raise ValueError(f"{table.where(index)}: {column} {text!r} is not a BI-RADS assessment 1–6")
+    return suspicious
 
 
 def _patient_rows(table: LabelFile) -> Iterator[BreastLabel]:

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.parsers.expat import ExpatError
 
-from mammocad.datasets.breast_labels import BreastLabel, LabelFile, LabelFormat, side_of
-
-#: BI-RADS assessment → malignant breast (4 alone for files that do not split it)
-BIRADS_MALIGNANT = {
-    **dict.fromkeys(("1", "2", "3"), False),
-    **dict.fromkeys(("4", "4a", "4b", "4c", "5", "6"), True),
-}
+from mammocad.datasets.breast_labels import (
+    BreastLabel,
+    LabelFile,
+    LabelFormat,
+    birads_outcome,
+    side_of,
+)
 
 #: INbreast ROI names (lower case, as spelt in the files) → mammocad's lesion classes
 ROI_LABELS = {
@@ -57,13 +57,7 @@ _POINT = re.compile(r"\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)")
 def breast_rows(table: LabelFile) -> Iterator[BreastLabel]:
     """One label per image row, keyed by its File Name; grouped by ACR density."""
     for index, row in enumerate(table.rows):
-        birads = row["Bi-Rads"].lower()
-        malignant = BIRADS_MALIGNANT.get(birads)
-        if malignant is None:
-            raise ValueError(
-                f"{table.where(index)}: Bi-Rads {row['Bi-Rads']!r} is not one of "
-                f"{', '.join(BIRADS_MALIGNANT)}"
-            )
+        malignant = birads_outcome(table, index, "Bi-Rads")
         density = row.get("ACR", "")
         yield BreastLabel(
             patient_id="",  # removed in the distributed file

@@ -1,4 +1,5 @@
-"""VinDr-Mammo ``finding_annotations.csv`` → lesion boxes per image.
+"""VinDr-Mammo ``finding_annotations.csv`` → lesion boxes per image; it or
+``breast-level_annotations.csv`` → breast labels per image.
 
 One row per finding (or one ``['No Finding']`` row per image without one): ``study_id``,
 ``series_id``, ``image_id`` (the file ``images/<study_id>/<image_id>.dicom``), ``laterality``,
@@ -9,15 +10,26 @@ pixels. Quirks handled: boxes reaching slightly outside the image (negative ``xm
 clipped to 0), boxes with several categories (one box, the first category in
 :data:`CATEGORY_LABELS` order, so a finding counts once), categories mammocad has no class for
 (nipple and skin retraction: no box), and images listed with no finding (lesion-free).
-VinDr-Mammo gives BI-RADS, not pathology: every box's malignancy is unknown.
+VinDr-Mammo gives BI-RADS, not pathology: every box's malignancy is unknown, and a breast
+counts as malignant (for ``mammocad eval study --dataset-labels``) when its ``breast_birads``
+is 4 or 5 — suspicious, a reading label — and as not malignant at 1–3.
+``breast-level_annotations.csv`` has the same columns up to ``breast_density`` plus ``split``,
+one row per image.
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from mammocad.datasets.breast_labels import LabelFile
+from mammocad.datasets.breast_labels import (
+    BreastLabel,
+    LabelFile,
+    LabelFormat,
+    birads_outcome,
+    side_of,
+)
 
 COLUMNS = frozenset({"image_id", "finding_categories", "xmin", "ymin", "xmax", "ymax"})
 #: VinDr-Mammo's categories → mammocad's lesion classes, in the order a multi-category box
@@ -70,3 +82,22 @@ def lesion_boxes(table: LabelFile) -> dict[str, list[VindrBox]]:
             raise ValueError(f"{table.where(index)}: a {label} without a box") from None
         boxes.append(VindrBox(box=(max(x1, 0.0), max(y1, 0.0), x2, y2), label=label))
     return images
+
+
+def breast_rows(table: LabelFile) -> Iterator[BreastLabel]:
+    """One label per row, keyed by ``image_id`` (a finding file's rows of one image agree);
+    the study stands for the woman; grouped by breast density."""
+    for index, row in enumerate(table.rows):
+        density = row.get("breast_density", "").upper().removeprefix("DENSITY").strip()
+        yield BreastLabel(
+            patient_id=row.get("study_id", ""),
+            laterality=side_of(table, index, row["laterality"]),
+            malignant=birads_outcome(table, index, "breast_birads"),
+            group=f"density {density}" if density else None,
+            image_id=row["image_id"],
+        )
+
+
+FORMAT = LabelFormat(
+    "VinDr-Mammo", frozenset({"image_id", "laterality", "breast_birads"}), breast_rows
+)
