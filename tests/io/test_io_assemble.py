@@ -14,7 +14,7 @@ from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_
 
 import mammocad.io.assemble as assemble
 from mammocad.errors import RejectionCode
-from mammocad.io import GroupBy, IngestResult, iter_studies, load_studies
+from mammocad.io import GroupBy, IngestResult, iter_studies, load_studies, read_raster
 from mammocad.structures import Laterality, Study, StudyStatus, TagSource
 
 if TYPE_CHECKING:
@@ -299,3 +299,22 @@ def test_a_companion_named_explicitly_is_still_rejected(tmp_path: Path) -> None:
     notes.write_text("radiology report, not an image\n")
     result = load_studies([notes])
     assert [i.rejection_code for i in result.unassigned] == [RejectionCode.NOT_DICOM]
+
+
+def test_a_breast_whose_image_does_not_say_its_view(tmp_path: Path) -> None:
+    # a bare PNG: its side given (or inferred later), its view unknown — the right breast's
+    # CC and MLO are not absent but unknown, and the warning says so once
+    path = tmp_path / "film.png"
+    cv2.imwrite(str(path), np.full((64, 48), 128, np.uint8))
+    image = read_raster(path, laterality=Laterality.R)
+    assert image.is_processed and image.view is None
+    study = Study(study_instance_uid="1.2", patient_id=None, images=[image])
+    texts = [m.text for m in assemble.missing_view_messages(study)]
+    assert len(texts) == 3
+    assert texts[2].startswith("The right breast's image does not say the view")
+    assert "its CC and MLO count as missing" in texts[2] and '"view" in a sidecar' in texts[2]
+    assert texts[:2] == [
+        f"No left {view} image in this study: the left breast is read without it; add the "
+        "view if it exists."
+        for view in ("CC", "MLO")
+    ]

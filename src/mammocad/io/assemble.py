@@ -159,22 +159,52 @@ def _sort_key(image: Image) -> tuple[int, int, str]:
 
 
 def missing_view_messages(study: Study) -> list[Message]:
+    """One ``missing_view`` warning per standard view with no processed image; where a breast
+    has processed images that do not say their view (a bare PNG), one warning for that
+    breast instead, saying so: its CC and MLO are not absent but unknown."""
     messages = []
-    for side, view in study.missing_standard_views():
-        rejected = [
+    missing = study.missing_standard_views()
+    for side in Laterality:
+        views = [view for missing_side, view in missing if missing_side is side]
+        unknown = [
             image
-            for image in study.images
-            if not image.is_processed and image.laterality is side and image.view is view
+            for image in study.processed_images()
+            if image.laterality is side and image.view is None
         ]
-        breast = _SIDE_NAMES[side]
-        code = rejected[0].rejection_code if rejected else None
-        if code is not None:
-            why = f"The {breast} {view.value} image was rejected ({code.value})"
-        else:
-            why = f"No {breast} {view.value} image in this study"
-        text = f"{why}: the {breast} breast is read without it; add the view if it exists."
-        messages.append(Message(code="missing_view", severity=Severity.WARNING, text=text))
+        if views and unknown:
+            messages.append(_unknown_view_message(side, len(unknown), views))
+            continue
+        messages.extend(_missing_view_message(study, side, view) for view in views)
     return messages
+
+
+def _missing_view_message(study: Study, side: Laterality, view: ViewPosition) -> Message:
+    rejected = [
+        image
+        for image in study.images
+        if not image.is_processed and image.laterality is side and image.view is view
+    ]
+    breast = _SIDE_NAMES[side]
+    code = rejected[0].rejection_code if rejected else None
+    if code is not None:
+        why = f"The {breast} {view.value} image was rejected ({code.value})"
+    else:
+        why = f"No {breast} {view.value} image in this study"
+    text = f"{why}: the {breast} breast is read without it; add the view if it exists."
+    return Message(code="missing_view", severity=Severity.WARNING, text=text)
+
+
+def _unknown_view_message(side: Laterality, count: int, views: list[ViewPosition]) -> Message:
+    breast = _SIDE_NAMES[side]
+    images = "image does" if count == 1 else f"{count} images do"
+    text = (
+        f"The {breast} breast's {images} not say the view (no View Position or view code, "
+        f"none in the file name), so its {' and '.join(v.value for v in views)} "
+        f"{'counts' if len(views) == 1 else 'count'} as missing and the views are not "
+        'compared: give the view (DICOM View Position, or "view" in a sidecar '
+        "<image>.json) if it is known."
+    )
+    return Message(code="missing_view", severity=Severity.WARNING, text=text)
 
 
 def _study_uid(group: _Group, images: list[Image]) -> tuple[str, list[Message]]:
