@@ -15,7 +15,7 @@ from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_
 import mammocad.io.assemble as assemble
 from mammocad.errors import RejectionCode
 from mammocad.io import GroupBy, IngestResult, iter_studies, load_studies, read_raster
-from mammocad.structures import Laterality, Study, StudyStatus, TagSource
+from mammocad.structures import Laterality, Study, StudyStatus, TagSource, ViewPosition
 
 if TYPE_CHECKING:
     from conftest import DicomFactory
@@ -317,4 +317,20 @@ def test_a_breast_whose_image_does_not_say_its_view(tmp_path: Path) -> None:
         f"No left {view} image in this study: the left breast is read without it; add the "
         "view if it exists."
         for view in ("CC", "MLO")
+    ]
+
+
+def test_an_ml_view_stands_in_for_the_missing_mlo(tmp_path: Path) -> None:
+    # INbreast's file names write its MLO views as ML: the warning names the ML image
+    cv2.imwrite(str(tmp_path / "cc.png"), np.full((64, 48), 128, np.uint8))
+    cv2.imwrite(str(tmp_path / "ml.png"), np.full((64, 48), 120, np.uint8))
+    images = [
+        read_raster(tmp_path / "cc.png", laterality=Laterality.R, view=ViewPosition.CC),
+        read_raster(tmp_path / "ml.png", laterality=Laterality.R, view=ViewPosition.ML),
+    ]
+    study = Study(study_instance_uid="1.3", patient_id=None, images=images)
+    right = [m.text for m in assemble.missing_view_messages(study) if "right" in m.text]
+    assert right == [
+        "No right MLO image in this study: its ML image is read in its place (a 90° lateral "
+        "view, not the screening MLO); if that image is an MLO, give View Position MLO."
     ]

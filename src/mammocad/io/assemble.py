@@ -42,6 +42,8 @@ Inputs = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 _SIDE_ORDER = {Laterality.R: 0, Laterality.L: 1}
 _VIEW_ORDER = {view: rank for rank, view in enumerate(ViewPosition)}
 _SIDE_NAMES = {Laterality.L: "left", Laterality.R: "right"}
+#: lateral views fusion reads as a breast's MLO where it has none (mammocad.fuse.geometry)
+_STAND_IN_FOR_MLO = (ViewPosition.ML, ViewPosition.LM)
 
 
 class GroupBy(StrEnum):
@@ -190,7 +192,19 @@ def _missing_view_message(study: Study, side: Laterality, view: ViewPosition) ->
         why = f"The {breast} {view.value} image was rejected ({code.value})"
     else:
         why = f"No {breast} {view.value} image in this study"
-    text = f"{why}: the {breast} breast is read without it; add the view if it exists."
+    lateral = [
+        image.view.value
+        for image in study.processed_images()
+        if image.laterality is side and image.view in _STAND_IN_FOR_MLO
+    ]
+    if view is ViewPosition.MLO and lateral:
+        # INbreast's file names, for one, write its MLO views as "ML"
+        text = (
+            f"{why}: its {lateral[0]} image is read in its place (a 90° lateral view, not the "
+            "screening MLO); if that image is an MLO, give View Position MLO."
+        )
+    else:
+        text = f"{why}: the {breast} breast is read without it; add the view if it exists."
     return Message(code="missing_view", severity=Severity.WARNING, text=text)
 
 
