@@ -116,7 +116,7 @@ def breast_labels_from_dataset(
 ) -> dict[BreastKey, StudyLabel]:
     """Labels of the analysed breasts from public datasets' label files
     (:mod:`mammocad.datasets.breast_labels`), which key them by patient and side (CBIS-DDSM,
-    CMMD, RSNA 2023) or by image (INbreast, mini-MIAS).
+    CMMD, RSNA 2023) or by image (INbreast, VinDr-Mammo, mini-MIAS).
 
     A result is matched to patient labels by its ``x_patient_id`` read as a patient key, so
     CBIS-DDSM's ``Mass-Test_P_00173_LEFT_CC`` and the ``P_00173`` of a ``--group-by patient``
@@ -139,7 +139,8 @@ def breast_labels_from_dataset(
         raise ValueError(
             f"none of the {len(results)} results is of a patient or an image in the label "
             "files. Results are matched by their x_patient_id, the images' Patient ID "
-            "(CBIS-DDSM, CMMD, RSNA), or by their images' file names (INbreast, mini-MIAS): "
+            "(CBIS-DDSM, CMMD, RSNA), or by their images' file names (INbreast, VinDr-Mammo, "
+            "mini-MIAS): "
             "check that the labels are of these images; results written before mammocad "
             "recorded the Patient ID have none, analyse again"
         )
@@ -191,7 +192,8 @@ def _image_labels(
             side = image.get("laterality")
             if truth is None or side not in ("R", "L"):
                 continue
-            # the dataset's patient where it has one (mini-MIAS's pairs), else the result's
+            # the dataset's woman where it has one (mini-MIAS's pairs, VinDr-Mammo's study),
+            # else the result's
             patient = truth.patient_id or patient_key(result.get("x_patient_id")) or uid
             known = labels.get((uid, side))
             labels[(uid, side)] = StudyLabel(

@@ -20,10 +20,10 @@ a site's own   ``patient_id,laterality,label[,group]``      ``label`` 1
 
 Most datasets key labels by patient ID and side; INbreast (whose patient IDs are removed),
 VinDr-Mammo and mini-MIAS label images, keyed by the image's file ID (``22614097``,
-``mdb001``). A breast listed
-in several rows or files (several abnormalities, both views, CBIS-DDSM's mass and calcification
-files) is malignant when any row says so. Each label also carries the subgroup reports break
-down by (density where the dataset gives one). Only label files are read, never an image.
+``mdb001``). A breast listed in several rows or files (several abnormalities, both views,
+CBIS-DDSM's mass and calcification files) is malignant when any row says so. Each label also
+carries the subgroup reports break down by (density where the dataset gives one). Only label
+files are read, never an image.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class BreastLabel:
     malignant: bool
     group: str | None = None  # e.g. "density 2"; None where the dataset says nothing
     #: the labelled image's file ID where the dataset labels images, not patients (INbreast,
-    #: mini-MIAS); ``patient_id`` is then the dataset's patient where it has one, else ""
+    #: VinDr-Mammo, mini-MIAS); ``patient_id`` is then the dataset's woman where it has one
+    #: (VinDr-Mammo's study), else ""
     image_id: str | None = None
 
 
