@@ -8,7 +8,13 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from mammocad.cli import app
-from mammocad.commands.eval_study import breast_labels_from_phantoms, labels_from_phantoms
+from mammocad.commands.eval_study import (
+    breast_labels_from_dataset,
+    breast_labels_from_phantoms,
+    labels_from_phantoms,
+    read_results,
+    study_labels_from_breasts,
+)
 from mammocad.structures import Laterality
 from mammocad.synthetic import read_truth, write_studies
 
@@ -185,11 +191,11 @@ def _write_patient_results(folder: Path, patients: dict[str, dict[str, float]]) 
         (folder / uid / "result.json").write_text(json.dumps(result))
 
 
-def _eval_cbis(
-    tmp_path: Path, case_descriptions: tuple[Path, Path], *extra: str
-) -> tuple[int, str]:
+def _eval_dataset(tmp_path: Path, label_files: tuple[Path, ...], *extra: str) -> tuple[int, str]:
+    """``eval study --dataset-labels`` on ``tmp_path/results``, the report in
+    ``tmp_path/report``."""
     arguments = ["eval", "study", "--results", str(tmp_path / "results")]
-    for path in case_descriptions:
+    for path in label_files:
         arguments += ["--dataset-labels", str(path)]
     arguments += ["--out", str(tmp_path / "report"), "--bootstrap", "20", *extra]
     result = CliRunner().invoke(app, arguments)
@@ -204,7 +210,7 @@ def test_breast_labels_from_cbis_ddsm_case_descriptions(
         tmp_path / "results",
         {"P_00001": {"L": 0.9, "R": 0.2}, "P_00002": {"R": 0.4, "L": 0.3}, "P_09999": {"R": 0.1}},
     )
-    exit_code, output = _eval_cbis(tmp_path, cbis_case_descriptions, "--level", "breast")
+    exit_code, output = _eval_dataset(tmp_path, cbis_case_descriptions, "--level", "breast")
     assert exit_code == 0, output
     # the benign right breast of P_00001 (0.2) ranks below both malignant ones: AUC 1
     assert "3 breasts (2 malignant), 0 without a probability, 2 without a label" in output
@@ -222,25 +228,33 @@ def test_cbis_ddsm_views_read_as_studies_are_refused(
         tmp_path / "results",
         {"Mass-Test_P_00001_LEFT_CC": {"L": 0.9}, "Mass-Test_P_00001_LEFT_MLO": {"L": 0.7}},
     )
-    exit_code, output = _eval_cbis(tmp_path, cbis_case_descriptions, "--level", "breast")
+    exit_code, output = _eval_dataset(tmp_path, cbis_case_descriptions, "--level", "breast")
     assert exit_code == 2
     assert "1 labelled patients are in several analysed studies (e.g. P_00001: 2" in output
     assert "--group-by patient" in output
 
 
-def test_cbis_ddsm_labels_are_breast_labels(
+def test_cbis_ddsm_studies_are_labelled_only_when_every_breast_is(
     tmp_path: Path, cbis_case_descriptions: tuple[Path, Path]
 ) -> None:
-    _write_patient_results(tmp_path / "results", {"P_00001": {"L": 0.9}})
-    exit_code, output = _eval_cbis(tmp_path, cbis_case_descriptions)
-    assert exit_code == 2 and "add --level breast" in output
+    # P_00001: malignant left, benign right, both listed; P_00002's left is not in CBIS-DDSM,
+    # so its study may hold an unknown malignant breast
+    results = tmp_path / "results"
+    _write_patient_results(
+        results, {"P_00001": {"L": 0.9, "R": 0.2}, "P_00002": {"R": 0.4, "L": 0.3}}
+    )
+    read = read_results(results)
+    breasts = breast_labels_from_dataset(cbis_case_descriptions, read)
+    studies = study_labels_from_breasts(breasts, read)
+    assert set(studies) == {"3.0"} and studies["3.0"].malignant
+    assert studies["3.0"].patient_id == "P_00001" and studies["3.0"].group == "density 2"
 
 
 def test_results_without_a_patient_say_to_analyse_again(
     tmp_path: Path, cbis_case_descriptions: tuple[Path, Path]
 ) -> None:
     _write_breast_results(tmp_path / "results")  # no x_patient_id, as older results
-    exit_code, output = _eval_cbis(tmp_path, cbis_case_descriptions, "--level", "breast")
+    exit_code, output = _eval_dataset(tmp_path, cbis_case_descriptions, "--level", "breast")
     assert exit_code == 2
     assert "none of the 4 results" in output and "analyse again" in output
 
@@ -284,7 +298,7 @@ def test_inbreast_labels_match_images_by_file_name(tmp_path: Path) -> None:
             "5.3": [("99999999_0000_MG_R_CC_ANON.dcm", "R", 0.9)],
         },
     )  # fmt: skip
-    exit_code, output = _eval_cbis(tmp_path, (tmp_path / "INbreast.csv",), "--level", "breast")
+    exit_code, output = _eval_dataset(tmp_path, (tmp_path / "INbreast.csv",), "--level", "breast")
     assert exit_code == 0, output
     # the BI-RADS 5 breast (0.7) outranks the three BI-RADS 1-3 breasts: AUC 1; 5.3 unlabelled
     assert "4 breasts (1 malignant), 0 without a probability, 1 without a label" in output
@@ -311,9 +325,43 @@ def test_mini_mias_films_analysed_one_per_study(shared_data: Path, tmp_path: Pat
             ],
         }  # fmt: skip
         (results / f"7.{number}" / "result.json").write_text(json.dumps(result))
-    exit_code, output = _eval_cbis(
+    exit_code, output = _eval_dataset(
         tmp_path, (shared_data / "mini-mias" / "Info.txt",), "--level", "breast"
     )
     assert exit_code == 0, output
     assert "4 breasts (2 malignant), 0 without a probability, 0 without a label" in output
     assert "AUC 1.000" in output
+
+
+def test_study_level_from_image_labels(tmp_path: Path) -> None:
+    # INbreast: a study is malignant when a breast is, labelled when every breast it has an
+    # image of is; 8.3's left image is not in the label file
+    (tmp_path / "INbreast.csv").write_text(
+        "Patient ID;Patient age;Laterality;View;Acquisition date;File Name;ACR;Bi-Rads\r\n"
+        "removed;removed;L;CC;200902;20586934;2;5\r\n"
+        "removed;removed;R;CC;200902;20586908;2;2\r\n"
+        "removed;removed;R;CC;201001;22678622;4;1\r\n"
+        "removed;removed;L;CC;201001;22678646;4;3\r\n"
+        "removed;removed;R;CC;201001;22614097;3;1\r\n"
+        "removed;removed;R;CC;201001;53582540;3;2\r\n"
+    )
+    studies = {
+        "8.1": (0.7, [("20586934_a_MG_L_CC_ANON.dcm", "L"), ("20586908_a_MG_R_CC_ANON.dcm", "R")]),
+        "8.2": (0.2, [("22678622_b_MG_R_CC_ANON.dcm", "R"), ("22678646_b_MG_L_CC_ANON.dcm", "L")]),
+        "8.3": (0.9, [("22614097_c_MG_R_CC_ANON.dcm", "R"), ("99999999_c_MG_L_CC_ANON.dcm", "L")]),
+        "8.4": (0.3, [("53582540_d_MG_R_CC_ANON.dcm", "R")]),
+    }
+    for uid, (probability, images) in studies.items():
+        (tmp_path / "results" / uid).mkdir(parents=True)
+        result = {
+            "study_instance_uid": uid, "malignancy_probability": probability,
+            "x_malignancy_probability_unrounded": probability, "status": "complete",
+            "images": [{"sop_instance_uid": f"{uid}.{k}", "source": name, "laterality": side}
+                       for k, (name, side) in enumerate(images)],
+        }  # fmt: skip
+        (tmp_path / "results" / uid / "result.json").write_text(json.dumps(result))
+    exit_code, output = _eval_dataset(tmp_path, (tmp_path / "INbreast.csv",))
+    assert exit_code == 0, output
+    assert "3 studies (1 malignant), 0 rejected, 1 without a label" in output
+    assert "AUC 1.000" in output
+    assert "| ACR 2 |" in (tmp_path / "report" / "study_metrics.md").read_text()

@@ -871,9 +871,10 @@ def eval_study_command(
             help="A public dataset's label file, recognised by its columns (repeatable): "
             "CBIS-DDSM case descriptions, CMMD clinical data (.xlsx or CSV), RSNA 2023 "
             "train.csv, INbreast.csv, VinDr-Mammo's breast-level or finding annotations, "
-            "mini-MIAS Info.txt, or patient_id,laterality,label[,group]. Breast labels "
-            "(--level breast), matched by Patient ID (INbreast, VinDr-Mammo, mini-MIAS: by "
-            "file name).",
+            "mini-MIAS Info.txt, or patient_id,laterality,label[,group]. Breast labels, "
+            "matched by Patient ID (INbreast, VinDr-Mammo, mini-MIAS: by file name); at "
+            "study level a study is malignant when a breast is, labelled when all its "
+            "breasts are.",
         ),
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="Patient-bootstrap resamples.")] = 1000,
@@ -903,9 +904,6 @@ def eval_study_command(
             "[red]give exactly one of --labels CSV, --phantoms DIR or --dataset-labels FILE[/red]"
         )
         raise typer.Exit(code=2)
-    if dataset_labels and level is not EvalLevel.breast:
-        console.print("[red]the datasets' label files label breasts: add --level breast[/red]")
-        raise typer.Exit(code=2)
     try:
         if level is EvalLevel.breast:
             read = ev.read_results(results)  # once: the dataset labels are matched on them
@@ -921,14 +919,18 @@ def eval_study_command(
                 console=console, results=read,
             )  # fmt: skip
         else:
-            if labels is not None:
+            read = ev.read_results(results)
+            if dataset_labels:  # breast labels: a study is malignant when a breast is
+                breasts = ev.breast_labels_from_dataset(dataset_labels, read)
+                truth = ev.study_labels_from_breasts(breasts, read)
+            elif labels is not None:
                 truth = ev.labels_from_csv(labels)
             else:
                 assert phantoms is not None
                 truth = ev.labels_from_phantoms(phantoms)
             evaluation = ev.run_eval_study(
                 results_dir=results, labels=truth, out_dir=out, bootstrap=bootstrap,
-                threshold=threshold, console=console,
+                threshold=threshold, console=console, results=read,
             )  # fmt: skip
     except (ValueError, OSError) as error:  # unreadable labels, nothing to score
         console.print(f"[red]{error}[/red]")
@@ -1022,11 +1024,20 @@ def calibrate(
     results: Annotated[
         Path, typer.Option("--results", help="analyze output folder, or batch archive (.zip).")
     ],
-    labels: Annotated[
-        Path, typer.Option("--labels", help="CSV: study_instance_uid,label[,patient_id][,group].")
-    ],
     model: Annotated[Path, typer.Option("--model", help="The bundle that made the results.")],
     out: Annotated[Path, typer.Option("--out", help="New bundle folder to write.")],
+    labels: Annotated[
+        Path | None,
+        typer.Option("--labels", help="CSV: study_instance_uid,label[,patient_id][,group]."),
+    ] = None,
+    dataset_labels: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--dataset-labels",
+            help="Instead of --labels: a dataset's breast label file (repeatable), as eval "
+            "study reads it; a study is malignant when a breast is.",
+        ),
+    ] = None,
     method: Annotated[
         CalibrationChoice, typer.Option(help="auto: isotonic from 200 studies, else Platt.")
     ] = CalibrationChoice.auto,
@@ -1036,17 +1047,28 @@ def calibrate(
 ) -> None:
     """Refit risk calibration and suspicion thresholds on a site's labelled studies (the
     detector is not retrained); writes a copy of the bundle."""
+    from mammocad.commands import eval_study as ev
     from mammocad.commands.calibrate import print_outcome, run_calibrate
-    from mammocad.commands.eval_study import labels_from_csv
     from mammocad.errors import MammocadError
     from mammocad.risk.calibration import CalibrationMethod
 
-    _require_inputs([results, labels, model])
+    if (labels is None) == (not dataset_labels):
+        console.print("[red]give exactly one of --labels CSV or --dataset-labels FILE[/red]")
+        raise typer.Exit(code=2)
+    label_files = [labels] if labels is not None else list(dataset_labels or [])
+    _require_inputs([results, *label_files, model])
     chosen = None if method is CalibrationChoice.auto else CalibrationMethod(method.value)
     with _usage_errors(MammocadError, ValueError):
+        if labels is not None:
+            truth = ev.labels_from_csv(labels)
+        else:
+            read = ev.read_results(results)
+            breasts = ev.breast_labels_from_dataset(label_files, read)
+            truth = ev.study_labels_from_breasts(breasts, read)
+        named = ", ".join(str(path) for path in label_files)
         outcome = run_calibrate(
-            results_dir=results, labels=labels_from_csv(labels), model=model, out=out,
-            method=chosen, version=version, source=f"studies in {results}, labels {labels}",
+            results_dir=results, labels=truth, model=model, out=out, method=chosen,
+            version=version, source=f"studies in {results}, labels {named}",
         )  # fmt: skip
     print_outcome(outcome, console=console)
 

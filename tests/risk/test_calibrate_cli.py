@@ -200,3 +200,36 @@ def test_calibrate_keeps_the_bundles_breast_map_and_maps_the_study(
         assert result["model"]["risk"]["study_calibration"] == study_map.describe()
         breasts = [b["malignancy_probability"] for b in result["breasts"]]
         assert max(p for p in breasts if p is not None) == round(float(breast_map.apply(raw)), 2)
+
+
+def test_calibrate_on_a_datasets_breast_labels(
+    site: Site, tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same four studies labelled per patient and breast, as public datasets' label files
+    are (here a site's own ``patient_id,laterality,label``): a study is malignant when a
+    breast is."""
+    monkeypatch.setattr(calibration_module, "MIN_STUDIES", 4)
+    monkeypatch.setattr(calibration_module, "MIN_PER_CLASS", 2)
+    results = _results(site.results)
+    malignant = {
+        line.split(",")[0] for line in site.labels.read_text().splitlines()[1:] if ",1," in line
+    }
+    rows = ["patient_id,laterality,label"]
+    for uid, result in results.items():
+        rows += [f"{result['x_patient_id']},R,{int(uid in malignant)}"]
+        rows += [f"{result['x_patient_id']},L,0"]
+    breasts = tmp_path / "breasts.csv"
+    breasts.write_text("\n".join(rows) + "\n")
+    run = CliRunner().invoke(
+        app,
+        ["calibrate", "--results", str(site.results), "--dataset-labels", str(breasts),
+         "--model", str(tiny_bundle), "--out", str(tmp_path / "new"), "--method", "platt"],
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    assert "4 labelled studies (2 malignant)" in " ".join(run.output.split())
+    both = CliRunner().invoke(
+        app,
+        ["calibrate", "--results", str(site.results), "--dataset-labels", str(breasts),
+         "--labels", str(site.labels), "--model", str(tiny_bundle), "--out", str(tmp_path / "x")],
+    )  # fmt: skip
+    assert both.exit_code == 2 and "exactly one of --labels" in both.output

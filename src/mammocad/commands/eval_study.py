@@ -147,6 +147,39 @@ def breast_labels_from_dataset(
     return labels
 
 
+def study_labels_from_breasts(
+    breast_labels: dict[BreastKey, StudyLabel], results: Sequence[dict[str, Any]]
+) -> dict[str, StudyLabel]:
+    """Study labels from breast labels: malignant when a labelled breast is.
+
+    A study is labelled only when every breast it has an image of is: an unlabelled breast
+    might be the malignant one (CBIS-DDSM and CMMD list only breasts with a lesion, so their
+    other breast leaves the study unlabelled). The study's group is its breasts' where they
+    agree, else ``mixed``.
+    """
+    labels = {}
+    for result in results:
+        uid = str(result["study_instance_uid"])
+        # the sides it has an image of (rejected ones too), or a probability for
+        sides = {image.get("laterality") for image in result.get("images") or []}
+        sides |= {
+            breast.get("laterality")
+            for breast in result.get("breasts") or []
+            if breast.get("malignancy_probability") is not None
+        }
+        breasts = [breast_labels.get((uid, side)) for side in sorted(sides - {None})]
+        known = [label for label in breasts if label is not None]
+        if not known or len(known) < len(breasts) or None in sides:
+            continue
+        groups = {label.group for label in known}
+        labels[uid] = StudyLabel(
+            malignant=any(label.malignant for label in known),
+            patient_id=known[0].patient_id,
+            group=groups.pop() if len(groups) == 1 else "mixed",
+        )
+    return labels
+
+
 def _patient_labels(
     truth_by_patient: dict[tuple[str, Laterality], BreastLabel],
     results: Sequence[dict[str, Any]],
@@ -266,15 +299,17 @@ def run_eval_study(
     bootstrap: int = 1000,
     threshold: float | None = None,
     console: Console | None = None,
+    results: Sequence[dict[str, Any]] | None = None,
 ) -> StudyEvaluation:
     """Evaluate every labelled result; write ``study_metrics.md`` and ``study_metrics.csv``.
     ``threshold``: the calibration test's operating point (``None``: the results' ``high``
-    suspicion threshold, 0.5 when they record none)."""
+    suspicion threshold, 0.5 when they record none). ``results``: those of ``results_dir``
+    where the caller has read them already."""
     console = console or Console(stderr=True)
     scores, raw, truth, patients, groups, partial = [], [], [], [], [], []
     rejected = rejected_malignant = unlabelled = 0
     recorded: float | None = None
-    for result in read_results(results_dir):
+    for result in results if results is not None else read_results(results_dir):
         label = labels.get(str(result["study_instance_uid"]))
         if label is None:
             unlabelled += 1
