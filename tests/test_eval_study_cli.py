@@ -365,3 +365,48 @@ def test_study_level_from_image_labels(tmp_path: Path) -> None:
     assert "3 studies (1 malignant), 0 rejected, 1 without a label" in output
     assert "AUC 1.000" in output
     assert "| ACR 2 |" in (tmp_path / "report" / "study_metrics.md").read_text()
+
+
+def test_subgroups_by_manufacturer(tmp_path: Path) -> None:
+    # two GE studies, two Hologic ones, one mixed and one without a Manufacturer (a PNG)
+    vendors = {
+        "9.1": ["GE MEDICAL SYSTEMS"] * 2, "9.2": ["GE MEDICAL SYSTEMS"] * 2,
+        "9.3": ["HOLOGIC, Inc."] * 2, "9.4": ["HOLOGIC, Inc."] * 2,
+        "9.5": ["GE MEDICAL SYSTEMS", "HOLOGIC, Inc."], "9.6": [None, None],
+    }  # fmt: skip
+    rows = ["study_instance_uid,label"]
+    for number, (uid, makers) in enumerate(vendors.items()):
+        (tmp_path / "results" / uid).mkdir(parents=True)
+        result = {
+            "study_instance_uid": uid, "malignancy_probability": 0.1 * (number + 1),
+            "images": [{"sop_instance_uid": f"{uid}.{k}", "laterality": side, "manufacturer": m}
+                       for k, (side, m) in enumerate(zip("RL", makers, strict=True))],
+            "breasts": [{"laterality": "R", "malignancy_probability": 0.1 * (number + 1)},
+                        {"laterality": "L", "malignancy_probability": 0.05}],
+        }  # fmt: skip
+        (tmp_path / "results" / uid / "result.json").write_text(json.dumps(result))
+        rows.append(f"{uid},{number % 2}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    base = ["eval", "study", "--results", str(tmp_path / "results"), "--bootstrap", "20"]
+    run = CliRunner().invoke(
+        app, [*base, "--labels", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "s"),
+              "--subgroups", "manufacturer"],
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    report = (tmp_path / "s" / "study_metrics.md").read_text()
+    for row in ("| GE MEDICAL SYSTEMS | 2 |", "| HOLOGIC, Inc. | 2 |", "| mixed | 1 |"):
+        assert row in report
+    assert "| unknown | 1 |" in report
+    # per breast: the right breast of 9.5 is GE's, its left Hologic's
+    breast_rows = ["study_instance_uid,laterality,label"]
+    breast_rows += [f"{uid},{side},{int(side == 'R' and uid in ('9.2', '9.4', '9.6'))}"
+                    for uid in vendors for side in "RL"]  # fmt: skip
+    (tmp_path / "breasts.csv").write_text("\n".join(breast_rows) + "\n")
+    run = CliRunner().invoke(
+        app, [*base, "--labels", str(tmp_path / "breasts.csv"), "--out", str(tmp_path / "b"),
+              "--level", "breast", "--subgroups", "manufacturer"],
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    report = (tmp_path / "b" / "breast_metrics.md").read_text()
+    assert "| GE MEDICAL SYSTEMS | 5 |" in report and "| HOLOGIC, Inc. | 5 |" in report
+    assert "| mixed |" not in report

@@ -69,6 +69,11 @@ class EvalLevel(str, Enum):
     breast = "breast"
 
 
+class SubgroupChoice(str, Enum):
+    label = "label"
+    manufacturer = "manufacturer"
+
+
 class SrTemplateName(str, Enum):
     """``mammocad.report.dicom.SrTemplate`` by name (importing that here would load highdicom)."""
 
@@ -893,6 +898,13 @@ def eval_study_command(
             "(CSV: study_instance_uid,laterality,label[,patient_id][,group])."
         ),
     ] = EvalLevel.study,
+    subgroups: Annotated[
+        SubgroupChoice,
+        typer.Option(
+            help="Subgroup tables by the labels' group (density, site) or by the images' "
+            "manufacturer (the vendor: Manufacturer (0008,0070))."
+        ),
+    ] = SubgroupChoice.label,
 ) -> None:
     """Study-level ROC-AUC (patient bootstrap CI), operating points, calibration, rounding,
     and the Moscow experiment's calibration test; or the same per breast (--level breast)."""
@@ -916,7 +928,7 @@ def eval_study_command(
                 breast_truth = ev.breast_labels_from_phantoms(phantoms)
             evaluation = ev.run_eval_breasts(
                 results_dir=results, labels=breast_truth, out_dir=out, bootstrap=bootstrap,
-                console=console, results=read,
+                console=console, results=read, subgroups_by=subgroups.value,
             )  # fmt: skip
         else:
             read = ev.read_results(results)
@@ -931,6 +943,7 @@ def eval_study_command(
             evaluation = ev.run_eval_study(
                 results_dir=results, labels=truth, out_dir=out, bootstrap=bootstrap,
                 threshold=threshold, console=console, results=read,
+                subgroups_by=subgroups.value,
             )  # fmt: skip
     except (ValueError, OSError) as error:  # unreadable labels, nothing to score
         console.print(f"[red]{error}[/red]")

@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 
@@ -275,6 +275,22 @@ class StudyEvaluation:
     calibration_test: CalibrationTestSummary | None
 
 
+#: what subgroup tables break the metrics down by: the labels' ``group`` (density, site…)
+#: or the images' manufacturer (the vendor whose processing made the pixels)
+Subgroups = Literal["label", "manufacturer"]
+
+
+def manufacturer_of(result: dict[str, Any], side: str | None = None) -> str:
+    """The Manufacturer (0008,0070) of a result's images (of one breast with ``side``):
+    ``mixed`` where they differ, ``unknown`` where none says (PNG files)."""
+    names = {
+        str(image.get("manufacturer")).strip()
+        for image in result.get("images") or []
+        if image.get("manufacturer") and (side is None or image.get("laterality") == side)
+    }
+    return names.pop() if len(names) == 1 else "mixed" if names else "unknown"
+
+
 _RESULT = re.compile(r"[^/]+/result\.json")  # a batch archive's results, one folder deep
 
 
@@ -300,11 +316,13 @@ def run_eval_study(
     threshold: float | None = None,
     console: Console | None = None,
     results: Sequence[dict[str, Any]] | None = None,
+    subgroups_by: Subgroups = "label",
 ) -> StudyEvaluation:
     """Evaluate every labelled result; write ``study_metrics.md`` and ``study_metrics.csv``.
     ``threshold``: the calibration test's operating point (``None``: the results' ``high``
     suspicion threshold, 0.5 when they record none). ``results``: those of ``results_dir``
-    where the caller has read them already."""
+    where the caller has read them already. ``subgroups_by``: the labels' ``group`` or the
+    images' manufacturer (:func:`manufacturer_of`)."""
     console = console or Console(stderr=True)
     scores, raw, truth, patients, groups, partial = [], [], [], [], [], []
     rejected = rejected_malignant = unlabelled = 0
@@ -324,7 +342,9 @@ def run_eval_study(
         raw.append(float(result.get("x_malignancy_probability_unrounded", scores[-1])))
         truth.append(int(label.malignant))
         patients.append(label.patient_id)
-        groups.append(label.group or "all")
+        groups.append(
+            manufacturer_of(result) if subgroups_by == "manufacturer" else label.group or "all"
+        )
     if not scores:
         raise ValueError(f"no labelled, processed result.json under {results_dir}")
     metrics = evaluate_study(raw, truth, patients, n_bootstrap=bootstrap)
@@ -386,13 +406,14 @@ def run_eval_breasts(
     bootstrap: int = 1000,
     console: Console | None = None,
     results: Sequence[dict[str, Any]] | None = None,
+    subgroups_by: Subgroups = "label",
 ) -> StudyEvaluation:
     """Breast-level ROC-AUC of every labelled breast of the results (patient-cluster
     bootstrap: a woman's breasts are drawn together), on the 2-decimal probabilities users see
     and unrounded; writes ``breast_metrics.md`` and ``.csv``. A breast without a probability
     (its images rejected) is counted and left out. No calibration test: that is the Moscow
     experiment's study-level set. ``results``: those of ``results_dir`` where the caller has
-    read them already."""
+    read them already; ``subgroups_by`` as for :func:`run_eval_study`."""
     console = console or Console(stderr=True)
     raw, truth, patients, groups = [], [], [], []
     rejected = unlabelled = 0
@@ -418,7 +439,12 @@ def run_eval_breasts(
             raw.append(float(breast.get("x_malignancy_probability_unrounded", shown)))
             truth.append(int(label.malignant))
             patients.append(label.patient_id)
-            groups.append(label.group or "all")
+            side = str(breast["laterality"])
+            groups.append(
+                manufacturer_of(result, side)
+                if subgroups_by == "manufacturer"
+                else label.group or "all"
+            )
     if not raw:
         raise ValueError(f"no labelled breast with a probability under {results_dir}")
     metrics = evaluate_study(raw, truth, patients, n_bootstrap=bootstrap)
