@@ -259,6 +259,18 @@ def test_results_without_a_patient_say_to_analyse_again(
     assert "none of the 4 results" in output and "analyse again" in output
 
 
+#: INbreast.csv as distributed (";", CRLF): 20586934 BI-RADS 5 (malignant), the rest 1-3
+INBREAST_CSV = (
+    "Patient ID;Patient age;Laterality;View;Acquisition date;File Name;ACR;Bi-Rads\r\n"
+    "removed;removed;L;CC;200902;20586934;2;5\r\n"
+    "removed;removed;R;CC;200902;20586908;2;2\r\n"
+    "removed;removed;R;CC;201001;22678622;4;1\r\n"
+    "removed;removed;L;CC;201001;22678646;4;3\r\n"
+    "removed;removed;R;CC;201001;22614097;3;1\r\n"
+    "removed;removed;R;CC;201001;53582540;3;2\r\n"
+)
+
+
 def _write_image_results(folder: Path, studies: dict[str, list[tuple[str, str, float]]]) -> None:
     """One result per entry: its images (file name, side) and each side's probability."""
     for uid, images in studies.items():
@@ -281,13 +293,7 @@ def _write_image_results(folder: Path, studies: dict[str, list[tuple[str, str, f
 
 def test_inbreast_labels_match_images_by_file_name(tmp_path: Path) -> None:
     # INbreast.csv labels images by File Name, the number its DICOM files' names start with
-    (tmp_path / "INbreast.csv").write_text(
-        "Patient ID;Patient age;Laterality;View;Acquisition date;File Name;ACR;Bi-Rads\r\n"
-        "removed;removed;L;CC;200902;20586934;2;5\r\n"
-        "removed;removed;R;CC;200902;20586908;2;2\r\n"
-        "removed;removed;R;CC;201001;22678622;4;1\r\n"
-        "removed;removed;L;CC;201001;22678646;4;3\r\n"
-    )
+    (tmp_path / "INbreast.csv").write_text(INBREAST_CSV)
     _write_image_results(
         tmp_path / "results",
         {
@@ -336,15 +342,7 @@ def test_mini_mias_films_analysed_one_per_study(shared_data: Path, tmp_path: Pat
 def test_study_level_from_image_labels(tmp_path: Path) -> None:
     # INbreast: a study is malignant when a breast is, labelled when every breast it has an
     # image of is; 8.3's left image is not in the label file
-    (tmp_path / "INbreast.csv").write_text(
-        "Patient ID;Patient age;Laterality;View;Acquisition date;File Name;ACR;Bi-Rads\r\n"
-        "removed;removed;L;CC;200902;20586934;2;5\r\n"
-        "removed;removed;R;CC;200902;20586908;2;2\r\n"
-        "removed;removed;R;CC;201001;22678622;4;1\r\n"
-        "removed;removed;L;CC;201001;22678646;4;3\r\n"
-        "removed;removed;R;CC;201001;22614097;3;1\r\n"
-        "removed;removed;R;CC;201001;53582540;3;2\r\n"
-    )
+    (tmp_path / "INbreast.csv").write_text(INBREAST_CSV)
     studies = {
         "8.1": (0.7, [("20586934_a_MG_L_CC_ANON.dcm", "L"), ("20586908_a_MG_R_CC_ANON.dcm", "R")]),
         "8.2": (0.2, [("22678622_b_MG_R_CC_ANON.dcm", "R"), ("22678646_b_MG_L_CC_ANON.dcm", "L")]),
