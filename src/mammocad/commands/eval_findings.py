@@ -35,6 +35,7 @@ from mammocad.datasets import cbis_ddsm, inbreast, vindr
 from mammocad.datasets.breast_labels import outcome_of, read_table
 from mammocad.datasets.mias import ANNOTATED_LABELS as MIAS_LABELS
 from mammocad.datasets.mias import load_mias
+from mammocad.datasets.records import LesionAnnotation
 from mammocad.detect.config import LESION_CLASSES
 from mammocad.eval.froc import (
     FrocReport,
@@ -44,6 +45,7 @@ from mammocad.eval.froc import (
     plot_froc,
     write_froc_csv,
 )
+from mammocad.structures import FindingLabel
 from mammocad.synthetic import read_truth
 
 Box = tuple[float, float, float, float]
@@ -51,18 +53,11 @@ _COLUMNS = ("x1", "y1", "x2", "y2", "label")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TruthBox:
-    box: Box
-    label: str
-    malignant: int  # 1, 0, or -1 unknown
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class FindingsTruth:
     """Lesion boxes by image (SOP Instance UID, or file name without extension), and the
     classes the source annotates (``None``: all)."""
 
-    boxes: dict[str, list[TruthBox]]
+    boxes: dict[str, list[LesionAnnotation]]
     annotated: frozenset[str] | None
     #: images left out: an abnormality the source could not localise (mini-MIAS rows
     #: without coordinates, a CBIS-DDSM ROI mask missing), so their findings can be neither
@@ -82,21 +77,14 @@ def truth_from_boxes(path: Path) -> FindingsTruth:
     """
     table = read_table(path)
     if table.columns >= vindr.COLUMNS:
-        images = vindr.lesion_boxes(table)
-        return FindingsTruth(
-            boxes={
-                image: [TruthBox(box=b.box, label=b.label, malignant=-1) for b in boxes]
-                for image, boxes in images.items()
-            },
-            annotated=frozenset(LESION_CLASSES),
-        )
+        return FindingsTruth(boxes=vindr.lesion_boxes(table), annotated=frozenset(LESION_CLASSES))
     key = next((name for name in ("sop_instance_uid", "image") if name in table.columns), None)
     if key is None or not table.columns >= set(_COLUMNS):
         raise ValueError(
             f"{path}: lesion boxes need the columns sop_instance_uid (or image), "
             f"{', '.join(_COLUMNS)} (or VinDr-Mammo's finding_annotations.csv)"
         )
-    boxes: dict[str, list[TruthBox]] = defaultdict(list)
+    boxes: dict[str, list[LesionAnnotation]] = defaultdict(list)
     for index, row in enumerate(table.rows):
         where = table.where(index)
         label = row["label"].lower().replace(" ", "_")
@@ -105,9 +93,11 @@ def truth_from_boxes(path: Path) -> FindingsTruth:
                 f"{where}: label {row['label']!r} is none of {', '.join(LESION_CLASSES)}"
             )
         # empty: unknown pathology, neither hit nor miss of the malignant curve
-        malignant = int(outcome_of(table, index, "malignant")) if row.get("malignant") else -1
-        boxes[row[key]].append(TruthBox(box=_box(row, where), label=label, malignant=malignant))
-    annotated = frozenset(box.label for rows in boxes.values() for box in rows)
+        malignant = outcome_of(table, index, "malignant") if row.get("malignant") else None
+        boxes[row[key]].append(
+            LesionAnnotation(label=FindingLabel(label), box=_box(row, where), malignant=malignant)
+        )
+    annotated = frozenset(box.label.value for rows in boxes.values() for box in rows)
     return FindingsTruth(boxes=dict(boxes), annotated=annotated)
 
 
@@ -123,11 +113,11 @@ def _box(row: dict[str, str], where: str) -> Box:
 
 def truth_from_phantoms(folder: Path) -> FindingsTruth:
     """Every image's lesions of the phantom studies under ``folder`` (``truth.json``)."""
-    boxes: dict[str, list[TruthBox]] = {}
+    boxes: dict[str, list[LesionAnnotation]] = {}
     for path in sorted(folder.rglob("truth.json")):
         for view in read_truth(path).views:
             boxes[view.sop_instance_uid] = [
-                TruthBox(box=lesion.box, label=lesion.label.value, malignant=int(lesion.malignant))
+                LesionAnnotation(label=lesion.label, box=lesion.box, malignant=lesion.malignant)
                 for lesion in view.lesions
             ]
     return FindingsTruth(boxes=boxes, annotated=None)
@@ -144,13 +134,7 @@ def truth_from_cbis_ddsm(case_descriptions: Sequence[Path], images: Path) -> Fin
             "the CBIS-DDSM DICOM files (any layout; they are found by their Series Instance UID)"
         )
     return FindingsTruth(
-        boxes={
-            uid: [
-                TruthBox(box=lesion.box, label=lesion.label, malignant=int(lesion.malignant))
-                for lesion in lesions
-            ]
-            for uid, lesions in found.lesions.items()
-        },
+        boxes=found.lesions,
         annotated=frozenset({"mass", "calcification"}),
         skip=found.unlocated,
     )
@@ -161,13 +145,7 @@ def truth_from_inbreast(folder: Path) -> FindingsTruth:
     :mod:`mammocad.datasets.inbreast`) by File Name, which analysed files are matched by (the
     number their names start with). An analysed image without an XML file is lesion-free, as
     INbreast's normal images are."""
-    return FindingsTruth(
-        boxes={
-            image: [TruthBox(box=b.box, label=b.label, malignant=-1) for b in boxes]
-            for image, boxes in inbreast.lesion_boxes(folder).items()
-        },
-        annotated=inbreast.ANNOTATED_LABELS,
-    )
+    return FindingsTruth(boxes=inbreast.lesion_boxes(folder), annotated=inbreast.ANNOTATED_LABELS)
 
 
 def truth_from_mias(folder: Path) -> FindingsTruth:
@@ -176,16 +154,7 @@ def truth_from_mias(folder: Path) -> FindingsTruth:
     records = load_mias(folder)
     return FindingsTruth(
         boxes={
-            record.image_id: [
-                TruthBox(
-                    box=lesion.box,
-                    label=lesion.label.value,
-                    malignant=-1 if lesion.malignant is None else int(lesion.malignant),
-                )
-                for lesion in record.lesions
-            ]
-            for record in records
-            if record.fully_localised
+            record.image_id: list(record.lesions) for record in records if record.fully_localised
         },
         annotated=MIAS_LABELS,
         skip=frozenset(record.image_id for record in records if not record.fully_localised),
@@ -215,11 +184,12 @@ def _predictions(image: dict[str, Any]) -> ImagePredictions:
     )
 
 
-def _image_truth(rows: list[TruthBox], annotated: Collection[str] | None) -> ImageTruth:
+def _image_truth(rows: list[LesionAnnotation], annotated: Collection[str] | None) -> ImageTruth:
     return ImageTruth(
         boxes=[row.box for row in rows],
-        labels=[row.label for row in rows],
-        malignant=[row.malignant for row in rows],
+        labels=[row.label.value for row in rows],
+        # 1, 0, or -1: unknown pathology, neither hit nor miss of the malignant curve
+        malignant=[-1 if row.malignant is None else int(row.malignant) for row in rows],
         annotated=annotated,
     )
 

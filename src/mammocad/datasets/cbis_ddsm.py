@@ -30,6 +30,8 @@ from mammocad.datasets.breast_labels import (
     read_table,
     side_of,
 )
+from mammocad.datasets.records import LesionAnnotation
+from mammocad.structures import FindingLabel
 
 PATHOLOGIES = {"MALIGNANT": True, "BENIGN": False, "BENIGN_WITHOUT_CALLBACK": False}
 _DENSITY_COLUMNS = ("breast_density", "breast density")
@@ -64,19 +66,10 @@ FORMAT = LabelFormat(
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CbisLesion:
-    """One abnormality on one full mammogram: ``box`` the bounding box of its ROI mask in the
-    mammogram's pixels."""
-
-    box: tuple[float, float, float, float]
-    label: str  # "mass" or "calcification"
-    malignant: bool
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CbisBoxes:
-    #: lesions by the full mammogram's SOP Instance UID
-    lesions: dict[str, list[CbisLesion]]
+    #: lesions by the full mammogram's SOP Instance UID, each boxed by the bounding box of its
+    #: ROI mask in the mammogram's pixels
+    lesions: dict[str, list[LesionAnnotation]]
     #: full mammograms with an abnormality whose ROI mask is not under the folder
     unlocated: frozenset[str]
     #: case description rows whose full mammogram is not under the folder
@@ -104,7 +97,7 @@ def lesion_boxes(case_descriptions: Sequence[Path], images: Path) -> CbisBoxes:
         ValueError: a file is not a case description, or a row's values are not CBIS-DDSM's.
     """
     series = _index(images)
-    lesions: dict[str, list[CbisLesion]] = {}
+    lesions: dict[str, list[LesionAnnotation]] = {}
     unlocated: set[str] = set()
     without_image = 0
     for path in case_descriptions:
@@ -128,9 +121,11 @@ def lesion_boxes(case_descriptions: Sequence[Path], images: Path) -> CbisBoxes:
                 continue
             kind = row.get("abnormality type", "").lower()
             lesions.setdefault(mammogram.sop_instance_uid, []).append(
-                CbisLesion(
+                LesionAnnotation(
+                    label=(
+                        FindingLabel.CALCIFICATION if kind == "calcification" else FindingLabel.MASS
+                    ),
                     box=box,
-                    label="calcification" if kind == "calcification" else "mass",
                     malignant=_malignant(table, index),
                 )
             )

@@ -22,7 +22,6 @@ from __future__ import annotations
 import plistlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from xml.parsers.expat import ExpatError
 
@@ -33,21 +32,23 @@ from mammocad.datasets.breast_labels import (
     birads_outcome,
     side_of,
 )
+from mammocad.datasets.records import LesionAnnotation
+from mammocad.structures import FindingLabel
 
 #: INbreast ROI names (lower case, as spelt in the files) → mammocad's lesion classes
 ROI_LABELS = {
-    "mass": "mass",
-    "spiculated region": "mass",
-    "espiculated region": "mass",
-    "calcification": "calcification",
-    "calcifications": "calcification",
-    "cluster": "calcification",
-    "distortion": "architectural_distortion",
-    "asymmetry": "asymmetry",
-    "assymetry": "asymmetry",
+    "mass": FindingLabel.MASS,
+    "spiculated region": FindingLabel.MASS,
+    "espiculated region": FindingLabel.MASS,
+    "calcification": FindingLabel.CALCIFICATION,
+    "calcifications": FindingLabel.CALCIFICATION,
+    "cluster": FindingLabel.CALCIFICATION,
+    "distortion": FindingLabel.ARCHITECTURAL_DISTORTION,
+    "asymmetry": FindingLabel.ASYMMETRY,
+    "assymetry": FindingLabel.ASYMMETRY,
 }
 #: what INbreast's radiologists outlined; skin thickening and lymph nodes are not marked
-ANNOTATED_LABELS = frozenset(ROI_LABELS.values())
+ANNOTATED_LABELS = frozenset(label.value for label in ROI_LABELS.values())
 #: a ROI needs this many outline points to be a lesion (fewer: a single calcification speck)
 MIN_POINTS = 3
 
@@ -71,13 +72,7 @@ def breast_rows(table: LabelFile) -> Iterator[BreastLabel]:
 FORMAT = LabelFormat("INbreast", frozenset({"File Name", "Laterality", "Bi-Rads"}), breast_rows)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InbreastBox:
-    box: tuple[float, float, float, float]
-    label: str
-
-
-def read_roi_file(path: Path) -> list[InbreastBox]:
+def read_roi_file(path: Path) -> list[LesionAnnotation]:
     """The lesion boxes of one ``AllXML`` file (see the module doc for what counts).
 
     Raises:
@@ -102,11 +97,12 @@ def read_roi_file(path: Path) -> list[InbreastBox]:
         xs = [float(m.group(1)) for m in matches if m]
         ys = [float(m.group(2)) for m in matches if m]
         if max(xs) > min(xs) and max(ys) > min(ys):
-            boxes.append(InbreastBox(box=(min(xs), min(ys), max(xs), max(ys)), label=label))
+            box = (min(xs), min(ys), max(xs), max(ys))
+            boxes.append(LesionAnnotation(label=label, box=box, malignant=None))
     return boxes
 
 
-def lesion_boxes(folder: Path) -> dict[str, list[InbreastBox]]:
+def lesion_boxes(folder: Path) -> dict[str, list[LesionAnnotation]]:
     """Every ``<File Name>.xml`` under ``folder`` (INbreast's ``AllXML``) by its File Name.
 
     Raises:

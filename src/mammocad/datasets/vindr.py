@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from mammocad.datasets.breast_labels import (
     BreastLabel,
@@ -30,6 +29,8 @@ from mammocad.datasets.breast_labels import (
     birads_outcome,
     side_of,
 )
+from mammocad.datasets.records import LesionAnnotation
+from mammocad.structures import FindingLabel
 
 COLUMNS = frozenset({"image_id", "finding_categories", "xmin", "ymin", "xmax", "ymax"})
 #: VinDr-Mammo's categories → mammocad's lesion classes, in the order a multi-category box
@@ -46,13 +47,7 @@ CATEGORY_LABELS = {
 }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VindrBox:
-    box: tuple[float, float, float, float]
-    label: str
-
-
-def lesion_boxes(table: LabelFile) -> dict[str, list[VindrBox]]:
+def lesion_boxes(table: LabelFile) -> dict[str, list[LesionAnnotation]]:
     """Every image of the file (read by
     :func:`~mammocad.datasets.breast_labels.read_table`) by ``image_id``, with its lesion
     boxes (none: lesion-free).
@@ -63,7 +58,7 @@ def lesion_boxes(table: LabelFile) -> dict[str, list[VindrBox]]:
     """
     if not table.columns >= COLUMNS:
         raise ValueError(f"{table.path}: not VinDr-Mammo's finding_annotations.csv")
-    images: dict[str, list[VindrBox]] = {}
+    images: dict[str, list[LesionAnnotation]] = {}
     for index, row in enumerate(table.rows):
         boxes = images.setdefault(row["image_id"], [])
         try:
@@ -80,7 +75,11 @@ def lesion_boxes(table: LabelFile) -> dict[str, list[VindrBox]]:
             x1, y1, x2, y2 = (float(row[name]) for name in ("xmin", "ymin", "xmax", "ymax"))
         except ValueError:
             raise ValueError(f"{table.where(index)}: a {label} without a box") from None
-        boxes.append(VindrBox(box=(max(x1, 0.0), max(y1, 0.0), x2, y2), label=label))
+        boxes.append(
+            LesionAnnotation(
+                label=FindingLabel(label), box=(max(x1, 0.0), max(y1, 0.0), x2, y2), malignant=None
+            )
+        )
     return images
 
 
