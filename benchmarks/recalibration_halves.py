@@ -81,6 +81,7 @@ def main() -> None:
                 args.results,
                 {uid: label for uid, label in labels.items() if label.patient_id in half},
                 sha256=manifest.sha256,
+                results=results,
             )
             for half in halves
         ]

@@ -1072,16 +1072,16 @@ def calibrate(
     _require_inputs([results, *label_files, model])
     chosen = None if method is CalibrationChoice.auto else CalibrationMethod(method.value)
     with _usage_errors(MammocadError, ValueError):
+        read = ev.read_results(results)  # once: dataset labels are matched on them
         if labels is not None:
             truth = ev.labels_from_csv(labels)
         else:
-            read = ev.read_results(results)
             breasts = ev.breast_labels_from_dataset(label_files, read)
             truth = ev.study_labels_from_breasts(breasts, read)
         named = ", ".join(str(path) for path in label_files)
         outcome = run_calibrate(
             results_dir=results, labels=truth, model=model, out=out, method=chosen,
-            version=version, source=f"studies in {results}, labels {named}",
+            version=version, source=f"studies in {results}, labels {named}", results=read,
         )  # fmt: skip
     print_outcome(outcome, console=console)
 

@@ -12,6 +12,7 @@ card. The source bundle is never modified.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,14 +90,21 @@ def _raw_score(result: dict[str, Any], path_hint: str) -> tuple[float, float]:
     return float(result.get("x_malignancy_probability_uncalibrated", shown)), float(shown)
 
 
-def collect_scores(results_dir: Path, labels: dict[str, StudyLabel], *, sha256: str) -> SiteScores:
-    """The labelled, processed studies of ``results_dir`` made by the weights ``sha256``.
+def collect_scores(
+    results_dir: Path,
+    labels: dict[str, StudyLabel],
+    *,
+    sha256: str,
+    results: Sequence[dict[str, Any]] | None = None,
+) -> SiteScores:
+    """The labelled, processed studies of ``results_dir`` made by the weights ``sha256``;
+    ``results``: those of ``results_dir`` where the caller has read them already.
 
     Raises:
         CalibrationError: a result comes from other weights, or lacks its unrounded score.
     """
     raw, shown, truth, rejected, unlabelled, foreign = [], [], [], 0, 0, 0
-    for result in read_results(results_dir):
+    for result in results if results is not None else read_results(results_dir):
         uid = str(result["study_instance_uid"])
         if uid not in labels:
             unlabelled += 1
@@ -142,11 +150,13 @@ def run_calibrate(
     method: CalibrationMethod | None = None,
     version: str | None = None,
     source: str = "",
+    results: Sequence[dict[str, Any]] | None = None,
 ) -> CalibrationOutcome:
     """Fit calibration and thresholds on the site's studies and write the new bundle ``out``.
 
     ``method`` ``None`` chooses isotonic or Platt by the number of studies; ``version``
-    defaults to the source version with ``+cal.<YYYYMMDD>``.
+    defaults to the source version with ``+cal.<YYYYMMDD>``; ``results``: those of
+    ``results_dir`` where the caller has read them already.
 
     Raises:
         ModelBundleError: ``out`` is the source bundle or exists; the copy's weights differ.
@@ -154,7 +164,7 @@ def run_calibrate(
     """
     _check_destination(model, out)
     manifest = read_manifest(model)
-    scores = collect_scores(results_dir, labels, sha256=manifest.sha256)
+    scores = collect_scores(results_dir, labels, sha256=manifest.sha256, results=results)
     calibrator = fit_calibrator(scores.raw, scores.labels, method=method, source=source)
     # the site's labels are per study: the map is the study map; breasts keep the bundle's
     # breast map, or take this one where the bundle has none (as before study maps existed)
