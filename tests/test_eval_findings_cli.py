@@ -309,3 +309,20 @@ def test_the_cbis_ddsm_sample_is_found_by_series(shared_data: Path) -> None:
     )
     assert len(found.unlocated) == 8 and not found.lesions
     assert found.rows_without_image == 378 + 326 - 10  # P_00173's 6 rows, P_00820's 4
+
+
+def test_an_error_naming_brackets_is_printed_as_it_is(tmp_path: Path) -> None:
+    # VinDr-Mammo's categories are Python-list strings: the message quotes one, and Rich
+    # markup must not eat its brackets
+    results, _ = _write(tmp_path)
+    path = tmp_path / "finding_annotations.csv"
+    path.write_text(
+        "study_id,series_id,image_id,laterality,view_position,height,width,breast_birads,"
+        "breast_density,finding_categories,finding_birads,xmin,ymin,xmax,ymax,split\n"
+        's1,r1,a1,R,CC,10,10,BI-RADS 4,DENSITY C,"[red]Mass",BI-RADS 4,1,1,5,5,test\n'
+    )
+    exit_code, output = _run(
+        "--results", str(results), "--boxes", str(path), "--out", str(tmp_path / "r")
+    )
+    assert exit_code == 2
+    assert "finding_categories '[red]Mass' is not a list" in " ".join(output.split())

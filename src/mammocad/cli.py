@@ -916,9 +916,9 @@ def eval_study_command(
             "[red]give exactly one of --labels CSV, --phantoms DIR or --dataset-labels FILE[/red]"
         )
         raise typer.Exit(code=2)
-    try:
+    with _usage_errors(ValueError, OSError):  # unreadable labels, nothing to score
+        read = ev.read_results(results)  # once: dataset labels are matched on them
         if level is EvalLevel.breast:
-            read = ev.read_results(results)  # once: the dataset labels are matched on them
             if dataset_labels:
                 breast_truth = ev.breast_labels_from_dataset(dataset_labels, read)
             elif labels is not None:
@@ -931,7 +931,6 @@ def eval_study_command(
                 console=console, results=read, subgroups_by=subgroups.value,
             )  # fmt: skip
         else:
-            read = ev.read_results(results)
             if dataset_labels:  # breast labels: a study is malignant when a breast is
                 breasts = ev.breast_labels_from_dataset(dataset_labels, read)
                 truth = ev.study_labels_from_breasts(breasts, read)
@@ -945,9 +944,6 @@ def eval_study_command(
                 threshold=threshold, console=console, results=read,
                 subgroups_by=subgroups.value,
             )  # fmt: skip
-    except (ValueError, OSError) as error:  # unreadable labels, nothing to score
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(code=2) from None
     console.print(f"report: [bold]{evaluation.report}[/bold]")
 
 
@@ -1005,7 +1001,7 @@ def eval_findings_command(
     if bool(cbis_ddsm) != (images is not None):
         console.print("[red]--cbis-ddsm needs --images DIR (its ROI masks), and only it[/red]")
         raise typer.Exit(code=2)
-    try:
+    with _usage_errors(ValueError, OSError):  # unreadable labels, nothing to score
         if boxes is not None:
             truth = ef.truth_from_boxes(boxes)
         elif cbis_ddsm and images is not None:
@@ -1020,9 +1016,6 @@ def eval_findings_command(
         evaluation = ef.run_eval_findings(
             results_dir=results, truth=truth, out_dir=out, bootstrap=bootstrap, console=console
         )
-    except (ValueError, OSError) as error:  # unreadable labels, nothing to score
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(code=2) from None
     console.print(f"curves: [bold]{evaluation.csv}[/bold], {evaluation.png}")
 
 
