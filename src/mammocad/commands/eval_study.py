@@ -2,7 +2,9 @@
 ``result.json`` files of an ``analyze`` or ``batch`` run against study labels.
 
 Labels come from a CSV (``study_instance_uid,label`` plus optional ``patient_id`` and
-``group`` columns; label 1 = malignant) or from phantom folders (their ``truth.json``).
+``group`` columns; label 1 = malignant), from phantom folders (their ``truth.json``), or from
+public datasets' breast label files (:func:`breast_labels_from_dataset`; a study is malignant
+when a breast is, :func:`study_labels_from_breasts`).
 Scores are the rounded probabilities users see; the unrounded ones (``x_`` field) measure what
 rounding costs. Rejected studies have no probability: they are counted as technical defects
 and left out of the AUC.
