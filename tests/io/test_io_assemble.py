@@ -145,6 +145,33 @@ def test_every_input_is_reported_once(batch: dict[str, Any]) -> None:
     assert all(i.rejection_text and i.status.value == "rejected" for i in result.unassigned)
 
 
+@pytest.mark.parametrize("zipped", [False, True])
+def test_a_copy_cut_short_does_not_push_out_the_whole_one(
+    tmp_path: Path, mg: DicomFactory, zipped: bool
+) -> None:
+    # the cut copy sorts first, as a half-finished re-transfer beside the original would
+    files = _study_files(mg, tmp_path / "whole", [("L", "CC")])
+    whole = files[("L", "CC")].read_bytes()
+    root = tmp_path / "delivery"
+    root.mkdir()
+    if zipped:
+        with zipfile.ZipFile(root / "exam.zip", "w", compression=zipfile.ZIP_DEFLATED) as z:
+            z.writestr("a_cut.dcm", whole[: len(whole) // 3])
+            z.writestr("b_whole.dcm", whole)
+    else:
+        (root / "a_cut.dcm").write_bytes(whole[: len(whole) // 3])
+        (root / "b_whole.dcm").write_bytes(whole)
+    result = load_studies(root)
+    (study,) = result.studies
+    (image,) = study.images
+    assert image.is_processed and str(image.source).endswith("b_whole.dcm")
+    (skipped,) = result.unassigned
+    assert str(skipped.source).endswith("a_cut.dcm")
+    assert skipped.rejection_code is RejectionCode.DUPLICATE
+    assert "b_whole.dcm (the larger file), which is read instead" in str(skipped.rejection_text)
+    assert [m.code for m in study.messages if m.code != "missing_view"] == ["duplicate_instance"]
+
+
 def test_zip_archive_members_are_read_in_memory(
     batch: dict[str, Any], tmp_path: Path, mg: DicomFactory
 ) -> None:

@@ -11,8 +11,10 @@ Rules (docs/ingestion.md has the long form):
 * Order: studies in order of first appearance among the sorted inputs; images within a study by
   laterality (R, L, unknown), then view (CC, MLO, ML, LM, XCCL, XCCM, SIO, AT, OTHER,
   unknown), then SOP Instance UID.
-* A second file with an already-seen SOPInstanceUID is not decoded: it becomes a rejected image
-  (``duplicate_instance``) in ``unassigned`` and its study gets a warning message.
+* Of several files with one SOPInstanceUID only one is decoded: the largest (a copy cut short
+  in transfer is smaller than the whole one, and must not push it out), else the first. Each
+  other copy becomes a rejected image (``duplicate_instance``) in ``unassigned`` and the study
+  gets a warning message.
 * Each missing standard view (CC and MLO of each breast) is a ``missing_view`` warning.
 * Every input ends up exactly once: as an image of a study, or in ``unassigned`` (not DICOM,
   unreadable, no UIDs, duplicates) — see :meth:`IngestResult.images`.
@@ -69,9 +71,10 @@ def _group_key(entry: Entry, group_by: GroupBy) -> str:
 
 
 def _duplicate(entry: Entry, kept: Entry) -> tuple[Image, Message]:
+    larger = " (the larger file)" if kept.source.size > entry.source.size else ""
     text = (
-        f"{entry.source.name} repeats SOPInstanceUID {entry.sop_instance_uid}, already read "
-        f"from {kept.source.name}; this copy was skipped."
+        f"{entry.source.name} repeats SOPInstanceUID {entry.sop_instance_uid} of "
+        f"{kept.source.name}{larger}, which is read instead; this copy was skipped."
     )
     entry.preview.reject(RejectionCode.DUPLICATE, text)
     note = Message(
@@ -99,6 +102,12 @@ def _plan(
         key = _group_key(scanned, group_by)
         group = groups.setdefault(key, _Group(key=key))
         kept = seen.get(scanned.sop_instance_uid)
+        if kept is not None and scanned.source.size > kept.source.size:
+            # the copy met first is the shorter one, likely cut short: read this one instead
+            groups[_group_key(kept, group_by)].entries.remove(kept)
+            seen[scanned.sop_instance_uid] = scanned
+            group.entries.append(scanned)
+            scanned, kept = kept, scanned
         if kept is not None:
             image, note = _duplicate(scanned, kept)
             unassigned.append(image)

@@ -109,6 +109,14 @@ class Source:
             with zipfile.ZipFile(self.path) as archive, archive.open(self.member) as stream:
                 yield stream  # type: ignore[misc]
 
+    @property
+    def size(self) -> int:
+        """Bytes of the file (of the member, uncompressed, in a zip archive)."""
+        if self.member is None:
+            return self.path.stat().st_size
+        with zipfile.ZipFile(self.path) as archive:
+            return archive.getinfo(self.member).file_size
+
     def read_bytes(self) -> bytes:
         with self.open() as stream:
             return stream.read()
