@@ -146,7 +146,7 @@ def test_zip_upload_and_a_broken_image(
     start_api: Callable[..., Api], second_study: Path, tmp_path: Path
 ) -> None:
     """One zip; one of its images has its pixel data cut short: the study goes on and the
-    result reports that image as rejected."""
+    result reports that image as rejected; the whole file uploaded later replaces it."""
     files = dicoms(second_study)
     broken = tmp_path / files[0].name
     broken.write_bytes(files[0].read_bytes()[:-5000])
@@ -176,4 +176,16 @@ def test_zip_upload_and_a_broken_image(
     study = api.client.get(f"/api/v1/studies/{body['study_instance_uid']}", headers=api.auth)
     rejected = [i for i in study.json()["images"] if i["status"] == "rejected"]
     assert len(rejected) == 1 and rejected[0]["overlay_url"] is None
-    assert rejected[0]["rejection_code"]
+    assert rejected[0]["rejection_code"] == "truncated_pixel_data"
+
+    # the whole file sent again replaces the stored copy that was cut short
+    resent = api.upload([files[0]])
+    assert resent.status_code == 202, resent.text
+    assert resent.json()["new_instances"] == 1 and resent.json()["job_id"] != body["job_id"]
+    again = api.wait(resent.json()["location"])
+    assert again["status"] == "done", again
+    assert {image["status"] for image in again["result"]["images"]} == {"processed"}
+    assert again["result"]["status"] == "complete"
+    # and the cut copy sent once more changes nothing: the stored file is the larger
+    cut = api.upload([broken])
+    assert cut.status_code == 200 and cut.json()["job_id"] == resent.json()["job_id"]

@@ -2,7 +2,10 @@
 
 Files land in ``<data-dir>/studies/<StudyInstanceUID>/input/<SOPInstanceUID>.dcm``; an
 instance the study already has is not stored again, so uploading the same study twice adds
-nothing and queues nothing.
+nothing and queues nothing. The exception is a copy larger than the stored one: the stored
+file was cut short (a transfer broken off; its image is rejected as incomplete), so the whole
+one replaces it and the study is analysed again. Of several copies in one upload the largest
+is kept, for the same reason.
 """
 
 from __future__ import annotations
@@ -74,6 +77,17 @@ def _needs_job(job: Job | None, new: int) -> bool:
     return new > 0 and job.status != JobStatus.QUEUED.value  # a queued job reads them anyway
 
 
+def _largest_copies(scanned: Sequence[ScannedFile]) -> dict[str, ScannedFile]:
+    """One file per SOP Instance UID: the largest (a copy cut short is smaller), else the
+    first."""
+    largest: dict[str, ScannedFile] = {}
+    for item in scanned:
+        kept = largest.get(item.sop_instance_uid)
+        if kept is None or item.received.size > kept.received.size:
+            largest[item.sop_instance_uid] = item
+    return largest
+
+
 def accept(state: AppState, incoming: Sequence[Incoming], *, actor: str) -> Intake:
     """Store the upload and queue its analysis.
 
@@ -113,16 +127,24 @@ def store_scanned(
     folder = study_folder(header.study_instance_uid)
     with _placing, transaction(sessions) as session:
         existing = get_study(session, header.study_instance_uid)
-        known = {i.sop_instance_uid for i in existing.images} if existing else set()
-        fresh = {f.sop_instance_uid: f for f in scanned if f.sop_instance_uid not in known}
-        placed = place(list(fresh.values()), data_dir / folder / INPUT_FOLDER)
+        known = {i.sop_instance_uid: i for i in existing.images} if existing else {}
+        largest = _largest_copies(scanned)
+        fresh = [f for uid, f in largest.items() if uid not in known]
+        whole = [
+            f
+            for uid, f in largest.items()
+            if uid in known and f.received.size > known[uid].size_bytes
+        ]
+        placed = place([*fresh, *whole], data_dir / folder / INPUT_FOLDER)
         stored = [
             StoredFile(
                 sop_instance_uid=f.sop_instance_uid, file_name=name, size_bytes=f.received.size
             )
             for f, name in placed
         ]
-        study = add_study_files(session, header=header, folder=folder, files=stored)
+        for replaced in stored[len(fresh) :]:
+            known[replaced.sop_instance_uid].size_bytes = replaced.size_bytes
+        study = add_study_files(session, header=header, folder=folder, files=stored[: len(fresh)])
         job = latest_job(study)
         queued = _needs_job(job, len(stored))
         if queued or job is None:
@@ -132,7 +154,10 @@ def store_scanned(
             actor=actor,
             action="create" if existing is None else "upload",
             study_instance_uid=study.study_instance_uid,
-            detail=f"{len(stored)} new, {len(known)} known, {len(ignored)} ignored files",
+            detail=(
+                f"{len(fresh)} new, {len(whole)} replacing shorter stored copies, "
+                f"{len(known)} known, {len(ignored)} ignored files"
+            ),
         )
         body = UploadAccepted(
             job_id=job.id,
