@@ -28,6 +28,8 @@ ROWS = [
     ("1.4", 0.80, 0.801, 1),
     ("1.5", None, None, 1),  # rejected: no probability, not in the AUC
 ]
+# 1.2 lost an image it was sent, 1.4 was sent without one of the four views
+PARTIAL = ("1.2", "1.4")
 
 
 def _write_results(folder: Path) -> None:
@@ -37,8 +39,12 @@ def _write_results(folder: Path) -> None:
         result = {"study_instance_uid": uid, "malignancy_probability": shown}
         result["x_malignancy_probability_unrounded"] = raw
         result["status"] = (
-            "rejected" if shown is None else "partial" if uid == "1.2" else "complete"
+            "rejected" if shown is None else "partial" if uid in PARTIAL else "complete"
         )
+        images = [{"status": "processed"}]
+        if shown is None or uid == "1.2":  # 1.2 has an image the service could not read
+            images.append({"status": "rejected"})
+        result["images"] = images
         result["model"] = {"risk": {"suspicion_thresholds": {"intermediate": 0.1, "high": 0.5}}}
         (study / "result.json").write_text(json.dumps(result))
 
@@ -64,7 +70,8 @@ def test_auc_and_rounding_loss_from_labels_csv(tmp_path: Path) -> None:
     assert (tmp_path / "report" / "study_metrics.csv").is_file()
     # the calibration test: all 5 labelled studies (3 malignant); at the results' high
     # threshold 0.5 one of the two scored malignant studies is found and both benign cleared;
-    # one rejected and one partial study are technical defects
+    # the rejected study and the one with an unreadable image are technical defects; the
+    # partial study of a view never sent is not
     assert "calibration test: 5 studies, 60.0% positive" in output
     assert "sensitivity 0.500 and specificity 1.000 at 0.5" in output
     assert "technical defects 40.0%" in output

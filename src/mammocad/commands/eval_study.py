@@ -12,8 +12,9 @@ and left out of the AUC.
 Every report ends with the **calibration test** of the Moscow experiment (docs/study-metrics.md):
 studies, share positive, AUC, sensitivity and specificity at the service's threshold — by
 default the ``high`` suspicion threshold the results were made with — and the share of
-technical defects (studies ``rejected`` or ``partial``), with whether the set qualifies
-(≥ 400 labelled studies, ≥ 10 % positive).
+technical defects (studies ``rejected``, or with an image the service could not read: what it
+was sent and did not answer for; a view never sent is no defect of the service), with whether
+the set qualifies (≥ 400 labelled studies, ≥ 10 % positive).
 """
 
 from __future__ import annotations
@@ -326,7 +327,7 @@ def run_eval_study(
     where the caller has read them already. ``subgroups_by``: the labels' ``group`` or the
     images' manufacturer (:func:`manufacturer_of`)."""
     console = console or Console(stderr=True)
-    scores, raw, truth, patients, groups, partial = [], [], [], [], [], []
+    scores, raw, truth, patients, groups, defective = [], [], [], [], [], []
     rejected = rejected_malignant = unlabelled = 0
     recorded: float | None = None
     for result in results if results is not None else read_results(results_dir):
@@ -339,7 +340,7 @@ def run_eval_study(
             rejected += 1
             rejected_malignant += int(label.malignant)
             continue
-        partial.append(result.get("status") == "partial")
+        defective.append(has_rejected_image(result))
         scores.append(float(result["malignancy_probability"]))
         raw.append(float(result.get("x_malignancy_probability_unrounded", scores[-1])))
         truth.append(int(label.malignant))
@@ -353,7 +354,7 @@ def run_eval_study(
     subgroups = evaluate_subgroups(raw, truth, groups, patients, n_bootstrap=bootstrap)
     operating = threshold if threshold is not None else (recorded if recorded is not None else 0.5)
     test = calibration_test_summary(
-        scores, truth, partial, threshold=operating, patient_ids=patients, n_bootstrap=bootstrap
+        scores, truth, defective, threshold=operating, patient_ids=patients, n_bootstrap=bootstrap
     )
     # the set is every labelled study sent; a rejected one has no score but is a defect
     labelled = len(scores) + rejected
@@ -361,7 +362,7 @@ def run_eval_study(
         test,
         n_studies=labelled,
         share_positive=(sum(truth) + rejected_malignant) / labelled,
-        share_technical_defects=(sum(partial) + rejected) / labelled,
+        share_technical_defects=(sum(defective) + rejected) / labelled,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_study_csv(metrics, out_dir / "study_metrics.csv", subgroups=subgroups)
@@ -478,6 +479,14 @@ def _auc_text(metrics: StudyMetrics, rounding_note: str = "") -> str:
         f"probabilities users see {rounding.auc_rounded:.3f} (lost to rounding: "
         f"{rounding.loss:.4f}{rounding_note})"
     )
+
+
+def has_rejected_image(result: dict[str, Any]) -> bool:
+    """A study the service answered for in part: an image it was sent was rejected (not
+    readable, no breast found, not a mammogram). A ``partial`` study whose missing view was
+    never sent (mini-MIAS's one film per woman) is no technical defect, nor is an image the
+    quality gate flagged but the service read (docs/quality.md)."""
+    return any(image.get("status") == "rejected" for image in result.get("images", ()))
 
 
 def _high_threshold(result: dict[str, Any]) -> float | None:
