@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -133,24 +133,54 @@ def real_auc(rows: list[BreastRow], scores: np.ndarray, n_boot: int) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+@dataclass(frozen=True, slots=True)
+class Breasts:
+    """The phantom training breasts and the mini-MIAS films, as rows of :data:`FEATURES`."""
+
+    phantom: list[BreastCase]
+    y: np.ndarray  # phantom labels (1 malignant)
+    patients: list[str]
+    x: np.ndarray
+    records: list[AnnotatedImage]
+    rows: list[BreastRow]  # one per film with a case
+    films: list[BreastCase]  # the case of each row
+    real: np.ndarray
+
+
+def arguments(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("cache", type=Path, nargs="+", help="phantom risk-cache folders")
     parser.add_argument("--model", type=Path, required=True, help="the bundle whose detector")
     parser.add_argument("--cases", type=Path, required=True, help="mini-MIAS case cache folder")
     parser.add_argument("--mias", type=Path, default=Path("../shared/data/mini-mias"))
     parser.add_argument("--bootstrap", type=int, default=1000)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def load_breasts(args: argparse.Namespace) -> Breasts:
+    """The phantom cache and every mini-MIAS film (run through the bundle when not cached)."""
     phantom, _ = labelled_cases(args.cache)
-    y = np.array([case.label for case in phantom], dtype=np.int64)
-    patients = [case.patient_id for case in phantom]
-    x = feature_matrix([case_inputs(case, fused_probability=None) for case in phantom])
     records, labels = load_mias(args.mias), image_labels(args.mias)
     cases = collect(args.model, records, labels, args.cases)
     rows = film_rows(records, labels, cases)
-    real = feature_matrix(
-        [case_inputs(cases[(r.patient_id, r.laterality)], fused_probability=None) for r in rows]
+    films = [cases[(row.patient_id, row.laterality)] for row in rows]
+    return Breasts(
+        phantom=phantom,
+        y=np.array([case.label for case in phantom], dtype=np.int64),
+        patients=[case.patient_id for case in phantom],
+        x=feature_matrix([case_inputs(case, fused_probability=None) for case in phantom]),
+        records=records,
+        rows=rows,
+        films=films,
+        real=feature_matrix([case_inputs(case, fused_probability=None) for case in films]),
     )
+
+
+def main() -> None:
+    args = arguments(__doc__.split("\n\n")[0])
+    breasts = load_breasts(args)
+    y, patients, x = breasts.y, breasts.patients, breasts.x
+    records, rows, real, phantom = breasts.records, breasts.rows, breasts.real, breasts.phantom
     # the training's patient-level folds, as `mammocad eval breasts --fold 0` selects them
     fold_films = {record.image_id for record in select_fold(records, fold=0)}
     held = np.array([row.image_id in fold_films for row in rows])
