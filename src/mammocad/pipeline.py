@@ -253,7 +253,11 @@ class Pipeline:
             try:
                 item = preprocess_image(image, self.preprocessing)
             except PreprocessError as error:
+                # the gate names what was found (blank or no_anatomy: noise) while the pixels
+                # are still there; the result lists it beside preprocessing's rejection
+                verdict = assess_quality(image, None, self.quality)
                 image.reject(error.code, error.message)
+                image.messages.extend(verdict.issues)
                 continue
             except Exception as error:  # one image's bug must not cost the study
                 _reject_internal(image, "preprocessing", error)
@@ -291,6 +295,7 @@ def _reject_unreadable_study(preprocessed: dict[str, PreprocessedImage]) -> None
             f"No image of this study is fit to read; this one failed the quality gate "
             f"({codes}): {errors[0].text if errors else ''}".rstrip(": "),
         )
+        item.image.messages.extend(errors)  # each by its own code in the result, too
         del preprocessed[key]
 
 

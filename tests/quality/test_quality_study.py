@@ -44,8 +44,23 @@ def test_study_without_an_acceptable_image_is_rejected_without_probability(pipel
     for image in result["images"]:
         assert image["status"] == "rejected" and image["findings"] == []
         assert image["rejection_code"] == RejectionCode.QUALITY.value
-        (issue,) = image["quality"]["issues"]
-        assert "motion_blur" in issue["text"]
+        rejection, *causes = image["quality"]["issues"]
+        assert rejection["code"] == RejectionCode.QUALITY.value
+        assert "motion_blur" in rejection["text"]
+        # the gate's own code beside the rejection, so no reader has to parse the text
+        assert [cause["code"] for cause in causes] == ["motion_blur"]
+
+
+def test_images_without_tissue_carry_the_gates_code(pipeline):
+    """White noise and a blank exposure: preprocessing finds no tissue, and the result says
+    which of the two the gate saw."""
+    study = _study({VIEWS[0]: [Defect.NOISE], VIEWS[1]: [Defect.BLANK]})
+    result = pipeline.analyze(study).result
+    assert validation_errors(result) == []
+    rejected = [image for image in result["images"] if image["status"] == "rejected"]
+    codes = sorted([issue["code"] for issue in image["quality"]["issues"]] for image in rejected)
+    assert codes == [["no_tissue", "blank"], ["no_tissue", "no_anatomy"]]
+    assert result["status"] == StudyStatus.PARTIAL.value
 
 
 def test_one_acceptable_image_keeps_the_study_and_its_probability(pipeline):

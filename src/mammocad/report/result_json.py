@@ -12,14 +12,22 @@ from mammocad.structures import Finding, Image, ImageQuality, Message, Preproces
 
 
 def rejected_quality(image: Image) -> ImageQuality:
-    """Quality block of a rejected image: score 0, not acceptable, the rejection as the issue."""
+    """Quality block of a rejected image: score 0, not acceptable, the rejection as the first
+    issue, then the image's other errors — the quality gate's codes behind a rejection
+    (``blank`` or ``no_anatomy`` beside ``no_tissue``; ``motion_blur`` and the like beside
+    ``unacceptable_quality``), so a reader of codes need not parse the text."""
     issue = Message(
         code=image.rejection_code.value if image.rejection_code else "rejected",
         severity=Severity.ERROR,
         text=image.rejection_text or "The image was not processed.",
         sop_instance_uid=image.sop_instance_uid,
     )
-    return ImageQuality(score=0.0, acceptable=False, issues=(issue,))
+    causes = tuple(
+        message
+        for message in image.messages
+        if message.severity is Severity.ERROR and message.code != issue.code
+    )
+    return ImageQuality(score=0.0, acceptable=False, issues=(issue, *causes))
 
 
 def has_known_size(image: Image) -> bool:
