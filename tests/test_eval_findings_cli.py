@@ -44,10 +44,7 @@ BOXES = [
 
 def _write(tmp_path: Path) -> tuple[Path, Path]:
     results = tmp_path / "results"
-    (results / "2.1").mkdir(parents=True)
-    images = [{"sop_instance_uid": uid, **image} for uid, image in IMAGES.items()]
-    result = {"study_instance_uid": "2.1", "images": images}
-    (results / "2.1" / "result.json").write_text(json.dumps(result))
+    _write_result(results, "2.1", [{"sop_instance_uid": uid, **i} for uid, i in IMAGES.items()])
     boxes = tmp_path / "boxes.csv"
     with boxes.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -59,6 +56,22 @@ def _write(tmp_path: Path) -> tuple[Path, Path]:
 def _run(*arguments: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, ["eval", "findings", *arguments, "--bootstrap", "0"])
     return result.exit_code, result.output
+
+
+def _write_result(results: Path, uid: str, images: list[dict[str, Any]]) -> None:
+    """One study's result.json under ``results``."""
+    (results / uid).mkdir(parents=True)
+    result = {"study_instance_uid": uid, "images": images}
+    (results / uid / "result.json").write_text(json.dumps(result))
+
+
+def _image(uid: str, source: str, *masses: tuple[list[int], float]) -> dict[str, Any]:
+    """A processed image with a mass finding per (box, score), malignancy 0.5."""
+    findings = [
+        {"box": box, "label": "mass", "score": score, "malignancy_probability": 0.5}
+        for box, score in masses
+    ]
+    return {"sop_instance_uid": uid, "source": source, "status": "processed", "findings": findings}
 
 
 def test_reported_findings_against_lesion_boxes(tmp_path: Path) -> None:
@@ -107,18 +120,10 @@ def test_phantom_truth_is_keyed_by_sop_instance_uid(tmp_path: Path) -> None:
 def test_vindr_finding_annotations_match_images_by_file_name(tmp_path: Path) -> None:
     # VinDr-Mammo's layout: images/<study_id>/<image_id>.dicom, boxes by image_id
     results = tmp_path / "results"
-    (results / "3.1").mkdir(parents=True)
-    images = [
-        {"sop_instance_uid": "1.2.3.1", "source": "vindr/images/s1/aaa111.dicom",
-         "status": "processed", "findings": [
-             {"box": [2360, 1740, 2480, 1850], "label": "mass", "score": 0.8,
-              "malignancy_probability": 0.5}]},
-        {"sop_instance_uid": "1.2.3.2", "source": "vindr.zip!images/s1/bbb222.dicom",
-         "status": "processed", "findings": []},
-    ]  # fmt: skip
-    (results / "3.1" / "result.json").write_text(
-        json.dumps({"study_instance_uid": "3.1", "images": images})
-    )
+    _write_result(results, "3.1", [
+        _image("1.2.3.1", "vindr/images/s1/aaa111.dicom", ([2360, 1740, 2480, 1850], 0.8)),
+        _image("1.2.3.2", "vindr.zip!images/s1/bbb222.dicom"),
+    ])  # fmt: skip
     header = (
         "study_id,series_id,image_id,laterality,view_position,height,width,breast_birads,"
         "breast_density,finding_categories,finding_birads,xmin,ymin,xmax,ymax,split"
@@ -150,18 +155,10 @@ def test_mini_mias_lesions_match_films_by_file_name(shared_data: Path, tmp_path:
     assert (mass.label, mass.box, mass.malignant) == ("mass", (527.0, 92.0, 663.0, 228.0), 0)
     assert "mdb059" in truth.skip and "mdb059" not in truth.boxes  # a mass without coordinates
     results = tmp_path / "results"
-    (results / "4.1").mkdir(parents=True)
-    images = [
-        {"sop_instance_uid": "4.1.1", "source": str(folder / "mdb015.png"), "status": "processed",
-         "findings": [{"box": [540, 100, 650, 220], "label": "mass", "score": 0.6,
-                       "malignancy_probability": 0.3}]},
-        {"sop_instance_uid": "4.1.2", "source": str(folder / "mdb059.png"), "status": "processed",
-         "findings": [{"box": [10, 10, 60, 60], "label": "mass", "score": 0.9,
-                       "malignancy_probability": 0.3}]},
-    ]  # fmt: skip
-    (results / "4.1" / "result.json").write_text(
-        json.dumps({"study_instance_uid": "4.1", "images": images})
-    )
+    _write_result(results, "4.1", [
+        _image("4.1.1", str(folder / "mdb015.png"), ([540, 100, 650, 220], 0.6)),
+        _image("4.1.2", str(folder / "mdb059.png"), ([10, 10, 60, 60], 0.9)),
+    ])  # fmt: skip
     exit_code, output = _run(
         "--results", str(results), "--mias", str(folder), "--out", str(tmp_path / "r")
     )
@@ -180,20 +177,11 @@ def test_inbreast_roi_files_match_images_by_file_name(tmp_path: Path) -> None:
     with (tmp_path / "AllXML" / "20586934.xml").open("wb") as handle:
         plistlib.dump({"Images": [{"ROIs": [{"Name": "Mass", "Point_px": outline}]}]}, handle)
     results = tmp_path / "results"
-    (results / "6.1").mkdir(parents=True)
-    images = [
-        {"sop_instance_uid": "6.1.1", "source": "AllDICOMs/20586934_6c613a14_MG_L_CC_ANON.dcm",
-         "status": "processed", "findings": [
-             {"box": [1010, 1190, 1090, 1310], "label": "mass", "score": 0.8,
-              "malignancy_probability": 0.5}]},
-        {"sop_instance_uid": "6.1.2", "source": "AllDICOMs/20586986_6c613a14_MG_L_ML_ANON.dcm",
-         "status": "processed", "findings": [
-             {"box": [10, 10, 60, 60], "label": "mass", "score": 0.9,
-              "malignancy_probability": 0.5}]},
-    ]  # fmt: skip
-    (results / "6.1" / "result.json").write_text(
-        json.dumps({"study_instance_uid": "6.1", "images": images})
-    )
+    _write_result(results, "6.1", [
+        _image("6.1.1", "AllDICOMs/20586934_6c613a14_MG_L_CC_ANON.dcm",
+               ([1010, 1190, 1090, 1310], 0.8)),
+        _image("6.1.2", "AllDICOMs/20586986_6c613a14_MG_L_ML_ANON.dcm", ([10, 10, 60, 60], 0.9)),
+    ])  # fmt: skip
     exit_code, output = _run(
         "--results",
         str(results),
@@ -276,20 +264,8 @@ def test_cbis_ddsm_boxes_come_from_roi_masks_found_by_series(tmp_path: Path) -> 
     # the MLO's mask is missing: that mammogram cannot be judged; P_00009 is not there at all
     assert found.unlocated == {mlo} and found.rows_without_image == 1
     results = tmp_path / "results"
-    (results / "5.1").mkdir(parents=True)
-    finding = {
-        "box": [32, 52, 58, 68],
-        "label": "mass",
-        "score": 0.7,
-        "malignancy_probability": 0.6,
-    }
-    images = [
-        {"sop_instance_uid": cc, "status": "processed", "findings": [finding]},
-        {"sop_instance_uid": mlo, "status": "processed", "findings": [finding]},
-    ]
-    (results / "5.1" / "result.json").write_text(
-        json.dumps({"study_instance_uid": "5.1", "images": images})
-    )
+    found_mass = ([32, 52, 58, 68], 0.7)
+    _write_result(results, "5.1", [_image(cc, "", found_mass), _image(mlo, "", found_mass)])
     arguments = ["--results", str(results), "--cbis-ddsm", str(tmp_path / "mass.csv")]
     exit_code, output = _run(*arguments, "--images", str(root), "--out", str(tmp_path / "r"))
     assert exit_code == 0, output
