@@ -135,18 +135,20 @@ def store_scanned(
             for uid, f in largest.items()
             if uid in known and f.received.size > known[uid].size_bytes
         ]
-        placed = place([*fresh, *whole], data_dir / folder / INPUT_FOLDER)
+        inputs = data_dir / folder / INPUT_FOLDER
         stored = [
             StoredFile(
                 sop_instance_uid=f.sop_instance_uid, file_name=name, size_bytes=f.received.size
             )
-            for f, name in placed
+            for f, name in place(fresh, inputs)
         ]
-        for replaced in stored[len(fresh) :]:
-            known[replaced.sop_instance_uid].size_bytes = replaced.size_bytes
-        study = add_study_files(session, header=header, folder=folder, files=stored[: len(fresh)])
+        place(whole, inputs)  # under the stored copy's name: the cut copy is overwritten
+        for f in whole:
+            known[f.sop_instance_uid].size_bytes = f.received.size
+        study = add_study_files(session, header=header, folder=folder, files=stored)
+        changed = len(fresh) + len(whole)
         job = latest_job(study)
-        queued = _needs_job(job, len(stored))
+        queued = _needs_job(job, changed)
         if queued or job is None:
             job = enqueue_job(session, study)
         audit(
@@ -164,8 +166,8 @@ def store_scanned(
             study_instance_uid=study.study_instance_uid,
             status=job.status,
             location=job_url(job.id),
-            new_instances=len(stored),
-            known_instances=len(scanned) - len(stored),
+            new_instances=changed,
+            known_instances=len(scanned) - changed,
             ignored=[IgnoredFile(name=i.name, reason=i.reason) for i in ignored],
         )
     if queued and workers is not None:
