@@ -7,7 +7,8 @@ and the excess of this breast's over it (NaN without the other breast) — and m
 phantom risk cache (out of fold, breast and study level, the study scored by its higher
 breast) and on the 242 mini-MIAS films (fitted on all phantom breasts, as
 ``risk_real_films.py`` does), each column alone and the shipped tree settings with and without
-them. The new columns are left unconstrained (the shipped trees are monotone in
+them; first, how closely the two breasts' strongest candidates follow each other on the
+normal films. The new columns are left unconstrained (the shipped trees are monotone in
 ``EVIDENCE``, a fixed feature set).
 
     .venv/bin/python benchmarks/risk_contralateral.py runs/cache/<key> [<key2> ...] \\
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from risk_real_films import arguments, load_breasts, real_auc
+from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score as roc_auc
 from sklearn.model_selection import GroupKFold
 
@@ -90,6 +92,12 @@ def main() -> None:
     print(
         f"phantom: {len(phantom)} breasts ({int(y.sum())} malignant), "
         f"{int(np.isfinite(side[:, 0]).sum())} with the other breast; mini-MIAS: {len(rows)} films"
+    )
+    normal = ~abnormal
+    related = spearmanr(real[normal, STRONGEST], real_side[normal, 0]).statistic
+    print(
+        f"mini-MIAS normal films: Spearman {related:.2f} between a film's "
+        "max_candidate_contribution and the other breast's"
     )
     print("each column alone: phantom breast AUC | mini-MIAS abnormal / malignant")
     columns = {"max_candidate_contribution": (x[:, STRONGEST], real[:, STRONGEST])}
