@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -139,6 +139,9 @@ class Pipeline:
         # fusion and the risk model's candidate features see detections below the finding
         # threshold: detect down to the lower of their candidate scores
         wanted = [self.fuser.candidate_score, None if risk is None else risk.candidate_score]
+        if risk is not None and risk.finding_score is not None:
+            # a risk model that counted findings from below the reported ones reads those too
+            wanted.append(min(risk.finding_score, detector.finding_threshold))
         if any(score is not None for score in wanted):
             detector.set_candidate_threshold(min(s for s in wanted if s is not None))
         self.model_info = ModelInfo(
@@ -208,7 +211,10 @@ class Pipeline:
             inputs = {}
             if self.risk is not None:
                 candidates = {key: p.candidates for key, p in predictions.items()}
-                inputs = study_inputs(study, preprocessed, findings, fusion, candidates)
+                evidence, links = self._risk_findings(
+                    study, preprocessed, predictions, findings, fusion
+                )
+                inputs = study_inputs(study, preprocessed, evidence, links, candidates)
                 scores = score_inputs(self.risk, inputs)
                 breast_raw = {side: p for side, p in scores.items() if side is not None}
                 sideless_raw = scores.get(None)
@@ -225,7 +231,7 @@ class Pipeline:
             )
         leading = {}
         if self.risk is not None and self.risk.reads_candidates:
-            leading = unreported_leading_candidates(inputs, risk)
+            leading = unreported_leading_candidates(inputs, risk, findings)
         timings["total"] = (perf_counter() - start) * 1000.0
         result = study_result(
             study,
@@ -246,6 +252,28 @@ class Pipeline:
             fusion=fusion,
             leading_candidates=leading,
         )
+
+    def _risk_findings(
+        self,
+        study: Study,
+        preprocessed: dict[str, PreprocessedImage],
+        predictions: dict[str, ImagePrediction],
+        findings: dict[str, list[Finding]],
+        fusion: FusionResult,
+    ) -> tuple[dict[str, list[Finding]], FusionResult]:
+        """The findings and links the risk model reads: the detections from the score its
+        finding features were trained at, which may differ from the score findings are
+        reported at (a bundle's reporting threshold is chosen for the reader, its risk model
+        keeps the inputs it learned from; docs/risk.md "Two thresholds")."""
+        floor = None if self.risk is None else self.risk.finding_score
+        if floor is None or floor == self.detector.finding_threshold:
+            return findings, fusion
+        kept = {
+            key: [f for f in (p.candidates or p.findings) if f.score >= floor]
+            for key, p in predictions.items()
+        }
+        links = self.fuser.links_from(study, preprocessed, predictions, min_score=floor)
+        return kept, replace(fusion, links=links)
 
     def _preprocess(self, study: Study) -> dict[str, PreprocessedImage]:
         prepared: dict[str, PreprocessedImage] = {}

@@ -93,6 +93,22 @@ def test_a_changed_classifier_is_another_bundle(tmp_path: Path, tiny_bundle: Pat
     assert not same_bundle(with_classifier, plain)
 
 
+def test_a_changed_finding_threshold_is_another_bundle(tmp_path: Path, tiny_bundle: Path) -> None:
+    """The threshold decides which findings the benchmark's FROC sees: a baseline recorded
+    before it changed does not hold for the bundle after."""
+    from dataclasses import replace
+
+    from mammocad.detect.bundle import read_manifest, write_manifest
+    from mammocad.fuse.bundle import copy_bundle
+
+    bundle = copy_bundle(tiny_bundle, tmp_path / "lower")
+    manifest = read_manifest(bundle)
+    thresholds = {**manifest.thresholds, "finding_score": 0.01}
+    write_manifest(bundle, replace(manifest, thresholds=thresholds))
+    assert bundle_identity(bundle)["sha256"] == bundle_identity(tiny_bundle)["sha256"]
+    assert not same_bundle(bundle_identity(bundle), bundle_identity(tiny_bundle))
+
+
 def test_checked_in_baseline_is_complete() -> None:
     baseline = Baseline.from_dict(json.loads(CHECKED_IN.read_text(encoding="utf-8")))
     assert baseline.result.spec == BENCHMARK_SPEC

@@ -18,9 +18,10 @@ from mammocad.pipeline import Pipeline
 from mammocad.preprocess import PreprocessParams
 from mammocad.report.schema import validation_errors
 from mammocad.risk.apply import case_inputs, score_inputs, study_inputs
-from mammocad.risk.bundle import load_risk
+from mammocad.risk.bundle import LoadedRisk, load_risk
 from mammocad.risk.calibration import load_calibration
 from mammocad.risk.features import FEATURES, feature_row
+from mammocad.risk.model import RiskModel, Tree
 from mammocad.structures import Laterality, PreprocessedImage, Study
 from mammocad.synthetic import write_studies
 
@@ -187,3 +188,61 @@ def test_risk_model_sets_calibrated_breast_and_study_probabilities(
     assert result["malignancy_probability"] == round(study_probability, 2)
     assert result["suspicion"] == analysis.risk.thresholds.category(round(study_probability, 2))
     assert result["x_malignancy_probability_uncalibrated"] == pytest.approx(max(raw.values()))
+
+
+def _step_risk(feature: str, at: float, finding_score: float | None) -> LoadedRisk:
+    """A risk model reading only ``feature``: raw 0.95 from ``at`` up, else 0.05; trained (its
+    section says) on findings from ``finding_score``."""
+    step = Tree(
+        feature=(0, -1, -1),
+        threshold=(at, 0.0, 0.0),
+        missing_left=(True, False, False),
+        left=(1, -1, -1),
+        right=(2, -1, -1),
+        is_leaf=(False, True, True),
+        value=(0.0, -math.log(19.0), math.log(19.0)),
+    )
+    section = {} if finding_score is None else {"finding_score": finding_score}
+    return LoadedRisk(
+        model=RiskModel(features=(feature,), baseline=0.0, trees=(step,)), section=section
+    )
+
+
+@pytest.mark.parametrize(
+    ("feature", "at", "finding_score", "expected"),
+    [
+        # the 0.9 masses, linked CC to MLO, are the findings: one linked pair per breast
+        ("n_linked_pairs", 0.5, None, 0.95),
+        ("n_linked_pairs", 0.5, 0.5, 0.95),  # counted from 0.5: the same pair
+        ("n_linked_pairs", 0.5, 0.95, 0.05),  # counted from 0.95: no finding, no pair
+        ("n_findings", 3.0, None, 0.05),  # two findings per breast
+        ("n_findings", 3.0, 0.02, 0.95),  # counted from 0.02: the weak candidates too
+    ],
+)
+def test_the_risk_model_reads_findings_from_the_score_it_was_trained_at(
+    tiny_bundle: Path,
+    study_folder: Path,
+    feature: str,
+    at: float,
+    finding_score: float | None,
+    expected: float,
+) -> None:
+    """A bundle may report findings from another score than its risk model counted them at
+    (docs/risk.md "Two thresholds"): the report keeps the bundle's findings and links, the
+    risk model's inputs are the detections from its own score."""
+    pipeline = _pipeline(tiny_bundle)
+    pipeline = Pipeline(
+        detector=pipeline.detector,
+        preprocessing=pipeline.preprocessing,
+        risk=_step_risk(feature, at, finding_score),
+    )
+    assert 0.03 < pipeline.detector.finding_threshold < 0.9
+    analysis = pipeline.analyze(_study(study_folder))
+    result = analysis.result
+    assert validation_errors(result) == []
+    findings = _findings_by_id(result)
+    assert sorted(f["score"] for f in findings.values()) == [0.9] * 4  # reported as before
+    assert all(len(f["linked_finding_ids"]) == 1 for f in findings.values())
+    for breast in result["breasts"]:
+        raw = analysis.risk.breast(Laterality(breast["laterality"])).malignancy_probability
+        assert raw == pytest.approx(expected)

@@ -195,7 +195,8 @@ def test_the_leading_candidate_is_shown_only_unreported_and_behind_a_raised_brea
             Laterality.R: BreastInputs(findings=(reported,), candidates=(reported, below)),
             Laterality.L: left_inputs,
         }
-        return unreported_leading_candidates(inputs, risk)  # type: ignore[arg-type]
+        findings = {"r": inputs[Laterality.R].findings, "l": left_inputs.findings}
+        return unreported_leading_candidates(inputs, risk, findings)  # type: ignore[arg-type]
 
     strong = finding("s", "cc", 0.9, 0.9)
     led_by_finding = BreastInputs(findings=(strong,), candidates=(strong, below))

@@ -168,6 +168,14 @@ def test_the_pipeline_detects_down_to_the_risk_models_candidate_score(
     detector = Pipeline.from_bundle(plain).detector
     assert detector.candidate_threshold == detector.finding_threshold > 0.01
     assert Pipeline.from_bundle(with_candidates).detector.candidate_threshold == 0.01
+    # findings counted from below the bundle's finding threshold: detected down to there too
+    lower = copy_bundle(tiny_bundle, tmp_path / "lower")
+    counted_from = detector.finding_threshold / 2
+    save_risk(fit_risk_model(x, y, patients), lower, finding_score=counted_from)
+    loaded = load_risk(lower)
+    assert loaded is not None and loaded.finding_score == counted_from
+    assert load_risk(plain).finding_score is None  # type: ignore[union-attr]
+    assert Pipeline.from_bundle(lower).detector.candidate_threshold == counted_from
 
 
 def test_logistic_model_learns_keeps_weights_non_negative_and_round_trips(

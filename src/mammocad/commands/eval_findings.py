@@ -194,6 +194,51 @@ def _image_truth(rows: list[LesionAnnotation], annotated: Collection[str] | None
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class MatchedImages:
+    """The analysed images of a results folder beside their truth, in the same order."""
+
+    predictions: list[ImagePredictions]
+    truths: list[ImageTruth]
+    keys: list[tuple[str, ...]]  # what each image may be named by (image_keys)
+    rejected: int  # images with no findings because they were rejected (truths missed)
+    not_analysed: int  # images of the truth that no result lists (left out)
+    skipped: int  # analysed images the truth cannot judge (left out)
+
+
+def match_images(results_dir: Path, truth: FindingsTruth) -> MatchedImages:
+    """The reported findings of every image the results under ``results_dir`` list, each
+    beside its lesions in ``truth`` (none: lesion-free).
+
+    Raises:
+        ValueError: no result under ``results_dir`` lists an image.
+    """
+    predictions, truths, named, seen = [], [], [], set()
+    rejected = skipped = 0
+    for result in read_results(results_dir):
+        for image in result.get("images") or []:
+            keys = image_keys(image)
+            seen.update(keys)
+            if truth.skip.intersection(keys):
+                skipped += 1
+                continue
+            rejected += image.get("status") != "processed"
+            named.append(tuple(keys))
+            predictions.append(_predictions(image))
+            rows = next((truth.boxes[key] for key in keys if key in truth.boxes), [])
+            truths.append(_image_truth(rows, truth.annotated))
+    if not predictions:
+        raise ValueError(f"no analysed image in the result.json files under {results_dir}")
+    return MatchedImages(
+        predictions=predictions,
+        truths=truths,
+        keys=named,
+        rejected=rejected,
+        not_analysed=sum(1 for key in truth.boxes if key not in seen),
+        skipped=skipped,
+    )
+
+
 def run_eval_findings(
     *,
     results_dir: Path,
@@ -209,22 +254,9 @@ def run_eval_findings(
         ValueError: no result under ``results_dir`` lists an image.
     """
     console = console or Console(stderr=True)
-    predictions, truths, seen = [], [], set()
-    rejected = skipped = 0
-    for result in read_results(results_dir):
-        for image in result.get("images") or []:
-            keys = image_keys(image)
-            seen.update(keys)
-            if truth.skip.intersection(keys):
-                skipped += 1
-                continue
-            rejected += image.get("status") != "processed"
-            predictions.append(_predictions(image))
-            rows = next((truth.boxes[key] for key in keys if key in truth.boxes), [])
-            truths.append(_image_truth(rows, truth.annotated))
-    if not predictions:
-        raise ValueError(f"no analysed image in the result.json files under {results_dir}")
-    not_analysed = sum(1 for key in truth.boxes if key not in seen)
+    matched = match_images(results_dir, truth)
+    predictions, truths = matched.predictions, matched.truths
+    rejected, not_analysed, skipped = matched.rejected, matched.not_analysed, matched.skipped
     report = evaluate_froc(predictions, truths, classes=LESION_CLASSES, bootstrap=bootstrap, seed=0)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = write_froc_csv(report, out_dir / "findings_froc.csv")

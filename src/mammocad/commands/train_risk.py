@@ -299,6 +299,7 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
         training_data=training_data,
         metrics=metrics,
         candidate_score=pipeline.detector.candidate_threshold,
+        finding_score=pipeline.detector.finding_threshold,
     )
     report.update(
         bundle=str(bundle_dir),

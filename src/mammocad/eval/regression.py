@@ -19,6 +19,7 @@ runs on one torch thread (the order of floating-point sums depends on the thread
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -247,9 +248,12 @@ def compare(
 
 def bundle_identity(bundle: Path) -> dict[str, str]:
     """Name, version and weights sha256 of the bundle at ``bundle`` (its manifest), plus the
-    sha256 of each optional model that changes its outputs (lesion classifier, fusion, risk)."""
+    sha256 of each optional model that changes its outputs (lesion classifier, fusion, risk)
+    and of the thresholds (the finding threshold decides which findings the FROC sees)."""
     manifest = read_manifest(bundle)
     identity = {"name": manifest.name, "version": manifest.version, "sha256": manifest.sha256}
+    thresholds = json.dumps(manifest.thresholds, sort_keys=True).encode("utf-8")
+    identity["thresholds_sha256"] = hashlib.sha256(thresholds).hexdigest()
     for part in ("malignancy", "fusion", "risk"):
         section = getattr(manifest, part)
         if section.get("sha256"):

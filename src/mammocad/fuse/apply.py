@@ -14,7 +14,7 @@ from mammocad.detect.bundle import BundleManifest
 from mammocad.detect.predict import ImagePrediction
 from mammocad.fuse.bundle import LoadedFusion, load_fusion
 from mammocad.fuse.data import BreastCase, base_logit, breast_cases
-from mammocad.fuse.link import LinkParams, link_breast
+from mammocad.fuse.link import LinkParams, link_breast, link_pairs
 from mammocad.fuse.train import run_fusion
 from mammocad.structures import Laterality, PreprocessedImage, Study
 
@@ -56,6 +56,27 @@ class Fuser:
         if self.fusion is None or not cases:
             return FusionResult(links=links)
         return FusionResult(links=links, breast_probabilities=_refine(self.fusion, cases))
+
+    def links_from(
+        self,
+        study: Study,
+        preprocessed: Mapping[str, PreprocessedImage],
+        predictions: Mapping[str, ImagePrediction],
+        *,
+        min_score: float,
+    ) -> list[tuple[str, str]]:
+        """The ``(CC id, MLO id)`` links among the detections scoring at least ``min_score``,
+        as :meth:`fuse` would make them were that the finding threshold; records nothing in
+        the findings (what the risk model reads when it learned from another threshold than
+        the one the findings are reported at)."""
+        pairs = []
+        for case in breast_cases(study, preprocessed, predictions):
+            cc, mlo = case.views(min_score=min_score)
+            pairs += [
+                (cc[row].finding.id, mlo[col].finding.id)
+                for row, col, _ in link_pairs(cc, mlo, self.link)
+            ]
+        return pairs
 
 
 def _refine(fusion: LoadedFusion, cases: list[BreastCase]) -> dict[Laterality, float]:

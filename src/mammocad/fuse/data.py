@@ -53,9 +53,16 @@ class BreastCase:
     processed_views: tuple[ViewPosition, ...] = ()
     quality: tuple[float, ...] = ()
 
-    def views(self) -> tuple[list[PlacedFinding], list[PlacedFinding]]:
-        """The reported findings as (CC-like, MLO-like), the inputs of geometric linking."""
-        reported = [f for f in self.findings if f.reported]
+    def views(
+        self, *, min_score: float | None = None
+    ) -> tuple[list[PlacedFinding], list[PlacedFinding]]:
+        """The reported findings as (CC-like, MLO-like), the inputs of geometric linking;
+        with ``min_score`` the findings and candidates scoring at least that instead."""
+        reported = [
+            f
+            for f in self.findings
+            if (f.reported if min_score is None else f.finding.score >= min_score)
+        ]
         return [f for f in reported if f.is_cc], [f for f in reported if not f.is_cc]
 
     def single_view_probability(self, *, candidates: bool = False) -> float:

@@ -108,12 +108,16 @@ def score_inputs(
 
 
 def unreported_leading_candidates(
-    inputs: Mapping[Laterality | None, BreastInputs], risk: StudyRisk
+    inputs: Mapping[Laterality | None, BreastInputs],
+    risk: StudyRisk,
+    findings: Mapping[str, Sequence[Finding]],
 ) -> dict[Laterality, Finding]:
     """For each breast whose rounded probability is intermediate or high, its
-    :func:`~mammocad.risk.features.leading_candidate` where that box is not a reported finding:
-    the evidence behind the probability that the findings alone would not show (docs/risk.md).
-    Low breasts get none, so overlays are not strewn with weak boxes."""
+    :func:`~mammocad.risk.features.leading_candidate` where that box is not among the reported
+    ``findings`` (per image key): the evidence behind the probability that the findings alone
+    would not show (docs/risk.md). Low breasts get none, so overlays are not strewn with weak
+    boxes."""
+    reported = {finding.id for items in findings.values() for finding in items}
     shown: dict[Laterality, Finding] = {}
     for breast in risk.breasts:
         category = risk.thresholds.category(rounded(breast.malignancy_probability))
@@ -121,6 +125,6 @@ def unreported_leading_candidates(
         if item is None or category in (None, Suspicion.LOW):
             continue
         leading = leading_candidate(item)
-        if leading is not None and leading.id not in {f.id for f in item.findings}:
+        if leading is not None and leading.id not in reported:
             shown[breast.laterality] = leading
     return shown

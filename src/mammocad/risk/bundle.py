@@ -59,6 +59,17 @@ class LoadedRisk:
         return None if value is None else float(value)
 
     @property
+    def finding_score(self) -> float | None:
+        """The detection score from which a box counted as a finding in the features the
+        model was trained on (``n_findings``, ``max_contribution``, linked pairs, ...);
+        ``None`` (models saved before it was recorded): the bundle's finding threshold. The
+        bundle may report findings from another score (``thresholds.finding_score``, chosen
+        for the reader): the model still reads the boxes from this one, the inputs it
+        learned from (docs/risk.md "Two thresholds")."""
+        value = self.section.get("finding_score")
+        return None if value is None else float(value)
+
+    @property
     def reads_candidates(self) -> bool:
         """Whether the model reads detections below the finding threshold."""
         return bool(CANDIDATE_FEATURES & set(self.model.features))
@@ -71,12 +82,14 @@ def save_risk(
     training_data: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     candidate_score: float | None = None,
+    finding_score: float | None = None,
 ) -> BundleManifest:
     """Write ``risk.json``, ``calibration.json`` (the risk model's breast map) and, with a
     study map, ``study_calibration.json`` into the bundle folder
     ``bundle`` and record them in its manifest; ``candidate_score`` is the detection score
-    down to which the training cases held candidates (the pipeline detects down to it).
-    Returns the new manifest."""
+    down to which the training cases held candidates (the pipeline detects down to it),
+    ``finding_score`` the one from which they counted as findings (:attr:`LoadedRisk.
+    finding_score`). Returns the new manifest."""
     folder = Path(bundle)
     manifest = read_manifest(folder)
     path = folder / RISK_FILE
@@ -96,6 +109,7 @@ def save_risk(
         "method": fitted.model.method,
         "features": list(fitted.model.features),
         "candidate_score": candidate_score,
+        "finding_score": finding_score,
         "calibration": fitted.calibrator.describe(),
         "study_calibration": (
             None if fitted.study_calibrator is None else fitted.study_calibrator.describe()
