@@ -12,12 +12,14 @@ Two sources of detections:
   (0.05) so the findings reach below the threshold being chosen::
 
     .venv/bin/python benchmarks/finding_threshold.py --results runs/low/mias \\
-        --mias ../shared/data/mini-mias --scores 0.47,0.35
+        --mias ../shared/data/mini-mias --scores 0.47,0.35 --findings-per-image 4,5
 
 A finding is a false positive when it hits no lesion (the FROC hit rule of
 ``mammocad.eval.froc``); findings of classes the truth does not annotate are left out, as in
 the FROC. Prints, per FP rate, the score threshold and the lesions a finding above it hits;
-``--scores`` adds the same at given thresholds. Use validation data, never the held-out set.
+``--scores`` adds the same at given thresholds, and ``--findings-per-image`` at each of them
+with at most that many findings per image (the strongest), as ``thresholds.
+findings_per_image`` reports them. Use validation data, never the held-out set.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from mammocad.commands.eval_findings import (
     FindingsTruth,
@@ -44,52 +47,94 @@ from mammocad.eval.froc import score_image
 RATES = (0.25, 0.5, 1.0, 2.0)
 
 
+@dataclass(frozen=True)
+class ScoredImage:
+    """One image's findings (boxes, scores, in descending score order) and lesions."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    truth: np.ndarray
+    mass: np.ndarray  # per lesion
+    malignant: np.ndarray  # per lesion
+
+    @classmethod
+    def of(
+        cls, boxes: ArrayLike, scores: ArrayLike, truth: ArrayLike, **flags: ArrayLike
+    ) -> ScoredImage:
+        order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+        lesions = np.asarray(truth, dtype=np.float64).reshape(-1, 4)
+        none = np.zeros(len(lesions), dtype=bool)
+        return cls(
+            boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[order],
+            scores=np.asarray(scores, dtype=np.float64)[order],
+            truth=lesions,
+            mass=np.asarray(flags.get("mass", none), dtype=bool),
+            malignant=np.asarray(flags.get("malignant", none), dtype=bool),
+        )
+
+    def reported(self, threshold: float, cap: int | None) -> np.ndarray:
+        """Indices of the findings scoring ≥ ``threshold``, at most ``cap`` of them."""
+        kept = np.flatnonzero(self.scores >= threshold)
+        return kept if cap is None else kept[:cap]
+
+
 @dataclass
 class Scored:
-    """Per image pooled: the score of each false positive, the best hitting score of each
-    lesion (``-inf`` missed) and which lesions are masses / malignant."""
+    images: list[ScoredImage] = field(default_factory=list)
 
-    images: int = 0
-    false_positives: list[float] = field(default_factory=list)
-    lesions: list[float] = field(default_factory=list)
-    mass: list[bool] = field(default_factory=list)
-    malignant: list[bool] = field(default_factory=list)
-
-    def add(self, boxes: np.ndarray, scores: np.ndarray, truth: np.ndarray) -> None:
-        hit, fp = score_image(boxes, scores, truth)
-        self.images += 1
-        self.false_positives.extend(fp.tolist())
-        self.lesions.extend(hit.tolist())
-
-    def print_row(self, head: str, threshold: float) -> None:
-        """False positives per image and lesions hit by a finding scoring ≥ ``threshold``."""
-        fps = np.asarray(self.false_positives)
-        hits = np.asarray(self.lesions) >= threshold
-
-        def share(mask: Sequence[bool]) -> str:
-            chosen = np.asarray(mask, dtype=bool)
-            return f"{hits[chosen].sum()}/{chosen.sum()}" if len(chosen) else "-"
-
-        print(
-            f"{head}: score >= {threshold:.3f}, {(fps >= threshold).sum() / self.images:.2f} "
-            f"FP/image, lesions hit {share([True] * len(hits))}, masses {share(self.mass)}, "
-            f"malignant {share(self.malignant)}"
+    def false_positive_scores(self) -> np.ndarray:
+        return np.concatenate(
+            [score_image(i.boxes, i.scores, i.truth)[1] for i in self.images] or [np.zeros(0)]
         )
 
     def threshold_at(self, rate: float) -> float:
         """The lowest score that keeps the false positives at or below ``rate`` per image."""
-        ranked = np.sort(np.asarray(self.false_positives))[::-1]
-        k = int(rate * self.images)
+        ranked = np.sort(self.false_positive_scores())[::-1]
+        k = int(rate * len(self.images))
         return float(np.nextafter(ranked[k], np.inf)) if k < len(ranked) else 0.0
+
+    def print_row(self, head: str, threshold: float, cap: int | None = None) -> None:
+        """False positives per image and lesions hit by the findings scoring ≥ ``threshold``
+        (the strongest ``cap`` of each image)."""
+        false_positives = 0
+        hit, mass, malignant = [], [], []
+        for image in self.images:
+            kept = image.reported(threshold, cap)
+            truth_scores, fps = score_image(image.boxes[kept], image.scores[kept], image.truth)
+            false_positives += len(fps)
+            hit.append(np.isfinite(truth_scores))
+            mass.append(image.mass)
+            malignant.append(image.malignant)
+        found = np.concatenate(hit or [np.zeros(0, bool)])
+
+        def share(mask: list[np.ndarray]) -> str:
+            chosen = np.concatenate(mask or [np.zeros(0, bool)])
+            return f"{int(found[chosen].sum())}/{int(chosen.sum())}"
+
+        capped = "" if cap is None else f", at most {cap} per image"
+        print(
+            f"{head}: score >= {threshold:.3f}{capped}, "
+            f"{false_positives / max(1, len(self.images)):.2f} FP/image, lesions hit "
+            f"{int(found.sum())}/{len(found)}, masses {share(mass)}, malignant {share(malignant)}"
+        )
 
 
 def from_model(model: Path, specs: Sequence[str], workers: int) -> Scored:
     run = detect_specs(model, [parse_spec(text) for text in specs], workers=workers)
-    landmark = run.bundle.manifest.detector.landmark_index
+    config = run.bundle.manifest.detector
     scored = Scored()
     for sample, found in run.results:
-        lesion = sample.target.labels != landmark
-        scored.add(found.boxes.numpy(), found.scores.numpy(), sample.target.boxes[lesion].numpy())
+        target = sample.target
+        lesion = target.labels != config.landmark_index
+        labels = [config.classes[int(k)] for k in target.labels[lesion].tolist()]
+        scored.images.append(
+            ScoredImage.of(
+                found.boxes.numpy(),
+                found.scores.numpy(),
+                target.boxes[lesion].numpy(),
+                mass=[label == "mass" for label in labels],
+            )
+        )
     return scored
 
 
@@ -101,10 +146,16 @@ def from_results(results: Path, truth: FindingsTruth, only: set[str] | None = No
             continue
         judged = [truth.annotated is None or label in truth.annotated for label in pred.labels]
         boxes = np.asarray(pred.boxes, dtype=np.float64).reshape(-1, 4)[judged]
-        scored.add(boxes, np.asarray(pred.scores)[judged], np.asarray(image.boxes).reshape(-1, 4))
-        scored.mass.extend(label == "mass" for label in image.labels)
         flags = np.asarray([] if image.malignant is None else image.malignant).reshape(-1)
-        scored.malignant.extend(bool(flag == 1) for flag in flags)
+        scored.images.append(
+            ScoredImage.of(
+                boxes,
+                np.asarray(pred.scores, dtype=np.float64)[judged],
+                image.boxes,
+                mass=[label == "mass" for label in image.labels],
+                malignant=flags == 1,
+            )
+        )
     return scored
 
 
@@ -119,6 +170,7 @@ def main() -> None:
     truth.add_argument("--boxes", type=Path, help="lesion boxes CSV (as eval findings reads)")
     parser.add_argument("--mias-fold", type=int, help="only this patient-level fold of 5")
     parser.add_argument("--scores", default="", help="also print these thresholds, e.g. 0.47,0.35")
+    parser.add_argument("--findings-per-image", default="", help="caps for --scores, e.g. 4,5")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     if args.results is not None:
@@ -142,11 +194,13 @@ def main() -> None:
         scored = from_model(args.model, args.data, args.workers)
     else:
         parser.error("give --model with --data, or --results with a truth option")
-    print(f"{scored.images} images, {len(scored.lesions)} lesions")
+    print(f"{len(scored.images)} images, {sum(len(i.truth) for i in scored.images)} lesions")
     for rate in RATES:
         scored.print_row(f"{rate:g} FP/image", scored.threshold_at(rate))
+    caps = [None, *(int(text) for text in filter(None, args.findings_per_image.split(",")))]
     for text in filter(None, args.scores.split(",")):
-        scored.print_row("given", float(text))
+        for cap in caps:
+            scored.print_row("given", float(text), cap)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from torch import Tensor
 from mammocad.detect import MammoDetector
 from mammocad.detect.bundle import load_bundle, save_bundle
 from mammocad.detect.predict import Detector
+from mammocad.errors import ModelBundleError
 from mammocad.structures import (
     Finding,
     FindingLabel,
@@ -99,6 +100,31 @@ def test_finding_threshold_from_the_bundle(
         thresholds={"finding_score": 0.5},
     )
     assert Detector(model=model, manifest=manifest).predict([preprocessed()])[0].findings == []
+
+
+def test_findings_per_image_reports_the_strongest_and_keeps_the_rest_as_candidates(
+    rigged: Rig, logits_for: Logits, tmp_path: Path
+) -> None:
+    boxes = [[20, 40, 60, 80], [120, 100, 140, 130], [170, 20, 200, 50]]
+    model = rigged(boxes, logits_for([("mass", 6.0), ("calcification", 5.0), ("mass", 4.0)]))
+
+    def detector(**thresholds: float) -> Detector:
+        manifest = save_bundle(
+            model, tmp_path, name="tiny", version="0", preprocessing={}, thresholds=thresholds
+        )
+        return Detector(model=model, manifest=manifest)
+
+    (uncapped,) = detector().predict([preprocessed()])
+    assert len(uncapped.findings) == 3
+    capped_detector = detector(findings_per_image=2)
+    capped_detector.set_candidate_threshold(0.01)
+    (capped,) = capped_detector.predict([preprocessed()])
+    assert [f.id for f in capped.findings] == ["1.2.3.4-f1", "1.2.3.4-f2"]
+    assert [f.score for f in capped.findings] == [f.score for f in uncapped.findings[:2]]
+    assert [f.id for f in capped.candidates] == [f.id for f in uncapped.findings]
+    for wrong in (0.0, 2.5):
+        with pytest.raises(ModelBundleError, match="findings_per_image"):
+            detector(findings_per_image=wrong)
 
 
 def test_wrong_input_size_is_refused(tiny_model: MammoDetector, tmp_path: Path) -> None:

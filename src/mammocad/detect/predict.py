@@ -15,6 +15,7 @@ import torch
 from mammocad.detect.bundle import BundleManifest, load_bundle
 from mammocad.detect.containers import Detections
 from mammocad.detect.model import MammoDetector
+from mammocad.errors import ModelBundleError
 from mammocad.structures import Finding, FindingLabel, PreprocessedImage
 
 if TYPE_CHECKING:  # mammocad.malignancy imports this package: import it where it is used
@@ -89,6 +90,7 @@ class Detector:
             manifest.thresholds.get("finding_score", model.config.score_threshold)
         )
         self.candidate_threshold = self.finding_threshold
+        self.findings_per_image = _findings_per_image(manifest)
 
     def set_candidate_threshold(self, threshold: float) -> None:
         """Also return detections down to ``threshold`` as ``candidates`` (fusion inputs).
@@ -202,8 +204,14 @@ class Detector:
             )
         ]
         # compared as the float32 tensor, exactly as before candidates existed
-        reported = (found.scores[keep] >= self.finding_threshold).tolist()
-        findings = [c for c, is_finding in zip(candidates, reported, strict=True) if is_finding]
+        reported = found.scores[keep] >= self.finding_threshold
+        if self.findings_per_image is not None:
+            # the scores are in descending order: the cap keeps the strongest, the rest stay
+            # candidates (fusion and risk inputs)
+            reported &= torch.cumsum(reported.long(), 0) <= self.findings_per_image
+        findings = [
+            c for c, is_finding in zip(candidates, reported.tolist(), strict=True) if is_finding
+        ]
         nipple = None
         nipple_score = None
         if len(found.nipple_box):
@@ -227,3 +235,21 @@ def _usable_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _findings_per_image(manifest: BundleManifest) -> int | None:
+    """``thresholds["findings_per_image"]``: at most this many findings are reported per image
+    (the highest-scoring), so a dense image is not strewn with marks; ``None`` without one.
+
+    Raises:
+        ModelBundleError: the value is not a whole number of at least 1.
+    """
+    value = manifest.thresholds.get("findings_per_image")
+    if value is None:
+        return None
+    if float(value) != int(value) or int(value) < 1:
+        raise ModelBundleError(
+            f"thresholds.findings_per_image of bundle {manifest.name} is {value!r}: it must be "
+            "a whole number of at least 1 (or left out for no cap); fix manifest.json"
+        )
+    return int(value)
