@@ -403,7 +403,7 @@ def _check_back_to_back(page: Any) -> None:
 def test_a_leading_candidate_is_drawn_dashed_and_listed_without_feedback(
     browser: Any, service: Service
 ) -> None:
-    """A breast's ``x_leading_candidate`` (a box below the report threshold that drives its
+    """A breast's ``x_leading_candidate`` (a box not reported that drives its
     probability) is drawn on its image in the candidate style and listed apart from the
     findings, with no agree/disagree buttons (it is not a reported finding)."""
     page = browser.new_page(viewport=VIEWPORT)
@@ -441,7 +441,7 @@ def test_a_leading_candidate_is_drawn_dashed_and_listed_without_feedback(
     assert drawn["id"] == "img-1-f4"
     assert drawn["dashes"] not in ("", "none")
     assert drawn["text"].startswith("candidate:") and "0.88" in drawn["text"]
-    assert "below the report threshold" in drawn["title"]
+    assert "not reported" in drawn["title"]
     assert "Candidate: " in drawn["listed"] and "RCC" in drawn["listed"]
     assert drawn["buttons"] == 0
     assert errors == []

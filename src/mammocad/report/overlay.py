@@ -102,7 +102,7 @@ def render_overlay(
         x1, y1, x2, y2 = (round(v * factor) for v in candidate.box)
         _dashed_rectangle(picture, (x1, y1, x2, y2), _CANDIDATE, thickness)
         text = (
-            f"candidate below report threshold: {candidate.label.value} {candidate.score:.2f} | "
+            f"candidate, not reported: {candidate.label.value} {candidate.score:.2f} | "
             f"malignant {candidate.malignancy_probability:.2f}"
         )
         _label(picture, text, (x1, y2 + round(30 * scale)), scale)

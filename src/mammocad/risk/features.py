@@ -137,8 +137,9 @@ CROSS_VIEW_FEATURES = frozenset({"n_linked_pairs", "two_view_contribution"})
 def leading_candidate(inputs: BreastInputs) -> Finding | None:
     """The candidate with the largest ``score · malignancy`` — the box behind
     ``max_candidate_contribution``, the strongest single piece of evidence the risk model
-    reads — ``None`` without candidates. It may lie below the finding threshold, so the
-    result and the overlay show it apart from the findings: a breast is never "high" because of
+    reads — ``None`` without candidates. It may be no reported finding (below the finding
+    threshold, or past the image's limit of findings), so the result and the overlay show it
+    apart from the findings: a breast is never "high" because of
     a box the reader cannot see."""
     return max(inputs.candidates or inputs.findings, key=contribution, default=None)
 

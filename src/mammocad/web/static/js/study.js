@@ -34,8 +34,8 @@ export function stateOf(body) {
   return body.state || body.job?.status || (resultOf(body) ? "done" : "unknown");
 }
 
-/** The breasts' leading candidates (x_leading_candidate): boxes below the report threshold
- * that drive an intermediate or high breast probability. */
+/** The breasts' leading candidates (x_leading_candidate): boxes not reported (below the report
+ * threshold or past the image's limit of findings) that drive an intermediate or high breast probability. */
 export function leadingCandidates(result) {
   return (result?.breasts || []).map((breast) => breast.x_leading_candidate).filter(Boolean);
 }
@@ -288,7 +288,7 @@ export class StudyPage {
         el("span", { class: "prob", title: "malignancy probability", text: probability(candidate.malignancy_probability) })),
       el("div", {
         class: "muted small",
-        text: `detector score ${probability(candidate.score)}, below the report threshold — ` +
+        text: `detector score ${probability(candidate.score)}, not reported (below the report threshold or past the image's limit of findings) — ` +
           "the box behind this breast's probability (dashed)",
       }),
     );

@@ -11,8 +11,8 @@ const MAX_WORKING_SIDE = 2048;
 export class SlotView {
   /**
    * slot: {id, laterality}; image: result image or null; pictureUrls: its picture, best first;
-   * candidates: the breasts' x_leading_candidate boxes on this image (below the report
-   * threshold, drawn dashed); hooks: {adjustWindow(dx, dy), hover(findingId, on), select(findingId)}.
+   * candidates: the breasts' x_leading_candidate boxes on this image (not reported, drawn
+   * dashed); hooks: {adjustWindow(dx, dy), hover(findingId, on), select(findingId)}.
    */
   constructor({ slot, image, pictureUrls, candidates, hooks }) {
     this.slot = slot;
@@ -159,7 +159,7 @@ export class SlotView {
       title.textContent =
         `${labelText(finding.label)}: malignancy ${probability(finding.malignancy_probability)},` +
         ` detector score ${probability(finding.score)}` +
-        (candidate ? " — below the report threshold; drives this breast's probability" : "");
+        (candidate ? " — not reported; drives this breast's probability" : "");
       const group = svg("g", {
         class: `finding ${candidate ? "candidate" : riskClass(finding.malignancy_probability)}`,
         dataset: { findingId: finding.id },
