@@ -1,6 +1,6 @@
 """Detection score at which a bundle's findings make a given number of false positives per
-image — how ``thresholds["finding_score"]`` of the shipped bundle was chosen (docs/training.md,
-"Finding threshold").
+image — how ``thresholds["finding_score"]`` and ``thresholds["findings_per_image"]`` of the
+shipped bundle were chosen (docs/training.md, "0.5.2").
 
 Two sources of detections:
 

@@ -148,8 +148,9 @@ def test_train_risk_logistic_on_the_candidate_feature(tiny_bundle: Path, tmp_pat
 
 
 def test_cache_key_follows_the_detector_configuration(tiny_bundle: Path, tmp_path: Path) -> None:
-    """A bundle copy with another per-image cap has the same weights (sha256) but other
-    candidates: it must not reuse the original's cache."""
+    """A bundle copy with another per-image cap (on detections or on reported findings) has
+    the same weights (sha256) but other candidates or findings: it must not reuse the
+    original's cache."""
     from mammocad.fuse import copy_bundle
 
     spec = phantom_spec(parse_spec(DATA))
@@ -157,8 +158,14 @@ def test_cache_key_follows_the_detector_configuration(tiny_bundle: Path, tmp_pat
     manifest = json.loads((capped / "manifest.json").read_text())
     manifest["detector"]["detections_per_image"] += 50
     (capped / "manifest.json").write_text(json.dumps(manifest))
+    # a cap on the reported findings changes which cached candidates are findings
+    fewer = copy_bundle(tiny_bundle, tmp_path / "fewer")
+    manifest = json.loads((fewer / "manifest.json").read_text())
+    manifest["thresholds"]["findings_per_image"] = 2
+    (fewer / "manifest.json").write_text(json.dumps(manifest))
     keys = [
         cache_key(collection_pipeline(b, candidate_score=None, device="cpu", threads=1), spec)
-        for b in (tiny_bundle, tiny_bundle, capped)
+        for b in (tiny_bundle, tiny_bundle, capped, fewer)
     ]
     assert keys[0] == keys[1] != keys[2]
+    assert keys[3] not in keys[:3]

@@ -55,6 +55,8 @@ def cache_key(pipeline: Pipeline, spec: PhantomSpec) -> str:
         "malignancy": detector.manifest.malignancy.get("sha256"),
         "candidate_score": detector.candidate_threshold,
         "finding_score": detector.finding_threshold,
+        # which candidates are reported findings also depends on the per-image cap
+        **({"findings_per_image": n} if (n := detector.findings_per_image) is not None else {}),
         "phantoms": {k: v for k, v in asdict(spec).items() if k != "n_studies"},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
