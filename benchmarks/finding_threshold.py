@@ -12,13 +12,13 @@ Two sources of detections:
   (0.05) so the findings reach below the threshold being chosen::
 
     .venv/bin/python benchmarks/finding_threshold.py --results runs/low/mias \\
-        --mias ../shared/data/mini-mias --scores 0.47,0.35 --findings-per-image 4,5
+        --mias ../shared/data/mini-mias --scores 0.47,0.35 --findings-per-image 3,4,5
 
 A finding is a false positive when it hits no lesion (the FROC hit rule of
 ``mammocad.eval.froc``); findings of classes the truth does not annotate are left out, as in
 the FROC. Prints, per FP rate, the score threshold and the lesions a finding above it hits;
 ``--scores`` adds the same at given thresholds, and ``--findings-per-image`` at each of them
-with at most that many findings per image (the strongest), as ``thresholds.
+with at most that many findings per image (the most suspicious), as ``thresholds.
 findings_per_image`` reports them. Use validation data, never the held-out set.
 """
 
@@ -49,17 +49,24 @@ RATES = (0.25, 0.5, 1.0, 2.0)
 
 @dataclass(frozen=True)
 class ScoredImage:
-    """One image's findings (boxes, scores, in descending score order) and lesions."""
+    """One image's findings (boxes, scores, malignancy, in descending score order) and
+    lesions."""
 
     boxes: np.ndarray
     scores: np.ndarray
+    malignancy: np.ndarray
     truth: np.ndarray
     mass: np.ndarray  # per lesion
     malignant: np.ndarray  # per lesion
 
     @classmethod
     def of(
-        cls, boxes: ArrayLike, scores: ArrayLike, truth: ArrayLike, **flags: ArrayLike
+        cls,
+        boxes: ArrayLike,
+        scores: ArrayLike,
+        malignancy: ArrayLike,
+        truth: ArrayLike,
+        **flags: ArrayLike,
     ) -> ScoredImage:
         order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
         lesions = np.asarray(truth, dtype=np.float64).reshape(-1, 4)
@@ -67,15 +74,20 @@ class ScoredImage:
         return cls(
             boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[order],
             scores=np.asarray(scores, dtype=np.float64)[order],
+            malignancy=np.asarray(malignancy, dtype=np.float64)[order],
             truth=lesions,
             mass=np.asarray(flags.get("mass", none), dtype=bool),
             malignant=np.asarray(flags.get("malignant", none), dtype=bool),
         )
 
     def reported(self, threshold: float, cap: int | None) -> np.ndarray:
-        """Indices of the findings scoring ≥ ``threshold``, at most ``cap`` of them."""
+        """Indices of the findings scoring ≥ ``threshold``; with ``cap``, the ``cap`` most
+        suspicious of them (score · malignancy, as ``Detector`` applies the cap)."""
         kept = np.flatnonzero(self.scores >= threshold)
-        return kept if cap is None else kept[:cap]
+        if cap is None:
+            return kept
+        suspicion = self.scores[kept] * self.malignancy[kept]
+        return np.sort(kept[np.argsort(-suspicion, kind="stable")[:cap]])
 
 
 @dataclass
@@ -131,6 +143,7 @@ def from_model(model: Path, specs: Sequence[str], workers: int) -> Scored:
             ScoredImage.of(
                 found.boxes.numpy(),
                 found.scores.numpy(),
+                found.malignancy.numpy(),
                 target.boxes[lesion].numpy(),
                 mass=[label == "mass" for label in labels],
             )
@@ -151,6 +164,7 @@ def from_results(results: Path, truth: FindingsTruth, only: set[str] | None = No
             ScoredImage.of(
                 boxes,
                 np.asarray(pred.scores, dtype=np.float64)[judged],
+                np.asarray(pred.malignancy, dtype=np.float64)[judged],
                 image.boxes,
                 mass=[label == "mass" for label in image.labels],
                 malignant=flags == 1,
@@ -170,7 +184,7 @@ def main() -> None:
     truth.add_argument("--boxes", type=Path, help="lesion boxes CSV (as eval findings reads)")
     parser.add_argument("--mias-fold", type=int, help="only this patient-level fold of 5")
     parser.add_argument("--scores", default="", help="also print these thresholds, e.g. 0.47,0.35")
-    parser.add_argument("--findings-per-image", default="", help="caps for --scores, e.g. 4,5")
+    parser.add_argument("--findings-per-image", default="", help="caps for --scores, e.g. 3,4,5")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     if args.results is not None:

@@ -102,26 +102,38 @@ def test_finding_threshold_from_the_bundle(
     assert Detector(model=model, manifest=manifest).predict([preprocessed()])[0].findings == []
 
 
-def test_findings_per_image_reports_the_strongest_and_keeps_the_rest_as_candidates(
-    rigged: Rig, logits_for: Logits, tmp_path: Path
+def test_findings_per_image_reports_the_most_suspicious_and_keeps_the_rest_as_candidates(
+    tiny_model: MammoDetector, tmp_path: Path
 ) -> None:
-    boxes = [[20, 40, 60, 80], [120, 100, 140, 130], [170, 20, 200, 50]]
-    model = rigged(boxes, logits_for([("mass", 6.0), ("calcification", 5.0), ("mass", 4.0)]))
+    from mammocad.detect import Detections
 
     def detector(**thresholds: float) -> Detector:
         manifest = save_bundle(
-            model, tmp_path, name="tiny", version="0", preprocessing={}, thresholds=thresholds
+            tiny_model, tmp_path, name="tiny", version="0", preprocessing={}, thresholds=thresholds
         )
-        return Detector(model=model, manifest=manifest)
+        return Detector(model=tiny_model, manifest=manifest)
 
-    (uncapped,) = detector().predict([preprocessed()])
-    assert len(uncapped.findings) == 3
-    capped_detector = detector(findings_per_image=2)
-    capped_detector.set_candidate_threshold(0.01)
-    (capped,) = capped_detector.predict([preprocessed()])
-    assert [f.id for f in capped.findings] == ["1.2.3.4-f1", "1.2.3.4-f2"]
-    assert [f.score for f in capped.findings] == [f.score for f in uncapped.findings[:2]]
-    assert [f.id for f in capped.candidates] == [f.id for f in uncapped.findings]
+    # score order f1 > f2 > f3 > f4; score · malignancy 0.09, 0.72, 0.56, 0.03
+    found = Detections(
+        boxes=torch.tensor(
+            [[20, 40, 60, 80], [120, 100, 140, 130], [170, 20, 200, 50], [10, 10, 30, 30]]
+        ).float(),
+        labels=torch.tensor([0, 0, 1, 0]),
+        scores=torch.tensor([0.9, 0.8, 0.7, 0.3]),
+        malignancy=torch.tensor([0.1, 0.9, 0.8, 0.1]),
+        nipple_box=torch.zeros((0, 4)),
+        nipple_score=torch.zeros(0),
+    )
+    item = preprocessed()
+    uncapped = detector(finding_score=0.5)._to_prediction(item, found)
+    assert [f.id for f in uncapped.findings] == ["1.2.3.4-f1", "1.2.3.4-f2", "1.2.3.4-f3"]
+    capped = detector(finding_score=0.5, findings_per_image=2)
+    capped.set_candidate_threshold(0.01)
+    prediction = capped._to_prediction(item, found)
+    # the two most suspicious above the threshold, not the two highest scores; f4 (0.3) is
+    # below the threshold whatever its rank
+    assert [f.id for f in prediction.findings] == ["1.2.3.4-f2", "1.2.3.4-f3"]
+    assert [f.id for f in prediction.candidates] == [f"1.2.3.4-f{k}" for k in (1, 2, 3, 4)]
     for wrong in (0.0, 2.5):
         with pytest.raises(ModelBundleError, match="findings_per_image"):
             detector(findings_per_image=wrong)

@@ -206,9 +206,9 @@ class Detector:
         # compared as the float32 tensor, exactly as before candidates existed
         reported = found.scores[keep] >= self.finding_threshold
         if self.findings_per_image is not None:
-            # the scores are in descending order: the cap keeps the strongest, the rest stay
-            # candidates (fusion and risk inputs)
-            reported &= torch.cumsum(reported.long(), 0) <= self.findings_per_image
+            reported &= _most_suspicious(
+                found.scores[keep] * found.malignancy[keep], reported, self.findings_per_image
+            )
         findings = [
             c for c, is_finding in zip(candidates, reported.tolist(), strict=True) if is_finding
         ]
@@ -237,9 +237,22 @@ def _usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _most_suspicious(suspicion: torch.Tensor, eligible: torch.Tensor, count: int) -> torch.Tensor:
+    """Mask of the ``count`` eligible entries with the largest ``suspicion`` (ties: the earlier,
+    i.e. the higher-scoring). The cap on reported findings keeps the boxes most likely to be
+    a malignant lesion (score · malignancy: the malignant FROC's ranking and the risk model's
+    contribution), not merely the most lesion-like: a reader is never shown five benign-looking
+    boxes instead of a suspicious one. The others stay candidates (fusion and risk inputs)."""
+    ranked = torch.where(eligible, suspicion, torch.full_like(suspicion, -1.0))
+    order = torch.argsort(ranked, descending=True, stable=True)
+    chosen = torch.zeros_like(eligible)
+    chosen[order[:count]] = True
+    return chosen & eligible
+
+
 def _findings_per_image(manifest: BundleManifest) -> int | None:
     """``thresholds["findings_per_image"]``: at most this many findings are reported per image
-    (the highest-scoring), so a dense image is not strewn with marks; ``None`` without one.
+    (the most suspicious), so a dense image is not strewn with marks; ``None`` without one.
 
     Raises:
         ModelBundleError: the value is not a whole number of at least 1.
