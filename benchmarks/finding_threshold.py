@@ -8,8 +8,9 @@ Two sources of detections:
   classifier included), down to the config's score threshold;
 * ``--results DIR`` with ``--mias DIR``, ``--phantoms DIR`` or ``--boxes CSV``: what an
   ``analyze`` run reported, matched to the truth as ``mammocad eval findings`` matches it —
-  the findings users see. Analyse with a copy of the bundle whose ``finding_score`` is low
-  (0.05) so the findings reach below the threshold being chosen::
+  the findings users see (scores as ``result.json`` rounds them: 4 decimals, malignancy 2).
+  Analyse with a copy of the bundle whose ``finding_score`` is low (0.05) and that has no
+  ``findings_per_image``, so the findings reach below the threshold being chosen::
 
     .venv/bin/python benchmarks/finding_threshold.py --results runs/low/mias \\
         --mias ../shared/data/mini-mias --scores 0.47,0.35 --findings-per-image 3,4,5
@@ -55,6 +56,7 @@ class ScoredImage:
     boxes: np.ndarray
     scores: np.ndarray
     malignancy: np.ndarray
+    judged: np.ndarray  # per finding: of a class the truth annotates (else neither hit nor FP)
     truth: np.ndarray
     mass: np.ndarray  # per lesion
     malignant: np.ndarray  # per lesion
@@ -66,6 +68,7 @@ class ScoredImage:
         scores: ArrayLike,
         malignancy: ArrayLike,
         truth: ArrayLike,
+        judged: ArrayLike | None = None,
         **flags: ArrayLike,
     ) -> ScoredImage:
         order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
@@ -75,19 +78,25 @@ class ScoredImage:
             boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4)[order],
             scores=np.asarray(scores, dtype=np.float64)[order],
             malignancy=np.asarray(malignancy, dtype=np.float64)[order],
+            judged=(
+                np.ones(len(order), dtype=bool)
+                if judged is None
+                else np.asarray(judged, dtype=bool)[order]
+            ),
             truth=lesions,
             mass=np.asarray(flags.get("mass", none), dtype=bool),
             malignant=np.asarray(flags.get("malignant", none), dtype=bool),
         )
 
     def reported(self, threshold: float, cap: int | None) -> np.ndarray:
-        """Indices of the findings scoring ≥ ``threshold``; with ``cap``, the ``cap`` most
-        suspicious of them (score · malignancy, as ``Detector`` applies the cap)."""
+        """Indices of the judged findings scoring ≥ ``threshold``; with ``cap``, of those
+        among the ``cap`` most suspicious of all classes (score · malignancy, as ``Detector``
+        applies the cap, before classes the truth does not annotate are left out)."""
         kept = np.flatnonzero(self.scores >= threshold)
-        if cap is None:
-            return kept
-        suspicion = self.scores[kept] * self.malignancy[kept]
-        return np.sort(kept[np.argsort(-suspicion, kind="stable")[:cap]])
+        if cap is not None:
+            suspicion = self.scores[kept] * self.malignancy[kept]
+            kept = np.sort(kept[np.argsort(-suspicion, kind="stable")[:cap]])
+        return kept[self.judged[kept]]
 
 
 @dataclass
@@ -96,7 +105,8 @@ class Scored:
 
     def false_positive_scores(self) -> np.ndarray:
         return np.concatenate(
-            [score_image(i.boxes, i.scores, i.truth)[1] for i in self.images] or [np.zeros(0)]
+            [score_image(i.boxes[i.judged], i.scores[i.judged], i.truth)[1] for i in self.images]
+            or [np.zeros(0)]
         )
 
     def threshold_at(self, rate: float) -> float:
@@ -107,7 +117,7 @@ class Scored:
 
     def print_row(self, head: str, threshold: float, cap: int | None = None) -> None:
         """False positives per image and lesions hit by the findings scoring ≥ ``threshold``
-        (the strongest ``cap`` of each image)."""
+        (at most the ``cap`` most suspicious of each image)."""
         false_positives = 0
         hit, mass, malignant = [], [], []
         for image in self.images:
@@ -158,14 +168,14 @@ def from_results(results: Path, truth: FindingsTruth, only: set[str] | None = No
         if only is not None and not only.intersection(keys):
             continue
         judged = [truth.annotated is None or label in truth.annotated for label in pred.labels]
-        boxes = np.asarray(pred.boxes, dtype=np.float64).reshape(-1, 4)[judged]
         flags = np.asarray([] if image.malignant is None else image.malignant).reshape(-1)
         scored.images.append(
             ScoredImage.of(
-                boxes,
-                np.asarray(pred.scores, dtype=np.float64)[judged],
-                np.asarray(pred.malignancy, dtype=np.float64)[judged],
+                pred.boxes,
+                pred.scores,
+                np.asarray(pred.malignancy, dtype=np.float64),
                 image.boxes,
+                judged=judged,
                 mass=[label == "mass" for label in image.labels],
                 malignant=flags == 1,
             )

@@ -17,9 +17,10 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
+import numpy as np
 import torch
 
-from mammocad.detect.predict import Detector, ImagePrediction
+from mammocad.detect.predict import Detector, ImagePrediction, most_suspicious
 from mammocad.errors import ModelBundleError, PreprocessError, RejectionCode
 from mammocad.fuse.apply import Fuser, FusionResult
 from mammocad.io.assemble import missing_view_messages
@@ -77,6 +78,17 @@ class StudyAnalysis:
     def unreported_candidates(self, key: str) -> list[Finding]:
         """The leading candidates drawn on image ``key`` (at most one per breast)."""
         return [f for f in self.leading_candidates.values() if f.sop_instance_uid == key]
+
+
+def _findings_at(prediction: ImagePrediction, floor: float, cap: int | None) -> list[Finding]:
+    """The detections of ``prediction`` scoring at least ``floor``, at most ``cap`` of them
+    (the most suspicious, as the detector caps its findings)."""
+    found = [f for f in (prediction.candidates or prediction.findings) if f.score >= floor]
+    if cap is None or len(found) <= cap:
+        return found
+    suspicion = torch.tensor([f.score * f.malignancy_probability for f in found])
+    chosen = most_suspicious(suspicion, torch.ones(len(found), dtype=torch.bool), cap)
+    return [f for f, keep in zip(found, chosen.tolist(), strict=True) if keep]
 
 
 @contextmanager
@@ -261,18 +273,25 @@ class Pipeline:
         findings: dict[str, list[Finding]],
         fusion: FusionResult,
     ) -> tuple[dict[str, list[Finding]], FusionResult]:
-        """The findings and links the risk model reads: the detections from the score its
-        finding features were trained at, which may differ from the score findings are
-        reported at (a bundle's reporting threshold is chosen for the reader, its risk model
-        keeps the inputs it learned from; docs/risk.md "Two thresholds")."""
-        floor = None if self.risk is None else self.risk.finding_score
-        if floor is None or floor == self.detector.finding_threshold:
+        """The findings and links the risk model reads: the detections from the score, and
+        under the per-image cap, its finding features were trained with, which may differ
+        from those the findings are reported with (a bundle's reporting rules are chosen for
+        the reader, its risk model keeps the inputs it learned from; docs/risk.md "Two
+        thresholds")."""
+        detector = self.detector
+        floor = detector.finding_threshold
+        cap = None  # risk models saved before caps existed were trained without one
+        if self.risk is not None:
+            if self.risk.finding_score is not None:
+                floor = self.risk.finding_score
+            cap = self.risk.findings_per_image
+        if floor == detector.finding_threshold and cap == detector.findings_per_image:
             return findings, fusion
-        kept = {
-            key: [f for f in (p.candidates or p.findings) if f.score >= floor]
-            for key, p in predictions.items()
-        }
-        links = self.fuser.links_from(study, preprocessed, predictions, min_score=floor)
+        # compared in float32, as the detector compares the scores it reports
+        floor = float(np.float32(floor))
+        kept = {key: _findings_at(p, floor, cap) for key, p in predictions.items()}
+        ids = {f.id for items in kept.values() for f in items}
+        links = self.fuser.links_from(study, preprocessed, predictions, keep=ids.__contains__)
         return kept, replace(fusion, links=links)
 
     def _preprocess(self, study: Study) -> dict[str, PreprocessedImage]:

@@ -113,14 +113,14 @@ def test_findings_per_image_reports_the_most_suspicious_and_keeps_the_rest_as_ca
         )
         return Detector(model=tiny_model, manifest=manifest)
 
-    # score order f1 > f2 > f3 > f4; score · malignancy 0.09, 0.72, 0.56, 0.03
+    # score order f1 > f2 > f3 > f4; score · malignancy 0.09, 0.40, 0.28, 0.45
     found = Detections(
         boxes=torch.tensor(
             [[20, 40, 60, 80], [120, 100, 140, 130], [170, 20, 200, 50], [10, 10, 30, 30]]
         ).float(),
         labels=torch.tensor([0, 0, 1, 0]),
-        scores=torch.tensor([0.9, 0.8, 0.7, 0.3]),
-        malignancy=torch.tensor([0.1, 0.9, 0.8, 0.1]),
+        scores=torch.tensor([0.9, 0.8, 0.7, 0.45]),
+        malignancy=torch.tensor([0.1, 0.5, 0.4, 1.0]),
         nipple_box=torch.zeros((0, 4)),
         nipple_score=torch.zeros(0),
     )
@@ -130,11 +130,11 @@ def test_findings_per_image_reports_the_most_suspicious_and_keeps_the_rest_as_ca
     capped = detector(finding_score=0.5, findings_per_image=2)
     capped.set_candidate_threshold(0.01)
     prediction = capped._to_prediction(item, found)
-    # the two most suspicious above the threshold, not the two highest scores; f4 (0.3) is
-    # below the threshold whatever its rank
+    # the two most suspicious above the threshold, not the two highest scores; f4, the most
+    # suspicious of all, scores below the threshold
     assert [f.id for f in prediction.findings] == ["1.2.3.4-f2", "1.2.3.4-f3"]
     assert [f.id for f in prediction.candidates] == [f"1.2.3.4-f{k}" for k in (1, 2, 3, 4)]
-    for wrong in (0.0, 2.5):
+    for wrong in (0.0, 2.5, "five"):
         with pytest.raises(ModelBundleError, match="findings_per_image"):
             detector(findings_per_image=wrong)
 

@@ -107,6 +107,10 @@ def test_a_changed_finding_threshold_is_another_bundle(tmp_path: Path, tiny_bund
     write_manifest(bundle, replace(manifest, thresholds=thresholds))
     assert bundle_identity(bundle)["sha256"] == bundle_identity(tiny_bundle)["sha256"]
     assert not same_bundle(bundle_identity(bundle), bundle_identity(tiny_bundle))
+    # so does the score from which the risk model counts findings (risk.json unchanged)
+    counted = copy_bundle(tiny_bundle, tmp_path / "counted")
+    write_manifest(counted, replace(manifest, risk={"finding_score": 0.5}))
+    assert not same_bundle(bundle_identity(counted), bundle_identity(tiny_bundle))
 
 
 def test_checked_in_baseline_is_complete() -> None:

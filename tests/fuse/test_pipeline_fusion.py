@@ -190,9 +190,9 @@ def test_risk_model_sets_calibrated_breast_and_study_probabilities(
     assert result["x_malignancy_probability_uncalibrated"] == pytest.approx(max(raw.values()))
 
 
-def _step_risk(feature: str, at: float, finding_score: float | None) -> LoadedRisk:
-    """A risk model reading only ``feature``: raw 0.95 from ``at`` up, else 0.05; trained (its
-    section says) on findings from ``finding_score``."""
+def _step_risk(feature: str, at: float, section: dict[str, float]) -> LoadedRisk:
+    """A risk model reading only ``feature``: raw 0.95 from ``at`` up, else 0.05; trained on
+    the findings its ``section`` describes (``finding_score``, ``findings_per_image``)."""
     step = Tree(
         feature=(0, -1, -1),
         threshold=(at, 0.0, 0.0),
@@ -202,21 +202,26 @@ def _step_risk(feature: str, at: float, finding_score: float | None) -> LoadedRi
         is_leaf=(False, True, True),
         value=(0.0, -math.log(19.0), math.log(19.0)),
     )
-    section = {} if finding_score is None else {"finding_score": finding_score}
     return LoadedRisk(
         model=RiskModel(features=(feature,), baseline=0.0, trees=(step,)), section=section
     )
 
 
 @pytest.mark.parametrize(
-    ("feature", "at", "finding_score", "expected"),
+    ("feature", "at", "section", "expected"),
     [
         # the 0.9 masses, linked CC to MLO, are the findings: one linked pair per breast
-        ("n_linked_pairs", 0.5, None, 0.95),
-        ("n_linked_pairs", 0.5, 0.5, 0.95),  # counted from 0.5: the same pair
-        ("n_linked_pairs", 0.5, 0.95, 0.05),  # counted from 0.95: no finding, no pair
-        ("n_findings", 3.0, None, 0.05),  # two findings per breast
-        ("n_findings", 3.0, 0.02, 0.95),  # counted from 0.02: the weak candidates too
+        ("n_linked_pairs", 0.5, {}, 0.95),
+        ("n_linked_pairs", 0.5, {"finding_score": 0.5}, 0.95),  # from 0.5: the same pair
+        ("n_linked_pairs", 0.5, {"finding_score": 0.95}, 0.05),  # from 0.95: no pair
+        ("n_linked_pairs", 1.5, {}, 0.05),
+        # from 0.02 the weak candidates, at one nipple distance in both views, link too
+        ("n_linked_pairs", 1.5, {"finding_score": 0.02}, 0.95),
+        ("n_findings", 3.0, {}, 0.05),  # two findings per breast
+        ("n_findings", 3.0, {"finding_score": 0.02}, 0.95),  # the weak candidates too
+        # trained with one finding per image (the most suspicious: the mass) from 0.02
+        ("n_findings", 3.0, {"finding_score": 0.02, "findings_per_image": 1}, 0.05),
+        ("n_findings", 1.5, {"finding_score": 0.02, "findings_per_image": 1}, 0.95),
     ],
 )
 def test_the_risk_model_reads_findings_from_the_score_it_was_trained_at(
@@ -224,17 +229,17 @@ def test_the_risk_model_reads_findings_from_the_score_it_was_trained_at(
     study_folder: Path,
     feature: str,
     at: float,
-    finding_score: float | None,
+    section: dict[str, float],
     expected: float,
 ) -> None:
-    """A bundle may report findings from another score than its risk model counted them at
-    (docs/risk.md "Two thresholds"): the report keeps the bundle's findings and links, the
-    risk model's inputs are the detections from its own score."""
+    """A bundle may report findings from another score or under another cap than its risk
+    model counted them with (docs/risk.md "Two thresholds"): the report keeps the bundle's
+    findings and links, the risk model's inputs are the detections it was trained on."""
     pipeline = _pipeline(tiny_bundle)
     pipeline = Pipeline(
         detector=pipeline.detector,
         preprocessing=pipeline.preprocessing,
-        risk=_step_risk(feature, at, finding_score),
+        risk=_step_risk(feature, at, section),
     )
     assert 0.03 < pipeline.detector.finding_threshold < 0.9
     analysis = pipeline.analyze(_study(study_folder))

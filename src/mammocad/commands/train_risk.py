@@ -300,6 +300,7 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
         metrics=metrics,
         candidate_score=pipeline.detector.candidate_threshold,
         finding_score=pipeline.detector.finding_threshold,
+        findings_per_image=pipeline.detector.findings_per_image,
     )
     report.update(
         bundle=str(bundle_dir),

@@ -31,8 +31,9 @@ class ImagePrediction:
     is the centre ``(x, y)`` of the detected nipple, ``None`` when none scored high enough.
 
     ``candidates`` are the detections down to :attr:`Detector.candidate_threshold` (the
-    inputs of cross-view fusion): ``findings`` is their prefix at or above the finding
-    threshold, the same objects, and the numbering of ids continues past it. Empty means
+    inputs of cross-view fusion): ``findings`` are those at or above the finding threshold
+    (at most the bundle's ``findings_per_image``, the most suspicious), the same objects, in
+    the same order. Empty means
     "same as ``findings``" (a prediction made without candidates). ``roi_features`` is
     ``float32[len(candidates), D]``, the box head's representation of each candidate box
     (:meth:`MammoDetector.detect_with_features`), ``None`` when not computed.
@@ -206,7 +207,7 @@ class Detector:
         # compared as the float32 tensor, exactly as before candidates existed
         reported = found.scores[keep] >= self.finding_threshold
         if self.findings_per_image is not None:
-            reported &= _most_suspicious(
+            reported &= most_suspicious(
                 found.scores[keep] * found.malignancy[keep], reported, self.findings_per_image
             )
         findings = [
@@ -237,7 +238,7 @@ def _usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _most_suspicious(suspicion: torch.Tensor, eligible: torch.Tensor, count: int) -> torch.Tensor:
+def most_suspicious(suspicion: torch.Tensor, eligible: torch.Tensor, count: int) -> torch.Tensor:
     """Mask of the ``count`` eligible entries with the largest ``suspicion`` (ties: the earlier,
     i.e. the higher-scoring). The cap on reported findings keeps the boxes most likely to be
     a malignant lesion (score · malignancy: the malignant FROC's ranking and the risk model's
@@ -260,7 +261,11 @@ def _findings_per_image(manifest: BundleManifest) -> int | None:
     value = manifest.thresholds.get("findings_per_image")
     if value is None:
         return None
-    if float(value) != int(value) or int(value) < 1:
+    try:
+        whole = float(value) == int(value) >= 1
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
         raise ModelBundleError(
             f"thresholds.findings_per_image of bundle {manifest.name} is {value!r}: it must be "
             "a whole number of at least 1 (or left out for no cap); fix manifest.json"

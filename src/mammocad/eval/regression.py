@@ -249,11 +249,15 @@ def compare(
 def bundle_identity(bundle: Path) -> dict[str, str]:
     """Name, version and weights sha256 of the bundle at ``bundle`` (its manifest), plus the
     sha256 of each optional model that changes its outputs (lesion classifier, fusion, risk)
-    and of the thresholds (the finding threshold decides which findings the FROC sees)."""
+    and of the thresholds: the bundle's (the finding threshold and cap decide which findings
+    the FROC sees) and the detections the risk model reads (its finding and candidate scores
+    and cap, kept in the manifest beside ``risk.json``)."""
     manifest = read_manifest(bundle)
     identity = {"name": manifest.name, "version": manifest.version, "sha256": manifest.sha256}
-    thresholds = json.dumps(manifest.thresholds, sort_keys=True).encode("utf-8")
-    identity["thresholds_sha256"] = hashlib.sha256(thresholds).hexdigest()
+    reads = ("finding_score", "findings_per_image", "candidate_score")
+    thresholds = {"bundle": manifest.thresholds, "risk": {k: manifest.risk.get(k) for k in reads}}
+    text = json.dumps(thresholds, sort_keys=True).encode("utf-8")
+    identity["thresholds_sha256"] = hashlib.sha256(text).hexdigest()
     for part in ("malignancy", "fusion", "risk"):
         section = getattr(manifest, part)
         if section.get("sha256"):

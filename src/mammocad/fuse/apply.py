@@ -4,7 +4,7 @@ each finding's malignancy and the breast probability."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,15 +63,15 @@ class Fuser:
         preprocessed: Mapping[str, PreprocessedImage],
         predictions: Mapping[str, ImagePrediction],
         *,
-        min_score: float,
+        keep: Callable[[str], bool],
     ) -> list[tuple[str, str]]:
-        """The ``(CC id, MLO id)`` links among the detections scoring at least ``min_score``,
-        as :meth:`fuse` would make them were that the finding threshold; records nothing in
-        the findings (what the risk model reads when it learned from another threshold than
-        the one the findings are reported at)."""
+        """The ``(CC id, MLO id)`` links among the detections whose id ``keep`` accepts, as
+        :meth:`fuse` would make them were those the findings; records nothing in the findings
+        (what the risk model reads when it learned from other findings than those reported:
+        another threshold or cap)."""
         pairs = []
         for case in breast_cases(study, preprocessed, predictions):
-            cc, mlo = case.views(min_score=min_score)
+            cc, mlo = case.views(keep=keep)
             pairs += [
                 (cc[row].finding.id, mlo[col].finding.id)
                 for row, col, _ in link_pairs(cc, mlo, self.link)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,14 +54,12 @@ class BreastCase:
     quality: tuple[float, ...] = ()
 
     def views(
-        self, *, min_score: float | None = None
+        self, *, keep: Callable[[str], bool] | None = None
     ) -> tuple[list[PlacedFinding], list[PlacedFinding]]:
         """The reported findings as (CC-like, MLO-like), the inputs of geometric linking;
-        with ``min_score`` the findings and candidates scoring at least that instead."""
+        with ``keep`` the findings and candidates whose id it accepts instead."""
         reported = [
-            f
-            for f in self.findings
-            if (f.reported if min_score is None else f.finding.score >= min_score)
+            f for f in self.findings if (f.reported if keep is None else keep(f.finding.id))
         ]
         return [f for f in reported if f.is_cc], [f for f in reported if not f.is_cc]
 

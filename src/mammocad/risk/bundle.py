@@ -70,6 +70,13 @@ class LoadedRisk:
         return None if value is None else float(value)
 
     @property
+    def findings_per_image(self) -> int | None:
+        """The cap on findings per image of the training cases (the most suspicious kept);
+        ``None``: none (models saved before caps existed had none)."""
+        value = self.section.get("findings_per_image")
+        return None if value is None else int(value)
+
+    @property
     def reads_candidates(self) -> bool:
         """Whether the model reads detections below the finding threshold."""
         return bool(CANDIDATE_FEATURES & set(self.model.features))
@@ -83,13 +90,15 @@ def save_risk(
     metrics: dict[str, Any] | None = None,
     candidate_score: float | None = None,
     finding_score: float | None = None,
+    findings_per_image: int | None = None,
 ) -> BundleManifest:
     """Write ``risk.json``, ``calibration.json`` (the risk model's breast map) and, with a
     study map, ``study_calibration.json`` into the bundle folder
     ``bundle`` and record them in its manifest; ``candidate_score`` is the detection score
     down to which the training cases held candidates (the pipeline detects down to it),
-    ``finding_score`` the one from which they counted as findings (:attr:`LoadedRisk.
-    finding_score`). Returns the new manifest."""
+    ``finding_score`` the one from which they counted as findings and ``findings_per_image``
+    the cap on them (:attr:`LoadedRisk.finding_score`, :attr:`LoadedRisk.findings_per_image`).
+    Returns the new manifest."""
     folder = Path(bundle)
     manifest = read_manifest(folder)
     path = folder / RISK_FILE
@@ -110,6 +119,7 @@ def save_risk(
         "features": list(fitted.model.features),
         "candidate_score": candidate_score,
         "finding_score": finding_score,
+        "findings_per_image": findings_per_image,
         "calibration": fitted.calibrator.describe(),
         "study_calibration": (
             None if fitted.study_calibrator is None else fitted.study_calibrator.describe()
