@@ -6,7 +6,8 @@ candidate. This command measures what users get — the reported findings, boxes
 pixels, on any images a site or a public dataset has lesion boxes for — with the FROC hit rule
 of :mod:`mammocad.eval.froc` (IoU ≥ 0.3 or the finding's centre inside the truth box). The
 curves end at the bundle's finding threshold, so their last point is the operating point
-users see: lesion sensitivity at that many false positives per image.
+users see: lesion sensitivity at that many false positives per image (with a per-image cap,
+the earlier points are the reported findings above stricter scores).
 
 Truth: a CSV ``sop_instance_uid,x1,y1,x2,y2,label[,malignant]`` (original pixel columns and
 rows; label one of mammocad's lesion classes; malignant 1 / 0, empty = unknown; an ``image``

@@ -88,7 +88,8 @@ class PlacedFinding:
     """A finding with what linking and fusion need: its ``view`` (CC or MLO side of the
     match), ``nipple_distance_mm``, ``size_mm``, ``features`` (``float32[D]`` RoI
     representation, ``None`` when the detector gave none) and whether it is ``reported``
-    (a finding in the result) or only a fusion candidate below the finding threshold."""
+    (a finding in the result) or only a fusion candidate (below the finding threshold or past
+    the per-image cap)."""
 
     finding: Finding
     view: ViewPosition

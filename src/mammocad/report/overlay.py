@@ -76,7 +76,7 @@ def render_overlay(
 ) -> npt.NDArray[np.uint8]:
     """BGR picture of ``image.pixels`` with every finding's box, label and probabilities.
 
-    ``candidates`` (detections below the finding threshold that drive a breast's probability,
+    ``candidates`` (detections not reported that drive a breast's probability,
     :attr:`mammocad.pipeline.StudyAnalysis.leading_candidates`) are drawn dashed in their own
     colour and labelled as such, so they are never mistaken for reported findings.
     """

@@ -73,8 +73,8 @@ def _breasts(
         }
         candidate = leading.get(breast.laterality)
         if candidate is not None:
-            # below the finding threshold, so in no image's findings: the box behind this
-            # breast's probability, shown apart (docs/risk.md "Leading candidate")
+            # not reported (below the finding threshold), so in no image's findings: the box
+            # behind this breast's probability, shown apart (docs/risk.md "Leading candidate")
             entry["x_leading_candidate"] = {
                 **candidate.to_dict(),
                 "sop_instance_uid": candidate.sop_instance_uid,

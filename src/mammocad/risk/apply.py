@@ -24,7 +24,9 @@ def study_inputs(
 ) -> dict[Laterality | None, BreastInputs]:
     """Risk-model inputs of each breast of ``study`` with a processed image (R, L), and under
     ``None`` the processed images of unknown laterality when there are any (no fusion there).
-    ``findings`` are the reported findings per image key; ``fusion`` the fuse stage's output;
+    ``findings`` are the findings the risk model counts per image key (the reported ones,
+    unless its training used another threshold or cap: ``Pipeline._risk_findings``);
+    ``fusion`` the fuse stage's output;
     ``candidates`` the detections down to the candidate score per image key (findings
     included; ``None`` or a missing key: the findings).
     """

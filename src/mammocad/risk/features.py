@@ -2,8 +2,10 @@
 
 One row of :data:`FEATURES` per breast (``float64``), in this order:
 
-* ``n_findings`` — number of reported findings (score ≥ the bundle's finding threshold) on the
-  breast's processed images;
+* ``n_findings`` — number of findings on the breast's processed images: the detections from
+  the risk model's finding score, under its cap (``risk.finding_score`` /
+  ``findings_per_image`` in the manifest; by default the reported findings, docs/risk.md
+  "Two thresholds");
 * ``max_contribution`` / ``sum_contribution`` — max and sum over those findings of
   ``score · malignancy`` (each clipped to [0, 1]; the noisy-OR's terms); 0 without findings;
 * ``max_malignancy`` / ``max_score`` — largest malignancy probability / detection score;
