@@ -26,11 +26,13 @@ findings_per_image`` reports them. Use validation data, never the held-out set.
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from numpy.typing import ArrayLike
 
 from mammocad.commands.eval_findings import (
@@ -43,6 +45,7 @@ from mammocad.commands.eval_findings import (
 from mammocad.commands.evaluate import detect_specs
 from mammocad.datasets.mias import load_mias, patient_folds
 from mammocad.datasets.spec import parse_spec
+from mammocad.detect.predict import reported_mask
 from mammocad.eval.froc import score_image
 
 RATES = (0.25, 0.5, 1.0, 2.0)
@@ -89,14 +92,15 @@ class ScoredImage:
         )
 
     def reported(self, threshold: float, cap: int | None) -> np.ndarray:
-        """Indices of the judged findings scoring ≥ ``threshold``; with ``cap``, of those
-        among the ``cap`` most suspicious of all classes (score · malignancy, as ``Detector``
-        applies the cap, before classes the truth does not annotate are left out)."""
-        kept = np.flatnonzero(self.scores >= threshold)
-        if cap is not None:
-            suspicion = self.scores[kept] * self.malignancy[kept]
-            kept = np.sort(kept[np.argsort(-suspicion, kind="stable")[:cap]])
-        return kept[self.judged[kept]]
+        """Mask of the findings the detector would report with finding threshold
+        ``threshold`` and per-image cap ``cap`` (its own rule, over every class)."""
+        mask = reported_mask(
+            torch.from_numpy(self.scores).float(),
+            torch.from_numpy(self.malignancy).float(),
+            floor=threshold,
+            cap=cap,
+        )
+        return mask.numpy()
 
 
 @dataclass
@@ -120,8 +124,11 @@ class Scored:
         (at most the ``cap`` most suspicious of each image)."""
         false_positives = 0
         hit, mass, malignant = [], [], []
+        per_image: Counter[int] = Counter()
         for image in self.images:
-            kept = image.reported(threshold, cap)
+            shown = image.reported(threshold, cap)
+            per_image[int(shown.sum())] += 1
+            kept = shown & image.judged  # classes the truth does not annotate: left out
             truth_scores, fps = score_image(image.boxes[kept], image.scores[kept], image.truth)
             false_positives += len(fps)
             hit.append(np.isfinite(truth_scores))
@@ -139,6 +146,7 @@ class Scored:
             f"{false_positives / max(1, len(self.images)):.2f} FP/image, lesions hit "
             f"{int(found.sum())}/{len(found)}, masses {share(mass)}, malignant {share(malignant)}"
         )
+        print(f"  images by number of findings: {dict(sorted(per_image.items()))}")
 
 
 def from_model(model: Path, specs: Sequence[str], workers: int) -> Scored:

@@ -17,10 +17,9 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-import numpy as np
 import torch
 
-from mammocad.detect.predict import Detector, ImagePrediction, most_suspicious
+from mammocad.detect.predict import Detector, ImagePrediction, reported_mask
 from mammocad.errors import ModelBundleError, PreprocessError, RejectionCode
 from mammocad.fuse.apply import Fuser, FusionResult
 from mammocad.io.assemble import missing_view_messages
@@ -81,14 +80,17 @@ class StudyAnalysis:
 
 
 def _findings_at(prediction: ImagePrediction, floor: float, cap: int | None) -> list[Finding]:
-    """The detections of ``prediction`` scoring at least ``floor``, at most ``cap`` of them
-    (the most suspicious, as the detector caps its findings)."""
-    found = [f for f in (prediction.candidates or prediction.findings) if f.score >= floor]
-    if cap is None or len(found) <= cap:
-        return found
-    suspicion = torch.tensor([f.score * f.malignancy_probability for f in found])
-    chosen = most_suspicious(suspicion, torch.ones(len(found), dtype=torch.bool), cap)
-    return [f for f, keep in zip(found, chosen.tolist(), strict=True) if keep]
+    """The detections of ``prediction`` that the detector would report with finding
+    threshold ``floor`` and per-image cap ``cap`` (:func:`~mammocad.detect.predict.
+    reported_mask` on the same float32 values)."""
+    found = prediction.candidates or prediction.findings
+    mask = reported_mask(
+        torch.tensor([f.score for f in found], dtype=torch.float32),
+        torch.tensor([f.malignancy_probability for f in found], dtype=torch.float32),
+        floor=floor,
+        cap=cap,
+    )
+    return [f for f, keep in zip(found, mask.tolist(), strict=True) if keep]
 
 
 @contextmanager
@@ -287,8 +289,6 @@ class Pipeline:
             cap = self.risk.findings_per_image
         if floor == detector.finding_threshold and cap == detector.findings_per_image:
             return findings, fusion
-        # compared in float32, as the detector compares the scores it reports
-        floor = float(np.float32(floor))
         kept = {key: _findings_at(p, floor, cap) for key, p in predictions.items()}
         ids = {f.id for items in kept.values() for f in items}
         links = self.fuser.links_from(study, preprocessed, predictions, keep=ids.__contains__)

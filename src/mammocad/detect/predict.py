@@ -205,11 +205,12 @@ class Detector:
             )
         ]
         # compared as the float32 tensor, exactly as before candidates existed
-        reported = found.scores[keep] >= self.finding_threshold
-        if self.findings_per_image is not None:
-            reported &= most_suspicious(
-                found.scores[keep] * found.malignancy[keep], reported, self.findings_per_image
-            )
+        reported = reported_mask(
+            found.scores[keep],
+            found.malignancy[keep],
+            floor=self.finding_threshold,
+            cap=self.findings_per_image,
+        )
         findings = [
             c for c, is_finding in zip(candidates, reported.tolist(), strict=True) if is_finding
         ]
@@ -238,16 +239,25 @@ def _usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def most_suspicious(suspicion: torch.Tensor, eligible: torch.Tensor, count: int) -> torch.Tensor:
-    """Mask of the ``count`` eligible entries with the largest ``suspicion`` (ties: the earlier,
-    i.e. the higher-scoring). The cap on reported findings keeps the boxes most likely to be
-    a malignant lesion (score · malignancy: the malignant FROC's ranking and the risk model's
-    contribution), not merely the most lesion-like: a reader is never shown five benign-looking
-    boxes instead of a suspicious one. The others stay candidates (fusion and risk inputs)."""
-    ranked = torch.where(eligible, suspicion, torch.full_like(suspicion, -1.0))
-    order = torch.argsort(ranked, descending=True, stable=True)
+def reported_mask(
+    scores: torch.Tensor, malignancy: torch.Tensor, *, floor: float, cap: int | None
+) -> torch.Tensor:
+    """Which of the detections (``scores`` in descending order, with their ``malignancy``)
+    are findings: those scoring at least ``floor`` — compared in the tensors' float32, as
+    before candidates existed — and of them at most ``cap``, the most suspicious (ties: the
+    earlier, i.e. the higher-scoring). The cap keeps the boxes most likely to be a malignant
+    lesion (score · malignancy: the malignant FROC's ranking and the risk model's
+    contribution), not merely the most lesion-like: a reader is never shown five
+    benign-looking boxes instead of a suspicious one. The others stay candidates (fusion and
+    risk inputs). The one rule for the detector's findings, the risk model's (the pipeline)
+    and ``benchmarks/finding_threshold.py``."""
+    eligible = scores >= floor
+    if cap is None:
+        return eligible
+    suspicion = torch.where(eligible, scores * malignancy, torch.full_like(scores, -1.0))
+    order = torch.argsort(suspicion, descending=True, stable=True)
     chosen = torch.zeros_like(eligible)
-    chosen[order[:count]] = True
+    chosen[order[:cap]] = True
     return chosen & eligible
 
 
