@@ -12,6 +12,8 @@ import logging
 from pathlib import Path
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.valuerep import MAX_VALUE_LEN
 
 from mammocad.io.dicom import quiet_dcmread
 from mammocad.io.sources import FileKind, Source, sniff
@@ -73,10 +75,57 @@ def read_header(name: str) -> Dataset | None:
     return header
 
 
+#: kept as the source has it even when too long: a PACS files an object under its Patient ID,
+#: and an object whose ID differs from its images' would land under another patient
+_KEEP_AS_IS = frozenset({"PatientID"})
+
+
+def _default_repertoire(header: Dataset) -> None:
+    """Spell Specific Character Set the way highdicom accepts, with the same meaning.
+
+    An empty first value of several stands for ISO 2022 IR 6 (PS3.3 C.12.1.1.2), e.g.
+    ``\\ISO 2022 IR 87`` (Japanese); a single empty value or ``ISO_IR 6`` (not a Defined Term,
+    common in real files) is the default repertoire, as is leaving the attribute out.
+    highdicom raises on ``""`` and ``ISO_IR 6``.
+    """
+    value = header.get("SpecificCharacterSet")
+    if value is None:
+        return
+    values = [str(v) for v in value] if isinstance(value, MultiValue) else [str(value)]
+    values = [v.strip() for v in values]
+    if len(values) > 1 and values[0] in ("", "ISO_IR 6"):
+        values[0] = "ISO 2022 IR 6"
+    if len(values) == 1 and values[0] in ("", "ISO_IR 6"):
+        del header.SpecificCharacterSet
+    else:
+        header.SpecificCharacterSet = values if len(values) > 1 else values[0]
+
+
+def _fit_value_lengths(header: Dataset) -> None:
+    """Empty each SH / LO value longer than its VR allows (PS3.5 Table 6.2-1: 16 and 64
+    characters), e.g. a 23-character Study ID: the outputs would repeat the violation, and a
+    cut identifier could name another study. Patient ID stays (:data:`_KEEP_AS_IS`)."""
+    for element in header:
+        if element.VR not in ("SH", "LO") or element.keyword in _KEEP_AS_IS:
+            continue
+        limit = MAX_VALUE_LEN[element.VR]
+        values = element.value if isinstance(element.value, MultiValue) else [element.value]
+        if any(isinstance(v, str) and len(v) > limit for v in values):
+            logger.info(
+                "%s of %s is longer than %s allows (%d characters): left empty in the outputs",
+                element.keyword or element.tag, header.get("SOPInstanceUID"), element.VR, limit,
+            )  # fmt: skip
+            element.value = None
+
+
 def completed_copy(header: Dataset) -> Dataset:
-    """A copy of ``header`` with every missing Type 2 attribute of :data:`TYPE_2_ATTRIBUTES`
-    present and empty (the source file itself is never touched)."""
+    """A copy of ``header`` ready for highdicom: every missing Type 2 attribute of
+    :data:`TYPE_2_ATTRIBUTES` present and empty, Specific Character Set in a spelling highdicom
+    accepts, and no SH / LO value longer than its VR allows (the source file itself is never
+    touched)."""
     result = copy.deepcopy(header)
+    _default_repertoire(result)
+    _fit_value_lengths(result)
     for keyword in TYPE_2_ATTRIBUTES:
         if keyword not in result:
             setattr(result, keyword, None)

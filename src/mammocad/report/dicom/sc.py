@@ -8,11 +8,14 @@ the source image in Source Image Sequence and Referenced Image Sequence.
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 import numpy.typing as npt
 from highdicom.sc import SCImage
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian
 
 from mammocad.report.dicom.headers import completed_copy
@@ -23,6 +26,9 @@ SC_SERIES_NUMBER = 9002
 #: highdicom checks Patient Orientation against single-letter values, but mammograms carry
 #: combined ones (``A\\FR``); it gets this placeholder and the source's value is copied after.
 _PLACEHOLDER_ORIENTATION = ("A", "R")
+#: one value of Patient Orientation: letters A, P, R, L, H, F (PS3.3 C.7.6.1.1.1), combined in
+#: mammography (``FR``, C.8.11.7.1.1)
+_DIRECTION = re.compile(r"[APRLHF]+")
 
 
 def _reference(header: Dataset) -> Dataset:
@@ -30,6 +36,16 @@ def _reference(header: Dataset) -> Dataset:
     item.ReferencedSOPClassUID = header.SOPClassUID
     item.ReferencedSOPInstanceUID = header.SOPInstanceUID
     return item
+
+
+def _patient_orientation(header: Dataset) -> list[str]:
+    """The source's Patient Orientation when it is a valid row and column direction, else
+    empty (Type 2C). Real files carry the view instead (CBIS-DDSM: ``CC``, ``MLO``), which the
+    SC must not inherit, and a single string must not be split into letters."""
+    value = header.get("PatientOrientation")
+    values = [str(v) for v in value] if isinstance(value, MultiValue) else []
+    valid = len(values) == 2 and all(_DIRECTION.fullmatch(v) for v in values)
+    return values if valid and values[0] != values[1] else []
 
 
 def _laterality(header: Dataset) -> str | None:
@@ -73,7 +89,7 @@ def build_sc(
         manufacturer_model_name=model_name[:64],
     )
     # the overlay keeps the source's axes (it is only downscaled): its orientation, if any
-    sc.PatientOrientation = list(source.get("PatientOrientation") or [])
+    sc.PatientOrientation = _patient_orientation(source)
     sc.BurnedInAnnotation = "YES"
     sc.DerivationDescription = (
         f"Display rendering of the source image with {model_name} {model_version} CAD marks "

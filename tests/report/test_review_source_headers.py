@@ -1,0 +1,182 @@
+"""DICOM outputs from source headers as real files carry them (review findings).
+
+CBIS-DDSM puts the view in Patient Orientation (``CC``, ``MLO``: one value); Japanese sites
+send ``\\ISO 2022 IR 87`` (an empty first value, PS3.3 C.12.1.1.2); many files say ``ISO_IR 6``
+or leave Specific Character Set empty; some carry values longer than their VR allows. Each
+output must still be written, read back as the source says, and pass ``dciodvfy``.
+
+The result object is built by hand from the phantom's headers (one finding per image), so no
+model runs here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from mammocad.report.dicom import DicomOutputs, SrTemplate, write_dicom_outputs
+from mammocad.synthetic import write_studies
+
+JAPANESE = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    (folder,) = write_studies(
+        n_studies=1, out_dir=tmp_path_factory.mktemp("studies"), seed=5, size="small"
+    )
+    return folder
+
+
+def _variant(phantom: Path, folder: Path, edit: Callable[[Dataset], None]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for source in sorted(phantom.glob("*.dcm")):
+        ds = pydicom.dcmread(source)
+        edit(ds)
+        ds.save_as(folder / source.name)
+        paths.append(folder / source.name)
+    return paths
+
+
+def _result(paths: list[Path]) -> dict[str, Any]:
+    """A result-schema object for ``paths``: every image processed, one finding each."""
+    images = []
+    for path in paths:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        key = str(ds.SOPInstanceUID)
+        images.append(
+            {
+                "sop_instance_uid": key,
+                "source": str(path),
+                "status": "processed",
+                "rejection_code": None,
+                "laterality": str(ds.ImageLaterality),
+                "view": "CC",
+                "quality": {"issues": []},
+                "pixel_spacing_mm": [0.07, 0.07],
+                "findings": [
+                    {
+                        "id": f"{key}-f1",
+                        "label": "mass",
+                        "score": 0.8,
+                        "malignancy_probability": 0.61,
+                        "box": [10.5, 20.25, 60.0, 80.75],
+                    }
+                ],
+            }
+        )
+    return {
+        "study_instance_uid": str(ds.StudyInstanceUID),
+        "malignancy_probability": 0.61,
+        "suspicion": "high",
+        "model": {"name": "review-model", "version": "0.0.1"},
+        "breasts": [{"laterality": "L", "malignancy_probability": 0.61}],
+        "images": images,
+    }
+
+
+def _write(paths: list[Path], folder: Path, template: SrTemplate) -> DicomOutputs:
+    picture = np.zeros((64, 48, 3), np.uint8)
+    return write_dicom_outputs(
+        _result(paths), folder=folder, picture=lambda key: picture, sr_template=template
+    )
+
+
+def _dciodvfy_errors(path: Path) -> list[str]:
+    if shutil.which("dciodvfy") is None:
+        return []
+    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
+
+
+def _written(outputs: DicomOutputs) -> list[Path]:
+    assert [m.text for m in outputs.messages] == []
+    paths = outputs.paths()
+    assert len(paths) == 1 + 2 * 4
+    assert {str(p): _dciodvfy_errors(p) for p in paths if _dciodvfy_errors(p)} == {}
+    return paths
+
+
+@pytest.mark.parametrize("view", ["CC", "MLO"])
+def test_secondary_capture_does_not_split_a_view_into_orientation_letters(
+    phantom: Path, tmp_path: Path, view: str
+) -> None:
+    """CBIS-DDSM: Patient Orientation = the view, one value. Copied with ``list(...)`` it became
+    ``C\\C`` or ``M\\L\\O`` (dciodvfy: "Illegal character in PatientOrientation", "Bad attribute
+    Value Multiplicity = <3>"): PS3.3 C.7.6.1.1.1 allows two values of A/P/R/L/H/F only."""
+
+    def edit(ds: Dataset) -> None:
+        ds.PatientOrientation = view
+
+    paths = _variant(phantom, tmp_path / "in", edit)
+    outputs = _write(paths, tmp_path / "out", SrTemplate.TID1500)
+    _written(outputs)
+    for path in outputs.sc.values():
+        assert pydicom.dcmread(path).PatientOrientation == ""
+
+
+def test_secondary_capture_keeps_a_valid_mammography_orientation(
+    phantom: Path, tmp_path: Path
+) -> None:
+    def edit(ds: Dataset) -> None:
+        ds.PatientOrientation = ["A", "FR"]
+
+    paths = _variant(phantom, tmp_path / "in", edit)
+    outputs = _write(paths, tmp_path / "out", SrTemplate.TID1500)
+    for path in outputs.sc.values():
+        assert list(pydicom.dcmread(path).PatientOrientation) == ["A", "FR"]
+
+
+@pytest.mark.parametrize("template", list(SrTemplate))
+def test_japanese_names_with_code_extensions(
+    phantom: Path, tmp_path: Path, template: SrTemplate
+) -> None:
+    """``\\ISO 2022 IR 87``: highdicom refused the empty first value ("'' is not a valid
+    SpecificCharacterSetValues") and the study got no SR, SC or GSPS at all."""
+
+    def edit(ds: Dataset) -> None:
+        ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+        ds.PatientName = JAPANESE
+
+    paths = _variant(phantom, tmp_path / "in", edit)
+    for path in _written(_write(paths, tmp_path / "out", template)):
+        written = pydicom.dcmread(path, stop_before_pixels=True)
+        assert list(written.SpecificCharacterSet) == ["ISO 2022 IR 6", "ISO 2022 IR 87"]
+        assert str(written.PatientName) == JAPANESE
+
+
+@pytest.mark.parametrize("value", ["ISO_IR 6", ""])
+def test_default_repertoire_spelt_out_or_empty(phantom: Path, tmp_path: Path, value: str) -> None:
+    def edit(ds: Dataset) -> None:
+        ds.SpecificCharacterSet = value
+
+    paths = _variant(phantom, tmp_path / "in", edit)
+    for path in _written(_write(paths, tmp_path / "out", SrTemplate.MAMMOGRAPHY_CAD)):
+        written = pydicom.dcmread(path, stop_before_pixels=True)
+        assert "SpecificCharacterSet" not in written
+        assert written.PatientName == pydicom.dcmread(paths[0]).PatientName
+
+
+def test_over_long_study_id_is_not_copied(phantom: Path, tmp_path: Path) -> None:
+    """A 23-character Study ID (SH: at most 16, PS3.5 Table 6.2-1) was copied into every
+    output (dciodvfy: "Length invalid for this VR = <23> - expected <= 16")."""
+
+    def edit(ds: Dataset) -> None:
+        ds.StudyID = "STUDYID-0123456789-LONG"
+
+    paths = _variant(phantom, tmp_path / "in", edit)
+    source = pydicom.dcmread(paths[0], stop_before_pixels=True)
+    for path in _written(_write(paths, tmp_path / "out", SrTemplate.TID1500)):
+        written = pydicom.dcmread(path, stop_before_pixels=True)
+        assert written.StudyID == ""
+        assert written.PatientID == source.PatientID
+        assert written.AccessionNumber == source.AccessionNumber
