@@ -4,11 +4,15 @@ bundle once and starts the in-process workers."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from mammocad import __version__
@@ -125,6 +129,7 @@ def create_app(
     app.include_router(admin_router)
     app.include_router(health_router)
     app.add_exception_handler(UploadError, _upload_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     _mount_ui(app)
     return app
@@ -134,6 +139,25 @@ async def _upload_error(_request: Request, error: Exception) -> JSONResponse:
     if not isinstance(error, UploadError):  # registered for UploadError only
         raise error
     return JSONResponse({"detail": error.message, "code": error.code}, error.status_code)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as strings: JSON has no such numbers, but a request's
+    1e999 or NaN reads as one, and FastAPI echoes the input in its 422."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+    if not isinstance(error, RequestValidationError):  # registered for it only
+        raise error
+    body = {"detail": _json_safe(jsonable_encoder(error.errors()))}
+    return JSONResponse(body, 422)
 
 
 async def _internal_error(request: Request, error: Exception) -> JSONResponse:

@@ -4,8 +4,9 @@ Files land in ``<data-dir>/studies/<StudyInstanceUID>/input/<SOPInstanceUID>.dcm
 instance the study already has is not stored again, so uploading the same study twice adds
 nothing and queues nothing. The exception is a copy larger than the stored one: the stored
 file was cut short (a transfer broken off; its image is rejected as incomplete), so the whole
-one replaces it and the study is analysed again. Of several copies in one upload the largest
-is kept, for the same reason.
+one replaces it and the study is analysed again. So does any copy of an instance whose stored
+file is gone (its job failed saying to upload the study again). Of several copies in one
+upload the largest is kept, for the same reason.
 """
 
 from __future__ import annotations
@@ -129,13 +130,19 @@ def store_scanned(
         existing = get_study(session, header.study_instance_uid)
         known = {i.sop_instance_uid: i for i in existing.images} if existing else {}
         largest = _largest_copies(scanned)
+        inputs = data_dir / folder / INPUT_FOLDER
         fresh = [f for uid, f in largest.items() if uid not in known]
+        # a stored copy cut short, or gone (its job failed "upload the study again"): the
+        # copy sent now replaces it
         whole = [
             f
             for uid, f in largest.items()
-            if uid in known and f.received.size > known[uid].size_bytes
+            if uid in known
+            and (
+                f.received.size > known[uid].size_bytes
+                or not (inputs / known[uid].file_name).is_file()
+            )
         ]
-        inputs = data_dir / folder / INPUT_FOLDER
         stored = [
             StoredFile(
                 sop_instance_uid=f.sop_instance_uid, file_name=name, size_bytes=f.received.size
@@ -157,7 +164,7 @@ def store_scanned(
             action="create" if existing is None else "upload",
             study_instance_uid=study.study_instance_uid,
             detail=(
-                f"{len(fresh)} new, {len(whole)} replacing shorter stored copies, "
+                f"{len(fresh)} new, {len(whole)} replacing shorter or missing stored copies, "
                 f"{len(known)} known, {len(ignored)} ignored files"
             ),
         )

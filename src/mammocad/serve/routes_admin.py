@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select, text
 
 from mammocad.serve.auth import Authenticated
-from mammocad.serve.schemas import ErrorBody, Health, JobOut, ModelsOut
+from mammocad.serve.schemas import ErrorBody, Health, JobId, JobOut, ModelsOut
 from mammocad.serve.state import app_state
 from mammocad.serve.views import job_out
 from mammocad.store.keys import audit
@@ -25,7 +25,7 @@ health = APIRouter(prefix="/health", tags=["health"])
     responses={404: {"model": ErrorBody, "description": "No such job"}},
     summary="A job: status and stage while it runs, the study result once done",
 )
-def read_job(job_id: str, request: Request, principal: Authenticated) -> JobOut:
+def read_job(job_id: JobId, request: Request, principal: Authenticated) -> JobOut:
     with transaction(app_state(request).sessions) as session:
         job = get_job(session, job_id)
         if job is None:

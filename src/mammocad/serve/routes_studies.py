@@ -31,7 +31,7 @@ from mammocad.serve.state import app_state
 from mammocad.serve.uploads import Incoming
 from mammocad.serve.views import study_detail, study_summary
 from mammocad.store.keys import audit
-from mammocad.store.models import Study, StudyState
+from mammocad.store.models import JobStatus, Study, StudyState
 from mammocad.store.repository import add_feedback, get_study, list_studies, touch
 from mammocad.store.session import transaction
 
@@ -235,7 +235,10 @@ def delete_study(study_instance_uid: Uid, request: Request, principal: Authentic
     state = app_state(request)
     with transaction(state.sessions) as session:
         study = _study_or_404(session, study_instance_uid)
-        if study.state == StudyState.PROCESSING.value:
+        # a study queued again while an earlier job still runs is 'queued': that job would
+        # write its pictures and DICOM objects into the deleted folder
+        running = any(job.status == JobStatus.RUNNING.value for job in study.jobs)
+        if running or study.state == StudyState.PROCESSING.value:
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
                 "the study is being analysed: delete it once its job is done or failed",
@@ -280,6 +283,7 @@ def post_feedback(
                 422,
                 f"unknown finding id(s) {', '.join(unknown)}: use the ids in the result",
             )
+        _check_boxes(study, body)
         count = _record_feedback(session, study, body, api_key_name=principal.name)
         touch(study)
         audit(
@@ -290,6 +294,29 @@ def post_feedback(
             detail=f"{count} verdict(s) by reader {body.reader_id}",
         )
     return FeedbackOut(study_instance_uid=study_instance_uid, recorded=count)
+
+
+def _check_boxes(study: Study, body: FeedbackIn) -> None:
+    """422 for a corrected box outside its finding's image (ORIGINAL pixels)."""
+    images = {finding.finding_id: finding.sop_instance_uid for finding in study.findings}
+    document = study.result.document if study.result is not None else {}
+    sizes = {
+        str(entry.get("sop_instance_uid")): (entry.get("columns"), entry.get("rows"))
+        for entry in document.get("images", [])
+    }
+    for item in body.findings:
+        if item.corrected_box is None:
+            continue
+        columns, rows = sizes.get(images[item.finding_id], (None, None))
+        if not isinstance(columns, int) or not isinstance(rows, int):
+            continue
+        x2, y2 = item.corrected_box[2], item.corrected_box[3]
+        if x2 > columns or y2 > rows:
+            raise HTTPException(
+                422,
+                f"corrected_box of finding {item.finding_id} reaches beyond its image "
+                f"({columns} columns, {rows} rows): give [x1, y1, x2, y2] in original pixels",
+            )
 
 
 def _record_feedback(session: Session, study: Study, body: FeedbackIn, *, api_key_name: str) -> int:

@@ -10,11 +10,24 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from mammocad.structures import FindingLabel
 
 Uid = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z._-]+$")]
+JobId = Annotated[str, Field(min_length=1, max_length=36, pattern=r"^[0-9A-Za-z-]+$")]
+
+
+def _no_nul(text: str) -> str:
+    # JSON allows "\u0000"; PostgreSQL text columns do not
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters (\\u0000)")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+#: a pixel coordinate: JSON's 1e999 reads as infinity, which no column (nor image) holds
+Coordinate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class ErrorBody(BaseModel):
@@ -111,22 +124,23 @@ class StudyFeedback(BaseModel):
 
     agree: bool = Field(description="Does the reader agree with the study's reading?")
     corrected_label: StudyLabel | None = None
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: Text | None = Field(default=None, max_length=2000)
 
 
 class FindingFeedback(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    finding_id: str = Field(min_length=1, max_length=128, description="A finding id of the result")
+    finding_id: Text = Field(min_length=1, max_length=128, description="A finding id of the result")
     agree: bool = Field(description="false: not a lesion, or wrong label/box (see corrections)")
     corrected_label: FindingLabel | None = None
-    corrected_box: list[float] | None = Field(
+    corrected_box: list[Coordinate] | None = Field(
         default=None,
         min_length=4,
         max_length=4,
-        description="[x1, y1, x2, y2] in ORIGINAL pixels of the finding's image",
+        description="[x1, y1, x2, y2] in ORIGINAL pixels of the finding's image, "
+        "0 <= x1 < x2 <= columns, 0 <= y1 < y2 <= rows",
     )
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: Text | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")
     def _box_order(self) -> FindingFeedback:
@@ -139,7 +153,7 @@ class FindingFeedback(BaseModel):
 class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reader_id: str = Field(min_length=1, max_length=128, description="Who reads (not the key)")
+    reader_id: Text = Field(min_length=1, max_length=128, description="Who reads (not the key)")
     study: StudyFeedback | None = None
     findings: list[FindingFeedback] = Field(default_factory=list, max_length=500)
 

@@ -7,8 +7,10 @@ are listed as ``ignored`` with the reason; an upload with no DICOM file at all i
 
 from __future__ import annotations
 
+import re
 import shutil
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,9 @@ from mammocad.io.sources import HEAD_SIZE, FileKind, sniff
 from mammocad.store.repository import StudyHeader
 
 CHUNK = 1024 * 1024
+#: a UID the service can keep and address: a database column of 64 characters (PS3.5 §9.1
+#: caps UIDs at 64) and a path segment of ``/api/v1/studies/{uid}`` (``schemas.Uid``)
+_UID = re.compile(r"[0-9A-Za-z._-]{1,64}")
 
 
 class UploadError(MammocadError):
@@ -121,7 +126,19 @@ def _expand_zip(archive: Received, staging: Path, limits: UploadLimits) -> list[
                         "(MAMMOCAD_MAX_UPLOAD_BYTES): upload the study in parts",
                     )
                 received.append(Received(name=name, path=target, size=size))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as error:
+    except RuntimeError as error:  # zipfile's answer to an encrypted member
+        raise UploadError(
+            400,
+            "bad_zip",
+            f"{archive.name} is password-protected ({error}): zip the files without a password",
+        ) from error
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,
+        EOFError,
+        zlib.error,  # a member's compressed data is corrupt
+    ) as error:
         raise UploadError(
             400, "bad_zip", f"{archive.name} is not a readable zip archive ({error})"
         ) from error
@@ -163,8 +180,14 @@ def receive(incoming: Sequence[Incoming], staging: Path, limits: UploadLimits) -
 
 
 def _text(value: object) -> str | None:
-    text = str(value).strip() if value is not None else ""
+    # NUL is no character of a DICOM text value, and PostgreSQL text cannot hold it
+    text = str(value).replace("\x00", "").strip() if value is not None else ""
     return text or None
+
+
+def valid_uid(uid: str) -> bool:
+    """Whether the service can store and address ``uid`` (all dots would name no folder)."""
+    return _UID.fullmatch(uid) is not None and uid.strip(".") != ""
 
 
 def scan_header(item: Received) -> ScannedFile | Ignored:
@@ -184,6 +207,13 @@ def scan_header(item: Received) -> ScannedFile | Ignored:
             name=item.name,
             reason="no StudyInstanceUID or SOPInstanceUID: re-export it from the PACS",
         )
+    for tag, uid in (("StudyInstanceUID", study_uid), ("SOPInstanceUID", sop_uid)):
+        if not valid_uid(uid):
+            return Ignored(
+                name=item.name,
+                reason=f"{tag} {uid[:80]!r} is not a valid UID (at most 64 characters, digits "
+                "and dots): re-export it from the PACS",
+            )
     header = StudyHeader(
         study_instance_uid=study_uid,
         patient_id=_text(ds.get("PatientID")),

@@ -51,6 +51,9 @@ def create_api_key(session: Session, *, name: str) -> str:
     name = name.strip()
     if not name:
         raise ApiKeyError("give the key a name (--name), e.g. the user or system that uses it")
+    longest: int | None = getattr(ApiKey.__table__.c.name.type, "length", None)
+    if longest is not None and len(name) > longest:  # PostgreSQL would refuse it
+        raise ApiKeyError(f"the key name is {len(name)} characters long: use at most {longest}")
     if session.scalar(select(ApiKey).where(ApiKey.name == name)) is not None:
         raise ApiKeyError(f"an API key named {name!r} exists already: choose another name")
     key = KEY_PREFIX + secrets.token_urlsafe(32)

@@ -57,6 +57,16 @@ def known_instances(session: Session, study: Study) -> set[str]:
     return {image.sop_instance_uid for image in study.images}
 
 
+def _fitting(column: str, value: str | None) -> str | None:
+    """``value`` when the ``studies`` column can hold it, else ``None``: a value longer than
+    its DICOM VR allows (the column's length) is not a valid one, and PostgreSQL would refuse
+    the whole upload for it; ``result.json`` keeps the header as read."""
+    length = getattr(Study.__table__.c[column].type, "length", None)
+    if value is None or (length is not None and len(value) > length):
+        return None
+    return value
+
+
 def add_study_files(
     session: Session, *, header: StudyHeader, folder: str, files: Sequence[StoredFile]
 ) -> Study:
@@ -70,7 +80,7 @@ def add_study_files(
         study = Study(study_instance_uid=header.study_instance_uid, folder=folder)
         session.add(study)
     for name in ("patient_id", "accession_number", "study_date", "study_time"):
-        value = getattr(header, name)
+        value = _fitting(name, getattr(header, name))
         if value and not getattr(study, name):
             setattr(study, name, value)
     for stored in files:
