@@ -11,6 +11,7 @@ upload the largest is kept, for the same reason.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 import uuid
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mammocad.errors import MammocadError
@@ -48,6 +50,8 @@ from mammocad.store.repository import (
     mark_failed,
 )
 from mammocad.store.session import transaction
+
+logger = logging.getLogger(__name__)
 
 STAGING_FOLDER = "uploads"
 # one upload at a time places files and rows: two uploads of the same new study must not
@@ -124,6 +128,39 @@ def store_scanned(
     Raises:
         UploadError: 503 when ``workers`` cannot take the job (the job is marked failed).
     """
+    for attempt in (1, 2):
+        try:
+            body, queued = _record(data_dir, sessions, scanned, ignored, actor=actor)
+            break
+        except IntegrityError:
+            # another process (the DICOM node, a second server) created the same new study
+            # between our read and our commit; read it again, now as an existing study
+            if attempt == 2:
+                raise
+            logger.info(
+                "study %s was created by another process meanwhile: recording the upload again",
+                scanned[0].header.study_instance_uid,
+            )
+    if queued and workers is not None:
+        _submit(sessions, workers, body.job_id)
+    return Intake(body=body, queued=queued)
+
+
+def _record(
+    data_dir: Path,
+    sessions: sessionmaker[Session],
+    scanned: Sequence[ScannedFile],
+    ignored: Sequence[Ignored],
+    *,
+    actor: str,
+) -> tuple[UploadAccepted, bool]:
+    """Place the files and record them (one transaction); the answer and whether a new job
+    was queued.
+
+    Raises:
+        IntegrityError: another process created the study meanwhile (its files are placed:
+            :func:`~mammocad.serve.uploads.place` takes already placed files as they are).
+    """
     header = scanned[0].header
     folder = study_folder(header.study_instance_uid)
     with _placing, transaction(sessions) as session:
@@ -177,9 +214,7 @@ def store_scanned(
             known_instances=len(scanned) - changed,
             ignored=[IgnoredFile(name=i.name, reason=i.reason) for i in ignored],
         )
-    if queued and workers is not None:
-        _submit(sessions, workers, body.job_id)
-    return Intake(body=body, queued=queued)
+    return body, queued
 
 
 def _submit(sessions: sessionmaker[Session], workers: JobQueue, job_id: str) -> None:

@@ -269,11 +269,15 @@ def _one_patient_hint(scanned: Sequence[ScannedFile]) -> str:
 
 
 def place(files: Sequence[ScannedFile], folder: Path) -> list[tuple[ScannedFile, str]]:
-    """Move ``files`` into ``folder`` as ``<SOPInstanceUID>.dcm``; returns (file, name)."""
+    """Move ``files`` into ``folder`` as ``<SOPInstanceUID>.dcm``; returns (file, name).
+
+    A file already moved there (an earlier try whose transaction failed: the intake records
+    it again) is taken as it is."""
     folder.mkdir(parents=True, exist_ok=True)
     placed = []
     for item in files:
         name = f"{safe_name(item.sop_instance_uid)}.dcm"
-        shutil.move(item.received.path, folder / name)
+        if item.received.path.exists() or not (folder / name).is_file():
+            shutil.move(item.received.path, folder / name)
         placed.append((item, name))
     return placed
