@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -128,6 +129,57 @@ def _require_inputs(inputs: list[Path]) -> None:
         raise typer.Exit(code=2)
 
 
+def _file_in_the_way(path: Path) -> Path | None:
+    """``path`` or the nearest of its parents that exists as something other than a folder."""
+    return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+
+
+def _output_error(path: Path, option: str, what: str) -> str | None:
+    """Why ``path`` cannot be the folder ``what`` is written into, or ``None``.
+
+    Made (with its parents) and probed with a temporary file, so that a file in the way, a
+    read-only disk or a missing permission stop the command before the model loads, not
+    after the studies were analysed.
+    """
+    blocker = _file_in_the_way(path)
+    if blocker == path:
+        return f"{option} {path} is a file, not a folder: give a folder for {what}."
+    if blocker is not None:
+        return f"{option} {path} is inside {blocker}, which is a file: give a folder for {what}."
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        return f"{option} {path} cannot be written ({reason}): give a folder you can write to."
+    return None
+
+
+def _require_output(path: Path, option: str = "--out", what: str = "the results") -> None:
+    """Usage error (exit 2) when ``path`` cannot be written (see :func:`_output_error`)."""
+    if (error := _output_error(path, option, what)) is not None:
+        console.print(error, style="red", markup=False)
+        raise typer.Exit(code=2)
+
+
+def _require_archive(out: Path, work_dir: Path | None) -> None:
+    """Usage error (exit 2) for a batch archive that cannot be written, or its work folder."""
+    from mammocad.commands.batch import default_work_dir
+
+    if out.is_dir():
+        error = f"--out {out} is a folder: name the archive to write, e.g. {out / 'results.zip'}."
+    elif (blocker := _file_in_the_way(out.parent)) is not None:
+        error = f"--out {out} is inside {blocker}, which is a file: name an archive in a folder."
+    else:
+        error = _output_error(out.parent, "--out", "the archive") or ""
+    if error:
+        console.print(error, style="red", markup=False)
+        raise typer.Exit(code=2)
+    work = work_dir if work_dir is not None else default_work_dir(out)
+    _require_output(work, "--work-dir" if work_dir is not None else "--out", "the work folder")
+
+
 def _check_grouping(group_by: Grouping, *, dicom: bool) -> None:
     """Usage error (exit 2) for a grouping the outputs cannot follow, before any model loads."""
     from mammocad.commands.analyze import check_grouping
@@ -160,12 +212,40 @@ def _usage_errors(*errors: type[Exception]) -> Iterator[None]:
         raise typer.Exit(code=2) from None
 
 
+def _device_error(device: str) -> str | None:
+    """Why ``--device`` names no device of this machine, or ``None``."""
+    import torch
+
+    try:
+        target = torch.device(device)
+    except (RuntimeError, ValueError):
+        return f"--device {device} is no device: use cpu, cuda or cuda:N (or --device cpu)."
+    if target.type != "cuda":
+        return None
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not count:
+        return (
+            f"--device {device}: this machine has no CUDA GPU (or no NVIDIA driver): use "
+            "--device cpu."
+        )
+    if (target.index or 0) >= count:
+        return (
+            f"--device {device}: this machine has {count} CUDA GPU(s), cuda:0 to "
+            f"cuda:{count - 1}: choose one of them, or --device cpu."
+        )
+    return None
+
+
 def _load_pipeline(model: Path | None, device: str, threads: int | None) -> Pipeline:
-    """The analysis pipeline of ``model`` (or the default bundle); exit 2 when it is unusable."""
+    """The analysis pipeline of ``model`` (or the default bundle); exit 2 when it is unusable
+    or ``device`` is not on this machine."""
     from mammocad.commands.analyze import resolve_model
     from mammocad.errors import ModelBundleError
     from mammocad.pipeline import Pipeline
 
+    if (error := _device_error(device)) is not None:
+        console.print(error, style="red", markup=False)
+        raise typer.Exit(code=2)
     with _usage_errors(ModelBundleError):
         return Pipeline.from_bundle(resolve_model(model), device=device, num_threads=threads)
 
@@ -777,6 +857,7 @@ def analyze(
 
     _require_inputs(inputs)
     _check_grouping(group_by, dicom=dicom)
+    _require_output(out)
     pipeline = _load_pipeline(model, device, threads)
     summary = run_analyze(
         inputs, out_dir=out, pipeline=pipeline, console=console, dicom=dicom,
@@ -825,6 +906,7 @@ def batch(
 
     _require_inputs([input_dir])
     _check_grouping(group_by, dicom=dicom)
+    _require_archive(out, work_dir)
     pipeline = _load_pipeline(model, device, threads)
     try:
         result = run_batch(
@@ -848,6 +930,8 @@ def batch(
     )
     if hint := result.summary.split_patient_hint():
         console.print(hint, markup=False)
+    if hint := result.summary.no_inputs_hint():
+        console.print(hint, style="yellow", markup=False)
     if result.summary.internal_errors:
         # our own failure, not bad input: scripts and CI must notice (the log has the traceback)
         raise typer.Exit(code=1)

@@ -105,6 +105,16 @@ class AnalyzeSummary:
             "(CBIS-DDSM stores each view as a study), --group-by patient reads them as one study"
         )
 
+    def no_inputs_hint(self) -> str | None:
+        """The line that says the inputs held no file at all (an empty folder or archive)."""
+        if self.inputs:
+            return None
+        return (
+            "no input file found: the inputs hold nothing but hidden files and documents "
+            "(.txt, .json, .pdf...), which are passed over; give DICOM, PNG or PGM files, or "
+            "folders or zip archives that hold them"
+        )
+
     @property
     def processed(self) -> int:
         return sum(entry["status"] == "processed" for entry in self.inputs)
@@ -330,6 +340,8 @@ def print_summary(summary: AnalyzeSummary, *, out_dir: Path, console: Console) -
             )
     if hint := summary.split_patient_hint():
         console.print(hint, markup=False)
+    if hint := summary.no_inputs_hint():
+        console.print(hint, style="yellow", markup=False)
     console.print(
         f"{len(summary.studies)} studies; {summary.processed} images processed, "
         f"{summary.rejected} rejected; results in [bold]{escape(str(out_dir))}[/bold] "

@@ -297,15 +297,32 @@ def manufacturer_of(result: dict[str, Any], side: str | None = None) -> str:
 _RESULT = re.compile(r"[^/]+/result\.json")  # a batch archive's results, one folder deep
 
 
+def _parse_result(text: bytes, name: str) -> dict[str, Any]:
+    """One result.json; ValueError naming the file when it is none (a run killed while
+    writing it, a file edited by hand, another program's JSON)."""
+    again = "run mammocad analyze again on that study, or remove its folder"
+    try:
+        result = json.loads(text)
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise ValueError(f"{name} is not valid JSON ({exc}): {again}.") from exc
+    if not isinstance(result, dict) or "study_instance_uid" not in result:
+        raise ValueError(f"{name} is no mammocad result (no study_instance_uid): {again}.")
+    return result
+
+
 def read_results(results_dir: Path) -> list[dict[str, Any]]:
     """Every ``<study>/result.json`` of an ``analyze`` output folder or a ``batch`` archive
-    (the zip itself, unextracted)."""
+    (the zip itself, unextracted).
+
+    Raises:
+        ValueError: a result.json that is not valid JSON or no result (the message names it).
+    """
     if results_dir.is_file() and zipfile.is_zipfile(results_dir):
         with zipfile.ZipFile(results_dir) as archive:
             names = sorted(n for n in archive.namelist() if _RESULT.fullmatch(n))
-            return [json.loads(archive.read(name).decode("utf-8")) for name in names]
+            return [_parse_result(archive.read(n), f"{results_dir}!{n}") for n in names]
     return [
-        json.loads(path.read_text(encoding="utf-8"))
+        _parse_result(path.read_bytes(), str(path))
         for path in sorted(results_dir.glob("*/result.json"))
     ]
 

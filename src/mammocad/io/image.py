@@ -61,8 +61,8 @@ def read_image(
     if kind is FileKind.ZIP:
         image.reject(
             RejectionCode.NOT_DICOM,
-            f"{label} is a zip archive, not an image: pass it to load_studies or iter_studies, "
-            "which open archives (archives inside archives are not opened).",
+            f"{label} is a zip archive, not an image, and archives inside archives are not "
+            "opened: give that zip itself (or its extracted folder) as an input.",
         )
     else:
         image.reject(RejectionCode.NOT_DICOM, not_dicom_error(label).message)

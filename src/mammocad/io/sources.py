@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,14 @@ _RAW_VRS = {
     b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
 }  # fmt: skip
 HEAD_SIZE = 132
+#: what reading one zip member raises when the member, not the archive, is bad: a CRC
+#: mismatch, a damaged deflate stream, data ending early, a password, an unknown method
+_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError)
+
+
+class ArchiveMemberError(OSError):
+    """A zip member that cannot be read although its archive opens (an ``OSError``, so that
+    readers reject the file as unreadable rather than crash the batch)."""
 
 
 class FileKind(StrEnum):
@@ -106,8 +115,26 @@ class Source:
             with self.path.open("rb") as stream:
                 yield stream
         else:
-            with zipfile.ZipFile(self.path) as archive, archive.open(self.member) as stream:
-                yield stream  # type: ignore[misc]
+            with zipfile.ZipFile(self.path) as archive:
+                with self._member_errors():  # encrypted, unknown compression method
+                    member = archive.open(self.member)
+                with member as stream:
+                    yield stream  # type: ignore[misc]
+
+    @contextmanager
+    def _member_errors(self) -> Iterator[None]:
+        """Turn what a damaged, encrypted or oddly compressed member raises into
+        :class:`ArchiveMemberError` with a sentence saying what to do."""
+        try:
+            yield
+        except _MEMBER_ERRORS as exc:
+            if self.member is None:
+                raise
+            raise ArchiveMemberError(
+                f"{self.member} in the zip archive {self.path} cannot be extracted "
+                f"({' '.join(str(exc).split())}): the archive is damaged or password-protected; "
+                "copy it again, or zip it again without a password"
+            ) from exc
 
     @property
     def size(self) -> int:
@@ -118,11 +145,12 @@ class Source:
             return archive.getinfo(self.member).file_size
 
     def read_bytes(self) -> bytes:
-        with self.open() as stream:
+        """The whole file; :class:`ArchiveMemberError` for a zip member that cannot be read."""
+        with self.open() as stream, self._member_errors():
             return stream.read()
 
     def head(self) -> bytes:
-        with self.open() as stream:
+        with self.open() as stream, self._member_errors():
             return stream.read(HEAD_SIZE)
 
 
@@ -171,12 +199,18 @@ def _is_walked_input(source: Source, by_name: dict[str, Source]) -> bool:
     return name.endswith(".json") and name[: -len(".json")] in by_name
 
 
+def _named_parts(member: str) -> list[str]:
+    """The folder and file names of a member path: ``./`` and ``../`` segments, which some
+    archivers write, name no hidden file."""
+    return [part for part in member.split("/") if part not in ("", ".", "..")]
+
+
 def _archive_sources(path: Path) -> list[Source]:
     with zipfile.ZipFile(path) as archive:
         names = [
             info.filename
             for info in archive.infolist()
-            if not info.is_dir() and not any(is_junk(part) for part in info.filename.split("/"))
+            if not info.is_dir() and not any(map(is_junk, _named_parts(info.filename)))
         ]
     return [Source(path=path, member=name) for name in sorted(names)]
 
