@@ -17,6 +17,7 @@ picked up again by :meth:`StudyCollector.recover` and closed after a fresh timeo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -109,17 +110,23 @@ class StudyCollector:
             study = self._open.get(key)
             if study is None:
                 folder = self.spool_dir / "incoming" / key
-                study = self._open[key] = _OpenStudy(study_instance_uid, folder, self._clock())
+                # before the study is registered: a spool that cannot be written now must not
+                # leave an open study without a folder, refusing its instances ever after
                 folder.mkdir(parents=True, exist_ok=True)
+                study = self._open[key] = _OpenStudy(study_instance_uid, folder, self._clock())
                 self._wake.set()
             study.writing += 1
         path = study.folder / f"{uid_name(sop_instance_uid)}.dcm"
+        partial = path.with_name(f"{path.name}.{threading.get_ident()}{_PART}")
         written = False
         try:
-            partial = path.with_name(f"{path.name}.{threading.get_ident()}{_PART}")
             partial.write_bytes(data)
             partial.replace(path)  # atomic: a re-sent instance replaces the earlier copy
             written = True
+        except OSError:
+            with contextlib.suppress(OSError):  # a full disk gets no fuller from failed writes
+                partial.unlink(missing_ok=True)
+            raise
         finally:
             with self._lock:
                 study.writing -= 1
@@ -145,6 +152,15 @@ class StudyCollector:
                 idle = now - study.last_seen >= self.idle_timeout_s
                 if study.writing == 0 and (force or idle):
                     del self._open[key]
+                    if study.instances == 0:  # every write failed (disk full): nothing to analyse
+                        logger.warning(
+                            "study %s closed with no instance stored (every write failed and "
+                            "was answered 0xA700): nothing to analyse; check free space and "
+                            "permissions of %s, then have the study sent again",
+                            study.uid, self.spool_dir,
+                        )  # fmt: skip
+                        shutil.rmtree(study.folder, ignore_errors=True)
+                        continue
                     try:
                         closed.append(self._close(study))
                     except OSError:  # disk trouble: the folder stays for recover() at restart

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
@@ -47,6 +48,7 @@ class _AssociationLog:
     ignored: int = 0
     outcome: str = "connection closed"
     studies: set[str] = field(default_factory=set)
+    closed: bool = False  # the connection closed before the association's end was known
 
 
 class StorageSCP:
@@ -130,9 +132,13 @@ class StorageSCP:
         def record(event: evt.Event) -> None:
             log = self._log(event)
             log.calling_aet = event.assoc.requestor.ae_title or log.calling_aet
-            log.outcome = outcome
+            with self._lock:
+                log.outcome = outcome
+                closed = log.closed
             if outcome == "rejected":
                 self._log_rejection(event, log)
+            elif closed:  # the connection went first (pynetdicom's order on a peer's A-ABORT)
+                self._finish(event)
 
         return record
 
@@ -147,6 +153,16 @@ class StorageSCP:
         )  # fmt: skip
 
     def _on_close(self, event: evt.Event) -> None:
+        log = self._log(event)
+        with self._lock:
+            # accepted but neither released nor aborted yet: on a peer's A-ABORT pynetdicom
+            # closes the connection before the association thread reports the abort
+            log.closed = log.outcome == "accepted"
+        if not log.closed:
+            self._finish(event)
+
+    def _finish(self, event: evt.Event) -> None:
+        """Log the association's line, once, and forget it."""
         with self._lock:
             log = self._associations.pop(id(event.assoc), None)
         if log is None or log.outcome == "rejected":
@@ -169,16 +185,20 @@ class StorageSCP:
         log = self._log(event)
         try:
             ds = event.dataset
-            study_uid, sop_uid = str(ds.StudyInstanceUID), str(ds.SOPInstanceUID)
+            study_uid, sop_uid = _text(ds, "StudyInstanceUID"), _text(ds, "SOPInstanceUID")
             own = str(ds.get("Manufacturer", "")) == OWN_MANUFACTURER
-        except AttributeError as error:
-            logger.warning("C-STORE from %s refused: %s", log.calling_aet, error)
-            log.refused += 1
-            return DOES_NOT_MATCH_SOP_CLASS
         except Exception as error:  # the bytes do not decode as a data set
             logger.warning("C-STORE from %s refused, cannot decode: %s", log.calling_aet, error)
             log.refused += 1
             return CANNOT_UNDERSTAND
+        if not study_uid or not sop_uid:  # Type 1 (PS3.3 C.7.2.1, C.12.1): empty is missing
+            missing = [name for name, uid in (("Study", study_uid), ("SOP", sop_uid)) if not uid]
+            logger.warning(
+                "C-STORE from %s refused (0xA900): no %s Instance UID in the data set; the "
+                "sender must fix or re-export it", log.calling_aet, " or ".join(missing),
+            )  # fmt: skip
+            log.refused += 1
+            return DOES_NOT_MATCH_SOP_CLASS
         if own:  # acknowledged (the sender did nothing wrong) but not analysed again
             log.ignored += 1
             return 0x0000
@@ -194,3 +214,9 @@ class StorageSCP:
         log.stored += 1
         log.studies.add(study_uid)
         return 0x0000
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    """The value of ``keyword`` as text; "" when absent or empty."""
+    value = ds.get(keyword)
+    return "" if value is None else str(value).strip()
