@@ -317,6 +317,31 @@ def test_run_analyze_with_dicom_writes_the_study_folder(
     assert (folder / "sr.dcm").is_file()
     assert len(list((folder / "sc").glob("*.dcm"))) == 4
     assert len(list((folder / "gsps").glob("*.dcm"))) == 4
+    assert study["dicom_issues"] == []
+
+
+def test_summary_lists_the_dicom_objects_that_could_not_be_written(
+    pipeline: Pipeline, study_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An object that fails is logged and the others are written; summary.json says which,
+    so a batch does not look complete when an image has no presentation state."""
+    from mammocad.commands.analyze import run_analyze
+    from mammocad.report.dicom import writer
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("could not convert string to float: 'abc'")
+
+    monkeypatch.setattr(writer, "build_gsps", broken)
+    summary = run_analyze([study_folder], out_dir=tmp_path, pipeline=pipeline, dicom=True)
+    (study,) = summary.studies
+    issues = study["dicom_issues"]
+    assert [issue["code"] for issue in issues] == ["dicom_output_failed"] * 4
+    assert {issue["sop_instance_uid"] for issue in issues} == {
+        entry["key"] for entry in summary.inputs
+    }
+    assert all("could not convert" in str(issue["text"]) for issue in issues)
+    folder = tmp_path / study["study_instance_uid"] / "dicom"
+    assert (folder / "sr.dcm").is_file() and len(list((folder / "sc").glob("*.dcm"))) == 4
 
 
 def test_rejected_and_raster_images_are_listed_not_drawn(

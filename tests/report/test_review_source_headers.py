@@ -180,3 +180,27 @@ def test_over_long_study_id_is_not_copied(phantom: Path, tmp_path: Path) -> None
         assert written.StudyID == ""
         assert written.PatientID == source.PatientID
         assert written.AccessionNumber == source.AccessionNumber
+
+
+def test_an_unreadable_window_leaves_the_presentation_state_without_it(
+    phantom: Path, tmp_path: Path
+) -> None:
+    """Window Center ``abc\\de`` (not DS): the analysis displays the image without it, but
+    highdicom copying it into the GSPS raised ("could not convert string to float") and the
+    image got no presentation state."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = []
+    for source in sorted(phantom.glob("*.dcm")):
+        ds = pydicom.dcmread(source)
+        ds.WindowCenter, ds.WindowWidth = "1234.5", "4321.5"
+        ds.save_as(folder / source.name)
+        data = (folder / source.name).read_bytes()
+        (folder / source.name).write_bytes(
+            data.replace(b"1234.5", b"abc\\de").replace(b"4321.5", b"xyz   ")
+        )
+        paths.append(folder / source.name)
+    for path in _written(_write(paths, tmp_path / "out", SrTemplate.TID1500)):
+        written = pydicom.dcmread(path, stop_before_pixels=True)
+        assert "WindowCenter" not in written
+        assert "SoftcopyVOILUTSequence" not in written

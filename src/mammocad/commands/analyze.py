@@ -180,8 +180,9 @@ def _write_overlay(analysis: StudyAnalysis, image: Image, folder: Path, footer: 
 
 def _write_dicom(
     analysis: StudyAnalysis, folder: Path, footer: str, sr_template: str = "tid1500"
-) -> str | None:
-    """Relative path of the study's DICOM folder, ``None`` when nothing was written."""
+) -> tuple[str | None, list[dict[str, str | None]]]:
+    """Relative path of the study's DICOM folder (``None`` when nothing was written) and what
+    could not be written, for summary.json (each also logged)."""
     from mammocad.report.dicom import write_dicom_outputs  # needs highdicom: only with --dicom
 
     images = {image.key: image for image in analysis.study.images}
@@ -195,9 +196,17 @@ def _write_dicom(
     outputs = write_dicom_outputs(
         analysis.result, folder=folder / "dicom", picture=picture, sr_template=sr_template
     )
+    issues: list[dict[str, str | None]] = []
     for message in outputs.messages:
         logger.warning("%s: %s", analysis.study.study_instance_uid, message.text)
-    return f"{folder.name}/dicom" if outputs.paths() else None
+        issues.append(
+            {
+                "code": message.code,
+                "text": message.text,
+                "sop_instance_uid": message.sop_instance_uid,
+            }
+        )
+    return (f"{folder.name}/dicom" if outputs.paths() else None), issues
 
 
 def write_study_outputs(
@@ -229,7 +238,7 @@ def write_study_outputs(
         "result": relative,
     }
     if dicom:
-        entry["dicom"] = _write_dicom(analysis, folder, footer, sr_template)
+        entry["dicom"], entry["dicom_issues"] = _write_dicom(analysis, folder, footer, sr_template)
     summary.studies.append(entry)
 
 

@@ -85,6 +85,32 @@ def _full_range_luts(state: Dataset) -> None:
                 lut.LUTData = scaled.tobytes()
 
 
+#: the window a presentation state copies from its source (highdicom reads them as numbers)
+_WINDOW = ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation")
+
+
+def _drop_unreadable_window(source: Dataset) -> None:
+    """Remove a window that is not numbers (``abc\\de``, one center for two widths) from the
+    copy the GSPS is built from: highdicom would raise on it, and mammocad displayed the image
+    without it (``mammocad.io.display`` skips such windows), so the state carries no window
+    and a viewer applies its own default."""
+    try:
+        centers = [float(v) for v in _listed(source.get("WindowCenter"))]
+        widths = [float(v) for v in _listed(source.get("WindowWidth"))]
+        readable = len(centers) == len(widths)
+    except (TypeError, ValueError):
+        readable = False
+    if not readable:
+        for keyword in _WINDOW:
+            source.pop(keyword, None)
+
+
+def _listed(value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    return list(value) if hasattr(value, "__len__") and not isinstance(value, str) else [value]
+
+
 def build_gsps(
     header: Dataset,
     findings: Sequence[Mapping[str, Any]],
@@ -101,6 +127,7 @@ def build_gsps(
     ``laterality`` (``L``/``R``, the result's).
     """
     source = completed_copy(header)
+    _drop_unreadable_window(source)
     side = source.get("Laterality") or source.get("ImageLaterality") or laterality
     annotations = []
     if findings:
