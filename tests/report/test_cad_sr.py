@@ -319,6 +319,10 @@ def test_images_not_analysed_are_described(
     assert len(sr.ContentSequence[1].ContentSequence) == 3  # the rejected image is not in it
     text = _only(sr.ContentSequence[2], "111033").TextValue
     assert f"Image not analysed: {rejected['sop_instance_uid']}" in text and "Blank." in text
+    # CID 6047: the detector did not read every view (was "All algorithms succeeded")
+    assert _value(sr.ContentSequence[2]) == ("111244", "DCM")
+    if shutil.which("dciodvfy"):
+        assert _dciodvfy_errors(outputs.sr) == []
     assert len(_findings(sr)) == 6
 
 

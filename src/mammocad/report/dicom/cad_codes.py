@@ -75,6 +75,10 @@ MILLIMETER = CodedConcept("mm", "UCUM", "millimeter")
 # CID 6047 "CAD Processing and Findings Summary".
 ALL_SUCCEEDED_WITH_FINDINGS = _coded(codes.DCM.AllAlgorithmsSucceededWithFindings)  # 111242
 ALL_SUCCEEDED_WITHOUT_FINDINGS = _coded(codes.DCM.AllAlgorithmsSucceededWithoutFindings)  # 111241
+NOT_ALL_SUCCEEDED_WITH_FINDINGS = _coded(codes.DCM.NotAllAlgorithmsSucceededWithFindings)  # 111244
+NOT_ALL_SUCCEEDED_WITHOUT_FINDINGS = _coded(
+    codes.DCM.NotAllAlgorithmsSucceededWithoutFindings
+)  # 111243
 NONE_SUCCEEDED_WITHOUT_FINDINGS = _coded(codes.DCM.NoAlgorithmsSucceededWithoutFindings)  # 111245
 
 # CID 6042 "Result Status".

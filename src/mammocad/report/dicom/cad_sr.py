@@ -164,6 +164,7 @@ def _content(
                 impressions=impressions,
                 description=impression_description(result, not_processed_reasons(result, headers)),
                 algorithm=algorithm,
+                every_image_analysed=all(i["status"] == "processed" for i in result["images"]),
             ),
             summary_of_detections(algorithm=algorithm, library=sources),
             summary_of_analyses(

@@ -67,9 +67,21 @@ def overall_impression(
     impressions: Sequence[ContainerContentItem],
     description: str,
     algorithm: Sequence[ContentItem],
+    every_image_analysed: bool = True,
 ) -> CodeContentItem:
-    """TID 4001 (included by TID 4000 row 5 with CONTAINS)."""
-    summary = cc.ALL_SUCCEEDED_WITH_FINDINGS if impressions else cc.ALL_SUCCEEDED_WITHOUT_FINDINGS
+    """TID 4001 (included by TID 4000 row 5 with CONTAINS).
+
+    Row 1 (CID 6047) says "Not all algorithms succeeded" when an image of the study was
+    refused (no breast found, failed the quality gate, could not be decoded): the detector did
+    not read it, and a reader must not take the summary for a reading of every view. The
+    Impression Description names the image and why.
+    """
+    if every_image_analysed:
+        with_findings, without = cc.ALL_SUCCEEDED_WITH_FINDINGS, cc.ALL_SUCCEEDED_WITHOUT_FINDINGS
+    else:
+        with_findings = cc.NOT_ALL_SUCCEEDED_WITH_FINDINGS
+        without = cc.NOT_ALL_SUCCEEDED_WITHOUT_FINDINGS
+    summary = with_findings if impressions else without
     item = CodeContentItem(
         cc.CAD_PROCESSING_AND_FINDINGS_SUMMARY, summary, relationship_type=CONTAINS
     )
