@@ -327,3 +327,14 @@ def test_cbis_ddsm_views_become_two_complete_patient_studies(
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
     assert "4 breasts (1 malignant), 0 without a probability, 0 without a label" in output
+
+
+def test_folder_names_of_different_uids_never_coincide() -> None:
+    """Invalid UIDs cleaned to one folder name made the second study's result.json replace
+    the first's; a safe UID keeps its own name."""
+    from mammocad.commands.analyze import safe_name
+
+    names = ["1.2/3", "1.2_3", "1.2:3", ".", "..", "", "left CC"]
+    assert len({safe_name(n) for n in names}) == len(names)
+    assert safe_name("1.2.840.113619.2.55") == "1.2.840.113619.2.55"
+    assert all(safe_name(n).strip(".") and "/" not in safe_name(n) for n in names)

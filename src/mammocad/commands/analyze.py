@@ -19,6 +19,7 @@ holds one study's images at most. See docs/analyze.md.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -75,9 +76,14 @@ def resolve_model(explicit: Path | None, *, environ: Mapping[str, str] = os.envi
 
 
 def safe_name(name: str) -> str:
-    """A file or folder name for a UID or key (UIDs are already safe; file stems may not be)."""
-    cleaned = _UNSAFE.sub("_", name)
-    return cleaned if cleaned.strip(".") else "_"
+    """A file or folder name for a UID or key: the name itself when it is safe (UIDs are),
+    else its unsafe characters replaced and a hash of the whole name appended, so that two
+    names never share a folder (``1.2/3`` and ``1.2_3``: the second study's result.json would
+    replace the first's)."""
+    if _UNSAFE.search(name) is None and name.strip("."):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{_UNSAFE.sub('_', name).strip('.')}-{digest}".lstrip("-")
 
 
 @dataclass(slots=True)
