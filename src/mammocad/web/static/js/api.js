@@ -36,13 +36,22 @@ function authHeaders(extra = {}) {
   return headers;
 }
 
+// One item of FastAPI's 422 list, with the field it is about: its "msg" alone ("Value should
+// have at most 2000 items") does not say which of the reader's entries is wrong.
+function validationText(item) {
+  if (!item || typeof item !== "object") return String(item);
+  const where = (Array.isArray(item.loc) ? item.loc : []).filter((part) => part !== "body");
+  const message = item.msg || JSON.stringify(item);
+  return where.length ? `${where.join(" → ")}: ${message}` : message;
+}
+
 // FastAPI says {"detail": "..."} or {"detail": [{"msg": ...}]}; problem+json adds "title".
 function describe(body, fallback) {
   if (!body || typeof body !== "object") return fallback;
   const detail = body.detail ?? body.message ?? body.title;
   if (typeof detail === "string") return detail;
   if (Array.isArray(detail)) {
-    return detail.map((item) => item.msg || JSON.stringify(item)).join("; ");
+    return detail.map(validationText).join("; ");
   }
   return fallback;
 }

@@ -44,6 +44,9 @@ function bindLogin() {
     setKey("");
     keyInput.value = "";
     state.textContent = "no key";
+    // reload what is on screen without the key, so no patient data stays behind it
+    route();
+    loadModels();
   });
   window.addEventListener("mammocad:unauthorized", () => {
     form.classList.add("needed");
@@ -81,4 +84,4 @@ bindLogin();
 window.addEventListener("hashchange", route);
 route();
 checkService();
-if (getKey()) loadModels();
+loadModels(); // also without a key: a service with keys off answers it

@@ -301,10 +301,13 @@ export class StudyPage {
     const messages = [...(result.messages || [])];
     for (const image of result.images || []) {
       if (image.status === "rejected") {
+        // named by its view, never by `source`: that is a path on the server, not the reader's
+        const code = image.rejection_code || "unreadable";
+        const why = (image.quality?.issues || []).find((issue) => issue.code === code);
         messages.push({
           code: image.rejection_code || "rejected",
           severity: "error",
-          text: `${image.source || image.sop_instance_uid}: rejected (${image.rejection_code || "unreadable"})`,
+          text: `${image.laterality || "?"}${image.view || "?"} image rejected (${code})${why ? `: ${why.text}` : ""}`,
         });
       }
     }

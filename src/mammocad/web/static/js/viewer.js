@@ -245,7 +245,12 @@ export class SlotView {
       rect.setAttribute("y", box.y);
       rect.setAttribute("width", Math.max(1, box.width));
       rect.setAttribute("height", Math.max(1, box.height));
-      text.setAttribute("x", box.x);
+      // a box against the slot's right edge (a right breast's chest wall) would have its
+      // probability cut off: end the label at the box's right side instead
+      const room = this.overlay.width.baseVal.value;
+      const length = text.getComputedTextLength();
+      const x = box.x + length > room ? Math.max(0, box.x + box.width - length) : box.x;
+      text.setAttribute("x", x);
       text.setAttribute("y", box.y > 16 ? box.y - 4 : box.y + box.height + 14);
     }
     if (this.nipple) {

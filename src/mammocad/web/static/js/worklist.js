@@ -1,9 +1,12 @@
-// The worklist: every study the service holds, newest first, refreshed every few seconds.
+// The worklist: every study the service holds, newest first, a page at a time, refreshed
+// every few seconds.
 
 import { request, routes } from "./api.js";
 import { dicomWhen, el, probability, riskClass, shortUid, toast, when } from "./format.js";
 
 const REFRESH_MS = 5000;
+// studies a page (the API's default limit; older ones are reached with "Older →")
+export const PAGE_SIZE = 50;
 
 /** The list inside a worklist response: a bare array or {studies|items: [...]}. */
 export function studiesOf(body) {
@@ -19,7 +22,14 @@ export class Worklist {
     this.empty = document.getElementById("worklist-empty");
     this.updated = document.getElementById("worklist-updated");
     this.auto = document.getElementById("auto-refresh");
+    this.pager = document.getElementById("worklist-pager");
+    this.range = document.getElementById("worklist-range");
+    this.newer = document.getElementById("worklist-newer");
+    this.older = document.getElementById("worklist-older");
+    this.offset = 0;
     this.timer = null;
+    this.newer.addEventListener("click", () => this.turn(-PAGE_SIZE));
+    this.older.addEventListener("click", () => this.turn(PAGE_SIZE));
     document.getElementById("refresh-worklist").addEventListener("click", () => this.refresh());
     this.auto.addEventListener("change", () => this.schedule());
   }
@@ -43,15 +53,49 @@ export class Worklist {
     }
   }
 
+  turn(step) {
+    this.offset = Math.max(0, this.offset + step);
+    this.refresh();
+  }
+
+  async load() {
+    const page = (offset) => request(`${routes.studies()}?limit=${PAGE_SIZE}&offset=${offset}`);
+    let body = await page(this.offset);
+    const total = typeof body?.total === "number" ? body.total : null;
+    if (this.offset > 0 && total !== null && this.offset >= total) {
+      // the page emptied (studies deleted meanwhile): show the last one that has studies
+      this.offset = Math.max(0, Math.ceil(total / PAGE_SIZE) - 1) * PAGE_SIZE;
+      body = await page(this.offset);
+    }
+    return { studies: studiesOf(body), total };
+  }
+
   async refresh() {
     try {
-      const studies = studiesOf(await request(routes.studies()));
+      const { studies, total } = await this.load();
       this.fill(studies);
+      this.paginate(studies.length, total);
       this.updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
     } catch (error) {
       this.updated.textContent = `not updated: ${error.message}`;
+      if (error.status === 401 || error.status === 403) {
+        // no (valid) key: what the last key could read must not stay on screen
+        this.body.replaceChildren();
+        this.pager.hidden = true;
+      }
     }
     this.schedule();
+  }
+
+  paginate(count, total) {
+    const more = total !== null ? this.offset + count < total : count >= PAGE_SIZE;
+    this.pager.hidden = this.offset === 0 && !more;
+    const last = this.offset + count;
+    this.range.textContent = count
+      ? `${this.offset + 1}–${last}${total !== null ? ` of ${total}` : ""}`
+      : "";
+    this.newer.disabled = this.offset === 0;
+    this.older.disabled = !more;
   }
 
   fill(studies) {
