@@ -312,3 +312,33 @@ def test_a_label_at_the_centre_line_keeps_its_probability_in_view(
     )
     assert shown["room"] == 400
     assert shown["left"] >= 0 and shown["right"] <= shown["room"], shown
+
+
+def test_a_study_probability_is_coloured_by_its_suspicion(page: Any, service: Service) -> None:
+    """The worklist and the study chip coloured the study probability by fixed cut-offs (red
+    from 0.5) while the bundle's suspicion thresholds differ: 0.51 was red beside
+    "intermediate". The colour follows the suspicion the result gives."""
+    _logged_in(page, service)
+    row = {**_row(0), "malignancy_probability": 0.51, "suspicion": "intermediate"}
+
+    def answer(route: Any) -> None:
+        if route.request.method != "GET":
+            route.fallback()
+            return
+        route.fulfill(json={"items": [row], "total": 1, "limit": 50, "offset": 0})
+
+    page.route(WORKLIST, answer)
+    page.goto(service.url + "/")
+    cell = page.locator("#worklist-body tr td.num").first
+    cell.wait_for()
+    assert cell.inner_text() == "0.51"
+    classes = (cell.get_attribute("class") or "").split()
+    assert "risk-mid" in classes and "risk-high" not in classes, classes
+    colours = page.evaluate(
+        """async () => {
+            const { studyRiskClass } = await import("/ui/static/js/format.js");
+            return [studyRiskClass(0.51, "intermediate"), studyRiskClass(0.4, "high"),
+                    studyRiskClass(0.6, null)];
+        }"""
+    )
+    assert colours == ["risk-mid", "risk-high", "risk-high"]

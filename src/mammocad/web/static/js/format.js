@@ -41,6 +41,14 @@ export function riskClass(value) {
   return value >= 0.2 ? "risk-mid" : "risk-low";
 }
 
+/** Colour class of a study's (or breast's) probability: by its suspicion, whose thresholds
+ * the model bundle sets (e.g. "high" from 0.53), where the result has one — the fixed cut-offs
+ * of riskClass would draw 0.51 red beside the word "intermediate". */
+export function studyRiskClass(value, suspicion) {
+  const bySuspicion = { high: "risk-high", intermediate: "risk-mid", low: "risk-low" };
+  return bySuspicion[suspicion] || riskClass(value);
+}
+
 export function labelText(label) {
   return String(label || "finding").replaceAll("_", " ");
 }

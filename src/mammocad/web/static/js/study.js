@@ -8,6 +8,7 @@ import {
   labelText,
   probability,
   riskClass,
+  studyRiskClass,
   shortUid,
   toast,
 } from "./format.js";
@@ -156,7 +157,7 @@ export class StudyPage {
     const p = result.malignancy_probability;
     this.probabilityChip.textContent =
       `P(malignancy) ${probability(p)}${result.suspicion ? ` · ${result.suspicion}` : ""}`;
-    this.probabilityChip.className = `chip ${riskClass(p)}`;
+    this.probabilityChip.className = `chip ${studyRiskClass(p, result.suspicion)}`;
     this.buildHanging(body, result);
     this.fillSummary(body, result);
     this.fillFindings(result);

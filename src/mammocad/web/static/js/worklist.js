@@ -2,7 +2,7 @@
 // every few seconds.
 
 import { request, routes } from "./api.js";
-import { dicomWhen, el, probability, riskClass, shortUid, toast, when } from "./format.js";
+import { dicomWhen, el, probability, shortUid, studyRiskClass, toast, when } from "./format.js";
 
 const REFRESH_MS = 5000;
 // studies a page (the API's default limit; older ones are reached with "Older →")
@@ -137,7 +137,7 @@ export class Worklist {
         el("span", { class: `chip state-${state}`, text: state }),
         study.result_status ? el("span", { class: "muted small", text: ` ${study.result_status}` }) : null,
       ),
-      el("td", { class: `num ${riskClass(p)}`, text: probability(p) }),
+      el("td", { class: `num ${studyRiskClass(p, study.suspicion)}`, text: probability(p) }),
       el("td", {}, study.suspicion ? el("span", { class: `chip suspicion-${study.suspicion}`, text: study.suspicion }) : "—"),
       el("td", {}, remove),
     );
