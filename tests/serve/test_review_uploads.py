@@ -131,6 +131,9 @@ def test_a_study_whose_files_vanished_is_repaired_by_uploading_it_again(
     assert workers.run_once()
     failed = idle_api.client.get(first["location"], headers=idle_api.auth).json()
     assert failed["status"] == "failed" and "upload the study again" in failed["error"]
+    # the worklist row says why, as the job does (it said only "failed")
+    (row,) = idle_api.client.get("/api/v1/studies", headers=idle_api.auth).json()["items"]
+    assert row["status"] == "failed" and row["error"] == failed["error"]
 
     again = idle_api.upload(files)
     assert again.status_code == 202, again.text
@@ -139,3 +142,5 @@ def test_a_study_whose_files_vanished_is_repaired_by_uploading_it_again(
     assert workers.run_once()
     done = idle_api.client.get(again.json()["location"], headers=idle_api.auth).json()
     assert done["status"] == "done", done
+    (row,) = idle_api.client.get("/api/v1/studies", headers=idle_api.auth).json()["items"]
+    assert row["error"] is None

@@ -342,3 +342,22 @@ def test_a_study_probability_is_coloured_by_its_suspicion(page: Any, service: Se
         }"""
     )
     assert colours == ["risk-mid", "risk-high", "risk-high"]
+
+
+def test_a_failed_study_says_why_in_the_worklist(page: Any, service: Service) -> None:
+    """A failed row showed only "failed": the reader had to open each study to learn why."""
+    _logged_in(page, service)
+    why = "The study's files are gone (/data/studies/x/input): upload the study again."
+    row = {**_row(0), "status": "failed", "result_status": None, "error": why}
+    row.update(malignancy_probability=None, suspicion=None)
+
+    def answer(route: Any) -> None:
+        if route.request.method != "GET":
+            route.fallback()
+            return
+        route.fulfill(json={"items": [row], "total": 1, "limit": 50, "offset": 0})
+
+    page.route(WORKLIST, answer)
+    page.goto(service.url + "/")
+    page.locator("#worklist-body tr").first.wait_for()
+    assert page.inner_text("#worklist-body tr .failure") == why

@@ -98,6 +98,9 @@ class StudySummary(BaseModel):
     suspicion: str | None = Field(description="low, intermediate or high")
     image_count: int
     url: str
+    error: str | None = Field(
+        default=None, description="Why the analysis failed (status failed), and what to do"
+    )
 
 
 class StudyList(BaseModel):

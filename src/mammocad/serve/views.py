@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mammocad.serve.schemas import ImageOut, JobOut, StudyDetail, StudySummary
-from mammocad.store.models import Image, Job, JobStatus, Study, as_utc
+from mammocad.store.models import Image, Job, JobStatus, Study, StudyState, as_utc
 from mammocad.store.repository import latest_job
 
 API = "/api/v1"
@@ -57,6 +57,9 @@ def image_out(study: Study, image: Image) -> ImageOut:
 
 
 def study_summary(study: Study) -> StudySummary:
+    job = latest_job(study)
+    # the worklist says why a study failed (the study page says it too, from its job)
+    error = job.error if job is not None and study.state == StudyState.FAILED.value else None
     return StudySummary(
         study_instance_uid=study.study_instance_uid,
         patient_id=study.patient_id,
@@ -71,6 +74,7 @@ def study_summary(study: Study) -> StudySummary:
         suspicion=study.suspicion,
         image_count=len(study.images),
         url=study_url(study.study_instance_uid),
+        error=error,
     )
 
 

@@ -288,7 +288,7 @@ def list_studies(
     if state is not None:
         query, counted = query.where(Study.state == state), counted.where(Study.state == state)
     rows = session.scalars(
-        query.options(selectinload(Study.images))
+        query.options(selectinload(Study.images), selectinload(Study.jobs))
         .order_by(Study.created_at.desc(), Study.id.desc())
         .limit(limit)
         .offset(offset)

@@ -136,6 +136,8 @@ export class Worklist {
         {},
         el("span", { class: `chip state-${state}`, text: state }),
         study.result_status ? el("span", { class: "muted small", text: ` ${study.result_status}` }) : null,
+        // why it failed, so the reader need not open every failed study to find out
+        study.error ? el("div", { class: "muted small failure", title: study.error, text: study.error }) : null,
       ),
       el("td", { class: `num ${studyRiskClass(p, study.suspicion)}`, text: probability(p) }),
       el("td", {}, study.suspicion ? el("span", { class: `chip suspicion-${study.suspicion}`, text: study.suspicion }) : "—"),
