@@ -14,7 +14,9 @@ rows; label one of mammocad's lesion classes; malignant 1 / 0, empty = unknown; 
 column, the file name without extension, may stand for the UID), VinDr-Mammo's
 ``finding_annotations.csv`` as distributed, CBIS-DDSM's ROI masks, INbreast's ROI files
 (``AllXML``), mini-MIAS's ``Info.txt``, or phantom folders (``truth.json``). An image of
-the results without truth rows is lesion-free; a CSV of rows annotates only the classes it
+the results without truth rows is lesion-free, except where the truth lists every image of
+its dataset (VinDr-Mammo, mini-MIAS, CBIS-DDSM): there it is counted and left out; truth that
+names none of the analysed images is refused. A CSV of rows annotates only the classes it
 names (predictions of other classes are neither hits nor false positives there), VinDr-Mammo
 and phantoms all of them. A rejected image keeps its truths, all missed.
 """
@@ -35,7 +37,7 @@ from mammocad.commands.froc_table import froc_table
 from mammocad.datasets import cbis_ddsm, inbreast, vindr
 from mammocad.datasets.breast_labels import outcome_of, read_table
 from mammocad.datasets.mias import ANNOTATED_LABELS as MIAS_LABELS
-from mammocad.datasets.mias import load_mias
+from mammocad.datasets.mias import film_lesions
 from mammocad.datasets.records import LesionAnnotation
 from mammocad.detect.config import LESION_CLASSES
 from mammocad.eval.froc import (
@@ -64,6 +66,10 @@ class FindingsTruth:
     #: without coordinates, a CBIS-DDSM ROI mask missing), so their findings can be neither
     #: hits nor false positives
     skip: frozenset[str] = frozenset()
+    #: the source lists every image of its dataset (VinDr-Mammo, mini-MIAS, CBIS-DDSM), so an
+    #: analysed image it does not name is not its (or its label file was not given): left
+    #: out, not lesion-free
+    lists_every_image: bool = False
 
 
 def truth_from_boxes(path: Path) -> FindingsTruth:
@@ -78,7 +84,11 @@ def truth_from_boxes(path: Path) -> FindingsTruth:
     """
     table = read_table(path)
     if table.columns >= vindr.COLUMNS:
-        return FindingsTruth(boxes=vindr.lesion_boxes(table), annotated=frozenset(LESION_CLASSES))
+        return FindingsTruth(
+            boxes=vindr.lesion_boxes(table),
+            annotated=frozenset(LESION_CLASSES),
+            lists_every_image=True,
+        )
     key = next((name for name in ("sop_instance_uid", "image") if name in table.columns), None)
     if key is None or not table.columns >= set(_COLUMNS):
         raise ValueError(
@@ -138,6 +148,7 @@ def truth_from_cbis_ddsm(case_descriptions: Sequence[Path], images: Path) -> Fin
         boxes=found.lesions,
         annotated=frozenset({"mass", "calcification"}),
         skip=found.unlocated,
+        lists_every_image=True,  # every CBIS-DDSM mammogram has an abnormality
     )
 
 
@@ -151,14 +162,14 @@ def truth_from_inbreast(folder: Path) -> FindingsTruth:
 
 def truth_from_mias(folder: Path) -> FindingsTruth:
     """mini-MIAS lesions (``Info.txt``, :mod:`mammocad.datasets.mias`) by film name
-    (``mdb001``): analysed PNG or PGM films are matched by their file name."""
-    records = load_mias(folder)
+    (``mdb001``): analysed PNG or PGM films, wherever they are kept, are matched by their file
+    name. Every film has a row, so an analysed film without one is left out, not lesion-free."""
+    films = film_lesions(folder)
     return FindingsTruth(
-        boxes={
-            record.image_id: list(record.lesions) for record in records if record.fully_localised
-        },
+        boxes={ref: list(lesions) for ref, (lesions, located) in films.items() if located},
         annotated=MIAS_LABELS,
-        skip=frozenset(record.image_id for record in records if not record.fully_localised),
+        skip=frozenset(ref for ref, (_, located) in films.items() if not located),
+        lists_every_image=True,
     )
 
 
@@ -205,17 +216,22 @@ class MatchedImages:
     rejected: int  # images with no findings because they were rejected (truths missed)
     not_analysed: int  # images of the truth that no result lists (left out)
     skipped: int  # analysed images the truth cannot judge (left out)
+    #: analysed images a truth that lists every image does not name (left out)
+    unlisted: int = 0
 
 
 def match_images(results_dir: Path, truth: FindingsTruth) -> MatchedImages:
     """The reported findings of every image the results under ``results_dir`` list, each
-    beside its lesions in ``truth`` (none: lesion-free).
+    beside its lesions in ``truth`` (none: lesion-free; left out where the truth lists every
+    image of its dataset).
 
     Raises:
-        ValueError: no result under ``results_dir`` lists an image.
+        ValueError: no result under ``results_dir`` lists an image, the truth names none of
+            them (a FROC without a single judged lesion would be empty, not a measurement), or
+            none can be judged.
     """
     predictions, truths, named, seen = [], [], [], set()
-    rejected = skipped = 0
+    rejected = skipped = unlisted = listed = 0
     for result in read_results(results_dir):
         for image in result.get("images") or []:
             keys = image_keys(image)
@@ -223,13 +239,21 @@ def match_images(results_dir: Path, truth: FindingsTruth) -> MatchedImages:
             if truth.skip.intersection(keys):
                 skipped += 1
                 continue
+            rows = next((truth.boxes[key] for key in keys if key in truth.boxes), None)
+            listed += rows is not None
+            if rows is None and truth.lists_every_image:
+                unlisted += 1
+                continue
             rejected += image.get("status") != "processed"
             named.append(tuple(keys))
             predictions.append(_predictions(image))
-            rows = next((truth.boxes[key] for key in keys if key in truth.boxes), [])
-            truths.append(_image_truth(rows, truth.annotated))
+            truths.append(_image_truth(rows or [], truth.annotated))
+    _check_matched(results_dir, truth, len(predictions) + skipped + unlisted, listed + skipped)
     if not predictions:
-        raise ValueError(f"no analysed image in the result.json files under {results_dir}")
+        raise ValueError(
+            f"none of the analysed images under {results_dir} can be judged: {skipped} have an "
+            f"abnormality the truth does not locate, {unlisted} are not in it"
+        )
     return MatchedImages(
         predictions=predictions,
         truths=truths,
@@ -237,7 +261,20 @@ def match_images(results_dir: Path, truth: FindingsTruth) -> MatchedImages:
         rejected=rejected,
         not_analysed=sum(1 for key in truth.boxes if key not in seen),
         skipped=skipped,
+        unlisted=unlisted,
     )
+
+
+def _check_matched(results_dir: Path, truth: FindingsTruth, analysed: int, named: int) -> None:
+    if not analysed:
+        raise ValueError(f"no analysed image in the result.json files under {results_dir}")
+    if not named:
+        raise ValueError(
+            f"none of the {analysed} analysed images under {results_dir} is in the truth "
+            f"({len(truth.boxes) + len(truth.skip)} images): images are matched by their SOP "
+            "Instance UID or their file name without extension (VinDr-Mammo's image_id, "
+            "mini-MIAS's mdb001, INbreast's File Name); check that the truth is of these images"
+        )
 
 
 def run_eval_findings(
@@ -258,6 +295,7 @@ def run_eval_findings(
     matched = match_images(results_dir, truth)
     predictions, truths = matched.predictions, matched.truths
     rejected, not_analysed, skipped = matched.rejected, matched.not_analysed, matched.skipped
+    unlisted = matched.unlisted
     report = evaluate_froc(predictions, truths, classes=LESION_CLASSES, bootstrap=bootstrap, seed=0)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = write_froc_csv(report, out_dir / "findings_froc.csv")
@@ -280,6 +318,7 @@ def run_eval_findings(
             if skipped
             else ""
         )
+        + (f", {unlisted} analysed images the truth does not list (left out)" if unlisted else "")
     )
     return FindingsEvaluation(
         report=report,

@@ -159,6 +159,10 @@ def study_labels_from_breasts(
     might be the malignant one (CBIS-DDSM and CMMD list only breasts with a lesion, so their
     other breast leaves the study unlabelled). The study's group is its breasts' where they
     agree, else ``mixed``.
+
+    Raises:
+        ValueError: breasts are labelled but no study is (the message says why and what to
+            do), rather than an evaluation of nothing.
     """
     labels = {}
     for result in results:
@@ -179,6 +183,13 @@ def study_labels_from_breasts(
             malignant=any(label.malignant for label in known),
             patient_id=known[0].patient_id,
             group=groups.pop() if len(groups) == 1 else "mixed",
+        )
+    if breast_labels and not labels:
+        raise ValueError(
+            f"the labels name {len(breast_labels)} analysed breasts, but none of the "
+            f"{len(results)} studies has a label for every breast it has an image of, so no "
+            "study can be labelled (CBIS-DDSM and CMMD list only breasts with a lesion; the "
+            "other breast may hide a cancer): evaluate per breast with eval study --level breast"
         )
     return labels
 

@@ -108,7 +108,19 @@ def read_table(path: Path) -> LabelFile:
     if not rows:
         raise ValueError(f"{path} is empty")
     header = [name.strip() for name in rows[0]]
-    records = [dict(zip(header, (cell.strip() for cell in row), strict=False)) for row in rows[1:]]
+    # a row cut short (trailing cells dropped by hand or by a tool) reads its missing cells as
+    # empty, so the row is refused by its values with its file and row named, not a KeyError
+    width = len(header)
+    records = [
+        dict(
+            zip(
+                header,
+                [cell.strip() for cell in row[:width]] + [""] * (width - len(row)),
+                strict=True,
+            )
+        )
+        for row in rows[1:]
+    ]
     return LabelFile(
         path=path, columns=frozenset(header), rows=[r for r in records if any(r.values())]
     )

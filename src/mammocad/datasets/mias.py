@@ -137,21 +137,37 @@ def _image_path(root: Path, ref: str) -> Path | None:
     return None
 
 
-def load_mias(root: Path) -> list[AnnotatedImage]:
-    """Every image of a mini-MIAS folder that has both a picture and an ``Info.txt`` row."""
+def _info_rows(root: Path) -> dict[str, list[list[str]]]:
     info = root / "Info.txt"
     if not info.is_file():
         raise FileNotFoundError(
             f"{info} not found: point the adapter at the mini-MIAS folder holding Info.txt"
         )
+    return _parse_rows(info)
+
+
+def _located(ref: str, rows: list[list[str]]) -> tuple[tuple[LesionAnnotation, ...], bool]:
+    """A film's lesions with coordinates, and whether they are all its abnormalities."""
+    lesions = [_lesion(fields, ref, k) for k, fields in enumerate(rows)]
+    located = tuple(lesion for lesion in lesions if lesion is not None)
+    return located, len(located) == sum(fields[2] != "NORM" for fields in rows)
+
+
+def film_lesions(root: Path) -> dict[str, tuple[tuple[LesionAnnotation, ...], bool]]:
+    """Every film ``root/Info.txt`` lists, picture or not: its located lesions (original
+    pixels) and whether they are all its abnormalities. For truth about films analysed from
+    wherever they are kept, which :func:`load_mias` (films with their picture) would miss."""
+    return {ref: _located(ref, rows) for ref, rows in sorted(_info_rows(root).items())}
+
+
+def load_mias(root: Path) -> list[AnnotatedImage]:
+    """Every image of a mini-MIAS folder that has both a picture and an ``Info.txt`` row."""
     records = []
-    for ref, rows in sorted(_parse_rows(info).items()):
+    for ref, rows in sorted(_info_rows(root).items()):
         path = _image_path(root, ref)
         if path is None:
             continue
-        lesions = [_lesion(fields, ref, k) for k, fields in enumerate(rows)]
-        abnormal = any(fields[2] != "NORM" for fields in rows)
-        located = tuple(lesion for lesion in lesions if lesion is not None)
+        located, fully_localised = _located(ref, rows)
         records.append(
             AnnotatedImage(
                 path=path,
@@ -162,8 +178,7 @@ def load_mias(root: Path) -> list[AnnotatedImage]:
                 view=ViewPosition.MLO,
                 lesions=located,
                 annotated_labels=ANNOTATED_LABELS,
-                fully_localised=not abnormal
-                or len(located) == sum(fields[2] != "NORM" for fields in rows),
+                fully_localised=fully_localised,
                 density=DENSITY.get(rows[0][1]),
             )
         )
