@@ -18,8 +18,11 @@ The grayscale pipeline of DICOM PS3.4 N.2.1.1 / PS3.3 C.11:
    the STORED values, are masked and set to 0 (black).
 
 Steps 1-4 are computed once per image as a lookup table over every possible stored value (≤ 65536
-entries) with pydicom's own functions, then applied with one gather: identical to running
-pydicom's float64 functions on the whole image, several times faster.
+entries) with pydicom's rescale and windowing functions, then applied with one gather: identical
+to running pydicom's float64 functions on the whole image, several times faster. LUT sequences
+are indexed here (:func:`_apply_lut`), not by pydicom: its ``apply_voi`` indexes an 8-bit LUT with
+uint8 indices (input 256 wraps to entry 0), and its ``apply_modality_lut`` fails on 10-15-bit
+entries.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
-from pydicom.pixels.processing import apply_modality_lut, apply_voi, apply_windowing
+from pydicom.pixels.processing import apply_modality_lut, apply_windowing
+from pydicom.uid import ExplicitVRBigEndian
 
 from mammocad.io.tags import text_value
 from mammocad.structures import BoolArray, FloatArray, Message, Severity
@@ -88,8 +92,51 @@ def _valid_lut(item: Dataset) -> bool:
         bits = int(descriptor[2]) if len(descriptor) == 3 else 0
     except (TypeError, ValueError):
         return False
-    # pydicom reads 8- and 10-16-bit entries (PS3.3 C.11.2.1.1)
-    return bits in (8, *range(10, 17)) and "LUTData" in item
+    # 8 or 16 bits today, 8-16 in earlier editions (PS3.3 C.11.2.1.1)
+    return 8 <= bits <= 16 and "LUTData" in item
+
+
+def _little_endian(ds: Dataset) -> bool:
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if syntax is not None:
+        return str(syntax) != ExplicitVRBigEndian
+    return ds.original_encoding[1] is not False
+
+
+def _lut_entries(item: Dataset, ds: Dataset) -> npt.NDArray[np.int64]:
+    """The entries of LUT Data (0028,3006), as many as LUT Descriptor declares (0 = 65536).
+
+    US values and OW words hold one entry each, except that 8-bit entries may be packed two
+    per 16-bit word, low byte first ("equivalent to 8 bits allocated", PS3.3 C.11.2.1.1,
+    CP-522); the value length tells the two layouts apart.
+    """
+    count, _, bits = (int(v) for v in item.LUTDescriptor)
+    count = count or 2**16
+    value = item.LUTData
+    if isinstance(value, bytes):
+        words = np.frombuffer(value[: len(value) // 2 * 2], "<u2" if _little_endian(ds) else ">u2")
+    else:  # US: a number, or a list of numbers
+        words = np.atleast_1d(np.asarray(value, dtype=np.uint16))
+    if bits == 8 and words.size == (count + 1) // 2:
+        words = words.astype("<u2").view(np.uint8)
+    return words[:count].astype(np.int64)
+
+
+def _apply_lut(values: np.ndarray, item: Dataset, ds: Dataset) -> npt.NDArray[np.int64]:
+    """Map ``values`` through a Modality or VOI LUT item (PS3.3 C.11.1.1.1, C.11.2.1.1).
+
+    Inputs below the first value mapped take the first entry, inputs at or past the end the
+    last. Non-integer inputs (a fractional rescale) are floored, as pydicom's ``apply_voi`` does.
+    """
+    entries = _lut_entries(item, ds)
+    first = int(item.LUTDescriptor[1])
+    if values.dtype.kind == "f":
+        index = np.floor(values - first).astype(np.int64)
+    else:
+        index = values.astype(np.int64) - first
+    np.clip(index, 0, max(entries.size - 1, 0), out=index)
+    return entries[index]
 
 
 def _window(ds: Dataset, index: int) -> tuple[float, float, str] | None:
@@ -186,7 +233,9 @@ def _window_range(ds: Dataset) -> tuple[float, float]:
 def _modality(values: np.ndarray, ds: Dataset) -> np.ndarray:
     slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
     identity = slope is not None and float(slope) == 1 and float(intercept or 0) == 0
-    if identity and not ds.get("ModalityLUTSequence"):
+    if ds.get("ModalityLUTSequence"):
+        return _apply_lut(values, ds.ModalityLUTSequence[0], ds)
+    if identity:
         return values
     out = apply_modality_lut(values, ds)
     if out.dtype.kind == "f" and np.all(np.mod(out, 1) == 0):
@@ -197,7 +246,7 @@ def _modality(values: np.ndarray, ds: Dataset) -> np.ndarray:
 
 def _voi(values: np.ndarray, ds: Dataset, choice: VoiChoice) -> npt.NDArray[np.float64]:
     if choice.kind is VoiKind.VOI_LUT:
-        return apply_voi(values, ds, choice.index).astype(np.float64)
+        return _apply_lut(values, ds.VOILUTSequence[choice.index], ds).astype(np.float64)
     if choice.kind is VoiKind.WINDOW:
         return np.asarray(apply_windowing(values, ds, choice.index), dtype=np.float64)
     return values.astype(np.float64)
