@@ -361,3 +361,45 @@ def test_a_failed_study_says_why_in_the_worklist(page: Any, service: Service) ->
     page.goto(service.url + "/")
     page.locator("#worklist-body tr").first.wait_for()
     assert page.inner_text("#worklist-body tr .failure") == why
+
+
+def test_labels_of_clustered_boxes_do_not_overlap(page: Any, service: Service) -> None:
+    """Boxes close together (the demo study's left CC) wrote their labels over each other,
+    unreadable; each label takes the first free spot around its box, the most suspicious
+    first."""
+    page.goto(service.url + "/")
+    labels = page.evaluate(
+        """async () => {
+            const { SlotView } = await import("/ui/static/js/viewer.js");
+            const box = (id, p, b) => ({ id, label: "mass", score: 0.5,
+                                         malignancy_probability: p, box: b });
+            const findings = [box("a", 0.77, [100, 100, 130, 130]),
+                              box("b", 0.34, [110, 105, 140, 135]),
+                              box("c", 0.13, [95, 112, 125, 140]),
+                              box("d", 0.61, [105, 96, 135, 126])];
+            const image = { sop_instance_uid: "i1", laterality: "L", view: "CC", rows: 300,
+                            columns: 400, flipped: false, status: "processed", findings };
+            const hooks = { adjustWindow() {}, hover() {}, select() {} };
+            const slot = new SlotView({ slot: { id: "LCC", laterality: "L" }, image,
+                                        pictureUrls: [], candidates: [], hooks });
+            slot.element.style.cssText = "width: 400px; height: 300px";
+            document.body.prepend(slot.element);
+            slot.drawFindings();
+            slot.render();
+            return [...slot.element.querySelectorAll(".finding-text")].map((text) => {
+                const b = text.getBBox();
+                return { text: text.textContent, x: b.x, y: b.y, w: b.width, h: b.height };
+            });
+        }"""
+    )
+    assert len(labels) == 4
+    for i, a in enumerate(labels):
+        for b in labels[i + 1 :]:
+            apart = (
+                a["x"] + a["w"] <= b["x"]
+                or b["x"] + b["w"] <= a["x"]
+                or a["y"] + a["h"] <= b["y"]
+                or b["y"] + b["h"] <= a["y"]
+            )
+            assert apart, (a, b)
+        assert 0 <= a["y"] and a["y"] + a["h"] <= 300, a

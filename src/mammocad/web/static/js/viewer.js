@@ -8,6 +8,29 @@ import { el, labelText, probability, riskClass, svg } from "./format.js";
 // Larger pictures are reduced once on load: window/level then touches at most ~4 Mpixel.
 const MAX_WORKING_SIDE = 2048;
 
+const LABEL_HEIGHT = 14; // px of one label line (the finding text's font, with a little air)
+
+/**
+ * Where a box's label goes: above the box, else below it, else inside its top, else stacked
+ * further above — the first spot whose line overlaps no label placed before (clustered boxes
+ * wrote their labels over each other, unreadable). `x`/`length`: the label's left and width.
+ */
+function labelSpot(x, length, box, placed) {
+  const above = box.y > LABEL_HEIGHT + 2 ? [box.y - 4] : [];
+  const stacked = [1, 2, 3, 4].map((k) => box.y - 4 - k * LABEL_HEIGHT).filter((y) => y > LABEL_HEIGHT);
+  const baselines = [...above, box.y + box.height + LABEL_HEIGHT, box.y + LABEL_HEIGHT - 2, ...stacked];
+  const free = (baseline) =>
+    placed.every(
+      (other) =>
+        x + length <= other.x ||
+        other.x + other.length <= x ||
+        baseline <= other.baseline - LABEL_HEIGHT ||
+        other.baseline <= baseline - LABEL_HEIGHT,
+    );
+  const baseline = baselines.find(free) ?? baselines[0];
+  return { x, length, baseline };
+}
+
 export class SlotView {
   /**
    * slot: {id, laterality}; image: result image or null; pictureUrls: its picture, best first;
@@ -239,7 +262,13 @@ export class SlotView {
   }
 
   placeFindings() {
-    for (const { rect, text, finding } of this.boxes.values()) {
+    const room = this.overlay.width.baseVal.value;
+    const placed = [];
+    // the most suspicious first, so it keeps the spot above its box when labels crowd
+    const entries = [...this.boxes.values()].sort(
+      (a, b) => (b.finding.malignancy_probability ?? 0) - (a.finding.malignancy_probability ?? 0),
+    );
+    for (const { rect, text, finding } of entries) {
       const box = boxToScreen(this.view, this.image, finding.box);
       rect.setAttribute("x", box.x);
       rect.setAttribute("y", box.y);
@@ -247,11 +276,12 @@ export class SlotView {
       rect.setAttribute("height", Math.max(1, box.height));
       // a box against the slot's right edge (a right breast's chest wall) would have its
       // probability cut off: end the label at the box's right side instead
-      const room = this.overlay.width.baseVal.value;
       const length = text.getComputedTextLength();
       const x = box.x + length > room ? Math.max(0, box.x + box.width - length) : box.x;
+      const spot = labelSpot(x, length, box, placed);
       text.setAttribute("x", x);
-      text.setAttribute("y", box.y > 16 ? box.y - 4 : box.y + box.height + 14);
+      text.setAttribute("y", spot.baseline);
+      placed.push(spot);
     }
     if (this.nipple) {
       const [x, y] = toScreen(this.view, this.image, this.image.nipple[0], this.image.nipple[1]);
