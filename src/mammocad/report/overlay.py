@@ -8,6 +8,7 @@ scaled with it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from itertools import pairwise
 
 import cv2
@@ -31,6 +32,53 @@ def _colour(malignancy: float) -> tuple[int, int, int]:
     if malignancy >= 0.5:
         return _HIGH
     return _MID if malignancy >= 0.2 else _LOW
+
+
+Rect = tuple[int, int, int, int]  # x1, y1, x2, y2 of a label's background, in picture pixels
+
+
+def _text_box(text: str, scale: float) -> tuple[int, int, int]:
+    """Width, height above the baseline and descent of ``text`` as :func:`_label` draws it
+    (its background reaches ``height + descent`` above the origin and ``descent`` below)."""
+    thickness = max(1, round(scale * 2))
+    (width, height), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    return width, height, base
+
+
+@dataclass(slots=True)
+class LabelLayout:
+    """Finding labels placed one by one so that none covers another: boxes close together
+    wrote their labels over each other, leaving only the last one readable."""
+
+    width: int  # of the picture
+    height: int
+    placed: list[Rect] = field(default_factory=list)
+
+    def place(
+        self, box: Rect, size: tuple[int, int], *, gap: int, below_first: bool = False
+    ) -> tuple[int, int]:
+        """The top-left corner of the label background of ``box``, ``size`` its width and
+        height: above the box, else below it, else inside its top, else stacked further above
+        — the first spot free of the labels placed before and inside the picture; shifted left
+        where it would run past the right edge (a right breast's chest wall)."""
+        width, height = size
+        x1, y1, _, y2 = box
+        x = max(0, min(x1, self.width - width))
+        tops = [y1 - gap - height, y2 + gap, y1 + gap]
+        if below_first:
+            tops[:2] = tops[1::-1]
+        tops += [y1 - gap - (k + 1) * height for k in range(1, 5)]
+        tops = [top for top in tops if 0 <= top <= self.height - height] or [max(0, y1 - height)]
+        top = next((t for t in tops if self._free(x, t, size)), tops[0])
+        self.placed.append((x, top, x + width, top + height))
+        return x, top
+
+    def _free(self, x: int, top: int, size: tuple[int, int]) -> bool:
+        width, height = size
+        return all(
+            x + width <= a or b <= x or top + height <= y1 or y2 <= top
+            for a, y1, b, y2 in self.placed
+        )
 
 
 def _label(
@@ -89,15 +137,17 @@ def render_overlay(
     picture: npt.NDArray[np.uint8] = np.asarray(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), np.uint8)
     scale = max(0.5, size[0] / 1400)
     thickness = max(2, round(size[0] / 500))
+    boxes = []
     for finding in findings:
         x1, y1, x2, y2 = (round(v * factor) for v in finding.box)
-        colour = _colour(finding.malignancy_probability)
-        cv2.rectangle(picture, (x1, y1), (x2, y2), colour, thickness)
+        cv2.rectangle(
+            picture, (x1, y1), (x2, y2), _colour(finding.malignancy_probability), thickness
+        )
         text = (
             f"{finding.label.value} {finding.score:.2f} | "
             f"malignant {finding.malignancy_probability:.2f}"
         )
-        _label(picture, text, (x1, y1 - thickness), scale)
+        boxes.append((finding.malignancy_probability, (x1, y1, x2, y2), text, False))
     for candidate in candidates:
         x1, y1, x2, y2 = (round(v * factor) for v in candidate.box)
         _dashed_rectangle(picture, (x1, y1, x2, y2), _CANDIDATE, thickness)
@@ -105,7 +155,13 @@ def render_overlay(
             f"candidate, not reported: {candidate.label.value} {candidate.score:.2f} | "
             f"malignant {candidate.malignancy_probability:.2f}"
         )
-        _label(picture, text, (x1, y2 + round(30 * scale)), scale)
+        boxes.append((-1.0, (x1, y1, x2, y2), text, True))
+    # labels after every box, so no box is drawn over a label; the most suspicious placed first
+    layout = LabelLayout(width=size[0], height=size[1])
+    for _, box, text, below in sorted(boxes, key=lambda item: -item[0]):
+        width, height, base = _text_box(text, scale)
+        x, top = layout.place(box, (width, height + 2 * base), gap=thickness, below_first=below)
+        _label(picture, text, (x, top + height + base), scale)
     if nipple is not None:
         centre = (round(nipple[0] * factor), round(nipple[1] * factor))
         cv2.drawMarker(picture, centre, _NIPPLE, cv2.MARKER_CROSS, 6 * thickness, thickness)
