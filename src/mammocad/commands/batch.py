@@ -10,20 +10,26 @@ Work folder (default ``<out>.work/`` beside the zip)::
 A study is moved from ``staging/`` to ``studies/`` in one rename and only then marked done, so
 an interrupted run leaves no half-written study that a re-run would take as finished. A re-run
 skips every study marked done with the same model weights, ``--dicom`` and ``--sr-template``
-settings, then builds
-the archive (docs/batch.md has its layout) from the work folder alone.
+settings and the same input files, then builds
+the archive (docs/batch.md has its layout) from the work folder alone. ``WORK/lock`` is held
+for the whole run: a second run on the same work folder is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import hashlib
 import json
 import logging
 import shutil
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 
 from mammocad.commands.analyze import (
@@ -37,17 +43,35 @@ from mammocad.commands.analyze import (
 )
 from mammocad.commands.batch_archive import write_archive
 from mammocad.commands.progress import batch_progress
+from mammocad.errors import MammocadError
 from mammocad.io import iter_studies
 from mammocad.pipeline import Pipeline, StudyAnalysis
 from mammocad.risk.aggregate import SuspicionThresholds
-from mammocad.structures import Study
+from mammocad.structures import Image, Study
+
+try:  # POSIX: the work folder's lock; elsewhere runs are not guarded against each other
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
 DONE_MARKER = ".done"
 STUDY_RECORD = "study.json"
+LOCK_FILE = "lock"
+#: write failures of the disk, not of a study: they stop the batch, which the same command
+#: resumes once there is room (recorded as a study failure, the study would never be redone)
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 #: the standard views whose presence makes a breast "complete" (as the study status does)
 _STANDARD_VIEWS = frozenset({"CC", "MLO"})
+
+
+class BatchStorageError(MammocadError):
+    """The work folder or the archive cannot be written (disk full, read-only)."""
+
+
+class BatchBusyError(MammocadError):
+    """Another ``mammocad batch`` is using the same work folder."""
 
 
 def default_work_dir(out: Path) -> Path:
@@ -142,8 +166,9 @@ class WorkDir:
     def folder(self, uid: str) -> Path:
         return self.studies / safe_name(uid)
 
-    def record(self, uid: str) -> dict[str, Any] | None:
-        """The study's record when it is done with the current settings, else ``None``."""
+    def record(self, uid: str, *, inputs: str) -> dict[str, Any] | None:
+        """The study's record when it is done with the current settings from the same input
+        files (``inputs``: :func:`inputs_digest`), else ``None``."""
         folder = self.folder(uid)
         if not (folder / DONE_MARKER).is_file():
             return None
@@ -151,7 +176,9 @@ class WorkDir:
             record: dict[str, Any] = json.loads((folder / STUDY_RECORD).read_text("utf-8"))
         except (OSError, ValueError):
             return None
-        return record if record.get("settings") == self.settings else None
+        if record.get("settings") != self.settings or record.get("inputs_sha256") != inputs:
+            return None
+        return record
 
     def stage(self, uid: str) -> Path:
         """An empty staging folder for ``uid`` (what ``write_study_outputs`` writes into)."""
@@ -170,6 +197,57 @@ class WorkDir:
         (final / DONE_MARKER).write_text("", "utf-8")
 
 
+def inputs_digest(study: Study) -> str:
+    """sha256 of what the study's result is made from: each image's file, tags, status and
+    pixels. A study done before whose files changed (an image added, removed or replaced) is
+    analysed again instead of archiving its old result without the new image."""
+    digest = hashlib.sha256(str((study.patient_id, study.accession_number)).encode("utf-8"))
+    for image in sorted(study.images, key=lambda item: (item.source or "", item.key)):
+        tags = {
+            f.name: getattr(image, f.name)
+            for f in dataclasses.fields(Image)
+            if f.name not in ("pixels", "padding_mask")
+        }
+        digest.update(json.dumps(tags, default=str, sort_keys=True).encode("utf-8"))
+        for array in (image.pixels, image.padding_mask):
+            if array is not None:
+                digest.update(str((array.dtype, array.shape)).encode("utf-8"))
+                digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
+@contextmanager
+def _stop_when_full(where: Path) -> Iterator[None]:
+    """A full or read-only disk under ``where`` stops the batch with what to do."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in _NO_ROOM:
+            raise
+        raise BatchStorageError(
+            f"could not write to {where} ({error.strerror or error}): free some space there "
+            "(or name another --out / --work-dir) and run the same command again; finished "
+            "studies are kept"
+        ) from error
+
+
+@contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """Hold ``root/lock`` for a run: a second run would clear this one's staging folder
+    (its study then fails for good) and write the same ``<out>.partial``."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / LOCK_FILE).open("a") as handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BatchBusyError(
+                    f"another mammocad batch is using the work folder {root} (the same --out "
+                    "or --work-dir): wait for it to end, or give this run another --out"
+                ) from None
+        yield
+
+
 def _analyse_one(
     study: Study, *, pipeline: Pipeline, work: WorkDir, dicom: bool, sr_template: str
 ) -> dict[str, Any]:
@@ -181,6 +259,8 @@ def _analyse_one(
         write_study_outputs(analysis, work.staging, summary, dicom=dicom, sr_template=sr_template)
         rows = prediction_rows(analysis.result, pipeline.thresholds)
     except Exception as error:  # a bug must cost one study, not the batch
+        if isinstance(error, OSError) and error.errno in _NO_ROOM:
+            raise  # the disk's, not the study's: stop, and redo the study on resume
         summary = AnalyzeSummary(model=summary.model)
         shutil.rmtree(staged, ignore_errors=True)
         staged.mkdir(parents=True)
@@ -212,13 +292,14 @@ def _records(
         for study in stream:
             uid = study.study_instance_uid
             batch.summary.count_split_patient(study)
-            record = work.record(uid)
+            digest = inputs_digest(study)
+            record = work.record(uid, inputs=digest)
             if record is None:
                 fresh = _analyse_one(
                     study, pipeline=pipeline, work=work, dicom=dicom, sr_template=sr_template
                 )
                 staged = fresh.pop("folder")
-                work.commit(staged, fresh)
+                work.commit(staged, {**fresh, "inputs_sha256": digest})
                 record = fresh
                 batch.analysed.append(uid)
             else:
@@ -255,21 +336,27 @@ def run_batch(
     if dicom:
         settings["sr_template"] = sr_template
     work = WorkDir(work_root, settings=settings)
-    work.prepare()
     summary = AnalyzeSummary(model=pipeline.model_info.to_dict())
     batch = BatchSummary(archive=out, work_dir=work_root, summary=summary)
-    rows: list[dict[str, Any]] = []
-    folders: list[Path] = []
-    for record in _records(
-        inputs, pipeline=pipeline, work=work, dicom=dicom, sr_template=sr_template,
-        console=console, batch=batch, group_by=group_by,
-    ):  # fmt: skip
-        if "unassigned" in record:
-            summary.inputs.append(record["unassigned"])
-            continue
-        summary.studies.append(record["study"])
-        summary.inputs.extend(record["inputs"])
-        rows.extend(record["predictions"])
-        folders.append(work.folder(record["study"]["study_instance_uid"]))
-    write_archive(out, summary=summary, predictions=rows, study_folders=folders)
+    with _stop_when_full(work_root), _exclusive(work_root):
+        work.prepare()
+        rows: list[dict[str, Any]] = []
+        folders: list[Path] = []
+        for record in _records(
+            inputs, pipeline=pipeline, work=work, dicom=dicom, sr_template=sr_template,
+            console=console, batch=batch, group_by=group_by,
+        ):  # fmt: skip
+            if "unassigned" in record:
+                summary.inputs.append(record["unassigned"])
+                continue
+            summary.studies.append(record["study"])
+            summary.inputs.extend(record["inputs"])
+            rows.extend(record["predictions"])
+            folders.append(work.folder(record["study"]["study_instance_uid"]))
+        with _stop_when_full(out.parent):
+            try:
+                write_archive(out, summary=summary, predictions=rows, study_folders=folders)
+            except OSError:
+                out.with_name(out.name + ".partial").unlink(missing_ok=True)  # give back room
+                raise
     return batch

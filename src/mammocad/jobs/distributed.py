@@ -259,15 +259,18 @@ class StageWorker:
             order = list(TASKS)
             if job.stage in order and order.index(job.stage) > order.index(name):
                 return None  # a stale redelivery: this stage's work was handed on already
-            if name == "decode":
+            if name == "decode" and not (retried and job.status == JobStatus.RUNNING.value):
                 job = start_job(session, job_id, worker=worker)  # counts the attempt
                 if job is None:
                     return None
-            else:
+            else:  # a later stage, or Celery retrying a decode of ours (not a new attempt)
                 if job.status != JobStatus.RUNNING.value:
                     return None
                 if job.stage == name and not retried:  # its earlier delivery never finished
                     job.attempts += 1
+                    # it comes back only after the visibility timeout, which exceeds the time
+                    # limit: the dead worker's wait must not count as this attempt's time
+                    job.started_at = utcnow()
                 job.worker = worker
             started = as_utc(job.started_at) if job.started_at else utcnow()
             return _Opened(
