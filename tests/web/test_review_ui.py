@@ -402,4 +402,4 @@ def test_labels_of_clustered_boxes_do_not_overlap(page: Any, service: Service) -
                 or b["y"] + b["h"] <= a["y"]
             )
             assert apart, (a, b)
-        assert 0 <= a["y"] and a["y"] + a["h"] <= 300, a
+        assert a["y"] >= 0 and a["y"] + a["h"] <= 300, a
