@@ -191,13 +191,39 @@ def _check_grouping(group_by: Grouping, *, dicom: bool) -> None:
         raise typer.Exit(code=2) from None
 
 
-def _parse_specs(texts: list[str]) -> list[DataSpec]:
-    from mammocad.datasets.spec import parse_spec
+def _parse_specs(texts: list[str], *, studies: bool = False) -> list[DataSpec]:
+    """The ``--data`` / ``--val`` specifications, every value checked; ``studies``: the
+    command needs whole four-view studies with breast labels, which only phantoms have."""
+    from mammocad.commands.train_specs import parse_checked_spec
 
+    if studies and any(text.partition(":")[0] != "phantom" for text in texts):
+        raise typer.BadParameter(
+            "this command needs four-view studies with breast labels, which only phantom "
+            "data have here: use phantom:n=N,seed=S,size=full"
+        )
     try:
-        return [parse_spec(text) for text in texts]
+        return [parse_checked_spec(text) for text in texts]
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
+
+
+def _require_run_inputs(out: Path, device: str = "cpu", what: str = "the run") -> None:
+    """Usage error (exit 2) for a train or eval command's ``--out`` that cannot be written or
+    ``--device`` this machine lacks ("auto": CUDA when present, else the CPU), before any
+    data are rendered or model loaded."""
+    _require_output(out, "--out", what)
+    if device != "auto" and (error := _device_error(device)) is not None:
+        console.print(error, style="red", markup=False)
+        raise typer.Exit(code=2)
+
+
+def _require_tracking(enabled: bool, tracking_uri: str) -> None:
+    """Usage error (exit 2) when MLflow tracking is on and its store cannot be used."""
+    from mammocad.train.config import TrackingConfig
+    from mammocad.train.tracking import check_tracking
+
+    with _usage_errors():
+        check_tracking(TrackingConfig(enabled=enabled, tracking_uri=tracking_uri))
 
 
 @contextmanager
@@ -372,15 +398,19 @@ def train_detector_command(
     """Train the lesion detector (from scratch or warm-started) and write its model bundle."""
     from mammocad.commands.train import DetectorRun, run_train_detector
     from mammocad.detect.config import DetectorConfig
+    from mammocad.errors import ModelBundleError
     from mammocad.preprocess import PreprocessParams
     from mammocad.train.config import TrackingConfig, TrainConfig
 
     train_specs, val_specs = _parse_specs(data), _parse_specs(val)
     size = _input_size(input_size)
-    detector = DetectorConfig(backbone=backbone, input_size=size)
-    if roi_batch_size is not None:
-        detector = replace(detector, roi_batch_size_per_image=roi_batch_size)
-    with _usage_errors():  # settings TrainConfig refuses, and errors while training
+    _require_run_inputs(out, device)
+    _require_tracking(mlflow, tracking_uri)
+    # settings DetectorConfig or TrainConfig refuse, a bad --init-bundle, errors while training
+    with _usage_errors(ValueError, ModelBundleError):
+        detector = DetectorConfig(backbone=backbone, input_size=size)
+        if roi_batch_size is not None:
+            detector = replace(detector, roi_batch_size_per_image=roi_batch_size)
         run = DetectorRun(
             train=train_specs,
             val=val_specs,
@@ -480,8 +510,9 @@ def train_backbone_command(
     from mammocad.train.pretrain import PatchSettings
 
     size = _input_size(input_size)
-    detector = DetectorConfig(backbone=backbone, input_size=size)
+    _require_run_inputs(out, device)
     with _usage_errors():
+        detector = DetectorConfig(backbone=backbone, input_size=size)
         run = BackboneRun(
             train=_parse_specs(data),
             val=_parse_specs(val),
@@ -566,13 +597,15 @@ def train_fusion_command(
     """Train cross-view fusion on a detector bundle's findings over phantom studies (breast
     labels only); writes OUT/bundle, a copy of the bundle with the fusion weights."""
     from mammocad.commands.train_fusion import FusionRun, run_train_fusion
+    from mammocad.errors import ModelBundleError
     from mammocad.fuse.train import TrainParams
 
     _require_inputs([model])
+    _require_run_inputs(out, device)
     run = FusionRun(
         model=model,
-        data=_parse_specs(data),
-        val=_parse_specs(val),
+        data=_parse_specs(data, studies=True),
+        val=_parse_specs(val, studies=True),
         out_dir=out,
         candidate_score=candidate_score,
         params=TrainParams(epochs=epochs, learning_rate=learning_rate, seed=seed),
@@ -581,7 +614,7 @@ def train_fusion_command(
         device=device,
         threads=threads,
     )
-    with _usage_errors():
+    with _usage_errors(ValueError, ModelBundleError):
         outcome = run_train_fusion(run, console=console)
     console.print(f"bundle with fusion written to [bold]{outcome.bundle_dir}[/bold]")
 
@@ -617,12 +650,15 @@ def train_malignancy_command(
     """Train the second-stage malignancy classifier on windows around lesions (and plain
     tissue); writes OUT/bundle, a copy of the bundle whose findings it rescores."""
     from mammocad.commands.train_malignancy import MalignancyRun, run_train_malignancy
+    from mammocad.errors import ModelBundleError
     from mammocad.malignancy.model import ClassifierConfig
     from mammocad.malignancy.train import ClassifierTraining
     from mammocad.train.config import TrackingConfig
 
     _require_inputs([model])
-    with _usage_errors():
+    _require_run_inputs(out)
+    _require_tracking(mlflow, tracking_uri)
+    with _usage_errors(ValueError, ModelBundleError):
         run = MalignancyRun(
             model=model,
             data=_parse_specs(data),
@@ -687,10 +723,12 @@ def train_risk_command(
     """Train the breast-level risk model (gradient boosting, calibrated) on a bundle's outputs
     over phantom studies; writes OUT/bundle, a copy of the bundle with the risk model."""
     from mammocad.commands.train_risk import RiskRun, run_train_risk
+    from mammocad.errors import ModelBundleError
     from mammocad.risk.calibration import CalibrationError
     from mammocad.risk.model import BoostParams, LogisticParams, ModelParams
 
     _require_inputs([model])
+    _require_run_inputs(out, device)
     params: ModelParams = BoostParams(max_iter=iterations, seed=seed)
     if method is RiskMethod.logistic:
         try:
@@ -700,8 +738,8 @@ def train_risk_command(
             raise typer.Exit(code=2) from None
     run = RiskRun(
         model=model,
-        data=_parse_specs(data),
-        val=_parse_specs(val),
+        data=_parse_specs(data, studies=True),
+        val=_parse_specs(val, studies=True),
         out_dir=out,
         cache_dir=cache,
         candidate_score=candidate_score,
@@ -710,7 +748,7 @@ def train_risk_command(
         device=device,
         threads=threads,
     )
-    with _usage_errors(ValueError, CalibrationError):
+    with _usage_errors(ValueError, CalibrationError, ModelBundleError):
         report = run_train_risk(run, console=console)
     console.print(f"bundle with risk model written to [bold]{report['bundle']}[/bold]")
 
@@ -746,11 +784,15 @@ def eval_detector_command(
 ) -> None:
     """FROC of a detector bundle: sensitivity at 0.125 … 4 false positives per image."""
     from mammocad.commands.evaluate import run_eval_detector
+    from mammocad.errors import ModelBundleError
 
-    with _usage_errors():
+    specs = _parse_specs(data)
+    _require_inputs([model])
+    _require_run_inputs(out, device, "the evaluation")
+    with _usage_errors(ValueError, ModelBundleError):
         result = run_eval_detector(
             model=model,
-            data=_parse_specs(data),
+            data=specs,
             out_dir=out,
             bootstrap=bootstrap,
             workers=workers,

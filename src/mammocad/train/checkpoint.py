@@ -14,6 +14,7 @@ Everything is stored as tensors and plain containers, so it loads with
 
 from __future__ import annotations
 
+import pickle
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,7 +118,7 @@ def load_checkpoint(
     map_location: str | torch.device = "cpu",
 ) -> TrainState:
     """Restore everything :func:`save_checkpoint` wrote, RNG states included."""
-    payload = torch.load(Path(path), map_location=map_location, weights_only=True)
+    payload = read_torch_file(path, map_location=map_location, what="training checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise ValueError(
             f"{path} is not a mammocad training checkpoint; delete it or start with resume=False"
@@ -142,6 +143,21 @@ def load_checkpoint(
         in_epoch=None if in_epoch is None else EpochProgress.from_dict(in_epoch),
         extra=payload.get("extra", {}),
     )
+
+
+def read_torch_file(
+    path: str | Path, *, map_location: str | torch.device = "cpu", what: str = "checkpoint"
+) -> Any:
+    """``torch.load(path, weights_only=True)``; a file cut short (a full disk, a copy
+    stopped half-way), empty or not written by ``torch.save`` raises ValueError naming it
+    instead of the unpickler's or zip reader's error."""
+    try:
+        return torch.load(Path(path), map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise ValueError(
+            f"{path} cannot be read as a {what} (it is cut short or not a torch file: "
+            f"{type(error).__name__}); delete it and start again, or restore it from a copy"
+        ) from error
 
 
 def _rng_states() -> dict[str, Any]:
@@ -188,7 +204,7 @@ def save_weights(path: str | Path, model: nn.Module, info: dict[str, Any]) -> Pa
 
 def load_weights(path: str | Path, model: nn.Module) -> dict[str, Any]:
     """Load weights :func:`save_weights` wrote into ``model``; returns their ``info``."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    payload = read_torch_file(path, what="weights file")
     model.load_state_dict(payload["model"])
     return dict(payload["info"])
 

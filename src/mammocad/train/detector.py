@@ -10,6 +10,7 @@ Nothing here needs pydicom, albumentations, MLflow or Rich unless the settings a
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -148,6 +149,8 @@ def train_detector(
     if init_backbone is not None:
         backbone_body(run.model).load_state_dict(init_backbone)
     state = _resume(run, checkpoint) if train_config.resume else TrainState()
+    # recorded in every checkpoint, so that a resume with other settings is refused
+    state = replace(state, extra={**state.extra, "detector": _plain(detector_config.to_dict())})
     tracker = open_tracker(train_config.tracking, run_id=state.run_id)
     if state.run_id is None:
         tracker.log_params({"detector": detector_config.to_dict(), "train": _params(train_config)})
@@ -209,6 +212,7 @@ def _resume(run: _Run, checkpoint: Path) -> TrainState:
         scaler=run.scaler,
         map_location=run.device,
     )
+    _check_same_detector(checkpoint, state, run.model.config)
     run.clock.resume_from(state.elapsed_s)
     where = (
         f"epoch {state.epoch + 1}, batch {state.in_epoch.batch}"
@@ -217,6 +221,32 @@ def _resume(run: _Run, checkpoint: Path) -> TrainState:
     )
     logger.info("resumed from %s at %s (step %d)", checkpoint, where, state.step)
     return state
+
+
+def _check_same_detector(checkpoint: Path, state: TrainState, config: DetectorConfig) -> None:
+    """ValueError when ``checkpoint`` was written for another detector configuration. The
+    weights of another input size load without complaint (the network is convolutional),
+    but the bundle would then record inputs the weights were not trained on. Checkpoints
+    written before the configuration was recorded are not checked."""
+    saved = state.extra.get("detector")
+    wanted = _plain(config.to_dict())
+    if saved is None or saved == wanted:
+        return
+    changed = ", ".join(
+        f"{key} {saved.get(key)} (now {wanted.get(key)})"
+        for key in sorted(set(saved) | set(wanted))
+        if saved.get(key) != wanted.get(key)
+    )
+    raise ValueError(
+        f"{checkpoint} was written by a run with another detector configuration: {changed}; "
+        "resume with the settings that started the run, or train into a new --out folder"
+    )
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` as JSON gives them back (tuples as lists), the form the checkpoint keeps."""
+    plain: dict[str, Any] = json.loads(json.dumps(values))
+    return plain
 
 
 def _epochs(

@@ -17,6 +17,7 @@ window's source does not annotate it (an unmarked lesion is not background).
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from mammocad.detect.config import DetectorConfig
 from mammocad.train.checkpoint import (
     TrainState,
     load_checkpoint,
+    read_torch_file,
     save_checkpoint,
     seed_everything,
 )
@@ -248,6 +250,14 @@ def pretrain_backbone(
     )
     checkpoint = output / "checkpoint.pt"
     start, losses = 0, []
+    # what decides the windows and the network, kept in the checkpoint to refuse another resume
+    settings_now = _plain(
+        {
+            "detector": detector_config.to_dict(),
+            "patches": asdict(settings),
+            "batch_size": train_config.batch_size,
+        }
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=False)  # bfloat16 needs no scaling
     if train_config.resume and checkpoint.is_file():
         saved = load_checkpoint(
@@ -258,6 +268,7 @@ def pretrain_backbone(
             scaler=scaler,
             map_location=device,
         )
+        _check_same_run(checkpoint, saved.extra.get("settings"), settings_now)
         start, losses = saved.step, list(saved.extra["losses"])
         clock.resume_from(saved.elapsed_s)  # the budget is the run's, not this call's
         logger.info("resumed backbone pre-training at step %d", start)
@@ -299,7 +310,7 @@ def pretrain_backbone(
                     scheduler=scheduler,
                     scaler=scaler,
                     state=TrainState(step=step, elapsed_s=clock.elapsed()),
-                    extra={"losses": losses},
+                    extra={"losses": losses, "settings": settings_now},
                 )
             if stopping:
                 stop.raise_stop(checkpoint, f"after step {step}")
@@ -318,6 +329,35 @@ def pretrain_backbone(
         record={**(record or {}), "steps": step, "losses": losses, "validation_auc": auc},
     )
     return PretrainResult(path=path, steps=step, losses=losses, validation_auc=auc)
+
+
+def _check_same_run(checkpoint: Path, saved: Any, now: dict[str, Any]) -> None:
+    """ValueError when ``checkpoint`` was written with other settings (``None``: written
+    before they were recorded, not checked)."""
+    if saved is None or saved == now:
+        return
+    before, after = _flat(saved), _flat(now)
+    changed = sorted(key for key in {*before, *after} if before.get(key) != after.get(key))
+    raise ValueError(
+        f"{checkpoint} was written by a run with other settings ({', '.join(changed)}): "
+        "resume with the settings that started the run, or pre-train into a new --out folder"
+    )
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` as JSON gives them back (tuples as lists), the form the checkpoint keeps."""
+    plain: dict[str, Any] = json.loads(json.dumps(values))
+    return plain
 
 
 @torch.no_grad()
@@ -389,7 +429,7 @@ def load_backbone(
     backbone, channel count, normalisation or class list, or (when ``preprocessing`` is given)
     on inputs preprocessed differently: the weights describe those inputs.
     """
-    data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    data = read_torch_file(path, what="pre-trained backbone")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path} is not a pre-trained backbone (expected format {FORMAT})")
     wanted = _backbone_identity(config)

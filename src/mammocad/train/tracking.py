@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -60,27 +62,17 @@ class MlflowTracker:
     """One MLflow run; ``run_id`` continues an existing run (after a resume)."""
 
     def __init__(self, config: TrackingConfig, *, run_id: str | None = None) -> None:
-        try:
-            from mlflow.tracking import MlflowClient
-        except ImportError as error:
-            raise ImportError(
-                "tracking needs MLflow: pip install 'mammocad[ml]', or turn it off with "
-                "TrackingConfig(enabled=False)"
-            ) from error
-        uri = config.tracking_uri
-        if _URI_SCHEME.match(uri) is None and uri != "databricks":  # a path: local file store
-            uri = Path(uri).resolve().as_uri()
-        if uri.startswith("file:"):
-            os.environ.setdefault(_ALLOW_FILE_STORE, "true")
-        self._client = MlflowClient(tracking_uri=uri)
+        self._client = _client(config)
         if run_id is None:
-            experiment = self._client.get_experiment_by_name(config.experiment)
-            experiment_id = (
-                experiment.experiment_id
-                if experiment is not None
-                else self._client.create_experiment(config.experiment)
-            )
-            run_id = self._client.create_run(experiment_id, run_name=config.run_name).info.run_id
+            with _store_errors(config):
+                experiment = self._client.get_experiment_by_name(config.experiment)
+                experiment_id = (
+                    experiment.experiment_id
+                    if experiment is not None
+                    else self._client.create_experiment(config.experiment)
+                )
+                run = self._client.create_run(experiment_id, run_name=config.run_name)
+            run_id = run.info.run_id
         self._run_id = run_id
 
     @property
@@ -115,6 +107,52 @@ class MlflowTracker:
 
 def open_tracker(config: TrackingConfig, *, run_id: str | None = None) -> Tracker:
     return MlflowTracker(config, run_id=run_id) if config.enabled else NullTracker()
+
+
+def check_tracking(config: TrackingConfig) -> None:
+    """ValueError when tracking is on and its store cannot be used (a server that does not
+    answer, a folder that cannot be written): a command asks before it prepares its data, so
+    the sentence comes in seconds, not after the rendering."""
+    if config.enabled:
+        with _store_errors(config):
+            _client(config).get_experiment_by_name(config.experiment)
+
+
+def _client(config: TrackingConfig) -> Any:
+    """An ``MlflowClient`` of ``config``'s store (a plain path: a local file store)."""
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError as error:
+        raise ImportError(
+            "tracking needs MLflow: pip install 'mammocad[ml]', or turn it off with "
+            "TrackingConfig(enabled=False)"
+        ) from error
+    uri = config.tracking_uri
+    if _URI_SCHEME.match(uri) is None and uri != "databricks":  # a path: local file store
+        uri = Path(uri).resolve().as_uri()
+    if uri.startswith("file:"):
+        os.environ.setdefault(_ALLOW_FILE_STORE, "true")
+    return MlflowClient(tracking_uri=uri)
+
+
+@contextmanager
+def _store_errors(config: TrackingConfig) -> Iterator[None]:
+    """MLflow's errors on opening the store as a ValueError that says what to do."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, OSError) as error:
+        raise ValueError(
+            f"MLflow tracking at {config.tracking_uri} cannot be used ({_first_line(error)}): "
+            "start the tracking server, give another --tracking-uri, or train with --no-mlflow"
+        ) from error
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= 160 else text[:159] + "…"
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
