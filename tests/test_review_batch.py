@@ -167,3 +167,27 @@ def test_a_study_whose_files_changed_is_analysed_again(
     assert _contents(out) == _contents(
         run_batch([folder], out=tmp_path / "b.zip", pipeline=pipeline).archive
     )
+
+
+def test_the_command_says_a_busy_work_folder_without_a_traceback(
+    studies: list[Path], tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """The refusal reaches the user as its sentence (exit 1), not as a traceback."""
+    import fcntl
+
+    from typer.testing import CliRunner
+
+    from mammocad.cli import app
+
+    out = tmp_path / "results.zip"
+    work = tmp_path / "results.zip.work"
+    work.mkdir()
+    with (work / "lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        outcome = CliRunner().invoke(
+            app, ["batch", str(studies[0]), "--out", str(out), "--model", str(tiny_bundle)]
+        )
+    assert outcome.exit_code == 1, outcome.output
+    assert "another mammocad batch is using the work folder" in " ".join(outcome.output.split())
+    assert outcome.exception is None or isinstance(outcome.exception, SystemExit)
+    assert not out.exists()

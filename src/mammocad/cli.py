@@ -379,7 +379,9 @@ def train_detector_command(
         ),
     ] = None,
     mlflow: Annotated[bool, typer.Option(help="Track the run with MLflow.")] = True,
-    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = "./mlruns",
+    tracking_uri: Annotated[
+        str, typer.Option(help="MLflow tracking URI.", envvar="MLFLOW_TRACKING_URI")
+    ] = "./mlruns",
     resume: ResumeOption = False,
     checkpoint_every: Annotated[
         float,
@@ -645,7 +647,9 @@ def train_malignancy_command(
     ] = 0,
     time_limit: TimeLimitOption = None,
     mlflow: Annotated[bool, typer.Option(help="Track the run with MLflow.")] = True,
-    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = "./mlruns",
+    tracking_uri: Annotated[
+        str, typer.Option(help="MLflow tracking URI.", envvar="MLFLOW_TRACKING_URI")
+    ] = "./mlruns",
 ) -> None:
     """Train the second-stage malignancy classifier on windows around lesions (and plain
     tissue); writes OUT/bundle, a copy of the bundle whose findings it rescores."""
@@ -944,7 +948,12 @@ def batch(
 ) -> None:
     """Analyse every study into one zip (predictions.csv, results, overlays, summary.html);
     interrupted, the same command resumes where it stopped."""
-    from mammocad.commands.batch import default_work_dir, run_batch
+    from mammocad.commands.batch import (
+        BatchBusyError,
+        BatchStorageError,
+        default_work_dir,
+        run_batch,
+    )
 
     _require_inputs([input_dir])
     _check_grouping(group_by, dicom=dicom)
@@ -963,6 +972,9 @@ def batch(
             markup=False,
         )
         raise typer.Exit(code=130) from None
+    except (BatchBusyError, BatchStorageError) as error:  # says what to do; studies kept
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=1) from None
     failures = result.failures
     console.print(
         f"{len(result.summary.studies)} studies ({len(result.analysed)} analysed, "

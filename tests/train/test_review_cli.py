@@ -195,3 +195,18 @@ def test_an_unreachable_tracking_server(tmp_path: Path, monkeypatch: pytest.Monk
     )  # fmt: skip
     _usage_error(result, "MLflow tracking at http://127.0.0.1:9 cannot be used", "--no-mlflow")
     assert "preparing" not in result.output  # said before the data are rendered
+
+
+def test_the_tracking_uri_comes_from_mlflows_own_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLFLOW_TRACKING_URI (MLflow's setting) was ignored for ./mlruns: it is the default of
+    --tracking-uri."""
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    result = CliRunner().invoke(
+        app, ["train", "detector", "--data", PHANTOM, "--out", str(tmp_path)]
+    )
+    _usage_error(result, "MLflow tracking at http://127.0.0.1:9 cannot be used", "--no-mlflow")
