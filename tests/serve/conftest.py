@@ -160,3 +160,18 @@ def start_api(
     yield start
     for client in started:
         client.__exit__(None, None, None)
+
+
+def dicoms(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.dcm"))
+
+
+@pytest.fixture
+def idle_api(tmp_path: Path, pipeline: Pipeline, database: str | None) -> Iterator[Api]:
+    """An app whose workers are not started: jobs run only when a test says so (or tests set
+    the jobs' state themselves)."""
+    settings = settings_for(tmp_path / "data", database)
+    key = make_key(settings)
+    app = create_app(settings, pipeline=pipeline, start_workers=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Api(client=client, settings=settings, key=key)

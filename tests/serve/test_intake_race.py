@@ -16,11 +16,11 @@ from mammocad.store import repository
 from mammocad.store.models import Study
 from mammocad.store.session import transaction
 
-from .test_review_uploads import dicoms, idle_api  # noqa: F401  (fixture)
+from .conftest import dicoms
 
 
 def test_a_study_created_meanwhile_by_another_process_is_recorded_into(
-    idle_api: Any,  # noqa: F811
+    idle_api: Any,
     phantom_study: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

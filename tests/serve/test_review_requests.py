@@ -4,37 +4,19 @@ answer 4xx with a sentence, never a 500; the viewer's display picture is audited
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mammocad.pipeline import Pipeline
-from mammocad.serve import create_app
 from mammocad.store.models import AuditEntry, Feedback, Finding, Job, Result, Study
 from mammocad.store.session import database_url, make_engine, session_factory, transaction
 
-from .conftest import Api, make_key, settings_for
+from .conftest import Api, dicoms
 
 COLUMNS, ROWS = 300, 400
-
-
-def dicoms(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.dcm"))
-
-
-@pytest.fixture
-def idle_api(tmp_path: Path, pipeline: Pipeline, database: str | None) -> Iterator[Api]:
-    """An app whose workers are not started: tests set the jobs' state themselves."""
-    settings = settings_for(tmp_path / "data", database)
-    key = make_key(settings)
-    app = create_app(settings, pipeline=pipeline, start_workers=False)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield Api(client=client, settings=settings, key=key)
 
 
 def with_database(api: Api) -> tuple[Engine, sessionmaker[Session]]:

@@ -7,32 +7,14 @@ from __future__ import annotations
 import io
 import shutil
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
 import pytest
-from fastapi.testclient import TestClient
 
 from mammocad.jobs.inprocess import InProcessWorkers
-from mammocad.pipeline import Pipeline
-from mammocad.serve import create_app
 
-from .conftest import Api, make_key, settings_for
-
-
-def dicoms(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.dcm"))
-
-
-@pytest.fixture
-def idle_api(tmp_path: Path, pipeline: Pipeline, database: str | None) -> Iterator[Api]:
-    """An app whose workers are not started: jobs run only when a test says so."""
-    settings = settings_for(tmp_path / "data", database)
-    key = make_key(settings)
-    app = create_app(settings, pipeline=pipeline, start_workers=False)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield Api(client=client, settings=settings, key=key)
+from .conftest import Api, dicoms
 
 
 def edited(source: Path, target: Path, **values: object) -> Path:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +22,8 @@ from typer.testing import CliRunner
 
 from mammocad.cli import app as cli_app
 
+from .conftest import free_port
+
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 
 VIEWPORT = {"width": 1440, "height": 900}
@@ -34,20 +34,6 @@ WORKLIST = re.compile(r".*/api/v1/studies(\?.*)?$")
 class Service:
     url: str
     key: str
-
-
-def _chromium() -> str | None:
-    for candidate in (shutil.which("chromium"), "/usr/bin/chromium", "/usr/lib/chromium/chromium"):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +49,7 @@ def service(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     )
     assert made.exit_code == 0, made.output
     key = made.stdout.strip().splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     settings = Settings(data_dir=data_dir, host="127.0.0.1", port=port, require_api_key=True)
     application = create_app(
         settings, pipeline=Pipeline.from_bundle(tiny_bundle), start_workers=False
@@ -83,21 +69,6 @@ def service(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     finally:
         server.should_exit = True
         thread.join(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = _chromium()
-    if executable is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with playwright_sync.sync_playwright() as driver:
-        launched = driver.chromium.launch(
-            executable_path=executable, headless=True, args=["--no-sandbox"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
@@ -160,6 +131,18 @@ def _serve_worklist(page: Any, total: int, *, needs_key: str | None = None) -> l
 
     page.route(WORKLIST, answer)
     return asked
+
+
+def _serve_rows(page: Any, rows: list[dict[str, Any]]) -> None:
+    """Answer the worklist with ``rows`` (one page)."""
+
+    def answer(route: Any) -> None:
+        if route.request.method != "GET":
+            route.fallback()
+            return
+        route.fulfill(json={"items": rows, "total": len(rows), "limit": 50, "offset": 0})
+
+    page.route(WORKLIST, answer)
 
 
 def test_a_rejected_image_is_named_by_its_view_not_by_a_path_on_the_server(
@@ -320,14 +303,7 @@ def test_a_study_probability_is_coloured_by_its_suspicion(page: Any, service: Se
     "intermediate". The colour follows the suspicion the result gives."""
     _logged_in(page, service)
     row = {**_row(0), "malignancy_probability": 0.51, "suspicion": "intermediate"}
-
-    def answer(route: Any) -> None:
-        if route.request.method != "GET":
-            route.fallback()
-            return
-        route.fulfill(json={"items": [row], "total": 1, "limit": 50, "offset": 0})
-
-    page.route(WORKLIST, answer)
+    _serve_rows(page, [row])
     page.goto(service.url + "/")
     cell = page.locator("#worklist-body tr td.num").first
     cell.wait_for()
@@ -350,14 +326,7 @@ def test_a_failed_study_says_why_in_the_worklist(page: Any, service: Service) ->
     why = "The study's files are gone (/data/studies/x/input): upload the study again."
     row = {**_row(0), "status": "failed", "result_status": None, "error": why}
     row.update(malignancy_probability=None, suspicion=None)
-
-    def answer(route: Any) -> None:
-        if route.request.method != "GET":
-            route.fallback()
-            return
-        route.fulfill(json={"items": [row], "total": 1, "limit": 50, "offset": 0})
-
-    page.route(WORKLIST, answer)
+    _serve_rows(page, [row])
     page.goto(service.url + "/")
     page.locator("#worklist-body tr").first.wait_for()
     assert page.inner_text("#worklist-body tr .failure") == why

@@ -17,8 +17,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +38,8 @@ from mammocad.preprocess import PreprocessParams
 from mammocad.structures import Laterality, PreprocessedImage, ViewPosition
 from mammocad.synthetic import Defect, generate_study, read_truth, write_study
 
+from .conftest import free_port
+
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 
 # ~30-45 s on two busy cores; in the default suite because the UI is what radiologists use
@@ -47,13 +47,6 @@ playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 READER = "reader-7"
 VIEWPORT = {"width": 1440, "height": 900}
-
-
-def _chromium() -> str | None:
-    for candidate in (shutil.which("chromium"), "/usr/bin/chromium", "/usr/lib/chromium/chromium"):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
 
 
 def _artifacts() -> Path:
@@ -93,13 +86,6 @@ class Service:
     data_dir: Path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def service(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     import uvicorn
@@ -117,7 +103,7 @@ def service(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         detector=KnownMassDetector(model=loaded.model, manifest=loaded.manifest),
         preprocessing=PreprocessParams.from_dict(loaded.manifest.preprocessing),
     )
-    port = _free_port()
+    port = free_port()
     settings = Settings(
         data_dir=data_dir, host="127.0.0.1", port=port, workers=1, require_api_key=True
     )
@@ -150,21 +136,6 @@ def phantom(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[Path]]:
     folder = write_study(study, tmp_path_factory.mktemp("phantom") / "study")
     truth = read_truth(folder / "truth.json")
     return truth.study_instance_uid, sorted(folder.glob("*.dcm"))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = _chromium()
-    if executable is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with playwright_sync.sync_playwright() as driver:
-        launched = driver.chromium.launch(
-            executable_path=executable, headless=True, args=["--no-sandbox"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def _drag(page: Any, target: str, dx: float, dy: float, *, button: str) -> None:
