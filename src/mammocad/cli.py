@@ -130,8 +130,16 @@ def _require_inputs(inputs: list[Path]) -> None:
 
 
 def _file_in_the_way(path: Path) -> Path | None:
-    """``path`` or the nearest of its parents that exists as something other than a folder."""
-    return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    """``path`` or the nearest of its parents that exists as something other than a folder
+    (a parent that cannot be looked into is left to the write probe, which says so)."""
+
+    def blocks(candidate: Path) -> bool:
+        try:
+            return candidate.exists() and not candidate.is_dir()
+        except OSError:  # e.g. PermissionError: a folder above cannot be entered
+            return False
+
+    return next((p for p in (path, *path.parents) if blocks(p)), None)
 
 
 def _output_error(path: Path, option: str, what: str) -> str | None:
@@ -222,7 +230,7 @@ def _require_tracking(enabled: bool, tracking_uri: str) -> None:
     from mammocad.train.config import TrackingConfig
     from mammocad.train.tracking import check_tracking
 
-    with _usage_errors():
+    with _usage_errors(ValueError, ImportError):
         check_tracking(TrackingConfig(enabled=enabled, tracking_uri=tracking_uri))
 
 

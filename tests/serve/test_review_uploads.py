@@ -64,7 +64,7 @@ def test_a_study_uid_the_api_cannot_address_is_refused(
     assert refused.status_code == 400, refused.text
     body = refused.json()
     assert body["code"] == "not_dicom" and "StudyInstanceUID" in body["detail"]
-    assert "not a valid UID" in body["detail"]
+    assert "is not a UID the service can keep" in body["detail"]
     listed = idle_api.client.get("/api/v1/studies", headers=idle_api.auth).json()
     assert listed["total"] == 0
 

@@ -147,6 +147,7 @@ def test_a_broken_checkpoint_or_backbone_file(tmp_path: Path, content: bytes) ->
     base = ["--data", PHANTOM, "--out", str(run), "--input-size", "128x104"]
     result = CliRunner().invoke(app, ["train", "detector", *base, *TINY, "--resume"])
     _usage_error(result, "last.pt cannot be read as a training checkpoint", "delete it")
+    assert "preparing" not in result.output  # said before the data are rendered
     result = CliRunner().invoke(app, ["train", "backbone", *base, "--resume", "--steps", "1"])
     _usage_error(result, "checkpoint.pt cannot be read as a training checkpoint")
     backbone = run / "checkpoint.pt"
@@ -164,6 +165,7 @@ def test_resume_with_another_input_size_is_refused(tmp_path: Path) -> None:
     saved = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     again = CliRunner().invoke(app, [*args, "--input-size", "128x128", "--resume"])
     _usage_error(again, "another detector configuration", "input_size [128, 104] (now [128, 128])")
+    assert "preparing" not in again.output
     # nothing was written over: the run still resumes with the settings that started it
     assert (
         torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)["step"]

@@ -14,7 +14,12 @@ from mammocad.detect.bundle import load_bundle
 from mammocad.detect.config import DetectorConfig
 from mammocad.preprocess import PreprocessParams
 from mammocad.train.config import BundleSpec, TrainConfig
-from mammocad.train.detector import TrainResult, checkpoint_path, train_detector
+from mammocad.train.detector import (
+    TrainResult,
+    check_resumable,
+    checkpoint_path,
+    train_detector,
+)
 from mammocad.train.pretrain import load_backbone
 
 logger = logging.getLogger(__name__)
@@ -53,6 +58,9 @@ def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> T
             run.init_backbone, run.detector, preprocessing=run.preprocessing.to_dict()
         )
         console.print(f"backbone pre-trained in {run.init_backbone}")
+    checkpoint = checkpoint_path(run.out_dir)
+    if run.training.resume and checkpoint.is_file():  # before the data: fails in seconds
+        check_resumable(checkpoint, run.detector)
     console.print("preparing training samples …")
     train = build_samples(run.train, classes=classes, params=run.preprocessing, workers=run.workers)
     val = build_samples(run.val, classes=classes, params=run.preprocessing, workers=run.workers)
@@ -78,7 +86,6 @@ def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> T
             )
         init_state = loaded.model.state_dict()
         console.print(f"warm start from {run.init_bundle}")
-    checkpoint = checkpoint_path(run.out_dir)
     if run.training.resume and checkpoint.is_file():
         console.print(f"resuming from {checkpoint} (its weights replace any warm start)")
     return train_detector(

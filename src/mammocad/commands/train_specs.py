@@ -32,7 +32,7 @@ def _whole(spec: DataSpec, key: str, text: str, *, least: int) -> int | None:
     value = spec.options.get(key)
     if value is None:
         return None
-    if not value.isdigit() or int(value) < least:
+    if not (value.isascii() and value.isdigit()) or int(value) < least:
         raise ValueError(f"{key}={value} in {text!r} must be a whole number ≥ {least}")
     return int(value)
 

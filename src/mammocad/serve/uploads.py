@@ -211,8 +211,9 @@ def scan_header(item: Received) -> ScannedFile | Ignored:
         if not valid_uid(uid):
             return Ignored(
                 name=item.name,
-                reason=f"{tag} {uid[:80]!r} is not a valid UID (at most 64 characters, digits "
-                "and dots): re-export it from the PACS",
+                reason=f"{tag} {uid[:80]!r} is not a UID the service can keep (at most 64 "
+                "characters of letters, digits, '.', '_' or '-'; DICOM UIDs are digits and "
+                "dots): re-export it from the PACS",
             )
     header = StudyHeader(
         study_instance_uid=study_uid,

@@ -145,6 +145,22 @@ def load_checkpoint(
     )
 
 
+def checkpoint_extra(path: str | Path) -> dict[str, Any]:
+    """What the loop kept beside the state in the checkpoint at ``path`` (its ``extra``),
+    read without a model: a command checks a checkpoint before it prepares its data.
+
+    Raises:
+        ValueError: the file cannot be read or is not a mammocad training checkpoint.
+    """
+    payload = read_torch_file(path, what="training checkpoint")
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise ValueError(
+            f"{path} is not a mammocad training checkpoint; delete it or start with resume=False"
+        )
+    extra: dict[str, Any] = payload.get("extra") or {}
+    return extra
+
+
 def read_torch_file(
     path: str | Path, *, map_location: str | torch.device = "cpu", what: str = "checkpoint"
 ) -> Any:

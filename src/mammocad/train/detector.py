@@ -30,6 +30,7 @@ from mammocad.train.augment import Augmenter
 from mammocad.train.checkpoint import (
     EpochProgress,
     TrainState,
+    checkpoint_extra,
     load_checkpoint,
     load_weights,
     save_checkpoint,
@@ -212,7 +213,7 @@ def _resume(run: _Run, checkpoint: Path) -> TrainState:
         scaler=run.scaler,
         map_location=run.device,
     )
-    _check_same_detector(checkpoint, state, run.model.config)
+    _check_same_detector(checkpoint, state.extra, run.model.config)
     run.clock.resume_from(state.elapsed_s)
     where = (
         f"epoch {state.epoch + 1}, batch {state.in_epoch.batch}"
@@ -223,12 +224,19 @@ def _resume(run: _Run, checkpoint: Path) -> TrainState:
     return state
 
 
-def _check_same_detector(checkpoint: Path, state: TrainState, config: DetectorConfig) -> None:
+def check_resumable(checkpoint: Path, config: DetectorConfig) -> None:
+    """ValueError when the checkpoint a ``--resume`` would read is broken or was written for
+    another detector configuration: asked before the data are prepared, so the answer comes
+    in seconds (:func:`train_detector` checks again when it loads the checkpoint)."""
+    _check_same_detector(checkpoint, checkpoint_extra(checkpoint), config)
+
+
+def _check_same_detector(checkpoint: Path, extra: dict[str, Any], config: DetectorConfig) -> None:
     """ValueError when ``checkpoint`` was written for another detector configuration. The
     weights of another input size load without complaint (the network is convolutional),
     but the bundle would then record inputs the weights were not trained on. Checkpoints
     written before the configuration was recorded are not checked."""
-    saved = state.extra.get("detector")
+    saved = extra.get("detector")
     wanted = _plain(config.to_dict())
     if saved is None or saved == wanted:
         return

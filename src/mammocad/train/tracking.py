@@ -114,8 +114,27 @@ def check_tracking(config: TrackingConfig) -> None:
     answer, a folder that cannot be written): a command asks before it prepares its data, so
     the sentence comes in seconds, not after the rendering."""
     if config.enabled:
-        with _store_errors(config):
+        with _store_errors(config), _quick_http():
             _client(config).get_experiment_by_name(config.experiment)
+
+
+#: MLflow's HTTP settings for the probe alone: by default a server that does not answer is
+#: retried with back-off for about four minutes before the error comes
+_PROBE_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+@contextmanager
+def _quick_http() -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in _PROBE_HTTP}
+    os.environ.update(_PROBE_HTTP)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _client(config: TrackingConfig) -> Any:
