@@ -21,13 +21,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from mammocad.dicomnode.collector import StudyCollector
 from mammocad.dicomnode.settings import NodeSettings
+from mammocad.io.tags import text_value
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,8 @@ class StorageSCP:
         log = self._log(event)
         try:
             ds = event.dataset
-            study_uid, sop_uid = _text(ds, "StudyInstanceUID"), _text(ds, "SOPInstanceUID")
+            study_uid = text_value(ds, "StudyInstanceUID") or ""
+            sop_uid = text_value(ds, "SOPInstanceUID") or ""
             own = str(ds.get("Manufacturer", "")) == OWN_MANUFACTURER
         except Exception as error:  # the bytes do not decode as a data set
             logger.warning("C-STORE from %s refused, cannot decode: %s", log.calling_aet, error)
@@ -214,9 +215,3 @@ class StorageSCP:
         log.stored += 1
         log.studies.add(study_uid)
         return 0x0000
-
-
-def _text(ds: Dataset, keyword: str) -> str:
-    """The value of ``keyword`` as text; "" when absent or empty."""
-    value = ds.get(keyword)
-    return "" if value is None else str(value).strip()

@@ -14,7 +14,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from mammocad.structures import FindingLabel
 
-Uid = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z._-]+$")]
+#: what the service accepts as a UID: a database column of 64 characters (PS3.5 §9.1 caps UIDs
+#: at 64) and one path segment of ``/api/v1/studies/{uid}``
+UID_PATTERN = r"^[0-9A-Za-z._-]{1,64}$"
+Uid = Annotated[str, Field(min_length=1, max_length=64, pattern=UID_PATTERN)]
 JobId = Annotated[str, Field(min_length=1, max_length=36, pattern=r"^[0-9A-Za-z-]+$")]
 
 

@@ -21,12 +21,11 @@ from mammocad.errors import MammocadError
 from mammocad.io.dicom import quiet_dcmread
 from mammocad.io.naming import patient_key
 from mammocad.io.sources import HEAD_SIZE, FileKind, sniff
+from mammocad.serve.schemas import UID_PATTERN
 from mammocad.store.repository import StudyHeader
 
 CHUNK = 1024 * 1024
-#: a UID the service can keep and address: a database column of 64 characters (PS3.5 §9.1
-#: caps UIDs at 64) and a path segment of ``/api/v1/studies/{uid}`` (``schemas.Uid``)
-_UID = re.compile(r"[0-9A-Za-z._-]{1,64}")
+_UID = re.compile(UID_PATTERN)  # the API's (schemas.Uid): a UID the service can keep and address
 
 
 class UploadError(MammocadError):

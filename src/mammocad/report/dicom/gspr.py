@@ -23,6 +23,7 @@ from highdicom.pr import (
 )
 from pydicom.dataset import Dataset
 
+from mammocad.io.display import windows_are_numbers
 from mammocad.report.dicom.headers import completed_copy
 from mammocad.report.dicom.sr import box_polyline
 from mammocad.report.dicom.uids import OutputUids
@@ -92,23 +93,10 @@ _WINDOW = ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation")
 def _drop_unreadable_window(source: Dataset) -> None:
     """Remove a window that is not numbers (``abc\\de``, one center for two widths) from the
     copy the GSPS is built from: highdicom would raise on it, and mammocad displayed the image
-    without it (``mammocad.io.display`` skips such windows), so the state carries no window
-    and a viewer applies its own default."""
-    try:
-        centers = [float(v) for v in _listed(source.get("WindowCenter"))]
-        widths = [float(v) for v in _listed(source.get("WindowWidth"))]
-        readable = len(centers) == len(widths)
-    except (TypeError, ValueError):
-        readable = False
-    if not readable:
+    without it, so the state carries no window and a viewer applies its own default."""
+    if not windows_are_numbers(source):
         for keyword in _WINDOW:
             source.pop(keyword, None)
-
-
-def _listed(value: Any) -> list[Any]:
-    if value is None or value == "":
-        return []
-    return list(value) if hasattr(value, "__len__") and not isinstance(value, str) else [value]
 
 
 def build_gsps(
