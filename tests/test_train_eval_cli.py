@@ -49,6 +49,24 @@ def test_warm_start_and_time_budget(trained: Path, tmp_path: Path) -> None:
     assert (tmp_path / "mammocad-detector" / "manifest.json").is_file()
 
 
+def test_warm_start_from_another_configuration_is_refused_before_the_data(
+    trained: Path, tmp_path: Path
+) -> None:
+    base = ["train", "detector", "--data", "phantom:n=1,seed=4,size=small", "--out",
+            str(tmp_path), *TINY]  # fmt: skip
+    other = CliRunner().invoke(
+        app, [*base, "--input-size", "128x104", "--init-bundle", str(trained)]
+    )
+    assert other.exit_code == 2, other.output
+    said = "".join(other.output.split())  # Rich wraps the sentence anywhere
+    assert "holdsadifferentdetectorconfiguration" in said
+    assert "preparing" not in other.output  # said before the phantoms are rendered
+    both = ["--init-bundle", str(trained), "--init-backbone", str(trained / "weights.pt")]
+    twice = CliRunner().invoke(app, [*base, *both])
+    assert twice.exit_code == 2 and "not both" in twice.output, twice.output
+    assert "preparing" not in twice.output
+
+
 def test_resume_goes_on_with_what_is_left_of_the_budget(tmp_path: Path) -> None:
     import torch
 

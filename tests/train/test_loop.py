@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -101,6 +103,33 @@ class FailsAtRead:
         if self.reads == self.at:
             self.fail()
         return self.samples[index]
+
+
+def test_a_tracking_store_lost_mid_run_costs_the_tracking_not_the_run(
+    tiny_config: DetectorConfig,
+    quick_train: TrainConfig,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pytest.importorskip("mlflow.tracking", reason="tracking needs MLflow")
+    store = tmp_path / "mlruns"
+    config = replace(quick_train, tracking=TrackingConfig(tracking_uri=str(store)))
+    # the store goes away during the first epoch (a server restarted, a disk unmounted):
+    # the epoch's metrics, the bundle artifact and the run's end can no longer be logged
+    samples = make_toy_samples(8, size=SIZE, seed=1)
+    vanishing = FailsAtRead(samples, at=2, fail=lambda: shutil.rmtree(store))
+    with caplog.at_level(logging.WARNING, logger="mammocad.train.tracking"):
+        result = train_detector(
+            detector_config=tiny_config,
+            train_config=config,
+            train_data=vanishing,
+            val_data=None,
+            output_dir=tmp_path / "run",
+            bundle=BUNDLE,
+        )
+    assert (result.epochs, result.steps) == (2, 4)
+    assert load_bundle(result.bundle_dir).manifest.name == "toy-detector"
+    assert "training goes on without it" in caplog.text
 
 
 def _crash() -> None:

@@ -164,7 +164,7 @@ def test_resume_with_another_input_size_is_refused(tmp_path: Path) -> None:
     assert first.exit_code == 0, first.output
     saved = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     again = CliRunner().invoke(app, [*args, "--input-size", "128x128", "--resume"])
-    _usage_error(again, "another detector configuration", "input_size [128, 104] (now [128, 128])")
+    _usage_error(again, "other settings", "input_size [128, 104] (now [128, 128])")
     assert "preparing" not in again.output
     # nothing was written over: the run still resumes with the settings that started it
     assert (
@@ -172,6 +172,30 @@ def test_resume_with_another_input_size_is_refused(tmp_path: Path) -> None:
         == (saved["step"])
     )
     same = CliRunner().invoke(app, [*args, "--input-size", "128x104", "--resume"])
+    assert same.exit_code == 0, same.output
+
+
+def test_resume_with_another_batch_size_seed_or_data_is_refused(tmp_path: Path) -> None:
+    # a resumed epoch is cut at batch × batch size of an order drawn from the seed, over the
+    # training images: another batch size, seed or data set would skip or repeat samples
+    # (another learning rate would be overridden by the restored optimiser without a word)
+    args = ["train", "detector", "--out", str(tmp_path), "--epochs", "2", "--time-limit", "0.5",
+            "--input-size", "128x104", *TINY]  # fmt: skip
+    first = CliRunner().invoke(app, [*args, "--data", PHANTOM])
+    assert first.exit_code == 0, first.output
+    for option, fragment in [
+        (["--batch-size", "4"], "batch_size 2 (now 4)"),
+        (["--seed", "5"], "seed 0 (now 5)"),
+        (["--learning-rate", "1e-3"], "learning_rate"),
+    ]:
+        again = CliRunner().invoke(app, [*args, "--data", PHANTOM, *option, "--resume"])
+        _usage_error(again, "other settings", fragment, "--out")
+        assert "preparing" not in again.output  # said before the data are rendered
+    more = CliRunner().invoke(app, [*args, "--data", "phantom:n=2,seed=3,size=small", "--resume"])
+    _usage_error(more, "other settings", "train_images 4 (now 8)")
+    # the budget may grow on a resume
+    longer = [*args[: -len(TINY)], *TINY]
+    same = CliRunner().invoke(app, [*longer, "--data", PHANTOM, "--epochs", "3", "--resume"])
     assert same.exit_code == 0, same.output
 
 

@@ -52,15 +52,27 @@ def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> T
             f"preprocessing size {run.preprocessing.input_size}: set both to the same value"
         )
     refuse_repeat(run.val, "validation")
+    if run.init_bundle is not None and run.init_backbone is not None:
+        raise ValueError("start from a bundle or from a pre-trained backbone, not both")
     init_backbone = None
     if run.init_backbone is not None:  # before the data: a wrong file fails in seconds
         init_backbone = load_backbone(
             run.init_backbone, run.detector, preprocessing=run.preprocessing.to_dict()
         )
         console.print(f"backbone pre-trained in {run.init_backbone}")
+    init_state = None
+    if run.init_bundle is not None:  # before the data: another configuration fails in seconds
+        loaded = load_bundle(run.init_bundle)
+        if loaded.manifest.detector.to_dict() != run.detector.to_dict():
+            raise ValueError(
+                f"{run.init_bundle} holds a different detector configuration: train with the "
+                "same backbone, classes and input size, or start from scratch"
+            )
+        init_state = loaded.model.state_dict()
+        console.print(f"warm start from {run.init_bundle}")
     checkpoint = checkpoint_path(run.out_dir)
     if run.training.resume and checkpoint.is_file():  # before the data: fails in seconds
-        check_resumable(checkpoint, run.detector)
+        check_resumable(checkpoint, run.detector, run.training)
     console.print("preparing training samples …")
     train = build_samples(run.train, classes=classes, params=run.preprocessing, workers=run.workers)
     val = build_samples(run.val, classes=classes, params=run.preprocessing, workers=run.workers)
@@ -76,16 +88,6 @@ def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> T
             "validation_images": len(val),
         },
     )
-    init_state = None
-    if run.init_bundle is not None:
-        loaded = load_bundle(run.init_bundle)
-        if loaded.manifest.detector.to_dict() != run.detector.to_dict():
-            raise ValueError(
-                f"{run.init_bundle} holds a different detector configuration: train with the "
-                "same backbone, classes and input size, or start from scratch"
-            )
-        init_state = loaded.model.state_dict()
-        console.print(f"warm start from {run.init_bundle}")
     if run.training.resume and checkpoint.is_file():
         console.print(f"resuming from {checkpoint} (its weights replace any warm start)")
     return train_detector(

@@ -149,9 +149,10 @@ def train_detector(
         run.model.load_state_dict(init_state)
     if init_backbone is not None:
         backbone_body(run.model).load_state_dict(init_backbone)
-    state = _resume(run, checkpoint) if train_config.resume else TrainState()
+    settings = run_settings(detector_config, train_config, train_images=len(train_data))
+    state = _resume(run, checkpoint, settings) if train_config.resume else TrainState()
     # recorded in every checkpoint, so that a resume with other settings is refused
-    state = replace(state, extra={**state.extra, "detector": _plain(detector_config.to_dict())})
+    state = replace(state, extra={**state.extra, **settings})
     tracker = open_tracker(train_config.tracking, run_id=state.run_id)
     if state.run_id is None:
         tracker.log_params({"detector": detector_config.to_dict(), "train": _params(train_config)})
@@ -200,7 +201,7 @@ def _prepare(detector_config: DetectorConfig, config: TrainConfig, *, steps_per_
     return _Run(model, optimizer, scheduler, scaler, device, amp_dtype, config, clock)
 
 
-def _resume(run: _Run, checkpoint: Path) -> TrainState:
+def _resume(run: _Run, checkpoint: Path, settings: dict[str, dict[str, Any]]) -> TrainState:
     """The state saved in ``checkpoint``, restored into ``run``; a fresh state without one."""
     if not checkpoint.is_file():
         logger.info("no checkpoint at %s: starting from scratch", checkpoint)
@@ -213,7 +214,7 @@ def _resume(run: _Run, checkpoint: Path) -> TrainState:
         scaler=run.scaler,
         map_location=run.device,
     )
-    _check_same_detector(checkpoint, state.extra, run.model.config)
+    _check_same_settings(checkpoint, state.extra, settings)
     run.clock.resume_from(state.elapsed_s)
     where = (
         f"epoch {state.epoch + 1}, batch {state.in_epoch.batch}"
@@ -224,31 +225,64 @@ def _resume(run: _Run, checkpoint: Path) -> TrainState:
     return state
 
 
-def check_resumable(checkpoint: Path, config: DetectorConfig) -> None:
-    """ValueError when the checkpoint a ``--resume`` would read is broken or was written for
-    another detector configuration: asked before the data are prepared, so the answer comes
-    in seconds (:func:`train_detector` checks again when it loads the checkpoint)."""
-    _check_same_detector(checkpoint, checkpoint_extra(checkpoint), config)
+#: the training settings a resumed run must share with the run that wrote its checkpoint:
+#: the epoch's sample order is cut at ``batch × batch_size`` and drawn from the seed, the
+#: windows from the seed and crop settings, and the optimiser and learning-rate schedule
+#: restored from the checkpoint would silently override a changed rate. The budget
+#: (epochs, time limit) and bookkeeping (validation, workers, device) may change.
+RESUME_FIXED = (
+    "batch_size",
+    "seed",
+    "learning_rate",
+    "weight_decay",
+    "warmup_steps",
+    "min_lr_ratio",
+    "crop_size",
+    "crop_lesion_fraction",
+)
 
 
-def _check_same_detector(checkpoint: Path, extra: dict[str, Any], config: DetectorConfig) -> None:
-    """ValueError when ``checkpoint`` was written for another detector configuration. The
+def run_settings(
+    detector_config: DetectorConfig, train_config: TrainConfig, *, train_images: int | None = None
+) -> dict[str, dict[str, Any]]:
+    """What a checkpoint records of the run that wrote it (its ``extra``), as JSON gives it
+    back: the detector configuration, the settings of :data:`RESUME_FIXED` and, where known,
+    the number of training images (another ``--data`` reorders every epoch)."""
+    training = {name: getattr(train_config, name) for name in RESUME_FIXED}
+    if train_images is not None:
+        training["train_images"] = train_images
+    return {"detector": _plain(detector_config.to_dict()), "training": _plain(training)}
+
+
+def check_resumable(checkpoint: Path, config: DetectorConfig, training: TrainConfig) -> None:
+    """ValueError when the checkpoint a ``--resume`` would read is broken or was written with
+    another detector configuration or other :data:`RESUME_FIXED` settings: asked before the
+    data are prepared, so the answer comes in seconds (:func:`train_detector` checks again,
+    with the number of training images, when it loads the checkpoint)."""
+    _check_same_settings(checkpoint, checkpoint_extra(checkpoint), run_settings(config, training))
+
+
+def _check_same_settings(
+    checkpoint: Path, extra: dict[str, Any], wanted: dict[str, dict[str, Any]]
+) -> None:
+    """ValueError when ``checkpoint`` was written with other settings than ``wanted``. The
     weights of another input size load without complaint (the network is convolutional),
-    but the bundle would then record inputs the weights were not trained on. Checkpoints
-    written before the configuration was recorded are not checked."""
-    saved = extra.get("detector")
-    wanted = _plain(config.to_dict())
-    if saved is None or saved == wanted:
-        return
-    changed = ", ".join(
-        f"{key} {saved.get(key)} (now {wanted.get(key)})"
-        for key in sorted(set(saved) | set(wanted))
-        if saved.get(key) != wanted.get(key)
-    )
-    raise ValueError(
-        f"{checkpoint} was written by a run with another detector configuration: {changed}; "
-        "resume with the settings that started the run, or train into a new --out folder"
-    )
+    but the bundle would then record inputs the weights were not trained on; another batch
+    size would resume the epoch at another sample. Settings a checkpoint does not record
+    (written before they were) are not checked."""
+    changed = [
+        f"{name} {saved[name]} (now {now[name]})"
+        for section, now in wanted.items()
+        for saved in [extra.get(section) or {}]
+        for name in sorted(set(saved) & set(now))
+        if saved[name] != now[name]
+    ]
+    if changed:
+        raise ValueError(
+            f"{checkpoint} was written by a run with other settings: {', '.join(changed)}; "
+            "resume with the settings and data that started the run, or train into a new "
+            "--out folder"
+        )
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

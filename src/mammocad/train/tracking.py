@@ -7,15 +7,18 @@ left active and a resumed training run appends to the run it started.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
 from mammocad.train.config import TrackingConfig
+
+logger = logging.getLogger(__name__)
 
 # MLflow ≥ 3 refuses the file store unless this is set; a local ./mlruns folder is still the
 # simplest default on one machine (no database to run), so it is opted into explicitly.
@@ -74,6 +77,8 @@ class MlflowTracker:
                 run = self._client.create_run(experiment_id, run_name=config.run_name)
             run_id = run.info.run_id
         self._run_id = run_id
+        self._uri = config.tracking_uri
+        self._lost = False  # a call failed: later ones try once, without back-off
 
     @property
     def run_id(self) -> str | None:
@@ -84,8 +89,9 @@ class MlflowTracker:
 
         flat = _flatten(params)
         entries = [Param(key, str(value)[:_MAX_PARAM_LENGTH]) for key, value in flat.items()]
-        for start in range(0, len(entries), 100):  # MLflow takes at most 100 params per batch
-            self._client.log_batch(self._run_id, params=entries[start : start + 100])
+        with self._reaching("parameters"):
+            for start in range(0, len(entries), 100):  # MLflow takes at most 100 per batch
+                self._client.log_batch(self._run_id, params=entries[start : start + 100])
 
     def log_metrics(self, metrics: dict[str, float], *, step: int) -> None:
         from mlflow.entities import Metric
@@ -93,16 +99,39 @@ class MlflowTracker:
         timestamp = _now_ms()
         entries = [Metric(key, float(value), timestamp, step) for key, value in metrics.items()]
         if entries:
-            self._client.log_batch(self._run_id, metrics=entries)
+            with self._reaching(f"the metrics of step {step}"):
+                self._client.log_batch(self._run_id, metrics=entries)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
-        if path.is_dir():
-            self._client.log_artifacts(self._run_id, str(path), artifact_path=artifact_path)
-        else:
-            self._client.log_artifact(self._run_id, str(path), artifact_path=artifact_path)
+        with self._reaching(f"the artifact {path.name}"):
+            if path.is_dir():
+                self._client.log_artifacts(self._run_id, str(path), artifact_path=artifact_path)
+            else:
+                self._client.log_artifact(self._run_id, str(path), artifact_path=artifact_path)
 
     def finish(self, *, failed: bool = False) -> None:
-        self._client.set_terminated(self._run_id, status="FAILED" if failed else "FINISHED")
+        with self._reaching("the run's end"):
+            self._client.set_terminated(self._run_id, status="FAILED" if failed else "FINISHED")
+
+    @contextmanager
+    def _reaching(self, what: str) -> Iterator[None]:
+        """Once the run is open, a tracking store that stops answering (a server restarted, a
+        network gone) costs what could not be logged, not the training run: hours of work
+        would otherwise end at the next epoch. The loss is logged as a warning (the epoch
+        figures are in the log too); after it, each call tries once, without MLflow's
+        minutes of back-off. Any exception: MLflow's stores raise bare ``Exception`` too (the
+        file store for a folder that went away), and none of them may end the training."""
+        try:
+            with _quick_http() if self._lost else nullcontext():
+                yield
+        except Exception as error:  # see the docstring
+            logger.warning(
+                "MLflow tracking at %s did not take %s (%s); training goes on without it",
+                self._uri,
+                what,
+                _first_line(error),
+            )
+            self._lost = True
 
 
 def open_tracker(config: TrackingConfig, *, run_id: str | None = None) -> Tracker:
