@@ -8,7 +8,9 @@ intervals.
     .venv/bin/python benchmarks/froc_paired.py runs/eval-A runs/eval-B [--bootstrap 2000]
 
 Each argument is a folder ``mammocad eval detector --out`` wrote (it holds ``images.json``),
-both over the same data. The truths are A's; B's must be the same images.
+both over the same data. Each model is judged against its own truths, which are in the input
+frame of its bundle (bundles of different input sizes put a lesion at other pixels); they must
+be the same images and lesions.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ that class against truths of that class), ``any_lesion`` (all predictions, all t
 ``malignant``: predictions ranked by the probability of a malignant lesion there — the
 bundle's lesion ranker's (:mod:`mammocad.ranker`) where it has one, else ``score ×
 malignancy`` — against malignant truths; truths of unknown malignancy are ignored, a hit on a
-benign lesion is a false positive. Confidence intervals: percentile bootstrap over images.
+benign lesion is a false positive. Confidence intervals: percentile bootstrap over images; a
+draw with no lesion of the curve is left out (its sensitivity is undefined, not 0).
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class ImagePredictions:
 
 @dataclass(frozen=True, kw_only=True)
 class FrocCurve:
-    """One FROC curve with its operating points (``ci_*`` are NaN without bootstrap)."""
+    """One FROC curve with its operating points (``ci_*`` are NaN without bootstrap, or when
+    no bootstrap draw holds a lesion of the curve)."""
 
     name: str
     n_images: int
@@ -206,16 +208,18 @@ def froc_curve(
     high = np.full(len(rates), np.nan)
     if bootstrap > 0 and scored:
         rng = np.random.default_rng(seed)
-        samples = np.empty((bootstrap, len(rates)))
-        for b in range(bootstrap):
-            pick = rng.integers(0, len(scored), len(scored))
-            samples[b] = sensitivity_at(*_curve_of([scored[i] for i in pick]), rates)
-        tail = (1.0 - ci_level) / 2 * 100
-        low, high = np.percentile(samples, [tail, 100 - tail], axis=0)
+        samples = []
+        for _ in range(bootstrap):
+            drawn = [scored[i] for i in rng.integers(0, len(scored), len(scored))]
+            if _n_truths(drawn):  # a draw without a lesion has no sensitivity, not 0
+                samples.append(sensitivity_at(*_curve_of(drawn), rates))
+        if samples:
+            tail = (1.0 - ci_level) / 2 * 100
+            low, high = np.percentile(samples, [tail, 100 - tail], axis=0)
     return FrocCurve(
         name=name,
         n_images=len(scored),
-        n_truths=sum(len(s.truth_scores) for s in scored),
+        n_truths=_n_truths(scored),
         fp_per_image=fp_rate,
         sensitivity=sens,
         fp_rates=rates,
@@ -223,6 +227,10 @@ def froc_curve(
         ci_low=low,
         ci_high=high,
     )
+
+
+def _n_truths(scored: Sequence[_Scored]) -> int:
+    return sum(len(s.truth_scores) for s in scored)
 
 
 def _curve_of(scored: Sequence[_Scored]) -> tuple[FloatArray, FloatArray]:
@@ -302,13 +310,17 @@ def paired_froc_difference(
     bootstrap: int = 1000,
     ci_level: float = 0.95,
     seed: int = 0,
+    truths_b: Sequence[ImageTruth] | None = None,
 ) -> dict[str, FrocDifference]:
     """B − A per curve. Two candidates judged on the same few lesions (mini-MIAS fold 0 has
     nine masses) differ by one or two lesions; their separate intervals overlap whatever
-    happens, while the paired interval asks whether B is better on these images."""
+    happens, while the paired interval asks whether B is better on these images.
+
+    ``truths_b``: the same lesions in B's frame where B's boxes are in another one (another
+    bundle's input size); each model is judged in its own frame (``None``: ``truths``)."""
     rates = tuple(float(r) for r in fp_rates)
     curves_a = _scored_curves(predictions_a, truths, classes)
-    curves_b = _scored_curves(predictions_b, truths, classes)
+    curves_b = _scored_curves(predictions_b, truths if truths_b is None else truths_b, classes)
     rng = np.random.default_rng(seed)
     tail = (1.0 - ci_level) / 2 * 100
     result: dict[str, FrocDifference] = {}
@@ -325,12 +337,14 @@ def paired_froc_difference(
 
         n = len(scored_a)
         low = high = np.full(len(rates), np.nan)
-        if bootstrap > 0:
-            samples = np.array([delta(rng.integers(0, n, n)) for _ in range(bootstrap)])
+        # the same images on both sides: a draw without a lesion has no sensitivity in either
+        picks = (rng.integers(0, n, n) for _ in range(bootstrap))
+        samples = [delta(pick) for pick in picks if _n_truths([scored_a[i] for i in pick])]
+        if samples:
             low, high = np.percentile(samples, [tail, 100 - tail], axis=0)
         result[name] = FrocDifference(
             name=name,
-            n_truths=sum(len(s.truth_scores) for s in scored_a),
+            n_truths=_n_truths(scored_a),
             fp_rates=rates,
             difference=delta(range(n)),
             ci_low=low,

@@ -157,16 +157,35 @@ def compare_froc(
     a: FrocImages, b: FrocImages, *, bootstrap: int = 1000, seed: int = 0
 ) -> dict[str, FrocDifference]:
     """Sensitivity of ``b`` minus ``a`` per curve and FP rate, with a paired bootstrap over
-    images; both must be evaluations of the same images (matched by id) and classes."""
+    images; both must be evaluations of the same images (matched by id), lesions and classes.
+    Each model is judged against its own truths: their boxes are in the input frame of the
+    bundle evaluated, which differs between bundles of different input sizes."""
     if a.classes != b.classes:
         raise ValueError(f"the models have different lesion classes: {a.classes} and {b.classes}")
     if sorted(a.image_ids) != sorted(b.image_ids) or len(set(a.image_ids)) != len(a.image_ids):
         raise ValueError("compare evaluations of the same images, each image once")
     order = {image_id: i for i, image_id in enumerate(b.image_ids)}
     b_predictions = [b.predictions[order[image_id]] for image_id in a.image_ids]
+    b_truths = [b.truths[order[image_id]] for image_id in a.image_ids]
+    for image_id, truth_a, truth_b in zip(a.image_ids, a.truths, b_truths, strict=True):
+        if _lesions(truth_a) != _lesions(truth_b):
+            raise ValueError(f"image {image_id} has other lesions in the two evaluations")
     return paired_froc_difference(
-        a.predictions, b_predictions, a.truths, classes=a.classes, bootstrap=bootstrap, seed=seed
+        a.predictions,
+        b_predictions,
+        a.truths,
+        classes=a.classes,
+        bootstrap=bootstrap,
+        seed=seed,
+        truths_b=b_truths,
     )
+
+
+def _lesions(truth: ImageTruth) -> tuple[Any, ...]:
+    """What must agree between two evaluations of one image, whatever their frames."""
+    malignant = None if truth.malignant is None else np.asarray(truth.malignant, int).tolist()
+    annotated = None if truth.annotated is None else sorted(truth.annotated)
+    return list(truth.labels), malignant, annotated
 
 
 def strongest_malignant(images: FrocImages) -> tuple[np.ndarray, np.ndarray]:
