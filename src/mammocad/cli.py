@@ -202,7 +202,7 @@ def _check_grouping(group_by: Grouping, *, dicom: bool) -> None:
 def _parse_specs(texts: list[str], *, studies: bool = False) -> list[DataSpec]:
     """The ``--data`` / ``--val`` specifications, every value checked; ``studies``: the
     command needs whole four-view studies with breast labels, which only phantoms have."""
-    from mammocad.commands.train_specs import parse_checked_spec
+    from mammocad.datasets.spec import check_local_data, parse_spec
 
     if studies and any(text.partition(":")[0] != "phantom" for text in texts):
         raise typer.BadParameter(
@@ -210,7 +210,10 @@ def _parse_specs(texts: list[str], *, studies: bool = False) -> list[DataSpec]:
             "data have here: use phantom:n=N,seed=S,size=full"
         )
     try:
-        return [parse_checked_spec(text) for text in texts]
+        specs = [parse_spec(text) for text in texts]
+        for spec, text in zip(specs, texts, strict=True):
+            check_local_data(spec, text)
+        return specs
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
 

@@ -9,7 +9,10 @@
 Every kind also takes ``repeat=K`` (default 1): in training each of the source's images is
 seen K times per epoch (augmented differently each time), so a small real set is not
 outweighed by rendered phantoms. Evaluations count every image once and refuse ``repeat``.
-A key a kind does not know is an error, not a silent default.
+A key a kind does not know, a key given twice and a value out of range (``n=abc``, ``size=huge``,
+``fold=7`` with ``folds=5``, ``fold`` with ``exclude_fold``) are errors where the spec is
+parsed, not after minutes of rendering. :func:`check_local_data` also asks whether a
+``path`` is there (``parse_spec`` does not: specs naming data of another machine parse).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from mammocad.preprocess import PreprocessParams
 from mammocad.train.data import DetectionSample
 
 KINDS = ("phantom", "mias")
+#: the phantom sizes ``mammocad.synthetic`` renders
+PHANTOM_SIZES = ("small", "full")
+_RATES = ("malignant_rate", "benign_rate", "one_view_rate")
 KEYS = {
     "phantom": ("n", "seed", "size", "malignant_rate", "benign_rate", "one_view_rate", "repeat"),
     "mias": ("path", "folds", "fold", "exclude_fold", "fold_seed", "repeat"),
@@ -59,6 +65,8 @@ def parse_spec(text: str) -> DataSpec:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
             raise ValueError(f"{item!r} in {text!r} is not key=value (e.g. {kind}:n=10,seed=1)")
+        if key.strip() in options:
+            raise ValueError(f"{text!r} gives {key.strip()} more than once: give each key once")
         options[key.strip()] = value.strip()
     unknown = sorted(set(options) - set(KEYS[kind]))
     if unknown:
@@ -68,7 +76,72 @@ def parse_spec(text: str) -> DataSpec:
         )
     spec = DataSpec(kind=kind, options=options)
     _ = spec.repeat  # a bad repeat= fails here, where the user typed it
+    if kind == "phantom":
+        _check_phantom(spec, text)
+    else:
+        _check_mias(spec, text)
     return spec
+
+
+def check_local_data(spec: DataSpec, text: str | None = None) -> None:
+    """ValueError when ``spec`` names a folder this machine lacks (a mini-MIAS ``path`` that
+    is not there or holds no Info.txt): asked by the commands before anything is rendered."""
+    if spec.kind != "mias":
+        return
+    path = Path(spec.options["path"])
+    if not (path / "Info.txt").is_file():
+        where = "is not a folder" if not path.is_dir() else "holds no Info.txt"
+        raise ValueError(
+            f"path={path} in {text or _text_of(spec)!r} {where}: point it at the mini-MIAS "
+            "folder holding Info.txt and the mdbNNN images"
+        )
+
+
+def _text_of(spec: DataSpec) -> str:
+    return f"{spec.kind}:" + ",".join(f"{key}={value}" for key, value in spec.options.items())
+
+
+def _whole(spec: DataSpec, key: str, text: str, *, least: int) -> int | None:
+    """The whole number ``key`` holds (``None`` when absent); ValueError below ``least``."""
+    value = spec.options.get(key)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or int(value) < least:
+        raise ValueError(f"{key}={value} in {text!r} must be a whole number ≥ {least}")
+    return int(value)
+
+
+def _check_phantom(spec: DataSpec, text: str) -> None:
+    _whole(spec, "n", text, least=1)
+    _whole(spec, "seed", text, least=0)
+    size = spec.options.get("size", "full")
+    if size not in PHANTOM_SIZES:
+        raise ValueError(f"size={size} in {text!r}: use size={' or size='.join(PHANTOM_SIZES)}")
+    for key in _RATES:
+        value = spec.options.get(key)
+        if value is None:
+            continue
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = -1.0
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"{key}={value} in {text!r} must be a share between 0 and 1")
+
+
+def _check_mias(spec: DataSpec, text: str) -> None:
+    if "path" not in spec.options:
+        raise ValueError(f"{text!r} needs path=DIR (the mini-MIAS folder holding Info.txt)")
+    folds = _whole(spec, "folds", text, least=2) or 5
+    _whole(spec, "fold_seed", text, least=0)
+    if "fold" in spec.options and "exclude_fold" in spec.options:
+        raise ValueError(f"{text!r}: give fold=K (that fold only) or exclude_fold=K, not both")
+    for key in ("fold", "exclude_fold"):
+        fold = _whole(spec, key, text, least=0)
+        if fold is not None and fold >= folds:
+            raise ValueError(
+                f"{key}={fold} in {text!r}: with folds={folds} the folds are 0 to {folds - 1}"
+            )
 
 
 def refuse_repeat(specs: Sequence[DataSpec], purpose: str) -> None:
@@ -162,8 +235,10 @@ def build_samples(
 
 __all__ = [
     "ANNOTATED_LABELS",
+    "PHANTOM_SIZES",
     "DataSpec",
     "build_samples",
+    "check_local_data",
     "iter_samples",
     "parse_spec",
     "phantom_spec",
