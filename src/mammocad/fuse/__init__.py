@@ -8,7 +8,7 @@ from mammocad.fuse.apply import Fuser, FusionResult
 from mammocad.fuse.bundle import LoadedFusion, copy_bundle, load_fusion, save_fusion
 from mammocad.fuse.data import BreastCase, breast_cases, collate, load_cases, save_cases
 from mammocad.fuse.geometry import PlacedFinding, ViewFrame
-from mammocad.fuse.link import LinkParams, link_breast, link_pairs, pair_cost
+from mammocad.fuse.link import LinkParams, link_breast, link_images, link_pairs, pair_cost
 from mammocad.fuse.model import CrossViewFusion, FusionBatch, FusionConfig, FusionOutput
 from mammocad.fuse.train import TrainParams, TrainResult, breast_probabilities, train_fusion
 
@@ -31,6 +31,7 @@ __all__ = [
     "collate",
     "copy_bundle",
     "link_breast",
+    "link_images",
     "link_pairs",
     "load_cases",
     "load_fusion",

@@ -14,7 +14,7 @@ from mammocad.detect.bundle import BundleManifest
 from mammocad.detect.predict import ImagePrediction
 from mammocad.fuse.bundle import LoadedFusion, load_fusion
 from mammocad.fuse.data import BreastCase, base_logit, breast_cases
-from mammocad.fuse.link import LinkParams, link_breast, link_pairs
+from mammocad.fuse.link import LinkParams, link_breast, link_images
 from mammocad.fuse.train import run_fusion
 from mammocad.structures import Laterality, PreprocessedImage, Study
 
@@ -69,14 +69,8 @@ class Fuser:
         :meth:`fuse` would make them were those the findings; records nothing in the findings
         (what the risk model reads when it learned from other findings than those reported:
         another threshold or cap)."""
-        pairs = []
-        for case in breast_cases(study, preprocessed, predictions):
-            cc, mlo = case.views(keep=keep)
-            pairs += [
-                (cc[row].finding.id, mlo[col].finding.id)
-                for row, col, _ in link_pairs(cc, mlo, self.link)
-            ]
-        return pairs
+        cases = breast_cases(study, preprocessed, predictions)
+        return [pair for case in cases for pair in link_images(*case.views(keep=keep), self.link)]
 
 
 def _refine(fusion: LoadedFusion, cases: list[BreastCase]) -> dict[Laterality, float]:

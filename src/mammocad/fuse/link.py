@@ -17,13 +17,16 @@ of four terms, each about 1 at the edge of what is plausible:
 
 One-to-one assignment (Hungarian method, :func:`scipy.optimize.linear_sum_assignment`) then
 keeps the pairs whose cost is at most ``max_cost``; linked findings list each other's ids in
-``linked_finding_ids``.
+``linked_finding_ids``. A breast with several CC-like or MLO-like images (a technical repeat,
+an XCCL beside the CC, an ML beside the MLO) is linked one pair of images at a time
+(:func:`link_images`): each image shows the same lesions, so pooling two CC images' findings
+into one assignment would let one lesion of a repeated view take two partners.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,16 +115,42 @@ def link_pairs(
     ]
 
 
+def _by_image(found: Sequence[PlacedFinding]) -> list[list[PlacedFinding]]:
+    """``found`` split by the image it lies on (SOP Instance UID), in order of first finding."""
+    images: dict[str, list[PlacedFinding]] = {}
+    for item in found:
+        images.setdefault(item.finding.sop_instance_uid, []).append(item)
+    return list(images.values())
+
+
+def _image_pairs(
+    cc: Sequence[PlacedFinding], mlo: Sequence[PlacedFinding], params: LinkParams | None
+) -> Iterator[tuple[PlacedFinding, PlacedFinding]]:
+    for cc_image in _by_image(cc):
+        for mlo_image in _by_image(mlo):
+            for row, col, _ in link_pairs(cc_image, mlo_image, params):
+                yield cc_image[row], mlo_image[col]
+
+
+def link_images(
+    cc: Sequence[PlacedFinding], mlo: Sequence[PlacedFinding], params: LinkParams | None = None
+) -> list[tuple[str, str]]:
+    """The ``(cc id, mlo id)`` links of one breast's findings, one-to-one within each pair of
+    a CC-like and an MLO-like image (:func:`link_pairs`); records nothing in the findings."""
+    return [(a.finding.id, b.finding.id) for a, b in _image_pairs(cc, mlo, params)]
+
+
 def link_breast(
     cc: Sequence[PlacedFinding], mlo: Sequence[PlacedFinding], params: LinkParams | None = None
 ) -> list[tuple[str, str]]:
-    """Link ``cc`` with ``mlo`` findings and record it both ways in ``linked_finding_ids``.
+    """Link ``cc`` with ``mlo`` findings, each pair of images on its own (:func:`link_images`),
+    and record it both ways in ``linked_finding_ids``.
 
     Returns the linked ``(cc id, mlo id)`` pairs. Existing links are kept, none duplicated.
     """
     linked = []
-    for row, col, _ in link_pairs(cc, mlo, params):
-        a, b = cc[row].finding, mlo[col].finding
+    for cc_item, mlo_item in _image_pairs(cc, mlo, params):
+        a, b = cc_item.finding, mlo_item.finding
         if b.id not in a.linked_finding_ids:
             a.linked_finding_ids.append(b.id)
         if a.id not in b.linked_finding_ids:

@@ -11,6 +11,10 @@ Issue = tuple[str, Severity, str]
 
 #: Views on which the pectoral muscle should show (lateral projections).
 LATERAL_VIEWS = frozenset({ViewPosition.MLO, ViewPosition.ML, ViewPosition.LM})
+#: Views whose field need not hold the whole breast: OTHER (magnification and spot-compression
+#: views, by their View Modifier, and projections without a value of their own) and the
+#: axillary tail view.
+PARTIAL_VIEWS = frozenset({ViewPosition.OTHER, ViewPosition.AT})
 
 
 def no_anatomy(m: Measurements, params: QualityParams) -> Issue | None:
@@ -63,8 +67,26 @@ def breast_cut_off(
     """Preprocessing checks the edge opposite the chest wall; this adds the top and bottom.
 
     A breast touching the front edge is an error only when no nipple was found: a large breast
-    may touch the edge with its nipple still in view (a warning, as preprocessing says).
+    may touch the edge with its nipple still in view (a warning, as preprocessing says). On a
+    view that need not show the whole breast (:data:`PARTIAL_VIEWS`: a spot or magnification
+    view shows a detail by design) a cut-off is said, never refused.
     """
+    issue = _breast_cut_off(m, prepared, params)
+    view = prepared.image.view
+    if issue is None or issue[1] is not Severity.ERROR or view is None or view not in PARTIAL_VIEWS:
+        return issue
+    return (
+        "breast_cut_off",
+        Severity.WARNING,
+        f"The breast runs off the edge of the image; this {view.value} view (a spot or "
+        "magnification view, the axillary tail or another projection) need not show the whole "
+        "breast, so this is not refused: check that the view is the one intended.",
+    )
+
+
+def _breast_cut_off(
+    m: Measurements, prepared: PreprocessedImage, params: QualityParams
+) -> Issue | None:
     anterior = [i for i in prepared.quality.issues if i.code == "breast_cut_off"]
     if anterior:
         severity = Severity.ERROR if prepared.nipple is None else Severity.WARNING

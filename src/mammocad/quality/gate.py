@@ -84,20 +84,30 @@ def assess_quality(
     heuristic = _result(found, kept, image.sop_instance_uid, params)
     if learned is None:
         return heuristic
-    return _combine(heuristic, learned, features(prepared, params, m), image.sop_instance_uid)
+    x = features(prepared, params, m)
+    # a spot or magnification view is cut off by design: the model cannot refuse it for that
+    partial = image.view in checks.PARTIAL_VIEWS
+    return _combine(heuristic, learned, x, image.sop_instance_uid, partial_view=partial)
 
 
 def _combine(
-    heuristic: ImageQuality, learned: QualityModel, x: FloatArray, sop_instance_uid: str | None
+    heuristic: ImageQuality,
+    learned: QualityModel,
+    x: FloatArray,
+    sop_instance_uid: str | None,
+    *,
+    partial_view: bool = False,
 ) -> ImageQuality:
     """The documented rule: score × (1 − P(defective)); a confident model refusal the
     heuristics missed adds an error with the model's defect code (its penalty is not taken
     again: the probability already lowered the score). Where a heuristic only warned of that
     defect (it could not be sure: no pixel spacing, an unknown view), the error replaces the
-    warning."""
+    warning. On a view that need not show the whole breast (``partial_view``, a spot or
+    magnification view) a ``breast_cut_off`` refusal is not added: the cut-off is by design."""
     p_defective, code = learned.assess(x)
     issues = heuristic.issues
-    if p_defective >= learned.refuse_probability and heuristic.acceptable:
+    refuses = p_defective >= learned.refuse_probability and heuristic.acceptable
+    if refuses and not (partial_view and code == "breast_cut_off"):
         code, severity, text = _learned_issue(code, p_defective)
         warned = [issue for issue in issues if issue.code == code]
         if warned:
