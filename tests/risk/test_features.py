@@ -112,6 +112,43 @@ def test_study_inputs_split_breasts_links_fusion_and_quality() -> None:
     assert sideless["breast_probability"] == pytest.approx(0.25)
 
 
+def test_an_extra_view_does_not_lower_the_breasts_quality_features() -> None:
+    # a spot or magnification view (view OTHER) beside the CC and MLO: the gate warns it
+    # unexpected_view, and its lower score must not pull the breast's quality features (the
+    # risk model learned them from CC and MLO images only) and with them its probability
+    images = [
+        _image("rcc", Laterality.R, ViewPosition.CC),
+        _image("rmlo", Laterality.R, ViewPosition.MLO),
+    ]
+    quality = {"rcc": 0.9, "rmlo": 0.7, "spot": 0.5}
+    preprocessed = {
+        key: SimpleNamespace(
+            quality=SimpleNamespace(score=score),
+            image=SimpleNamespace(pixel_spacing_mm=(0.1, 0.1), spacing_or_assumed_mm=(0.1, 0.1)),
+            nipple=None,
+        )
+        for key, score in quality.items()
+    }
+    findings: dict[str, list[Finding]] = {"rcc": [], "rmlo": [], "spot": []}
+    plain = Study(study_instance_uid="1.2.3", images=images)
+    extra = Study(
+        study_instance_uid="1.2.3",
+        images=[*images, _image("spot", Laterality.R, ViewPosition.OTHER)],
+    )
+    rows = [
+        named(feature_row(study_inputs(study, cast(Any, preprocessed), findings)[Laterality.R]))
+        for study in (plain, extra)
+    ]
+    assert rows[1]["min_quality"] == rows[0]["min_quality"] == pytest.approx(0.7)
+    assert rows[1]["mean_quality"] == rows[0]["mean_quality"] == pytest.approx(0.8)
+    # a breast with nothing but such views keeps their scores
+    alone = Study(
+        study_instance_uid="1.2.3", images=[_image("spot", Laterality.L, ViewPosition.OTHER)]
+    )
+    left = study_inputs(alone, cast(Any, preprocessed), {"spot": []})[Laterality.L]
+    assert named(feature_row(left))["min_quality"] == pytest.approx(0.5)
+
+
 def _placed(name: str, view: ViewPosition, score: float, reported: bool) -> PlacedFinding:
     return PlacedFinding(
         finding=finding(name, view.value, score, 0.5),

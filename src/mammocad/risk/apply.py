@@ -12,7 +12,7 @@ from mammocad.fuse.link import LinkParams, link_breast
 from mammocad.risk.aggregate import StudyRisk, Suspicion, rounded
 from mammocad.risk.bundle import LoadedRisk
 from mammocad.risk.features import BreastInputs, feature_matrix, leading_candidate
-from mammocad.structures import Finding, Laterality, PreprocessedImage, Study
+from mammocad.structures import Finding, Image, Laterality, PreprocessedImage, Study
 
 
 def study_inputs(
@@ -59,12 +59,21 @@ def study_inputs(
             views=tuple(image.view for image in detected if image.view is not None),
             quality=tuple(
                 float(preprocessed[image.key].quality.score)
-                for image in detected
+                for image in _projections(detected)
                 if image.key in preprocessed
             ),
             two_view_contribution=_two_view(placed),
         )
     return inputs
+
+
+def _projections(images: Sequence[Image]) -> list[Image]:
+    """The CC-like and MLO-like ``images``, whose quality scores the risk model learned from
+    (its training studies have no others); all of them when there are none. A spot,
+    magnification or unknown view is warned ``unexpected_view`` by the gate, and its lower
+    score would otherwise lower the breast's probability for an extra picture taken."""
+    standard = [image for image in images if image.view in CC_LIKE | MLO_LIKE]
+    return standard or list(images)
 
 
 def _two_view(placed: Sequence[PlacedFinding]) -> float:

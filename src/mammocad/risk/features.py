@@ -15,7 +15,8 @@ One row of :data:`FEATURES` per breast (``float64``), in this order:
 * ``n_linked_pairs`` — CC–MLO pairs of findings linked by :mod:`mammocad.fuse.link`;
 * ``both_views`` — 1 when a CC-like and an MLO-like image of the breast were processed;
 * ``min_quality`` / ``mean_quality`` — of the quality gate's scores (in [0, 1]) of those
-  images; NaN when unknown (gradient boosting routes missing values itself);
+  images, the CC-like and MLO-like ones where the breast has any (the training studies have
+  no other views); NaN when unknown (gradient boosting routes missing values itself);
 * ``max_score_<class>`` — largest detection score of each lesion class in
   :data:`FINDING_CLASSES`; 0 without one;
 * ``max_candidate_contribution`` / ``candidate_probability`` — the max and the noisy-OR of
