@@ -156,6 +156,8 @@ class Image:
     columns: int = 0
     pixel_spacing_mm: tuple[float, float] | None = None
     manufacturer: str | None = None
+    #: Breast Implant Present (0028,1300): True for YES, False for NO, None when not said
+    implant_present: bool | None = None
     transfer_syntax_uid: str | None = None
     pixels: FloatArray | None = None
     padding_mask: BoolArray | None = None

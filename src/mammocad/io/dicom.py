@@ -146,6 +146,8 @@ def _fill_identifiers(image: Image, tags: ImageTags, ds: Dataset) -> None:
     image.rows, image.columns = tags.rows, tags.columns
     image.pixel_spacing_mm = tags.pixel_spacing_mm
     image.manufacturer = tags.manufacturer
+    implant = (text_value(ds, "BreastImplantPresent") or "").upper()
+    image.implant_present = {"YES": True, "NO": False}.get(implant)
     image.transfer_syntax_uid = text_value(ds.file_meta, "TransferSyntaxUID")
     image.messages.extend(tags.messages)
 

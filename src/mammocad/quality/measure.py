@@ -50,7 +50,10 @@ def measure(prepared: PreprocessedImage, params: QualityParams) -> Measurements:
     inner = cv2.erode(tissue.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
     if np.count_nonzero(inner) < _MIN_PIXELS:
         inner = tissue
-    values = small[tissue]
+    exposed = tissue
+    if prepared.image.implant_present:
+        exposed = _outside_implant(small, tissue, params)
+    values = small[exposed]
     p5, p95 = np.percentile(values, [5, 95]) if values.size else (0.0, 0.0)
     width = max(int(np.count_nonzero(tissue.any(axis=0))), 1)
     along, across = residual_correlations(small, inner)
@@ -172,7 +175,27 @@ def _implant_share(small: FloatArray, inner: BoolArray, level: float) -> float:
     """Share of the tissue that is near white and flat (a silicone or saline implant)."""
     if np.count_nonzero(inner) < _MIN_PIXELS:
         return 0.0
+    flat = _flat_white(small, level) & inner
+    return float(np.count_nonzero(flat)) / float(np.count_nonzero(inner))
+
+
+def _flat_white(small: FloatArray, level: float) -> BoolArray:
+    """Pixels whose neighbourhood is near white and flat, as an implant shows."""
     mean = cv2.GaussianBlur(small, (0, 0), 3.0)
     spread = np.sqrt(np.maximum(cv2.GaussianBlur(small * small, (0, 0), 3.0) - mean * mean, 0))
-    flat = (mean >= level) & (spread < 0.02) & inner
-    return float(np.count_nonzero(flat)) / float(np.count_nonzero(inner))
+    flat: BoolArray = (mean >= level) & (spread < 0.02)
+    return flat
+
+
+def _outside_implant(small: FloatArray, tissue: BoolArray, params: QualityParams) -> BoolArray:
+    """The tissue less the implant, for the exposure measures of an image whose header says
+    an implant is present (Breast Implant Present YES, PS3.3 C.8.11.7): a radiopaque implant
+    is white and flat by nature, and counted as tissue it reads as under-exposure. Its rim
+    (a few millimetres, blurred by the working resolution) goes with it. Without that header
+    nothing is taken out: a washed-out breast is white and flat too. When too little tissue
+    is left, all of it is measured."""
+    implant = (_flat_white(small, params.implant_level) & tissue).astype(np.uint8)
+    rim = max(3, round(params.erosion_mm / params.work_spacing_mm)) | 1
+    implant = cv2.dilate(implant, np.ones((rim, rim), np.uint8))
+    rest: BoolArray = tissue & (implant == 0)
+    return rest if np.count_nonzero(rest) >= _MIN_PIXELS else tissue
