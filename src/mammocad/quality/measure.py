@@ -196,6 +196,6 @@ def _outside_implant(small: FloatArray, tissue: BoolArray, params: QualityParams
     is left, all of it is measured."""
     implant = (_flat_white(small, params.implant_level) & tissue).astype(np.uint8)
     rim = max(3, round(params.erosion_mm / params.work_spacing_mm)) | 1
-    implant = cv2.dilate(implant, np.ones((rim, rim), np.uint8))
-    rest: BoolArray = tissue & (implant == 0)
+    covered = cv2.dilate(implant, np.ones((rim, rim), np.uint8)) > 0
+    rest: BoolArray = tissue & ~covered
     return rest if np.count_nonzero(rest) >= _MIN_PIXELS else tissue
