@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from rich.console import Console
 
@@ -38,7 +38,12 @@ from mammocad.datasets.breast_labels import (
     read_table,
     side_of,
 )
-from mammocad.eval.study_metrics import StudyMetrics, evaluate_study, evaluate_subgroups
+from mammocad.eval.study_metrics import (
+    StudyMetrics,
+    evaluate_study,
+    evaluate_subgroups,
+    metrics_at_threshold,
+)
 from mammocad.eval.study_report import (
     CalibrationTestSummary,
     calibration_test_summary,
@@ -58,8 +63,12 @@ class StudyLabel:
     group: str | None = None
 
 
+_Key = TypeVar("_Key", str, tuple[str, str])
+
+
 def labels_from_csv(path: Path) -> dict[str, StudyLabel]:
-    """``study_instance_uid,label[,patient_id][,group]`` rows → labels by study UID.
+    """``study_instance_uid,label[,patient_id][,group]`` rows → labels by study UID; a study
+    in several rows (one per breast or finding) is malignant when one of them is.
 
     Raises:
         ValueError: the file cannot be read, lacks a column, or a label is not 1 or 0.
@@ -67,10 +76,25 @@ def labels_from_csv(path: Path) -> dict[str, StudyLabel]:
     table = read_table(path)
     if not table.columns >= {"study_instance_uid", "label"}:
         raise ValueError(f"{path}: needs the columns study_instance_uid and label")
-    return {
-        table.rows[index]["study_instance_uid"]: _row_label(table, index)
-        for index in range(len(table.rows))
-    }
+    labels: dict[str, StudyLabel] = {}
+    for index, row in enumerate(table.rows):
+        _add_label(labels, row["study_instance_uid"], _row_label(table, index))
+    return labels
+
+
+def _add_label(labels: dict[_Key, StudyLabel], key: _Key, label: StudyLabel) -> None:
+    """``label`` under ``key``; a key given before stays malignant when it was (a later benign
+    row of the same study or breast must not overwrite it) and keeps its patient and group."""
+    known = labels.get(key)
+    labels[key] = (
+        label
+        if known is None
+        else replace(
+            known,
+            malignant=known.malignant or label.malignant,
+            group=known.group or label.group,
+        )
+    )
 
 
 def _row_label(table: LabelFile, index: int) -> StudyLabel:
@@ -89,7 +113,8 @@ BreastKey = tuple[str, str]
 
 def breast_labels_from_csv(path: Path) -> dict[BreastKey, StudyLabel]:
     """``study_instance_uid,laterality,label[,patient_id][,group]`` rows → labels by breast;
-    laterality ``R``/``L`` (or ``RIGHT``/``LEFT``), label 1 = malignant."""
+    laterality ``R``/``L`` (or ``RIGHT``/``LEFT``), label 1 = malignant; a breast in several
+    rows (one per finding) is malignant when one of them is."""
     table = read_table(path)
     if not table.columns >= {"study_instance_uid", "laterality", "label"}:
         raise ValueError(
@@ -98,7 +123,7 @@ def breast_labels_from_csv(path: Path) -> dict[BreastKey, StudyLabel]:
     labels: dict[BreastKey, StudyLabel] = {}
     for index, row in enumerate(table.rows):
         side = side_of(table, index, row["laterality"])
-        labels[(row["study_instance_uid"], side.value)] = _row_label(table, index)
+        _add_label(labels, (row["study_instance_uid"], side.value), _row_label(table, index))
     return labels
 
 
@@ -323,19 +348,64 @@ def _parse_result(text: bytes, name: str) -> dict[str, Any]:
 
 def read_results(results_dir: Path) -> list[dict[str, Any]]:
     """Every ``<study>/result.json`` of an ``analyze`` output folder or a ``batch`` archive
-    (the zip itself, unextracted).
+    (the zip itself, unextracted), then a ``rejected`` result without images for each study
+    that ``summary.json`` lists as failed (an internal error: no result.json was written), so
+    that it counts as rejected — a technical defect — rather than as never sent.
 
     Raises:
         ValueError: a result.json that is not valid JSON or no result (the message names it).
     """
+    summary: bytes | None = None
     if results_dir.is_file() and zipfile.is_zipfile(results_dir):
         with zipfile.ZipFile(results_dir) as archive:
-            names = sorted(n for n in archive.namelist() if _RESULT.fullmatch(n))
-            return [_parse_result(archive.read(n), f"{results_dir}!{n}") for n in names]
-    return [
-        _parse_result(path.read_bytes(), str(path))
-        for path in sorted(results_dir.glob("*/result.json"))
-    ]
+            listed = archive.namelist()
+            names = sorted(n for n in listed if _RESULT.fullmatch(n))
+            results = [_parse_result(archive.read(n), f"{results_dir}!{n}") for n in names]
+            if "summary.json" in listed:
+                summary = archive.read("summary.json")
+    else:
+        results = [
+            _parse_result(path.read_bytes(), str(path))
+            for path in sorted(results_dir.glob("*/result.json"))
+        ]
+        if (results_dir / "summary.json").is_file():
+            summary = (results_dir / "summary.json").read_bytes()
+    return results + _failed_studies(summary, results)
+
+
+def _failed_studies(
+    summary: bytes | None, results: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The studies ``summary.json`` lists with no result (``record_failed_study``) and that
+    have no result.json, as rejected results of the summary's model; none where the summary
+    is missing or unreadable (it only adds to the results)."""
+    try:
+        data = json.loads(summary) if summary is not None else {}
+    except ValueError:
+        return []
+    if not isinstance(data, dict) or not isinstance(data.get("studies"), list):
+        return []
+    have = {str(result["study_instance_uid"]) for result in results}
+    failed: list[dict[str, Any]] = []
+    for entry in data["studies"]:
+        if not isinstance(entry, dict) or entry.get("result") is not None:
+            continue
+        uid = entry.get("study_instance_uid")
+        if uid is None or str(uid) in have:
+            continue
+        have.add(str(uid))
+        failed.append(
+            {
+                "study_instance_uid": str(uid),
+                "status": "rejected",
+                "malignancy_probability": None,
+                "suspicion": None,
+                "model": data.get("model") or {},
+                "breasts": [],
+                "images": [],
+            }
+        )
+    return failed
 
 
 def run_eval_study(
@@ -349,21 +419,23 @@ def run_eval_study(
     results: Sequence[dict[str, Any]] | None = None,
     subgroups_by: Subgroups = "label",
 ) -> StudyEvaluation:
-    """Evaluate every labelled result; write ``study_metrics.md`` and ``study_metrics.csv``.
-    ``threshold``: the calibration test's operating point (``None``: the results' ``high``
-    suspicion threshold, 0.5 when they record none). ``results``: those of ``results_dir``
-    where the caller has read them already. ``subgroups_by``: the labels' ``group`` or the
-    images' manufacturer (:func:`manufacturer_of`)."""
+    """Evaluate every labelled result; write ``study_metrics.md`` and ``study_metrics.csv``,
+    with sensitivity and specificity at the results' ``intermediate`` and ``high`` suspicion
+    thresholds on the rounded probabilities. ``threshold``: the calibration test's operating
+    point (``None``: the results' ``high`` threshold, 0.5 when they record none).
+    ``results``: those of ``results_dir`` where the caller has read them already.
+    ``subgroups_by``: the labels' ``group`` or the images' manufacturer
+    (:func:`manufacturer_of`)."""
     console = console or Console(stderr=True)
     scores, raw, truth, patients, groups, defective = [], [], [], [], [], []
     rejected = rejected_malignant = unlabelled = 0
-    recorded: float | None = None
+    recorded: dict[str, float] = {}
     for result in results if results is not None else read_results(results_dir):
         label = labels.get(str(result["study_instance_uid"]))
         if label is None:
             unlabelled += 1
             continue
-        recorded = recorded if recorded is not None else _high_threshold(result)
+        recorded = recorded or _suspicion_thresholds(result)
         if result["malignancy_probability"] is None:
             rejected += 1
             rejected_malignant += int(label.malignant)
@@ -374,13 +446,28 @@ def run_eval_study(
         truth.append(int(label.malignant))
         patients.append(label.patient_id)
         groups.append(
-            manufacturer_of(result) if subgroups_by == "manufacturer" else label.group or "all"
+            manufacturer_of(result) if subgroups_by == "manufacturer" else label.group or "unknown"
         )
     if not scores:
         raise ValueError(f"no labelled, processed result.json under {results_dir}")
-    metrics = evaluate_study(raw, truth, patients, n_bootstrap=bootstrap)
-    subgroups = evaluate_subgroups(raw, truth, groups, patients, n_bootstrap=bootstrap)
-    operating = threshold if threshold is not None else (recorded if recorded is not None else 0.5)
+    # sensitivity and specificity at the bundle's thresholds, on the probabilities users see
+    # (the suspicion category compares the rounded number)
+    bundle = sorted(set(recorded.values()))
+    metrics = _at_shown(
+        evaluate_study(raw, truth, patients, n_bootstrap=bootstrap), scores, truth, bundle
+    )
+    subgroups = {
+        key: _at_shown(
+            sub,
+            [s for s, g in zip(scores, groups, strict=True) if g == key],
+            [t for t, g in zip(truth, groups, strict=True) if g == key],
+            bundle,
+        )
+        for key, sub in evaluate_subgroups(
+            raw, truth, groups, patients, n_bootstrap=bootstrap
+        ).items()
+    }
+    operating = threshold if threshold is not None else recorded.get("high", 0.5)
     test = calibration_test_summary(
         scores, truth, defective, threshold=operating, patient_ids=patients, n_bootstrap=bootstrap
     )
@@ -474,7 +561,7 @@ def run_eval_breasts(
             groups.append(
                 manufacturer_of(result, side)
                 if subgroups_by == "manufacturer"
-                else label.group or "all"
+                else label.group or "unknown"
             )
     if not raw:
         raise ValueError(f"no labelled breast with a probability under {results_dir}")
@@ -517,8 +604,23 @@ def has_rejected_image(result: dict[str, Any]) -> bool:
     return any(image.get("status") == "rejected" for image in result.get("images", ()))
 
 
-def _high_threshold(result: dict[str, Any]) -> float | None:
-    """The ``high`` suspicion threshold a result was made with, if it records one."""
+def _suspicion_thresholds(result: dict[str, Any]) -> dict[str, float]:
+    """The ``intermediate`` and ``high`` suspicion thresholds a result was made with, those it
+    records."""
     risk = (result.get("model") or {}).get("risk") or {}
-    value = (risk.get("suspicion_thresholds") or {}).get("high")
-    return None if value is None else float(value)
+    recorded = risk.get("suspicion_thresholds") or {}
+    return {
+        name: float(recorded[name])
+        for name in ("intermediate", "high")
+        if recorded.get(name) is not None
+    }
+
+
+def _at_shown(
+    metrics: StudyMetrics, shown: Sequence[float], truth: Sequence[int], thresholds: Sequence[float]
+) -> StudyMetrics:
+    """``metrics`` with its metrics at ``thresholds`` taken on ``shown``, the rounded
+    probabilities of its studies."""
+    return replace(
+        metrics, at_thresholds=tuple(metrics_at_threshold(shown, truth, t) for t in thresholds)
+    )
