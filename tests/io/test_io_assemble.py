@@ -340,10 +340,34 @@ def test_a_breast_whose_image_does_not_say_its_view(tmp_path: Path) -> None:
     assert len(texts) == 3
     assert texts[2].startswith("The right breast's image does not say the view")
     assert "its CC and MLO count as missing" in texts[2] and '"view" in a sidecar' in texts[2]
+    # no image of the left breast at all: it is not read, not "read without" a view
     assert texts[:2] == [
-        f"No left {view} image in this study: the left breast is read without it; add the "
-        "view if it exists."
+        f"No left {view} image in this study: the left breast is not read, no image of it "
+        "could be; add or resend its views if they exist."
         for view in ("CC", "MLO")
+    ]
+
+
+def test_a_breast_whose_every_image_was_rejected_is_not_read(tmp_path: Path) -> None:
+    images = []
+    for side, name in ((Laterality.R, "r"), (Laterality.L, "l")):
+        for view in (ViewPosition.CC, ViewPosition.MLO):
+            path = tmp_path / f"{name}{view.value}.png"
+            cv2.imwrite(str(path), np.full((64, 48), 128, np.uint8))
+            images.append(read_raster(path, laterality=side, view=view))
+    for image in images[2:]:  # the left CC and MLO could not be read
+        image.reject(RejectionCode.DECODE_FAILED, "cut short")
+    study = Study(study_instance_uid="1.4", patient_id=None, images=images)
+    assert [m.text for m in assemble.missing_view_messages(study)] == [
+        f"The left {view} image was rejected (decode_failed): the left breast is not read, "
+        "no image of it could be; add or resend its views if they exist."
+        for view in ("CC", "MLO")
+    ]
+    images[3] = read_raster(tmp_path / "lMLO.png", laterality=Laterality.L, view=ViewPosition.MLO)
+    texts = [m.text for m in assemble.missing_view_messages(study)]
+    assert texts == [
+        "The left CC image was rejected (decode_failed): the left breast is read without it; "
+        "add the view if it exists."
     ]
 
 

@@ -212,8 +212,13 @@ def _missing_view_message(study: Study, side: Laterality, view: ViewPosition) ->
             f"{why}: its {lateral[0]} image is read in its place (a 90° lateral view, not the "
             "screening MLO); if that image is an MLO, give View Position MLO."
         )
-    else:
+    elif any(image.laterality is side for image in study.processed_images()):
         text = f"{why}: the {breast} breast is read without it; add the view if it exists."
+    else:  # a mastectomy, a breast not sent, or every image of it rejected
+        text = (
+            f"{why}: the {breast} breast is not read, no image of it could be; add or resend "
+            "its views if they exist."
+        )
     return Message(code="missing_view", severity=Severity.WARNING, text=text)
 
 
