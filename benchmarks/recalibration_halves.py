@@ -7,12 +7,12 @@ Splits the labelled studies of an ``analyze`` / ``batch`` run by patient into tw
 halves (``--splits`` times, seeded), fits what ``mammocad calibrate`` fits on one half —
 the study map (:func:`mammocad.risk.calibration.fit_calibrator`, ``--method auto``) and the
 ``intermediate`` / ``high`` thresholds — and applies it to the other half's uncalibrated
-scores exactly as ``analyze`` with the calibrated bundle would (the bundle's breast map, the
-new study map, 2 decimals). Prints, over the held-out halves (two per split), the mean and
-range of ECE (and of the ECE exactly calibrated probabilities would show by chance), Brier,
-and sensitivity / specificity at the ``high`` threshold, before (the bundle as it is) and
-after. AUC does not change: the map is monotone. ~120 studies per half make one split's ECE
-noisy, hence the repeats.
+scores exactly as ``analyze`` with the calibrated bundle would
+(:func:`mammocad.commands.calibrate.site_probability`, 2 decimals). Prints, over the
+held-out halves (two per split), the mean and range of ECE (and of the ECE exactly
+calibrated probabilities would show by chance), Brier, and sensitivity / specificity at the
+``high`` threshold, before (the bundle as it is) and after. AUC does not change: the map is
+monotone. ~120 studies per half make one split's ECE noisy, hence the repeats.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from mammocad.commands import eval_study as ev
-from mammocad.commands.calibrate import SiteScores, collect_scores
+from mammocad.commands.calibrate import SiteScores, collect_scores, site_probability
 from mammocad.detect.bundle import read_manifest
 from mammocad.eval.study_metrics import evaluate_study
-from mammocad.risk import SuspicionThresholds, load_calibration
-from mammocad.risk.aggregate import OUTPUT_DECIMALS, study_probability
-from mammocad.risk.calibration import Calibrator, fit_calibrator
+from mammocad.risk import SuspicionThresholds
+from mammocad.risk.aggregate import OUTPUT_DECIMALS
+from mammocad.risk.calibration import fit_calibrator
 from mammocad.risk.operating_points import choose_operating_points
 
 
@@ -45,12 +45,12 @@ def _measures(shown: np.ndarray, labels: np.ndarray, threshold: float) -> dict[s
     }
 
 
-def _held_out(fit: SiteScores, test: SiteScores, breast_map: Calibrator | None) -> dict[str, float]:
+def _held_out(fit: SiteScores, test: SiteScores) -> dict[str, float]:
     """What ``calibrate`` fits on ``fit``, applied to ``test`` as ``analyze`` would."""
     calibrator = fit_calibrator(fit.raw, fit.labels)
-    fitted = study_probability(fit.raw, breast_map or calibrator, calibrator)
+    fitted = site_probability(fit.raw, calibrator)
     high = choose_operating_points(np.round(fitted, OUTPUT_DECIMALS), fit.labels).high
-    applied = study_probability(test.raw, breast_map or calibrator, calibrator)
+    applied = site_probability(test.raw, calibrator)
     return _measures(np.asarray(applied, dtype=np.float64), test.labels, high.threshold)
 
 
@@ -69,7 +69,6 @@ def main() -> None:
     patients = sorted({label.patient_id for label in labels.values()})
     manifest = read_manifest(args.model)
     bundle_high = SuspicionThresholds.from_manifest(manifest.thresholds).high
-    breast_map = load_calibration(args.model)
     rng = np.random.default_rng(args.seed)
     before: list[dict[str, float]] = []
     after: list[dict[str, float]] = []
@@ -87,7 +86,7 @@ def main() -> None:
         ]
         for fit, test in ((scores[0], scores[1]), (scores[1], scores[0])):
             before.append(_measures(test.shown_before, test.labels, bundle_high))
-            after.append(_held_out(fit, test, breast_map))
+            after.append(_held_out(fit, test))
     print(
         f"{len(labels)} labelled studies of {len(patients)} patients; {args.splits} random "
         f"halvings, {len(after)} held-out halves; mean [min, max]"

@@ -168,38 +168,40 @@ def test_refuses_results_of_other_weights(tiny_bundle: Path, tmp_path: Path) -> 
     assert "other weights" in run.output
 
 
-def test_calibrate_keeps_the_bundles_breast_map_and_maps_the_study(
+def test_the_site_map_replaces_the_bundles_breast_map_so_it_can_lower_the_study(
     site: Site, tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Site labels are per study: the fitted map becomes the study map; a bundle's breast map
-    (here a Platt map of slope 0.5) stays as it was, and the pipeline uses both."""
+    """Site labels are per study, and a study is never shown below its highest breast: a
+    breast map kept from the source bundle (here a Platt map giving every score about 0.57
+    and up, as a map fitted on studies far more often malignant than a screening site's
+    does) would be a floor the site's map could not go under. The site's map serves both."""
     import shutil
 
     from mammocad.risk import STUDY_CALIBRATION_FILE, CalibrationMethod, Calibrator
-    from mammocad.risk.aggregate import study_probability
     from mammocad.risk.calibration import save_calibration
 
     monkeypatch.setattr(calibration_module, "MIN_STUDIES", 4)
     monkeypatch.setattr(calibration_module, "MIN_PER_CLASS", 2)
     source = Path(shutil.copytree(tiny_bundle, tmp_path / "with-breast-map"))
-    breast_map = Calibrator(method=CalibrationMethod.PLATT, slope=0.5, intercept=-0.2)
+    breast_map = Calibrator(method=CalibrationMethod.PLATT, slope=0.5, intercept=0.3)
     save_calibration(breast_map, source)
-    before = (source / CALIBRATION_FILE).read_bytes()
     run = _calibrate(site, source, tmp_path / "site-bundle")
     assert run.exit_code == 0, run.output
     new = tmp_path / "site-bundle"
-    assert (new / CALIBRATION_FILE).read_bytes() == before
     study_map = load_calibration(new, STUDY_CALIBRATION_FILE)
     assert study_map is not None and study_map.n_studies == 4
+    assert (new / CALIBRATION_FILE).read_bytes() == (new / STUDY_CALIBRATION_FILE).read_bytes()
 
     _analyze(site.studies, tmp_path / "after", new)
-    for result in _results(tmp_path / "after").values():
+    labels = dict(line.split(",")[:2] for line in site.labels.read_text().splitlines()[1:])
+    for uid, result in _results(tmp_path / "after").items():
         raw = result["x_malignancy_probability_uncalibrated"]
-        expected = float(study_probability(raw, breast_map, study_map))
-        assert result["malignancy_probability"] == round(expected, 2)
-        assert result["model"]["risk"]["study_calibration"] == study_map.describe()
+        shown = round(float(study_map.apply(raw)), 2)
+        assert result["malignancy_probability"] == shown
+        if labels[uid] == "0":  # the site's benign studies go below the old floor
+            assert shown < round(float(breast_map.apply(raw)), 2)
         breasts = [b["malignancy_probability"] for b in result["breasts"]]
-        assert max(p for p in breasts if p is not None) == round(float(breast_map.apply(raw)), 2)
+        assert max(p for p in breasts if p is not None) == shown
 
 
 def test_calibrate_on_a_datasets_breast_labels(

@@ -4,10 +4,9 @@ site's own labelled studies, without retraining the detector (docs/calibration.m
 Reads the ``result.json`` files of an ``analyze`` / ``batch`` run of the SAME bundle (their
 uncalibrated study scores) and a label CSV in the format ``mammocad eval study`` accepts, and
 writes a copy of the bundle — weights untouched, so their sha256 still holds — with the site's
-map as ``study_calibration.json`` (the labels are per study; breasts keep the bundle's
-``calibration.json``, or get this map too where the bundle has none), the new
-``intermediate`` / ``high`` thresholds in the manifest and a calibration section in the model
-card. The source bundle is never modified.
+map as ``study_calibration.json`` and as the breast map ``calibration.json`` (see
+:func:`site_probability`), the new ``intermediate`` / ``high`` thresholds in the manifest and a
+calibration section in the model card. The source bundle is never modified.
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ from mammocad.risk.calibration import (
     CalibrationMethod,
     Calibrator,
     fit_calibrator,
-    load_calibration,
     save_calibration,
 )
 from mammocad.risk.operating_points import OperatingPoints, choose_operating_points
@@ -166,10 +164,7 @@ def run_calibrate(
     manifest = read_manifest(model)
     scores = collect_scores(results_dir, labels, sha256=manifest.sha256, results=results)
     calibrator = fit_calibrator(scores.raw, scores.labels, method=method, source=source)
-    # the site's labels are per study: the map is the study map; breasts keep the bundle's
-    # breast map, or take this one where the bundle has none (as before study maps existed)
-    breast_map = load_calibration(model)
-    calibrated = study_probability(scores.raw, breast_map or calibrator, calibrator)
+    calibrated = site_probability(scores.raw, calibrator)
     points = choose_operating_points(np.round(calibrated, OUTPUT_DECIMALS), scores.labels)
     before = evaluate_study(scores.shown_before, scores.labels, n_bootstrap=0)
     after = evaluate_study(calibrated, scores.labels, n_bootstrap=0)
@@ -181,20 +176,26 @@ def run_calibrate(
         before=before,
         after=after,
     )
-    _write_bundle(model, manifest, outcome, version=version, with_breast_map=breast_map is None)
+    _write_bundle(model, manifest, outcome, version=version)
     return outcome
 
 
+def site_probability(raw: npt.ArrayLike, calibrator: Calibrator) -> FloatArray:
+    """The study probabilities a bundle written by ``calibrate`` shows for raw study scores:
+    the site's map is its study map and its breast map. A study is never shown below its
+    highest breast (:func:`~mammocad.risk.aggregate.study_probability`), so a breast map kept
+    from the source bundle — fitted on other studies, often far more often malignant than a
+    screening site's — would put a floor under the site's study probabilities that the
+    site's map could not lower. With the site's labels per study, a breast is shown what the
+    site's map gives its own score: the higher breast the study's probability."""
+    return study_probability(raw, calibrator, calibrator)
+
+
 def _write_bundle(
-    model: Path,
-    manifest: BundleManifest,
-    outcome: CalibrationOutcome,
-    *,
-    version: str | None,
-    with_breast_map: bool,
+    model: Path, manifest: BundleManifest, outcome: CalibrationOutcome, *, version: str | None
 ) -> None:
-    """Copy ``model`` to ``outcome.bundle`` with the calibration, thresholds and model card;
-    ``with_breast_map``: the site's map also becomes the breast map (the bundle has none)."""
+    """Copy ``model`` to ``outcome.bundle`` with the site's map as study and breast map,
+    the thresholds and the model card."""
     base = manifest.version.split("+cal.")[0]  # recalibrating a calibrated bundle: one suffix
     new_manifest = replace(
         manifest,
@@ -205,8 +206,7 @@ def _write_bundle(
 
     def fill(copy: Path) -> None:
         save_calibration(outcome.calibrator, copy, extra=record, name=STUDY_CALIBRATION_FILE)
-        if with_breast_map:
-            save_calibration(outcome.calibrator, copy, extra=record)
+        save_calibration(outcome.calibrator, copy, extra=record)
         write_manifest(copy, new_manifest)
         write_model_card(copy, new_manifest, extra=card_section(outcome))
 
@@ -244,8 +244,9 @@ def card_section(outcome: CalibrationOutcome) -> list[str]:
         "",
         f"The study probability is calibrated on this site: {calibrator.describe()}, on "
         f"{calibrator.fitted[:10]}; source: {calibrator.source or 'not recorded'}. Parameters "
-        "in `study_calibration.json`; breast probabilities use `calibration.json` (the "
-        "bundle's breast map, or this map where the bundle had none).",
+        "in `study_calibration.json`, and the same map in `calibration.json` for the breast "
+        "probabilities (the labels are per study: a breast is shown what this map gives its "
+        "score).",
         "",
         f"On the fitting data: AUC {after.auc.auc:.3f} ({after.rounding.auc_rounded:.3f} on the "
         f"2-decimal probabilities shown), ECE {outcome.before.calibration.ece:.3f} → "
