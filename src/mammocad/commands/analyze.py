@@ -71,6 +71,11 @@ def resolve_model(explicit: Path | None, *, environ: Mapping[str, str] = os.envi
     else:
         path, origin = DEFAULT_MODEL_DIR, "the default model location"
     if not (path / "manifest.json").is_file():
+        inner = sorted(p.parent for p in path.glob("*/manifest.json") if p.is_file())
+        if inner:  # a training run's folder: the bundle is inside
+            raise ModelBundleError(
+                f"no model bundle at {path} ({origin}), but {inner[0]} holds one: pass that folder."
+            )
         raise ModelBundleError(f"no model bundle at {path} ({origin}): {TRAIN_HINT}.")
     return path
 

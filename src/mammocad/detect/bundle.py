@@ -114,14 +114,23 @@ class BundleManifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BundleManifest:
+        if not isinstance(data, dict):
+            raise ModelBundleError(
+                f"manifest.json holds {type(data).__name__}, not an object; re-export the bundle"
+            )
         version = data.get("format_version")
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            raise ModelBundleError(
+                f"manifest format {version} is newer than this mammocad's {FORMAT_VERSION}: the "
+                "bundle was written by a newer mammocad; upgrade mammocad to load it"
+            )
         if version != FORMAT_VERSION:
             raise ModelBundleError(
                 f"manifest format {version!r} is not {FORMAT_VERSION}: use the mammocad release "
                 "that wrote this bundle, or re-export it"
             )
         try:
-            return cls(
+            manifest = cls(
                 name=data["name"],
                 version=data["version"],
                 sha256=data["sha256"],
@@ -144,6 +153,19 @@ class BundleManifest:
             raise ModelBundleError(
                 f"manifest.json is incomplete or invalid ({error}); re-export the bundle"
             ) from error
+        # the top-level copies readers see must be the detector's, which the weights fit
+        config = manifest.detector
+        for key, value in (
+            ("classes", list(config.classes)),
+            ("landmark", config.landmark),
+            ("input_size", list(config.input_size)),
+        ):
+            if key in data and data[key] != value:
+                raise ModelBundleError(
+                    f"manifest.json says {key} {data[key]!r} but its detector section, which "
+                    f"the weights were trained with, {value!r}; re-export the bundle"
+                )
+        return manifest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,15 +284,20 @@ def read_manifest(path: str | Path) -> BundleManifest:
     """The manifest of the bundle folder ``path`` (weights neither read nor checked)."""
     manifest_path = Path(path) / MANIFEST_FILE
     if not manifest_path.is_file():
+        inner = sorted(p.parent for p in Path(path).glob(f"*/{MANIFEST_FILE}") if p.is_file())
+        hint = f"; {inner[0]} holds one: pass that folder" if inner else ""
         raise ModelBundleError(
             f"{manifest_path} not found: {path} is not a model bundle folder "
-            "(expected weights.pt, manifest.json and MODEL_CARD.md)"
+            f"(expected weights.pt, manifest.json and MODEL_CARD.md){hint}"
         )
     try:
         data = json.loads(manifest_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ModelBundleError(f"{manifest_path} is not valid JSON ({error}); re-export") from error
-    return BundleManifest.from_dict(data)
+    try:
+        return BundleManifest.from_dict(data)
+    except ModelBundleError as error:  # say which bundle's manifest
+        raise ModelBundleError(f"{manifest_path}: {error}") from error
 
 
 def load_bundle(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedBundle:

@@ -87,10 +87,11 @@ class Detector:
         self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.finding_threshold = float(
-            manifest.thresholds.get("finding_score", model.config.score_threshold)
-        )
+        self.finding_threshold = _finding_threshold(manifest, model.config.score_threshold)
         self.candidate_threshold = self.finding_threshold
+        # a bundle may report from below its config's cut-off: the RoI heads must reach it
+        heads = self.model.roi_heads
+        heads.score_thresh = min(heads.score_thresh, self.finding_threshold)
         self.findings_per_image = _findings_per_image(manifest)
 
     def set_candidate_threshold(self, threshold: float) -> None:
@@ -259,6 +260,27 @@ def reported_mask(
     chosen = torch.zeros_like(eligible)
     chosen[order[:cap]] = True
     return chosen & eligible
+
+
+def _finding_threshold(manifest: BundleManifest, default: float) -> float:
+    """``thresholds["finding_score"]``: findings are the detections scoring at least this;
+    ``default`` (the config's score threshold) without one.
+
+    Raises:
+        ModelBundleError: the value is not a number in [0, 1].
+    """
+    value = manifest.thresholds.get("finding_score", default)
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if isinstance(value, bool) or not 0.0 <= threshold <= 1.0:
+        raise ModelBundleError(
+            f"thresholds.finding_score of bundle {manifest.name} is {value!r}: it must be a "
+            "detection score in [0, 1] (or left out for the detector's own cut-off); fix "
+            "manifest.json"
+        )
+    return threshold
 
 
 def _findings_per_image(manifest: BundleManifest) -> int | None:

@@ -37,6 +37,11 @@ def save_ranker(
     lesion_classes = manifest.detector.lesion_classes
     if tuple(ranker.classes) != lesion_classes:
         raise ValueError(f"the ranker knows classes {ranker.classes}, the bundle {lesion_classes}")
+    if tuple(ranker.input_size) != tuple(manifest.input_size):
+        raise ValueError(
+            f"the ranker was fitted on inputs {ranker.input_size}, the bundle's are "
+            f"{manifest.input_size}"
+        )
     path = folder / RANKER_FILE
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(ranker.to_dict()) + "\n", encoding="utf-8")
@@ -78,14 +83,23 @@ def load_ranker(bundle: str | Path, manifest: BundleManifest | None = None) -> L
         ModelBundleError: ``ranker.json`` is missing, altered or of another version.
     """
     folder = Path(bundle)
-    section = (manifest or read_manifest(folder)).ranker
+    manifest = manifest or read_manifest(folder)
+    section = manifest.ranker
     if not section:
         return None
     path = verified_file(folder / str(section.get("file", RANKER_FILE)), section.get("sha256"))
     try:
         if section["format_version"] != RANKER_FORMAT:
             raise ValueError(f"format {section['format_version']!r} is not {RANKER_FORMAT}")
-        return LesionRanker.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        ranker = LesionRanker.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        # its features are one-hot over these classes and fractions of this input size
+        expected = (manifest.detector.lesion_classes, tuple(manifest.input_size))
+        if (ranker.classes, ranker.input_size) != expected:
+            raise ValueError(
+                f"fitted for classes {ranker.classes} and inputs {ranker.input_size}, the "
+                f"detector has {expected[0]} and {expected[1]}"
+            )
+        return ranker
     except (KeyError, TypeError, ValueError) as error:
         raise ModelBundleError(
             f"{folder}: the lesion ranker is invalid ({error}); retrain it with `mammocad train "
