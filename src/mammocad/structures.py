@@ -301,6 +301,17 @@ class Transform:
         """``float[N, 4]`` ``[x1, y1, x2, y2]`` input → original (still ``x1 < x2``)."""
         return _map_boxes(boxes, self.points_to_original)
 
+    def clip_to_content(self, boxes: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``float[N, 4]`` input boxes cut to the resized crop (the padding beyond it holds
+        no image): a box that spills into the padding would map back outside the crop, and
+        past the image's edge where the crop reaches it. A box wholly in the padding comes
+        back empty (``x1 == x2`` or ``y1 == y2``)."""
+        x0, y0, x1, y1 = self.crop_box
+        cut = np.array(boxes, dtype=np.float64).reshape(-1, 4)
+        cut[:, [0, 2]] = cut[:, [0, 2]].clip(0.0, (x1 - x0) * self.scale_x)
+        cut[:, [1, 3]] = cut[:, [1, 3]].clip(0.0, (y1 - y0) * self.scale_y)
+        return cut
+
     def to_dict(self) -> dict[str, object]:
         return {
             "original_size": list(self.original_size),

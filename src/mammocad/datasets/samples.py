@@ -27,14 +27,6 @@ NIPPLE_BOX_MM = 10.0
 MIN_BOX_PX = 2.0
 
 
-def _clip_to_content(boxes: np.ndarray, prepared: PreprocessedImage) -> np.ndarray:
-    rows, cols = prepared.transform.content_size
-    boxes = boxes.copy()
-    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, cols)
-    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, rows)
-    return boxes
-
-
 def _nipple_box(prepared: PreprocessedImage, nipple: tuple[float, float]) -> list[float]:
     spacing = prepared.image.pixel_spacing_mm
     half_px = NIPPLE_BOX_MM / 2 / (spacing[1] if spacing else 0.2)
@@ -64,7 +56,8 @@ def target_for(
     mask = torch.tensor([name in annotated for name in classes], dtype=torch.bool)
     if not original:
         return DetectionTarget.empty(len(classes), mask)
-    boxes = _clip_to_content(prepared.transform.boxes_to_input(np.array(original)), prepared)
+    transform = prepared.transform
+    boxes = transform.clip_to_content(transform.boxes_to_input(np.array(original)))
     keep = ((boxes[:, 2] - boxes[:, 0]) >= MIN_BOX_PX) & ((boxes[:, 3] - boxes[:, 1]) >= MIN_BOX_PX)
     return DetectionTarget(
         boxes=torch.as_tensor(boxes[keep], dtype=torch.float32),

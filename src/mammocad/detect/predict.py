@@ -170,8 +170,14 @@ class Detector:
     ) -> ImagePrediction:
         key = item.image.key
         uid = item.image.sop_instance_uid or key
-        keep = found.scores >= min(self.finding_threshold, self.candidate_threshold)
-        boxes = item.transform.boxes_to_original(found.boxes[keep].double().numpy())
+        # cut to the breast's crop first: a box spilling into the input's padding would be
+        # reported beyond the image's edge; one wholly in the padding is no finding
+        inside = item.transform.clip_to_content(found.boxes.double().numpy())
+        seen = (inside[:, 2] > inside[:, 0]) & (inside[:, 3] > inside[:, 1])
+        keep = (found.scores >= min(self.finding_threshold, self.candidate_threshold)) & (
+            torch.from_numpy(seen)
+        )
+        boxes = item.transform.boxes_to_original(inside[keep.numpy()])
         classes = self.model.config.classes
         ranked: list[float | None] = [None] * int(keep.sum())
         if self.ranker is not None:

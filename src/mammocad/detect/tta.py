@@ -76,11 +76,12 @@ def merge_passes(
     labels = torch.cat([a.labels, b.labels])
     malignancy = torch.cat([a.malignancy, b.malignancy])
     features = torch.cat([a_features, b_features])
-    from_first = torch.arange(len(boxes)) < len(a)
+    device = boxes.device  # bookkeeping beside the detections (CUDA with --device cuda)
+    from_first = torch.arange(len(boxes), device=device) < len(a)
     overlap = box_iou(boxes, boxes)
     # only a detection of the other pass can be a partner
     overlap[from_first[:, None] == from_first[None, :]] = -1.0
-    free = torch.ones(len(boxes), dtype=torch.bool)
+    free = torch.ones(len(boxes), dtype=torch.bool, device=device)
     kept: list[int] = []
     merged_boxes, merged_scores, merged_malignancy = [], [], []
     for index in torch.argsort(scores, descending=True, stable=True).tolist():
@@ -103,7 +104,7 @@ def merge_passes(
             merged_malignancy.append(malignancy[index])
     if not kept:
         return _with_nipple(a, b, boxes[:0], scores[:0], labels[:0], malignancy[:0]), features[:0]
-    order = torch.tensor(kept)
+    order = torch.tensor(kept, device=device)
     out_boxes = torch.stack(merged_boxes)
     out_scores = torch.stack(merged_scores)
     keep = nms(out_boxes, out_scores, nms_iou)[:max_detections]  # sorted by score
