@@ -480,6 +480,16 @@ def train_ranker_command(
     from mammocad.errors import ModelBundleError
 
     _require_inputs(evaluations)
+    fitted_on = {folder.resolve() for folder in evaluations}
+    if shared := [str(folder) for folder in test if folder.resolve() in fitted_on]:
+        console.print(
+            f"--test {', '.join(shared)} is also a training evaluation: the held-out gain "
+            "would be measured on the boxes the ranker was fitted on; give --test folders of "
+            "other studies",
+            style="red",
+            markup=False,
+        )
+        raise typer.Exit(code=2)
     with _usage_errors(ValueError, ModelBundleError):
         outcome = run_train_ranker(
             evaluations=evaluations,
@@ -572,6 +582,16 @@ def train_quality_command(
     for folder in real:
         if not folder.is_dir():
             raise typer.BadParameter(f"{folder} is not a folder", param_hint="--real")
+    # checked before the examples are collected: the model file is written last
+    if out.is_dir():
+        error = f"--out {out} is a folder: name the model file, e.g. {out / 'quality.json'}."
+    elif (blocker := _file_in_the_way(out.parent)) is not None:
+        error = f"--out {out} is inside {blocker}, which is a file: name a file in a folder."
+    else:
+        error = _output_error(out.parent, "--out", "the model file") or ""
+    if error:
+        console.print(error, style="red", markup=False)
+        raise typer.Exit(code=2)
     model, counts = run_train_quality(out=out, phantoms=phantoms, seed=seed, real=real)
     console.print(
         f"{sum(counts.values())} examples: "
@@ -744,6 +764,8 @@ def train_risk_command(
 
     _require_inputs([model])
     _require_run_inputs(out, device)
+    if cache is not None:
+        _require_output(cache, "--cache", "the case cache")
     params: ModelParams = BoostParams(max_iter=iterations, seed=seed)
     if method is RiskMethod.logistic:
         try:

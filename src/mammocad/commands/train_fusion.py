@@ -64,6 +64,29 @@ def phantom_specs(specs: Sequence[DataSpec]) -> list[PhantomSpec]:
     return [phantom_spec(spec) for spec in specs]
 
 
+def refuse_source_as_output(model: Path, out_dir: Path) -> None:
+    """ValueError, before any work, when ``OUT/bundle`` is ``model`` itself: the copy is
+    written last and would be refused only after the whole run."""
+    if (out_dir / "bundle").resolve() == model.resolve():
+        raise ValueError(
+            f"--out {out_dir} holds the --model bundle as its bundle/, which this run would "
+            "replace: give another --out (the source bundle is only read)"
+        )
+
+
+def refuse_shared_seeds(data: Sequence[DataSpec], val: Sequence[DataSpec]) -> None:
+    """ValueError when a ``--val`` phantom set has the seed of a ``--data`` one: a seed draws
+    the same studies whatever the count (study i of both is one study), so the validation
+    figures would be measured on training breasts."""
+    seeds = {spec.options.get("seed", "0") for spec in data if spec.kind == "phantom"}
+    for spec in val:
+        if spec.kind == "phantom" and (seed := spec.options.get("seed", "0")) in seeds:
+            raise ValueError(
+                f"--val phantom seed {seed} is also a --data seed: the same seed draws the same "
+                "studies, so validation would measure training breasts; give --val another seed"
+            )
+
+
 def collection_pipeline(
     model: Path, *, candidate_score: float | None, device: str, threads: int | None
 ) -> Pipeline:
@@ -132,6 +155,8 @@ def auc_dict(result: AucResult) -> dict[str, float | None]:
 def run_train_fusion(run: FusionRun, *, console: Console | None = None) -> FusionTrainOutcome:
     console = console or Console(stderr=True)
     train_specs, val_specs = phantom_specs(run.data), phantom_specs(run.val)
+    refuse_shared_seeds(run.data, run.val)
+    refuse_source_as_output(run.model, run.out_dir)
     start = time.perf_counter()
     pipeline = collection_pipeline(
         run.model, candidate_score=run.candidate_score, device=run.device, threads=run.threads

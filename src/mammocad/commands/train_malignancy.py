@@ -4,9 +4,9 @@ bundle's model inputs and write a copy of the bundle with it (docs/malignancy.md
 Steps: cut lesion and background patches from every ``--data`` / ``--val`` specification with
 the bundle's preprocessing, and with ``--hard-negatives K`` up to K of the bundle's detector's
 false positives per image (cached under ``OUT/patches``, keyed by the specifications, the
-preprocessing and, with hard negatives, the detector's sha256 and K), train, write
-``OUT/bundle`` (the source is only read), ``OUT/history.json``, and track the run with MLflow
-when enabled.
+preprocessing, the detector's classes, the window context and, with hard negatives, the
+detector's sha256 and K), train, write ``OUT/bundle`` (the source is only read),
+``OUT/history.json``, and track the run with MLflow when enabled.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from mammocad.commands.train_fusion import refuse_shared_seeds, refuse_source_as_output
 from mammocad.datasets.spec import DataSpec, refuse_repeat
 from mammocad.detect.bundle import BundleManifest, read_manifest
 from mammocad.detect.containers import Detections
@@ -58,11 +59,20 @@ class MalignancyRun:
 
 
 def _cache_file(
-    out_dir: Path, specs: Sequence[DataSpec], manifest: BundleManifest, hard_negatives: int
+    out_dir: Path,
+    specs: Sequence[DataSpec],
+    manifest: BundleManifest,
+    hard_negatives: int,
+    config: ClassifierConfig,
 ) -> Path:
     parts: dict[str, Any] = {
         "specs": [s.describe() for s in specs],
         "preprocessing": manifest.preprocessing,
+        # the lesions' kinds and labels follow the detector's classes
+        "classes": list(manifest.detector.classes),
+        "landmark": manifest.detector.landmark_index,
+        # a patch spans PATCH_EXTENT windows, a window is context × the box (min_side at least)
+        "window": {"context": config.context, "min_side": config.min_side},
     }
     if hard_negatives:  # mined by this detector: another detector finds other false positives
         parts["hard_negatives"] = {"per_image": hard_negatives, "detector": manifest.sha256}
@@ -98,6 +108,8 @@ def _describe(patches: Sequence[LesionPatch]) -> str:
 
 def run_train_malignancy(run: MalignancyRun, *, console: Console) -> tuple[Path, ClassifierResult]:
     refuse_repeat(run.val, "validation")
+    refuse_shared_seeds(run.data, run.val)
+    refuse_source_as_output(run.model, run.out_dir)
     manifest = read_manifest(run.model)
     if run.config.in_channels != manifest.detector.in_channels:
         raise ValueError(
@@ -110,7 +122,7 @@ def run_train_malignancy(run: MalignancyRun, *, console: Console) -> tuple[Path,
         if not specs:
             sets[name] = []
             continue
-        cache = _cache_file(run.out_dir, specs, manifest, run.hard_negatives)
+        cache = _cache_file(run.out_dir, specs, manifest, run.hard_negatives, run.config)
         sets[name] = collect_patches(
             specs,
             manifest,

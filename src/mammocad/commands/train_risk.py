@@ -33,7 +33,14 @@ import numpy as np
 import numpy.typing as npt
 from rich.console import Console
 
-from mammocad.commands.train_fusion import auc_dict, collection_pipeline, gather, phantom_specs
+from mammocad.commands.train_fusion import (
+    auc_dict,
+    collection_pipeline,
+    gather,
+    phantom_specs,
+    refuse_shared_seeds,
+    refuse_source_as_output,
+)
 from mammocad.datasets.spec import DataSpec
 from mammocad.detect.bundle import read_manifest, write_manifest
 from mammocad.eval.calibration import expected_calibration_error
@@ -201,6 +208,8 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
     """Fit, evaluate and write the bundle; returns the report (also in risk_report.json)."""
     console = console or Console(stderr=True)
     train_specs, val_specs = phantom_specs(run.data), phantom_specs(run.val)
+    refuse_shared_seeds(run.data, run.val)
+    refuse_source_as_output(run.model, run.out_dir)
     start = time.perf_counter()
     fusion = load_fusion(run.model)
     candidate = run.candidate_score

@@ -2,8 +2,8 @@
 candidates and RoI features with its label — cached, so a re-run reuses the detector's work.
 
 A cache file holds one study and is named after everything that decides its content: the
-detector bundle's sha256 (and its malignancy classifier's), the candidate score, the phantom
-parameters and the study index.
+detector bundle's sha256 (and its malignancy classifier's), its detector configuration and
+preprocessing, the candidate and finding scores, the phantom parameters and the study index.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def cache_key(pipeline: Pipeline, spec: PhantomSpec) -> str:
         # overlap changes the candidates as much as new weights would
         "detector": detector.manifest.detector.to_dict(),
         "malignancy": detector.manifest.malignancy.get("sha256"),
+        # the detector's inputs: a copy with other preprocessing finds other candidates
+        "preprocessing": pipeline.preprocessing.to_dict(),
         "candidate_score": detector.candidate_threshold,
         "finding_score": detector.finding_threshold,
         # which candidates are reported findings also depends on the per-image cap

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,11 +217,15 @@ def save_cases(path: Path, cases: Sequence[BreastCase]) -> None:
 
 
 def load_cases(path: Path) -> list[BreastCase]:
-    """Read a file written by :func:`save_cases`; ValueError when it is of another format."""
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        features = data["features"].astype(np.float32)
-    if meta.get("format") != CACHE_FORMAT:
+    """Read a file written by :func:`save_cases`; ValueError when it is of another format or
+    cannot be read (cut short, damaged)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            features = data["features"].astype(np.float32)
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path} is not a readable fusion cache ({error}); delete it") from error
+    if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
         raise ValueError(f"{path} is not a format-{CACHE_FORMAT} fusion cache; delete it")
     return [
         BreastCase(

@@ -14,6 +14,7 @@ all-patch AUC is kept.
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -77,8 +78,14 @@ def collect_patches(
     too: :func:`~mammocad.malignancy.patches.sample_patches`); read from / written to
     ``cache``, whose name must reflect all of these."""
     if cache is not None and cache.is_file():
-        logger.info("patches from %s", cache)
-        return load_patches(str(cache))
+        try:
+            patches = load_patches(str(cache))
+        except (OSError, RuntimeError, EOFError, TypeError, pickle.UnpicklingError) as error:
+            # cut short (a full disk) or written by another version: it holds nothing usable
+            logger.warning("cutting the patches again: %s cannot be read (%s)", cache, error)
+        else:
+            logger.info("patches from %s", cache)
+            return patches
     params = PreprocessParams.from_dict(manifest.preprocessing)
     detector = manifest.detector
     samples = iter_samples(specs, classes=detector.classes, params=params, workers=workers)
@@ -91,9 +98,11 @@ def collect_patches(
         hard_negatives_per_image=hard_negatives_per_image,
         seed=seed,
     )
-    if cache is not None:
+    if cache is not None:  # whole or not at all: a stopped run leaves no half file behind
         cache.parent.mkdir(parents=True, exist_ok=True)
-        save_patches(patches, str(cache))
+        partial = cache.with_name(cache.name + ".partial")
+        save_patches(patches, str(partial))
+        partial.replace(cache)
     return patches
 
 
