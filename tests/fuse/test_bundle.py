@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from mammocad.detect import load_bundle, read_manifest
-from mammocad.detect.bundle import MANIFEST_FILE
+from mammocad.detect.bundle import MANIFEST_FILE, write_manifest
 from mammocad.errors import ModelBundleError
 from mammocad.fuse import collate, copy_bundle, load_fusion
 from mammocad.fuse.bundle import FUSION_FILE
 from mammocad.fuse.model import CrossViewFusion
+from mammocad.risk import CALIBRATION_FILE, STUDY_CALIBRATION_FILE, CalibrationMethod, Calibrator
+from mammocad.risk.calibration import save_calibration
 
 from .conftest import CANDIDATE_SCORE, MakeCases
 
@@ -63,3 +67,23 @@ def test_tampered_weights_are_refused(fusion_bundle: Path, tmp_path: Path) -> No
 def test_features_of_another_size_are_refused(make_cases: MakeCases) -> None:
     with pytest.raises(ValueError, match="retrain"):
         collate(make_cases(2, seed=0), feature_dim=64)
+
+
+def test_a_copy_leaves_the_fitted_calibration_and_thresholds_behind(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    # the calibration maps and suspicion thresholds were fitted on the source's aggregation
+    # (here as the shipped bundle has them, beside a risk model); the copy, with another
+    # lesion classifier, fusion or risk model to come, must not show probabilities through
+    # them as if they were calibrated
+    source = Path(shutil.copytree(tiny_bundle, tmp_path / "source"))
+    save_calibration(Calibrator(method=CalibrationMethod.PLATT, slope=2.0, intercept=1.0), source)
+    study_map = Calibrator(method=CalibrationMethod.PLATT, slope=1.0, intercept=0.5)
+    save_calibration(study_map, source, name=STUDY_CALIBRATION_FILE)
+    manifest = read_manifest(source)
+    fitted = {"finding_score": 0.35, "findings_per_image": 5, "intermediate": 0.23, "high": 0.53}
+    write_manifest(source, replace(manifest, thresholds=fitted))
+    copy = copy_bundle(source, tmp_path / "copy", keep_fusion=True)
+    assert not (copy / CALIBRATION_FILE).exists() and not (copy / STUDY_CALIBRATION_FILE).exists()
+    assert read_manifest(copy).thresholds == {"finding_score": 0.35, "findings_per_image": 5}
+    assert read_manifest(source).thresholds == fitted  # the source is only read

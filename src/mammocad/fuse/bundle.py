@@ -37,7 +37,10 @@ from mammocad.fuse.model import CrossViewFusion, FusionConfig
 
 FUSION_FILE = "fusion.pt"
 FUSION_FORMAT = 1
-_BUNDLE_FILES = ("weights.pt", "manifest.json", "MODEL_CARD.md", "calibration.json")
+_BUNDLE_FILES = ("weights.pt", "manifest.json", "MODEL_CARD.md")
+#: thresholds chosen on the calibrated probabilities of a bundle's aggregation (the detector's
+#: finding_score and findings_per_image stay with its weights)
+_FITTED_THRESHOLDS = ("intermediate", "high")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,7 +54,11 @@ def copy_bundle(source: str | Path, target: str | Path, *, keep_fusion: bool = F
     """Copy the bundle files of ``source`` into ``target`` (created); the source is never
     modified. A ``fusion.pt`` of the source is not copied (the copy gets its own) unless
     ``keep_fusion``; a lesion classifier (:mod:`mammocad.malignancy`) always is; a risk model
-    (:mod:`mammocad.risk.bundle`) is never copied: it was trained on the source's outputs."""
+    (:mod:`mammocad.risk.bundle`) is never copied: it was trained on the source's outputs.
+    Nor are the calibration maps and the ``intermediate`` / ``high`` suspicion thresholds:
+    they were fitted on the probabilities of the source's aggregation (its risk model, or its
+    noisy-OR of other findings), which the copy changes; its probabilities are shown as
+    uncalibrated until ``train risk`` or ``calibrate`` fits them again."""
     source, target = Path(source), Path(target)
     manifest = read_manifest(source)
     if source.resolve() == target.resolve():
@@ -64,8 +71,9 @@ def copy_bundle(source: str | Path, target: str | Path, *, keep_fusion: bool = F
         if (source / name).is_file():
             shutil.copy2(source / name, target / name)
     fusion = manifest.fusion if keep_fusion else {}
-    if manifest.fusion != fusion or manifest.risk:
-        write_manifest(target, replace(manifest, fusion=fusion, risk={}))
+    thresholds = {k: v for k, v in manifest.thresholds.items() if k not in _FITTED_THRESHOLDS}
+    if manifest.fusion != fusion or manifest.risk or thresholds != manifest.thresholds:
+        write_manifest(target, replace(manifest, fusion=fusion, risk={}, thresholds=thresholds))
     return target
 
 
