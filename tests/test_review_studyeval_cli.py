@@ -38,6 +38,17 @@ def _write(folder: Path, rows: list[tuple[str, float | None]]) -> None:
         (folder / uid / "result.json").write_text(json.dumps(_result(uid, shown)))
 
 
+def _eval_study(results: Path, labels: Path, out: Path) -> str:
+    """``mammocad eval study`` on ``results``; its printed output (it must succeed)."""
+    run = CliRunner().invoke(
+        app,
+        ["eval", "study", "--results", str(results), "--labels", str(labels),
+         "--out", str(out), "--bootstrap", "10"],
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    return run.output
+
+
 def test_a_study_listed_twice_is_malignant_when_any_row_says_so(tmp_path: Path) -> None:
     # one row per breast (or per finding) under the study's UID: the malignant row must not be
     # overwritten by the benign row that happens to follow it
@@ -60,12 +71,7 @@ def test_studies_without_a_group_are_no_second_all_group(tmp_path: Path) -> None
     rows += [f"1.{k},{int(k % 10 >= 5)},{'dense' if k < 8 else ''}" for k in range(20)]
     labels.write_text("\n".join(rows) + "\n")
     out = tmp_path / "report"
-    result = CliRunner().invoke(
-        app,
-        ["eval", "study", "--results", str(tmp_path / "results"), "--labels", str(labels),
-         "--out", str(out), "--bootstrap", "10"],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    _eval_study(tmp_path / "results", labels, out)
     with (out / "study_metrics.csv").open() as handle:
         n_rows = [row for row in csv.DictReader(handle) if row["metric"] == "n"]
     assert [(row["group"], row["value"]) for row in n_rows] == [
@@ -94,13 +100,7 @@ def test_a_study_the_service_failed_on_is_a_technical_defect(tmp_path: Path) -> 
     labels = tmp_path / "labels.csv"
     rows = ["study_instance_uid,label"] + [f"1.{k},{int(k >= 5)}" for k in range(10)]
     labels.write_text("\n".join([*rows, "1.99,1"]) + "\n")
-    result = CliRunner().invoke(
-        app,
-        ["eval", "study", "--results", str(results), "--labels", str(labels),
-         "--out", str(tmp_path / "report"), "--bootstrap", "10"],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    output = " ".join(result.output.split())
+    output = " ".join(_eval_study(results, labels, tmp_path / "report").split())
     assert "1 rejected" in output
     # 11 labelled studies sent, 6 malignant, 1 defect
     assert "calibration test: 11 studies, 54.5% positive" in output
@@ -122,12 +122,7 @@ def test_sensitivity_and_specificity_at_the_bundles_thresholds(tmp_path: Path) -
         "\n".join(["study_instance_uid,label", *(f"{r[0]},{r[3]}" for r in rows)]) + "\n"
     )
     out = tmp_path / "report"
-    result = CliRunner().invoke(
-        app,
-        ["eval", "study", "--results", str(tmp_path / "results"), "--labels", str(labels),
-         "--out", str(out), "--bootstrap", "10"],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    _eval_study(tmp_path / "results", labels, out)
     with (out / "study_metrics.csv").open() as handle:
         values = {
             row["metric"]: row["value"] for row in csv.DictReader(handle) if row["group"] == "all"
