@@ -1,7 +1,8 @@
 """Review of the quality gate on diagnostic views: a spot-compression or magnification view
-(View Modifier, read as view OTHER) shows a detail of the breast by design, so the breast
-running off its edges is no defect to refuse it for (nor to tell the technologist to repeat
-it); a study of such views is read, not rejected as unfit."""
+(View Modifier, read as view OTHER, as are projections without a value of their own) shows a
+detail of the breast by design, so the breast running off its edges is no defect to refuse it
+for (nor to tell the technologist to repeat it); a study of such views is read, not rejected
+as unfit."""
 
 from __future__ import annotations
 

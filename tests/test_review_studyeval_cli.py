@@ -60,6 +60,13 @@ def test_a_study_listed_twice_is_malignant_when_any_row_says_so(tmp_path: Path) 
     breasts.write_text("study_instance_uid,laterality,label\n1.2,L,1\n1.2,L,0\n1.2,R,0\n")
     by_breast = breast_labels_from_csv(breasts)
     assert by_breast[("1.2", "L")].malignant and not by_breast[("1.2", "R")].malignant
+    # rows of one study naming two groups: the study is "mixed", as a study whose breasts'
+    # dataset labels name two groups is; a row without a group does not count against one
+    grouped = tmp_path / "grouped.csv"
+    grouped.write_text(
+        "study_instance_uid,label,group\n1.1,0,dense\n1.1,0,fatty\n1.2,1,\n1.2,0,dense\n"
+    )
+    assert [labels_from_csv(grouped)[uid].group for uid in ("1.1", "1.2")] == ["mixed", "dense"]
 
 
 def test_studies_without_a_group_are_no_second_all_group(tmp_path: Path) -> None:

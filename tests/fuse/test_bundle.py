@@ -87,3 +87,9 @@ def test_a_copy_leaves_the_fitted_calibration_and_thresholds_behind(
     assert not (copy / CALIBRATION_FILE).exists() and not (copy / STUDY_CALIBRATION_FILE).exists()
     assert read_manifest(copy).thresholds == {"finding_score": 0.35, "findings_per_image": 5}
     assert read_manifest(source).thresholds == fitted  # the source is only read
+    # a run repeated into the same --out: an earlier run's maps must not stay in the copy
+    for name in (CALIBRATION_FILE, STUDY_CALIBRATION_FILE):
+        shutil.copy2(source / name, copy / name)
+    again = copy_bundle(source, copy, keep_fusion=True)
+    assert not (again / CALIBRATION_FILE).exists()
+    assert not (again / STUDY_CALIBRATION_FILE).exists()

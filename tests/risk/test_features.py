@@ -149,6 +149,33 @@ def test_an_extra_view_does_not_lower_the_breasts_quality_features() -> None:
     assert named(feature_row(left))["min_quality"] == pytest.approx(0.5)
 
 
+def test_a_repeated_view_does_not_count_its_links_twice() -> None:
+    # a technical repeat of the right CC shows the same lesion: linked per pair of images it
+    # is linked to the MLO's lesion twice, and the breast must not count two linked pairs
+    study = Study(
+        study_instance_uid="1.2.3",
+        images=[
+            _image("rcc", Laterality.R, ViewPosition.CC),
+            _image("rcc2", Laterality.R, ViewPosition.CC),
+            _image("rmlo", Laterality.R, ViewPosition.MLO),
+        ],
+    )
+    findings = {
+        "rcc": [finding("a", "rcc", 0.9, 0.6)],
+        "rcc2": [finding("a2", "rcc2", 0.9, 0.6)],
+        "rmlo": [finding("b", "rmlo", 0.7, 0.6), finding("c", "rmlo", 0.6, 0.5)],
+    }
+    once = FusionResult(links=[("a", "b")], breast_probabilities={})
+    twice = FusionResult(links=[("a", "b"), ("a2", "b")], breast_probabilities={})
+    counts = [
+        named(feature_row(study_inputs(study, {}, findings, fusion)[Laterality.R]))[
+            "n_linked_pairs"
+        ]
+        for fusion in (once, twice)
+    ]
+    assert counts == [1, 1]
+
+
 def _placed(name: str, view: ViewPosition, score: float, reported: bool) -> PlacedFinding:
     return PlacedFinding(
         finding=finding(name, view.value, score, 0.5),

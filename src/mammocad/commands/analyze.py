@@ -36,6 +36,7 @@ from rich.markup import escape
 
 import mammocad
 from mammocad.commands.progress import batch_progress
+from mammocad.detect.bundle import bundle_inside
 from mammocad.errors import ModelBundleError
 from mammocad.io import SPLIT_PATIENT, iter_studies
 from mammocad.pipeline import INTERNAL_ERROR, Pipeline, StudyAnalysis
@@ -71,10 +72,10 @@ def resolve_model(explicit: Path | None, *, environ: Mapping[str, str] = os.envi
     else:
         path, origin = DEFAULT_MODEL_DIR, "the default model location"
     if not (path / "manifest.json").is_file():
-        inner = sorted(p.parent for p in path.glob("*/manifest.json") if p.is_file())
+        inner = bundle_inside(path)
         if inner:  # a training run's folder: the bundle is inside
             raise ModelBundleError(
-                f"no model bundle at {path} ({origin}), but {inner[0]} holds one: pass that folder."
+                f"no model bundle at {path} ({origin}), but {inner} holds one: pass that folder."
             )
         raise ModelBundleError(f"no model bundle at {path} ({origin}): {TRAIN_HINT}.")
     return path

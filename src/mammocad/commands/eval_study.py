@@ -33,6 +33,7 @@ from rich.console import Console
 from mammocad.datasets.breast_labels import (
     BreastLabel,
     LabelFile,
+    merged_group,
     outcome_of,
     read_dataset_labels,
     read_table,
@@ -84,7 +85,8 @@ def labels_from_csv(path: Path) -> dict[str, StudyLabel]:
 
 def _add_label(labels: dict[_Key, StudyLabel], key: _Key, label: StudyLabel) -> None:
     """``label`` under ``key``; a key given before stays malignant when it was (a later benign
-    row of the same study or breast must not overwrite it) and keeps its patient and group."""
+    row of the same study or breast must not overwrite it) and keeps its patient; rows naming
+    different groups make it "mixed" (:func:`~mammocad.datasets.breast_labels.merged_group`)."""
     known = labels.get(key)
     labels[key] = (
         label
@@ -92,7 +94,7 @@ def _add_label(labels: dict[_Key, StudyLabel], key: _Key, label: StudyLabel) -> 
         else replace(
             known,
             malignant=known.malignant or label.malignant,
-            group=known.group or label.group,
+            group=merged_group((known.group, label.group)),
         )
     )
 
@@ -203,11 +205,10 @@ def study_labels_from_breasts(
         known = [label for label in breasts if label is not None]
         if not known or len(known) < len(breasts) or None in sides:
             continue
-        groups = {label.group for label in known}
         labels[uid] = StudyLabel(
             malignant=any(label.malignant for label in known),
             patient_id=known[0].patient_id,
-            group=groups.pop() if len(groups) == 1 else "mixed",
+            group=merged_group(label.group for label in known),
         )
     if breast_labels and not labels:
         raise ValueError(

@@ -78,9 +78,9 @@ def refuse_shared_seeds(data: Sequence[DataSpec], val: Sequence[DataSpec]) -> No
     """ValueError when a ``--val`` phantom set has the seed of a ``--data`` one: a seed draws
     the same studies whatever the count (study i of both is one study), so the validation
     figures would be measured on training breasts."""
-    seeds = {spec.options.get("seed", "0") for spec in data if spec.kind == "phantom"}
-    for spec in val:
-        if spec.kind == "phantom" and (seed := spec.options.get("seed", "0")) in seeds:
+    seeds = {int(spec.options.get("seed", "0")) for spec in data if spec.kind == "phantom"}
+    for spec in val:  # as numbers: seed=07 draws seed 7's studies
+        if spec.kind == "phantom" and (seed := int(spec.options.get("seed", "0"))) in seeds:
             raise ValueError(
                 f"--val phantom seed {seed} is also a --data seed: the same seed draws the same "
                 "studies, so validation would measure training breasts; give --val another seed"

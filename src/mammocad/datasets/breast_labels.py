@@ -205,14 +205,23 @@ def read_dataset_labels(paths: Iterable[Path]) -> DatasetLabels:
     )
 
 
+def merged_group(groups: Iterable[str | None]) -> str | None:
+    """The subgroup of a label merged from several rows (a breast's findings, a study's
+    breasts): the one group they name, ``"mixed"`` where they name several, ``None`` where
+    none; rows without a group do not count against the others."""
+    named = {group for group in groups if group}
+    if len(named) > 1:
+        return "mixed"
+    return named.pop() if named else None
+
+
 def _merge(entries: list[BreastLabel]) -> BreastLabel:
-    groups = sorted({entry.group for entry in entries if entry.group})
     first = entries[0]
     return BreastLabel(
         patient_id=first.patient_id,
         laterality=first.laterality,
         malignant=any(entry.malignant for entry in entries),
-        group=groups[-1] if groups else None,  # a breast's rows agree in the datasets' files
+        group=merged_group(entry.group for entry in entries),
         image_id=first.image_id,
     )
 

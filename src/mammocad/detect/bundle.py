@@ -280,12 +280,19 @@ def load_module_state(module: torch.nn.Module, weights: Path, sha256: str) -> No
         raise ModelBundleError(f"{weights} does not fit its configuration ({error})") from error
 
 
+def bundle_inside(path: str | Path) -> Path | None:
+    """The bundle folder one level below ``path`` (a training run's ``--out`` holds its bundle
+    in a subfolder), the first by name when there are several; ``None`` without one."""
+    inner = sorted(p.parent for p in Path(path).glob(f"*/{MANIFEST_FILE}") if p.is_file())
+    return inner[0] if inner else None
+
+
 def read_manifest(path: str | Path) -> BundleManifest:
     """The manifest of the bundle folder ``path`` (weights neither read nor checked)."""
     manifest_path = Path(path) / MANIFEST_FILE
     if not manifest_path.is_file():
-        inner = sorted(p.parent for p in Path(path).glob(f"*/{MANIFEST_FILE}") if p.is_file())
-        hint = f"; {inner[0]} holds one: pass that folder" if inner else ""
+        inner = bundle_inside(path)
+        hint = f"; {inner} holds one: pass that folder" if inner else ""
         raise ModelBundleError(
             f"{manifest_path} not found: {path} is not a model bundle folder "
             f"(expected weights.pt, manifest.json and MODEL_CARD.md){hint}"

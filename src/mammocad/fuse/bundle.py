@@ -34,6 +34,7 @@ from mammocad.detect.bundle import (
 )
 from mammocad.errors import ModelBundleError
 from mammocad.fuse.model import CrossViewFusion, FusionConfig
+from mammocad.risk.calibration import CALIBRATION_FILE, STUDY_CALIBRATION_FILE
 
 FUSION_FILE = "fusion.pt"
 FUSION_FORMAT = 1
@@ -64,6 +65,8 @@ def copy_bundle(source: str | Path, target: str | Path, *, keep_fusion: bool = F
     if source.resolve() == target.resolve():
         raise ValueError(f"{target} is the source bundle: write the copy somewhere else")
     target.mkdir(parents=True, exist_ok=True)
+    for stale in (CALIBRATION_FILE, STUDY_CALIBRATION_FILE):  # an earlier run's, in a reused --out
+        (target / stale).unlink(missing_ok=True)
     kept = {manifest.fusion.get("weights_file", FUSION_FILE)} if keep_fusion else set()
     if manifest.malignancy:  # the lesion classifier is part of the detector's outputs
         kept.add(manifest.malignancy["weights_file"])

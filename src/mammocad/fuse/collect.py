@@ -3,7 +3,8 @@ candidates and RoI features with its label — cached, so a re-run reuses the de
 
 A cache file holds one study and is named after everything that decides its content: the
 detector bundle's sha256 (and its malignancy classifier's), its detector configuration and
-preprocessing, the candidate and finding scores, the phantom parameters and the study index.
+preprocessing, the candidate and finding scores, the phantom parameters, the study index and
+:data:`CASES_VERSION` (how mammocad turns the outputs into cases).
 """
 
 from __future__ import annotations
@@ -44,10 +45,17 @@ def phantom_study(spec: PhantomSpec, index: int) -> tuple[Study, StudyTruth]:
     return study, truth
 
 
+#: raised when the same bundle and phantoms would give other cases (a change in how boxes or
+#: features are made), so that caches of the old cases are not reused
+CASES_VERSION = 2
+
+
 def cache_key(pipeline: Pipeline, spec: PhantomSpec) -> str:
     """What decides the cached content, hashed (study count and index excluded)."""
     detector = pipeline.detector
     parts = {
+        # what mammocad made of the outputs (boxes cut to the crop since 2026-12-07)
+        "code": CASES_VERSION,
         "bundle": detector.manifest.sha256,
         # the weights' sha256 does not cover the manifest: a changed per-image cap or NMS
         # overlap changes the candidates as much as new weights would

@@ -52,7 +52,7 @@ def measure(prepared: PreprocessedImage, params: QualityParams) -> Measurements:
         inner = tissue
     exposed = tissue
     if prepared.image.implant_present:
-        exposed = _outside_implant(small, tissue, params)
+        exposed = _outside_implant(small, tissue, params.implant_level, rim=size)
     values = small[exposed]
     p5, p95 = np.percentile(values, [5, 95]) if values.size else (0.0, 0.0)
     width = max(int(np.count_nonzero(tissue.any(axis=0))), 1)
@@ -187,15 +187,15 @@ def _flat_white(small: FloatArray, level: float) -> BoolArray:
     return flat
 
 
-def _outside_implant(small: FloatArray, tissue: BoolArray, params: QualityParams) -> BoolArray:
+def _outside_implant(small: FloatArray, tissue: BoolArray, level: float, *, rim: int) -> BoolArray:
     """The tissue less the implant, for the exposure measures of an image whose header says
     an implant is present (Breast Implant Present YES, PS3.3 C.8.11.7): a radiopaque implant
     is white and flat by nature, and counted as tissue it reads as under-exposure. Its rim
-    (a few millimetres, blurred by the working resolution) goes with it. Without that header
+    (``rim`` pixels: the erosion of the texture measures, blurred by the working resolution)
+    goes with it. Without that header
     nothing is taken out: a washed-out breast is white and flat too. When too little tissue
     is left, all of it is measured."""
-    implant = (_flat_white(small, params.implant_level) & tissue).astype(np.uint8)
-    rim = max(3, round(params.erosion_mm / params.work_spacing_mm)) | 1
+    implant = (_flat_white(small, level) & tissue).astype(np.uint8)
     covered = cv2.dilate(implant, np.ones((rim, rim), np.uint8)) > 0
     rest: BoolArray = tissue & ~covered
     return rest if np.count_nonzero(rest) >= _MIN_PIXELS else tissue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from mammocad.fuse.agreement import two_view_contribution
@@ -51,11 +52,14 @@ def study_inputs(
             if side is not None and image.view is not None and image.key in preprocessed
             for f in every[image.key]
         ]
+        seen = tuple(f for image in images for f in every[image.key])
         inputs[side] = BreastInputs(
             findings=found,
-            candidates=tuple(f for image in images for f in every[image.key]),
+            candidates=seen,
             fused_probability=None if side is None else fused.get(side),
-            n_linked_pairs=sum(1 for cc, _ in links if cc in ids),
+            n_linked_pairs=linked_pairs(
+                [(cc, mlo) for cc, mlo in links if cc in ids], (*found, *seen)
+            ),
             views=tuple(image.view for image in detected if image.view is not None),
             quality=tuple(
                 float(preprocessed[image.key].quality.score)
@@ -65,6 +69,16 @@ def study_inputs(
             two_view_contribution=_two_view(placed),
         )
     return inputs
+
+
+def linked_pairs(links: Sequence[tuple[str, str]], findings: Sequence[Finding]) -> int:
+    """The risk feature ``n_linked_pairs``: the links of the breast's best-linked pair of a
+    CC-like and an MLO-like image. Linking is one-to-one within each pair of images
+    (:func:`~mammocad.fuse.link.link_images`), so a technical repeat links its lesions again;
+    counted over every pair, an extra picture would raise the breast's probability."""
+    image_of = {finding.id: finding.sop_instance_uid for finding in findings}
+    per_pair = Counter((image_of.get(cc), image_of.get(mlo)) for cc, mlo in links)
+    return max(per_pair.values(), default=0)
 
 
 def _projections(images: Sequence[Image]) -> list[Image]:
@@ -99,7 +113,7 @@ def case_inputs(
         findings=reported,
         candidates=tuple(item.finding for item in case.findings),
         fused_probability=fused_probability,
-        n_linked_pairs=len(link_breast(*case.views(), link or LinkParams())),
+        n_linked_pairs=linked_pairs(link_breast(*case.views(), link or LinkParams()), reported),
         views=views,
         quality=case.quality,
         two_view_contribution=_two_view(case.findings),
