@@ -117,7 +117,10 @@ class Scored:
         """The lowest score that keeps the false positives at or below ``rate`` per image."""
         ranked = np.sort(self.false_positive_scores())[::-1]
         k = int(rate * len(self.images))
-        return float(np.nextafter(ranked[k], np.inf)) if k < len(ranked) else 0.0
+        # one float32 step above the first excluded score: reported_mask compares in float32,
+        # where a float64 step would round back onto that score and keep it
+        step = np.nextafter(np.float32(ranked[k]), np.float32(np.inf))
+        return float(step) if k < len(ranked) else 0.0
 
     def print_row(self, head: str, threshold: float, cap: int | None = None) -> None:
         """False positives per image and lesions hit by the findings scoring ≥ ``threshold``
