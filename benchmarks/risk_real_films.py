@@ -4,7 +4,9 @@ Every risk model is fitted on phantom breasts only (``mammocad train risk``), so
 out-of-fold AUCs (``benchmarks/risk_models.py``) cannot say which setting carries over to film.
 This script runs the bundle's detector and lesion classifier over every mini-MIAS patient once
 (each patient one study, as ``mammocad eval breasts`` reads them), caches each breast as the
-risk cache does (``CASES/<patient>.npz``; a re-run reuses it), then fits each setting on the
+risk cache does (``CASES/<key>/<patient>.npz``, the key naming the bundle, its candidate
+score and :data:`mammocad.fuse.collect.CASES_VERSION`; a re-run reuses it), then fits each
+setting on the
 given phantom cache folders and scores the 242 real breasts. Printed per setting: phantom
 out-of-fold breast AUC, and mini-MIAS breast AUC for abnormal vs normal and malignant vs the
 rest with patient-bootstrap 95 % intervals (``mammocad.eval.mias_breasts``), over all films and
@@ -22,6 +24,8 @@ model, which saw no film). Fold 0 is the only fully held-out set, 48 films.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -35,7 +39,9 @@ from sklearn.metrics import roc_auc_score as roc_auc
 from mammocad.commands.train_fusion import collection_pipeline
 from mammocad.datasets.mias import ImageLabel, image_labels, load_mias
 from mammocad.datasets.records import AnnotatedImage
+from mammocad.detect.bundle import read_manifest
 from mammocad.eval.mias_breasts import BreastRow, evaluate_breasts, patient_studies, select_fold
+from mammocad.fuse.collect import CASES_VERSION
 from mammocad.fuse.data import BreastCase, breast_cases, load_cases, save_cases
 from mammocad.risk.apply import case_inputs
 from mammocad.risk.bundle import load_risk
@@ -75,9 +81,20 @@ def collect(
 ) -> dict[tuple[str, str], BreastCase]:
     """Every mini-MIAS breast as a case (label: malignant) by (patient, laterality), cached
     per patient; candidates down to the bundle's risk candidate score."""
-    cases_dir.mkdir(parents=True, exist_ok=True)
     risk = load_risk(model)
     candidate = None if risk is None else risk.candidate_score
+    manifest = read_manifest(model)
+    key = {
+        "bundle": manifest.sha256,
+        "malignancy": manifest.malignancy.get("sha256"),
+        "candidate_score": candidate,
+        "cases": CASES_VERSION,
+    }
+    # cases of another bundle or an older mammocad are never read as this one's
+    cases_dir = (
+        cases_dir / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    )
+    cases_dir.mkdir(parents=True, exist_ok=True)
     pipeline = None
     cases: dict[tuple[str, str], BreastCase] = {}
     for patient_id, films, study in patient_studies(records):
