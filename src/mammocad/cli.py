@@ -735,7 +735,8 @@ def train_risk_command(
             min=0.0,
             max=1.0,
             help="Detections kept in the cache and read by the candidate features (default: "
-            "the bundle's fusion candidate score, else the finding threshold).",
+            "the bundle's fusion candidate score, else its risk model's, else the finding "
+            "threshold).",
         ),
     ] = None,
     method: Annotated[

@@ -53,8 +53,16 @@ def _case(study: str, side: Laterality, label: int, score: float) -> BreastCase:
     )
 
 
-def _fill_cache(bundle: Path, cache: Path, spec_text: str, *, signal: bool, seed: int) -> None:
-    pipeline = collection_pipeline(bundle, candidate_score=None, device="cpu", threads=1)
+def _fill_cache(
+    bundle: Path,
+    cache: Path,
+    spec_text: str,
+    *,
+    signal: bool,
+    seed: int,
+    candidate_score: float | None = None,
+) -> None:
+    pipeline = collection_pipeline(bundle, candidate_score=candidate_score, device="cpu", threads=1)
     spec = phantom_spec(parse_spec(spec_text))
     folder = cache / cache_key(pipeline, spec)
     rng = np.random.default_rng(seed)
@@ -169,3 +177,25 @@ def test_cache_key_follows_the_detector_configuration(tiny_bundle: Path, tmp_pat
     ]
     assert keys[0] == keys[1] != keys[2]
     assert keys[3] not in keys[:3]
+
+
+def test_retraining_a_bundles_risk_model_keeps_its_candidate_score(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    # the shipped risk model reads candidates down to 0.01: retrained without
+    # --candidate-score it must read the same, not the finding threshold (0.35 there)
+    first = tmp_path / "first"
+    for spec, seed in ((DATA, 5), (VAL, 6)):
+        _fill_cache(
+            tiny_bundle, first / "cache", spec, signal=True, seed=seed, candidate_score=0.02
+        )
+    made = CliRunner().invoke(app, [*_args(tiny_bundle, first), "--candidate-score", "0.02"])
+    assert made.exit_code == 0, made.output
+    source = first / "bundle"
+    again = tmp_path / "again"
+    for spec, seed in ((DATA, 5), (VAL, 6)):
+        _fill_cache(source, again / "cache", spec, signal=True, seed=seed, candidate_score=0.02)
+    result = CliRunner().invoke(app, _args(source, again))
+    assert result.exit_code == 0, result.output
+    loaded = load_risk(again / "bundle")
+    assert loaded is not None and loaded.candidate_score == pytest.approx(0.02)

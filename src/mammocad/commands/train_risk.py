@@ -52,7 +52,7 @@ from mammocad.fuse.model import FusionConfig
 from mammocad.fuse.train import TrainParams, train_fusion
 from mammocad.risk.aggregate import OUTPUT_DECIMALS, study_probability
 from mammocad.risk.apply import case_inputs
-from mammocad.risk.bundle import save_risk
+from mammocad.risk.bundle import load_risk, save_risk
 from mammocad.risk.calibration import CalibrationError, fit_calibrator
 from mammocad.risk.features import FEATURES, feature_matrix
 from mammocad.risk.model import (
@@ -77,7 +77,9 @@ class RiskRun:
     val: Sequence[DataSpec]
     out_dir: Path
     cache_dir: Path | None = None  # None: OUT/cache
-    candidate_score: float | None = None  # None: the fusion's, else the finding threshold
+    #: None: the bundle's fusion candidate score, else its risk model's, else the finding
+    #: threshold
+    candidate_score: float | None = None
     params: ModelParams = field(default_factory=BoostParams)
     bootstrap: int = 1000
     device: str = "cpu"
@@ -215,6 +217,10 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
     candidate = run.candidate_score
     if candidate is None and fusion is not None:
         candidate = fusion.candidate_score
+    if candidate is None and (kept := load_risk(run.model)) is not None:
+        # retraining a bundle's risk model: its candidates (0.01 for the shipped one), not
+        # the finding threshold, unless told otherwise
+        candidate = kept.candidate_score
     pipeline = collection_pipeline(
         run.model, candidate_score=candidate, device=run.device, threads=run.threads
     )
