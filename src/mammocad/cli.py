@@ -171,19 +171,25 @@ def _require_output(path: Path, option: str = "--out", what: str = "the results"
         raise typer.Exit(code=2)
 
 
+def _require_output_file(out: Path, what: str, example: str) -> None:
+    """Usage error (exit 2) when ``--out``, a file to write (``what``, e.g. "archive"), is a
+    folder, lies under a file, or its folder cannot be written."""
+    if out.is_dir():
+        error = f"--out {out} is a folder: name the {what} to write, e.g. {out / example}."
+    elif (blocker := _file_in_the_way(out.parent)) is not None:
+        error = f"--out {out} is inside {blocker}, which is a file: put the {what} in a folder."
+    else:
+        error = _output_error(out.parent, "--out", f"the {what}") or ""
+    if error:
+        console.print(error, style="red", markup=False)
+        raise typer.Exit(code=2)
+
+
 def _require_archive(out: Path, work_dir: Path | None) -> None:
     """Usage error (exit 2) for a batch archive that cannot be written, or its work folder."""
     from mammocad.commands.batch import default_work_dir
 
-    if out.is_dir():
-        error = f"--out {out} is a folder: name the archive to write, e.g. {out / 'results.zip'}."
-    elif (blocker := _file_in_the_way(out.parent)) is not None:
-        error = f"--out {out} is inside {blocker}, which is a file: name an archive in a folder."
-    else:
-        error = _output_error(out.parent, "--out", "the archive") or ""
-    if error:
-        console.print(error, style="red", markup=False)
-        raise typer.Exit(code=2)
+    _require_output_file(out, "archive", "results.zip")
     work = work_dir if work_dir is not None else default_work_dir(out)
     _require_output(work, "--work-dir" if work_dir is not None else "--out", "the work folder")
 
@@ -583,15 +589,7 @@ def train_quality_command(
         if not folder.is_dir():
             raise typer.BadParameter(f"{folder} is not a folder", param_hint="--real")
     # checked before the examples are collected: the model file is written last
-    if out.is_dir():
-        error = f"--out {out} is a folder: name the model file, e.g. {out / 'quality.json'}."
-    elif (blocker := _file_in_the_way(out.parent)) is not None:
-        error = f"--out {out} is inside {blocker}, which is a file: name a file in a folder."
-    else:
-        error = _output_error(out.parent, "--out", "the model file") or ""
-    if error:
-        console.print(error, style="red", markup=False)
-        raise typer.Exit(code=2)
+    _require_output_file(out, "model file", "quality.json")
     model, counts = run_train_quality(out=out, phantoms=phantoms, seed=seed, real=real)
     console.print(
         f"{sum(counts.values())} examples: "
