@@ -28,6 +28,16 @@ def shared_data() -> Path:
 
 #: model-input size of the tiny test bundle: small enough for a CPU forward pass in ~0.1 s
 TINY_INPUT_SIZE = (256, 208)
+#: the rest of the tiny test bundle's detector configuration (tests building their own small
+#: detectors start from it)
+TINY_DETECTOR: dict[str, int] = {
+    "fpn_channels": 32,
+    "norm_groups": 8,
+    "box_head_dim": 64,
+    "malignancy_hidden": 16,
+    "rpn_pre_nms_top_n_test": 150,
+    "rpn_post_nms_top_n_test": 50,
+}
 
 
 @pytest.fixture(scope="session")
@@ -42,15 +52,7 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from mammocad.preprocess import PreprocessParams
 
     torch.manual_seed(0)
-    config = DetectorConfig(
-        input_size=TINY_INPUT_SIZE,
-        fpn_channels=32,
-        norm_groups=8,
-        box_head_dim=64,
-        malignancy_hidden=16,
-        rpn_pre_nms_top_n_test=150,
-        rpn_post_nms_top_n_test=50,
-    )
+    config = DetectorConfig(input_size=TINY_INPUT_SIZE, **TINY_DETECTOR)
     folder = tmp_path_factory.mktemp("bundle") / "tiny"
     preprocessing = PreprocessParams(input_size=TINY_INPUT_SIZE).to_dict()
     save_bundle(

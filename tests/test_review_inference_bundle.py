@@ -28,20 +28,13 @@ from mammocad.ranker import RANKER_FILE, LesionRanker, feature_names, load_ranke
 from mammocad.risk.model import RiskModel
 from mammocad.structures import Image, ImageQuality, PreprocessedImage, Transform
 
+from .conftest import TINY_DETECTOR
+
 SIZE = (256, 208)
 
 
 def _config(**changes: Any) -> DetectorConfig:
-    return DetectorConfig(
-        input_size=SIZE,
-        fpn_channels=32,
-        norm_groups=8,
-        box_head_dim=64,
-        malignancy_hidden=16,
-        rpn_pre_nms_top_n_test=150,
-        rpn_post_nms_top_n_test=50,
-        **changes,
-    )
+    return DetectorConfig(input_size=SIZE, **{**TINY_DETECTOR, **changes})
 
 
 def _manifest(config: DetectorConfig, **thresholds: object) -> BundleManifest:

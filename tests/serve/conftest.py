@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,18 @@ def start_api(
 
 def dicoms(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.dcm"))
+
+
+@contextmanager
+def queued_job(data_dir: Path, pipeline: Pipeline, study: Path) -> Iterator[tuple[Api, str, str]]:
+    """An app without workers over ``data_dir`` and ``study`` uploaded to it: the job waits
+    for a test to run its stages. Yields the API, the study's location and the job id."""
+    settings = settings_for(data_dir)
+    key = make_key(settings)
+    with TestClient(create_app(settings, pipeline=pipeline, start_workers=False)) as client:
+        api = Api(client=client, settings=settings, key=key)
+        uploaded = api.upload(dicoms(study)).json()
+        yield api, uploaded["location"], uploaded["job_id"]
 
 
 @pytest.fixture

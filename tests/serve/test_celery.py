@@ -17,14 +17,10 @@ from mammocad.pipeline import Pipeline
 from mammocad.report.schema import validation_errors
 from mammocad.serve import create_app
 
-from .conftest import Api, make_key, settings_for
+from .conftest import Api, dicoms, make_key, settings_for
 
 celery = pytest.importorskip("celery")
 redis = pytest.importorskip("redis")
-
-
-def dicoms(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.dcm"))
 
 
 @pytest.fixture

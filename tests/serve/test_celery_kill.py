@@ -22,8 +22,8 @@ from mammocad.serve import create_app
 from mammocad.store.models import Finding, Job, JobStatus, Result
 from mammocad.store.session import database_url, make_engine, session_factory
 
-from .conftest import Api, make_key, settings_for
-from .test_celery import _stop, broker_url, dicoms  # noqa: F401 - broker_url is a fixture
+from .conftest import Api, dicoms, make_key, queued_job, settings_for
+from .test_celery import _stop, broker_url  # noqa: F401 - broker_url is a fixture
 
 redis = pytest.importorskip("redis")
 
@@ -180,12 +180,8 @@ def test_redelivered_stages_run_once(
     from mammocad.jobs.distributed import StageWorker
     from mammocad.jobs.stages import StudyContext
 
-    settings = settings_for(tmp_path / "data")
-    key = make_key(settings)
-    with TestClient(create_app(settings, pipeline=pipeline, start_workers=False)) as client:
-        api = Api(client=client, settings=settings, key=key)
-        uploaded = api.upload(dicoms(phantom_study)).json()
-        location, job_id = uploaded["location"], uploaded["job_id"]
+    with queued_job(tmp_path / "data", pipeline, phantom_study) as (api, location, job_id):
+        client, settings = api.client, api.settings
         worker = StageWorker(
             database_url=database_url(data_dir=settings.data_dir),
             data_dir=settings.data_dir,

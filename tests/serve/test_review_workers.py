@@ -8,15 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from mammocad.pipeline import Pipeline
-from mammocad.serve import create_app
 from mammocad.store.models import Job, utcnow
 from mammocad.store.session import database_url, transaction
 
-from .conftest import Api, make_key, settings_for
-from .test_celery import dicoms
+from .conftest import queued_job
 
 
 def _stage_worker(settings: Any, pipeline: Pipeline, time_limit_s: float) -> Any:
@@ -38,12 +35,8 @@ def test_a_stage_redelivered_after_the_visibility_timeout_completes_the_job(
     run (a fresh attempt, with its own time), not fail the job as 'took longer than' the limit:
     the dead worker's wait is not the study's analysis time."""
     time_limit_s = 900.0
-    settings = settings_for(tmp_path / "data")
-    key = make_key(settings)
-    with TestClient(create_app(settings, pipeline=pipeline, start_workers=False)) as client:
-        api = Api(client=client, settings=settings, key=key)
-        uploaded = api.upload(dicoms(phantom_study)).json()
-        location, job_id = uploaded["location"], uploaded["job_id"]
+    with queued_job(tmp_path / "data", pipeline, phantom_study) as (api, location, job_id):
+        client, settings = api.client, api.settings
         worker = _stage_worker(settings, pipeline, time_limit_s)
         worker.run("decode", job_id)
         worker.runner.enter(job_id, "analyze", {})  # an analyze whose whole worker then died
@@ -66,12 +59,8 @@ def test_celery_retries_of_the_decode_stage_are_not_worker_deaths(
     still runs, and a job that fails does not blame a worker that never stopped."""
     from mammocad.jobs.distributed import StageWorker
 
-    settings = settings_for(tmp_path / "data")
-    key = make_key(settings)
-    with TestClient(create_app(settings, pipeline=pipeline, start_workers=False)) as client:
-        api = Api(client=client, settings=settings, key=key)
-        uploaded = api.upload(dicoms(phantom_study)).json()
-        location, job_id = uploaded["location"], uploaded["job_id"]
+    with queued_job(tmp_path / "data", pipeline, phantom_study) as (api, location, job_id):
+        client, settings = api.client, api.settings
         worker = _stage_worker(settings, pipeline, 3600)
         original = StageWorker._save
         calls: list[int] = []

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import shutil
 import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from typer.testing import CliRunner
+
+if TYPE_CHECKING:
+    from mammocad.pipeline import Pipeline
 
 
 def chromium_path() -> str | None:
@@ -40,3 +48,48 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Service:
+    url: str
+    key: str
+    data_dir: Path
+
+
+@contextmanager
+def running_service(
+    pipeline: Pipeline, data_dir: Path, *, start_workers: bool = True, **settings: Any
+) -> Iterator[Service]:
+    """The real service (``create_app``, API keys on) on a free port in a thread, with one
+    API key made by ``mammocad apikey create``; stopped on exit."""
+    import uvicorn
+
+    from mammocad.cli import app as cli_app
+    from mammocad.serve import Settings, create_app
+
+    made = CliRunner().invoke(
+        cli_app, ["apikey", "create", "--name", "ui-test", "--data-dir", str(data_dir)]
+    )
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip().splitlines()[-1]
+    port = free_port()
+    config = Settings(
+        data_dir=data_dir, host="127.0.0.1", port=port, require_api_key=True, **settings
+    )
+    application = create_app(config, pipeline=pipeline, start_workers=start_workers)
+    server = uvicorn.Server(
+        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn-ui-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the service did not start (see the log above)")
+        time.sleep(0.05)
+    try:
+        yield Service(url=f"http://127.0.0.1:{port}", key=key, data_dir=data_dir)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)

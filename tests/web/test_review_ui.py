@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from typer.testing import CliRunner
 
-from mammocad.cli import app as cli_app
-
-from .conftest import free_port
+from .conftest import Service, running_service
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 
@@ -30,45 +24,14 @@ VIEWPORT = {"width": 1440, "height": 900}
 WORKLIST = re.compile(r".*/api/v1/studies(\?.*)?$")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Service:
-    url: str
-    key: str
-
-
 @pytest.fixture(scope="module")
 def service(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    import uvicorn
-
     from mammocad.pipeline import Pipeline
-    from mammocad.serve import Settings, create_app
 
     data_dir = tmp_path_factory.mktemp("service")
-    made = CliRunner().invoke(
-        cli_app, ["apikey", "create", "--name", "ui-review", "--data-dir", str(data_dir)]
-    )
-    assert made.exit_code == 0, made.output
-    key = made.stdout.strip().splitlines()[-1]
-    port = free_port()
-    settings = Settings(data_dir=data_dir, host="127.0.0.1", port=port, require_api_key=True)
-    application = create_app(
-        settings, pipeline=Pipeline.from_bundle(tiny_bundle), start_workers=False
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-ui-review", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the service did not start (see the log above)")
-        time.sleep(0.05)
-    try:
-        yield Service(url=f"http://127.0.0.1:{port}", key=key)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    pipeline = Pipeline.from_bundle(tiny_bundle)
+    with running_service(pipeline, data_dir, start_workers=False) as running:
+        yield running
 
 
 @pytest.fixture

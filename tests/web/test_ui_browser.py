@@ -17,10 +17,7 @@ from __future__ import annotations
 import base64
 import io
 import os
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +25,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image as PILImage
-from typer.testing import CliRunner
 
-from mammocad.cli import app as cli_app
 from mammocad.detect import Detections, load_bundle
 from mammocad.detect.predict import Detector, ImagePrediction
 from mammocad.pipeline import Pipeline
@@ -38,7 +33,7 @@ from mammocad.preprocess import PreprocessParams
 from mammocad.structures import Laterality, PreprocessedImage, ViewPosition
 from mammocad.synthetic import Defect, generate_study, read_truth, write_study
 
-from .conftest import free_port
+from .conftest import Service, running_service
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 
@@ -79,51 +74,19 @@ class KnownMassDetector(Detector):
         return self._to_prediction(item, found)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Service:
-    url: str
-    key: str
-    data_dir: Path
-
-
 @pytest.fixture(scope="module")
 def service(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    import uvicorn
-
-    from mammocad.serve import Settings, create_app
-
-    data_dir = tmp_path_factory.mktemp("service")
-    made = CliRunner().invoke(
-        cli_app, ["apikey", "create", "--name", "ui-test", "--data-dir", str(data_dir)]
-    )
-    assert made.exit_code == 0, made.output
-    key = made.stdout.strip().splitlines()[-1]
     loaded = load_bundle(tiny_bundle)
     pipeline = Pipeline(
         detector=KnownMassDetector(model=loaded.model, manifest=loaded.manifest),
         preprocessing=PreprocessParams.from_dict(loaded.manifest.preprocessing),
     )
-    port = free_port()
-    settings = Settings(
-        data_dir=data_dir, host="127.0.0.1", port=port, workers=1, require_api_key=True
-    )
-    application = create_app(settings, pipeline=pipeline)
-    config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # two cores, often busy: more threads only contend
-    thread = threading.Thread(target=server.run, name="uvicorn-ui-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the service did not start (see the log above)")
-        time.sleep(0.05)
     try:
-        yield Service(url=f"http://127.0.0.1:{port}", key=key, data_dir=data_dir)
+        with running_service(pipeline, tmp_path_factory.mktemp("service"), workers=1) as running:
+            yield running
     finally:
-        server.should_exit = True
-        thread.join(timeout=20)
         torch.set_num_threads(threads)
 
 
