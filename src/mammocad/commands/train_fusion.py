@@ -22,7 +22,7 @@ import numpy as np
 from rich.console import Console
 
 from mammocad.datasets.phantoms import PhantomSpec
-from mammocad.datasets.spec import DataSpec, phantom_spec
+from mammocad.datasets.spec import DataSpec, phantom_spec, refuse_shared_seeds
 from mammocad.eval.study_metrics import AucResult, roc_auc_with_ci
 from mammocad.fuse.apply import Fuser
 from mammocad.fuse.bundle import copy_bundle, save_fusion
@@ -72,19 +72,6 @@ def refuse_source_as_output(model: Path, out_dir: Path) -> None:
             f"--out {out_dir} holds the --model bundle as its bundle/, which this run would "
             "replace: give another --out (the source bundle is only read)"
         )
-
-
-def refuse_shared_seeds(data: Sequence[DataSpec], val: Sequence[DataSpec]) -> None:
-    """ValueError when a ``--val`` phantom set has the seed of a ``--data`` one: a seed draws
-    the same studies whatever the count (study i of both is one study), so the validation
-    figures would be measured on training breasts."""
-    seeds = {int(spec.options.get("seed", "0")) for spec in data if spec.kind == "phantom"}
-    for spec in val:  # as numbers: seed=07 draws seed 7's studies
-        if spec.kind == "phantom" and (seed := int(spec.options.get("seed", "0"))) in seeds:
-            raise ValueError(
-                f"--val phantom seed {seed} is also a --data seed: the same seed draws the same "
-                "studies, so validation would measure training breasts; give --val another seed"
-            )
 
 
 def collection_pipeline(

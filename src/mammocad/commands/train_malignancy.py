@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from mammocad.commands.train_fusion import refuse_shared_seeds, refuse_source_as_output
-from mammocad.datasets.spec import DataSpec, refuse_repeat
+from mammocad.commands.train_fusion import refuse_source_as_output
+from mammocad.datasets.spec import DataSpec, refuse_repeat, refuse_shared_seeds
 from mammocad.detect.bundle import BundleManifest, read_manifest
 from mammocad.detect.containers import Detections
 from mammocad.fuse.bundle import copy_bundle

@@ -38,10 +38,9 @@ from mammocad.commands.train_fusion import (
     collection_pipeline,
     gather,
     phantom_specs,
-    refuse_shared_seeds,
     refuse_source_as_output,
 )
-from mammocad.datasets.spec import DataSpec
+from mammocad.datasets.spec import DataSpec, refuse_shared_seeds
 from mammocad.detect.bundle import read_manifest, write_manifest
 from mammocad.eval.calibration import expected_calibration_error
 from mammocad.eval.study_metrics import roc_auc_with_ci, rounding_effect

@@ -154,6 +154,19 @@ def refuse_repeat(specs: Sequence[DataSpec], purpose: str) -> None:
             )
 
 
+def refuse_shared_seeds(data: Sequence[DataSpec], val: Sequence[DataSpec]) -> None:
+    """ValueError when a ``--val`` phantom set has the seed of a ``--data`` one: a seed draws
+    the same studies whatever the count (study i of both is one study), so the validation
+    figures would be measured on training breasts."""
+    seeds = {int(spec.options.get("seed", "0")) for spec in data if spec.kind == "phantom"}
+    for spec in val:  # as numbers: seed=07 draws seed 7's studies
+        if spec.kind == "phantom" and (seed := int(spec.options.get("seed", "0"))) in seeds:
+            raise ValueError(
+                f"--val phantom seed {seed} is also a --data seed: the same seed draws the same "
+                "studies, so validation would measure training breasts; give --val another seed"
+            )
+
+
 def phantom_spec(spec: DataSpec) -> PhantomSpec:
     """The :class:`PhantomSpec` of a ``phantom:`` data spec (defaults as documented above), for
     callers that render whole studies, which have no use for ``repeat``."""
@@ -243,4 +256,5 @@ __all__ = [
     "parse_spec",
     "phantom_spec",
     "refuse_repeat",
+    "refuse_shared_seeds",
 ]
