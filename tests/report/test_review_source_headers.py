@@ -204,3 +204,61 @@ def test_an_unreadable_window_leaves_the_presentation_state_without_it(
         written = pydicom.dcmread(path, stop_before_pixels=True)
         assert "WindowCenter" not in written
         assert "SoftcopyVOILUTSequence" not in written
+
+
+def _presentation_states(outputs: DicomOutputs) -> list[Dataset]:
+    _written(outputs)
+    return [pydicom.dcmread(path) for path in outputs.gsps.values()]
+
+
+def test_a_monochrome1_image_keeps_its_inversion_in_the_presentation_state(
+    phantom: Path, tmp_path: Path
+) -> None:
+    """A GSPS replaces the image's grayscale pipeline (PS3.4 N.2.1.4): for a MONOCHROME1 source
+    it must say INVERSE (PS3.3 C.11.6.1.2), or the viewer shows a negative under the marks."""
+
+    def edit(ds: Dataset) -> None:  # the header is what the writer reads
+        ds.PhotometricInterpretation = "MONOCHROME1"
+
+    paths = _variant(phantom, tmp_path / "in", edit)
+    for state in _presentation_states(_write(paths, tmp_path / "out", SrTemplate.TID1500)):
+        assert state.PresentationLUTShape == "INVERSE"
+    plain = _write(sorted(phantom.glob("*.dcm")), tmp_path / "plain", SrTemplate.TID1500)
+    assert {state.PresentationLUTShape for state in _presentation_states(plain)} == {"IDENTITY"}
+
+
+def test_the_presentation_state_carries_the_one_voi_the_analysis_applied(
+    phantom: Path, tmp_path: Path
+) -> None:
+    """GE-style sources carry three windows and a VOI LUT Sequence beside them (allowed, PS3.3
+    C.8.11.3.1.5). highdicom refused to copy both (no GSPS at all), and of three windows it
+    copied all three where C.11.8 allows one pair per image. The state now holds what
+    io.display.choose_voi applied: the VOI LUT when there is one, else the first window."""
+    lut = Dataset()
+    lut.LUTDescriptor = [4096, 0, 16]
+    lut.LUTData = (np.arange(4096, dtype="<u2") * 16).tobytes()
+    lut.LUTExplanation = "LINEAR LUT"
+
+    def windows(ds: Dataset) -> None:
+        ds.WindowCenter = ["2047.5", "1800", "2300"]
+        ds.WindowWidth = ["4095", "3000", "2000"]
+        ds.WindowCenterWidthExplanation = ["NORMAL", "HARDER", "SOFTER"]
+        ds.VOILUTFunction = "LINEAR"
+        ds.pop("VOILUTSequence", None)
+
+    def both(ds: Dataset) -> None:
+        windows(ds)
+        ds.VOILUTSequence = [lut]
+
+    paths = _variant(phantom, tmp_path / "windows", windows)
+    for state in _presentation_states(_write(paths, tmp_path / "out1", SrTemplate.TID1500)):
+        (item,) = state.SoftcopyVOILUTSequence
+        assert (float(item.WindowCenter), float(item.WindowWidth)) == (2047.5, 4095.0)
+        assert item.WindowCenterWidthExplanation == "NORMAL"
+        assert "VOILUTSequence" not in item
+    paths = _variant(phantom, tmp_path / "both", both)
+    for state in _presentation_states(_write(paths, tmp_path / "out2", SrTemplate.TID1500)):
+        (item,) = state.SoftcopyVOILUTSequence
+        assert "WindowCenter" not in item
+        (copied,) = item.VOILUTSequence
+        assert copied.LUTExplanation == "LINEAR LUT"

@@ -152,18 +152,6 @@ def _window(ds: Dataset, index: int) -> tuple[float, float, str] | None:
     return (center, width, function) if function in _FUNCTIONS and valid_width else None
 
 
-def windows_are_numbers(ds: Dataset) -> bool:
-    """Whether Window Center and Width read as numbers, as many of one as of the other (or
-    are absent): what a copy of the window elsewhere (a presentation state) can carry. A
-    window that is not is never used here either (:func:`_window`)."""
-    centers, widths = _values(ds, "WindowCenter"), _values(ds, "WindowWidth")
-    try:
-        [float(value) for value in (*centers, *widths)]
-    except (TypeError, ValueError):
-        return False
-    return len(centers) == len(widths)
-
-
 def _explanation(ds: Dataset, keyword: str, index: int) -> str | None:
     values = _values(ds, keyword)
     if index >= len(values):

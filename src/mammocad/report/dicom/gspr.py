@@ -4,6 +4,11 @@ The findings of one image as graphic annotations on a layer ``MAMMOCAD``: each b
 POLYLINE in PIXEL units (0\\0 is the top-left corner of the top-left pixel, PS3.3 C.10.5.1.2,
 i.e. mammocad's ORIGINAL frame) and a text label ``label malignant 0.xx`` anchored at the box's
 top-left corner. A viewer shows the marks over the untouched source image, and can hide them.
+
+A presentation state replaces the image's own grayscale pipeline (PS3.4 N.2.1.4), so it carries
+the display mammocad applied (:mod:`mammocad.io.display`): the one VOI transformation chosen by
+:func:`~mammocad.io.display.choose_voi` and a Presentation LUT Shape INVERSE for a MONOCHROME1
+image (PS3.3 C.11.6.1.2), or the viewer shows the mammogram as a negative under the marks.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from highdicom import PresentationLUTTransformation
 from highdicom.pr import (
     AnnotationUnitsValues,
     GraphicAnnotation,
@@ -19,11 +25,13 @@ from highdicom.pr import (
     GraphicObject,
     GraphicTypeValues,
     GrayscaleSoftcopyPresentationState,
+    SoftcopyVOILUTTransformation,
     TextObject,
 )
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
 
-from mammocad.io.display import windows_are_numbers
+from mammocad.io.display import VoiKind, choose_voi, needs_inversion
 from mammocad.report.dicom.headers import completed_copy
 from mammocad.report.dicom.sr import box_polyline
 from mammocad.report.dicom.uids import OutputUids
@@ -86,17 +94,46 @@ def _full_range_luts(state: Dataset) -> None:
                 lut.LUTData = scaled.tobytes()
 
 
-#: the window a presentation state copies from its source (highdicom reads them as numbers)
-_WINDOW = ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation")
+#: the window attributes of a source image (PS3.3 C.11.2)
+_WINDOW = ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction")
 
 
-def _drop_unreadable_window(source: Dataset) -> None:
-    """Remove a window that is not numbers (``abc\\de``, one center for two widths) from the
-    copy the GSPS is built from: highdicom would raise on it, and mammocad displayed the image
-    without it, so the state carries no window and a viewer applies its own default."""
-    if not windows_are_numbers(source):
-        for keyword in _WINDOW:
-            source.pop(keyword, None)
+def _applied_voi(source: Dataset) -> list[SoftcopyVOILUTTransformation] | None:
+    """The VOI transformation mammocad applied, and nothing else, for the state to carry.
+
+    A Softcopy VOI LUT item holds one VOI LUT or one window pair per image (PS3.3 C.11.8),
+    while a source may carry several alternatives (GE: NORMAL, HARDER, SOFTER) or a VOI LUT
+    Sequence beside its windows (C.8.11.3.1.5), which highdicom refuses to copy. The copy
+    ``source`` keeps only the chosen VOI LUT (highdicom copies it; ``None`` is returned) or no
+    VOI at all; a chosen window is returned as the transformation to use. A window that is not
+    numbers, or that the display skipped as invalid, is dropped: the image was displayed
+    without it, so the state carries none and a viewer applies its own default.
+    """
+    choice = choose_voi(source)
+    luts = source.get("VOILUTSequence")
+    for keyword in ("VOILUTSequence", *_WINDOW):
+        source.pop(keyword, None)
+    if choice.kind is VoiKind.VOI_LUT and luts:
+        source.VOILUTSequence = DicomSequence([luts[choice.index]])
+    elif choice.kind is VoiKind.WINDOW and choice.center is not None:
+        # one-element lists: highdicom turns a lone explanation string into its characters
+        explanation = [choice.explanation[:64]] if choice.explanation else None
+        return [
+            SoftcopyVOILUTTransformation(
+                window_center=[choice.center],
+                window_width=[choice.width or 1.0],
+                window_explanation=explanation,
+                voi_lut_function=choice.function,
+            )
+        ]
+    return None
+
+
+def _presentation_lut(source: Dataset) -> PresentationLUTTransformation:
+    """INVERSE for an image displayed inverted (MONOCHROME1, or its own shape INVERSE)."""
+    return PresentationLUTTransformation(
+        presentation_lut_shape="INVERSE" if needs_inversion(source) else "IDENTITY"
+    )
 
 
 def build_gsps(
@@ -115,7 +152,7 @@ def build_gsps(
     ``laterality`` (``L``/``R``, the result's).
     """
     source = completed_copy(header)
-    _drop_unreadable_window(source)
+    voi = _applied_voi(source)
     side = source.get("Laterality") or source.get("ImageLaterality") or laterality
     annotations = []
     if findings:
@@ -143,6 +180,8 @@ def build_gsps(
         graphic_annotations=annotations or None,
         graphic_layers=[LAYER],
         series_description=f"CAD marks {model_name} {model_version}"[:64],
+        voi_lut_transformations=voi,
+        presentation_lut_transformation=_presentation_lut(source),
     )
     _full_range_luts(state)
     if side in ("L", "R"):  # General Series, Type 2C for a paired organ; highdicom leaves it out
