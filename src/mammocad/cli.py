@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mammocad import __version__
 
@@ -874,18 +875,36 @@ def eval_breasts_command(
         typer.Option(help="Evaluate this patient-level fold only (the training's folds)."),
     ] = None,
     folds: Annotated[int, typer.Option(help="Number of patient-level folds.")] = 5,
+    fold_seed: Annotated[
+        int, typer.Option(help="Seed of the fold assignment (the training spec's fold_seed).")
+    ] = 0,
     bootstrap: Annotated[int, typer.Option(help="Patient-bootstrap resamples.")] = 1000,
     threads: ThreadsOption = None,
 ) -> None:
     """Breast-level ROC-AUC on mini-MIAS: abnormal vs normal and malignant vs the rest."""
+    from mammocad.datasets.mias import load_mias
     from mammocad.errors import ModelBundleError
-    from mammocad.eval.mias_breasts import evaluate_mias_breasts, write_breast_reports
+    from mammocad.eval.mias_breasts import (
+        evaluate_mias_breasts,
+        select_fold,
+        trained_films,
+        write_breast_reports,
+    )
     from mammocad.pipeline import Pipeline
 
     with _usage_errors(ModelBundleError, FileNotFoundError, ValueError):
         pipeline = Pipeline.from_bundle(model, num_threads=threads)
+        films = load_mias(mias)
+        chosen = select_fold(films, fold=fold, folds=folds, fold_seed=fold_seed)
+        training = pipeline.detector.manifest.training_data
+        for source, count in trained_films(training, films, chosen).items():
+            console.print(
+                f"[yellow]warning:[/yellow] {count} of the {len(chosen)} films evaluated are "
+                f"in the detector's training data ({escape(source)}): their figures are not "
+                "held out (evaluate the fold the training left out: --fold, --fold-seed)"
+            )
         evaluation = evaluate_mias_breasts(
-            pipeline, mias, fold=fold, folds=folds, n_bootstrap=bootstrap
+            pipeline, mias, fold=fold, folds=folds, fold_seed=fold_seed, n_bootstrap=bootstrap
         )
     write_breast_reports(evaluation, out)
     console.print(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mammocad.datasets.spec import DataSpec, build_samples, refuse_repeat
+from mammocad.datasets.spec import DataSpec, build_samples, refuse_repeat, refuse_shared_data
 from mammocad.detect.bundle import load_bundle
 from mammocad.detect.config import DetectorConfig
 from mammocad.preprocess import PreprocessParams
@@ -52,6 +52,7 @@ def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> T
             f"preprocessing size {run.preprocessing.input_size}: set both to the same value"
         )
     refuse_repeat(run.val, "validation")
+    refuse_shared_data(run.train, run.val)
     if run.init_bundle is not None and run.init_backbone is not None:
         raise ValueError("start from a bundle or from a pre-trained backbone, not both")
     init_backbone = None

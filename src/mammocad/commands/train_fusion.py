@@ -22,7 +22,7 @@ import numpy as np
 from rich.console import Console
 
 from mammocad.datasets.phantoms import PhantomSpec
-from mammocad.datasets.spec import DataSpec, phantom_spec, refuse_shared_seeds
+from mammocad.datasets.spec import DataSpec, phantom_spec, refuse_shared_data
 from mammocad.eval.study_metrics import AucResult, roc_auc_with_ci
 from mammocad.fuse.apply import Fuser
 from mammocad.fuse.bundle import copy_bundle, save_fusion
@@ -142,7 +142,7 @@ def auc_dict(result: AucResult) -> dict[str, float | None]:
 def run_train_fusion(run: FusionRun, *, console: Console | None = None) -> FusionTrainOutcome:
     console = console or Console(stderr=True)
     train_specs, val_specs = phantom_specs(run.data), phantom_specs(run.val)
-    refuse_shared_seeds(run.data, run.val)
+    refuse_shared_data(run.data, run.val)
     refuse_source_as_output(run.model, run.out_dir)
     start = time.perf_counter()
     pipeline = collection_pipeline(

@@ -22,7 +22,7 @@ import torch
 from rich.console import Console
 
 from mammocad.commands.train_fusion import refuse_source_as_output
-from mammocad.datasets.spec import DataSpec, refuse_repeat, refuse_shared_seeds
+from mammocad.datasets.spec import DataSpec, refuse_repeat, refuse_shared_data
 from mammocad.detect.bundle import BundleManifest, read_manifest
 from mammocad.detect.containers import Detections
 from mammocad.fuse.bundle import copy_bundle
@@ -108,7 +108,7 @@ def _describe(patches: Sequence[LesionPatch]) -> str:
 
 def run_train_malignancy(run: MalignancyRun, *, console: Console) -> tuple[Path, ClassifierResult]:
     refuse_repeat(run.val, "validation")
-    refuse_shared_seeds(run.data, run.val)
+    refuse_shared_data(run.data, run.val)
     refuse_source_as_output(run.model, run.out_dir)
     manifest = read_manifest(run.model)
     if run.config.in_channels != manifest.detector.in_channels:

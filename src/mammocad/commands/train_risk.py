@@ -40,7 +40,7 @@ from mammocad.commands.train_fusion import (
     phantom_specs,
     refuse_source_as_output,
 )
-from mammocad.datasets.spec import DataSpec, refuse_shared_seeds
+from mammocad.datasets.spec import DataSpec, refuse_shared_data
 from mammocad.detect.bundle import read_manifest, write_manifest
 from mammocad.eval.calibration import expected_calibration_error
 from mammocad.eval.study_metrics import roc_auc_with_ci, rounding_effect
@@ -209,7 +209,7 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
     """Fit, evaluate and write the bundle; returns the report (also in risk_report.json)."""
     console = console or Console(stderr=True)
     train_specs, val_specs = phantom_specs(run.data), phantom_specs(run.val)
-    refuse_shared_seeds(run.data, run.val)
+    refuse_shared_data(run.data, run.val)
     refuse_source_as_output(run.model, run.out_dir)
     start = time.perf_counter()
     fusion = load_fusion(run.model)

@@ -17,13 +17,14 @@ parsed, not after minutes of rendering. :func:`check_local_data` also asks wheth
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mammocad.datasets.mias import load_mias, mias_samples, patient_folds
 from mammocad.datasets.phantoms import ANNOTATED_LABELS, PhantomSpec, phantom_samples
+from mammocad.datasets.records import AnnotatedImage
 from mammocad.preprocess import PreprocessParams
 from mammocad.train.data import DetectionSample
 
@@ -154,10 +155,14 @@ def refuse_repeat(specs: Sequence[DataSpec], purpose: str) -> None:
             )
 
 
-def refuse_shared_seeds(data: Sequence[DataSpec], val: Sequence[DataSpec]) -> None:
-    """ValueError when a ``--val`` phantom set has the seed of a ``--data`` one: a seed draws
-    the same studies whatever the count (study i of both is one study), so the validation
-    figures would be measured on training breasts."""
+def refuse_shared_data(data: Sequence[DataSpec], val: Sequence[DataSpec]) -> None:
+    """ValueError when ``--val`` holds studies or films of ``--data``, so the validation figures
+    would be measured on training breasts.
+
+    Phantom sets: a seed draws the same studies whatever the count (study i of both is one
+    study), so a ``--val`` seed must not be a ``--data`` seed. mini-MIAS sets: the films each
+    spec selects (its fold choice) from the same folder must not overlap.
+    """
     seeds = {int(spec.options.get("seed", "0")) for spec in data if spec.kind == "phantom"}
     for spec in val:  # as numbers: seed=07 draws seed 7's studies
         if spec.kind == "phantom" and (seed := int(spec.options.get("seed", "0"))) in seeds:
@@ -165,6 +170,41 @@ def refuse_shared_seeds(data: Sequence[DataSpec], val: Sequence[DataSpec]) -> No
                 f"--val phantom seed {seed} is also a --data seed: the same seed draws the same "
                 "studies, so validation would measure training breasts; give --val another seed"
             )
+    for held_out in (spec for spec in val if spec.kind == "mias"):
+        for trained in (spec for spec in data if spec.kind == "mias"):
+            _refuse_shared_films(trained, held_out)
+
+
+def _refuse_shared_films(trained: DataSpec, held_out: DataSpec) -> None:
+    root = Path(held_out.options["path"])
+    if Path(trained.options["path"]).resolve() != root.resolve() or not root.is_dir():
+        return
+    records = load_mias(root)
+    shared = {r.image_id for r in select_mias(records, trained.options)} & {
+        r.image_id for r in select_mias(records, held_out.options)
+    }
+    if shared:
+        raise ValueError(
+            f"--val {_text_of(held_out)} shares {len(shared)} films with --data "
+            f"{_text_of(trained)}, so validation would measure training films: validate on "
+            "fold=K and train with exclude_fold=K (same folds and fold_seed)"
+        )
+
+
+def select_mias(
+    records: Sequence[AnnotatedImage], options: Mapping[str, str]
+) -> list[AnnotatedImage]:
+    """The films a ``mias:`` spec's ``fold`` / ``exclude_fold`` (``folds``, ``fold_seed``)
+    options keep of ``records``; all of them without a fold option."""
+    if "fold" not in options and "exclude_fold" not in options:
+        return list(records)
+    folds = patient_folds(
+        records, folds=int(options.get("folds", "5")), seed=int(options.get("fold_seed", "0"))
+    )
+    if "fold" in options:
+        return [r for r, f in zip(records, folds, strict=True) if f == int(options["fold"])]
+    excluded = int(options["exclude_fold"])
+    return [r for r, f in zip(records, folds, strict=True) if f != excluded]
 
 
 def phantom_spec(spec: DataSpec) -> PhantomSpec:
@@ -201,16 +241,7 @@ def _mias(
     opts = spec.options
     if "path" not in opts:
         raise ValueError("mias needs path=DIR (the folder holding Info.txt and mdbNNN.png)")
-    records = load_mias(Path(opts["path"]))
-    if "fold" in opts or "exclude_fold" in opts:
-        folds = patient_folds(
-            records, folds=int(opts.get("folds", "5")), seed=int(opts.get("fold_seed", "0"))
-        )
-        if "fold" in opts:
-            records = [r for r, f in zip(records, folds, strict=True) if f == int(opts["fold"])]
-        else:
-            excluded = int(opts["exclude_fold"])
-            records = [r for r, f in zip(records, folds, strict=True) if f != excluded]
+    records = select_mias(load_mias(Path(opts["path"])), opts)
     return mias_samples(records, classes=classes, params=params, workers=workers)
 
 
@@ -256,5 +287,6 @@ __all__ = [
     "parse_spec",
     "phantom_spec",
     "refuse_repeat",
-    "refuse_shared_seeds",
+    "refuse_shared_data",
+    "select_mias",
 ]

@@ -28,9 +28,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mammocad.datasets.mias import image_labels, load_mias, patient_folds, read_record
 from mammocad.datasets.records import AnnotatedImage
+from mammocad.datasets.spec import select_mias
 from mammocad.eval.study_metrics import StudyMetrics, evaluate_study, evaluate_subgroups
 from mammocad.eval.study_report import write_study_csv, write_study_markdown
 from mammocad.pipeline import Pipeline
@@ -83,6 +85,28 @@ def select_fold(
         raise ValueError(f"fold must be in 0..{folds - 1}, got {fold}")
     assigned = patient_folds(records, folds=folds, seed=fold_seed)
     return [record for record, k in zip(records, assigned, strict=True) if k == fold]
+
+
+def trained_films(
+    training_data: Mapping[str, Any],
+    records: Sequence[AnnotatedImage],
+    evaluated: Sequence[AnnotatedImage],
+) -> dict[str, int]:
+    """For each mini-MIAS source a bundle's manifest lists among its training data (its
+    ``training_data["train"]`` entries), how many of the ``evaluated`` films it selected from
+    all of mini-MIAS (``records``: folds are assigned over every film): films the model trained
+    on, whose figures are not held out. Matched by film name, so a copy of mini-MIAS in another
+    folder counts too."""
+    overlap: dict[str, int] = {}
+    for entry in training_data.get("train", []):
+        if not isinstance(entry, Mapping) or entry.get("kind") != "mias":
+            continue
+        options = {str(key): str(value) for key, value in entry.items() if key != "kind"}
+        chosen = {record.image_id for record in select_mias(records, options)}
+        shared = sum(record.image_id in chosen for record in evaluated)
+        if shared:
+            overlap["mias:" + ",".join(f"{k}={v}" for k, v in options.items())] = shared
+    return overlap
 
 
 def patient_studies(
@@ -222,5 +246,6 @@ __all__ = [
     "evaluate_breasts",
     "evaluate_mias_breasts",
     "select_fold",
+    "trained_films",
     "write_breast_reports",
 ]
