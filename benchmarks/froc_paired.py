@@ -6,6 +6,14 @@ a malignant lesion against the rest (``strongest_malignant``), with B minus A an
 intervals.
 
     .venv/bin/python benchmarks/froc_paired.py runs/eval-A runs/eval-B [--bootstrap 2000]
+        [--mias ../shared/data/mini-mias]
+
+The image-level intervals resample images unless ``--mias`` names the mini-MIAS folder the
+images come from: then a woman's two films are drawn together (her films are related, and
+resampling them apart gives intervals about 1/√2 as wide). Figures published before
+2026-12-07 were by image. The strongest detection counts every class the model reports,
+also classes the truth does not annotate (on mini-MIAS: lymph nodes, skin thickening), as a
+breast score does; the FROC leaves those out.
 
 Each argument is a folder ``mammocad eval detector --out`` wrote (it holds ``images.json``),
 both over the same data. Each model is judged against its own truths, which are in the input
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mammocad.datasets.mias import load_mias
 from mammocad.eval.froc_pool import (
     IMAGES_FILE,
     compare_froc,
@@ -33,10 +42,15 @@ def main() -> None:
     parser.add_argument("a", type=Path, help="evaluation folder of model A (the reference)")
     parser.add_argument("b", type=Path, help="evaluation folder of model B")
     parser.add_argument("--bootstrap", type=int, default=2000)
+    parser.add_argument("--mias", type=Path, help="mini-MIAS folder: resample patients, not films")
     args = parser.parse_args()
     a = load_froc_images(args.a / IMAGES_FILE)
     b = load_froc_images(args.b / IMAGES_FILE)
     differences = compare_froc(a, b, bootstrap=args.bootstrap)
+    clusters = list(a.image_ids)
+    if args.mias is not None:
+        patients = {record.image_id: record.patient_id for record in load_mias(args.mias)}
+        clusters = [patients.get(image_id, image_id) for image_id in a.image_ids]
     print(f"B − A: {args.b} − {args.a}, {len(a.image_ids)} images, paired 95% intervals")
     for diff in differences.values():
         cells = [
@@ -57,12 +71,13 @@ def main() -> None:
             print(f"image level, {name}: no AUC (every image or none has {what})")
             continue
         delta, low, high = paired_auc_difference(
-            score_b, score_a, positive, a.image_ids, n_bootstrap=args.bootstrap
+            score_b, score_a, positive, clusters, n_bootstrap=args.bootstrap
         )
         print(
             f"image level, {name}, {int(positive.sum())} images with {what} of "
             f"{len(positive)}: AUC A {roc_auc(score_a, positive):.3f}, "
             f"B {roc_auc(score_b, positive):.3f}, B − A {delta:+.3f} [{low:+.3f}, {high:+.3f}]"
+            + (" (patients resampled)" if args.mias is not None else " (images resampled)")
         )
 
 

@@ -204,7 +204,9 @@ def strongest_detection(images: FrocImages) -> tuple[np.ndarray, np.ndarray]:
     """Per image its strongest detection score (0 without any) and whether it holds a lesion:
     the detector's own image-level ranking, the first thing a breast-level score reads, with
     no risk model in between. A FROC can rise while this falls: it counts lesions and false
-    positives over all images, not which images rank first."""
+    positives over all images, not which images rank first. Every class the model reports
+    counts, also classes the truth does not annotate (the FROC leaves those out), as a breast
+    score reads every finding."""
     scores = np.array(
         [float(np.max(p.scores, initial=0.0)) for p in images.predictions], dtype=np.float64
     )
