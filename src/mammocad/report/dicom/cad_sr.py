@@ -49,6 +49,7 @@ from mammocad.report.dicom.cad_summary import (
     summary_of_analyses,
     summary_of_detections,
 )
+from mammocad.report.dicom.charset import declare_character_set
 from mammocad.report.dicom.sr import MANUFACTURER, not_processed_reasons, sr_document_attributes
 from mammocad.report.dicom.uids import OutputUids
 
@@ -220,4 +221,5 @@ def build_cad_sr(
     root = _plain(sr, _library_positions(sr), in_library=False)
     sr.ContentSequence = root.ContentSequence
     sr.AuthorObserverSequence = [_author_observer(model, uids)]
+    declare_character_set(sr)  # last: every text value is in place
     return sr

@@ -2,8 +2,9 @@
 
 * TID 4001 "Mammography CAD Overall Impression/Recommendation": row 1 "CAD Processing and
   Findings Summary" (CID 6047), row 2 the TID 4002 body (HAS PROPERTIES: Impression
-  Description with the study and breast probabilities and the images not analysed, and the
-  algorithm, TID 4019), row 3 one TID 4003 Individual Impression per finding (INFERRED FROM).
+  Description with the study and breast probabilities, the study's status, the CC/MLO pairs
+  of one lesion and the images not analysed, and the algorithm, TID 4019), row 3 one TID 4003
+  Individual Impression per finding (INFERRED FROM).
 * TID 4000 rows 7-10: "Summary of Detections" / "Summary of Analyses" (CID 6042), each
   INFERRED FROM its "Successful …" container (TID 4015 / 4016) holding one "Detection
   Performed" (TID 4017) per CID 6014 finding type the detector reports, and one "Analysis
@@ -34,6 +35,7 @@ from mammocad.report.dicom.cad_content import (
     INFERRED_FROM,
     image_reference,
 )
+from mammocad.report.dicom.sr import study_status_text
 
 _SIDE_NAMES = {"L": "Left", "R": "Right"}
 
@@ -42,23 +44,67 @@ def _percent_text(probability: float | None) -> str:
     return "not available" if probability is None else f"{100.0 * float(probability):.0f}%"
 
 
+def _sentence(text: str) -> str:
+    """``text`` ending in exactly one full stop: a reason may already end with one ("Blank.")."""
+    text = text.rstrip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _where(image: Mapping[str, Any]) -> str:
+    return " ".join(v for v in (image.get("laterality"), image.get("view")) if v)
+
+
+def _finding_label(image: Mapping[str, Any], finding: Mapping[str, Any]) -> str:
+    """A finding as a reader can find it in this SR: the view and the centre of its box (the
+    TID 4021 Center, ORIGINAL pixels), with its result.json id."""
+    x1, y1, x2, y2 = (float(v) for v in finding["box"])
+    centre = f"centre {(x1 + x2) / 2:.1f}, {(y1 + y2) / 2:.1f}"
+    where = _where(image)
+    return f"{finding['id']} ({where}, {centre})" if where else f"{finding['id']} ({centre})"
+
+
+def _same_lesion_sentences(result: Mapping[str, Any]) -> list[str]:
+    """One sentence per CC/MLO pair of ``linked_finding_ids`` (recorded both ways in
+    result.json: each pair once). TID 4004 Composite Features would be the coded way; see
+    docs/dicom-outputs.md."""
+    located = {f["id"]: (image, f) for image in result["images"] for f in image["findings"]}
+    sentences, seen = [], set()
+    for image in result["images"]:
+        for finding in image["findings"]:
+            for linked in finding.get("linked_finding_ids") or []:
+                pair = frozenset((finding["id"], linked))
+                if pair in seen:
+                    continue
+                seen.add(pair)
+                other = _finding_label(*located[linked]) if linked in located else linked
+                sentences.append(
+                    f"Same lesion in two views: {_finding_label(image, finding)} and {other}."
+                )
+    return sentences
+
+
 def impression_description(
     result: Mapping[str, Any], not_processed: Sequence[tuple[Mapping[str, Any], str]]
 ) -> str:
-    """The text of TID 4002 "Impression Description": what result.json says of the study."""
+    """The text of TID 4002 "Impression Description": what result.json says of the study
+    (probability, suspicion, status, breasts, CC/MLO links, images not analysed)."""
     suspicion = result.get("suspicion")
     parts = [
         f"Probability of malignancy, study: {_percent_text(result['malignancy_probability'])}"
         + (f" (suspicion: {suspicion})." if suspicion else ".")
     ]
+    status = study_status_text(result)
+    if status:
+        parts.append(_sentence(status))
     parts.extend(
         f"{_SIDE_NAMES[b['laterality']]} breast: {_percent_text(b['malignancy_probability'])}."
         for b in result["breasts"]
     )
+    parts.extend(_same_lesion_sentences(result))
     for image, reason in not_processed:
-        where = " ".join(v for v in (image.get("laterality"), image.get("view")) if v)
+        where = _where(image)
         label = f"{image['sop_instance_uid']} ({where})" if where else image["sop_instance_uid"]
-        parts.append(f"Image not analysed: {label}: {reason}.")
+        parts.append(_sentence(f"Image not analysed: {label}: {reason}"))
     return " ".join(parts)
 
 

@@ -44,6 +44,20 @@ PROBABILITY_OF_CANCER = CodedConcept(
 NO_UNITS = CodedConcept("1", "UCUM", "no units")
 #: DCM 121071 "Finding": the concept name of the text items listing images not processed.
 FINDING = CodedConcept("121071", "DCM", "Finding")
+#: DCM 121073 "Impression" (CID 7002 "Diagnostic Imaging Report Element", CID 6053 "Breast
+#: Imaging Report Element"): the study's suspicion category, the report's interpretation of
+#: its probability of cancer. PS3.16 has no "level of suspicion" concept, and CID 6053's
+#: "Overall Assessment" would claim a BI-RADS category, which mammocad does not give.
+IMPRESSION = CodedConcept(codes.DCM.Impression.value, "DCM", codes.DCM.Impression.meaning)
+#: DCM 121065 "Procedure Description" (CID 7002): the study status (complete / partial /
+#: rejected) says which views of the examination the analysis covered.
+PROCEDURE_DESCRIPTION = CodedConcept(
+    codes.DCM.ProcedureDescription.value, "DCM", codes.DCM.ProcedureDescription.meaning
+)
+#: DCM 121106 "Comment": the CC/MLO link of a finding ("Same lesion as <id> in the other
+#: view"). Not "Finding": in a finding's group 121071 already names the finding type (TID 1501),
+#: and a reader matching the concept name alone would take the link for a second finding type.
+COMMENT = CodedConcept(codes.DCM.Comment.value, "DCM", codes.DCM.Comment.meaning)
 
 
 def finding_type(label: str) -> CodedConcept:

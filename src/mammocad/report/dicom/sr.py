@@ -7,10 +7,17 @@ Content, built with highdicom from the result schema object (so the SR says exac
   (:mod:`.codes`), finding site "Breast" with the image's laterality, the box as an image
   region (closed POLYLINE, 5 points) on the source image, and "Probability of cancer" (UCUM 1);
 * one group (TID 1501) per breast and one for the study with the probability of cancer; the
-  study group references every processed source image and lists each image that was not
-  processed as a TEXT qualitative evaluation "Finding" (TID 1501 allows TEXT there; highdicom's
-  QualitativeEvaluation takes only codes, so the item is appended to the group's content);
+  study group references every processed source image, says the study's status and suspicion
+  and lists each image that was not processed, all as TEXT qualitative evaluations (TID 1501
+  allows TEXT there; highdicom's QualitativeEvaluation takes only codes, so the items are
+  appended to the group's content);
+* each finding linked to the same lesion in the other view (``linked_finding_ids``) names the
+  linked finding's tracking identifier in a TEXT "Comment" of its group;
 * the model as device observer and, in every group, as algorithm name and version.
+
+Text that the source's character set cannot hold (an em dash in an error sentence, with no
+Specific Character Set: the default repertoire) switches the SR to UTF-8
+(:func:`declare_character_set`), rather than being written as "?".
 """
 
 from __future__ import annotations
@@ -42,12 +49,19 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from mammocad.report.dicom import codes as mc
+from mammocad.report.dicom.charset import declare_character_set
 from mammocad.report.dicom.headers import completed_copy
 from mammocad.report.dicom.uids import OutputUids
 from mammocad.structures import Laterality
 
 MANUFACTURER = "mammocad"
 SR_SERIES_NUMBER = 9001
+#: What each study status of result.json means (the result schema's description of "status").
+STUDY_STATUS_MEANINGS = {
+    "complete": "both views (CC and MLO) of both breasts processed",
+    "partial": "at least one image processed, but a standard view is missing or was rejected",
+    "rejected": "nothing could be processed",
+}
 
 
 def box_polyline(box: Sequence[float]) -> np.ndarray:
@@ -94,14 +108,74 @@ def _finding_group(
     )
 
 
+def _where(image: Mapping[str, Any]) -> str:
+    """``L CC``: the laterality and view of ``image`` that result.json knows."""
+    return " ".join(v for v in (image.get("laterality"), image.get("view")) if v)
+
+
 def _not_processed_text(image: Mapping[str, Any], reason: str) -> TextContentItem:
-    where = " ".join(v for v in (image.get("laterality"), image.get("view")) if v)
+    where = _where(image)
     label = f"{image['sop_instance_uid']} ({where})" if where else image["sop_instance_uid"]
     return TextContentItem(
         name=mc.FINDING,
         value=f"Image not processed: {label}: {reason}"[:1024],
         relationship_type=RelationshipTypeValues.CONTAINS,
     )
+
+
+def _link_texts(
+    finding: Mapping[str, Any], images_by_finding: Mapping[str, Mapping[str, Any]]
+) -> list[TextContentItem]:
+    """One "Comment" per finding ``finding`` is linked to (``linked_finding_ids``: the same
+    lesion matched in the other view of the breast). The linked id is the tracking identifier
+    of that finding's group, so a reader can follow it; TID 1500 has no relationship between
+    measurement groups."""
+    texts: list[TextContentItem] = []
+    for linked in finding.get("linked_finding_ids") or []:
+        image = images_by_finding.get(linked)
+        where = f" ({_where(image)})" if image is not None and _where(image) else ""
+        texts.append(
+            TextContentItem(
+                name=mc.COMMENT,
+                value=f"Same lesion as {linked}{where} in the other view"[:1024],
+                relationship_type=RelationshipTypeValues.CONTAINS,
+            )
+        )
+    return texts
+
+
+def study_status_text(result: Mapping[str, Any]) -> str | None:
+    """``Study status: partial (<what partial means>)``; ``None`` without a status."""
+    status = result.get("status")
+    if not status:
+        return None
+    meaning = STUDY_STATUS_MEANINGS.get(status)
+    return f"Study status: {status}" + (f" ({meaning})" if meaning else "")
+
+
+def _study_texts(result: Mapping[str, Any]) -> list[TextContentItem]:
+    """The study's status and suspicion (result.json ``status`` / ``suspicion``) as TEXT."""
+    texts: list[TextContentItem] = []
+    status = study_status_text(result)
+    if status:
+        texts.append(
+            TextContentItem(
+                name=mc.PROCEDURE_DESCRIPTION,
+                value=status,
+                relationship_type=RelationshipTypeValues.CONTAINS,
+            )
+        )
+    suspicion = result.get("suspicion")
+    if suspicion:  # null when the study has no probability
+        texts.append(
+            TextContentItem(
+                name=mc.IMPRESSION,
+                value=f"Suspicion: {suspicion} (the model's operating-point category of the "
+                "study's probability of cancer)",
+                relationship_type=RelationshipTypeValues.CONTAINS,
+            )
+        )
+    return texts
 
 
 def _summary_group(
@@ -161,13 +235,15 @@ def _groups(
     algorithm: AlgorithmIdentification,
 ) -> list[Any]:
     groups: list[Any] = []
+    images_by_finding = {f["id"]: i for i in result["images"] for f in i["findings"]}
     for image in result["images"]:
         header = headers.get(image["sop_instance_uid"])
-        if image["status"] == "processed" and header is not None:
-            groups.extend(
-                _finding_group(finding, image, header, uids=uids, algorithm=algorithm)
-                for finding in image["findings"]
-            )
+        if image["status"] != "processed" or header is None:
+            continue
+        for finding in image["findings"]:
+            group = _finding_group(finding, image, header, uids=uids, algorithm=algorithm)
+            group[0].ContentSequence.extend(_link_texts(finding, images_by_finding))
+            groups.append(group)
     for breast in result["breasts"]:
         side = breast["laterality"]
         groups.append(
@@ -187,6 +263,7 @@ def _groups(
         algorithm=algorithm,
         sources=[headers[key] for key in headers],
     )
+    study[0].ContentSequence.extend(_study_texts(result))
     for image, reason in not_processed_reasons(result, headers):
         study[0].ContentSequence.append(_not_processed_text(image, reason))
     groups.append(study)
@@ -210,11 +287,13 @@ def build_sr(
         procedure_reported=mc.MAMMOGRAPHY,
         imaging_measurements=_groups(result, headers, uids, algorithm),
     )
-    return ComprehensiveSR(
+    sr = ComprehensiveSR(
         content=report,
         sop_instance_uid=uids.instance("sr"),
         **sr_document_attributes(model, headers, uids),
     )
+    declare_character_set(sr)
+    return sr
 
 
 def sr_document_attributes(

@@ -1,0 +1,298 @@
+"""What result.json says of the study that the SRs must carry too (review findings).
+
+* TID 1500: the study's ``status`` and ``suspicion`` (study group), and each finding's CC/MLO
+  link (``linked_finding_ids``) as a TEXT item of its group that names the linked group.
+* Mammography CAD SR: the same in the Impression Description (TID 4002), which ended in ".."
+  when a reason already ended with a full stop.
+* Text outside the SR's character set (an em dash in the internal-error sentence, with a
+  source in the default repertoire) was written as "?": the SR now switches to UTF-8.
+
+The result object is built by hand from the phantom's headers (no model runs). Every SR is
+validated with ``dciodvfy`` where installed, and the TID 1500 SR is read back with highdicom
+(``srread`` does not know the Mammography CAD SR SOP class: that one is read with pydicom).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import highdicom.sr
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from mammocad.report.dicom import SrTemplate, write_dicom_outputs
+from mammocad.synthetic import write_studies
+
+EM_DASH_SENTENCE = (
+    "mammocad failed during detection of this image (RuntimeError: boom); the other images "
+    "were read \u2014 please report this with the log."
+)
+JAPANESE = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    (folder,) = write_studies(
+        n_studies=1, out_dir=tmp_path_factory.mktemp("studies"), seed=5, size="small"
+    )
+    return folder
+
+
+def _sources(phantom: Path, folder: Path, edit: Callable[[Dataset], None] | None) -> list[Path]:
+    if edit is None:
+        return sorted(phantom.glob("*.dcm"))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for source in sorted(phantom.glob("*.dcm")):
+        ds = pydicom.dcmread(source)
+        edit(ds)
+        ds.save_as(folder / source.name)
+        paths.append(folder / source.name)
+    return paths
+
+
+def _finding(key: str, box: list[float]) -> dict[str, Any]:
+    return {
+        "id": f"{key}-f1",
+        "label": "mass",
+        "score": 0.8,
+        "malignancy_probability": 0.61,
+        "box": box,
+    }
+
+
+def _result(paths: list[Path]) -> dict[str, Any]:
+    """A result-schema object for the phantom (L, R, L, R): views CC, CC, MLO, MLO, one
+    finding each, the left CC and MLO findings linked as one lesion, status partial."""
+    images = []
+    for path, view in zip(paths, ["CC", "CC", "MLO", "MLO"], strict=True):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        key = str(ds.SOPInstanceUID)
+        images.append(
+            {
+                "sop_instance_uid": key,
+                "source": str(path),
+                "status": "processed",
+                "rejection_code": None,
+                "laterality": str(ds.ImageLaterality),
+                "view": view,
+                "quality": {"score": 1.0, "acceptable": True, "issues": []},
+                "pixel_spacing_mm": [0.07, 0.07],
+                "findings": [_finding(key, [10.5, 20.25, 60.0, 80.75])],
+            }
+        )
+    left_cc, left_mlo = images[0]["findings"][0], images[2]["findings"][0]
+    left_cc["linked_finding_ids"] = [left_mlo["id"]]
+    left_mlo["linked_finding_ids"] = [left_cc["id"]]
+    return {
+        "study_instance_uid": str(ds.StudyInstanceUID),
+        "status": "partial",
+        "malignancy_probability": 0.61,
+        "suspicion": "high",
+        "model": {"name": "review-model", "version": "0.0.1"},
+        "breasts": [
+            {"laterality": "L", "malignancy_probability": 0.61, "views": ["CC", "MLO"]},
+            {"laterality": "R", "malignancy_probability": 0.2, "views": ["CC", "MLO"]},
+        ],
+        "images": images,
+    }
+
+
+def _reject(image: dict[str, Any], code: str, text: str) -> None:
+    image.update(status="rejected", rejection_code=code, findings=[])
+    image["quality"] = {
+        "score": 0.0,
+        "acceptable": False,
+        "issues": [{"code": code, "severity": "error", "text": text}],
+    }
+
+
+def _write_sr(result: dict[str, Any], folder: Path, template: SrTemplate) -> Dataset:
+    outputs = write_dicom_outputs(
+        result, folder=folder, picture=lambda key: None, gsps=False, sr_template=template
+    )
+    assert outputs.sr is not None, outputs.messages
+    assert _dciodvfy_errors(outputs.sr) == []
+    return pydicom.dcmread(outputs.sr)
+
+
+def _dciodvfy_errors(path: Path) -> list[str]:
+    if shutil.which("dciodvfy") is None:
+        return []
+    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
+
+
+def _groups(sr: Dataset) -> dict[str, Dataset]:
+    """TID 1500 measurement groups by tracking identifier."""
+    (measurements,) = [
+        item for item in sr.ContentSequence if item.ConceptNameCodeSequence[0].CodeValue == "126010"
+    ]
+    groups = {}
+    for group in measurements.ContentSequence:
+        (tracking,) = _texts(group, "112039")
+        groups[tracking] = group
+    return groups
+
+
+def _texts(group: Dataset, code: str) -> list[str]:
+    return [
+        str(item.TextValue)
+        for item in group.ContentSequence
+        if item.ValueType == "TEXT" and item.ConceptNameCodeSequence[0].CodeValue == code
+    ]
+
+
+def _highdicom_texts(folder: Path, tracking: str) -> list[str]:
+    """The TEXT items of one TID 1500 group, read back with highdicom."""
+    read = highdicom.sr.srread(folder / "out" / "sr.dcm")
+    report = highdicom.sr.MeasurementReport.from_sequence(read.content)
+    groups = [
+        *report.get_image_measurement_groups(),
+        *report.get_planar_roi_measurement_groups(),
+    ]
+    (group,) = [g for g in groups if g.tracking_identifier == tracking]
+    return [
+        str(item.value)
+        for item in group[0].ContentSequence
+        if isinstance(item, highdicom.sr.TextContentItem)
+    ]
+
+
+def _impression_description(sr: Dataset) -> str:
+    summary = sr.ContentSequence[2]  # CAD Processing and Findings Summary (TID 4001)
+    (text,) = [
+        item.TextValue
+        for item in summary.ContentSequence
+        if item.ConceptNameCodeSequence[0].CodeValue == "111033"
+    ]
+    return str(text)
+
+
+def test_tid1500_study_group_says_status_and_suspicion(phantom: Path, tmp_path: Path) -> None:
+    result = _result(_sources(phantom, tmp_path / "in", None))
+    sr = _write_sr(result, tmp_path / "out", SrTemplate.TID1500)
+    study = _groups(sr)["study"]
+    assert _texts(study, "121065") == [  # Procedure Description
+        "Study status: partial (at least one image processed, but a standard view is missing "
+        "or was rejected)"
+    ]
+    (suspicion,) = _texts(study, "121073")  # Impression
+    assert suspicion.startswith("Suspicion: high (")
+    # result.json has no suspicion per breast (result schema): the breast groups get none
+    assert _texts(_groups(sr)["breast-L"], "121073") == []
+    assert any(t.startswith("Study status: partial") for t in _highdicom_texts(tmp_path, "study"))
+
+
+def test_tid1500_study_without_suspicion_has_no_impression(phantom: Path, tmp_path: Path) -> None:
+    result = _result(_sources(phantom, tmp_path / "in", None))
+    result.update(status="complete", suspicion=None)
+    study = _groups(_write_sr(result, tmp_path / "out", SrTemplate.TID1500))["study"]
+    assert _texts(study, "121073") == []
+    assert _texts(study, "121065")[0].startswith("Study status: complete (both views")
+
+
+def test_tid1500_finding_groups_name_the_linked_finding(phantom: Path, tmp_path: Path) -> None:
+    result = _result(_sources(phantom, tmp_path / "in", None))
+    left_cc, right_cc, left_mlo, _ = (image["findings"][0] for image in result["images"])
+    groups = _groups(_write_sr(result, tmp_path / "out", SrTemplate.TID1500))
+    assert _texts(groups[left_cc["id"]], "121106") == [  # Comment
+        f"Same lesion as {left_mlo['id']} (L MLO) in the other view"
+    ]
+    assert _texts(groups[left_mlo["id"]], "121106") == [
+        f"Same lesion as {left_cc['id']} (L CC) in the other view"
+    ]
+    assert _texts(groups[right_cc["id"]], "121106") == []
+    assert f"Same lesion as {left_mlo['id']} (L MLO) in the other view" in _highdicom_texts(
+        tmp_path, left_cc["id"]
+    )
+    # the link names a group a reader can follow: its tracking identifier
+    assert left_mlo["id"] in groups
+    # the finding type stays the group's only "Finding" item (TID 1501)
+    finding_items = [
+        item
+        for item in groups[left_cc["id"]].ContentSequence
+        if item.ConceptNameCodeSequence[0].CodeValue == "121071"
+    ]
+    assert [item.ValueType for item in finding_items] == ["CODE"]
+
+
+def test_cad_impression_names_status_and_links(phantom: Path, tmp_path: Path) -> None:
+    result = _result(_sources(phantom, tmp_path / "in", None))
+    left_cc, _, left_mlo, _ = (image["findings"][0] for image in result["images"])
+    text = _impression_description(_write_sr(result, tmp_path / "out", SrTemplate.MAMMOGRAPHY_CAD))
+    assert "Study status: partial (at least one image processed" in text
+    # each pair once, each finding by its view and box centre (the TID 4021 Center)
+    assert text.count("Same lesion in two views:") == 1
+    assert (
+        f"Same lesion in two views: {left_cc['id']} (L CC, centre 35.2, 50.5) and "
+        f"{left_mlo['id']} (L MLO, centre 35.2, 50.5)."
+    ) in text
+
+
+def test_cad_impression_ends_each_sentence_with_one_full_stop(
+    phantom: Path, tmp_path: Path
+) -> None:
+    result = _result(_sources(phantom, tmp_path / "in", None))
+    _reject(result["images"][1], "no_tissue", "Blank.")
+    _reject(result["images"][3], "too_dark", "Underexposed")
+    text = _impression_description(_write_sr(result, tmp_path / "out", SrTemplate.MAMMOGRAPHY_CAD))
+    assert ".." not in text
+    assert "no_tissue: Blank. " in text and text.endswith("too_dark: Underexposed.")
+
+
+def _no_charset(ds: Dataset) -> None:
+    if "SpecificCharacterSet" in ds:
+        del ds.SpecificCharacterSet
+
+
+def _japanese(ds: Dataset) -> None:
+    ds.SpecificCharacterSet = ["ISO 2022 IR 6", "ISO 2022 IR 87"]
+    ds.PatientName = JAPANESE
+
+
+@pytest.mark.parametrize("template", list(SrTemplate))
+@pytest.mark.parametrize(
+    ("edit", "sentence"),
+    [
+        (_no_charset, EM_DASH_SENTENCE),
+        # JIS X 0208 has neither "é" nor the em dash: the Japanese name must survive the switch
+        (_japanese, "Image illisible (cliché sous-exposé) \u2014 reprise nécessaire."),
+    ],
+    ids=["default-repertoire", "iso2022-japanese"],
+)
+def test_text_outside_the_character_set_is_not_corrupted(
+    phantom: Path,
+    tmp_path: Path,
+    template: SrTemplate,
+    edit: Callable[[Dataset], None],
+    sentence: str,
+) -> None:
+    paths = _sources(phantom, tmp_path / "in", edit)
+    source_name = str(pydicom.dcmread(paths[0], stop_before_pixels=True).PatientName)
+    result = _result(paths)
+    _reject(result["images"][3], "internal_error", sentence)
+    sr = _write_sr(result, tmp_path / "out", template)
+    assert sr.SpecificCharacterSet == "ISO_IR 192"
+    texts = [str(e.value) for e in sr.iterall() if e.keyword == "TextValue"]
+    assert any(sentence in t for t in texts), texts
+    assert not any("?" in t for t in texts)
+    assert str(sr.PatientName) == source_name
+    if template is SrTemplate.TID1500:
+        assert any(sentence in t for t in _highdicom_texts(tmp_path, "study"))
+
+
+@pytest.mark.parametrize("template", list(SrTemplate))
+def test_text_in_the_character_set_keeps_it(
+    phantom: Path, tmp_path: Path, template: SrTemplate
+) -> None:
+    """UTF-8 only when needed: an ASCII report keeps the source's character set."""
+    paths = _sources(phantom, tmp_path / "in", _japanese)
+    sr = _write_sr(_result(paths), tmp_path / "out", template)
+    assert list(sr.SpecificCharacterSet) == ["ISO 2022 IR 6", "ISO 2022 IR 87"]
+    assert str(sr.PatientName) == JAPANESE
