@@ -212,7 +212,7 @@ class Pipeline:
         start = perf_counter()
         with _timed(timings, "preprocess"):
             preprocessed = self._preprocess(study)
-            _reject_unreadable_study(preprocessed)
+            _reject_unacceptable_images(preprocessed)
         with _timed(timings, "detect"):
             predictions = self._detect(preprocessed)
         _prefer_detected_nipples(preprocessed, predictions)
@@ -327,22 +327,27 @@ class Pipeline:
         return predictions
 
 
-def _reject_unreadable_study(preprocessed: dict[str, PreprocessedImage]) -> None:
-    """No image fit to read (quality gate): reject them all, so the study is ``rejected`` and
-    gets no probability, as the result schema says. A study with at least one acceptable
-    image goes on, its unacceptable images keep their quality issues in the result.
+def _reject_unacceptable_images(preprocessed: dict[str, PreprocessedImage]) -> None:
+    """Reject every image the quality gate found unfit to read, so it adds nothing to the
+    study's findings or probability and the study says what is missing: ``partial`` when a
+    standard view is gone, ``rejected`` with no probability when no image is left, as the
+    result schema defines the statuses. A view of no diagnostic value (blurred, under-exposed,
+    cut off) is one a radiologist would have repeated, not read.
     """
-    if not preprocessed or any(item.quality.acceptable for item in preprocessed.values()):
-        return
-    for key, item in list(preprocessed.items()):
-        errors = [i for i in item.quality.issues if i.severity is Severity.ERROR]
+    unfit = [key for key, item in preprocessed.items() if not item.quality.acceptable]
+    none_left = len(unfit) == len(preprocessed)
+    for key in unfit:
+        image = preprocessed[key].image
+        errors = [i for i in preprocessed[key].quality.issues if i.severity is Severity.ERROR]
         codes = ", ".join(issue.code for issue in errors)
-        item.image.reject(
-            RejectionCode.QUALITY,
-            f"No image of this study is fit to read; this one failed the quality gate "
-            f"({codes}): {errors[0].text if errors else ''}".rstrip(": "),
-        )
-        item.image.messages.extend(errors)  # each by its own code in the result, too
+        why = f"failed the quality gate ({codes}): {errors[0].text if errors else ''}".rstrip(": ")
+        if none_left:
+            text = f"No image of this study is fit to read; this one {why}"
+        else:
+            ended = why if why.endswith(".") else f"{why}."
+            text = f"This view {ended} It is left out of the study's reading."
+        image.reject(RejectionCode.QUALITY, text)
+        image.messages.extend(errors)  # each by its own code in the result, too
         del preprocessed[key]
 
 

@@ -24,7 +24,9 @@ VIEWS = [(side, view) for side in Laterality for view in (ViewPosition.CC, ViewP
 
 
 def _study(defects: dict[tuple[Laterality, ViewPosition], list[Defect]]) -> Study:
-    phantom = generate_study(seed=41, size="small", malignant=False, defects=defects)
+    # seed 3: all four views pass the gate without a defect (seed 41's R MLO runs off the
+    # bottom edge and is refused as cut off)
+    phantom = generate_study(seed=3, size="small", malignant=False, defects=defects)
     images = [view_image(view, source=f"phantom-{k}") for k, view in enumerate(phantom.views)]
     return Study(study_instance_uid=phantom.truth.study_instance_uid, images=images)
 
@@ -64,12 +66,31 @@ def test_images_without_tissue_carry_the_gates_code(pipeline):
 
 
 def test_one_acceptable_image_keeps_the_study_and_its_probability(pipeline):
+    """Views of no diagnostic value are rejected one by one: they add nothing to the reading,
+    and the study is ``partial`` (it was ``complete`` with three blurred views of four)."""
     study = _study({key: [Defect.MOTION_BLUR] for key in VIEWS[1:]})
     result = pipeline.analyze(study).result
     assert validation_errors(result) == []
-    assert result["status"] == StudyStatus.COMPLETE.value
+    assert result["status"] == StudyStatus.PARTIAL.value
     assert result["malignancy_probability"] is not None
-    assert sum(image["quality"]["acceptable"] for image in result["images"]) == 1
+    processed = [image for image in result["images"] if image["status"] == "processed"]
+    assert [image["quality"]["acceptable"] for image in processed] == [True]
+    rejected = [image for image in result["images"] if image["status"] == "rejected"]
+    assert len(rejected) == 3
+    for image in rejected:
+        assert image["findings"] == []
+        assert image["rejection_code"] == RejectionCode.QUALITY.value
+        rejection, *causes = image["quality"]["issues"]
+        assert rejection["text"].startswith("This view failed the quality gate (motion_blur)")
+        assert "left out of the study's reading" in rejection["text"]
+        assert [cause["code"] for cause in causes] == ["motion_blur"]
+
+
+def test_an_unfit_view_changes_nothing_it_should_not(pipeline):
+    """A study of four good views keeps every image and its status."""
+    result = pipeline.analyze(_study({})).result
+    assert result["status"] == StudyStatus.COMPLETE.value
+    assert all(image["status"] == "processed" for image in result["images"])
 
 
 def test_train_quality_cli_writes_a_model_the_gate_uses(tmp_path, phantom, run_gate):
