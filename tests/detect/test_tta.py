@@ -92,7 +92,7 @@ def test_detect_mirror_averaged_maps_the_mirror_pass_back() -> None:
     stub = _MirrorStub()
     image = torch.rand(2, ROWS, COLS)
     merged, _ = detect_mirror_averaged(cast(MammoDetector, stub), image)
-    assert torch.equal(stub.seen[1], image.flip(-2))
+    assert torch.equal(stub.seen[1], image.flip(-2))  # no padding: the whole input flips
     assert merged.boxes[0].tolist() == pytest.approx(_MirrorStub.LESION)
     assert merged.scores.tolist() == pytest.approx([0.8, 0.25])
     # the texture response came from the mirror: back in the image it is at the bottom
@@ -106,3 +106,21 @@ def test_detect_mirror_averaged_runs_the_real_model(tiny_model: MammoDetector) -
     assert len(features) == len(merged) <= tiny_model.roi_heads.detections_per_img
     assert bool((merged.scores[:-1] >= merged.scores[1:]).all())
     assert bool((merged.boxes[:, 3] <= ROWS).all()) and bool((merged.boxes[:, 1] >= 0).all())
+
+
+def test_the_mirror_flips_the_breast_and_leaves_the_padding_at_the_bottom() -> None:
+    """Training flips the breast's rows only (train.augment); the mirror pass flipped the whole
+    padded input, so the model saw the padding on top, as no training image has it (review)."""
+    content = 200
+    stub = _MirrorStub()
+    image = torch.zeros(2, ROWS, COLS)
+    image[:, :content] = torch.rand(2, content, COLS) * 0.5 + 0.25
+    merged, _ = detect_mirror_averaged(cast(MammoDetector, stub), image)
+    mirror = stub.seen[1]
+    assert torch.equal(mirror[:, :content], image[:, :content].flip(-2))
+    assert bool((mirror[:, content:] == 0).all())
+    # the stub reports the lesion at its mirror position within ROWS; mapped back with the
+    # breast's rows it lands elsewhere, so the passes no longer agree on it
+    assert merged.boxes[0].tolist() == pytest.approx(_MirrorStub.LESION)
+    mapped = [5, content - 15, 15, content - 5]
+    assert mapped in [pytest.approx(box) for box in merged.boxes.tolist()]

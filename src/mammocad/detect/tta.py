@@ -1,10 +1,13 @@
 """Test-time augmentation: detect on the image and on its top↔bottom mirror, and average.
 
-The mirror keeps the chest wall on the left, as every model input has it, and training
+The mirror keeps the chest wall on the left, as every model input has it, and flips the
+breast's rows only, leaving the padding below them where preprocessing puts it: training
 augments with the same flip (:mod:`mammocad.train.augment`), so both passes see an image of the
-kind the detector learnt from. A lesion found in both passes keeps the mean of its two scores;
-one found in a single pass keeps half its score (the other pass's vote is 0), which is where
-the gain is expected: chance responses to texture rarely survive the mirror, lesions do.
+kind the detector learnt from (mirroring the whole input put the padding on top, which no
+training image had, until 2026-12-07). A lesion found in both passes keeps the mean of its
+two scores; one found in a single pass keeps half its score (the other pass's vote is 0),
+which is where the gain is expected: chance responses to texture rarely survive the mirror,
+lesions do.
 
 Matching is greedy by score and class-agnostic, like the detector's own NMS: the strongest
 unmatched detection takes the unmatched detection of the other pass that overlaps it most
@@ -33,15 +36,24 @@ def mirror_boxes(boxes: Tensor, rows: int) -> Tensor:
     return torch.stack([boxes[:, 0], rows - boxes[:, 3], boxes[:, 2], rows - boxes[:, 1]], dim=1)
 
 
+def content_rows(image: Tensor) -> int:
+    """Rows of ``image`` (``[C, H, W]``) down to the last holding a non-zero pixel (at least
+    one): the breast, above the zero padding preprocessing adds at the bottom."""
+    filled = torch.nonzero(image.reshape(-1, *image.shape[-2:]).ne(0).any(dim=(0, 2)))
+    return int(filled[-1]) + 1 if len(filled) else int(image.shape[-2])
+
+
 @torch.no_grad()
 def detect_mirror_averaged(
     model: MammoDetector, image: Tensor, *, match_iou: float = MATCH_IOU
 ) -> tuple[Detections, Tensor]:
     """Eval-mode detections of ``image`` (``[C, H, W]``) averaged with those of its mirror,
     with the RoI features of each box (as :meth:`MammoDetector.detect_with_features`)."""
-    rows = int(image.shape[-2])
+    rows = content_rows(image)
+    mirror = image.clone()
+    mirror[..., :rows, :] = image[..., :rows, :].flip(-2)
     (plain, mirrored), (plain_features, mirrored_features) = model.detect_with_features(
-        [image, image.flip(-2)]
+        [image, mirror]
     )
     mirrored = Detections(
         boxes=mirror_boxes(mirrored.boxes, rows),
