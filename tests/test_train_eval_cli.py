@@ -38,15 +38,20 @@ def test_training_writes_a_loadable_bundle_with_its_preprocessing(trained: Path)
 
 
 def test_warm_start_and_time_budget(trained: Path, tmp_path: Path) -> None:
+    """A warm start may change what only steers training (the proposal matcher's overlap,
+    the second stage's sample), not the layers; the new bundle records what it trained with."""
     result = CliRunner().invoke(
         app,
         ["train", "detector", "--data", "phantom:n=1,seed=4,size=small", "--out", str(tmp_path),
-         "--epochs", "50", "--time-limit", "0.5", "--init-bundle", str(trained), *TINY],
+         "--epochs", "50", "--time-limit", "0.5", "--init-bundle", str(trained), *TINY,
+         "--rpn-fg-iou", "0.5", "--roi-batch-size", "64"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "warm start" in result.output
     # fifty epochs cannot run in half a second: the budget stopped the run, the bundle exists
-    assert (tmp_path / "mammocad-detector" / "manifest.json").is_file()
+    config = load_bundle(tmp_path / "mammocad-detector").manifest.detector
+    assert (config.rpn_fg_iou, config.roi_batch_size_per_image) == (0.5, 64)
+    assert load_bundle(trained).manifest.detector.rpn_fg_iou == 0.7
 
 
 def test_warm_start_from_another_configuration_is_refused_before_the_data(

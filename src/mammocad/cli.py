@@ -378,6 +378,15 @@ def train_detector_command(
         int | None,
         typer.Option(min=8, help="Proposals sampled per image for the second-stage loss."),
     ] = None,
+    rpn_fg_iou: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Overlap at which an anchor counts as a lesion in the proposal loss (default "
+            "0.7; 0.5 gives each lesion several anchors, docs/detector.md).",
+        ),
+    ] = None,
     augment: bool = True,
     crop: Annotated[
         str | None,
@@ -431,6 +440,8 @@ def train_detector_command(
         detector = DetectorConfig(backbone=backbone, input_size=size)
         if roi_batch_size is not None:
             detector = replace(detector, roi_batch_size_per_image=roi_batch_size)
+        if rpn_fg_iou is not None:
+            detector = replace(detector, rpn_fg_iou=rpn_fg_iou)
         run = DetectorRun(
             train=train_specs,
             val=val_specs,

@@ -37,6 +37,8 @@ def test_round_trip_through_json() -> None:
         ({"anchor_sizes": ((16,), (32, 48), (64,), (128,))}, "same number"),
         ({"finest_stride": 16}, "finest_stride"),
         ({"nms_iou": 1.5}, "nms_iou"),
+        ({"rpn_fg_iou": 1.2}, "rpn_fg_iou"),
+        ({"rpn_fg_iou": 0.5, "rpn_bg_iou": 0.6}, "cannot be background"),
     ],
 )
 def test_invalid_settings_are_refused(options: dict[str, object], message: str) -> None:
@@ -47,3 +49,12 @@ def test_invalid_settings_are_refused(options: dict[str, object], message: str) 
 def test_unknown_keys_say_to_upgrade() -> None:
     with pytest.raises(ValueError, match="upgrade mammocad"):
         DetectorConfig.from_dict({**DetectorConfig().to_dict(), "new_setting": 1})
+
+
+def test_architecture_is_what_the_weights_depend_on() -> None:
+    """A warm start compares these: matcher, sampler and inference settings may differ."""
+    base = DetectorConfig()
+    tuned = DetectorConfig(rpn_fg_iou=0.5, roi_batch_size_per_image=128, score_threshold=0.01)
+    assert tuned.architecture() == base.architecture()
+    assert DetectorConfig(fpn_channels=64).architecture() != base.architecture()
+    assert DetectorConfig(input_size=(512, 416)).architecture() != base.architecture()

@@ -64,7 +64,8 @@ def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> T
     init_state = None
     if run.init_bundle is not None:  # before the data: another configuration fails in seconds
         loaded = load_bundle(run.init_bundle)
-        if loaded.manifest.detector.to_dict() != run.detector.to_dict():
+        # matcher, sampler and inference settings may change; the layers may not
+        if loaded.manifest.detector.architecture() != run.detector.architecture():
             raise ValueError(
                 f"{run.init_bundle} holds a different detector configuration: train with the "
                 "same backbone, classes and input size, or start from scratch"

@@ -27,6 +27,25 @@ _ANCHORS_STRIDE_8 = ((16, 24), (32, 48), (64, 96), (128, 256))
 _ANCHORS_STRIDE_4 = ((8, 12), *_ANCHORS_STRIDE_8)
 
 
+#: The settings that make the weights what they are: the layers and their shapes, the input the
+#: model was trained on and what its outputs mean. The others (matchers, samplers, loss weights,
+#: inference cut-offs) only steer a training or a prediction, so a warm start may change them.
+ARCHITECTURE = (
+    "backbone",
+    "norm_groups",
+    "in_channels",
+    "classes",
+    "landmark",
+    "input_size",
+    "finest_stride",
+    "fpn_channels",
+    "anchor_sizes",
+    "aspect_ratios",
+    "box_head_dim",
+    "malignancy_hidden",
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class DetectorConfig:
     """Architecture and inference settings of :class:`mammocad.detect.MammoDetector`.
@@ -100,9 +119,21 @@ class DetectorConfig:
         rows, cols = self.input_size
         if rows < 32 or cols < 32:
             raise ValueError(f"input_size {self.input_size} is too small (at least 32×32)")
-        for name in ("score_threshold", "nms_iou", "nipple_score_threshold", "rpn_nms_iou"):
+        for name in (
+            "score_threshold",
+            "nms_iou",
+            "nipple_score_threshold",
+            "rpn_nms_iou",
+            "rpn_fg_iou",
+            "rpn_bg_iou",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1]")
+        if self.rpn_bg_iou > self.rpn_fg_iou:
+            raise ValueError(
+                f"rpn_bg_iou {self.rpn_bg_iou} is above rpn_fg_iou {self.rpn_fg_iou}: an anchor "
+                "cannot be background at an overlap that makes it a lesion"
+            )
 
     @property
     def resolved_anchor_sizes(self) -> tuple[tuple[int, ...], ...]:
@@ -126,6 +157,11 @@ class DetectorConfig:
     @property
     def lesion_indices(self) -> tuple[int, ...]:
         return tuple(i for i, name in enumerate(self.classes) if name != self.landmark)
+
+    def architecture(self) -> dict[str, Any]:
+        """The :data:`ARCHITECTURE` settings: equal for two configs whose weights are
+        interchangeable."""
+        return {name: getattr(self, name) for name in ARCHITECTURE}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; :meth:`from_dict` restores an equal config."""
