@@ -124,3 +124,19 @@ def test_the_mirror_flips_the_breast_and_leaves_the_padding_at_the_bottom() -> N
     assert merged.boxes[0].tolist() == pytest.approx(_MirrorStub.LESION)
     mapped = [5, content - 15, 15, content - 5]
     assert mapped in [pytest.approx(box) for box in merged.boxes.tolist()]
+
+
+def test_a_mirror_box_running_into_the_padding_stays_in_the_image() -> None:
+    content = 200
+
+    class Spilling(_MirrorStub):
+        def detect_with_features(self, images):  # type: ignore[no-untyped-def]
+            found, features = super().detect_with_features(images)
+            found[1] = _detections([[40, 190, 80, 230]], [0.6])  # rows 200-230 are padding
+            return found, [features[0], _features(1, 10.0)]
+
+    image = torch.zeros(2, ROWS, COLS)
+    image[:, :content] = 0.5
+    merged, _ = detect_mirror_averaged(cast(MammoDetector, Spilling()), image)
+    assert bool((merged.boxes[:, 1] >= 0).all()) and bool((merged.boxes[:, 3] <= content).all())
+    assert [40, 0, 80, 10] in [pytest.approx(box) for box in merged.boxes.tolist()]

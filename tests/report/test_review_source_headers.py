@@ -262,3 +262,55 @@ def test_the_presentation_state_carries_the_one_voi_the_analysis_applied(
         assert "WindowCenter" not in item
         (copied,) = item.VOILUTSequence
         assert copied.LUTExplanation == "LINEAR LUT"
+
+
+def _gsps_of(header: Dataset) -> Dataset:
+    from mammocad.report.dicom.gspr import build_gsps
+    from mammocad.report.dicom.uids import OutputUids
+
+    uids = OutputUids(study_instance_uid="1.2.3", model_name="m", model_version="1")
+    return build_gsps(
+        header, [], laterality="L", uids=uids, instance_number=1, model_name="m", model_version="1"
+    )
+
+
+def _shown_through(state: Dataset, stored: np.ndarray) -> np.ndarray:
+    """What a viewer shows for ``stored`` through the state's VOI LUT, 0 black to 1 white."""
+    (item,) = state.SoftcopyVOILUTSequence
+    (lut,) = item.VOILUTSequence
+    count, first, bits = (int(v) for v in lut.LUTDescriptor)
+    entries = np.frombuffer(lut.LUTData, "<u2" if bits == 16 else "<u1")[: count or 65536]
+    return entries[np.clip(stored - first, 0, len(entries) - 1)] / (2**bits - 1)
+
+
+@pytest.mark.parametrize("layout", ["8-bit, one entry per word", "US values", "16-bit, 12 used"])
+def test_a_voi_lut_reaches_the_presentation_state_as_mammocad_displayed_it(
+    phantom: Path, layout: str
+) -> None:
+    """highdicom's copy read LUT Data as bytes of the descriptor's width: 8-bit entries one per
+    word became 8192 entries with zeros between, US values raised (no GSPS), and 12-bit values
+    under a 16-bit descriptor were stretched to white where mammocad shows them dark."""
+    from pydicom.dataelem import DataElement
+
+    from mammocad.io.display import render
+    from mammocad.report.dicom.headers import read_header
+
+    ramp = np.arange(4096)
+    lut = Dataset()
+    if layout.startswith("8-bit"):
+        lut.LUTDescriptor = [4096, 0, 8]
+        lut.add(DataElement(0x00283006, "OW", (ramp * 255 // 4095).astype("<u2").tobytes()))
+    elif layout == "US values":
+        lut.LUTDescriptor = [4096, 0, 16]
+        lut.add(DataElement(0x00283006, "US", [int(v) for v in ramp * 16]))
+    else:
+        lut.LUTDescriptor = [4096, 0, 16]
+        lut.LUTData = ramp.astype("<u2").tobytes()
+    header = read_header(sorted(phantom.glob("*.dcm"))[0])
+    for keyword in ("WindowCenter", "WindowWidth", "VOILUTFunction"):
+        header.pop(keyword, None)
+    header.VOILUTSequence = [lut]
+    stored = np.array([[0, 1000, 2000, 4095]], dtype=np.uint16)
+    shown = render(stored, header).pixels[0]
+    gsps = _shown_through(_gsps_of(header), stored[0].astype(np.int64))
+    np.testing.assert_allclose(gsps, shown, atol=1 / 255)

@@ -36,6 +36,14 @@ def mirror_boxes(boxes: Tensor, rows: int) -> Tensor:
     return torch.stack([boxes[:, 0], rows - boxes[:, 3], boxes[:, 2], rows - boxes[:, 1]], dim=1)
 
 
+def _back_from_mirror(boxes: Tensor, rows: int) -> Tensor:
+    """Boxes of the mirror pass in the image: the model clips them to the padded input, so a
+    box running from the breast into the padding would map above row 0 without the clamp."""
+    back = mirror_boxes(boxes, rows)
+    back[:, 1::2] = back[:, 1::2].clamp(0, rows)
+    return back
+
+
 def content_rows(image: Tensor) -> int:
     """Rows of ``image`` (``[C, H, W]``) down to the last holding a non-zero pixel (at least
     one): the breast, above the zero padding preprocessing adds at the bottom."""
@@ -56,11 +64,11 @@ def detect_mirror_averaged(
         [image, mirror]
     )
     mirrored = Detections(
-        boxes=mirror_boxes(mirrored.boxes, rows),
+        boxes=_back_from_mirror(mirrored.boxes, rows),
         labels=mirrored.labels,
         scores=mirrored.scores,
         malignancy=mirrored.malignancy,
-        nipple_box=mirror_boxes(mirrored.nipple_box, rows),
+        nipple_box=_back_from_mirror(mirrored.nipple_box, rows),
         nipple_score=mirrored.nipple_score,
     )
     heads = model.roi_heads

@@ -252,15 +252,30 @@ def _voi(values: np.ndarray, ds: Dataset, choice: VoiChoice) -> npt.NDArray[np.f
     return values.astype(np.float64)
 
 
+def _lut_top(item: Dataset, peak: int) -> float:
+    """The output value a VOI LUT's white is: 2^bits − 1 of its descriptor, widened to the next
+    power of two above ``peak`` when the descriptor under-states its entries' bits (which would
+    otherwise saturate)."""
+    high = 2 ** int(item.LUTDescriptor[2]) - 1
+    return float(high if peak <= high else 2 ** peak.bit_length() - 1)
+
+
+def voi_lut_fractions(ds: Dataset, index: int) -> tuple[int, FloatArray]:
+    """VOI LUT ``index`` of ``ds`` as :func:`render` reads it: its first mapped value and its
+    entries as fractions of its output range (0 black, 1 white before any inversion), for a
+    copy of the display elsewhere (a presentation state)."""
+    item = ds.VOILUTSequence[index]
+    entries = _lut_entries(item, ds)
+    top = _lut_top(item, int(entries.max()) if entries.size else 0)
+    return int(item.LUTDescriptor[1]), _normalise(entries.astype(np.float64), 0.0, top, False)
+
+
 def _output_range(
     ds: Dataset, choice: VoiChoice, voi: np.ndarray, valid: np.ndarray
 ) -> tuple[float, float]:
     if choice.kind is VoiKind.VOI_LUT:
-        bits = int(ds.VOILUTSequence[choice.index].LUTDescriptor[2])
-        high = 2**bits - 1
         peak = int(voi.max()) if voi.size else 0
-        # a descriptor that under-states its entries' bits would otherwise saturate
-        return 0.0, float(high if peak <= high else 2 ** peak.bit_length() - 1)
+        return 0.0, _lut_top(ds.VOILUTSequence[choice.index], peak)
     if choice.kind is VoiKind.WINDOW:
         return _window_range(ds)
     chosen = voi[valid]

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from highdicom import PresentationLUTTransformation
+from highdicom import VOILUT, PresentationLUTTransformation
 from highdicom.pr import (
     AnnotationUnitsValues,
     GraphicAnnotation,
@@ -29,9 +29,8 @@ from highdicom.pr import (
     TextObject,
 )
 from pydicom.dataset import Dataset
-from pydicom.sequence import Sequence as DicomSequence
 
-from mammocad.io.display import VoiKind, choose_voi, needs_inversion
+from mammocad.io.display import VoiKind, choose_voi, needs_inversion, voi_lut_fractions
 from mammocad.report.dicom.headers import completed_copy
 from mammocad.report.dicom.sr import box_polyline
 from mammocad.report.dicom.uids import OutputUids
@@ -73,60 +72,45 @@ def _objects(
     return graphics, texts
 
 
-def _full_range_luts(state: Dataset) -> None:
-    """Scale each copied VOI LUT to the 16 bits its descriptor declares.
-
-    highdicom copies the source's VOI LUT data (12-bit values here) under a descriptor of 16
-    bits per entry; dciodvfy rejects that ("maximum LUT Data value is 0xfff") and a Softcopy VOI
-    LUT allows only 8 or 16 bits. Scaling the entries by 65535 / (2^n - 1), n the bits the data
-    use, keeps the displayed result: the Presentation LUT reads the VOI output as a fraction of
-    its range.
-    """
-    for transformation in state.get("SoftcopyVOILUTSequence", []):
-        for lut in transformation.get("VOILUTSequence", []):
-            data = lut.LUTData
-            values = np.frombuffer(data, "<u2") if isinstance(data, bytes) else np.asarray(data)
-            if not values.size or lut.LUTDescriptor[2] != 16:
-                continue
-            top = (1 << int(values.max()).bit_length()) - 1
-            if 0 < top < 0xFFFF:
-                scaled = np.rint(values.astype(np.float64) * (0xFFFF / top)).astype("<u2")
-                lut.LUTData = scaled.tobytes()
-
-
 #: the window attributes of a source image (PS3.3 C.11.2)
 _WINDOW = ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction")
 
 
 def _applied_voi(source: Dataset) -> list[SoftcopyVOILUTTransformation] | None:
-    """The VOI transformation mammocad applied, and nothing else, for the state to carry.
+    """The VOI transformation mammocad applied, and nothing else, for the state to carry
+    (``None``: no VOI, the viewer applies its default). The copy ``source`` loses its own.
 
     A Softcopy VOI LUT item holds one VOI LUT or one window pair per image (PS3.3 C.11.8),
     while a source may carry several alternatives (GE: NORMAL, HARDER, SOFTER) or a VOI LUT
-    Sequence beside its windows (C.8.11.3.1.5), which highdicom refuses to copy. The copy
-    ``source`` keeps only the chosen VOI LUT (highdicom copies it; ``None`` is returned) or no
-    VOI at all; a chosen window is returned as the transformation to use. A window that is not
-    numbers, or that the display skipped as invalid, is dropped: the image was displayed
-    without it, so the state carries none and a viewer applies its own default.
+    Sequence beside its windows (C.8.11.3.1.5), which highdicom refuses to copy. A window that
+    is not numbers, or that the display skipped as invalid, is dropped: the image was displayed
+    without it. A VOI LUT is written as mammocad read it (:func:`voi_lut_fractions`: 8-bit
+    entries one or two per word, LUT Data as OW or US, a descriptor under-stating its bits)
+    on the 16 bits a Softcopy VOI LUT allows (C.11.8: 8 or 16), so the value a viewer shows
+    is the one mammocad displayed.
     """
     choice = choose_voi(source)
-    luts = source.get("VOILUTSequence")
-    for keyword in ("VOILUTSequence", *_WINDOW):
-        source.pop(keyword, None)
-    if choice.kind is VoiKind.VOI_LUT and luts:
-        source.VOILUTSequence = DicomSequence([luts[choice.index]])
+    transformation = None
+    if choice.kind is VoiKind.VOI_LUT:
+        first, fractions = voi_lut_fractions(source, choice.index)
+        lut = VOILUT(
+            first_mapped_value=first,
+            lut_data=np.rint(fractions * 0xFFFF).astype(np.uint16),
+            lut_explanation=choice.explanation[:64] if choice.explanation else None,
+        )
+        transformation = SoftcopyVOILUTTransformation(voi_luts=[lut])
     elif choice.kind is VoiKind.WINDOW and choice.center is not None:
         # one-element lists: highdicom turns a lone explanation string into its characters
         explanation = [choice.explanation[:64]] if choice.explanation else None
-        return [
-            SoftcopyVOILUTTransformation(
-                window_center=[choice.center],
-                window_width=[choice.width or 1.0],
-                window_explanation=explanation,
-                voi_lut_function=choice.function,
-            )
-        ]
-    return None
+        transformation = SoftcopyVOILUTTransformation(
+            window_center=[choice.center],
+            window_width=[choice.width or 1.0],
+            window_explanation=explanation,
+            voi_lut_function=choice.function,
+        )
+    for keyword in ("VOILUTSequence", *_WINDOW):
+        source.pop(keyword, None)
+    return [transformation] if transformation is not None else None
 
 
 def _presentation_lut(source: Dataset) -> PresentationLUTTransformation:
@@ -183,7 +167,6 @@ def build_gsps(
         voi_lut_transformations=voi,
         presentation_lut_transformation=_presentation_lut(source),
     )
-    _full_range_luts(state)
     if side in ("L", "R"):  # General Series, Type 2C for a paired organ; highdicom leaves it out
         state.Laterality = side
     return state
