@@ -296,3 +296,34 @@ def test_text_in_the_character_set_keeps_it(
     sr = _write_sr(_result(paths), tmp_path / "out", template)
     assert list(sr.SpecificCharacterSet) == ["ISO 2022 IR 6", "ISO 2022 IR 87"]
     assert str(sr.PatientName) == JAPANESE
+
+
+@pytest.mark.parametrize("template", list(SrTemplate))
+def test_a_name_in_utf8_without_a_declaration_is_copied_byte_for_byte(
+    phantom: Path, tmp_path: Path, template: SrTemplate
+) -> None:
+    """A common defect: a name in UTF-8 bytes and no Specific Character Set. pydicom reads it as
+    Latin-1; switching the SR to UTF-8 re-encoded that reading, so the SR named the patient
+    'MÃ¼ller' where the images say 'Müller' (review). The declaration and the name bytes stay;
+    mammocad's own sentence is spelt in the default repertoire instead."""
+    from pydicom.dataelem import DataElement
+
+    name = "M\u00fcller^J\u00fcrgen".encode()
+
+    def utf8_name(ds: Dataset) -> None:
+        _no_charset(ds)
+        ds.add(DataElement(0x00100010, "PN", name))
+
+    paths = _sources(phantom, tmp_path / "in", utf8_name)
+    result = _result(paths)
+    _reject(result["images"][3], "internal_error", EM_DASH_SENTENCE)
+    outputs = write_dicom_outputs(
+        result, folder=tmp_path / "out", picture=lambda key: None, gsps=False, sr_template=template
+    )
+    assert outputs.sr is not None
+    sr = pydicom.dcmread(outputs.sr, stop_before_pixels=True)
+    assert "SpecificCharacterSet" not in sr or sr.SpecificCharacterSet in ("", "ISO_IR 6")
+    assert bytes(sr.get_item(0x00100010).value).rstrip(b" ") == name
+    texts = [str(e.value) for e in sr.iterall() if e.keyword == "TextValue"]
+    plain = EM_DASH_SENTENCE.replace("\u2014", "-")
+    assert any(plain in text for text in texts), texts

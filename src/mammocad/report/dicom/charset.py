@@ -8,9 +8,11 @@ more, and pydicom writes what the declared set cannot hold as "?" with only a wa
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 from pydicom.charset import python_encoding
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
@@ -49,28 +51,82 @@ def _fits(text: str, codecs: Sequence[str | None]) -> bool:
     return len(codecs) > 1 and all(any(_encodes(c, codec) for codec in codecs) for c in text)
 
 
-def _texts(dataset: Dataset) -> list[str]:
-    """Every value, nested sequences included, that Specific Character Set applies to."""
-    texts: list[str] = []
-    for element in dataset.iterall():
-        if element.VR not in _TEXT_VRS or element.value is None:
-            continue
-        values = element.value if isinstance(element.value, MultiValue | list) else [element.value]
-        texts.extend(str(v) for v in values if isinstance(v, str | PersonName))
-    return texts
+#: Where the SR holds text mammocad wrote; every other text value was copied from the source
+#: (patient and study modules), in the bytes and character set the source had.
+_OWN_SEQUENCES = ("ContentSequence", "AuthorObserverSequence")
+_OWN_KEYWORDS = frozenset(
+    {"SeriesDescription", "Manufacturer", "ManufacturerModelName", "SoftwareVersions"}
+)
+#: Typographic characters of mammocad's sentences and their plain spelling.
+_PLAIN = str.maketrans(
+    {"\u2014": "-", "\u2013": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
+     "\u2026": "...", "\u00d7": "x", "\u2265": ">=", "\u2264": "<=", "\u2192": "->"}
+)  # fmt: skip
+
+
+def _text_elements(dataset: Dataset) -> list[DataElement]:
+    """Every element, nested sequences included, whose value Specific Character Set governs."""
+    return [
+        element
+        for element in dataset.iterall()
+        if element.VR in _TEXT_VRS and element.value is not None
+    ]
+
+
+def _values(element: DataElement) -> list[str]:
+    values = element.value if isinstance(element.value, MultiValue | list) else [element.value]
+    return [str(v) for v in values if isinstance(v, str | PersonName)]
+
+
+def _own_and_copied(dataset: Dataset) -> tuple[list[DataElement], list[DataElement]]:
+    own = [
+        element
+        for keyword in _OWN_SEQUENCES
+        for item in dataset.get(keyword) or []
+        for element in _text_elements(item)
+    ]
+    own += [dataset[k] for k in _OWN_KEYWORDS if k in dataset and dataset[k].value is not None]
+    own_ids = {id(element) for element in own}
+    copied = [e for e in _text_elements(dataset) if id(e) not in own_ids]
+    return own, copied
+
+
+def _folded(text: str, codecs: Sequence[str | None]) -> str:
+    """``text`` with every character the character set lacks spelt plainly (an em dash as
+    ``-``, ``é`` as ``e``), else as ``?``."""
+    out = []
+    for char in text.translate(_PLAIN):
+        if _fits(char, codecs):
+            out.append(char)
+        else:
+            plain = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
+            out.append(plain or "?")
+    return "".join(out)
 
 
 def declare_character_set(dataset: Dataset) -> None:
-    """Switch ``dataset`` to UTF-8 (``ISO_IR 192``) when a text value is outside its Specific
-    Character Set, so that nothing is written as "?".
+    """Make the text mammocad wrote into ``dataset`` fit its Specific Character Set, so that
+    nothing is written as "?" and nothing copied from the source is changed.
 
     The SR starts with the source's character set (highdicom copies it, so patient names keep
-    their encoding); its own text (a rejection sentence with an em dash, a model name) may need
-    more: without Specific Character Set only the default repertoire, ASCII, is allowed (PS3.5
-    6.1.2). UTF-8 (``ISO_IR 192``, a Defined Term of PS3.3 C.12.1.1.2) holds every value, and
-    pydicom re-encodes the copied names in it (a PersonName is encoded anew for a character set
-    other than the one it was read with).
+    their encoding); its own text (a rejection sentence with an em dash, a file name with an
+    accent, a model name) may need more: without Specific Character Set only the default
+    repertoire, ASCII, is allowed (PS3.5 6.1.2). When the copied values are what their
+    declaration says, the SR switches to UTF-8 (``ISO_IR 192``, a Defined Term of PS3.3
+    C.12.1.1.2), which holds every value; pydicom re-encodes the copied names in it. When they
+    are not — UTF-8 bytes under no declaration, a common defect, read as Latin-1 — re-encoding
+    would change the patient's name, so the declaration stays and mammocad's own text is spelt
+    within it instead (:func:`_folded`).
     """
     codecs = _python_codecs(dataset)
-    if not all(_fits(text, codecs) for text in _texts(dataset)):
+    own, copied = _own_and_copied(dataset)
+    if all(_fits(text, codecs) for element in own for text in _values(element)):
+        return
+    if all(_fits(text, codecs) for element in copied for text in _values(element)):
         dataset.SpecificCharacterSet = UTF_8
+        return
+    for element in own:
+        if isinstance(element.value, str):
+            element.value = _folded(element.value, codecs)
+        elif isinstance(element.value, MultiValue | list):
+            element.value = [_folded(v, codecs) if isinstance(v, str) else v for v in element.value]
