@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from mammocad.cli import app
 from mammocad.datasets.mias import load_mias
 from mammocad.datasets.spec import parse_spec, refuse_shared_data
-from mammocad.eval.mias_breasts import select_fold, trained_films
+from mammocad.eval.mias_breasts import select_fold, trained_films, training_data_of
 
 TINY = ["--input-size", "256x208", "--no-mlflow", "--warmup-steps", "1", "--no-augment"]
 
@@ -67,6 +67,30 @@ def test_films_a_bundle_trained_on_are_counted(shared_data: Path) -> None:
     }
     # another fold seed: fold 0 of seed 1 is mostly films the seed-0 training saw
     assert trained_films(training, records, select_fold(records, fold=0, fold_seed=1))
+
+
+@pytest.mark.parametrize(
+    "training", [None, [], "mias", {"train": "mias"}, {"train": [{"kind": "mias", "fold": "x"}]}]
+)
+def test_training_data_of_another_shape_names_no_films(shared_data: Path, training: object) -> None:
+    """Older or hand-edited manifests: no traceback, nothing to compare (review)."""
+    records = load_mias(shared_data / "mini-mias")
+    assert trained_films(training, records, records) == {}
+
+
+def test_every_component_that_trained_on_mini_mias_is_compared() -> None:
+    """The lesion classifier runs at inference and is trained on mini-MIAS folds too; the
+    warning read only the detector's training data (review)."""
+    mias = {"train": [{"kind": "mias", "path": "p", "exclude_fold": "0"}]}
+    manifest = {
+        "training_data": {"train": [{"kind": "phantom", "n": "2"}]},
+        "malignancy": {"training_data": mias},
+        "risk": {"training_data": {"train": []}},
+        "fusion": "not a section",
+    }
+    found = training_data_of(manifest)
+    assert list(found) == ["detector", "lesion classifier", "risk model"]
+    assert found["lesion classifier"] == mias
 
 
 def test_eval_breasts_warns_about_training_films_and_takes_the_fold_seed(

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -899,6 +900,7 @@ def eval_breasts_command(
         evaluate_mias_breasts,
         select_fold,
         trained_films,
+        training_data_of,
         write_breast_reports,
     )
     from mammocad.pipeline import Pipeline
@@ -907,13 +909,15 @@ def eval_breasts_command(
         pipeline = Pipeline.from_bundle(model, num_threads=threads)
         films = load_mias(mias)
         chosen = select_fold(films, fold=fold, folds=folds, fold_seed=fold_seed)
-        training = pipeline.detector.manifest.training_data
-        for source, count in trained_films(training, films, chosen).items():
-            console.print(
-                f"[yellow]warning:[/yellow] {count} of the {len(chosen)} films evaluated are "
-                f"in the detector's training data ({escape(source)}): their figures are not "
-                "held out (evaluate the fold the training left out: --fold, --fold-seed)"
-            )
+        manifest = json.loads((model / "manifest.json").read_text(encoding="utf-8"))
+        for component, training in training_data_of(manifest).items():
+            for source, count in trained_films(training, films, chosen).items():
+                console.print(
+                    f"[yellow]warning:[/yellow] {count} of the {len(chosen)} films evaluated "
+                    f"are in the {component}'s training data ({escape(source)}): their figures "
+                    "are not held out (evaluate the fold the training left out: --fold, "
+                    "--fold-seed)"
+                )
         evaluation = evaluate_mias_breasts(
             pipeline, mias, fold=fold, folds=folds, fold_seed=fold_seed, n_bootstrap=bootstrap
         )

@@ -87,22 +87,50 @@ def select_fold(
     return [record for record, k in zip(records, assigned, strict=True) if k == fold]
 
 
+#: Bundle components that may be trained on mini-MIAS, by the manifest section recording their
+#: training data (the detector's is the manifest's own ``training_data``).
+COMPONENTS = {
+    "detector": None,
+    "lesion classifier": "malignancy",
+    "lesion ranker": "ranker",
+    "fusion": "fusion",
+    "risk model": "risk",
+}
+
+
+def training_data_of(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Each component's recorded training data in a bundle's ``manifest.json`` (absent ones
+    left out)."""
+    found: dict[str, Any] = {}
+    for component, section in COMPONENTS.items():
+        holder = manifest if section is None else manifest.get(section)
+        if isinstance(holder, Mapping) and holder.get("training_data") is not None:
+            found[component] = holder["training_data"]
+    return found
+
+
 def trained_films(
-    training_data: Mapping[str, Any],
+    training_data: Any,
     records: Sequence[AnnotatedImage],
     evaluated: Sequence[AnnotatedImage],
 ) -> dict[str, int]:
-    """For each mini-MIAS source a bundle's manifest lists among its training data (its
-    ``training_data["train"]`` entries), how many of the ``evaluated`` films it selected from
-    all of mini-MIAS (``records``: folds are assigned over every film): films the model trained
-    on, whose figures are not held out. Matched by film name, so a copy of mini-MIAS in another
-    folder counts too."""
+    """For each mini-MIAS source a component's recorded training data (its ``"train"``
+    entries) lists, how many of the ``evaluated`` films it selected from all of mini-MIAS
+    (``records``: folds are assigned over every film): films the model trained on, whose
+    figures are not held out. Matched by film name, so a copy of mini-MIAS in another folder
+    counts too. Training data of another shape (older or hand-edited manifests) gives none."""
+    entries = training_data.get("train") if isinstance(training_data, Mapping) else None
+    if not isinstance(entries, list):
+        return {}
     overlap: dict[str, int] = {}
-    for entry in training_data.get("train", []):
+    for entry in entries:
         if not isinstance(entry, Mapping) or entry.get("kind") != "mias":
             continue
         options = {str(key): str(value) for key, value in entry.items() if key != "kind"}
-        chosen = {record.image_id for record in select_mias(records, options)}
+        try:
+            chosen = {record.image_id for record in select_mias(records, options)}
+        except ValueError:  # a fold option that is not a number: nothing to compare
+            continue
         shared = sum(record.image_id in chosen for record in evaluated)
         if shared:
             overlap["mias:" + ",".join(f"{k}={v}" for k, v in options.items())] = shared
@@ -247,5 +275,6 @@ __all__ = [
     "evaluate_mias_breasts",
     "select_fold",
     "trained_films",
+    "training_data_of",
     "write_breast_reports",
 ]
