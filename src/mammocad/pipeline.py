@@ -53,6 +53,8 @@ class StudyAnalysis:
 
     ``preprocessed`` and ``predictions`` are keyed by image key (SOPInstanceUID) and hold only
     the images that came through their stage; prediction boxes are in ORIGINAL pixels.
+    ``refused`` holds the preprocessed images the quality gate refused (rejected, pixels kept
+    so that their overlay shows why).
     ``result`` is the schema object (``schemas/result.schema.json``); ``timings_ms`` has
     ``preprocess``, ``detect``, ``aggregate`` (cross-view fusion included) and ``total``.
     ``fusion`` holds the cross-view links and, with fusion weights, the fused breast
@@ -69,6 +71,7 @@ class StudyAnalysis:
     timings_ms: dict[str, float]
     fusion: FusionResult | None = None
     leading_candidates: dict[Laterality, Finding] = field(default_factory=dict)
+    refused: dict[str, PreprocessedImage] = field(default_factory=dict)
 
     def findings(self, key: str) -> list[Finding]:
         prediction = self.predictions.get(key)
@@ -212,7 +215,7 @@ class Pipeline:
         start = perf_counter()
         with _timed(timings, "preprocess"):
             preprocessed = self._preprocess(study)
-            _reject_unacceptable_images(preprocessed)
+            refused = _reject_unacceptable_images(preprocessed)
         with _timed(timings, "detect"):
             predictions = self._detect(preprocessed)
         _prefer_detected_nipples(preprocessed, predictions)
@@ -249,7 +252,7 @@ class Pipeline:
         timings["total"] = (perf_counter() - start) * 1000.0
         result = study_result(
             study,
-            preprocessed=preprocessed,
+            preprocessed={**preprocessed, **refused},  # a refused view keeps its geometry
             findings=findings,
             risk=risk,
             model=self.model_info,
@@ -265,6 +268,7 @@ class Pipeline:
             timings_ms=timings,
             fusion=fusion,
             leading_candidates=leading,
+            refused=refused,
         )
 
     def _risk_findings(
@@ -327,12 +331,15 @@ class Pipeline:
         return predictions
 
 
-def _reject_unacceptable_images(preprocessed: dict[str, PreprocessedImage]) -> None:
+def _reject_unacceptable_images(
+    preprocessed: dict[str, PreprocessedImage],
+) -> dict[str, PreprocessedImage]:
     """Reject every image the quality gate found unfit to read, so it adds nothing to the
     study's findings or probability and the study says what is missing: ``partial`` when a
     standard view is gone, ``rejected`` with no probability when no image is left, as the
     result schema defines the statuses. A view of no diagnostic value (blurred, under-exposed,
-    cut off) is one a radiologist would have repeated, not read.
+    cut off) is one a radiologist would have repeated, not read. Returns the refused images,
+    whose pixels are kept for their overlay.
     """
     unfit = [key for key, item in preprocessed.items() if not item.quality.acceptable]
     none_left = len(unfit) == len(preprocessed)
@@ -346,9 +353,9 @@ def _reject_unacceptable_images(preprocessed: dict[str, PreprocessedImage]) -> N
         else:
             ended = why if why.endswith(".") else f"{why}."
             text = f"This view {ended} It is left out of the study's reading."
-        image.reject(RejectionCode.QUALITY, text)
+        image.reject(RejectionCode.QUALITY, text, keep_pixels=True)
         image.messages.extend(errors)  # each by its own code in the result, too
-        del preprocessed[key]
+    return {key: preprocessed.pop(key) for key in unfit}
 
 
 def _prefer_detected_nipples(

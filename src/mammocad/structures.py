@@ -188,13 +188,15 @@ class Image:
             return name
         raise ValueError("an image needs a SOPInstanceUID or a source file name to be keyed")
 
-    def reject(self, code: RejectionCode, text: str) -> None:
-        """Mark the image rejected; its pixels are dropped, its identifiers kept."""
+    def reject(self, code: RejectionCode, text: str, *, keep_pixels: bool = False) -> None:
+        """Mark the image rejected; its identifiers are kept, its pixels dropped unless
+        ``keep_pixels`` (an image refused for its quality is still drawn, with the reason)."""
         self.status = ImageStatus.REJECTED
         self.rejection_code = code
         self.rejection_text = text
-        self.pixels = None
-        self.padding_mask = None
+        if not keep_pixels:
+            self.pixels = None
+            self.padding_mask = None
         self.messages.append(
             Message(
                 code=code.value,

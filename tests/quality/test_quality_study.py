@@ -86,6 +86,21 @@ def test_one_acceptable_image_keeps_the_study_and_its_probability(pipeline):
         assert [cause["code"] for cause in causes] == ["motion_blur"]
 
 
+def test_a_refused_view_is_still_drawn_with_its_reasons(pipeline, tmp_path):
+    """Rejected for its quality, the view keeps its pixels: its overlay shows the user why
+    (before views were rejected one by one, an unfit view was drawn as processed)."""
+    from mammocad.commands.analyze import AnalyzeSummary, write_study_outputs
+
+    analysis = pipeline.analyze(_study({VIEWS[0]: [Defect.MOTION_BLUR]}))
+    (refused,) = analysis.refused
+    summary = AnalyzeSummary(model=analysis.result["model"])
+    write_study_outputs(analysis, tmp_path, summary)
+    overlays = {entry["key"]: entry["overlay"] for entry in summary.inputs}
+    assert all(overlays.values()) and len(overlays) == 4
+    picture = cv2.imread(str(tmp_path / overlays[refused]))
+    assert picture is not None and picture.shape[2] == 3
+
+
 def test_an_unfit_view_changes_nothing_it_should_not(pipeline):
     """A study of four good views keeps every image and its status."""
     result = pipeline.analyze(_study({})).result

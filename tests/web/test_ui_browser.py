@@ -92,7 +92,8 @@ def service(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[Path]]:
-    """Four views; the left MLO blurred by motion, so its slot has a quality message."""
+    """Four views; the left MLO blurred by motion, so the quality gate refuses it and its slot
+    shows the picture with the reasons."""
     study = generate_study(
         seed=11, size="small", defects={(Laterality.L, ViewPosition.MLO): [Defect.MOTION_BLUR]}
     )
@@ -280,8 +281,6 @@ def _check_boxes_where_the_result_puts_them(
     ids = []
     for slot in ("RCC", "LCC", "RMLO", "LMLO"):
         image = images[slot]
-        (finding,) = image["findings"]
-        ids.append(finding["id"])
         locator = page.locator(f".slot[data-slot='{slot}']")
         assert "loaded" in (locator.get_attribute("class") or "")
         # quality per image: score, verdict and every issue's sentence on the slot
@@ -292,6 +291,16 @@ def _check_boxes_where_the_result_puts_them(
         assert locator.locator(".slot-quality li").all_text_contents() == expected_notes
         poor = "poor-quality" in (locator.get_attribute("class") or "")
         assert poor == (slot == "LMLO") and bool(quality["issues"]) == (slot == "LMLO")
+        if slot == "LMLO":
+            # refused by the quality gate: no finding, but shown, so the reader sees why
+            assert image["status"] == "rejected" and image["findings"] == []
+            assert image["rejection_code"] == "unacceptable_quality"
+            assert locator.locator(".slot-status").text_content() == (
+                "Rejected: unacceptable_quality"
+            )
+            continue
+        (finding,) = image["findings"]
+        ids.append(finding["id"])
         rect = locator.locator(f"g.finding[data-finding-id='{finding['id']}'] rect")
         shown = [float(rect.get_attribute(name) or "nan") for name in ("x", "y", "width", "height")]
         stage = locator.locator(".stage").bounding_box()

@@ -3,7 +3,8 @@
 Output folder::
 
     DIR/<StudyInstanceUID>/result.json                  the result schema object of the study
-    DIR/<StudyInstanceUID>/overlays/<SOPInstanceUID>.png  each processed image, as stored, with
+    DIR/<StudyInstanceUID>/overlays/<SOPInstanceUID>.png  each processed image (and each the
+                                                          quality gate refused), as stored, with
                                                           boxes, labels, probabilities, quality
                                                           issues and a model footer
     DIR/<StudyInstanceUID>/dicom/                       with ``--dicom``: sr.dcm, sc/*.dcm and
@@ -42,7 +43,7 @@ from mammocad.io import SPLIT_PATIENT, iter_studies
 from mammocad.pipeline import INTERNAL_ERROR, Pipeline, StudyAnalysis
 from mammocad.report.overlay import render_overlay
 from mammocad.report.pictures import write_png
-from mammocad.structures import Image, ImageQuality, Severity, Study
+from mammocad.structures import Image, ImageQuality, PreprocessedImage, Severity, Study
 
 logger = logging.getLogger(__name__)
 
@@ -159,22 +160,35 @@ def input_entry(image: Image, study: Study | None = None, **outputs: str | None)
     }
 
 
-def _overlay_quality(analysis: StudyAnalysis, image: Image) -> ImageQuality:
+def _drawn(analysis: StudyAnalysis, image: Image) -> PreprocessedImage | None:
+    """The preprocessed image an overlay is drawn from: a processed image's, or that of one the
+    quality gate refused (drawn with its reasons); ``None`` when there is nothing to draw."""
+    if image.pixels is None:
+        return None
+    return analysis.preprocessed.get(image.key) or analysis.refused.get(image.key)
+
+
+def _overlay_quality(prepared: PreprocessedImage, image: Image) -> ImageQuality:
     """The technical quality issues plus the image's warnings (e.g. laterality guessed)."""
-    quality = analysis.preprocessed[image.key].quality
-    warnings = tuple(m for m in image.messages if m.severity is not Severity.INFO)
+    quality = prepared.quality
+    warnings = tuple(
+        m for m in image.messages if m.severity is not Severity.INFO and m not in quality.issues
+    )
     return ImageQuality(
         score=quality.score, acceptable=quality.acceptable, issues=(*quality.issues, *warnings)
     )
 
 
 def _overlay_picture(analysis: StudyAnalysis, image: Image, footer: str) -> npt.NDArray[np.uint8]:
+    prepared = _drawn(analysis, image)
+    if prepared is None:
+        raise ValueError(f"{image.key}: neither processed nor refused for its quality")
     return render_overlay(
         image,
         analysis.findings(image.key),
         candidates=analysis.unreported_candidates(image.key),
-        nipple=analysis.preprocessed[image.key].nipple,
-        quality=_overlay_quality(analysis, image),
+        nipple=prepared.nipple,
+        quality=_overlay_quality(prepared, image),
         footer=footer,
     )
 
@@ -239,7 +253,7 @@ def write_study_outputs(
     footer = f"{model['name']} {model['version']} | {DISCLAIMER}"
     for image in study.images:
         overlay = None
-        if image.is_processed and image.key in analysis.preprocessed:
+        if _drawn(analysis, image) is not None:
             overlay = _write_overlay(analysis, image, folder, footer)
         summary.inputs.append(input_entry(image, study, result=relative, overlay=overlay))
     entry = {

@@ -91,7 +91,7 @@ def _images(
     return [
         image_to_dict(
             image,
-            preprocessed=preprocessed.get(image.key) if image.is_processed else None,
+            preprocessed=preprocessed.get(image.key),  # also of a view the gate refused
             findings=findings.get(image.key, ()) if image.is_processed else (),
         )
         for image in study.images

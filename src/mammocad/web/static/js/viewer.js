@@ -95,7 +95,7 @@ export class SlotView {
       this.status.textContent = `Rejected: ${image.rejection_code || "unreadable"}`;
     }
     const quality = image.quality || { issues: [] };
-    if (image.status === "processed" && quality.acceptable === false) {
+    if (quality.acceptable === false && this.hasPicture()) {
       this.element.classList.add("poor-quality");
     }
     if (typeof quality.score === "number") {
@@ -109,15 +109,22 @@ export class SlotView {
     }
   }
 
+  /** Processed images, and those the quality gate refused: the reader sees why it refused. */
+  hasPicture() {
+    const image = this.image;
+    return Boolean(image) && (image.status === "processed" || image.rejection_code === "unacceptable_quality");
+  }
+
   /** Fetch the picture: the clean one, else the overlay (findings burned in, said so). */
   async load() {
-    if (!this.image || this.image.status !== "processed") return;
+    if (!this.hasPicture()) return;
+    const verdict = this.status.textContent; // "Rejected: …" stays over a refused image
     this.status.textContent = "Loading…";
     let failure = "no picture";
     for (const [index, url] of this.pictureUrls.entries()) {
       try {
         this.takePicture(await fetchBitmap(url));
-        this.status.textContent = "";
+        this.status.textContent = verdict;
         this.element.classList.add("loaded");
         if (index > 0) {
           this.quality.prepend(el("li", { class: "warning", text: "Findings are burned into this picture" }));
@@ -230,7 +237,7 @@ export class SlotView {
   }
 
   render() {
-    if (!this.image || this.image.status !== "processed") return;
+    if (!this.hasPicture()) return;
     const { width, height } = this.size();
     if (width < 2 || height < 2) return;
     if (!this.view || !this.userMoved) this.view = fitView(this.image, width, height);
