@@ -48,6 +48,9 @@ def test_warm_start_and_time_budget(trained: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "warm start" in result.output
+    said = " ".join(result.output.split())
+    assert "rpn_fg_iou: 0.7 in the bundle, 0.5 in this run" in said
+    assert "roi_batch_size_per_image: 256 in the bundle, 64 in this run" in said
     # fifty epochs cannot run in half a second: the budget stopped the run, the bundle exists
     config = load_bundle(tmp_path / "mammocad-detector").manifest.detector
     assert (config.rpn_fg_iou, config.roi_batch_size_per_image) == (0.5, 64)

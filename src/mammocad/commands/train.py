@@ -72,6 +72,9 @@ def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> T
             )
         init_state = loaded.model.state_dict()
         console.print(f"warm start from {run.init_bundle}")
+        before, now = loaded.manifest.detector.to_dict(), run.detector.to_dict()
+        for name in sorted(key for key in now if now[key] != before[key]):
+            console.print(f"  {name}: {before[name]} in the bundle, {now[name]} in this run")
     checkpoint = checkpoint_path(run.out_dir)
     if run.training.resume and checkpoint.is_file():  # before the data: fails in seconds
         check_resumable(checkpoint, run.detector, run.training)
