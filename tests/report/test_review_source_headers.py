@@ -11,9 +11,6 @@ model runs here.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,57 +20,14 @@ import pytest
 from pydicom.dataset import Dataset
 
 from mammocad.report.dicom import DicomOutputs, SrTemplate, write_dicom_outputs
-from mammocad.synthetic import write_studies
 
-JAPANESE = "Yamada^Tarou=山田^太郎=やまだ^たろう"
-
-
-@pytest.fixture(scope="module")
-def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    (folder,) = write_studies(
-        n_studies=1, out_dir=tmp_path_factory.mktemp("studies"), seed=5, size="small"
-    )
-    return folder
-
-
-def _variant(phantom: Path, folder: Path, edit: Callable[[Dataset], None]) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for source in sorted(phantom.glob("*.dcm")):
-        ds = pydicom.dcmread(source)
-        edit(ds)
-        ds.save_as(folder / source.name)
-        paths.append(folder / source.name)
-    return paths
+from .conftest import JAPANESE, dciodvfy_errors, edited_copies, processed_image
 
 
 def _result(paths: list[Path]) -> dict[str, Any]:
     """A result-schema object for ``paths``: every image processed, one finding each."""
-    images = []
-    for path in paths:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-        key = str(ds.SOPInstanceUID)
-        images.append(
-            {
-                "sop_instance_uid": key,
-                "source": str(path),
-                "status": "processed",
-                "rejection_code": None,
-                "laterality": str(ds.ImageLaterality),
-                "view": "CC",
-                "quality": {"issues": []},
-                "pixel_spacing_mm": [0.07, 0.07],
-                "findings": [
-                    {
-                        "id": f"{key}-f1",
-                        "label": "mass",
-                        "score": 0.8,
-                        "malignancy_probability": 0.61,
-                        "box": [10.5, 20.25, 60.0, 80.75],
-                    }
-                ],
-            }
-        )
+    images = [processed_image(path, "CC") for path in paths]
+    ds = pydicom.dcmread(paths[-1], stop_before_pixels=True)
     return {
         "study_instance_uid": str(ds.StudyInstanceUID),
         "malignancy_probability": 0.61,
@@ -91,18 +45,11 @@ def _write(paths: list[Path], folder: Path, template: SrTemplate) -> DicomOutput
     )
 
 
-def _dciodvfy_errors(path: Path) -> list[str]:
-    if shutil.which("dciodvfy") is None:
-        return []
-    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
-    return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
-
-
 def _written(outputs: DicomOutputs) -> list[Path]:
     assert [m.text for m in outputs.messages] == []
     paths = outputs.paths()
     assert len(paths) == 1 + 2 * 4
-    assert {str(p): _dciodvfy_errors(p) for p in paths if _dciodvfy_errors(p)} == {}
+    assert {str(p): dciodvfy_errors(p) for p in paths if dciodvfy_errors(p)} == {}
     return paths
 
 
@@ -117,7 +64,7 @@ def test_secondary_capture_does_not_split_a_view_into_orientation_letters(
     def edit(ds: Dataset) -> None:
         ds.PatientOrientation = view
 
-    paths = _variant(phantom, tmp_path / "in", edit)
+    paths = edited_copies(phantom, tmp_path / "in", edit)
     outputs = _write(paths, tmp_path / "out", SrTemplate.TID1500)
     _written(outputs)
     for path in outputs.sc.values():
@@ -130,7 +77,7 @@ def test_secondary_capture_keeps_a_valid_mammography_orientation(
     def edit(ds: Dataset) -> None:
         ds.PatientOrientation = ["A", "FR"]
 
-    paths = _variant(phantom, tmp_path / "in", edit)
+    paths = edited_copies(phantom, tmp_path / "in", edit)
     outputs = _write(paths, tmp_path / "out", SrTemplate.TID1500)
     for path in outputs.sc.values():
         assert list(pydicom.dcmread(path).PatientOrientation) == ["A", "FR"]
@@ -147,7 +94,7 @@ def test_japanese_names_with_code_extensions(
         ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
         ds.PatientName = JAPANESE
 
-    paths = _variant(phantom, tmp_path / "in", edit)
+    paths = edited_copies(phantom, tmp_path / "in", edit)
     for path in _written(_write(paths, tmp_path / "out", template)):
         written = pydicom.dcmread(path, stop_before_pixels=True)
         assert list(written.SpecificCharacterSet) == ["ISO 2022 IR 6", "ISO 2022 IR 87"]
@@ -159,7 +106,7 @@ def test_default_repertoire_spelt_out_or_empty(phantom: Path, tmp_path: Path, va
     def edit(ds: Dataset) -> None:
         ds.SpecificCharacterSet = value
 
-    paths = _variant(phantom, tmp_path / "in", edit)
+    paths = edited_copies(phantom, tmp_path / "in", edit)
     for path in _written(_write(paths, tmp_path / "out", SrTemplate.MAMMOGRAPHY_CAD)):
         written = pydicom.dcmread(path, stop_before_pixels=True)
         assert "SpecificCharacterSet" not in written
@@ -173,7 +120,7 @@ def test_over_long_study_id_is_not_copied(phantom: Path, tmp_path: Path) -> None
     def edit(ds: Dataset) -> None:
         ds.StudyID = "STUDYID-0123456789-LONG"
 
-    paths = _variant(phantom, tmp_path / "in", edit)
+    paths = edited_copies(phantom, tmp_path / "in", edit)
     source = pydicom.dcmread(paths[0], stop_before_pixels=True)
     for path in _written(_write(paths, tmp_path / "out", SrTemplate.TID1500)):
         written = pydicom.dcmread(path, stop_before_pixels=True)
@@ -220,7 +167,7 @@ def test_a_monochrome1_image_keeps_its_inversion_in_the_presentation_state(
     def edit(ds: Dataset) -> None:  # the header is what the writer reads
         ds.PhotometricInterpretation = "MONOCHROME1"
 
-    paths = _variant(phantom, tmp_path / "in", edit)
+    paths = edited_copies(phantom, tmp_path / "in", edit)
     for state in _presentation_states(_write(paths, tmp_path / "out", SrTemplate.TID1500)):
         assert state.PresentationLUTShape == "INVERSE"
     plain = _write(sorted(phantom.glob("*.dcm")), tmp_path / "plain", SrTemplate.TID1500)
@@ -250,13 +197,13 @@ def test_the_presentation_state_carries_the_one_voi_the_analysis_applied(
         windows(ds)
         ds.VOILUTSequence = [lut]
 
-    paths = _variant(phantom, tmp_path / "windows", windows)
+    paths = edited_copies(phantom, tmp_path / "windows", windows)
     for state in _presentation_states(_write(paths, tmp_path / "out1", SrTemplate.TID1500)):
         (item,) = state.SoftcopyVOILUTSequence
         assert (float(item.WindowCenter), float(item.WindowWidth)) == (2047.5, 4095.0)
         assert item.WindowCenterWidthExplanation == "NORMAL"
         assert "VOILUTSequence" not in item
-    paths = _variant(phantom, tmp_path / "both", both)
+    paths = edited_copies(phantom, tmp_path / "both", both)
     for state in _presentation_states(_write(paths, tmp_path / "out2", SrTemplate.TID1500)):
         (item,) = state.SoftcopyVOILUTSequence
         assert "WindowCenter" not in item

@@ -14,8 +14,6 @@ validated with ``dciodvfy`` where installed, and the TID 1500 SR is read back wi
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,66 +24,27 @@ import pytest
 from pydicom.dataset import Dataset
 
 from mammocad.report.dicom import SrTemplate, write_dicom_outputs
-from mammocad.synthetic import write_studies
+
+from .conftest import JAPANESE, dciodvfy_errors, edited_copies, processed_image
 
 EM_DASH_SENTENCE = (
     "mammocad failed during detection of this image (RuntimeError: boom); the other images "
     "were read \u2014 please report this with the log."
 )
-JAPANESE = "Yamada^Tarou=山田^太郎=やまだ^たろう"
-
-
-@pytest.fixture(scope="module")
-def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    (folder,) = write_studies(
-        n_studies=1, out_dir=tmp_path_factory.mktemp("studies"), seed=5, size="small"
-    )
-    return folder
 
 
 def _sources(phantom: Path, folder: Path, edit: Callable[[Dataset], None] | None) -> list[Path]:
     if edit is None:
         return sorted(phantom.glob("*.dcm"))
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for source in sorted(phantom.glob("*.dcm")):
-        ds = pydicom.dcmread(source)
-        edit(ds)
-        ds.save_as(folder / source.name)
-        paths.append(folder / source.name)
-    return paths
-
-
-def _finding(key: str, box: list[float]) -> dict[str, Any]:
-    return {
-        "id": f"{key}-f1",
-        "label": "mass",
-        "score": 0.8,
-        "malignancy_probability": 0.61,
-        "box": box,
-    }
+    return edited_copies(phantom, folder, edit)
 
 
 def _result(paths: list[Path]) -> dict[str, Any]:
     """A result-schema object for the phantom (L, R, L, R): views CC, CC, MLO, MLO, one
     finding each, the left CC and MLO findings linked as one lesion, status partial."""
-    images = []
-    for path, view in zip(paths, ["CC", "CC", "MLO", "MLO"], strict=True):
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-        key = str(ds.SOPInstanceUID)
-        images.append(
-            {
-                "sop_instance_uid": key,
-                "source": str(path),
-                "status": "processed",
-                "rejection_code": None,
-                "laterality": str(ds.ImageLaterality),
-                "view": view,
-                "quality": {"score": 1.0, "acceptable": True, "issues": []},
-                "pixel_spacing_mm": [0.07, 0.07],
-                "findings": [_finding(key, [10.5, 20.25, 60.0, 80.75])],
-            }
-        )
+    views = ["CC", "CC", "MLO", "MLO"]
+    images = [processed_image(path, view) for path, view in zip(paths, views, strict=True)]
+    ds = pydicom.dcmread(paths[-1], stop_before_pixels=True)
     left_cc, left_mlo = images[0]["findings"][0], images[2]["findings"][0]
     left_cc["linked_finding_ids"] = [left_mlo["id"]]
     left_mlo["linked_finding_ids"] = [left_cc["id"]]
@@ -117,15 +76,8 @@ def _write_sr(result: dict[str, Any], folder: Path, template: SrTemplate) -> Dat
         result, folder=folder, picture=lambda key: None, gsps=False, sr_template=template
     )
     assert outputs.sr is not None, outputs.messages
-    assert _dciodvfy_errors(outputs.sr) == []
+    assert dciodvfy_errors(outputs.sr) == []
     return pydicom.dcmread(outputs.sr)
-
-
-def _dciodvfy_errors(path: Path) -> list[str]:
-    if shutil.which("dciodvfy") is None:
-        return []
-    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
-    return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
 
 
 def _groups(sr: Dataset) -> dict[str, Dataset]:
