@@ -140,3 +140,19 @@ def test_a_mirror_box_running_into_the_padding_stays_in_the_image() -> None:
     merged, _ = detect_mirror_averaged(cast(MammoDetector, Spilling()), image)
     assert bool((merged.boxes[:, 1] >= 0).all()) and bool((merged.boxes[:, 3] <= content).all())
     assert [40, 0, 80, 10] in [pytest.approx(box) for box in merged.boxes.tolist()]
+
+
+def test_a_mirror_box_wholly_in_the_padding_is_no_detection() -> None:
+    content = 200
+
+    class InPadding(_MirrorStub):
+        def detect_with_features(self, images):  # type: ignore[no-untyped-def]
+            found, features = super().detect_with_features(images)
+            found[1] = _detections([[40, 210, 80, 240], [5, 5, 15, 15]], [0.6, 0.5])
+            return found, [features[0], _features(2, 10.0)]
+
+    image = torch.zeros(2, ROWS, COLS)
+    image[:, :content] = 0.5
+    merged, features = detect_mirror_averaged(cast(MammoDetector, InPadding()), image)
+    assert bool((merged.boxes[:, 3] > merged.boxes[:, 1]).all())
+    assert len(merged) == 2 and len(features) == 2  # the plain lesion and the texture box

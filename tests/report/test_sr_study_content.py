@@ -279,3 +279,23 @@ def test_a_name_in_utf8_without_a_declaration_is_copied_byte_for_byte(
     texts = [str(e.value) for e in sr.iterall() if e.keyword == "TextValue"]
     plain = EM_DASH_SENTENCE.replace("\u2014", "-")
     assert any(plain in text for text in texts), texts
+
+
+def test_names_mammocad_writes_are_spelt_within_the_declared_set() -> None:
+    """The fold takes person names too (a PN value is no str to pydicom)."""
+    from pydicom.dataelem import DataElement
+    from pydicom.sequence import Sequence as DicomSequence
+
+    from mammocad.report.dicom.charset import declare_character_set
+
+    sr = Dataset()
+    sr.add(DataElement(0x00100010, "PN", "M\u00c3\u00bcller"))  # a UTF-8 name read as Latin-1
+    item = Dataset()
+    item.PersonName = "Dupr\u00e9^Ren\u00e9"
+    item.TextValue = "read \u2014 fine"
+    sr.ContentSequence = DicomSequence([item])
+    declare_character_set(sr)
+    assert "SpecificCharacterSet" not in sr
+    assert str(sr.ContentSequence[0].PersonName) == "Dupre^Rene"
+    assert sr.ContentSequence[0].TextValue == "read - fine"
+    assert str(sr.PatientName) == "M\u00c3\u00bcller"

@@ -172,6 +172,10 @@ const out = {
   zoom: zoomAbout({ mirror: false, scale: 1, tx: 0, ty: 0 }, 2, 10, 10),
   lut: Array.from(windowLut(100, 100)).filter((_, i) => [0, 50, 100, 150, 255].includes(i)),
   inverted: windowLut(256, 128, true)[0],
+  refused: ((views) => views.indexOf(assignSlots(views).slots.LMLO))([
+    image("L", "MLO", { status: "rejected", rejection_code: "truncated_pixel_data" }),
+    image("L", "MLO", { status: "rejected", rejection_code: "unacceptable_quality" }),
+  ]),
 };
 console.log(JSON.stringify(out));
 """
@@ -198,6 +202,8 @@ def test_hanging_geometry_in_node() -> None:
     assert out["fitR"] == {"mirror": False, "scale": 1, "tx": 150, "ty": 0}
     assert out["fitL"] == {"mirror": True, "scale": 1, "tx": 0, "ty": 0}
     assert out["boxMirrored"] == {"x": 30, "y": 20, "width": 10, "height": 20}
+    # of two rejected MLOs, the one the quality gate refused (it has a picture) hangs
+    assert out["refused"] == 1
     assert out["zoom"] == {"mirror": False, "scale": 2, "tx": -10, "ty": -10}
     assert out["lut"] == [0, 0, 128, 255, 255]
     assert out["inverted"] == 255

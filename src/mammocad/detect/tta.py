@@ -63,14 +63,18 @@ def detect_mirror_averaged(
     (plain, mirrored), (plain_features, mirrored_features) = model.detect_with_features(
         [image, mirror]
     )
+    boxes, nipple_box = (_back_from_mirror(b, rows) for b in (mirrored.boxes, mirrored.nipple_box))
+    # a box wholly in the padding comes back with no height: no detection of the breast
+    keep, keep_nipple = boxes[:, 3] > boxes[:, 1], nipple_box[:, 3] > nipple_box[:, 1]
     mirrored = Detections(
-        boxes=_back_from_mirror(mirrored.boxes, rows),
-        labels=mirrored.labels,
-        scores=mirrored.scores,
-        malignancy=mirrored.malignancy,
-        nipple_box=_back_from_mirror(mirrored.nipple_box, rows),
-        nipple_score=mirrored.nipple_score,
+        boxes=boxes[keep],
+        labels=mirrored.labels[keep],
+        scores=mirrored.scores[keep],
+        malignancy=mirrored.malignancy[keep],
+        nipple_box=nipple_box[keep_nipple],
+        nipple_score=mirrored.nipple_score[keep_nipple],
     )
+    mirrored_features = mirrored_features[keep]
     heads = model.roi_heads
     return merge_passes(
         (plain, plain_features),

@@ -92,7 +92,6 @@ def select_fold(
 COMPONENTS = {
     "detector": None,
     "lesion classifier": "malignancy",
-    "lesion ranker": "ranker",
     "fusion": "fusion",
     "risk model": "risk",
 }

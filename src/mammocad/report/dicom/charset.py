@@ -106,7 +106,7 @@ def _folded(text: str, codecs: Sequence[str | None]) -> str:
 
 def declare_character_set(dataset: Dataset) -> None:
     """Make the text mammocad wrote into ``dataset`` fit its Specific Character Set, so that
-    nothing is written as "?" and nothing copied from the source is changed.
+    pydicom never replaces a character with "?" and nothing copied from the source changes.
 
     The SR starts with the source's character set (highdicom copies it, so patient names keep
     their encoding); its own text (a rejection sentence with an em dash, a file name with an
@@ -116,7 +116,7 @@ def declare_character_set(dataset: Dataset) -> None:
     C.12.1.1.2), which holds every value; pydicom re-encodes the copied names in it. When they
     are not — UTF-8 bytes under no declaration, a common defect, read as Latin-1 — re-encoding
     would change the patient's name, so the declaration stays and mammocad's own text is spelt
-    within it instead (:func:`_folded`).
+    within it instead (:func:`_folded`: what has no plain spelling, e.g. CJK, becomes "?").
     """
     codecs = _python_codecs(dataset)
     own, copied = _own_and_copied(dataset)
@@ -126,7 +126,10 @@ def declare_character_set(dataset: Dataset) -> None:
         dataset.SpecificCharacterSet = UTF_8
         return
     for element in own:
-        if isinstance(element.value, str):
-            element.value = _folded(element.value, codecs)
+        if isinstance(element.value, str | PersonName):
+            element.value = _folded(str(element.value), codecs)
         elif isinstance(element.value, MultiValue | list):
-            element.value = [_folded(v, codecs) if isinstance(v, str) else v for v in element.value]
+            element.value = [
+                _folded(str(v), codecs) if isinstance(v, str | PersonName) else v
+                for v in element.value
+            ]

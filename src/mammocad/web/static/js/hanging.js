@@ -14,7 +14,8 @@ export const SLOTS = [
 
 /**
  * Which image hangs in which slot: {slotId: image|null} and the images left over.
- * A processed image of the exact view beats an alternative view beats a rejected one.
+ * A processed image of the exact view beats an alternative view beats a rejected one; of
+ * rejected ones, a view the quality gate refused (it has a picture) beats an unreadable one.
  */
 export function assignSlots(images) {
   const slots = {};
@@ -26,7 +27,7 @@ export function assignSlots(images) {
       if (used.has(image) || image.laterality !== slot.laterality) continue;
       const viewRank = slot.views.indexOf(image.view);
       if (viewRank < 0) continue;
-      const rank = viewRank + (image.status === "processed" ? 0 : 10);
+      const rank = viewRank + statusRank(image);
       if (rank < bestRank) {
         best = image;
         bestRank = rank;
@@ -36,6 +37,11 @@ export function assignSlots(images) {
     if (best) used.add(best);
   }
   return { slots, others: images.filter((image) => !used.has(image)) };
+}
+
+function statusRank(image) {
+  if (image.status === "processed") return 0;
+  return image.rejection_code === "unacceptable_quality" ? 10 : 20;
 }
 
 /**

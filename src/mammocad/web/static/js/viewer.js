@@ -126,7 +126,7 @@ export class SlotView {
         this.takePicture(await fetchBitmap(url));
         this.status.textContent = verdict;
         this.element.classList.add("loaded");
-        if (index > 0) {
+        if (index > 0 && this.image.status === "processed") {
           this.quality.prepend(el("li", { class: "warning", text: "Findings are burned into this picture" }));
         }
         break;
