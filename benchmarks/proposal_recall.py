@@ -7,6 +7,7 @@ bundle's finding threshold, per class and for malignant lesions::
 
     .venv/bin/python benchmarks/proposal_recall.py --model models/mammocad-detector \\
         --data phantom:n=25,seed=900000,size=full [--data mias:path=...,fold=0] [--top 100,300]
+        [--proposals 1000]
 
 A lesion the proposals miss cannot be found by the second stage; one they hold but the final
 detections miss is lost to scoring. Held-out data only (docs/detector.md, "Anchors and the
@@ -40,12 +41,18 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("models/mammocad-detector"))
     parser.add_argument("--data", action="append", required=True, help="data spec (repeat)")
     parser.add_argument("--top", default="100,300", help="proposal counts to look at")
+    parser.add_argument(
+        "--proposals", type=int, help="proposals kept for the second stage (default: the bundle's)"
+    )
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     bundle = load_bundle(args.model)
     model, config = bundle.model.eval(), bundle.manifest.detector
     params = PreprocessParams.from_dict(bundle.manifest.preprocessing)
+    if args.proposals:  # torchvision keeps the counts per mode in these two dicts
+        model.rpn._post_nms_top_n["testing"] = args.proposals
+        model.rpn._pre_nms_top_n["testing"] = max(args.proposals, config.rpn_pre_nms_top_n_test)
     threshold = float(bundle.manifest.thresholds.get("finding_score", config.score_threshold))
     tops = [int(k) for k in args.top.split(",")]
     hits: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
