@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 from mammocad.cli import app
 from mammocad.datasets.mias import load_mias
 from mammocad.datasets.spec import parse_spec, refuse_shared_data
+from mammocad.detect.bundle import read_manifest
 from mammocad.eval.mias_breasts import select_fold, trained_films, training_data_of
 
 TINY = ["--input-size", "256x208", "--no-mlflow", "--warmup-steps", "1", "--no-augment"]
@@ -78,16 +80,16 @@ def test_training_data_of_another_shape_names_no_films(shared_data: Path, traini
     assert trained_films(training, records, records) == {}
 
 
-def test_every_component_that_trained_on_mini_mias_is_compared() -> None:
+def test_every_component_that_trained_on_mini_mias_is_compared(tiny_bundle: Path) -> None:
     """The lesion classifier runs at inference and is trained on mini-MIAS folds too; the
     warning read only the detector's training data (review)."""
     mias = {"train": [{"kind": "mias", "path": "p", "exclude_fold": "0"}]}
-    manifest = {
-        "training_data": {"train": [{"kind": "phantom", "n": "2"}]},
-        "malignancy": {"training_data": mias},
-        "risk": {"training_data": {"train": []}},
-        "fusion": "not a section",
-    }
+    manifest = replace(
+        read_manifest(tiny_bundle),
+        training_data={"train": [{"kind": "phantom", "n": "2"}]},
+        malignancy={"training_data": mias},
+        risk={"training_data": {"train": []}},
+    )
     found = training_data_of(manifest)
     assert list(found) == ["detector", "lesion classifier", "risk model"]
     assert found["lesion classifier"] == mias

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -894,34 +893,22 @@ def eval_breasts_command(
     threads: ThreadsOption = None,
 ) -> None:
     """Breast-level ROC-AUC on mini-MIAS: abnormal vs normal and malignant vs the rest."""
-    from mammocad.datasets.mias import load_mias
     from mammocad.errors import ModelBundleError
-    from mammocad.eval.mias_breasts import (
-        evaluate_mias_breasts,
-        select_fold,
-        trained_films,
-        training_data_of,
-        write_breast_reports,
-    )
+    from mammocad.eval.mias_breasts import evaluate_mias_breasts, write_breast_reports
     from mammocad.pipeline import Pipeline
 
     with _usage_errors(ModelBundleError, FileNotFoundError, ValueError):
         pipeline = Pipeline.from_bundle(model, num_threads=threads)
-        films = load_mias(mias)
-        chosen = select_fold(films, fold=fold, folds=folds, fold_seed=fold_seed)
-        manifest = json.loads((model / "manifest.json").read_text(encoding="utf-8"))
-        for component, training in training_data_of(manifest).items():
-            for source, count in trained_films(training, films, chosen).items():
-                console.print(
-                    f"[yellow]warning:[/yellow] {count} of the {len(chosen)} films evaluated "
-                    f"are in the {component}'s training data ({escape(source)}): their figures "
-                    "are not held out (evaluate the fold the training left out: --fold, "
-                    "--fold-seed)"
-                )
         evaluation = evaluate_mias_breasts(
             pipeline, mias, fold=fold, folds=folds, fold_seed=fold_seed, n_bootstrap=bootstrap
         )
     write_breast_reports(evaluation, out)
+    for (component, source), count in evaluation.trained.items():
+        console.print(
+            f"[yellow]warning:[/yellow] {count} of the {len(evaluation.rows)} films evaluated "
+            f"are in the {component}'s training data ({escape(source)}): their figures are "
+            "not held out (evaluate the fold the training left out: --fold, --fold-seed)"
+        )
     console.print(
         f"{len(evaluation.rows)} breasts, {evaluation.n_rejected} rejected (left out of the AUC)"
     )

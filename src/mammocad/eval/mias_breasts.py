@@ -26,13 +26,14 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mammocad.datasets.mias import image_labels, load_mias, patient_folds, read_record
+from mammocad.datasets.mias import image_labels, load_mias, read_record
 from mammocad.datasets.records import AnnotatedImage
 from mammocad.datasets.spec import select_mias
+from mammocad.detect.bundle import BundleManifest
 from mammocad.eval.study_metrics import StudyMetrics, evaluate_study, evaluate_subgroups
 from mammocad.eval.study_report import write_study_csv, write_study_markdown
 from mammocad.pipeline import Pipeline
@@ -67,8 +68,13 @@ class BreastTask:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MiasBreastEvaluation:
+    """``trained``: per bundle component and mini-MIAS training source, how many of the
+    evaluated films it trained on (:func:`trained_films`); empty when the figures are held
+    out."""
+
     rows: list[BreastRow]
     tasks: dict[str, BreastTask]
+    trained: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def n_rejected(self) -> int:
@@ -78,13 +84,15 @@ class MiasBreastEvaluation:
 def select_fold(
     records: Sequence[AnnotatedImage], *, fold: int | None, folds: int = 5, fold_seed: int = 0
 ) -> list[AnnotatedImage]:
-    """The records of one patient-level fold (all records when ``fold`` is None)."""
+    """The records of one patient-level fold (all records when ``fold`` is None), as a
+    ``mias:...,fold=K`` data spec selects them."""
     if fold is None:
         return list(records)
     if not 0 <= fold < folds:
         raise ValueError(f"fold must be in 0..{folds - 1}, got {fold}")
-    assigned = patient_folds(records, folds=folds, seed=fold_seed)
-    return [record for record, k in zip(records, assigned, strict=True) if k == fold]
+    return select_mias(
+        records, {"fold": str(fold), "folds": str(folds), "fold_seed": str(fold_seed)}
+    )
 
 
 #: Bundle components that may be trained on mini-MIAS, by the manifest section recording their
@@ -97,14 +105,17 @@ COMPONENTS = {
 }
 
 
-def training_data_of(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """Each component's recorded training data in a bundle's ``manifest.json`` (absent ones
-    left out)."""
+def training_data_of(manifest: BundleManifest) -> dict[str, Any]:
+    """Each component's recorded training data in a bundle's manifest (absent ones left out)."""
     found: dict[str, Any] = {}
     for component, section in COMPONENTS.items():
-        holder = manifest if section is None else manifest.get(section)
-        if isinstance(holder, Mapping) and holder.get("training_data") is not None:
-            found[component] = holder["training_data"]
+        data = (
+            manifest.training_data
+            if section is None
+            else getattr(manifest, section).get("training_data")
+        )
+        if data:
+            found[component] = data
     return found
 
 
@@ -220,12 +231,20 @@ def evaluate_mias_breasts(
     on_study: Callable[[str], None] | None = None,
 ) -> MiasBreastEvaluation:
     """Analyse the films of ``fold`` (all when None) and compute both tasks."""
-    records = select_fold(load_mias(root), fold=fold, folds=folds, fold_seed=fold_seed)
+    films = load_mias(root)
+    records = select_fold(films, fold=fold, folds=folds, fold_seed=fold_seed)
     if not records:
         raise ValueError(f"{root}: no mini-MIAS films selected")
+    trained = {
+        (component, source): count
+        for component, data in training_data_of(pipeline.detector.manifest).items()
+        for source, count in trained_films(data, films, records).items()
+    }
     rows = analyze_breasts(pipeline, root, records, on_study=on_study)
     return MiasBreastEvaluation(
-        rows=rows, tasks=evaluate_breasts(rows, n_bootstrap=n_bootstrap, seed=seed)
+        rows=rows,
+        tasks=evaluate_breasts(rows, n_bootstrap=n_bootstrap, seed=seed),
+        trained=trained,
     )
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from mammocad.detect.containers import DetectionTarget
+from mammocad.detect.tta import content_rows
 from mammocad.train.data import DetectionSample
 
 # a lesion cut to less than half its box by a shift or scale is dropped rather than taught
@@ -58,10 +59,11 @@ class Augmenter:
         A = _albumentations()
         _, rows, cols = sample.image.shape
         pixels = np.ascontiguousarray(sample.image.permute(1, 2, 0).numpy(), dtype=np.float32)
-        content_rows = _content_rows(pixels)
+        # the rows the mirror test-time augmentation flips too (one rule for both)
+        breast_rows = content_rows(sample.image)
         rng = np.random.default_rng(seed)
         geometry = A.Compose(
-            self._geometry(A, rows, cols, content_rows),
+            self._geometry(A, rows, cols, breast_rows),
             bbox_params=A.BboxParams(
                 format="pascal_voc",
                 label_fields=["box_index"],
@@ -93,11 +95,11 @@ class Augmenter:
             ),
         )
 
-    def _geometry(self, A: Any, rows: int, cols: int, content_rows: int) -> list[Any]:
+    def _geometry(self, A: Any, rows: int, cols: int, breast_rows: int) -> list[Any]:
         pad = {"border_mode": cv2.BORDER_CONSTANT, "fill": 0.0}
         return [
             # flip the breast only, so the padding stays at the bottom as in preprocessing
-            A.Crop(x_min=0, y_min=0, x_max=cols, y_max=content_rows),
+            A.Crop(x_min=0, y_min=0, x_max=cols, y_max=breast_rows),
             A.VerticalFlip(p=self.flip_probability),
             A.PadIfNeeded(min_height=rows, min_width=cols, position="top_left", **pad),
             # resizing scales about the top-left corner: the chest wall stays at x = 0
@@ -118,9 +120,3 @@ class Augmenter:
             ),
             A.GaussNoise(std_range=(0.0, self.noise_std), p=0.3),
         ]
-
-
-def _content_rows(pixels: np.ndarray) -> int:
-    """Rows down to the last one holding any non-zero pixel (at least one row)."""
-    filled = np.flatnonzero(pixels.reshape(pixels.shape[0], -1).any(axis=1))
-    return int(filled[-1]) + 1 if len(filled) else pixels.shape[0]
