@@ -29,14 +29,14 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import box_iou
 
 from mammocad.datasets.spec import iter_samples, parse_spec
-from mammocad.detect import DetectorConfig, build_detector
+from mammocad.detect import DetectorConfig, MammoDetector
 from mammocad.detect.bundle import load_bundle
 from mammocad.preprocess import PreprocessParams
 
 
-def anchors_of(config: DetectorConfig) -> torch.Tensor:
-    """Every anchor of the model input, ``[N, 4]``, as the RPN generates them."""
-    model = build_detector(config)
+def anchors_of(model: MammoDetector) -> torch.Tensor:
+    """Every anchor of the model input, ``[N, 4]``, as the bundle's RPN generates them."""
+    config = model.config
     rows, cols = config.input_size
     features = [torch.zeros(1, 1, rows // s, cols // s) for s in config.feature_strides]
     image = ImageList(torch.zeros(1, config.in_channels, rows, cols), [(rows, cols)])
@@ -62,6 +62,24 @@ def positives_per_truth(
     return per_image, per_class
 
 
+def print_sizes(truths: list[tuple[list[str], torch.Tensor]], anchors: torch.Tensor) -> None:
+    """Per class the truth size √(w·h) in input pixels (5th / 50th / 95th percentile), and the
+    median IoU of each truth with its best anchor."""
+    sizes: dict[str, list[float]] = defaultdict(list)
+    best: list[float] = []
+    for labels, boxes in truths:
+        if not len(boxes):
+            continue
+        side = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sqrt()
+        for label, value in zip(labels, side.tolist(), strict=True):
+            sizes[label].append(value)
+        best += box_iou(boxes, anchors).max(dim=1).values.tolist()
+    for label, values in sorted(sizes.items()):
+        low, mid, high = np.percentile(values, [5, 50, 95])
+        print(f"  {label:26s} size {low:.0f} / {mid:.0f} / {high:.0f} px (5th / 50th / 95th)")
+    print(f"  median best-anchor IoU {np.median(best):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=Path("models/mammocad-detector"))
@@ -81,9 +99,10 @@ def main() -> None:
     ):
         labels = [config.classes[int(i)] for i in sample.target.labels]
         truths.append((labels, sample.target.boxes.to(torch.float32)))
-    anchors = anchors_of(config)
+    anchors = anchors_of(bundle.model)
     n_boxes = sum(len(boxes) for _, boxes in truths)
     print(f"{len(truths)} images, {n_boxes} truth boxes, {len(anchors)} anchors per image")
+    print_sizes(truths, anchors)
     for fg in (float(value) for value in args.fg.split(",")):
         tried = replace(config, rpn_fg_iou=fg, rpn_bg_iou=min(config.rpn_bg_iou, fg))
         per_image, per_class = positives_per_truth(truths, anchors, tried)

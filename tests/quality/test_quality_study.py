@@ -101,8 +101,8 @@ def test_a_refused_view_is_still_drawn_with_its_reasons(pipeline, tmp_path):
     assert picture is not None and picture.shape[2] == 3
 
 
-def test_an_unfit_view_changes_nothing_it_should_not(pipeline):
-    """A study of four good views keeps every image and its status."""
+def test_four_good_views_stay_processed_and_complete(pipeline):
+    """The gate refuses no good view of this phantom (the studies above rely on it)."""
     result = pipeline.analyze(_study({})).result
     assert result["status"] == StudyStatus.COMPLETE.value
     assert all(image["status"] == "processed" for image in result["images"])

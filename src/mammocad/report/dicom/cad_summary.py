@@ -35,7 +35,7 @@ from mammocad.report.dicom.cad_content import (
     INFERRED_FROM,
     image_reference,
 )
-from mammocad.report.dicom.sr import study_status_text
+from mammocad.report.dicom.sr import study_status_text, where_of
 
 _SIDE_NAMES = {"L": "Left", "R": "Right"}
 
@@ -50,16 +50,12 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
-def _where(image: Mapping[str, Any]) -> str:
-    return " ".join(v for v in (image.get("laterality"), image.get("view")) if v)
-
-
 def _finding_label(image: Mapping[str, Any], finding: Mapping[str, Any]) -> str:
     """A finding as a reader can find it in this SR: the view and the centre of its box (the
     TID 4021 Center, ORIGINAL pixels), with its result.json id."""
     x1, y1, x2, y2 = (float(v) for v in finding["box"])
     centre = f"centre {(x1 + x2) / 2:.1f}, {(y1 + y2) / 2:.1f}"
-    where = _where(image)
+    where = where_of(image)
     return f"{finding['id']} ({where}, {centre})" if where else f"{finding['id']} ({centre})"
 
 
@@ -102,7 +98,7 @@ def impression_description(
     )
     parts.extend(_same_lesion_sentences(result))
     for image, reason in not_processed:
-        where = _where(image)
+        where = where_of(image)
         label = f"{image['sop_instance_uid']} ({where})" if where else image["sop_instance_uid"]
         parts.append(_sentence(f"Image not analysed: {label}: {reason}"))
     return " ".join(parts)

@@ -108,13 +108,13 @@ def _finding_group(
     )
 
 
-def _where(image: Mapping[str, Any]) -> str:
+def where_of(image: Mapping[str, Any]) -> str:
     """``L CC``: the laterality and view of ``image`` that result.json knows."""
     return " ".join(v for v in (image.get("laterality"), image.get("view")) if v)
 
 
 def _not_processed_text(image: Mapping[str, Any], reason: str) -> TextContentItem:
-    where = _where(image)
+    where = where_of(image)
     label = f"{image['sop_instance_uid']} ({where})" if where else image["sop_instance_uid"]
     return TextContentItem(
         name=mc.FINDING,
@@ -132,8 +132,8 @@ def _link_texts(
     measurement groups."""
     texts: list[TextContentItem] = []
     for linked in finding.get("linked_finding_ids") or []:
-        image = images_by_finding.get(linked)
-        where = f" ({_where(image)})" if image is not None and _where(image) else ""
+        place = where_of(images_by_finding.get(linked) or {})
+        where = f" ({place})" if place else ""
         texts.append(
             TextContentItem(
                 name=mc.COMMENT,

@@ -39,9 +39,14 @@ export function assignSlots(images) {
   return { slots, others: images.filter((image) => !used.has(image)) };
 }
 
+/** Processed images, and those the quality gate refused: shown, so the reader sees why. */
+export function hasPicture(image) {
+  return Boolean(image) && (image.status === "processed" || image.rejection_code === "unacceptable_quality");
+}
+
 function statusRank(image) {
   if (image.status === "processed") return 0;
-  return image.rejection_code === "unacceptable_quality" ? 10 : 20;
+  return hasPicture(image) ? 10 : 20;
 }
 
 /**

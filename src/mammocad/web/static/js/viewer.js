@@ -2,7 +2,7 @@
 // findings as SVG boxes on top, zoom (wheel), pan (drag), window/level (right-drag).
 
 import { fetchBitmap } from "./api.js";
-import { boxToScreen, fitView, toScreen, zoomAbout } from "./hanging.js";
+import { boxToScreen, fitView, hasPicture, toScreen, zoomAbout } from "./hanging.js";
 import { el, labelText, probability, riskClass, svg } from "./format.js";
 
 // Larger pictures are reduced once on load: window/level then touches at most ~4 Mpixel.
@@ -95,7 +95,7 @@ export class SlotView {
       this.status.textContent = `Rejected: ${image.rejection_code || "unreadable"}`;
     }
     const quality = image.quality || { issues: [] };
-    if (quality.acceptable === false && this.hasPicture()) {
+    if (quality.acceptable === false && hasPicture(this.image)) {
       this.element.classList.add("poor-quality");
     }
     if (typeof quality.score === "number") {
@@ -109,15 +109,9 @@ export class SlotView {
     }
   }
 
-  /** Processed images, and those the quality gate refused: the reader sees why it refused. */
-  hasPicture() {
-    const image = this.image;
-    return Boolean(image) && (image.status === "processed" || image.rejection_code === "unacceptable_quality");
-  }
-
   /** Fetch the picture: the clean one, else the overlay (findings burned in, said so). */
   async load() {
-    if (!this.hasPicture()) return;
+    if (!hasPicture(this.image)) return;
     const verdict = this.status.textContent; // "Rejected: …" stays over a refused image
     this.status.textContent = "Loading…";
     let failure = "no picture";
@@ -237,7 +231,7 @@ export class SlotView {
   }
 
   render() {
-    if (!this.hasPicture()) return;
+    if (!hasPicture(this.image)) return;
     const { width, height } = this.size();
     if (width < 2 || height < 2) return;
     if (!this.view || !this.userMoved) this.view = fitView(this.image, width, height);
