@@ -50,9 +50,10 @@ def measure(prepared: PreprocessedImage, params: QualityParams) -> Measurements:
     inner = cv2.erode(tissue.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
     if np.count_nonzero(inner) < _MIN_PIXELS:
         inner = tissue
+    flat = _flat_white(small, params.implant_level)  # implant-like: both measures below read it
     exposed = tissue
     if prepared.image.implant_present:
-        exposed = _outside_implant(small, tissue, params.implant_level, rim=size)
+        exposed = _outside_implant(flat, tissue, rim=size)
     values = small[exposed]
     p5, p95 = np.percentile(values, [5, 95]) if values.size else (0.0, 0.0)
     width = max(int(np.count_nonzero(tissue.any(axis=0))), 1)
@@ -71,7 +72,7 @@ def measure(prepared: PreprocessedImage, params: QualityParams) -> Measurements:
         top_touch=float(np.count_nonzero(tissue[0])) / width,
         bottom_touch=float(np.count_nonzero(tissue[-1])) / width,
         pectoral_share=_pectoral_share(prepared),
-        implant_share=_implant_share(small, inner & ~pectoral, params.implant_level),
+        implant_share=_implant_share(flat, inner & ~pectoral),
     )
 
 
@@ -171,12 +172,12 @@ def _pectoral_small(prepared: PreprocessedImage, shape: tuple[int, ...]) -> Bool
     )
 
 
-def _implant_share(small: FloatArray, inner: BoolArray, level: float) -> float:
-    """Share of the tissue that is near white and flat (a silicone or saline implant)."""
+def _implant_share(flat: BoolArray, inner: BoolArray) -> float:
+    """Share of the tissue that is near white and flat (``flat``: a silicone or saline
+    implant, :func:`_flat_white`)."""
     if np.count_nonzero(inner) < _MIN_PIXELS:
         return 0.0
-    flat = _flat_white(small, level) & inner
-    return float(np.count_nonzero(flat)) / float(np.count_nonzero(inner))
+    return float(np.count_nonzero(flat & inner)) / float(np.count_nonzero(inner))
 
 
 def _flat_white(small: FloatArray, level: float) -> BoolArray:
@@ -187,7 +188,7 @@ def _flat_white(small: FloatArray, level: float) -> BoolArray:
     return flat
 
 
-def _outside_implant(small: FloatArray, tissue: BoolArray, level: float, *, rim: int) -> BoolArray:
+def _outside_implant(flat: BoolArray, tissue: BoolArray, *, rim: int) -> BoolArray:
     """The tissue less the implant, for the exposure measures of an image whose header says
     an implant is present (Breast Implant Present YES, PS3.3 C.8.11.7): a radiopaque implant
     is white and flat by nature, and counted as tissue it reads as under-exposure. Its rim
@@ -195,7 +196,7 @@ def _outside_implant(small: FloatArray, tissue: BoolArray, level: float, *, rim:
     goes with it. Without that header
     nothing is taken out: a washed-out breast is white and flat too. When too little tissue
     is left, all of it is measured."""
-    implant = (_flat_white(small, level) & tissue).astype(np.uint8)
+    implant = (flat & tissue).astype(np.uint8)
     covered = cv2.dilate(implant, np.ones((rim, rim), np.uint8)) > 0
     rest: BoolArray = tissue & ~covered
     return rest if np.count_nonzero(rest) >= _MIN_PIXELS else tissue
