@@ -93,6 +93,11 @@ def test_a_refused_view_is_still_drawn_with_its_reasons(pipeline, tmp_path):
 
     analysis = pipeline.analyze(_study({VIEWS[0]: [Defect.MOTION_BLUR]}))
     (refused,) = analysis.refused
+    (written,) = [i for i in analysis.result["images"] if i["sop_instance_uid"] == refused]
+    # the gate's score, not a 0 that says nothing (it was 0 for every refused view)
+    gate_score = analysis.refused[refused].quality.score
+    assert 0.0 < gate_score < 1.0
+    assert written["quality"]["score"] == pytest.approx(gate_score, abs=1e-3)
     summary = AnalyzeSummary(model=analysis.result["model"])
     write_study_outputs(analysis, tmp_path, summary)
     overlays = {entry["key"]: entry["overlay"] for entry in summary.inputs}

@@ -11,11 +11,12 @@ from typing import Any
 from mammocad.structures import Finding, Image, ImageQuality, Message, PreprocessedImage, Severity
 
 
-def rejected_quality(image: Image) -> ImageQuality:
-    """Quality block of a rejected image: score 0, not acceptable, the rejection as the first
-    issue, then the image's other errors — the quality gate's codes behind a rejection
-    (``blank`` or ``no_anatomy`` beside ``no_tissue``; ``motion_blur`` and the like beside
-    ``unacceptable_quality``), so a reader of codes need not parse the text."""
+def rejected_quality(image: Image, *, score: float = 0.0) -> ImageQuality:
+    """Quality block of a rejected image: not acceptable, the rejection as the first issue,
+    then the image's other errors — the quality gate's codes behind a rejection (``blank`` or
+    ``no_anatomy`` beside ``no_tissue``; ``motion_blur`` and the like beside
+    ``unacceptable_quality``), so a reader of codes need not parse the text. ``score`` is the
+    gate's, where it assessed the image (a view refused for its quality); 0 where no gate ran."""
     issue = Message(
         code=image.rejection_code.value if image.rejection_code else "rejected",
         severity=Severity.ERROR,
@@ -27,7 +28,7 @@ def rejected_quality(image: Image) -> ImageQuality:
         for message in image.messages
         if message.severity is Severity.ERROR and message.code != issue.code
     )
-    return ImageQuality(score=0.0, acceptable=False, issues=(issue, *causes))
+    return ImageQuality(score=score, acceptable=False, issues=(issue, *causes))
 
 
 def has_known_size(image: Image) -> bool:
@@ -50,7 +51,8 @@ def image_to_dict(
     if not has_known_size(image):
         raise ValueError(f"{image.source}: image size unknown; it cannot be a schema image object")
     if not image.is_processed:
-        quality = rejected_quality(image)
+        # a view the gate refused keeps the gate's score, so a reader sees how far it fell short
+        quality = rejected_quality(image, score=preprocessed.quality.score if preprocessed else 0.0)
     elif quality is None:
         quality = preprocessed.quality if preprocessed else ImageQuality(score=1.0, acceptable=True)
     result: dict[str, Any] = {
