@@ -149,7 +149,12 @@ def train_detector(
         run.model.load_state_dict(init_state)
     if init_backbone is not None:
         backbone_body(run.model).load_state_dict(init_backbone)
-    settings = run_settings(detector_config, train_config, train_images=len(train_data))
+    settings = run_settings(
+        detector_config,
+        train_config,
+        train_images=len(train_data),
+        train_specs=bundle.training_data.get("train"),
+    )
     state = _resume(run, checkpoint, settings) if train_config.resume else TrainState()
     # recorded in every checkpoint, so that a resume with other settings is refused
     state = replace(state, extra={**state.extra, **settings})
@@ -243,14 +248,22 @@ RESUME_FIXED = (
 
 
 def run_settings(
-    detector_config: DetectorConfig, train_config: TrainConfig, *, train_images: int | None = None
+    detector_config: DetectorConfig,
+    train_config: TrainConfig,
+    *,
+    train_images: int | None = None,
+    train_specs: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """What a checkpoint records of the run that wrote it (its ``extra``), as JSON gives it
     back: the detector configuration, the settings of :data:`RESUME_FIXED` and, where known,
-    the number of training images (another ``--data`` reorders every epoch)."""
+    the training data: the number of images and the ``--data`` specs as the bundle records
+    them (another ``--data`` changes every epoch's samples, also one of the same size, such as
+    another phantom seed; the dataset is not read for this, it may load lazily)."""
     training = {name: getattr(train_config, name) for name in RESUME_FIXED}
     if train_images is not None:
         training["train_images"] = train_images
+    if train_specs is not None:
+        training["train_data"] = train_specs
     return {"detector": _plain(detector_config.to_dict()), "training": _plain(training)}
 
 
