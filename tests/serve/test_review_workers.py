@@ -51,6 +51,30 @@ def test_a_stage_redelivered_after_the_visibility_timeout_completes_the_job(
         assert body["attempts"] == 2 and body["error"] is None
 
 
+def test_a_report_redelivered_after_its_worker_died_pushing_completes_the_job(
+    tmp_path: Path, pipeline: Pipeline, phantom_study: Path
+) -> None:
+    """The push runs inside the report task, under the job stage ``push``: the report task
+    redelivered after its worker died while pushing is that task again (a fresh attempt with
+    its own time), not a stage the job had already passed; it failed as 'took longer than'."""
+    time_limit_s = 900.0
+    with queued_job(tmp_path / "data", pipeline, phantom_study) as (api, location, job_id):
+        client, settings = api.client, api.settings
+        worker = _stage_worker(settings, pipeline, time_limit_s)
+        worker.run("decode", job_id)
+        worker.run("analyze", job_id)
+        worker.runner.enter(job_id, "report", {})
+        worker.runner.enter(job_id, "push", {})  # the worker died while pushing
+        with transaction(worker.sessions) as session:  # ... and the visibility timeout passed
+            job = session.get(Job, job_id)
+            assert job is not None
+            job.started_at = utcnow() - timedelta(seconds=time_limit_s + 60 + 5)
+        worker.run("report", job_id)  # the redelivery, on a live worker
+        body = client.get(location, headers=api.auth).json()
+        assert body["status"] == "done", body
+        assert body["attempts"] == 2 and body["error"] is None
+
+
 def test_celery_retries_of_the_decode_stage_are_not_worker_deaths(
     tmp_path: Path, pipeline: Pipeline, phantom_study: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -257,7 +257,10 @@ class StageWorker:
             if job is None or job.status in (JobStatus.DONE.value, JobStatus.FAILED.value):
                 return None
             order = list(TASKS)
-            if job.stage in order and order.index(job.stage) > order.index(name):
+            # the push runs inside the report task: a report redelivered after its worker died
+            # while pushing is that task's own earlier delivery, not another stage's
+            stage = "report" if job.stage == PushStage.name else job.stage
+            if stage in order and order.index(stage) > order.index(name):
                 return None  # a stale redelivery: this stage's work was handed on already
             if name == "decode" and not (retried and job.status == JobStatus.RUNNING.value):
                 job = start_job(session, job_id, worker=worker)  # counts the attempt
@@ -266,7 +269,7 @@ class StageWorker:
             else:  # a later stage, or Celery retrying a decode of ours (not a new attempt)
                 if job.status != JobStatus.RUNNING.value:
                     return None
-                if job.stage == name and not retried:  # its earlier delivery never finished
+                if stage == name and not retried:  # its earlier delivery never finished
                     job.attempts += 1
                     # it comes back only after the visibility timeout, which exceeds the time
                     # limit: the dead worker's wait must not count as this attempt's time
