@@ -3,9 +3,11 @@ exactly, and downgrades cleanly — on SQLite and on PostgreSQL (fresh database,
 
 from __future__ import annotations
 
+import multiprocessing
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -94,3 +96,29 @@ def test_unreachable_database_says_what_to_check() -> None:
     with pytest.raises(DatabaseError, match="MAMMOCAD_DATABASE_URL") as raised:
         upgrade(url)
     assert "secret" not in str(raised.value)
+
+
+def _upgrade_after(barrier: Any, url: str, answers: Any) -> None:
+    barrier.wait()
+    try:
+        upgrade(url)
+        answers.put("ok")
+    except Exception as error:
+        answers.put(f"{type(error).__name__}: {error}")
+
+
+def test_processes_starting_together_all_find_the_schema(empty_database: str) -> None:
+    """``docker compose up`` starts the API and a worker at once, and each upgrades the
+    database at start: on a fresh PostgreSQL database all but one failed on a duplicate key
+    (the version table created twice)."""
+    spawn = multiprocessing.get_context("spawn")
+    barrier, answers = spawn.Barrier(3), spawn.Queue()
+    processes = [
+        spawn.Process(target=_upgrade_after, args=(barrier, empty_database, answers))
+        for _ in range(3)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [answers.get(timeout=5) for _ in processes] == ["ok"] * 3

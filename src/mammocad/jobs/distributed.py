@@ -308,7 +308,9 @@ class StageWorker:
                 self.fail(job_id, f"{name}: the previous stage's output is gone; upload again")
                 return
             context = loaded
-        self.runner.enter(job_id, name, context.timings_ms)
+        if not self.runner.enter(job_id, name, context.timings_ms):
+            self._discard(job_id)  # deleted or superseded: no later stage will read it
+            return
         begun = perf_counter()
         try:
             self.stage(name).run(context)
@@ -335,7 +337,8 @@ class StageWorker:
 
     def _push(self, job_id: str, context: StudyContext, destination: DicomwebDestination) -> None:
         """The push stage inside the report task; it records its failure, never raises."""
-        self.runner.enter(job_id, PushStage.name, context.timings_ms)
+        if not self.runner.enter(job_id, PushStage.name, context.timings_ms):
+            return  # superseded or deleted: its results are not the study's to push
         begun = perf_counter()
         PushStage(destination=destination).run(context)
         context.timings_ms[PushStage.name] = (perf_counter() - begun) * 1000.0

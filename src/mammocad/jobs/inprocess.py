@@ -17,6 +17,7 @@ import threading
 from sqlalchemy.orm import Session, sessionmaker
 
 from mammocad.jobs.runner import JobRunner
+from mammocad.store.models import JobStatus
 from mammocad.store.repository import claim_next_job, get_job, mark_failed, requeue_orphans
 from mammocad.store.session import transaction
 
@@ -83,6 +84,10 @@ class InProcessWorkers:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # job id → failure text that could not be written (the database was away): retried
+        # by every loop, else the job would stay "running" until the process restarts
+        self._unrecorded: dict[str, str] = {}
+        self._unrecorded_lock = threading.Lock()
 
     def start(self) -> int:
         """Requeue orphaned jobs and start the threads; returns the number requeued."""
@@ -135,18 +140,39 @@ class InProcessWorkers:
         return True
 
     def _record_failure(self, job_id: str, error: Exception) -> None:
+        text = (
+            f"the job could not be completed ({type(error).__name__}: {error}); "
+            "upload the study again to retry"
+        )
+        if not self._write_failure(job_id, text):
+            with self._unrecorded_lock:
+                self._unrecorded[job_id] = text
+
+    def _write_failure(self, job_id: str, text: str) -> bool:
+        """Mark the job failed unless it ended meanwhile; ``False`` when the database could
+        not be written."""
         try:
             with transaction(self.sessions) as session:
                 job = get_job(session, job_id)
-                if job is not None:
-                    text = f"the job could not be completed ({type(error).__name__}: {error})"
+                if job is not None and job.status == JobStatus.RUNNING.value:
                     mark_failed(session, job, error=text)
         except Exception:
-            logger.exception("could not record the failure of job %s", job_id)
+            logger.exception("could not record the failure of job %s; will try again", job_id)
+            return False
+        return True
+
+    def _retry_unrecorded(self) -> None:
+        with self._unrecorded_lock:
+            pending = dict(self._unrecorded)
+        for job_id, text in pending.items():
+            if self._write_failure(job_id, text):
+                with self._unrecorded_lock:
+                    self._unrecorded.pop(job_id, None)
 
     def _loop(self, index: int) -> None:
         while not self._stop.is_set():
             try:
+                self._retry_unrecorded()
                 busy = self.run_once(index)
             except Exception:  # the database is down: keep the thread, try again later
                 logger.exception("worker %d could not read the job queue", index)

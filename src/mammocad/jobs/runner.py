@@ -20,6 +20,7 @@ from mammocad.store.models import Job, JobStatus
 from mammocad.store.repository import (
     find_model_version,
     get_job,
+    latest_job,
     mark_done,
     mark_failed,
     mark_stage,
@@ -38,6 +39,25 @@ def failure_text(stage: str, error: Exception) -> str:
         f"mammocad failed during the {stage} stage ({type(error).__name__}: {error}); "
         "please report this with the service log"
     )
+
+
+def superseded_text(newer: Job) -> str:
+    """Why a job stopped without storing its result: images were added to its study while it
+    ran, and the newer job reads them all; its result would replace the newer one's."""
+    return (
+        "superseded: images were added to the study while this job ran; job "
+        f"{newer.id} analyses the study with all of them (GET /api/v1/jobs/{newer.id})"
+    )
+
+
+def _stop_if_superseded(session: Session, job: Job) -> bool:
+    """Fail ``job`` and say so when a newer job of its study exists (under the caller's
+    transaction); ``True`` when it was superseded."""
+    newer = latest_job(job.study)
+    if newer is None or newer is job:
+        return False
+    mark_failed(session, job, error=superseded_text(newer))
+    return True
 
 
 class JobRunner:
@@ -67,7 +87,8 @@ class JobRunner:
         start = perf_counter()
         try:
             for stage in self.stages:
-                self.enter(job_id, stage.name, context.timings_ms)
+                if not self.enter(job_id, stage.name, context.timings_ms):
+                    return False
                 begun = perf_counter()
                 try:
                     stage.run(context)
@@ -82,12 +103,16 @@ class JobRunner:
             if context.study is not None:
                 release_pixels(context.study)
 
-    def enter(self, job_id: str, stage: str, timings_ms: dict[str, float]) -> None:
-        """Record that ``stage`` starts (with the timings so far)."""
+    def enter(self, job_id: str, stage: str, timings_ms: dict[str, float]) -> bool:
+        """Record that ``stage`` starts (with the timings so far); ``False`` when the job must
+        stop instead: its study was deleted, or images added meanwhile queued a newer job
+        (two jobs of one study must not both write its pictures and result)."""
         with transaction(self.sessions) as session:
-            job = get_job(session, job_id)
-            if job is not None:
-                mark_stage(session, job, stage=stage, timings_ms=timings_ms)
+            job = session.get(Job, job_id, with_for_update=True)
+            if job is None or _stop_if_superseded(session, job):
+                return False
+            mark_stage(session, job, stage=stage, timings_ms=timings_ms)
+            return True
 
     def fail(self, job_id: str, text: str) -> None:
         """The job failed with ``text``; the study is marked failed."""
@@ -100,11 +125,14 @@ class JobRunner:
         """Store the context's result and pictures and mark the job done (its error: the
         context's ``delivery_error``, if any); ``False`` when the job (its study) was deleted
         meanwhile, or is no longer running (another delivery of the same Celery stage finished
-        it: the row lock makes that one store the result)."""
+        it: the row lock makes that one store the result), or was superseded by a newer job of
+        its study (its older result must not replace the newer one's)."""
         analysis = context.require_analysis()
         with transaction(self.sessions) as session:
             job = session.get(Job, job_id, with_for_update=True)
             if job is None or job.status != JobStatus.RUNNING.value:
+                return False
+            if _stop_if_superseded(session, job):
                 return False
             model_id = self.model_version_id
             if model_id is None:  # a worker that did not load the model itself

@@ -15,6 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -81,6 +82,21 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """One migration at a time per SQLite file: serve, worker and dicom-node each upgrade at
+    start, and started together on a fresh database each created the version table (all but
+    one failed). PostgreSQL takes an advisory lock inside the migration (``migrations/env.py``);
+    a file lock beside the database does it for SQLite, which only one machine opens."""
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path.with_name(path.name + ".migrate.lock")):
+        yield
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Create or upgrade the schema at ``url`` to ``revision``.
 
@@ -88,10 +104,9 @@ def upgrade(url: str, revision: str = "head") -> None:
         DatabaseError: the database cannot be reached (the message names the URL without its
             password).
     """
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
-        command.upgrade(alembic_config(url), revision)
+        with _migration_lock(url):
+            command.upgrade(alembic_config(url), revision)
     except Exception as error:
         shown = make_url(url).render_as_string(hide_password=True)
         raise DatabaseError(
