@@ -103,8 +103,8 @@ def test_jpeg_lossless_every_predictor(predictor: int, mg: DicomFactory) -> None
 
 
 def test_values_above_bits_stored_fall_back_to_pydicom(mg: DicomFactory) -> None:
-    # a 16-bit codestream in a Bits Stored 12 data set: pydicom decides how to treat the
-    # excess bits, so the fast path must step aside
+    # a 16-bit codestream in a Bits Stored 12 data set: the fast path steps aside, and the
+    # excess bits of pydicom's result are cleared (PS3.5 8.1.1)
     pixels = mg.phantom(bits=12)
     pixels[0, 0] = 0x9000
     ds = mg.mg_dataset(pixels, bits_stored=16)
@@ -112,7 +112,47 @@ def test_values_above_bits_stored_fall_back_to_pydicom(mg: DicomFactory) -> None
     encoded.BitsStored, encoded.HighBit = 12, 11
     decoded = decode_stored(encoded)
     assert decoded.decoder == "pydicom"
-    np.testing.assert_array_equal(decoded.stored, pixel_array(encoded))
+    np.testing.assert_array_equal(decoded.stored, pixel_array(encoded) & 0x0FFF)
+    assert [m.code for m in decoded.messages] == ["high_bits_cleared"]
+
+
+def _garbage_high_bits(mg: DicomFactory, syntax: UID, pixels: np.ndarray) -> Dataset:
+    """``pixels`` (12 significant bits) encoded in ``syntax`` as 16-bit values, in a data set
+    that declares Bits Stored 12: what a modality that leaves junk above High Bit writes."""
+    encoded = mg.encode(mg.mg_dataset(pixels, bits_stored=16), syntax)
+    encoded.BitsStored, encoded.HighBit = 12, 11
+    return mg.reread(encoded)
+
+
+@pytest.mark.parametrize(
+    "syntax",
+    [ExplicitVRLittleEndian, RLELossless, JPEGLosslessSV1, JPEGLSLossless, JPEG2000Lossless],
+    ids=lambda s: UID(s).keyword,
+)
+def test_bits_above_bits_stored_are_cleared_in_every_syntax(syntax: UID, mg: DicomFactory) -> None:
+    # pydicom masks native, RLE and JPEG Lossless data itself but not JPEG-LS or JPEG 2000,
+    # where a 12-bit image with junk in its top nibble came out all white yet was accepted
+    pixels = mg.phantom(bits=12)
+    garbage = pixels | 0xF000
+    encoded = _garbage_high_bits(mg, syntax, garbage)
+    np.testing.assert_array_equal(decode_stored(encoded).stored, pixels)
+    image = read_dicom(mg.to_bytes(encoded))
+    clean = read_dicom(mg.to_bytes(mg.mg_dataset(pixels)))
+    assert image.is_processed, image.rejection_text
+    np.testing.assert_array_equal(image.pixels, clean.pixels)
+
+
+def test_bits_above_bits_stored_of_signed_values_are_sign_extended(mg: DicomFactory) -> None:
+    # signed 12-bit values stored with their top nibble cleared: -100 arrives as 0x0F9C
+    values = (mg.phantom(bits=12).astype(np.int32) - 2048).astype(np.int16)
+    low_bits = (values.view(np.uint16) & 0x0FFF).view(np.int16)
+    ds = mg.mg_dataset(low_bits, bits_stored=16)
+    encoded = mg.encode(ds, JPEG2000Lossless)
+    encoded.BitsStored, encoded.HighBit = 12, 11
+    decoded = decode_stored(mg.reread(encoded))
+    np.testing.assert_array_equal(decoded.stored, values)
+    assert decoded.stored.dtype == np.int16
+    assert [m.code for m in decoded.messages] == ["high_bits_cleared"]
 
 
 @pytest.mark.parametrize("syntax", [JPEGBaseline8Bit, JPEGExtended12Bit], ids=["8bit", "12bit"])

@@ -301,3 +301,72 @@ def test_ge_sigmoid_multi_window_headers_choose_the_first_voi_lut(
     # the chosen LUT spans 12 bits: a stored value on the LUT's ramp renders mid-grey
     out = render(ds.pixel_array, ds).pixels
     assert 0.0 < out.min() <= out.max() < 1.0
+
+
+def _blanked(ds: Dataset, **elements: tuple[int, str]) -> Dataset:
+    """``ds`` with each named element present but zero-length, as anonymisers leave Type 3
+    and Type 1C elements they blank (PS3.5 7.4)."""
+    for tag, vr in elements.values():
+        ds.add_new(tag, vr, None)
+    return ds
+
+
+def test_empty_voi_lut_function_is_linear(mg: DicomFactory) -> None:
+    # PS3.3 C.11.2.1.2: without a VOI LUT Function the window is LINEAR; pydicom's
+    # apply_windowing raised on the empty value, which rejected a good image
+    pixels = mg.phantom()
+    blank = _blanked(
+        mg.mg_dataset(pixels, WindowCenter=2000, WindowWidth=1500),
+        function=(0x00281056, "CS"),
+    )
+    linear = mg.mg_dataset(pixels, WindowCenter=2000, WindowWidth=1500, VOILUTFunction="LINEAR")
+    image = read_dicom(mg.to_bytes(blank))
+    assert image.is_processed, image.rejection_text
+    assert choose_voi(mg.reread(blank)).function == "LINEAR"
+    np.testing.assert_array_equal(image.pixels, read_dicom(mg.to_bytes(linear)).pixels)
+
+
+def test_empty_rescale_is_no_rescale(mg: DicomFactory) -> None:
+    pixels = mg.phantom()
+    blank = _blanked(
+        mg.mg_dataset(pixels, WindowCenter=2000, WindowWidth=1500),
+        slope=(0x00281053, "DS"),
+        intercept=(0x00281052, "DS"),
+    )
+    plain = mg.mg_dataset(pixels, WindowCenter=2000, WindowWidth=1500)
+    image = read_dicom(mg.to_bytes(blank))
+    assert image.is_processed, image.rejection_text
+    assert "rescale_ignored" not in [m.code for m in image.messages]
+    np.testing.assert_array_equal(image.pixels, read_dicom(mg.to_bytes(plain)).pixels)
+
+
+@pytest.mark.parametrize("window", [True, False], ids=["window", "no_voi"])
+def test_rescale_slope_zero_is_ignored_with_a_warning(window: bool, mg: DicomFactory) -> None:
+    # slope 0 maps every pixel to the intercept (PS3.3 C.11.1): a blank image, and the DX
+    # Image Module fixes MG rescales at slope 1 (C.8.11.3.1.2); show the stored values instead
+    pixels = mg.phantom()
+    voi = {"WindowCenter": 2000, "WindowWidth": 1500} if window else {}
+    zero = mg.mg_dataset(pixels, RescaleSlope=0, RescaleIntercept=0, **voi)
+    image = read_dicom(mg.to_bytes(zero))
+    assert image.is_processed and image.pixels is not None
+    assert image.pixels.max() > image.pixels.min()
+    np.testing.assert_array_equal(
+        image.pixels, read_dicom(mg.to_bytes(mg.mg_dataset(pixels, **voi))).pixels
+    )
+    warnings = [m for m in image.messages if m.code == "rescale_ignored"]
+    assert len(warnings) == 1 and warnings[0].severity.value == "warning"
+    assert "Rescale Slope" in warnings[0].text
+
+
+def test_voi_lut_without_entries_is_skipped(mg: DicomFactory) -> None:
+    # a VOI LUT item whose LUT Data was blanked cannot map anything: the window applies
+    pixels = mg.phantom()
+    item = Dataset()
+    item.LUTDescriptor = [4096, 0, 12]
+    item.add_new(0x00283006, "US", None)
+    ds = mg.mg_dataset(pixels, WindowCenter=2000, WindowWidth=1500, VOILUTSequence=[item])
+    assert choose_voi(mg.reread(ds)).kind is VoiKind.WINDOW
+    image = read_dicom(mg.to_bytes(ds))
+    assert image.is_processed, image.rejection_text
+    windowed = mg.mg_dataset(pixels, WindowCenter=2000, WindowWidth=1500)
+    np.testing.assert_array_equal(image.pixels, read_dicom(mg.to_bytes(windowed)).pixels)

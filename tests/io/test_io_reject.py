@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, JPEGLSLossless
 
-from mammocad.errors import RejectionCode
-from mammocad.io import read_dicom, read_image
+from mammocad.errors import IngestError, RejectionCode
+from mammocad.io import load_studies, read_dicom, read_image
+from mammocad.io.checks import check_pixel_format
 from mammocad.structures import ImageStatus, Laterality, ViewPosition
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from conftest import DicomFactory
 
 DX_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
@@ -202,6 +203,96 @@ def test_unexpected_errors_become_rejections(mg: DicomFactory, monkeypatch: Any)
     monkeypatch.setattr(dicom_module, "render", boom)
     image = _read(mg.mg_dataset(), mg)
     _assert_rejected(image, RejectionCode.DECODE_FAILED, "ZeroDivisionError", "report the file")
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, JPEGLSLossless], ids=["native", "jls"])
+def test_matrix_larger_than_any_mammogram_is_rejected(syntax: str, mg: DicomFactory) -> None:
+    # a few-KB file declaring 46000×46000 made the decoder allocate 4 GB (a MemoryError
+    # ended the whole batch); the header alone says it is no mammogram
+    ds = mg.encode(mg.mg_dataset(), syntax)
+    ds.Rows = ds.Columns = 46000
+    image = _read(ds, mg)
+    _assert_rejected(image, RejectionCode.UNSUPPORTED_PIXEL_FORMAT, "46000×46000", "16384")
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns", "accepted"),
+    [(12000, 9600, True), (16384, 8192, True), (16385, 64, False), (12000, 12000, False)],
+)
+def test_matrix_limit_leaves_room_for_fine_film_scans(
+    rows: int, columns: int, accepted: bool, mg: DicomFactory
+) -> None:
+    # a 24×30 cm film scanned at 25 µm is 9600×12000: the limit must not refuse it
+    ds = mg.mg_dataset(Rows=rows, Columns=columns)
+    if accepted:
+        check_pixel_format(ds, min_matrix=32)
+    else:
+        with pytest.raises(IngestError) as raised:
+            check_pixel_format(ds, min_matrix=32)
+        assert raised.value.code is RejectionCode.UNSUPPORTED_PIXEL_FORMAT
+
+
+def test_out_of_memory_rejects_the_file_not_the_batch(
+    mg: DicomFactory, monkeypatch: Any, tmp_path: Path
+) -> None:
+    import mammocad.io.dicom as dicom_module
+
+    real_decode = dicom_module.decode_stored
+
+    def decode(ds: Dataset, **kwargs: Any) -> Any:
+        if ds.ImageLaterality == "R":
+            raise MemoryError("synthetic: cannot allocate 4.2 GiB")
+        return real_decode(ds, **kwargs)
+
+    monkeypatch.setattr(dicom_module, "decode_stored", decode)
+    left = mg.mg_dataset()
+    right = mg.mg_dataset(ImageLaterality="R", StudyInstanceUID=left.StudyInstanceUID)
+    (tmp_path / "left.dcm").write_bytes(mg.to_bytes(left))
+    (tmp_path / "right.dcm").write_bytes(mg.to_bytes(right))
+    images = {Path(str(i.source)).name: i for i in load_studies(tmp_path).images()}
+    assert images["left.dcm"].is_processed
+    _assert_rejected(images["right.dcm"], RejectionCode.DECODE_FAILED, "memory")
+
+
+def test_deflated_file_cut_short_is_unreadable(mg: DicomFactory) -> None:
+    raw = mg.to_bytes(mg.encode(mg.mg_dataset(), DeflatedExplicitVRLittleEndian))
+    for kept in (len(raw) // 3, len(raw) // 2, len(raw) - 100):
+        image = read_dicom(raw[:kept], name="cut.dcm")
+        _assert_rejected(image, RejectionCode.UNREADABLE, "copy or export it again")
+
+
+def test_header_cut_inside_a_sequence_is_never_a_decoder_fault(mg: DicomFactory) -> None:
+    # pydicom raises struct.error for some cuts inside a sequence item: the file was cut
+    # short, not a fault for the developers
+    view = Dataset()
+    view.CodeValue, view.CodingSchemeDesignator, view.CodeMeaning = "399162004", "SCT", "cc"
+    raw = mg.to_bytes(mg.mg_dataset(ViewCodeSequence=[view]))
+    start = raw.index(b"\x54\x00\x20\x02")  # (0054,0220) View Code Sequence
+    codes = {read_dicom(raw[:kept]).rejection_code for kept in range(start + 8, start + 80)}
+    assert RejectionCode.UNREADABLE in codes
+    assert RejectionCode.DECODE_FAILED not in codes
+
+
+@pytest.mark.parametrize(
+    ("change", "word"),
+    [
+        ({"PixelRepresentation": None}, "PixelRepresentation"),
+        ({"BitsAllocated": 8, "BitsStored": 12, "HighBit": 11}, "exceeds Bits Allocated"),
+    ],
+    ids=["no_pixel_representation", "stored_above_allocated"],
+)
+def test_incomplete_image_pixel_module_is_missing_metadata(
+    change: dict[str, Any], word: str, mg: DicomFactory
+) -> None:
+    ds = mg.mg_dataset()
+    for keyword, value in change.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    if ds.BitsAllocated == 8:
+        ds.PixelData = bytes(int(ds.Rows) * int(ds.Columns))
+    _assert_rejected(_read(ds, mg), RejectionCode.MISSING_METADATA, word, "re-export")
 
 
 def test_real_rejections(shared_data: Path) -> None:

@@ -42,6 +42,21 @@ _PROJECTION_CLASSES = {
 # Modality values (CID 29) under which digitised or exported mammograms turn up.
 _PROJECTION_MODALITIES = {"DX", "CR", "RG", "OT"}
 _BREAST_REGION_CODES = {"76752008", "T-04000"}  # breast structure (SNOMED CT, legacy SRT)
+# Largest matrix read. The largest mammograms are about 4800×6000 (24×30 cm detectors at 50 µm)
+# and a 24×30 cm film scanned at 25 µm is 9600×12000 (115 M pixels); 16384 per side and 2^27
+# pixels leave room for those while capping one image at 256 MiB decoded (uint16) and 512 MiB
+# rendered (float32). Beyond that the header is wrong or hostile: a few-KB compressed file
+# declaring 46000×46000 would make the decoder allocate 4 GB before finding out.
+MAX_MATRIX_SIDE = 16384
+MAX_MATRIX_PIXELS = 2**27
+_IMAGE_PIXEL_KEYWORDS = (
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "PhotometricInterpretation",
+)
 
 
 def _reject(code: RejectionCode, text: str) -> IngestError:
@@ -163,8 +178,7 @@ def check_single_frame(ds: Dataset) -> None:
         )
 
 
-def check_pixel_format(ds: Dataset, *, min_matrix: int) -> None:
-    """Raise ``no_pixel_data``, ``missing_metadata`` or ``unsupported_pixel_format``."""
+def _check_pixel_data_present(ds: Dataset) -> None:
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise _reject(
@@ -177,13 +191,49 @@ def check_pixel_format(ds: Dataset, *, min_matrix: int) -> None:
             "The file has no Pixel Data (7FE0,0010): it is a header-only object; "
             "send the image itself.",
         )
-    for keyword in ("Rows", "Columns", "BitsAllocated", "BitsStored", "PhotometricInterpretation"):
+
+
+def _check_image_pixel_module(ds: Dataset) -> None:
+    """The Type 1 attributes the decoder needs (PS3.3 C.7.6.3), present and consistent."""
+    for keyword in _IMAGE_PIXEL_KEYWORDS:
         if ds.get(keyword) in (None, ""):
             raise _reject(
                 RejectionCode.MISSING_METADATA,
                 f"The Image Pixel module lacks {keyword}, so the pixels cannot be interpreted: "
                 "re-export the image from its source.",
             )
+    if int(ds.BitsStored) > int(ds.BitsAllocated):
+        raise _reject(
+            RejectionCode.MISSING_METADATA,
+            f"Bits Stored ({ds.BitsStored}) exceeds Bits Allocated ({ds.BitsAllocated}), but the "
+            "stored bits must fit in the allocated pixel cell (PS3.5 8.1.1), so the pixels "
+            "cannot be interpreted: re-export the image from its source.",
+        )
+
+
+def _check_matrix(ds: Dataset, *, min_matrix: int) -> None:
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    if rows < min_matrix or columns < min_matrix:
+        raise _reject(
+            RejectionCode.UNSUPPORTED_PIXEL_FORMAT,
+            f"The pixel matrix is {rows}×{columns}, too small to be a mammogram (a header "
+            "fixture, icon or thumbnail): send the full-resolution image.",
+        )
+    if max(rows, columns) > MAX_MATRIX_SIDE or rows * columns > MAX_MATRIX_PIXELS:
+        raise _reject(
+            RejectionCode.UNSUPPORTED_PIXEL_FORMAT,
+            f"The pixel matrix is {rows}×{columns}, larger than any mammogram (mammocad reads "
+            f"up to {MAX_MATRIX_SIDE} pixels a side, {MAX_MATRIX_PIXELS / 1e6:.0f} million in "
+            "all; "
+            "the largest detectors give about 4800×6000): the header's Rows/Columns are wrong "
+            "or the file is not a mammogram; re-export the image from its source.",
+        )
+
+
+def check_pixel_format(ds: Dataset, *, min_matrix: int) -> None:
+    """Raise ``no_pixel_data``, ``missing_metadata`` or ``unsupported_pixel_format``."""
+    _check_pixel_data_present(ds)
+    _check_image_pixel_module(ds)
     photometric = (text_value(ds, "PhotometricInterpretation") or "").upper()
     samples = int(ds.get("SamplesPerPixel") or 1)
     if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
@@ -199,13 +249,7 @@ def check_pixel_format(ds: Dataset, *, min_matrix: int) -> None:
             f"Bits Allocated {ds.BitsAllocated} / Bits Stored {ds.BitsStored} is not a "
             "mammography pixel format (8 or 16 bits allocated): send the original image.",
         )
-    rows, columns = int(ds.Rows), int(ds.Columns)
-    if rows < min_matrix or columns < min_matrix:
-        raise _reject(
-            RejectionCode.UNSUPPORTED_PIXEL_FORMAT,
-            f"The pixel matrix is {rows}×{columns}, too small to be a mammogram (a header "
-            "fixture, icon or thumbnail): send the full-resolution image.",
-        )
+    _check_matrix(ds, min_matrix=min_matrix)
 
 
 def check_dataset(ds: Dataset, *, min_matrix: int) -> list[Message]:

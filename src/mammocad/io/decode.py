@@ -14,12 +14,16 @@ is bit-exact with pydicom's plugins (tests check every syntax). Any other case, 
 fast-path failure, falls back to pydicom's plugins (pyjpegls, pylibjpeg, Pillow; never gdcm,
 which aborts the process on damaged streams). Lossy JPEG (Baseline/Extended) always uses
 pydicom: different IDCTs round differently, so no fast path would be bit-exact.
+
+Last, bits above Bits Stored are cleared (sign-extended when signed; PS3.5 8.1.1): pydicom does
+so for native, RLE and JPEG Lossless data but not for JPEG-LS or JPEG 2000, and the same file must
+read the same in every transfer syntax.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -31,6 +35,7 @@ from pydicom.pixels import get_decoder, pixel_array
 from pydicom.uid import UID
 
 from mammocad.errors import IngestError, RejectionCode
+from mammocad.structures import Message, Severity
 
 StoredArray = npt.NDArray[np.integer]
 
@@ -69,11 +74,12 @@ def reraise_fatal(exc: BaseException) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """Stored values ``[rows, columns]`` (dtype from Bits Allocated / Pixel Representation) and
-    the decoder that produced them (``imagecodecs.<codec>`` or ``pydicom``)."""
+    """Stored values ``[rows, columns]`` (dtype from Bits Allocated / Pixel Representation), the
+    decoder that produced them (``imagecodecs.<codec>`` or ``pydicom``) and warnings about them."""
 
     stored: StoredArray
     decoder: str
+    messages: tuple[Message, ...] = ()
 
 
 @lru_cache(maxsize=8)
@@ -216,22 +222,52 @@ def _pydicom_decode(ds: Dataset, uid: UID) -> Decoded:
     )
 
 
+def _stored_range(ds: Dataset) -> tuple[int, int]:
+    bits = int(ds.BitsStored)
+    if int(ds.get("PixelRepresentation") or 0) == 1:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def _mask_high_bits(decoded: Decoded, ds: Dataset) -> Decoded:
+    """Clear the bits above Bits Stored, sign-extending signed values (PS3.5 8.1.1: only the
+    Bits Stored bits up to High Bit hold the pixel value; the others carry nothing)."""
+    stored, bits = decoded.stored, int(ds.BitsStored)
+    if not stored.size or bits >= 8 * stored.dtype.itemsize:
+        return decoded
+    low, high = _stored_range(ds)
+    if int(stored.max()) <= high and (low == 0 or int(stored.min()) >= low):
+        return decoded
+    unsigned = stored.view(f"u{stored.dtype.itemsize}") & ((1 << bits) - 1)
+    if low < 0:  # two's complement in ``bits`` bits: flip the sign bit, then subtract it
+        sign = 1 << (bits - 1)
+        masked = (unsigned.astype(np.int32) ^ sign) - sign
+    else:
+        masked = unsigned
+    note = Message(
+        code="high_bits_cleared",
+        severity=Severity.WARNING,
+        text=f"Pixel values use bits above Bits Stored ({bits}); those bits were cleared, as "
+        "PS3.5 8.1.1 says they hold no pixel value: if the image looks wrong, re-export it "
+        "from its source.",
+    )
+    return replace(decoded, stored=masked.astype(stored.dtype), messages=(*decoded.messages, note))
+
+
 def decode_stored(ds: Dataset, *, fast: bool = True, threads: int = 2) -> Decoded:
     """Decode the single frame of ``ds`` to stored values, or raise :class:`IngestError`.
 
     Rejections: ``unsupported_transfer_syntax`` (no decoder for the syntax),
     ``truncated_pixel_data`` (native data too short; codestream without its end marker; RLE
-    segments that run out), ``decode_failed`` (every decoder refused the stream).
+    segments that run out), ``decode_failed`` (every decoder refused the stream). Values with
+    bits above Bits Stored are masked, with a ``high_bits_cleared`` warning.
     """
     uid = UID(str(ds.file_meta.TransferSyntaxUID))
     _check_decodable(uid)
     if not uid.is_encapsulated:
         _check_native_length(ds)
-        return _pydicom_decode(ds, uid)
+        return _mask_high_bits(_pydicom_decode(ds, uid), ds)
     frame = single_frame(ds)
     _check_end_marker(frame, uid)
-    if fast:
-        decoded = _fast_decode(ds, frame, uid, threads)
-        if decoded is not None:
-            return decoded
-    return _pydicom_decode(ds, uid)
+    decoded = _fast_decode(ds, frame, uid, threads) if fast else None
+    return _mask_high_bits(decoded or _pydicom_decode(ds, uid), ds)

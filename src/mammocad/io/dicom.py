@@ -11,7 +11,9 @@ from __future__ import annotations
 import io
 import logging
 import os
+import struct
 import warnings
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -83,7 +85,18 @@ def parse_dataset(raw: bytes, name: str, *, header_only: bool = False) -> Datase
         ds = quiet_dcmread(
             io.BytesIO(raw), stop_before_pixels=header_only, force=kind is FileKind.DICOM_RAW
         )
-    except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
+    # zlib.error: a Deflated file cut short (its stream ends early); struct.error: a header cut
+    # inside a sequence, where pydicom unpacks an item tag from too few bytes
+    except (
+        InvalidDicomError,
+        EOFError,
+        ValueError,
+        KeyError,
+        TypeError,
+        OSError,
+        zlib.error,
+        struct.error,
+    ) as exc:
         raise IngestError(
             RejectionCode.UNREADABLE,
             f"{name} starts like DICOM but its header cannot be parsed ({exc}): the file is "
@@ -170,12 +183,13 @@ def _source_label(source: str | os.PathLike[str] | Source) -> str:
 def _decode_into(image: Image, ds: Dataset, options: ReadOptions) -> None:
     image.messages.extend(check_dataset(ds, min_matrix=options.min_matrix))
     decoded = decode_stored(ds, fast=options.fast_decoders, threads=options.decoder_threads)
+    image.messages.extend(decoded.messages)
     rendered = render(
         decoded.stored, ds, voi_index=options.voi_index, prefer_voi_lut=options.prefer_voi_lut
     )
     image.pixels = rendered.pixels
     image.padding_mask = rendered.padding_mask
-    image.messages.extend(rendered.voi.messages)
+    image.messages.extend(rendered.messages)
 
 
 def _parse_into(image: Image, raw: bytes, label: str, file_name: str | None) -> Dataset:
@@ -198,6 +212,14 @@ def _parse_into(image: Image, raw: bytes, label: str, file_name: str | None) -> 
             "copy or export it again.",
         )
     return ds
+
+
+def _out_of_memory_text(image: Image) -> str:
+    size = f" ({image.rows}×{image.columns} pixels)" if image.rows and image.columns else ""
+    return (
+        f"The image{size} could not be read in the memory available: read it on a machine "
+        "with more memory, or, if its size is wrong, re-export it from its source."
+    )
 
 
 def read_dicom(
@@ -232,6 +254,11 @@ def read_dicom(
         _decode_into(image, ds, options)
     except IngestError as exc:
         image.reject(exc.code, exc.message)
+    except MemoryError:
+        # this one file's pixels (within the matrix limit of checks.py) do not fit in this
+        # machine's memory: reject the file, not the batch; the decoder's buffers are freed
+        logger.warning("out of memory reading %s", label)
+        image.reject(RejectionCode.DECODE_FAILED, _out_of_memory_text(image))
     except BaseException as exc:  # never crash a batch on one file; keep the cause in the log
         reraise_fatal(exc)
         logger.warning("unexpected error reading %s", label, exc_info=True)

@@ -18,15 +18,19 @@ The grayscale pipeline of DICOM PS3.4 N.2.1.1 / PS3.3 C.11:
    the STORED values, are masked and set to 0 (black).
 
 Steps 1-4 are computed once per image as a lookup table over every possible stored value (≤ 65536
-entries) with pydicom's rescale and windowing functions, then applied with one gather: identical
-to running pydicom's float64 functions on the whole image, several times faster. LUT sequences
-are indexed here (:func:`_apply_lut`), not by pydicom: its ``apply_voi`` indexes an 8-bit LUT with
-uint8 indices (input 256 wraps to entry 0), and its ``apply_modality_lut`` fails on 10-15-bit
-entries.
+entries), then applied with one gather: identical to running pydicom's float64 functions on the
+whole image, several times faster. The rescale and window formulas are pydicom's (float64, same
+order of operations), computed here with the values :func:`choose_voi` and :func:`_rescale`
+checked: pydicom re-reads the data set and raises on what the standard reads as a default (an
+empty VOI LUT Function is LINEAR, C.11.2.1.2; an empty Rescale Slope/Intercept is no rescale).
+LUT sequences are indexed here (:func:`_apply_lut`), not by pydicom: its ``apply_voi`` indexes an
+8-bit LUT with uint8 indices (input 256 wraps to entry 0), and its ``apply_modality_lut`` fails on
+10-15-bit entries.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -34,7 +38,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
-from pydicom.pixels.processing import apply_modality_lut, apply_windowing
 from pydicom.uid import ExplicitVRBigEndian
 
 from mammocad.io.tags import text_value
@@ -74,6 +77,8 @@ class Rendered:
     padding_mask: BoolArray | None
     voi: VoiChoice
     inverted: bool
+    #: the VOI choice's messages, then the Modality LUT's (an ignored rescale)
+    messages: tuple[Message, ...] = ()
 
 
 def _values(ds: Dataset, keyword: str) -> list[Any]:
@@ -93,7 +98,19 @@ def _valid_lut(item: Dataset) -> bool:
     except (TypeError, ValueError):
         return False
     # 8 or 16 bits today, 8-16 in earlier editions (PS3.3 C.11.2.1.1)
-    return 8 <= bits <= 16 and "LUTData" in item
+    return 8 <= bits <= 16 and _has_entries(item)
+
+
+def _has_entries(item: Dataset) -> bool:
+    """True when LUT Data holds at least one value: an anonymiser may blank it to zero length
+    (PS3.5 7.4), and a LUT without entries cannot map anything, so the window is used instead."""
+    try:
+        value = item.get("LUTData")
+    except Exception:
+        return False
+    if value is None:
+        return False
+    return len(value) > 0 if hasattr(value, "__len__") else True
 
 
 def _little_endian(ds: Dataset) -> bool:
@@ -215,8 +232,55 @@ def needs_inversion(ds: Dataset) -> bool:
     return photometric == "MONOCHROME1" or shape == "INVERSE"
 
 
+def _number(ds: Dataset, keyword: str) -> float | None:
+    """The first value of a numeric element; ``None`` when absent, empty or not a number."""
+    values = _values(ds, keyword)
+    try:
+        return float(values[0]) if values else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _declared_rescale(ds: Dataset) -> tuple[float, float] | None:
+    # PS3.3 C.11.1: the rescale applies when both values are present; a zero-length value
+    # (blanked by an anonymiser, PS3.5 7.4) is no value
+    slope, intercept = _number(ds, "RescaleSlope"), _number(ds, "RescaleIntercept")
+    return None if slope is None or intercept is None else (slope, intercept)
+
+
+def _rescale(ds: Dataset) -> tuple[float, float] | None:
+    """Rescale (slope, intercept) to apply (PS3.3 C.11.1), or ``None`` for no rescale.
+
+    A slope of 0 (or not finite) is ignored: it maps every pixel to the intercept, a blank
+    image that no device means to send; the stored values still carry the picture, and the
+    DX Image Module of the MG IOD fixes the rescale at the identity (slope 1, intercept 0:
+    PS3.3 C.8.11.3.1.2).
+    :func:`render` adds a ``rescale_ignored`` warning.
+    """
+    declared = _declared_rescale(ds)
+    if declared is None or declared[0] == 0 or not all(map(math.isfinite, declared)):
+        return None
+    return declared
+
+
+def _rescale_messages(ds: Dataset) -> tuple[Message, ...]:
+    if ds.get("ModalityLUTSequence") or _declared_rescale(ds) is None or _rescale(ds) is not None:
+        return ()
+    slope = _values(ds, "RescaleSlope")[0]
+    return (
+        Message(
+            code="rescale_ignored",
+            severity=Severity.WARNING,
+            text=f"Rescale Slope (0028,1053) is {slope}, which would make every pixel the same "
+            "value; the stored values were shown without rescaling: check the image, and "
+            "correct the sender's export if it looks wrong.",
+        ),
+    )
+
+
 def _window_range(ds: Dataset) -> tuple[float, float]:
-    """Output range of pydicom's ``apply_windowing`` (kept in step with pydicom 3.0)."""
+    """Output range of pydicom's ``apply_windowing`` (kept in step with pydicom 3.0), through
+    the rescale that :func:`_rescale` accepts."""
     bits = int(ds.BitsStored)
     if ds.get("ModalityLUTSequence"):
         low, high = 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
@@ -224,23 +288,45 @@ def _window_range(ds: Dataset) -> tuple[float, float]:
         low, high = 0.0, float(2**bits - 1)
     else:
         low, high = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
-    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
-    if slope is not None and intercept is not None:
-        low, high = low * float(slope) + float(intercept), high * float(slope) + float(intercept)
+    factors = _rescale(ds)
+    if factors is not None:
+        slope, intercept = factors
+        low, high = low * slope + intercept, high * slope + intercept
     return low, high
 
 
 def _modality(values: np.ndarray, ds: Dataset) -> np.ndarray:
-    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
-    identity = slope is not None and float(slope) == 1 and float(intercept or 0) == 0
     if ds.get("ModalityLUTSequence"):
         return _apply_lut(values, ds.ModalityLUTSequence[0], ds)
-    if identity:
+    factors = _rescale(ds)
+    if factors is None or factors == (1.0, 0.0):
         return values
-    out = apply_modality_lut(values, ds)
-    if out.dtype.kind == "f" and np.all(np.mod(out, 1) == 0):
+    out = values.astype(np.float64) * factors[0]
+    out += factors[1]
+    if np.all(np.mod(out, 1) == 0):
         # integral rescale (slope 1, intercept -1024...): keep integers for the VOI LUT lookup
         out = out.astype(np.int64)
+    return out
+
+
+def _windowed(
+    values: np.ndarray, choice: VoiChoice, low: float, high: float
+) -> npt.NDArray[np.float64]:
+    """Window ``values`` into [low, high] with the centre, width and function ``choice`` holds
+    (PS3.3 C.11.2.1.2.1 LINEAR, C.11.2.1.3.2 LINEAR_EXACT, C.11.2.1.3.1 SIGMOID), computed as
+    pydicom's ``apply_windowing`` computes them."""
+    x = values.astype(np.float64)
+    center, width = float(choice.center or 0), float(choice.width or 0)
+    if choice.function == "SIGMOID":
+        with np.errstate(over="ignore"):  # exp → inf far below the centre: the output is low
+            out: npt.NDArray[np.float64] = (high - low) / (1 + np.exp(-4 * (x - center) / width))
+        return out + low
+    if choice.function == "LINEAR":
+        center, width = center - 0.5, width - 1
+    below, above = x <= center - width / 2, x > center + width / 2
+    between = ~below & ~above
+    out = np.where(below, low, high)
+    out[between] = ((x[between] - center) / width + 0.5) * (high - low) + low
     return out
 
 
@@ -248,7 +334,7 @@ def _voi(values: np.ndarray, ds: Dataset, choice: VoiChoice) -> npt.NDArray[np.f
     if choice.kind is VoiKind.VOI_LUT:
         return _apply_lut(values, ds.VOILUTSequence[choice.index], ds).astype(np.float64)
     if choice.kind is VoiKind.WINDOW:
-        return np.asarray(apply_windowing(values, ds, choice.index), dtype=np.float64)
+        return _windowed(values, choice, *_window_range(ds))
     return values.astype(np.float64)
 
 
@@ -339,4 +425,7 @@ def render(
         padding = pad_table[index] if pad_table is not None else None
     if padding is not None:
         pixels[padding] = 0.0
-    return Rendered(pixels=pixels, padding_mask=padding, voi=choice, inverted=invert)
+    messages = choice.messages + _rescale_messages(ds)
+    return Rendered(
+        pixels=pixels, padding_mask=padding, voi=choice, inverted=invert, messages=messages
+    )
