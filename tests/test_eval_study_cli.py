@@ -415,3 +415,69 @@ def test_subgroups_by_manufacturer(tmp_path: Path) -> None:
     report = (tmp_path / "b" / "breast_metrics.md").read_text()
     assert "| GE MEDICAL SYSTEMS | 5 |" in report and "| HOLOGIC, Inc. | 5 |" in report
     assert "| mixed |" not in report
+
+
+def _write_rejected(
+    folder: Path, uid: str, images: list[dict[str, str | None]], **extra: str
+) -> None:
+    """A rejected result: no probability, its images rejected before their side was read."""
+    (folder / uid).mkdir(parents=True)
+    result = {
+        "study_instance_uid": uid, "status": "rejected", "malignancy_probability": None,
+        "images": [{"sop_instance_uid": f"{uid}.{k}", "status": "rejected", **image}
+                   for k, image in enumerate(images)],
+        "breasts": [{"laterality": side, "malignancy_probability": None} for side in "RL"],
+        **extra,
+    }  # fmt: skip
+    (folder / uid / "result.json").write_text(json.dumps(result))
+
+
+def test_rejected_studies_without_a_side_keep_their_patients_labels(tmp_path: Path) -> None:
+    # a rejected study has no image of known side; its patient's breasts are labelled: it is
+    # a technical defect of the calibration test, as with --labels, not a study without a label
+    results = tmp_path / "results"
+    _write_patient_results(results, {"P1": {"R": 0.8, "L": 0.1}, "P2": {"R": 0.2, "L": 0.1}})
+    _write_rejected(results, "4.3", [], x_patient_id="P3")  # right breast malignant
+    _write_rejected(results, "4.4", [{"laterality": None}], x_patient_id="P4")  # both benign
+    _write_rejected(results, "4.5", [], x_patient_id="P5")  # only the left labelled, benign
+    rows = ["patient_id,laterality,label", "P1,R,1", "P1,L,0", "P2,R,0", "P2,L,0"]
+    rows += ["P3,R,1", "P3,L,0", "P4,R,0", "P4,L,0", "P5,L,0"]
+    (tmp_path / "patients.csv").write_text("\n".join(rows) + "\n")
+    read = read_results(results)
+    studies = study_labels_from_breasts(
+        breast_labels_from_dataset([tmp_path / "patients.csv"], read), read
+    )
+    assert studies["4.3"].malignant and studies["4.3"].patient_id == "P3"
+    assert not studies["4.4"].malignant
+    assert "4.5" not in studies  # its right breast may be the malignant one it was sent
+    exit_code, output = _eval_dataset(tmp_path, (tmp_path / "patients.csv",))
+    assert exit_code == 0, output
+    assert "2 studies (1 malignant), 2 rejected, 1 without a label" in output
+    assert "technical defects 50.0%" in output
+
+
+def test_rejected_film_without_a_side_is_matched_by_file_name(tmp_path: Path) -> None:
+    # bare files rejected before their side was read: the label file names their breast
+    (tmp_path / "INbreast.csv").write_text(INBREAST_CSV)
+    results = tmp_path / "results"
+    _write_image_results(results, {"8.1": [("20586908_a_MG_R_CC_ANON.dcm", "R", 0.2)]})
+    for uid, name in (
+        ("8.5", "20586934_e_MG_L_CC_ANON.dcm"),  # BI-RADS 5
+        ("8.6", "22678622_f_MG_R_CC_ANON.dcm"),  # BI-RADS 1: its one breast is labelled
+        ("8.7", "99999999_g_MG_R_CC_ANON.dcm"),  # not in the label file
+    ):
+        _write_rejected(results, uid, [{"source": name, "laterality": None}])
+    read = read_results(results)
+    breasts = breast_labels_from_dataset([tmp_path / "INbreast.csv"], read)
+    assert breasts[("8.5", "L")].malignant and not breasts[("8.6", "R")].malignant
+    studies = study_labels_from_breasts(breasts, read)
+    assert studies["8.5"].malignant and not studies["8.6"].malignant
+    assert set(studies) == {"8.1", "8.5", "8.6"}
+    # a study with a known side keeps the rule: every breast it has an image of is labelled
+    _write_rejected(results, "8.8", [{"source": "20586934_h_MG_L_CC_ANON.dcm",
+                                      "laterality": None}, {"laterality": "R"}])  # fmt: skip
+    read = read_results(results)
+    studies = study_labels_from_breasts(
+        breast_labels_from_dataset([tmp_path / "INbreast.csv"], read), read
+    )
+    assert "8.8" not in studies

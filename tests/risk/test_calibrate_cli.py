@@ -235,3 +235,95 @@ def test_calibrate_on_a_datasets_breast_labels(
          "--labels", str(site.labels), "--model", str(tiny_bundle), "--out", str(tmp_path / "x")],
     )  # fmt: skip
     assert both.exit_code == 2 and "exactly one of --labels" in both.output
+
+
+#: how the source bundle of the tests below describes its maps, as 0.5.2 does
+SOURCE_MAP = "isotonic, fitted on 800 studies (150 malignant)"
+
+
+def _calibrate_shipped(tiny_bundle: Path, tmp_path: Path) -> tuple[Any, Path, str]:
+    """Calibrate, on eight made-up results, a copy of the tiny bundle given what a shipped
+    bundle has: a risk section, thresholds, and card sections other commands wrote;
+    (the outcome, the source copy, its card before)."""
+    import shutil
+    from dataclasses import replace
+
+    from mammocad.commands.calibrate import run_calibrate
+    from mammocad.commands.eval_study import StudyLabel
+    from mammocad.detect.bundle import set_card_section, write_manifest
+    from mammocad.risk import CalibrationMethod
+
+    source = Path(shutil.copytree(tiny_bundle, tmp_path / "shipped"))
+    manifest = replace(
+        read_manifest(source),
+        thresholds={"finding_score": 0.35, "intermediate": 0.23, "high": 0.53},
+        risk={
+            "model_file": "risk.json",
+            "calibration": SOURCE_MAP,
+            "study_calibration": SOURCE_MAP,
+        },
+    )
+    write_manifest(source, manifest)
+    card = (
+        (source / "MODEL_CARD.md")
+        .read_text()
+        .replace(
+            "- Thresholds: none recorded.",
+            "- Thresholds: finding_score: 0.35 (findings); intermediate: 0.23; high: 0.53 (study).",
+        )
+    )
+    (source / "MODEL_CARD.md").write_text(card)
+    set_card_section(source, "Risk model", [f"Calibration `calibration.json`: {SOURCE_MAP}."])
+    set_card_section(source, "Held-out evaluation", ["Measured on 400 studies."])
+    source_card = (source / "MODEL_CARD.md").read_text()
+    scores = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+    results = [
+        {"study_instance_uid": f"1.{k}", "malignancy_probability": round(score, 2),
+         "x_malignancy_probability_unrounded": score, "model": {"sha256": manifest.sha256}}
+        for k, score in enumerate(scores)
+    ]  # fmt: skip
+    labels = {f"1.{k}": StudyLabel(malignant=k in (3, 6, 7), patient_id=f"p{k}") for k in range(8)}
+    outcome = run_calibrate(
+        results_dir=tmp_path, labels=labels, model=source, out=tmp_path / "site",
+        method=CalibrationMethod.PLATT, version="0.5.2+cal.20261208", results=results,
+    )  # fmt: skip
+    return outcome, source, source_card
+
+
+def test_the_new_card_keeps_the_sources_sections(
+    tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The calibrated copy's card keeps the sections other commands wrote (classifier, risk
+    model, held-out evaluation), with its own version and thresholds, the site's map named
+    where the card describes the calibrations, and one Calibration section."""
+    monkeypatch.setattr(calibration_module, "MIN_STUDIES", 4)
+    monkeypatch.setattr(calibration_module, "MIN_PER_CLASS", 2)
+    outcome, source, source_card = _calibrate_shipped(tiny_bundle, tmp_path)
+    assert (source / "MODEL_CARD.md").read_text() == source_card
+    new_card = (tmp_path / "site" / "MODEL_CARD.md").read_text()
+    site_map = outcome.calibrator.describe()
+    assert new_card.startswith("# tiny-test 0.5.2+cal.20261208\n")
+    for kept in ("## Held-out evaluation\n\nMeasured on 400 studies.", "## Risk model", "(study)"):
+        assert kept in new_card
+    assert new_card.count("## Calibration\n") == 1
+    assert f"Calibration `calibration.json`: {site_map}." in new_card
+    assert SOURCE_MAP not in new_card
+    points = outcome.operating_points
+    assert f"intermediate: {points.intermediate.threshold}; " in new_card
+    assert f"high: {points.high.threshold} (study)" in new_card
+
+
+def test_the_new_manifest_describes_the_site_map(
+    tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """calibration.json and study_calibration.json of the copy are the site's map: the
+    manifest's risk section says so, not what the source bundle's maps were fitted on."""
+    monkeypatch.setattr(calibration_module, "MIN_STUDIES", 4)
+    monkeypatch.setattr(calibration_module, "MIN_PER_CLASS", 2)
+    outcome, source, _ = _calibrate_shipped(tiny_bundle, tmp_path)
+    site_map = outcome.calibrator.describe()
+    assert site_map == "platt, fitted on 8 studies (3 malignant)"
+    assert read_manifest(tmp_path / "site").risk == {
+        "model_file": "risk.json", "calibration": site_map, "study_calibration": site_map
+    }  # fmt: skip
+    assert read_manifest(source).risk["calibration"] == SOURCE_MAP  # the source untouched

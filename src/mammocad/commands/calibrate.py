@@ -11,6 +11,7 @@ calibration section in the model card. The source bundle is never modified.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -24,8 +25,10 @@ from rich.table import Table
 
 from mammocad.commands.eval_study import StudyLabel, read_results
 from mammocad.detect.bundle import (
+    MODEL_CARD_FILE,
     BundleManifest,
     read_manifest,
+    set_card_section,
     write_bundle_copy,
     write_manifest,
     write_model_card,
@@ -197,10 +200,15 @@ def _write_bundle(
     """Copy ``model`` to ``outcome.bundle`` with the site's map as study and breast map,
     the thresholds and the model card."""
     base = manifest.version.split("+cal.")[0]  # recalibrating a calibrated bundle: one suffix
+    described = outcome.calibrator.describe()
     new_manifest = replace(
         manifest,
         version=version or f"{base}+cal.{datetime.now(UTC):%Y%m%d}",
         thresholds={**manifest.thresholds, **_thresholds(outcome.operating_points)},
+        # the site's map is now both files: the source's descriptions would name maps the
+        # bundle no longer has (an empty section means no risk model, and stays empty)
+        risk=manifest.risk
+        and {**manifest.risk, "calibration": described, "study_calibration": described},
     )
     record = _record(outcome, manifest.version, model)
 
@@ -208,9 +216,56 @@ def _write_bundle(
         save_calibration(outcome.calibrator, copy, extra=record, name=STUDY_CALIBRATION_FILE)
         save_calibration(outcome.calibrator, copy, extra=record)
         write_manifest(copy, new_manifest)
-        write_model_card(copy, new_manifest, extra=card_section(outcome))
+        update_model_card(copy, manifest, new_manifest)
+        set_card_section(copy, "Calibration", card_section(outcome))
 
     write_bundle_copy(model, outcome.bundle, fill)
+
+
+#: a suspicion threshold as a model card's thresholds line quotes it ("high: 0.53")
+_CARD_THRESHOLD = re.compile(r"\b(intermediate|high): \d+(?:\.\d+)?(?:e-?\d+)?")
+
+
+def update_model_card(copy: Path, old: BundleManifest, new: BundleManifest) -> None:
+    """Update the copied ``MODEL_CARD.md`` for ``new`` where it quotes the manifest: the
+    version in its title, the suspicion thresholds and the risk model's calibrations. Only
+    those lines change — rewriting the card from the manifest would drop the sections other
+    commands added (classifier, risk model, held-out evaluations). A bundle without a card
+    gets one from ``new``."""
+    card = copy / MODEL_CARD_FILE
+    if not card.is_file():
+        write_model_card(copy, new)
+        return
+    lines = card.read_text(encoding="utf-8").split("\n")
+    title = f"# {new.name} {new.version}"  # as write_model_card titles a card
+    if not lines[0].startswith("# "):
+        lines[:0] = [title, ""]
+    elif f" {old.version}" in lines[0]:  # a title edited by hand keeps its words
+        lines[0] = lines[0].replace(f" {old.version}", f" {new.version}", 1)
+    else:
+        lines[0] = title
+    renamed = {
+        f"`{file}`: {old.risk[key]}": f"`{file}`: {new.risk[key]}"
+        for file, key in (
+            ("calibration.json", "calibration"),
+            ("study_calibration.json", "study_calibration"),
+        )
+        if old.risk.get(key) and new.risk.get(key)
+    }
+    for index, line in enumerate(lines):
+        if line == _thresholds_line(old):
+            lines[index] = _thresholds_line(new)
+        elif line.startswith("- Thresholds:"):  # edited by hand: its notes are kept
+            lines[index] = _CARD_THRESHOLD.sub(lambda m: f"{m[1]}: {new.thresholds[m[1]]}", line)
+        for before, after in renamed.items():
+            lines[index] = lines[index].replace(before, after)
+    card.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _thresholds_line(manifest: BundleManifest) -> str:
+    """The thresholds line of the card's Model section as write_model_card writes it."""
+    values = "; ".join(f"{name}: {value}" for name, value in manifest.thresholds.items())
+    return f"- Thresholds: {values or 'none recorded'}."
 
 
 def _thresholds(points: OperatingPoints) -> dict[str, float]:
@@ -237,11 +292,9 @@ def _record(outcome: CalibrationOutcome, version: str, model: Path) -> dict[str,
 
 
 def card_section(outcome: CalibrationOutcome) -> list[str]:
-    """The model card's calibration section (Markdown lines)."""
+    """The body of the model card's "Calibration" section (Markdown lines)."""
     calibrator, points, after = outcome.calibrator, outcome.operating_points, outcome.after
     lines = [
-        "## Calibration",
-        "",
         f"The study probability is calibrated on this site: {calibrator.describe()}, on "
         f"{calibrator.fitted[:10]}; source: {calibrator.source or 'not recorded'}. Parameters "
         "in `study_calibration.json`, and the same map in `calibration.json` for the breast "

@@ -24,7 +24,7 @@ import re
 import zipfile
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeVar
 
@@ -62,6 +62,10 @@ class StudyLabel:
     malignant: bool
     patient_id: str
     group: str | None = None
+    #: a breast label of an image-keyed dataset: the SOP Instance UIDs of the study's images
+    #: whose file names it was matched by, so that an image rejected before its side was read
+    #: is still known to be of this breast (:func:`study_labels_from_breasts`)
+    images: frozenset[str] = field(default=frozenset(), compare=False)
 
 
 _Key = TypeVar("_Key", str, tuple[str, str])
@@ -163,7 +167,13 @@ def breast_labels_from_dataset(
     for key, label in _image_labels(dataset.images, results).items():
         known = labels.get(key)
         labels[key] = (
-            label if known is None else replace(known, malignant=known.malignant or label.malignant)
+            label
+            if known is None
+            else replace(
+                known,
+                malignant=known.malignant or label.malignant,
+                images=known.images | label.images,
+            )
         )
     if not labels:
         raise ValueError(
@@ -185,23 +195,29 @@ def study_labels_from_breasts(
     A study is labelled only when every breast it has an image of is: an unlabelled breast
     might be the malignant one (CBIS-DDSM and CMMD list only breasts with a lesion, so their
     other breast leaves the study unlabelled). The study's group is its breasts' where they
-    agree, else ``mixed``.
+    agree, else ``mixed``. An image with no laterality (rejected before its side was read) is
+    of the breast whose label its file name matched, where one did. A study with no image of
+    a known side (all rejected so, or listed failed in ``summary.json``) is labelled from its
+    breasts' labels alone (:func:`_label_without_sides`), so that it still counts as rejected.
 
     Raises:
         ValueError: breasts are labelled but no study is (the message says why and what to
             do), rather than an evaluation of nothing.
     """
+    matched = {
+        (uid, image): side for (uid, side), label in breast_labels.items() for image in label.images
+    }
     labels = {}
     for result in results:
         uid = str(result["study_instance_uid"])
-        # the sides it has an image of (rejected ones too), or a probability for
-        sides = {image.get("laterality") for image in result.get("images") or []}
-        sides |= {
-            breast.get("laterality")
-            for breast in result.get("breasts") or []
-            if breast.get("malignancy_probability") is not None
-        }
-        breasts = [breast_labels.get((uid, side)) for side in sorted(sides - {None})]
+        sides = _imaged_sides(result, matched)
+        named = sorted(side for side in sides if side is not None)
+        if not named:
+            label = _label_without_sides(uid, breast_labels)
+            if label is not None:
+                labels[uid] = label
+            continue
+        breasts = [breast_labels.get((uid, side)) for side in named]
         known = [label for label in breasts if label is not None]
         if not known or len(known) < len(breasts) or None in sides:
             continue
@@ -218,6 +234,37 @@ def study_labels_from_breasts(
             "other breast may hide a cancer): evaluate per breast with eval study --level breast"
         )
     return labels
+
+
+def _imaged_sides(result: dict[str, Any], matched: dict[tuple[str, str], str]) -> set[str | None]:
+    """The sides ``result`` has an image of (rejected ones too) or a probability for; an image
+    without laterality takes the side of the label ``matched`` by (study UID, SOP Instance
+    UID), else stays ``None``."""
+    uid = str(result["study_instance_uid"])
+    sides = {
+        image.get("laterality") or matched.get((uid, str(image.get("sop_instance_uid"))))
+        for image in result.get("images") or []
+    }
+    return sides | {
+        breast.get("laterality")
+        for breast in result.get("breasts") or []
+        if breast.get("malignancy_probability") is not None
+    }
+
+
+def _label_without_sides(uid: str, breast_labels: dict[BreastKey, StudyLabel]) -> StudyLabel | None:
+    """The label of a study none of whose images has a known side: malignant when a labelled
+    breast of it is (the cancer may be in what was sent), benign only when both breasts are
+    labelled benign (else an unlabelled one may have been sent), otherwise ``None``."""
+    known = [label for side in ("R", "L") if (label := breast_labels.get((uid, side))) is not None]
+    malignant = any(label.malignant for label in known)
+    if not malignant and len(known) < 2:
+        return None
+    return StudyLabel(
+        malignant=malignant,
+        patient_id=known[0].patient_id,
+        group=merged_group(label.group for label in known),
+    )
 
 
 def _patient_labels(
@@ -261,10 +308,13 @@ def _image_labels(
         uid = str(result["study_instance_uid"])
         for image in result.get("images") or []:
             keys = [key for key in image_keys(image) if key in truth_by_image]
-            truth = truth_by_image[keys[0]] if keys else None
-            side = image.get("laterality")
-            if truth is None or side not in ("R", "L"):
+            if not keys:
                 continue
+            truth = truth_by_image[keys[0]]
+            # an image rejected before its side was read (a bare PNG) is of the breast the
+            # label file names: a rejected film must still count in its study's label
+            side = image.get("laterality")
+            side = side if side in ("R", "L") else truth.laterality.value
             # the dataset's woman where it has one (mini-MIAS's pairs, VinDr-Mammo's study),
             # else the result's
             patient = truth.patient_id or patient_key(result.get("x_patient_id")) or uid
@@ -273,6 +323,7 @@ def _image_labels(
                 malignant=truth.malignant or (known is not None and known.malignant),
                 patient_id=patient,
                 group=truth.group or (known.group if known else None) or "unknown",
+                images=(known.images if known else frozenset()) | {str(image["sop_instance_uid"])},
             )
     return labels
 
