@@ -161,7 +161,9 @@ def refuse_shared_data(data: Sequence[DataSpec], val: Sequence[DataSpec]) -> Non
 
     Phantom sets: a seed draws the same studies whatever the count (study i of both is one
     study), so a ``--val`` seed must not be a ``--data`` seed. mini-MIAS sets: the films each
-    spec selects (its fold choice) from the same folder must not overlap.
+    spec selects (its fold choice) from its own folder must not share a name (``mdbNNN`` is the
+    database's own, so copies of the films in two folders are compared too). A folder without
+    Info.txt is left to :func:`check_local_data`.
     """
     seeds = {int(spec.options.get("seed", "0")) for spec in data if spec.kind == "phantom"}
     for spec in val:  # as numbers: seed=07 draws seed 7's studies
@@ -170,25 +172,42 @@ def refuse_shared_data(data: Sequence[DataSpec], val: Sequence[DataSpec]) -> Non
                 f"--val phantom seed {seed} is also a --data seed: the same seed draws the same "
                 "studies, so validation would measure training breasts; give --val another seed"
             )
+    folders: dict[Path, list[AnnotatedImage]] = {}  # each folder read once
     for held_out in (spec for spec in val if spec.kind == "mias"):
         for trained in (spec for spec in data if spec.kind == "mias"):
-            _refuse_shared_films(trained, held_out)
+            _refuse_shared_films(trained, held_out, folders)
 
 
-def _refuse_shared_films(trained: DataSpec, held_out: DataSpec) -> None:
-    root = Path(held_out.options["path"])
-    if Path(trained.options["path"]).resolve() != root.resolve() or not root.is_dir():
+def _selected_films(spec: DataSpec, folders: dict[Path, list[AnnotatedImage]]) -> set[str] | None:
+    """Names of the films a ``mias:`` spec selects from its own folder (its folds are drawn
+    over the patients that folder holds); None when the folder holds no Info.txt."""
+    root = Path(spec.options["path"])
+    if not (root / "Info.txt").is_file():
+        return None
+    key = root.resolve()
+    if key not in folders:
+        folders[key] = load_mias(root)
+    return {record.image_id for record in select_mias(folders[key], spec.options)}
+
+
+def _refuse_shared_films(
+    trained: DataSpec, held_out: DataSpec, folders: dict[Path, list[AnnotatedImage]]
+) -> None:
+    trained_names = _selected_films(trained, folders)
+    held_out_names = _selected_films(held_out, folders)
+    if trained_names is None or held_out_names is None:
         return
-    records = load_mias(root)
-    shared = {r.image_id for r in select_mias(records, trained.options)} & {
-        r.image_id for r in select_mias(records, held_out.options)
-    }
-    if shared:
-        raise ValueError(
-            f"--val {_text_of(held_out)} shares {len(shared)} films with --data "
-            f"{_text_of(trained)}, so validation would measure training films: validate on "
-            "fold=K and train with exclude_fold=K (same folds and fold_seed)"
-        )
+    shared = trained_names & held_out_names
+    if not shared:
+        return
+    advice = "validate on fold=K and train with exclude_fold=K (same folds and fold_seed)"
+    if Path(trained.options["path"]).resolve() != Path(held_out.options["path"]).resolve():
+        # the same fold options split two folders differently unless they hold the same films
+        advice = "take --val and --data from one folder, " + advice
+    raise ValueError(
+        f"--val {_text_of(held_out)} shares {len(shared)} films with --data "
+        f"{_text_of(trained)}, so validation would measure training films: {advice}"
+    )
 
 
 def select_mias(

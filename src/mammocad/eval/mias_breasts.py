@@ -18,12 +18,15 @@ breast then gives one row:
 AUC intervals are the patient-cluster bootstrap of :mod:`mammocad.eval.study_metrics` (both
 breasts of a patient are drawn together). Folds are the detector training's patient-level folds
 (:func:`mammocad.datasets.mias.patient_folds`, same seed), so ``fold=K`` evaluates a model
-trained with ``exclude_fold=K`` on patients it never saw.
+trained with ``exclude_fold=K`` on the same folder on patients it never saw; folds are drawn over
+the patients a folder holds, so the training overlap is read from the training folder itself
+(:func:`trained_films`).
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +41,8 @@ from mammocad.eval.study_metrics import StudyMetrics, evaluate_study, evaluate_s
 from mammocad.eval.study_report import write_study_csv, write_study_markdown
 from mammocad.pipeline import Pipeline
 from mammocad.structures import Study
+
+logger = logging.getLogger(__name__)
 
 #: The two questions the issue asks, and the row attribute that answers each.
 TASKS: Mapping[str, str] = {
@@ -70,11 +75,13 @@ class BreastTask:
 class MiasBreastEvaluation:
     """``trained``: per bundle component and mini-MIAS training source, how many of the
     evaluated films it trained on (:func:`trained_films`); empty when the figures are held
-    out."""
+    out. ``overlap_unknown``: the (component, source) pairs whose training folder cannot be
+    read here, so nobody can say whether the figures are held out."""
 
     rows: list[BreastRow]
     tasks: dict[str, BreastTask]
     trained: dict[tuple[str, str], int] = field(default_factory=dict)
+    overlap_unknown: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def n_rejected(self) -> int:
@@ -119,32 +126,79 @@ def training_data_of(manifest: BundleManifest) -> dict[str, Any]:
     return found
 
 
-def trained_films(
-    training_data: Any,
-    records: Sequence[AnnotatedImage],
-    evaluated: Sequence[AnnotatedImage],
-) -> dict[str, int]:
+def trained_films(training_data: Any, evaluated: Sequence[AnnotatedImage]) -> dict[str, int | None]:
     """For each mini-MIAS source a component's recorded training data (its ``"train"``
-    entries) lists, how many of the ``evaluated`` films it selected from all of mini-MIAS
-    (``records``: folds are assigned over every film): films the model trained on, whose
-    figures are not held out. Matched by film name, so a copy of mini-MIAS in another folder
-    counts too. Training data of another shape (older or hand-edited manifests) gives none."""
+    entries) lists, how many of the ``evaluated`` films it trained on: films whose figures are
+    not held out. Sources that share none are left out; training data of another shape (older
+    or hand-edited manifests) gives none.
+
+    The training films are the ones the source's options (``fold`` / ``exclude_fold``) select
+    from the source's own folder (``path``): folds are drawn over the patients a folder holds,
+    so the evaluated folder's folds are another split whenever it holds other films. They are
+    matched by film name (``mdbNNN`` is the database's own), so a copy in another folder counts.
+    ``None``: the overlap is unknown, because ``path`` is not a mini-MIAS folder here (moved,
+    or the model was trained on another machine) or the options are not a fold choice.
+    """
     entries = training_data.get("train") if isinstance(training_data, Mapping) else None
     if not isinstance(entries, list):
         return {}
-    overlap: dict[str, int] = {}
+    names = {record.image_id for record in evaluated}
+    overlap: dict[str, int | None] = {}
     for entry in entries:
         if not isinstance(entry, Mapping) or entry.get("kind") != "mias":
             continue
         options = {str(key): str(value) for key, value in entry.items() if key != "kind"}
-        try:
-            chosen = {record.image_id for record in select_mias(records, options)}
-        except ValueError:  # a fold option that is not a number: nothing to compare
-            continue
-        shared = sum(record.image_id in chosen for record in evaluated)
-        if shared:
-            overlap["mias:" + ",".join(f"{k}={v}" for k, v in options.items())] = shared
+        source = "mias:" + ",".join(f"{k}={v}" for k, v in options.items())
+        chosen = _training_selection(options)
+        if chosen is None:
+            overlap[source] = None
+        elif shared := len(chosen & names):
+            overlap[source] = shared
     return overlap
+
+
+def _training_selection(options: Mapping[str, str]) -> set[str] | None:
+    """Names of the films a training source selected from its folder, as that folder holds
+    them now (a relative ``path`` is read from the current folder); None when it cannot be
+    told."""
+    path = options.get("path")
+    if path is None or not (Path(path) / "Info.txt").is_file():
+        return None
+    try:
+        films = load_mias(Path(path))
+        chosen = {record.image_id for record in select_mias(films, options)}
+    except (OSError, ValueError):  # an unreadable Info.txt, a fold option that is not a number
+        return None
+    # a folder without its pictures (the films deleted since) would claim none was trained on
+    return chosen if films else None
+
+
+def training_overlap(
+    manifest: BundleManifest, evaluated: Sequence[AnnotatedImage]
+) -> tuple[dict[tuple[str, str], int], list[tuple[str, str]]]:
+    """Per (bundle component, mini-MIAS training source), how many ``evaluated`` films it
+    trained on, and the pairs whose overlap is unknown (:func:`trained_films`), each logged as
+    a warning."""
+    trained: dict[tuple[str, str], int] = {}
+    unknown: list[tuple[str, str]] = []
+    for component, data in training_data_of(manifest).items():
+        for source, count in trained_films(data, evaluated).items():
+            if count is None:
+                unknown.append((component, source))
+            else:
+                trained[(component, source)] = count
+    for component, source in unknown:
+        logger.warning(
+            "cannot tell whether the %d films evaluated are in the %s's training data (%s): "
+            "its path is not a readable mini-MIAS folder here (moved, or trained on another "
+            "machine), and the evaluated folder's folds are another split when it holds other "
+            "films; evaluate where the training folder is, or take the figures as possibly not "
+            "held out",
+            len(evaluated),
+            component,
+            source,
+        )
+    return trained, unknown
 
 
 def patient_studies(
@@ -235,16 +289,13 @@ def evaluate_mias_breasts(
     records = select_fold(films, fold=fold, folds=folds, fold_seed=fold_seed)
     if not records:
         raise ValueError(f"{root}: no mini-MIAS films selected")
-    trained = {
-        (component, source): count
-        for component, data in training_data_of(pipeline.detector.manifest).items()
-        for source, count in trained_films(data, films, records).items()
-    }
+    trained, unknown = training_overlap(pipeline.detector.manifest, records)
     rows = analyze_breasts(pipeline, root, records, on_study=on_study)
     return MiasBreastEvaluation(
         rows=rows,
         tasks=evaluate_breasts(rows, n_bootstrap=n_bootstrap, seed=seed),
         trained=trained,
+        overlap_unknown=unknown,
     )
 
 
