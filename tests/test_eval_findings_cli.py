@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from mammocad.cli import app
 from mammocad.commands.eval_findings import truth_from_mias, truth_from_phantoms
 from mammocad.datasets.cbis_ddsm import lesion_boxes as cbis_lesion_boxes
+from mammocad.structures import Laterality
 from mammocad.synthetic import read_truth, write_studies
 
 # image 1.1: a malignant mass, found (0.9), and a calcification false positive (0.6);
@@ -274,6 +275,130 @@ def test_cbis_ddsm_boxes_come_from_roi_masks_found_by_series(tmp_path: Path) -> 
     assert froc["operating_point"]["malignant"] == {"sensitivity": 1.0, "fp_per_image": 0.0}
     exit_code, output = _run(*arguments, "--out", str(tmp_path / "r"))
     assert exit_code == 2 and "--cbis-ddsm needs --images DIR" in " ".join(output.split())
+
+
+_MASS_HEADER = (
+    "patient_id,breast_density,left or right breast,image view,abnormality id,"
+    "abnormality type,mass shape,mass margins,assessment,pathology,subtlety,"
+    "image file path,cropped image file path,ROI mask file path"
+)
+_CALC_HEADER = (
+    "patient_id,breast density,left or right breast,image view,abnormality id,"
+    "abnormality type,calc type,calc distribution,assessment,pathology,subtlety,"
+    "image file path,cropped image file path,ROI mask file path"
+)
+_CBIS_MASS_BOX, _CBIS_CALC_BOX = [30, 50, 60, 70], [100, 120, 120, 140]
+
+
+def _cbis_copy(root: Path, kind: str, shape: tuple[int, int], box: list[int]) -> tuple[str, str]:
+    """P_00034's RIGHT CC as the ``kind`` collection stores it (its own study and series) with
+    one abnormality's ROI mask; returns the mammogram's SOP Instance UID and the CSV row."""
+    case = f"{kind.capitalize()}-Test_P_00034_RIGHT_CC"
+    full_series, roi_series = generate_uid(), generate_uid()
+    uid = _dicom(root / case / "1-1.dcm", np.full(shape, 90), series=full_series, patient=case)
+    mask = np.zeros(shape)
+    x1, y1, x2, y2 = box
+    mask[y1:y2, x1:x2] = 255
+    _dicom(root / f"{case}_1" / "1-1.dcm", mask, series=roi_series, patient=f"{case}_1")
+    _dicom(root / f"{case}_1" / "1-2.dcm", np.full((20, 20), 200), series=roi_series, patient="x")
+    full, roi = f"{case}/s/{full_series}/000000.dcm", f"{case}_1/s/{roi_series}"
+    if kind == "mass":  # each file's quirk: a quoted path ending in a newline
+        return uid, (
+            f"P_00034,2,RIGHT,CC,1,mass,OVAL,SPICULATED,5,MALIGNANT,5,"
+            f'{full},{roi}/000000.dcm,"{roi}/000001.dcm\n"'
+        )
+    return uid, (
+        f"P_00034,2,RIGHT,CC,1,calcification,PLEOMORPHIC,CLUSTERED,4,MALIGNANT,3,"
+        f'{full},"{roi}/000001.dcm\n",{roi}/000000.dcm'
+    )
+
+
+def _cbis_view_in_both_files(
+    tmp_path: Path, calc_shape: tuple[int, int] = (200, 160)
+) -> tuple[Path, Path, Path, str, str]:
+    """One view with a mass and a calcification, stored (as 71 views of CBIS-DDSM are) once
+    in the Mass and once in the Calc collection, and a perfect detector's results on both
+    copies. Returns the DICOM folder, the two case descriptions and the copies' UIDs."""
+    root = tmp_path / "CBIS-DDSM"
+    mass_uid, mass_row = _cbis_copy(root, "mass", (200, 160), _CBIS_MASS_BOX)
+    calc_uid, calc_row = _cbis_copy(root, "calc", calc_shape, _CBIS_CALC_BOX)
+    mass_csv, calc_csv = tmp_path / "mass.csv", tmp_path / "calc.csv"
+    mass_csv.write_bytes(f"{_MASS_HEADER}\r\n{mass_row}\r\n".encode())
+    calc_csv.write_bytes(f"{_CALC_HEADER}\r\n{calc_row}\r\n".encode())
+    findings = [
+        {"box": box, "label": label, "score": 0.9, "malignancy_probability": 0.5}
+        for box, label in ((_CBIS_MASS_BOX, "mass"), (_CBIS_CALC_BOX, "calcification"))
+    ]
+    for uid in (mass_uid, calc_uid):
+        image = {"sop_instance_uid": uid, "status": "processed", "findings": findings}
+        _write_result(tmp_path / "results", uid, [image])
+    return root, mass_csv, calc_csv, mass_uid, calc_uid
+
+
+def test_a_cbis_ddsm_mass_file_alone_annotates_no_calcification(tmp_path: Path) -> None:
+    # a mass file says nothing of calcifications: the calcification found on the mass copy
+    # is neither hit nor false positive (it was a false positive of every lesion before)
+    root, mass_csv, _, mass_uid, _ = _cbis_view_in_both_files(tmp_path)
+    found = cbis_lesion_boxes([mass_csv], root)
+    assert found.annotated == {"mass"} and [a.label for a in found.lesions[mass_uid]] == ["mass"]
+    arguments = ["--results", str(tmp_path / "results"), "--cbis-ddsm", str(mass_csv)]
+    exit_code, output = _run(*arguments, "--images", str(root), "--out", str(tmp_path / "r"))
+    assert exit_code == 0, output
+    froc = json.loads((tmp_path / "r" / "findings_froc.json").read_text())
+    assert froc["operating_point"]["any_lesion"] == {"sensitivity": 1.0, "fp_per_image": 0.0}
+    assert froc["operating_point"]["malignant"] == {"sensitivity": 1.0, "fp_per_image": 0.0}
+    assert "calcification" not in froc["operating_point"]
+
+
+def test_a_view_in_both_cbis_ddsm_files_has_both_lesions_on_each_copy(tmp_path: Path) -> None:
+    # the mass copy's truth lacked the view's calcification and the calc copy's its mass: a
+    # perfect detector was charged a false positive on each
+    root, mass_csv, calc_csv, mass_uid, calc_uid = _cbis_view_in_both_files(tmp_path)
+    found = cbis_lesion_boxes([mass_csv, calc_csv], root)
+    assert found.annotated == {"mass", "calcification"} and not found.unmerged
+    for uid in (mass_uid, calc_uid):
+        assert sorted((a.label.value, a.box, a.malignant) for a in found.lesions[uid]) == [
+            ("calcification", (100.0, 120.0, 120.0, 140.0), True),
+            ("mass", (30.0, 50.0, 60.0, 70.0), True),
+        ]
+    arguments = ["--cbis-ddsm", str(mass_csv), "--cbis-ddsm", str(calc_csv)]
+    arguments += ["--results", str(tmp_path / "results"), "--images", str(root)]
+    exit_code, output = _run(*arguments, "--out", str(tmp_path / "r"))
+    assert exit_code == 0, output
+    froc = json.loads((tmp_path / "r" / "findings_froc.json").read_text())
+    perfect = {"sensitivity": 1.0, "fp_per_image": 0.0}
+    names = ("mass", "calcification", "any_lesion", "malignant")
+    assert froc["operating_point"] == dict.fromkeys(names, perfect)
+
+
+def test_cbis_ddsm_copies_of_different_sizes_are_kept_apart(tmp_path: Path) -> None:
+    # a box of one copy cannot be drawn on a copy of another size: each keeps its own file's
+    # lesion, and the run says so
+    root, mass_csv, calc_csv, mass_uid, calc_uid = _cbis_view_in_both_files(
+        tmp_path, calc_shape=(240, 180)
+    )
+    found = cbis_lesion_boxes([mass_csv, calc_csv], root)
+    assert found.unmerged == {("P_00034", Laterality.R, "CC")} and not found.unlocated
+    assert [a.label.value for a in found.lesions[mass_uid]] == ["mass"]
+    assert [a.label.value for a in found.lesions[calc_uid]] == ["calcification"]
+    arguments = ["--cbis-ddsm", str(mass_csv), "--cbis-ddsm", str(calc_csv)]
+    arguments += ["--results", str(tmp_path / "results"), "--images", str(root)]
+    exit_code, output = _run(*arguments, "--out", str(tmp_path / "r"))
+    assert exit_code == 0, output
+    assert (
+        "1 views are stored in the mass and calcification files as copies of different "
+        "sizes (P_00034 R CC)" in " ".join(output.split())
+    )
+
+
+def test_a_cbis_ddsm_copy_whose_other_lesion_is_not_here_is_left_out(tmp_path: Path) -> None:
+    # the Calc collection was not downloaded: the mass copy has a calcification no box says
+    # where, so it cannot be judged (its calcification finding would be a false positive)
+    root, mass_csv, calc_csv, mass_uid, _ = _cbis_view_in_both_files(tmp_path)
+    for path in root.glob("Calc-*/*.dcm"):
+        path.unlink()
+    found = cbis_lesion_boxes([mass_csv, calc_csv], root)
+    assert found.unlocated == {mass_uid} and not found.lesions and found.rows_without_image == 1
 
 
 def test_the_cbis_ddsm_sample_is_found_by_series(shared_data: Path) -> None:

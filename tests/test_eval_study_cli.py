@@ -481,3 +481,40 @@ def test_rejected_film_without_a_side_is_matched_by_file_name(tmp_path: Path) ->
         breast_labels_from_dataset([tmp_path / "INbreast.csv"], read), read
     )
     assert "8.8" not in studies
+
+
+def test_a_breast_of_two_densities_is_mixed_whatever_the_image_order(tmp_path: Path) -> None:
+    # 20586908 (ACR 2) and 22614097 (ACR 3) as one right breast: the first image's density
+    # won before, so the breast's group hung on the order the images were listed in
+    (tmp_path / "INbreast.csv").write_text(INBREAST_CSV)
+    films = [("20586908_a_MG_R_CC_ANON.dcm", "R", 0.1), ("22614097_b_MG_R_MLO_ANON.dcm", "R", 0.1)]
+    for uid, images in (("10.1", films), ("10.2", films[::-1])):
+        _write_image_results(tmp_path / uid, {uid: images})
+        read = read_results(tmp_path / uid)
+        breasts = breast_labels_from_dataset([tmp_path / "INbreast.csv"], read)
+        assert breasts[(uid, "R")].group == "mixed"
+
+
+def test_a_breast_never_sent_is_not_rejected(tmp_path: Path) -> None:
+    # labels per patient name both breasts, results list both: a one-breast study's other
+    # breast has no probability because it was never sent, not because it was rejected
+    results = tmp_path / "results"
+    for uid, patient, value, status in (
+        ("11.1", "P1", 0.8, "processed"),  # left only, malignant
+        ("11.2", "P2", 0.1, "processed"),  # left only, benign
+        ("11.3", "P3", None, "rejected"),  # left only, rejected: that breast is a defect
+    ):
+        (results / uid).mkdir(parents=True)
+        result = {
+            "study_instance_uid": uid, "x_patient_id": patient, "malignancy_probability": value,
+            "images": [{"sop_instance_uid": f"{uid}.1", "laterality": "L", "status": status}],
+            "breasts": [{"laterality": "R", "malignancy_probability": None},
+                        {"laterality": "L", "malignancy_probability": value}],
+        }  # fmt: skip
+        (results / uid / "result.json").write_text(json.dumps(result))
+    rows = ["patient_id,laterality,label", "P1,L,1", "P1,R,0", "P2,L,0", "P2,R,0"]
+    rows += ["P3,L,0", "P3,R,0"]
+    (tmp_path / "patients.csv").write_text("\n".join(rows) + "\n")
+    exit_code, output = _eval_dataset(tmp_path, (tmp_path / "patients.csv",), "--level", "breast")
+    assert exit_code == 0, output
+    assert "2 breasts (1 malignant), 1 without a probability, 0 without a label" in output

@@ -119,6 +119,15 @@ def test_a_sites_own_labels_per_patient(tmp_path: Path) -> None:
         read_dataset_labels([path])
 
 
+def test_an_error_after_a_blank_line_names_the_row_of_the_file(tmp_path: Path) -> None:
+    # blank rows are dropped before reading: the message must still name the row a user
+    # counts to in the file (row 4 here, the header being row 1), not its place among the kept
+    path = tmp_path / "breasts.csv"
+    path.write_text("patient_id,laterality,label\nA-1,R,1\n\nA-2,R,maybe\n")
+    with pytest.raises(ValueError, match="row 4: label 'maybe' is not 1 or 0"):
+        read_dataset_labels([path])
+
+
 def test_unreadable_files_are_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"missing\.csv: No such file"):
         read_dataset_labels([tmp_path / "missing.csv"])

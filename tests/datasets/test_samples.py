@@ -56,6 +56,18 @@ def test_mias_samples_leave_unmarked_classes_unknown(shared_data: Path) -> None:
         assert len(sample.target.boxes) == len(record.lesions)
 
 
+def test_a_lesion_of_a_class_the_detector_lacks_is_left_out(shared_data: Path) -> None:
+    # a detector of fewer classes than mini-MIAS annotates: mdb072's asymmetry has no class
+    # there, so the film is a sample without it (it aborted with tuple.index before), and the
+    # classes it has keep what mini-MIAS says of them
+    classes = DetectorConfig(classes=("mass", "calcification", NIPPLE)).classes
+    (record,) = [r for r in load_mias(shared_data / "mini-mias") if r.image_id == "mdb072"]
+    assert [lesion.label.value for lesion in record.lesions] == ["asymmetry"]
+    (sample,) = mias_samples([record], classes=classes, params=PARAMS)
+    assert len(sample.target.boxes) == 0
+    assert sample.target.annotated.tolist() == [True, True, False]
+
+
 def test_mias_samples_prepared_in_parallel_are_the_same(shared_data: Path) -> None:
     records = load_mias(shared_data / "mini-mias")
     records = [r for r in records if r.lesions][:2] + [r for r in records if not r.fully_localised][

@@ -70,6 +70,8 @@ class FindingsTruth:
     #: analysed image it does not name is not its (or its label file was not given): left
     #: out, not lesion-free
     lists_every_image: bool = False
+    #: what the reader of the results must know of the truth (printed with them)
+    notes: tuple[str, ...] = ()
 
 
 def truth_from_boxes(path: Path) -> FindingsTruth:
@@ -135,20 +137,34 @@ def truth_from_phantoms(folder: Path) -> FindingsTruth:
 
 
 def truth_from_cbis_ddsm(case_descriptions: Sequence[Path], images: Path) -> FindingsTruth:
-    """CBIS-DDSM abnormalities (masses and calcifications; :func:`mammocad.datasets.cbis_ddsm.
-    lesion_boxes`) by the full mammogram's SOP Instance UID, boxes from the ROI masks under
-    ``images``; a mammogram whose mask is missing is left out."""
+    """CBIS-DDSM abnormalities (:func:`mammocad.datasets.cbis_ddsm.lesion_boxes`) by the full
+    mammogram's SOP Instance UID, boxes from the ROI masks under ``images``; a mammogram whose
+    mask is missing is left out. The classes annotated are those of the files given (masses
+    of the mass files, calcifications of the calcification files); a view stored in both
+    gets the lesions of both on each copy."""
     found = cbis_ddsm.lesion_boxes(case_descriptions, images)
     if not found.lesions and not found.unlocated:
         raise ValueError(
             f"none of the case descriptions' mammograms is under {images}: give the folder of "
             "the CBIS-DDSM DICOM files (any layout; they are found by their Series Instance UID)"
         )
+    notes: tuple[str, ...] = ()
+    if found.unmerged:
+        named = ", ".join(
+            f"{patient} {side.value} {view}" for patient, side, view in sorted(found.unmerged)[:5]
+        )
+        notes = (
+            f"{len(found.unmerged)} views are stored in the mass and calcification files as "
+            f"copies of different sizes ({named}{', …' if len(found.unmerged) > 5 else ''}): "
+            "each copy is judged by its own file's lesions only, so a finding of the other "
+            "file's lesion counts as a false positive there",
+        )
     return FindingsTruth(
         boxes=found.lesions,
-        annotated=frozenset({"mass", "calcification"}),
+        annotated=found.annotated,
         skip=found.unlocated,
         lists_every_image=True,  # every CBIS-DDSM mammogram has an abnormality
+        notes=notes,
     )
 
 
@@ -292,6 +308,8 @@ def run_eval_findings(
         ValueError: no result under ``results_dir`` lists an image.
     """
     console = console or Console(stderr=True)
+    for note in truth.notes:
+        console.print(note, markup=False)
     matched = match_images(results_dir, truth)
     predictions, truths = matched.predictions, matched.truths
     rejected, not_analysed, skipped = matched.rejected, matched.not_analysed, matched.skipped

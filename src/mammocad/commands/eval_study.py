@@ -204,9 +204,7 @@ def study_labels_from_breasts(
         ValueError: breasts are labelled but no study is (the message says why and what to
             do), rather than an evaluation of nothing.
     """
-    matched = {
-        (uid, image): side for (uid, side), label in breast_labels.items() for image in label.images
-    }
+    matched = _matched_images(breast_labels)
     labels = {}
     for result in results:
         uid = str(result["study_instance_uid"])
@@ -234,6 +232,25 @@ def study_labels_from_breasts(
             "other breast may hide a cancer): evaluate per breast with eval study --level breast"
         )
     return labels
+
+
+def _matched_images(breast_labels: dict[BreastKey, StudyLabel]) -> dict[tuple[str, str], str]:
+    """The side of each image a breast label was matched by file name, by (study UID, SOP
+    Instance UID)."""
+    return {
+        (uid, image): side for (uid, side), label in breast_labels.items() for image in label.images
+    }
+
+
+def _sent_sides(result: dict[str, Any], matched: dict[tuple[str, str], str]) -> set[str]:
+    """The sides ``result`` may have been sent an image of: those of its images (rejected
+    ones too, :func:`_imaged_sides`), or both where that is not known — an image of no known
+    side may be of either, and a result listing no image (a study listed failed in
+    ``summary.json``) says nothing of what was sent."""
+    sides = _imaged_sides(result, matched)
+    if None in sides or not result.get("images"):
+        return {Laterality.R.value, Laterality.L.value}
+    return {side for side in sides if side is not None}
 
 
 def _imaged_sides(result: dict[str, Any], matched: dict[tuple[str, str], str]) -> set[str | None]:
@@ -304,6 +321,9 @@ def _image_labels(
     truth_by_image: dict[str, BreastLabel], results: Sequence[dict[str, Any]]
 ) -> dict[BreastKey, StudyLabel]:
     labels: dict[BreastKey, StudyLabel] = {}
+    # the groups a breast's images name, merged as a breast's rows are (merged_group), so that
+    # the breast's group does not depend on the order of its images
+    named: dict[BreastKey, list[str | None]] = defaultdict(list)
     for result in results:
         uid = str(result["study_instance_uid"])
         for image in result.get("images") or []:
@@ -319,10 +339,11 @@ def _image_labels(
             # else the result's
             patient = truth.patient_id or patient_key(result.get("x_patient_id")) or uid
             known = labels.get((uid, side))
+            named[(uid, side)].append(truth.group)
             labels[(uid, side)] = StudyLabel(
                 malignant=truth.malignant or (known is not None and known.malignant),
                 patient_id=patient,
-                group=truth.group or (known.group if known else None) or "unknown",
+                group=merged_group(named[(uid, side)]) or "unknown",
                 images=(known.images if known else frozenset()) | {str(image["sop_instance_uid"])},
             )
     return labels
@@ -581,21 +602,27 @@ def run_eval_breasts(
     """Breast-level ROC-AUC of every labelled breast of the results (patient-cluster
     bootstrap: a woman's breasts are drawn together), on the 2-decimal probabilities users see
     and unrounded; writes ``breast_metrics.md`` and ``.csv``. A breast without a probability
-    (its images rejected) is counted and left out. No calibration test: that is the Moscow
-    experiment's study-level set. ``results``: those of ``results_dir`` where the caller has
-    read them already; ``subgroups_by`` as for :func:`run_eval_study`."""
+    (its images rejected) is counted and left out; a labelled breast the study has no image
+    of was never sent (a one-breast study, with labels kept per patient) and is neither. No
+    calibration test: that is the Moscow experiment's study-level set. ``results``: those of
+    ``results_dir`` where the caller has read them already; ``subgroups_by`` as for
+    :func:`run_eval_study`."""
     console = console or Console(stderr=True)
     raw, truth, patients, groups = [], [], [], []
     rejected = unlabelled = 0
     labelled_sides: dict[str, set[str]] = defaultdict(set)
     for uid, side in labels:
         labelled_sides[uid].add(side)
+    matched = _matched_images(labels)
     for result in results if results is not None else read_results(results_dir):
         uid = str(result["study_instance_uid"])
         listed = {str(breast["laterality"]) for breast in result.get("breasts") or []}
+        # results list both breasts, and labels kept per patient label both: only a breast
+        # the study was sent an image of can have been rejected
+        sent = _sent_sides(result, matched)
         # a labelled breast the result does not list (no image of it processed) has no
         # probability either
-        rejected += len(labelled_sides.get(uid, set()) - listed)
+        rejected += len((labelled_sides.get(uid, set()) - listed) & sent)
         for breast in result.get("breasts") or []:
             label = labels.get((uid, str(breast["laterality"])))
             shown = breast["malignancy_probability"]
@@ -604,7 +631,7 @@ def run_eval_breasts(
                 unlabelled += shown is not None
                 continue
             if shown is None:
-                rejected += 1
+                rejected += str(breast["laterality"]) in sent
                 continue
             raw.append(float(breast.get("x_malignancy_probability_unrounded", shown)))
             truth.append(int(label.malignant))

@@ -68,10 +68,14 @@ class LabelFile:
     path: Path
     columns: frozenset[str]
     rows: list[dict[str, str]]
+    #: each row's number in the file (the header is row 1), blank rows counted; empty: the
+    #: rows follow the header with none left out
+    numbers: tuple[int, ...] = ()
 
     def where(self, index: int) -> str:
-        """Where row ``index`` (0-based, after the header) is, for error messages."""
-        return f"{self.path} row {index + 2}"
+        """Where row ``index`` (0-based, of ``rows``) is in the file, for error messages."""
+        number = self.numbers[index] if self.numbers else index + 2
+        return f"{self.path} row {number}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,17 +116,26 @@ def read_table(path: Path) -> LabelFile:
     # empty, so the row is refused by its values with its file and row named, not a KeyError
     width = len(header)
     records = [
-        dict(
-            zip(
-                header,
-                [cell.strip() for cell in row[:width]] + [""] * (width - len(row)),
-                strict=True,
-            )
+        (
+            number,
+            dict(
+                zip(
+                    header,
+                    [cell.strip() for cell in row[:width]] + [""] * (width - len(row)),
+                    strict=True,
+                )
+            ),
         )
-        for row in rows[1:]
+        for number, row in enumerate(rows[1:], start=2)
     ]
+    # blank rows are dropped, but an error must name the row a user finds counting the file's
+    # rows (a blank line included), so each kept row keeps its number
+    kept = [(number, record) for number, record in records if any(record.values())]
     return LabelFile(
-        path=path, columns=frozenset(header), rows=[r for r in records if any(r.values())]
+        path=path,
+        columns=frozenset(header),
+        rows=[record for _, record in kept],
+        numbers=tuple(number for number, _ in kept),
     )
 
 

@@ -31,7 +31,7 @@ from mammocad.datasets.breast_labels import (
     side_of,
 )
 from mammocad.datasets.records import LesionAnnotation
-from mammocad.structures import FindingLabel
+from mammocad.structures import FindingLabel, Laterality
 
 PATHOLOGIES = {"MALIGNANT": True, "BENIGN": False, "BENIGN_WITHOUT_CALLBACK": False}
 _DENSITY_COLUMNS = ("breast_density", "breast density")
@@ -68,12 +68,20 @@ FORMAT = LabelFormat(
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CbisBoxes:
     #: lesions by the full mammogram's SOP Instance UID, each boxed by the bounding box of its
-    #: ROI mask in the mammogram's pixels
+    #: ROI mask in the mammogram's pixels; a view stored as several copies (its masses in the
+    #: mass files, its calcifications in the calcification files) gives every copy all of them
     lesions: dict[str, list[LesionAnnotation]]
-    #: full mammograms with an abnormality whose ROI mask is not under the folder
+    #: full mammograms of a view with an abnormality whose ROI mask (of that mammogram's
+    #: size) is not under the folder
     unlocated: frozenset[str]
     #: case description rows whose full mammogram is not under the folder
     rows_without_image: int
+    #: the classes the rows read are of (``mass``, ``calcification``): a mass file annotates
+    #: no calcification, so with it alone a calcification finding is neither hit nor miss
+    annotated: frozenset[str]
+    #: views (patient ID, side, view) whose copies differ in size, so no box of one copy can
+    #: be drawn on another: each copy keeps the lesions of its own file's rows
+    unmerged: frozenset[tuple[str, Laterality, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,21 @@ class _Stored:
     path: Path
     sop_instance_uid: str
     shape: tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Abnormality:
+    """One case description row: its full mammogram (None: not under the folder)."""
+
+    mammogram: _Stored | None
+    masks: list[_Stored]  # the files of its ROI mask's series (the cropped lesion too)
+    label: FindingLabel
+    malignant: bool
+
+
+_View = tuple[str, Laterality, str]
+_LABELS = {"mass": FindingLabel.MASS, "calcification": FindingLabel.CALCIFICATION}
+_PATH_COLUMNS = frozenset({"image view", "abnormality type", "image file path"})
 
 
 def lesion_boxes(case_descriptions: Sequence[Path], images: Path) -> CbisBoxes:
@@ -91,47 +114,95 @@ def lesion_boxes(case_descriptions: Sequence[Path], images: Path) -> CbisBoxes:
     layout TCIA's downloads no longer keep, so files are found by the Series Instance UID the
     path names, read from the DICOM headers. The cropped lesion and the ROI mask share a
     series, and their ``000000`` / ``000001`` names are not consistent: the mask is the image
-    of the full mammogram's size.
+    of the full mammogram's size. A view with both masses and calcifications is stored twice,
+    under other UIDs, in the Mass and the Calc collections: rows are grouped by patient, side
+    and view, and every copy of one size gets the lesions of all.
 
     Raises:
         ValueError: a file is not a case description, or a row's values are not CBIS-DDSM's.
     """
     series = _index(images)
+    views: dict[_View, list[_Abnormality]] = {}
+    for path in case_descriptions:
+        for view, abnormality in _abnormalities(path, series):
+            views.setdefault(view, []).append(abnormality)
     lesions: dict[str, list[LesionAnnotation]] = {}
     unlocated: set[str] = set()
-    without_image = 0
-    for path in case_descriptions:
-        table = read_table(path)
-        if not table.columns >= FORMAT.columns | {"image file path", "ROI mask file path"}:
-            raise ValueError(f"{path}: not a CBIS-DDSM case description with its file paths")
-        for index, row in enumerate(table.rows):
-            full = series.get(_series_uid(row["image file path"]), [])
-            if len(full) != 1:
-                without_image += 1
-                continue
-            (mammogram,) = full
-            masks = [
-                s
-                for s in series.get(_series_uid(row["ROI mask file path"]), [])
-                if s.shape == mammogram.shape
-            ]
-            box = _mask_box(masks[0].path) if masks else None
-            if box is None:
-                unlocated.add(mammogram.sop_instance_uid)
-                continue
-            kind = row.get("abnormality type", "").lower()
-            lesions.setdefault(mammogram.sop_instance_uid, []).append(
-                LesionAnnotation(
-                    label=(
-                        FindingLabel.CALCIFICATION if kind == "calcification" else FindingLabel.MASS
-                    ),
-                    box=box,
-                    malignant=_malignant(table, index),
-                )
-            )
+    unmerged: set[_View] = set()
+    for view, abnormalities in views.items():
+        shapes = {a.mammogram.shape for a in abnormalities if a.mammogram is not None}
+        if len(shapes) > 1:
+            unmerged.add(view)
+        for shape in shapes:
+            _place(abnormalities, shape, lesions=lesions, unlocated=unlocated)
+    rows = [a for abnormalities in views.values() for a in abnormalities]
     return CbisBoxes(
-        lesions=lesions, unlocated=frozenset(unlocated), rows_without_image=without_image
+        lesions=lesions,
+        unlocated=frozenset(unlocated),
+        rows_without_image=sum(a.mammogram is None for a in rows),
+        annotated=frozenset(a.label.value for a in rows),
+        unmerged=frozenset(unmerged),
     )
+
+
+def _abnormalities(
+    path: Path, series: dict[str, list[_Stored]]
+) -> Iterator[tuple[_View, _Abnormality]]:
+    table = read_table(path)
+    if not table.columns >= FORMAT.columns | _PATH_COLUMNS | {"ROI mask file path"}:
+        raise ValueError(f"{path}: not a CBIS-DDSM case description with its file paths")
+    for index, row in enumerate(table.rows):
+        kind = row["abnormality type"]
+        label = _LABELS.get(kind.lower())
+        if label is None:
+            raise ValueError(
+                f"{table.where(index)}: abnormality type {kind!r} is none of {', '.join(_LABELS)}"
+            )
+        full = series.get(_series_uid(row["image file path"]), [])
+        view = (
+            row["patient_id"].upper(),
+            side_of(table, index, row["left or right breast"]),
+            row["image view"].upper(),
+        )
+        yield (
+            view,
+            _Abnormality(
+                mammogram=full[0] if len(full) == 1 else None,
+                masks=series.get(_series_uid(row["ROI mask file path"]), []),
+                label=label,
+                malignant=_malignant(table, index),
+            ),
+        )
+
+
+def _place(
+    abnormalities: list[_Abnormality],
+    shape: tuple[int, int],
+    *,
+    lesions: dict[str, list[LesionAnnotation]],
+    unlocated: set[str],
+) -> None:
+    """Box the abnormalities of one view on its copies of ``shape``: those copies' own, and
+    those whose copy is not under the folder (one of the view's lesions all the same)."""
+    copies = {
+        a.mammogram.sop_instance_uid
+        for a in abnormalities
+        if a.mammogram is not None and a.mammogram.shape == shape
+    }
+    found: list[LesionAnnotation] = []
+    for abnormality in abnormalities:
+        if abnormality.mammogram is not None and abnormality.mammogram.shape != shape:
+            continue  # a copy of another size: kept apart (CbisBoxes.unmerged)
+        masks = [m for m in abnormality.masks if m.shape == shape]
+        box = _mask_box(masks[0].path) if masks else None
+        if box is None:  # a lesion no box says where: the copies cannot be judged
+            unlocated.update(copies)
+            return
+        found.append(
+            LesionAnnotation(label=abnormality.label, box=box, malignant=abnormality.malignant)
+        )
+    for uid in copies:
+        lesions[uid] = list(found)
 
 
 def _series_uid(path_text: str) -> str:

@@ -42,7 +42,13 @@ def target_for(
     annotated: frozenset[str],
     classes: Sequence[str],
 ) -> DetectionTarget:
-    """Ground truth in INPUT pixels for one preprocessed image."""
+    """Ground truth in INPUT pixels for one preprocessed image.
+
+    A lesion of a class the detector does not have (``classes`` a subset of the lesion
+    classes, a mini-MIAS asymmetry) is left out, as one of a class its source does not mark
+    would be: the ``annotated`` mask, built over ``classes`` only, has no entry for it.
+    """
+    lesions = [lesion for lesion in lesions if lesion.label.value in classes]
     original: list[list[float]] = [list(lesion.box) for lesion in lesions]
     labels = [classes.index(lesion.label.value) for lesion in lesions]
     malignant = [
