@@ -68,6 +68,25 @@ def test_mini_mias_chest_wall_side_follows_the_numbering(shared_data):
         assert x2 - x1 < 0.8 * result.tissue_mask.shape[1]
 
 
+def test_mini_mias_with_the_air_as_padding_keeps_its_mask_and_side(shared_data):
+    # background suppression (GE FOR PRESENTATION): the air stored as 0 and Pixel Padding
+    # Value 0, so every non-padding pixel is tissue. Before padding counted as background these
+    # films were refused as no_tissue or cut inside the breast, some on the wrong side
+    paths = sorted((shared_data / "mini-mias").glob("mdb*.png"))[::24]
+    if not paths:
+        pytest.skip("no mini-MIAS images")
+    params = PreprocessParams()
+    for path in paths:
+        plain = preprocess_image(_png_image(path, ViewPosition.MLO), params)
+        image = _png_image(path, ViewPosition.MLO)
+        assert image.pixels is not None
+        image.pixels[~plain.tissue_mask] = 0.0
+        image.padding_mask = ~plain.tissue_mask
+        padded = preprocess_image(image, params)
+        assert padded.chest_wall_on_right == plain.chest_wall_on_right, path.stem
+        assert _iou(padded.tissue_mask, plain.tissue_mask) > 0.9, path.stem
+
+
 def test_cbis_ddsm_dicoms_left_and_right(shared_data):
     pydicom = pytest.importorskip("pydicom")
     paths = sorted((shared_data / "cbis-ddsm-sample").glob("sfm-malign-0/*.dcm"))

@@ -78,6 +78,32 @@ def test_padding_pixels_are_never_tissue(phantom, mask_iou):
     assert mask_iou(result.tissue_mask, ph.breast) > 0.97
 
 
+@pytest.mark.parametrize("chest_wall_right", [False, True])
+@pytest.mark.parametrize("stored", [0.0, 1.0])
+def test_padding_in_place_of_the_air_is_the_background(phantom, mask_iou, chest_wall_right, stored):
+    # background suppression: every air pixel is padding (GE FOR PRESENTATION: Pixel Padding
+    # Value 0). The non-padding pixels are all tissue, so their own darkest peak is fat, not air
+    ph = phantom(chest_wall_right=chest_wall_right, label=False, marker=False)
+    pixels = np.where(ph.breast, ph.pixels, stored).astype(np.float32)
+    image = ph.image(view=ViewPosition.CC, laterality=None, padding_mask=~ph.breast)
+    image.pixels = pixels
+    result = preprocess_image(image, PreprocessParams())
+    assert mask_iou(result.tissue_mask, ph.breast) > 0.97
+    assert result.chest_wall_on_right == chest_wall_right
+
+
+def test_non_finite_pixels_are_refused(phantom):
+    ph = phantom()
+    image = ph.image(view=ViewPosition.CC, laterality=None)
+    image.pixels = ph.pixels.copy()
+    image.pixels[500, 500] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or infinite pixels"):
+        preprocess_image(image, PreprocessParams())
+    image.pixels[500, 500] = np.inf
+    with pytest.raises(ValueError, match="must be finite"):
+        preprocess_image(image, PreprocessParams())
+
+
 def test_bright_film_border_and_scratch_are_cut_away(phantom, mask_iou):
     ph = phantom(label=False, marker=False)
     pixels = ph.pixels.copy()

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from mammocad.preprocess import PreprocessParams, preprocess_image
-from mammocad.quality import QualityParams, assess_quality
+from mammocad.quality import QualityParams, assess_quality, measure
+from mammocad.quality.measure import working_copy
 from mammocad.structures import Laterality, Severity, ViewPosition
 from mammocad.synthetic import Defect
 
@@ -173,3 +174,20 @@ def test_unknown_view_touching_the_top_is_a_warning_not_a_refusal(phantom):
     unknown = gate(image)
     (issue,) = [i for i in unknown.quality.issues if i.code == "breast_cut_off"]
     assert issue.severity is Severity.WARNING and "view is not known" in issue.text
+
+
+def test_a_non_square_grid_is_resampled_per_axis(phantom):
+    # the same phantom with its columns at half the row spacing: one factor for both axes
+    # left the working copy twice as fine along the rows, which the smear test read as motion
+    square = phantom()
+    assert square.pixels is not None and square.pixel_spacing_mm is not None
+    spacing = square.pixel_spacing_mm[0]
+    wide = phantom()
+    wide.pixels = cv2.resize(square.pixels, None, fx=2, fy=1, interpolation=cv2.INTER_LINEAR)
+    wide.columns, wide.pixel_spacing_mm = wide.pixels.shape[1], (spacing, spacing / 2)
+    params = QualityParams()
+    expected = working_copy(preprocess_image(square, PreprocessParams()), params)[0].shape
+    prepared = preprocess_image(wide, PreprocessParams())
+    rows, cols = working_copy(prepared, params)[0].shape
+    assert abs(rows - expected[0]) <= 1 and abs(cols - expected[1]) <= 1
+    assert measure(prepared, params).smear_along < params.min_smear_along

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 
 from mammocad.io import read_image, read_raster
+from mammocad.preprocess import PreprocessParams, preprocess_image
+from mammocad.quality import QualityParams, assess_quality
 from mammocad.structures import ViewPosition
 
 pytestmark = pytest.mark.shared_data
@@ -53,3 +57,22 @@ def test_mini_mias_films_as_bare_files_pass(shared_data, run_gate):
             pytest.skip("no mini-MIAS images")
         gated = run_gate(read_raster(path))
         assert gated.quality.acceptable, (name, gated.codes)
+
+
+def test_a_film_on_a_non_square_grid_is_not_motion_blur(shared_data):
+    # mdb004 with its columns resampled x2, spacing (0.2, 0.1) mm: resampled by the mean
+    # spacing, the working copy stayed anisotropic and the smear test called it motion_blur.
+    # Heuristics only: the learned model is judged by its own tests
+    path = shared_data / "mini-mias" / "mdb004.png"
+    if not path.is_file():
+        pytest.skip("no mini-MIAS images")
+    image = read_raster(path, view=ViewPosition.MLO, pixel_spacing_mm=0.2)
+    assert image.pixels is not None
+    image.pixels = np.ascontiguousarray(
+        cv2.resize(image.pixels, None, fx=2, fy=1, interpolation=cv2.INTER_LINEAR)
+    )
+    image.columns, image.pixel_spacing_mm = image.pixels.shape[1], (0.2, 0.1)
+    prepared = preprocess_image(image, PreprocessParams())
+    quality = assess_quality(image, prepared, QualityParams(), model=None)
+    assert quality.acceptable, [issue.code for issue in quality.issues]
+    assert "motion_blur" not in {issue.code for issue in quality.issues}

@@ -59,8 +59,8 @@ def preprocess_image(image: Image, params: PreprocessParams) -> PreprocessedImag
 
     Raises:
         PreprocessError: ``NO_TISSUE`` when no breast is found (blank image, pure noise).
-        ValueError: the image has no pixels, they are not a 2-D array, or the padding mask
-            does not match them.
+        ValueError: the image has no pixels, they are not a 2-D array, some are NaN or
+            infinite, or the padding mask does not match them.
     """
     pixels = _checked_pixels(image)
     found = _analyse(image, pixels, params)
@@ -106,6 +106,13 @@ def _checked_pixels(image: Image) -> FloatArray:
     pixels = np.asarray(image.pixels, dtype=np.float32)
     if pixels.ndim != 2 or min(pixels.shape) < 16:
         raise ValueError(f"pixels must be a 2-D grey image, got shape {pixels.shape}")
+    if not np.isfinite(pixels).all():
+        # one NaN spreads through every filter: a NaN quality score, a NaN model input
+        raise ValueError(
+            f"image {image.key} has {np.count_nonzero(~np.isfinite(pixels))} NaN or infinite "
+            "pixels; display pixels must be finite values in [0, 1]: render the file again "
+            "or replace them (e.g. with 0, as padding is) before preprocessing"
+        )
     if image.padding_mask is not None and image.padding_mask.shape != pixels.shape:
         raise ValueError(
             f"padding_mask has shape {image.padding_mask.shape} but pixels {pixels.shape}; "

@@ -38,6 +38,7 @@ _MIN_CONTRAST = 10  # grey levels (of 255) between background and median tissue
 _MIN_TEXTURE = 3  # grey levels between the 1st and 99th percentile of the breast
 _RIM_FRACTION = 0.015  # width of the rim inspected for a film-base plateau, of the long side
 _PLATEAU_SHARE = 0.2  # share of the rough breast at the rim's level that makes it a plateau
+_FIELD_FILL = 0.95  # non-padding pixels filling this share of their box: padding is a frame
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,6 +142,14 @@ def _no_tissue(reason: str) -> PreprocessError:
 def _background_level(smooth: U8Array, valid: BoolArray | None) -> tuple[float, float]:
     """Background grey level (the dominant peak below Otsu's threshold) and its noise width.
 
+    Padding (Pixel Padding Value, PS3.3 C.7.5.1.1.2) that follows the breast's outline is the
+    air, and counts as background at black (the level :mod:`mammocad.io` renders it at,
+    whatever value a caller stored): a vendor that suppresses the air stores all of it as
+    padding (GE Senographe FOR PRESENTATION files say Pixel Padding Value 0), and without it
+    the darkest peak left is fatty tissue, which puts the threshold inside the breast. Padding
+    that only frames a rectangular field (:func:`_padding_follows_outline`) stays out: the air
+    is inside the field, and a large black frame would outweigh it.
+
     The noise width is the peak's half width at half maximum on its bright side (a Gaussian's
     HWHM is 1.18 sigma), which ignores the long bright tail of the histogram.
     """
@@ -148,12 +157,27 @@ def _background_level(smooth: U8Array, valid: BoolArray | None) -> tuple[float, 
     hist = cv2.calcHist([smooth], [0], mask, [256], [0, 256]).ravel()
     if hist.sum() == 0:
         raise _no_tissue("every pixel is padding")
+    if valid is not None and _padding_follows_outline(valid):
+        hist[0] += valid.size - np.count_nonzero(valid)
     otsu = _otsu_from_histogram(hist)
     hist = cv2.GaussianBlur(hist.reshape(1, -1), (7, 1), 0).ravel()
     peak = int(np.argmax(hist[: otsu + 1]))
     above = np.flatnonzero(hist[peak:] <= hist[peak] / 2)
     half_width = float(above[0]) if above.size else 1.0
     return float(peak), max(half_width, 1.0) / 1.18
+
+
+def _padding_follows_outline(valid: BoolArray) -> bool:
+    """True when the non-padding pixels leave a share of their bounding box empty.
+
+    Padding around a rectangular field (the collimation, a digitiser's border) leaves the
+    box full; padding in place of the air leaves the breast's shape, which fills a box far
+    less (a half ellipse about 80 %).
+    """
+    rows = np.flatnonzero(valid.any(axis=1))
+    cols = np.flatnonzero(valid.any(axis=0))
+    box = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+    return np.count_nonzero(valid) < _FIELD_FILL * box
 
 
 def _otsu_from_histogram(hist: np.ndarray) -> int:

@@ -79,23 +79,38 @@ def measure(prepared: PreprocessedImage, params: QualityParams) -> Measurements:
 def working_copy(
     prepared: PreprocessedImage, params: QualityParams
 ) -> tuple[FloatArray, BoolArray, float]:
-    """The display pixels and tissue mask at the working spacing, and the source spacing (mm)."""
+    """The display pixels and tissue mask at the working spacing, and the source spacing (mm,
+    the mean of rows and columns)."""
     pixels = np.asarray(prepared.image.pixels, dtype=np.float32)
-    spacing = _spacing(prepared, params)
-    small, tissue = _resample(pixels, prepared.tissue_mask, spacing / params.work_spacing_mm)
-    return small, tissue, spacing
+    row_mm, col_mm = _spacing(prepared, params)
+    # both axes to one spacing: the directional smear test reads a grid that stays anisotropic
+    # as motion along its finer axis. The target is never finer than the coarser source axis,
+    # which is not upsampled
+    target = max(params.work_spacing_mm, row_mm, col_mm)
+    small, tissue = _resample(pixels, prepared.tissue_mask, (row_mm / target, col_mm / target))
+    return small, tissue, (row_mm + col_mm) / 2
 
 
-def _spacing(prepared: PreprocessedImage, params: QualityParams) -> float:
+def _spacing(prepared: PreprocessedImage, params: QualityParams) -> tuple[float, float]:
+    """(row, column) spacing in mm: the file's, else square from ``assumed_field_mm``."""
     if prepared.image.pixel_spacing_mm is not None:
-        return float(np.mean(prepared.image.pixel_spacing_mm))
-    return params.assumed_field_mm / prepared.tissue_mask.shape[0]
+        row_mm, col_mm = prepared.image.pixel_spacing_mm
+        return float(row_mm), float(col_mm)
+    spacing = params.assumed_field_mm / prepared.tissue_mask.shape[0]
+    return spacing, spacing
 
 
-def _resample(pixels: FloatArray, tissue: BoolArray, factor: float) -> tuple[FloatArray, BoolArray]:
-    if factor >= 1.0:
+def _resample(
+    pixels: FloatArray, tissue: BoolArray, factors: tuple[float, float]
+) -> tuple[FloatArray, BoolArray]:
+    """Area-average by (row, column) ``factors`` (at most 1)."""
+    row_factor, col_factor = factors
+    if row_factor >= 1.0 and col_factor >= 1.0:
         return pixels, tissue
-    size = (max(16, round(pixels.shape[1] * factor)), max(16, round(pixels.shape[0] * factor)))
+    size = (
+        max(16, round(pixels.shape[1] * min(col_factor, 1.0))),
+        max(16, round(pixels.shape[0] * min(row_factor, 1.0))),
+    )
     small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
     # a pixel is tissue when most of the area it averages is
     share = cv2.resize(tissue.astype(np.float32), size, interpolation=cv2.INTER_AREA)
