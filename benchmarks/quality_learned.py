@@ -1,7 +1,7 @@
 """Heuristics alone vs heuristics + learned model (mammocad.quality), on held-out data.
 
     python benchmarks/quality_learned.py [--n 50] [--extra-good 250] [--n-full 4] [--seed 0]
-        [--data DIR] [--no-real] [--no-real-degraded] [--model FILE]
+        [--data DIR] [--no-real] [--no-real-degraded] [--model FILE] [--framed MM]
 
 * phantoms (``size="small"``, seeds ``seed .. seed+n-1``; the shipped model was trained on
   10000-10099): per seed a good view, one view per generator defect and one degraded copy of
@@ -13,7 +13,9 @@
 * real images in DIR (``$MAMMOCAD_SHARED_DATA`` or ``../shared/data``): mini-MIAS, CBIS-DDSM
   sample, DDSM tissue-mask images read as ``benchmarks/quality.py`` reads them, and mini-MIAS
   again as bare files (no view, no pixel spacing: as ``mammocad analyze`` reads a PNG): the share
-  refused; with degraded copies (one per degradation), the share of those caught.
+  refused; with degraded copies (one per degradation), the share of those caught; with
+  ``--framed MM``, each real image also cut to its breast with MM of background and none at
+  the chest wall, as a digital detector frames it (``train_quality.framed``), the share refused.
 
 Each image is preprocessed once and gated twice (``model=None``, then the model).
 """
@@ -32,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mammocad.commands.train_quality import DEFECT_CODES, phantom, shrink
+from mammocad.commands.train_quality import DEFECT_CODES, framed, phantom, shrink
 from mammocad.errors import PreprocessError
 from mammocad.io import read_image, read_raster
 from mammocad.preprocess import PreprocessParams, preprocess_image
@@ -144,7 +146,7 @@ def real_images(data: Path) -> Iterator[tuple[str, Image]]:
         yield f"DDSM {path.parts[-3]}", read_raster(path, view=ViewPosition.MLO)
 
 
-def run_real(data: Path, model: QualityModel, degrade: bool) -> None:
+def run_real(data: Path, model: QualityModel, degrade: bool, framing_mm: float | None) -> None:
     good: dict[str, Tally] = defaultdict(Tally)
     bad: dict[str, Tally] = defaultdict(Tally)
     refused: list[str] = []
@@ -157,13 +159,20 @@ def run_real(data: Path, model: QualityModel, degrade: bool) -> None:
         for mode, codes in verdicts.items():
             if codes is None or codes:
                 refused.append(f"{mode}: {image.source} {sorted(codes or ['rejected'])}")
+        tight = framed(image, framing_mm) if framing_mm is not None else None
+        if tight is not None:
+            verdicts = judge(tight, model)
+            count(good[f"{name}, framed"], verdicts, None)
+            for mode, codes in verdicts.items():
+                if codes is None or codes:
+                    refused.append(f"{mode}: {image.source} framed {sorted(codes or ['rejected'])}")
         if degrade:
             for _, copy, code in degraded_copies(shrink(image), rng):
                 count(bad[name], judge(copy, model), code)
-    print(f"{'real images':<18} {'n':>4} {'refused (heur.)':>16} {'refused (+model)':>17}", end="")
+    print(f"{'real images':<30} {'n':>4} {'refused (heur.)':>16} {'refused (+model)':>17}", end="")
     print(f" {'degraded n':>11} {'caught (heur.)':>15} {'caught (+model)':>16}" if degrade else "")
     for name, tally in good.items():
-        line = f"{name:<18} {tally.n:>4} {tally.rate(tally.refused, 'heuristics'):>16}"
+        line = f"{name:<30} {tally.n:>4} {tally.rate(tally.refused, 'heuristics'):>16}"
         line += f" {tally.rate(tally.refused, 'combined'):>17}"
         if degrade:
             worse = bad[name]
@@ -184,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     parser.add_argument("--no-real", action="store_true")
     parser.add_argument("--no-real-degraded", action="store_true")
+    parser.add_argument("--framed", type=float, metavar="MM", help="also real images framed so")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     model = QualityModel.load(args.model) if args.model else shipped_model()
@@ -193,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.data.is_dir():
             print(f"no data at {args.data}; pass --data or --no-real", file=sys.stderr)
             return 2
-        run_real(args.data, model, degrade=not args.no_real_degraded)
+        run_real(args.data, model, degrade=not args.no_real_degraded, framing_mm=args.framed)
     print(f"\n{time.perf_counter() - start:.0f} s")
     return 0
 

@@ -592,6 +592,13 @@ def train_quality_command(
     real: Annotated[
         list[Path], typer.Option("--real", help="Folder of real images (good), degraded too.")
     ] = [],  # noqa: B006
+    framed: Annotated[
+        bool,
+        typer.Option(
+            help="Also each real image cut to its breast as a digital detector frames it, as a "
+            "good example (docs/quality.md, 'Framing')."
+        ),
+    ] = False,
 ) -> None:
     """Train the learned quality model (logistic regression, stored as JSON) from phantom
     defects and degraded real images."""
@@ -602,7 +609,9 @@ def train_quality_command(
             raise typer.BadParameter(f"{folder} is not a folder", param_hint="--real")
     # checked before the examples are collected: the model file is written last
     _require_output_file(out, "model file", "quality.json")
-    model, counts = run_train_quality(out=out, phantoms=phantoms, seed=seed, real=real)
+    model, counts = run_train_quality(
+        out=out, phantoms=phantoms, seed=seed, real=real, framed=framed
+    )
     console.print(
         f"{sum(counts.values())} examples: "
         + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))

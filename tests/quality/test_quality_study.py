@@ -130,3 +130,21 @@ def test_train_quality_cli_writes_a_model_the_gate_uses(tmp_path, phantom, run_g
     assert gated.prepared is not None
     quality = assess_quality(gated.image, gated.prepared, QualityParams(), model=model)
     assert not quality.acceptable
+
+
+@pytest.mark.parametrize("side", [Laterality.L, Laterality.R])
+def test_a_framed_copy_runs_into_the_chest_wall_edge(phantom, side):
+    """``train quality --framed`` adds each real image as a digital detector frames it: the
+    tissue cut at the chest-wall edge, a few mm of background on the other sides."""
+    from mammocad.commands.train_quality import framed
+    from mammocad.preprocess import PreprocessParams, preprocess_image
+
+    image = phantom(seed=3, view=ViewPosition.MLO, laterality=side)
+    tight = framed(image, margin_mm=4.0)
+    assert tight is not None and tight.pixels is not None
+    assert tight.pixels.shape == (tight.rows, tight.columns)
+    assert tight.rows * tight.columns < 0.8 * image.rows * image.columns
+    prepared = preprocess_image(tight, PreprocessParams())
+    x0, _, x1, _ = prepared.breast_box
+    at_the_wall = tight.columns - x1 if prepared.chest_wall_on_right else x0
+    assert at_the_wall == 0  # the tissue runs into the chest-wall edge

@@ -99,6 +99,33 @@ def degraded(image: Image, rng: np.random.Generator, count: int) -> Iterator[tup
         yield replace(image, pixels=degrade(pixels, tissue, rng, spacing), messages=[]), code
 
 
+#: how far into the breast a framed copy's chest-wall edge is cut: a detector's edge runs through
+#: the tissue at the chest wall
+CHEST_WALL_CUT_MM = 1.0
+
+
+def framed(image: Image, margin_mm: float) -> Image | None:
+    """``image`` cut to its breast with ``margin_mm`` of background on the three open sides and
+    the tissue running into the chest-wall edge — how a digital detector frames a breast, where
+    films and phantoms show much background; ``None`` when preprocessing rejects the image."""
+    try:
+        prepared = preprocess_image(image, PreprocessParams())
+    except PreprocessError:
+        return None
+    pixels = np.asarray(image.pixels, dtype=np.float32)
+    rows, columns = pixels.shape
+    spacing = image.spacing_or_assumed_mm[0]
+    margin, inset = round(margin_mm / spacing), round(CHEST_WALL_CUT_MM / spacing)
+    x0, y0, x1, y1 = (round(v) for v in prepared.breast_box)
+    top, bottom = max(0, y0 - margin), min(rows, y1 + margin)
+    if prepared.chest_wall_on_right:
+        left, right = max(0, x0 - margin), x1 - inset
+    else:
+        left, right = x0 + inset, min(columns, x1 + margin)
+    cut = np.ascontiguousarray(pixels[top:bottom, left:right])
+    return replace(image, pixels=cut, padding_mask=None, rows=cut.shape[0], columns=cut.shape[1])
+
+
 def real_images(folders: Sequence[Path]) -> Iterator[Image]:
     """Every PNG, PGM and DICOM under the folders (sorted), shrunk to ``MAX_ROWS``; files
     that cannot be read are skipped."""
@@ -130,7 +157,9 @@ def shrink(image: Image) -> Image:
     )
 
 
-def collect(*, phantoms: int, seed: int, real: Sequence[Path], params: QualityParams) -> Examples:
+def collect(
+    *, phantoms: int, seed: int, real: Sequence[Path], params: QualityParams, framed_real: bool
+) -> Examples:
     examples = Examples(rows=[], labels=[], sources=Counter())
     rng = np.random.default_rng(seed)
     for s in range(seed, seed + phantoms):
@@ -142,6 +171,10 @@ def collect(*, phantoms: int, seed: int, real: Sequence[Path], params: QualityPa
             examples.add(image, code, "phantom-degraded", params)
     for image in real_images(real):
         examples.add(image, GOOD, "real", params)
+        if framed_real:  # one draw more from rng only then: the default run is unchanged
+            tight = framed(image, margin_mm=float(rng.uniform(2.0, 10.0)))
+            if tight is not None:
+                examples.add(tight, GOOD, "real-framed", params)
         for copy, code in degraded(image, rng, 2):
             examples.add(copy, code, "real-degraded", params)
     return examples
@@ -188,15 +221,15 @@ def fit_model(
 
 
 def run_train_quality(
-    *, out: Path, phantoms: int, seed: int, real: Sequence[Path]
+    *, out: Path, phantoms: int, seed: int, real: Sequence[Path], framed: bool = False
 ) -> tuple[QualityModel, Counter[str]]:
     """Collect the examples, fit and write the model to ``out``; returns it and the counts."""
     cv2.setNumThreads(1)
     start = time.perf_counter()
     params = QualityParams()
-    examples = collect(phantoms=phantoms, seed=seed, real=real, params=params)
+    examples = collect(phantoms=phantoms, seed=seed, real=real, params=params, framed_real=framed)
     description: dict[str, object] = {
-        "command": _command(out, phantoms, seed, real),
+        "command": _command(out, phantoms, seed, real) + (" --framed" if framed else ""),
         "phantom_seeds": [seed, seed + phantoms - 1],
         "real_folders": [folder.name for folder in real],
         "examples": dict(sorted(examples.sources.items())),
