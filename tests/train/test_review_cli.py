@@ -192,10 +192,12 @@ def test_resume_with_another_batch_size_seed_or_data_is_refused(tmp_path: Path) 
         _usage_error(again, "other settings", fragment, "--out")
         assert "preparing" not in again.output  # said before the data are rendered
     more = CliRunner().invoke(app, [*args, "--data", "phantom:n=2,seed=3,size=small", "--resume"])
-    _usage_error(more, "other settings", "train_images 4 (now 8)")
-    # as many images from another seed: the size alone let this one through
+    _usage_error(more, "other settings", "train_data", "'n': '2'")
+    assert "preparing" not in more.output
+    # as many images from another seed: the image count alone let this one through
     other = CliRunner().invoke(app, [*args, "--data", "phantom:n=1,seed=4,size=small", "--resume"])
     _usage_error(other, "other settings", "train_data", "'seed': '4'")
+    assert "preparing" not in other.output  # said before the data are rendered
     # the budget may grow on a resume
     longer = [*args[: -len(TINY)], *TINY]
     same = CliRunner().invoke(app, [*longer, "--data", PHANTOM, "--epochs", "3", "--resume"])

@@ -77,7 +77,12 @@ def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> T
             console.print(f"  {name}: {before[name]} in the bundle, {now[name]} in this run")
     checkpoint = checkpoint_path(run.out_dir)
     if run.training.resume and checkpoint.is_file():  # before the data: fails in seconds
-        check_resumable(checkpoint, run.detector, run.training)
+        check_resumable(
+            checkpoint,
+            run.detector,
+            run.training,
+            train_specs=[spec.describe() for spec in run.train],
+        )
     console.print("preparing training samples …")
     train = build_samples(run.train, classes=classes, params=run.preprocessing, workers=run.workers)
     val = build_samples(run.val, classes=classes, params=run.preprocessing, workers=run.workers)

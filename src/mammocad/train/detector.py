@@ -267,12 +267,20 @@ def run_settings(
     return {"detector": _plain(detector_config.to_dict()), "training": _plain(training)}
 
 
-def check_resumable(checkpoint: Path, config: DetectorConfig, training: TrainConfig) -> None:
+def check_resumable(
+    checkpoint: Path,
+    config: DetectorConfig,
+    training: TrainConfig,
+    *,
+    train_specs: Any = None,
+) -> None:
     """ValueError when the checkpoint a ``--resume`` would read is broken or was written with
-    another detector configuration or other :data:`RESUME_FIXED` settings: asked before the
-    data are prepared, so the answer comes in seconds (:func:`train_detector` checks again,
+    another detector configuration, other :data:`RESUME_FIXED` settings or other ``--data``
+    specs (``train_specs``, as the bundle records them): asked before the data are prepared,
+    so the answer comes in seconds (:func:`train_detector` checks again,
     with the number of training images, when it loads the checkpoint)."""
-    _check_same_settings(checkpoint, checkpoint_extra(checkpoint), run_settings(config, training))
+    wanted = run_settings(config, training, train_specs=train_specs)
+    _check_same_settings(checkpoint, checkpoint_extra(checkpoint), wanted)
 
 
 def _check_same_settings(
