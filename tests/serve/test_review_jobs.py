@@ -105,3 +105,34 @@ def test_a_job_whose_failure_met_a_database_outage_is_failed_once_it_is_back(
     assert "OperationalError" in job["error"] and "upload the study again" in job["error"]
     again = idle_api.upload(dicoms(phantom_study))
     assert again.status_code == 202 and again.json()["status"] == "queued"
+
+
+def test_a_stale_delivery_of_an_older_job_leaves_the_newer_jobs_study_state(
+    idle_api: Api, pipeline: Pipeline, phantom_study: Path
+) -> None:
+    """Celery may deliver an old job's decode again after a newer job of the study finished:
+    the old job stops as superseded, and the study stays ``done`` (it was left
+    ``processing`` for good)."""
+    from mammocad.jobs.distributed import StageWorker
+    from mammocad.store.session import database_url
+
+    files = dicoms(phantom_study)
+    first = idle_api.upload(files[:3]).json()
+    worker = StageWorker(
+        database_url=database_url(
+            data_dir=idle_api.settings.data_dir, override=idle_api.settings.database_url
+        ),
+        data_dir=idle_api.settings.data_dir,
+        load_pipeline=lambda: pipeline,
+        time_limit_s=900,
+    )
+    worker.run("decode", first["job_id"])  # the first job starts, then images are added
+    later = idle_api.upload(files[3:]).json()
+    for stage in ("decode", "analyze", "report"):
+        worker.run(stage, later["job_id"])
+    worker.run("decode", first["job_id"])  # the old job's decode, delivered again
+    auth = idle_api.auth
+    older = idle_api.client.get(first["location"], headers=auth).json()
+    assert older["status"] == "failed" and older["error"].startswith("superseded"), older
+    study = idle_api.client.get(f"/api/v1/studies/{first['study_instance_uid']}", headers=auth)
+    assert study.json()["status"] == "done"

@@ -139,7 +139,9 @@ def claim_next_job(session: Session, *, worker: str) -> Job | None:
     if getattr(claimed, "rowcount", 0) != 1:
         return None
     job = session.get(Job, job_id, populate_existing=True)
-    if job is not None:
+    if job is not None and latest_job(job.study) is job:
+        # an older job (requeued after a newer one was queued) stops at its first stage as
+        # superseded: the study's state is the newer job's
         job.study.state = StudyState.PROCESSING.value
     return job
 
@@ -153,7 +155,8 @@ def start_job(session: Session, job_id: str, *, worker: str) -> Job | None:
         return None
     job.status, job.worker, job.started_at = JobStatus.RUNNING.value, worker, utcnow()
     job.attempts += 1
-    job.study.state = StudyState.PROCESSING.value
+    if latest_job(job.study) is job:  # a stale delivery of an older job: see claim_next_job
+        job.study.state = StudyState.PROCESSING.value
     return job
 
 
