@@ -3,11 +3,12 @@ exactly, and downgrades cleanly — on SQLite and on PostgreSQL (fresh database,
 
 from __future__ import annotations
 
-import multiprocessing
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -98,27 +99,36 @@ def test_unreachable_database_says_what_to_check() -> None:
     assert "secret" not in str(raised.value)
 
 
-def _upgrade_after(barrier: Any, url: str, answers: Any) -> None:
-    barrier.wait()
-    try:
-        upgrade(url)
-        answers.put("ok")
-    except Exception as error:
-        answers.put(f"{type(error).__name__}: {error}")
+#: a process that says it is ready, waits for the go file, then upgrades the database
+_STARTER = """
+import pathlib, sys, time
+from mammocad.store.session import upgrade
+folder, url = pathlib.Path(sys.argv[1]), sys.argv[2]
+(folder / sys.argv[3]).touch()
+while not (folder / "go").exists():
+    time.sleep(0.005)
+upgrade(url)
+"""
 
 
-def test_processes_starting_together_all_find_the_schema(empty_database: str) -> None:
+def test_processes_starting_together_all_find_the_schema(
+    empty_database: str, tmp_path: Path
+) -> None:
     """``docker compose up`` starts the API and a worker at once, and each upgrades the
     database at start: on a fresh PostgreSQL database all but one failed on a duplicate key
     (the version table created twice)."""
-    spawn = multiprocessing.get_context("spawn")
-    barrier, answers = spawn.Barrier(3), spawn.Queue()
     processes = [
-        spawn.Process(target=_upgrade_after, args=(barrier, empty_database, answers))
-        for _ in range(3)
+        subprocess.Popen(
+            [sys.executable, "-c", _STARTER, str(tmp_path), empty_database, f"ready{index}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for index in range(3)
     ]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=120)
-    assert [answers.get(timeout=5) for _ in processes] == ["ok"] * 3
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready*"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (tmp_path / "go").touch()  # all three imported: they upgrade at once
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0, 0], outputs
