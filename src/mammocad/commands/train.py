@@ -76,12 +76,13 @@ def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> T
         for name in sorted(key for key in now if now[key] != before[key]):
             console.print(f"  {name}: {before[name]} in the bundle, {now[name]} in this run")
     checkpoint = checkpoint_path(run.out_dir)
+    train_specs = [spec.describe() for spec in run.train]  # as the bundle records them
     if run.training.resume and checkpoint.is_file():  # before the data: fails in seconds
         check_resumable(
             checkpoint,
             run.detector,
             run.training,
-            train_specs=[spec.describe() for spec in run.train],
+            train_specs=train_specs,
         )
     console.print("preparing training samples …")
     train = build_samples(run.train, classes=classes, params=run.preprocessing, workers=run.workers)
@@ -92,7 +93,7 @@ def run_train_detector(run: DetectorRun, *, console: Console | None = None) -> T
         version=run.version,
         preprocessing=run.preprocessing.to_dict(),
         training_data={
-            "train": [spec.describe() for spec in run.train],
+            "train": train_specs,
             "validation": [spec.describe() for spec in run.val],
             "train_images": len(train),
             "validation_images": len(val),

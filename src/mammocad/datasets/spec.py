@@ -178,23 +178,32 @@ def refuse_shared_data(data: Sequence[DataSpec], val: Sequence[DataSpec]) -> Non
             _refuse_shared_films(trained, held_out, folders)
 
 
-def _selected_films(spec: DataSpec, folders: dict[Path, list[AnnotatedImage]]) -> set[str] | None:
-    """Names of the films a ``mias:`` spec selects from its own folder (its folds are drawn
-    over the patients that folder holds); None when the folder holds no Info.txt."""
-    root = Path(spec.options["path"])
-    if not (root / "Info.txt").is_file():
+def selected_films(
+    options: Mapping[str, str], folders: dict[Path, list[AnnotatedImage]]
+) -> set[str] | None:
+    """Names of the films a ``mias:`` source with these options selects from its own folder
+    (its folds are drawn over the patients that folder holds; a relative ``path`` is read from
+    the current folder), each folder read once into ``folders``. None when it cannot be told:
+    no Info.txt there, an unreadable one, options that are not a fold choice, or a folder
+    without its pictures (it would claim no film was selected)."""
+    path = options.get("path")
+    if path is None or not (Path(path) / "Info.txt").is_file():
         return None
-    key = root.resolve()
-    if key not in folders:
-        folders[key] = load_mias(root)
-    return {record.image_id for record in select_mias(folders[key], spec.options)}
+    key = Path(path).resolve()
+    try:
+        if key not in folders:
+            folders[key] = load_mias(Path(path))
+        chosen = {record.image_id for record in select_mias(folders[key], options)}
+    except (OSError, ValueError):
+        return None
+    return chosen if folders[key] else None
 
 
 def _refuse_shared_films(
     trained: DataSpec, held_out: DataSpec, folders: dict[Path, list[AnnotatedImage]]
 ) -> None:
-    trained_names = _selected_films(trained, folders)
-    held_out_names = _selected_films(held_out, folders)
+    trained_names = selected_films(trained.options, folders)
+    held_out_names = selected_films(held_out.options, folders)
     if trained_names is None or held_out_names is None:
         return
     shared = trained_names & held_out_names
@@ -308,4 +317,5 @@ __all__ = [
     "refuse_repeat",
     "refuse_shared_data",
     "select_mias",
+    "selected_films",
 ]

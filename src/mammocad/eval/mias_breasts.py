@@ -35,7 +35,7 @@ from typing import Any
 
 from mammocad.datasets.mias import image_labels, load_mias, read_record
 from mammocad.datasets.records import AnnotatedImage
-from mammocad.datasets.spec import select_mias
+from mammocad.datasets.spec import select_mias, selected_films
 from mammocad.detect.bundle import BundleManifest
 from mammocad.eval.study_metrics import StudyMetrics, evaluate_study, evaluate_subgroups
 from mammocad.eval.study_report import write_study_csv, write_study_markdown
@@ -75,13 +75,12 @@ class BreastTask:
 class MiasBreastEvaluation:
     """``trained``: per bundle component and mini-MIAS training source, how many of the
     evaluated films it trained on (:func:`trained_films`); empty when the figures are held
-    out. ``overlap_unknown``: the (component, source) pairs whose training folder cannot be
-    read here, so nobody can say whether the figures are held out."""
+    out (a component whose training folder cannot be read here is logged as a warning by
+    :func:`training_overlap`)."""
 
     rows: list[BreastRow]
     tasks: dict[str, BreastTask]
     trained: dict[tuple[str, str], int] = field(default_factory=dict)
-    overlap_unknown: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def n_rejected(self) -> int:
@@ -126,7 +125,11 @@ def training_data_of(manifest: BundleManifest) -> dict[str, Any]:
     return found
 
 
-def trained_films(training_data: Any, evaluated: Sequence[AnnotatedImage]) -> dict[str, int | None]:
+def trained_films(
+    training_data: Any,
+    evaluated: Sequence[AnnotatedImage],
+    folders: dict[Path, list[AnnotatedImage]] | None = None,
+) -> dict[str, int | None]:
     """For each mini-MIAS source a component's recorded training data (its ``"train"``
     entries) lists, how many of the ``evaluated`` films it trained on: films whose figures are
     not held out. Sources that share none are left out; training data of another shape (older
@@ -138,39 +141,26 @@ def trained_films(training_data: Any, evaluated: Sequence[AnnotatedImage]) -> di
     matched by film name (``mdbNNN`` is the database's own), so a copy in another folder counts.
     ``None``: the overlap is unknown, because ``path`` is not a mini-MIAS folder here (moved,
     or the model was trained on another machine) or the options are not a fold choice.
+    ``folders`` keeps each folder read (:func:`~mammocad.datasets.spec.selected_films`), for
+    callers that ask for several components.
     """
     entries = training_data.get("train") if isinstance(training_data, Mapping) else None
     if not isinstance(entries, list):
         return {}
     names = {record.image_id for record in evaluated}
+    folders = {} if folders is None else folders
     overlap: dict[str, int | None] = {}
     for entry in entries:
         if not isinstance(entry, Mapping) or entry.get("kind") != "mias":
             continue
         options = {str(key): str(value) for key, value in entry.items() if key != "kind"}
         source = "mias:" + ",".join(f"{k}={v}" for k, v in options.items())
-        chosen = _training_selection(options)
+        chosen = selected_films(options, folders)
         if chosen is None:
             overlap[source] = None
         elif shared := len(chosen & names):
             overlap[source] = shared
     return overlap
-
-
-def _training_selection(options: Mapping[str, str]) -> set[str] | None:
-    """Names of the films a training source selected from its folder, as that folder holds
-    them now (a relative ``path`` is read from the current folder); None when it cannot be
-    told."""
-    path = options.get("path")
-    if path is None or not (Path(path) / "Info.txt").is_file():
-        return None
-    try:
-        films = load_mias(Path(path))
-        chosen = {record.image_id for record in select_mias(films, options)}
-    except (OSError, ValueError):  # an unreadable Info.txt, a fold option that is not a number
-        return None
-    # a folder without its pictures (the films deleted since) would claim none was trained on
-    return chosen if films else None
 
 
 def training_overlap(
@@ -181,8 +171,9 @@ def training_overlap(
     a warning."""
     trained: dict[tuple[str, str], int] = {}
     unknown: list[tuple[str, str]] = []
+    folders: dict[Path, list[AnnotatedImage]] = {}  # the components mostly share one folder
     for component, data in training_data_of(manifest).items():
-        for source, count in trained_films(data, evaluated).items():
+        for source, count in trained_films(data, evaluated, folders).items():
             if count is None:
                 unknown.append((component, source))
             else:
@@ -285,17 +276,15 @@ def evaluate_mias_breasts(
     on_study: Callable[[str], None] | None = None,
 ) -> MiasBreastEvaluation:
     """Analyse the films of ``fold`` (all when None) and compute both tasks."""
-    films = load_mias(root)
-    records = select_fold(films, fold=fold, folds=folds, fold_seed=fold_seed)
+    records = select_fold(load_mias(root), fold=fold, folds=folds, fold_seed=fold_seed)
     if not records:
         raise ValueError(f"{root}: no mini-MIAS films selected")
-    trained, unknown = training_overlap(pipeline.detector.manifest, records)
+    trained, _ = training_overlap(pipeline.detector.manifest, records)
     rows = analyze_breasts(pipeline, root, records, on_study=on_study)
     return MiasBreastEvaluation(
         rows=rows,
         tasks=evaluate_breasts(rows, n_bootstrap=n_bootstrap, seed=seed),
         trained=trained,
-        overlap_unknown=unknown,
     )
 
 

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from mammocad.errors import PreprocessError, RejectionCode
+from mammocad.preprocess.geometry import breast_box
 from mammocad.preprocess.grid import U8Array
 from mammocad.preprocess.params import TissueParams
 from mammocad.structures import BoolArray
@@ -174,10 +175,8 @@ def _padding_follows_outline(valid: BoolArray) -> bool:
     box full; padding in place of the air leaves the breast's shape, which fills a box far
     less (a half ellipse about 80 %).
     """
-    rows = np.flatnonzero(valid.any(axis=1))
-    cols = np.flatnonzero(valid.any(axis=0))
-    box = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
-    return np.count_nonzero(valid) < _FIELD_FILL * box
+    x0, y0, x1, y1 = breast_box(valid)
+    return bool(np.count_nonzero(valid) < _FIELD_FILL * (x1 - x0) * (y1 - y0))
 
 
 def _otsu_from_histogram(hist: np.ndarray) -> int:
