@@ -148,3 +148,16 @@ def test_a_framed_copy_runs_into_the_chest_wall_edge(phantom, side):
     x0, _, x1, _ = prepared.breast_box
     at_the_wall = tight.columns - x1 if prepared.chest_wall_on_right else x0
     assert at_the_wall == 0  # the tissue runs into the chest-wall edge
+
+
+def test_a_framed_copy_of_a_file_without_spacing_keeps_the_films_spacing(phantom):
+    """A bare PNG's spacing is assumed from its height; the framed copy is shorter, so it
+    states the film's spacing instead of having a finer one assumed from its own height."""
+    from dataclasses import replace
+
+    from mammocad.commands.train_quality import framed
+
+    bare = replace(phantom(seed=3, view=ViewPosition.MLO), pixel_spacing_mm=None)
+    tight = framed(bare, margin_mm=4.0)
+    assert tight is not None and tight.rows < bare.rows
+    assert tight.spacing_or_assumed_mm == pytest.approx(bare.spacing_or_assumed_mm)

@@ -179,6 +179,24 @@ def test_cache_key_follows_the_detector_configuration(tiny_bundle: Path, tmp_pat
     assert keys[3] not in keys[:3]
 
 
+def test_cache_key_follows_the_quality_model(
+    tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cases carry the gate's scores (min_quality, mean_quality) and leave refused views
+    out: a retrained quality model must not reuse cases the old one scored."""
+    from dataclasses import replace
+
+    import mammocad.fuse.collect as collect
+    from mammocad.quality import shipped_model
+
+    spec = phantom_spec(parse_spec(DATA))
+    pipeline = collection_pipeline(tiny_bundle, candidate_score=None, device="cpu", threads=1)
+    before = cache_key(pipeline, spec)
+    retrained = replace(shipped_model(), refuse_probability=0.5)
+    monkeypatch.setattr(collect, "shipped_model", lambda: retrained)
+    assert cache_key(pipeline, spec) != before
+
+
 def test_retraining_a_bundles_risk_model_keeps_its_candidate_score(
     tiny_bundle: Path, tmp_path: Path
 ) -> None:

@@ -123,7 +123,16 @@ def framed(image: Image, margin_mm: float) -> Image | None:
     else:
         left, right = x0 + inset, min(columns, x1 + margin)
     cut = np.ascontiguousarray(pixels[top:bottom, left:right])
-    return replace(image, pixels=cut, padding_mask=None, rows=cut.shape[0], columns=cut.shape[1])
+    return replace(
+        image,
+        pixels=cut,
+        padding_mask=None,
+        rows=cut.shape[0],
+        columns=cut.shape[1],
+        # the film's spacing, stated: a file without one would otherwise have it assumed from
+        # the shorter cut height, and the copy's working grid would be finer than the film's
+        pixel_spacing_mm=(spacing, image.spacing_or_assumed_mm[1]),
+    )
 
 
 def real_images(folders: Sequence[Path]) -> Iterator[Image]:

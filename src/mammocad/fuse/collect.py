@@ -3,8 +3,9 @@ candidates and RoI features with its label — cached, so a re-run reuses the de
 
 A cache file holds one study and is named after everything that decides its content: the
 detector bundle's sha256 (and its malignancy classifier's), its detector configuration and
-preprocessing, the candidate and finding scores, the phantom parameters, the study index and
-:data:`CASES_VERSION` (how mammocad turns the outputs into cases).
+preprocessing, the quality gate's settings and learned model, the candidate and finding
+scores, the phantom parameters, the study index and :data:`CASES_VERSION` (how mammocad turns
+the outputs into cases).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from mammocad.datasets.phantoms import PhantomSpec, study_seed, view_image
 from mammocad.fuse.data import BreastCase, breast_cases, load_cases, save_cases
 from mammocad.pipeline import Pipeline
+from mammocad.quality import shipped_model
 from mammocad.structures import Laterality, Study
 from mammocad.synthetic import StudyTruth, generate_study
 
@@ -63,13 +65,21 @@ def cache_key(pipeline: Pipeline, spec: PhantomSpec) -> str:
         "malignancy": detector.manifest.malignancy.get("sha256"),
         # the detector's inputs: a copy with other preprocessing finds other candidates
         "preprocessing": pipeline.preprocessing.to_dict(),
+        # the gate's scores are features of the cases (min_quality, mean_quality) and decide
+        # which views are refused: a new quality model changes the cases
+        "quality": pipeline.quality.to_dict(),
+        "quality_model": _digest(shipped_model().to_dict()),
         "candidate_score": detector.candidate_threshold,
         "finding_score": detector.finding_threshold,
         # which candidates are reported findings also depends on the per-image cap
         **({"findings_per_image": n} if (n := detector.findings_per_image) is not None else {}),
         "phantoms": {k: v for k, v in asdict(spec).items() if k != "n_studies"},
     }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    return _digest(parts)[:16]
+
+
+def _digest(parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def collect_cases(
