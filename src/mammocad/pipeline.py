@@ -24,7 +24,7 @@ from mammocad.errors import ModelBundleError, PreprocessError, RejectionCode
 from mammocad.fuse.apply import Fuser, FusionResult
 from mammocad.io.assemble import missing_view_messages
 from mammocad.preprocess import PreprocessParams, preprocess_image
-from mammocad.quality import QualityParams, assess_quality
+from mammocad.quality import QualityParams, assess_quality, shipped_model
 from mammocad.report.study_json import ModelInfo, study_result
 from mammocad.risk.aggregate import StudyRisk, SuspicionThresholds, aggregate
 from mammocad.risk.apply import score_inputs, study_inputs, unreported_leading_candidates
@@ -153,6 +153,19 @@ class Pipeline:
         self.fuser = fuser or Fuser()
         # None: breast probabilities from the noisy-OR or fusion, as before the risk model
         self.risk = risk
+        recorded = None if risk is None else risk.quality_model
+        if recorded is not None and recorded != shipped_model().digest:
+            # the gate's scores are risk features: another quality model shifts every probability
+            logger.warning(
+                "the risk model of bundle %s %s was trained on the scores of another learned "
+                "quality model (sha256 %s…) than the one installed (%s…): its probabilities "
+                "and thresholds may be off; install the mammocad version the bundle was made "
+                "with, or retrain it with `mammocad train risk`",
+                manifest.name,
+                manifest.version,
+                recorded[:12],
+                shipped_model().digest[:12],
+            )
         # fusion and the risk model's candidate features see detections below the finding
         # threshold: detect down to the lower of their candidate scores
         wanted = [self.fuser.candidate_score, None if risk is None else risk.candidate_score]

@@ -17,6 +17,7 @@ from mammocad.datasets.spec import parse_spec, phantom_spec
 from mammocad.fuse import BreastCase, PlacedFinding, save_cases
 from mammocad.fuse.collect import cache_key
 from mammocad.pipeline import Pipeline
+from mammocad.quality import shipped_model
 from mammocad.risk.bundle import load_risk
 from mammocad.structures import Finding, FindingLabel, Laterality, ViewPosition
 
@@ -120,6 +121,29 @@ def test_train_risk_writes_a_bundle_copy_from_cached_cases(
     assert rounding["loss"] == pytest.approx(rounding["auc_raw"] - rounding["auc_rounded"])
     assert abs(rounding["loss"]) < 0.005
     assert {p.name: p.read_bytes() for p in tiny_bundle.iterdir()} == before
+    # the gate's scores are features: the bundle records which quality model gave them
+    assert loaded.quality_model == shipped_model().digest
+
+
+def test_a_risk_model_from_another_quality_model_is_reported_at_load(
+    tiny_bundle: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bundle whose risk model read another quality model's scores (an older mammocad, or
+    a retrained package model) still loads, with a warning that names the remedy."""
+    _fill_cache(tiny_bundle, tmp_path / "cache", DATA, signal=True, seed=1)
+    _fill_cache(tiny_bundle, tmp_path / "cache", VAL, signal=True, seed=2)
+    assert CliRunner().invoke(app, _args(tiny_bundle, tmp_path)).exit_code == 0
+    with caplog.at_level("WARNING", logger="mammocad.pipeline"):
+        Pipeline.from_bundle(tmp_path / "bundle", num_threads=1)
+    assert "quality model" not in caplog.text
+    path = tmp_path / "bundle" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["risk"]["quality_model_sha256"] = "0" * 64
+    path.write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING", logger="mammocad.pipeline"):
+        pipeline = Pipeline.from_bundle(tmp_path / "bundle", num_threads=1)
+    assert pipeline.risk is not None
+    assert "another learned quality model" in caplog.text and "train risk" in caplog.text
 
 
 def test_without_signal_calibration_refuses_and_no_bundle_is_written(

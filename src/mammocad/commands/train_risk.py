@@ -49,6 +49,7 @@ from mammocad.fuse.bundle import LoadedFusion, copy_bundle, load_fusion
 from mammocad.fuse.data import BreastCase
 from mammocad.fuse.model import FusionConfig
 from mammocad.fuse.train import TrainParams, train_fusion
+from mammocad.quality import shipped_model
 from mammocad.risk.aggregate import OUTPUT_DECIMALS, study_probability
 from mammocad.risk.apply import case_inputs
 from mammocad.risk.bundle import load_risk, save_risk
@@ -315,6 +316,7 @@ def run_train_risk(run: RiskRun, *, console: Console | None = None) -> dict[str,
         candidate_score=pipeline.detector.candidate_threshold,
         finding_score=pipeline.detector.finding_threshold,
         findings_per_image=pipeline.detector.findings_per_image,
+        quality_model=shipped_model().digest,
     )
     report.update(
         bundle=str(bundle_dir),

@@ -68,18 +68,14 @@ def cache_key(pipeline: Pipeline, spec: PhantomSpec) -> str:
         # the gate's scores are features of the cases (min_quality, mean_quality) and decide
         # which views are refused: a new quality model changes the cases
         "quality": pipeline.quality.to_dict(),
-        "quality_model": _digest(shipped_model().to_dict()),
+        "quality_model": shipped_model().digest,
         "candidate_score": detector.candidate_threshold,
         "finding_score": detector.finding_threshold,
         # which candidates are reported findings also depends on the per-image cap
         **({"findings_per_image": n} if (n := detector.findings_per_image) is not None else {}),
         "phantoms": {k: v for k, v in asdict(spec).items() if k != "n_studies"},
     }
-    return _digest(parts)[:16]
-
-
-def _digest(parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def collect_cases(

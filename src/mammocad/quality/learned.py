@@ -10,6 +10,7 @@ refusal threshold and a description of how it was trained. ``predict_proba`` is
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -94,6 +95,13 @@ class QualityModel:
             "refuse_probability": self.refuse_probability,
             "description": dict(self.description),
         }
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the model's content: what a risk model trained on its scores records
+        (the gate's scores are features of the risk model) and case caches are keyed on."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:

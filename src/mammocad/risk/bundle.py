@@ -77,6 +77,14 @@ class LoadedRisk:
         return None if value is None else int(value)
 
     @property
+    def quality_model(self) -> str | None:
+        """sha256 (:attr:`mammocad.quality.QualityModel.digest`) of the learned quality model
+        whose scores the training cases carried (``min_quality``, ``mean_quality``); ``None``
+        for models saved before it was recorded."""
+        value = self.section.get("quality_model_sha256")
+        return None if value is None else str(value)
+
+    @property
     def reads_candidates(self) -> bool:
         """Whether the model reads detections below the finding threshold."""
         return bool(CANDIDATE_FEATURES & set(self.model.features))
@@ -91,14 +99,16 @@ def save_risk(
     candidate_score: float | None = None,
     finding_score: float | None = None,
     findings_per_image: int | None = None,
+    quality_model: str | None = None,
 ) -> BundleManifest:
     """Write ``risk.json``, ``calibration.json`` (the risk model's breast map) and, with a
     study map, ``study_calibration.json`` into the bundle folder
     ``bundle`` and record them in its manifest; ``candidate_score`` is the detection score
     down to which the training cases held candidates (the pipeline detects down to it),
     ``finding_score`` the one from which they counted as findings and ``findings_per_image``
-    the cap on them (:attr:`LoadedRisk.finding_score`, :attr:`LoadedRisk.findings_per_image`).
-    Returns the new manifest."""
+    the cap on them (:attr:`LoadedRisk.finding_score`, :attr:`LoadedRisk.findings_per_image`),
+    ``quality_model`` the digest of the quality model that scored them
+    (:attr:`LoadedRisk.quality_model`). Returns the new manifest."""
     folder = Path(bundle)
     manifest = read_manifest(folder)
     path = folder / RISK_FILE
@@ -120,6 +130,7 @@ def save_risk(
         "candidate_score": candidate_score,
         "finding_score": finding_score,
         "findings_per_image": findings_per_image,
+        "quality_model_sha256": quality_model,
         "calibration": fitted.calibrator.describe(),
         "study_calibration": (
             None if fitted.study_calibrator is None else fitted.study_calibrator.describe()
@@ -178,6 +189,11 @@ def _append_card(folder: Path, section: dict[str, Any]) -> None:
                 else []
             ),
             f"Training data: {section['training_data']}.",
+            *(
+                [f"Quality gate scores from the learned quality model sha256 `{digest}`."]
+                if (digest := section.get("quality_model_sha256"))
+                else []
+            ),
             "",
             *(f"- {name}: {value}" for name, value in section["metrics"].items()),
         ],
