@@ -163,15 +163,31 @@ class StudyCollector:
                         continue
                     try:
                         closed.append(self._close(study))
-                    except OSError:  # disk trouble: the folder stays for recover() at restart
-                        logger.exception("study %s could not be closed", study.uid)
+                    except OSError as error:
+                        if not study.folder.is_dir():  # removed by hand: nothing to close
+                            logger.warning("study %s could not be closed (%s)", study.uid, error)
+                            continue
+                        # disk trouble (full, read-only): the study stays open and is tried
+                        # again after another idle timeout, not left in incoming/ until the
+                        # node restarts (a new instance of it would have reopened it anyway)
+                        logger.warning(
+                            "study %s could not be closed (%s): trying again in %.1f s",
+                            study.uid, error, self.idle_timeout_s,
+                        )  # fmt: skip
+                        study.last_seen = now
+                        self._open[key] = study
         return closed
 
     def _close(self, study: _OpenStudy) -> ClosedStudy:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         folder = self.spool_dir / "closed" / f"{study.folder.name}-{stamp}"
         folder.mkdir(parents=True)
-        study.folder.rename(folder / "instances")  # one rename: the handler sees all or nothing
+        try:
+            study.folder.rename(folder / "instances")  # one rename: the handler sees all or nothing
+        except OSError:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # empty: left, it would be handed on as a study of no instance
+            raise
         return ClosedStudy(
             study_instance_uid=study.uid,
             folder=folder,
@@ -226,6 +242,14 @@ class StudyCollector:
                 )
         pending = []
         for folder in sorted((self.spool_dir / "closed").iterdir()):
+            if not (folder / "instances").is_dir():
+                # made by a close that stopped before its rename (the node was killed): its
+                # instances are still in incoming/, reopened above. rmdir removes it only when
+                # empty; one that is not is handed on as before (and filed away under failed/)
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+                if not folder.exists():
+                    continue
             shutil.rmtree(folder / "results", ignore_errors=True)
             uid = folder.name.rsplit("-", 1)[0]
             count = sum(1 for _ in (folder / "instances").glob("*.dcm"))

@@ -20,6 +20,7 @@ from mammocad.dicomnode.queued import ACTOR, QueuedStudyHandler
 from mammocad.jobs import JobRunner
 from mammocad.jobs.queue import JobQueue
 from mammocad.pipeline import Pipeline
+from mammocad.serve.intake import clear_stale_staging
 from mammocad.serve.job_queue import build_job_queue, service_stages
 from mammocad.serve.settings import Settings
 from mammocad.store.repository import register_model
@@ -65,6 +66,7 @@ class ServiceQueue:
             MammocadError: Celery is not installed although a broker is set.
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        clear_stale_staging(settings.data_dir)  # intakes a dead process left (a day untouched)
         url = database_url(data_dir=settings.data_dir, override=settings.database_url)
         upgrade(url)
         engine = make_engine(url)

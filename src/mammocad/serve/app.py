@@ -19,6 +19,7 @@ from mammocad import __version__
 from mammocad.commands.analyze import resolve_model
 from mammocad.jobs import JobRunner
 from mammocad.pipeline import Pipeline
+from mammocad.serve.intake import clear_stale_staging
 from mammocad.serve.job_queue import build_job_queue, service_stages
 from mammocad.serve.limits import BodyLimitMiddleware
 from mammocad.serve.preload import preload as preload_studies
@@ -91,6 +92,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # what uploads left when a process died mid-way; only folders untouched for a day, as
+        # other processes (workers, the DICOM node) may be writing theirs now
+        clear_stale_staging(settings.data_dir)
         upgrade(url)
         engine = make_engine(url)
         state = AppState(settings=settings, engine=engine, sessions=session_factory(engine))

@@ -12,8 +12,12 @@ upload the largest is kept, for the same reason.
 from __future__ import annotations
 
 import logging
+import os
+import re
 import shutil
+import stat
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +58,10 @@ from mammocad.store.session import transaction
 logger = logging.getLogger(__name__)
 
 STAGING_FOLDER = "uploads"
+#: a staging folder nothing has written to for this long is a dead intake's (see
+#: :func:`clear_stale_staging`)
+STALE_STAGING_S = 24 * 3600.0
+_STAGING_NAME = re.compile(r"[0-9a-f]{32}")  # uuid4().hex: the only names staging folders get
 # one upload at a time places files and rows: two uploads of the same new study must not
 # both create it (across processes the unique StudyInstanceUID stops the second)
 _placing = threading.Lock()
@@ -108,6 +116,82 @@ def accept(state: AppState, incoming: Sequence[Incoming], *, actor: str) -> Inta
         )  # fmt: skip
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def clear_stale_staging(data_dir: Path, *, max_age_s: float = STALE_STAGING_S) -> tuple[int, int]:
+    """Remove the staging folders under ``data_dir/uploads/`` that nothing has written to for
+    ``max_age_s``: those of uploads (and DICOM node intakes) whose process died mid-way, before
+    the ``finally`` that removes them. Called at start-up by ``mammocad serve`` and the node.
+
+    Returns the folders removed and their bytes; never raises: a folder that cannot be removed
+    is logged and left. Only ``uploads/<32 hex digits>/`` folders are looked at: stored study
+    files are never there (intake moves them out), and a hard link the node staged is only one
+    name of a spool file, which keeps its own.
+
+    Why an age, not "every folder" or a process id: the server's workers, the DICOM node and
+    another server may share one data dir at once (docker compose runs them on one volume), and
+    a start must never remove the folder of an intake another live process is writing. A
+    process id says nothing across containers (each has its own PID namespace) or machines
+    (a shared data dir); an age does, on any of them. A live intake writes its folder within
+    seconds to minutes (one request, one study); the last write is the newest modification time
+    of the folder itself (a file created, linked or moved out) and of its files (bytes written):
+    a hard link the node makes keeps its spool file's old time, but creating it touches the
+    folder. 24 hours untouched is a dead intake, whatever clock skew between machines.
+    """
+    root = data_dir / STAGING_FOLDER
+    try:
+        with os.scandir(root) as listing:
+            names = sorted(entry.name for entry in listing)
+    except FileNotFoundError:
+        return 0, 0
+    except OSError as error:
+        logger.warning("staging folder %s could not be read (%s): nothing cleared", root, error)
+        return 0, 0
+    now, removed, freed = time.time(), 0, 0
+    for name in names:
+        folder = root / name
+        if not _STAGING_NAME.fullmatch(name):
+            continue  # not a folder intake made: left alone
+        try:
+            if not stat.S_ISDIR(folder.lstat().st_mode):
+                continue  # a link or a file: not a folder intake made either
+            last_write, size = _last_write(folder)
+        except OSError:  # gone meanwhile (another process's start-up cleared it)
+            continue
+        if now - last_write < max_age_s:
+            continue  # possibly a live intake, of this process or another
+        shutil.rmtree(folder, ignore_errors=True)
+        if folder.exists():  # a permission or disk error; what another start removed is gone
+            logger.warning(
+                "stale staging folder %s could not be removed: remove it by hand", folder
+            )
+            continue
+        removed, freed = removed + 1, freed + size
+    if removed:
+        logger.info(
+            "removed %d stale staging folder(s) (%d bytes) under %s: uploads whose process "
+            "stopped mid-way at least %.0f h ago", removed, freed, root, max_age_s / 3600,
+        )  # fmt: skip
+    return removed, freed
+
+
+def _last_write(folder: Path) -> tuple[float, int]:
+    """The newest modification time in ``folder`` (itself included) and its files' bytes.
+
+    Raises:
+        OSError: ``folder`` is gone or unreadable.
+    """
+    newest, size = folder.lstat().st_mtime, 0
+    for parent, folders, files in os.walk(folder):
+        for name in [*folders, *files]:
+            try:
+                info = (Path(parent) / name).lstat()
+            except FileNotFoundError:  # moved out meanwhile: the folder's own time says so
+                continue
+            newest = max(newest, info.st_mtime)
+            if stat.S_ISREG(info.st_mode):
+                size += info.st_size
+    return newest, size
 
 
 def store_scanned(
