@@ -111,6 +111,34 @@ def test_broken_manifests_are_refused(tiny_model: MammoDetector, tmp_path: Path)
         read_manifest(tmp_path)
 
 
+@pytest.mark.parametrize("value", [None, [0.35], "0.35"], ids=["null", "list", "string"])
+@pytest.mark.parametrize("key", ["thresholds", "preprocessing", "detector", "training_data"])
+def test_a_section_that_is_not_an_object_is_refused_when_read(
+    tiny_model: MammoDetector, tmp_path: Path, key: str, value: object
+) -> None:
+    # a hand-edited manifest: before, it loaded, and the first reader of the section failed
+    # with AttributeError ('NoneType' object has no attribute 'get') far from the file
+    save(tiny_model, tmp_path)
+    manifest = tmp_path / MANIFEST_FILE
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), key: value}))
+    with pytest.raises(ModelBundleError, match=f"manifest section '{key}' is .*, not an object"):
+        load_bundle(tmp_path)
+
+
+def test_an_added_section_may_be_null_but_not_a_list(
+    tiny_model: MammoDetector, tmp_path: Path
+) -> None:
+    save(tiny_model, tmp_path)
+    manifest = tmp_path / MANIFEST_FILE
+    good = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**good, "fusion": None}))
+    assert read_manifest(tmp_path).fusion == {}  # null is none, as an absent section
+    # a list of pairs would have passed dict() as an object it is not
+    manifest.write_text(json.dumps({**good, "fusion": [["weights_file", "fusion.pt"]]}))
+    with pytest.raises(ModelBundleError, match=r"'fusion' is \[\[.*, not an object"):
+        read_manifest(tmp_path)
+
+
 def test_weights_of_another_architecture_are_refused(
     tiny_model: MammoDetector, tiny_config: DetectorConfig, tmp_path: Path
 ) -> None:

@@ -98,3 +98,21 @@ def test_checkpoint_of_another_model_is_refused(tmp_path: Path) -> None:
     wider = nn.Sequential(nn.Linear(4, 16), nn.GroupNorm(2, 16), nn.Linear(16, 1))
     with pytest.raises(ValueError, match="another model configuration"):
         load_checkpoint(tmp_path / "last.pt", model=wider, **options)
+
+
+def test_a_run_without_a_gradient_scaler_resumes_with_one(tmp_path: Path) -> None:
+    # started on the CPU or with bfloat16 (scaler disabled, its state {}), resumed where
+    # float16 AMP enables it: loading {} into an enabled scaler raised inside torch
+    model, optimizer, scheduler, _ = parts(0)
+    disabled = torch.amp.GradScaler("cpu", enabled=False)
+    options = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
+    save_checkpoint(tmp_path / "last.pt", scaler=disabled, state=TrainState(), **options)
+    enabled = torch.amp.GradScaler("cpu", enabled=True, init_scale=2.0**16)
+    load_checkpoint(tmp_path / "last.pt", scaler=enabled, **options)
+    assert enabled.is_enabled() and enabled.get_scale() == 2.0**16  # a fresh scaler
+    # a saved scale is still restored
+    scaled = torch.amp.GradScaler("cpu", enabled=True, init_scale=128.0)
+    save_checkpoint(tmp_path / "last.pt", scaler=scaled, state=TrainState(), **options)
+    restored = torch.amp.GradScaler("cpu", enabled=True)
+    load_checkpoint(tmp_path / "last.pt", scaler=restored, **options)
+    assert restored.get_scale() == 128.0

@@ -337,3 +337,92 @@ def test_a_best_pt_of_an_earlier_run_is_not_taken(
     )
     assert result.selected is None
     assert "selected" not in load_bundle(result.bundle_dir).manifest.training_data
+
+
+def _sigint() -> None:
+    signal.raise_signal(signal.SIGINT)
+
+
+def test_a_stop_in_an_epochs_last_batch_leaves_its_validation_to_the_resume(
+    tiny_config: DetectorConfig, quick_train: TrainConfig, tmp_path: Path
+) -> None:
+    # Ctrl-C during the last batch completes the epoch but skips its validation: before, the
+    # resume went on with the next epoch, so that epoch was never validated, logged or
+    # selectable, and the bundle could hold other weights than the uninterrupted run's
+    metric = "val/any_lesion/mean_sens"
+    config = replace(quick_train, froc_bootstrap=0, select_by=metric)
+    samples = make_toy_samples(8, size=SIZE, seed=3)
+    common = {
+        "detector_config": tiny_config,
+        "val_data": make_toy_samples(4, size=SIZE, seed=2),
+        "bundle": BUNDLE,
+    }
+    straight = train_detector(
+        train_config=config, train_data=samples, output_dir=tmp_path / "a", **common
+    )
+    assert all(metric in epoch for epoch in straight.history)
+    # batches of 4: the 5th read is the first of each epoch's last batch; stopped there in
+    # epoch 1, then (in the first resume, after it validated epoch 1) in epoch 2, the last
+    last = tmp_path / "b" / "checkpoints" / "last.pt"
+    resume = replace(config, resume=True)
+    for run_config, pending in [(config, 0), (resume, 1)]:
+        with pytest.raises(KeyboardInterrupt):
+            train_detector(
+                train_config=run_config,
+                train_data=FailsAtRead(samples, at=5, fail=_sigint),
+                output_dir=tmp_path / "b",
+                **common,
+            )
+        saved = torch.load(last, weights_only=True)
+        assert (saved["epoch"], saved["in_epoch"]) == (pending + 1, None)
+        assert saved["extra"]["validation_pending"]["epoch"] == pending
+    resumed = train_detector(
+        train_config=resume, train_data=samples, output_dir=tmp_path / "b", **common
+    )
+    # the last epoch was validated (and logged) by the resume, as by the uninterrupted run
+    assert resumed.history == straight.history[1:]
+    assert resumed.selected == straight.selected is not None
+    _assert_same_run(straight, resumed)
+    ours = torch.load(straight.checkpoint, weights_only=True)
+    theirs = torch.load(resumed.checkpoint, weights_only=True)
+    assert theirs["extra"] == ours["extra"]  # the same best, nothing left pending
+    for folder in (straight.bundle_dir, resumed.bundle_dir):
+        assert load_bundle(folder).manifest.training_data["selected"] == straight.selected
+    mine = torch.load(straight.bundle_dir / "weights.pt", weights_only=True)
+    other = torch.load(resumed.bundle_dir / "weights.pt", weights_only=True)
+    for key, value in mine.items():
+        assert torch.equal(other[key], value), key
+
+
+def test_resume_with_another_select_by_is_refused(
+    tiny_config: DetectorConfig, quick_train: TrainConfig, tmp_path: Path
+) -> None:
+    # best.pt and the best recorded in last.pt were chosen by the first metric; before, the
+    # resume compared the new metric's values with the old metric's best
+    from mammocad.train.detector import check_resumable
+
+    first = replace(quick_train, epochs=1, froc_bootstrap=0, select_by="val/any_lesion/mean_sens")
+    common = {
+        "detector_config": tiny_config,
+        "train_data": make_toy_samples(4, size=SIZE, seed=1),
+        "val_data": make_toy_samples(2, size=SIZE, seed=2),
+        "output_dir": tmp_path / "run",
+        "bundle": BUNDLE,
+    }
+    result = train_detector(train_config=first, **common)
+    refused = "select_by val/any_lesion/mean_sens \\(now val/malignant/mean_sens\\)"
+    other = replace(first, resume=True, select_by="val/malignant/mean_sens")
+    with pytest.raises(ValueError, match=refused):
+        check_resumable(result.checkpoint, tiny_config, other)
+    with pytest.raises(ValueError, match=refused):
+        train_detector(train_config=other, **common)
+    # a checkpoint written before select_by was recorded: its best names the metric
+    saved = torch.load(result.checkpoint, weights_only=True)
+    del saved["extra"]["training"]["select_by"]
+    torch.save(saved, result.checkpoint)
+    with pytest.raises(ValueError, match=refused):
+        train_detector(train_config=other, **common)
+    with pytest.raises(ValueError, match="select_by val/any_lesion/mean_sens \\(now None\\)"):
+        train_detector(train_config=replace(other, select_by=None), **common)
+    same = train_detector(train_config=replace(first, resume=True), **common)
+    assert same.selected == result.selected

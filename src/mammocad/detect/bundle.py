@@ -129,6 +129,7 @@ class BundleManifest:
                 f"manifest format {version!r} is not {FORMAT_VERSION}: use the mammocad release "
                 "that wrote this bundle, or re-export it"
             )
+        _check_sections(data)
         try:
             manifest = cls(
                 name=data["name"],
@@ -166,6 +167,28 @@ class BundleManifest:
                     f"the weights were trained with, {value!r}; re-export the bundle"
                 )
         return manifest
+
+
+#: the manifest entries readers use as JSON objects (``.get``, ``.items``): any other value
+#: would pass the dataclass and fail later, far from the file, with an AttributeError
+_REQUIRED_SECTIONS = ("detector", "preprocessing")
+_OPTIONAL_SECTIONS = ("thresholds", "training_data", "metrics")
+_ADDED_SECTIONS = ("fusion", "risk", "malignancy", "ranker")  # null is none, as when absent
+
+
+def _check_sections(data: dict[str, Any]) -> None:
+    """ModelBundleError naming the first section of ``data`` that is present but not an
+    object (a missing required one is reported as incomplete by the caller)."""
+    for key in (*_REQUIRED_SECTIONS, *_OPTIONAL_SECTIONS, *_ADDED_SECTIONS):
+        if key not in data or isinstance(data[key], dict):
+            continue
+        if key in _ADDED_SECTIONS and data[key] is None:
+            continue
+        raise ModelBundleError(
+            f"manifest section {key!r} is {json.dumps(data[key])[:40]}, not an object: "
+            + ("write {} for none, or " if key in _OPTIONAL_SECTIONS else "")
+            + "re-export the bundle"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

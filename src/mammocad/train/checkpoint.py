@@ -132,7 +132,10 @@ def load_checkpoint(
         ) from error
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
-    scaler.load_state_dict(payload["scaler"])
+    # a disabled scaler (AMP off on the CPU, or bfloat16) saves {}, which an enabled one (a
+    # resume with float16 AMP) refuses to load: it then starts fresh, as a new run's would
+    if payload["scaler"]:
+        scaler.load_state_dict(payload["scaler"])
     _restore_rng(payload["rng"])
     in_epoch = payload.get("in_epoch")  # absent from checkpoints written before mid-epoch saves
     return TrainState(

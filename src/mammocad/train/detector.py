@@ -50,6 +50,9 @@ from mammocad.train.validate import detect_dataset, froc_of, summary_metrics
 logger = logging.getLogger("mammocad.train")
 CHECKPOINT_NAME = "last.pt"
 BEST_NAME = "best.pt"  # beside last.pt: the weights ``select_by`` chose
+#: the checkpoint's ``extra`` entry of an epoch a stop left complete but not yet validated
+#: nor logged: ``{"epoch": index, "metrics": its training metrics}``
+VALIDATION_PENDING = "validation_pending"
 
 
 def checkpoint_path(output_dir: str | Path) -> Path:
@@ -219,7 +222,12 @@ def _resume(run: _Run, checkpoint: Path, settings: dict[str, dict[str, Any]]) ->
         scaler=run.scaler,
         map_location=run.device,
     )
-    _check_same_settings(checkpoint, state.extra, settings)
+    saved, best = state.extra, state.extra.get("best")
+    training = saved.get("training") or {}
+    if best is not None and "select_by" not in training:
+        # written before select_by was recorded: its best epoch names the metric that chose it
+        saved = {**saved, "training": {**training, "select_by": best["metric"]}}
+    _check_same_settings(checkpoint, saved, settings)
     run.clock.resume_from(state.elapsed_s)
     where = (
         f"epoch {state.epoch + 1}, batch {state.in_epoch.batch}"
@@ -233,8 +241,10 @@ def _resume(run: _Run, checkpoint: Path, settings: dict[str, dict[str, Any]]) ->
 #: the training settings a resumed run must share with the run that wrote its checkpoint:
 #: the epoch's sample order is cut at ``batch × batch_size`` and drawn from the seed, the
 #: windows from the seed and crop settings, and the optimiser and learning-rate schedule
-#: restored from the checkpoint would silently override a changed rate. The budget
-#: (epochs, time limit) and bookkeeping (validation, workers, device) may change.
+#: restored from the checkpoint would silently override a changed rate; the best epoch so
+#: far (``best.pt``) was chosen by ``select_by``, and the epochs before the stop cannot be
+#: measured again by another metric. The budget (epochs, time limit) and bookkeeping
+#: (validation, workers, device) may change.
 RESUME_FIXED = (
     "batch_size",
     "seed",
@@ -244,6 +254,7 @@ RESUME_FIXED = (
     "min_lr_ratio",
     "crop_size",
     "crop_lesion_fraction",
+    "select_by",
 )
 
 
@@ -335,6 +346,20 @@ def _epochs(
         TrainProgress(enabled=config.progress, total_epochs=config.epochs) as progress,
         StopRequests() as stop,
     ):
+        if (pending := state.extra.get(VALIDATION_PENDING)) is not None:
+            # the stop came in the last batch of this complete epoch: validate it, keep it if
+            # best and log it now, before the next epoch, as the uninterrupted run did (the
+            # checkpoint's RNG states are those its validation started from)
+            epoch, metrics = int(pending["epoch"]), dict(pending["metrics"])
+            extra = {key: value for key, value in state.extra.items() if key != VALIDATION_PENDING}
+            state = replace(state, extra=extra)
+            state = _validate(run, state, epoch, metrics, val_data, checkpoint)
+            if stop.requested is not None:  # during the validation: last.pt still has it pending
+                stop.raise_stop(checkpoint, f"validating epoch {epoch + 1}")
+            _save(run, checkpoint, state)
+            tracker.log_metrics(metrics, step=epoch + 1)
+            progress.end_epoch(epoch, metrics)
+            history.append(metrics)
         for epoch in range(state.epoch, config.epochs):
             if run.clock.out_of_time():  # a resumed run whose budget was already spent
                 logger.info("time budget of %s s already spent", config.time_limit_s)
@@ -344,20 +369,13 @@ def _epochs(
             complete = done.batch >= _steps(train_data, config)
             state = _state_at(run, state, done, epoch=epoch, complete=complete)
             metrics = _epoch_metrics(run, done)
-            due = config.validate_every and (epoch + 1) % config.validate_every == 0
-            if (
-                complete
-                and due
-                and stop.requested is None
-                and val_data is not None
-                and len(val_data)
-            ):
-                results = detect_dataset(
-                    run.model, val_data, device=run.device, autocast_dtype=run.amp_dtype
-                )
-                metrics.update(summary_metrics(froc_of(results, run.model.config)))
-                if config.select_by is not None:
-                    state = _keep_best(run, checkpoint.parent / BEST_NAME, state, metrics)
+            if complete and stop.requested is not None:
+                # stopped in the epoch's last batch: its validation (minutes on a CPU) and its
+                # logging are left to the resume, which does them first
+                pending = {"epoch": epoch, "metrics": metrics}
+                state = replace(state, extra={**state.extra, VALIDATION_PENDING: pending})
+            elif complete:
+                state = _validate(run, state, epoch, metrics, val_data, checkpoint)
             _save(run, checkpoint, state)
             if stop.requested is not None:
                 stop.raise_stop(checkpoint, f"in epoch {epoch + 1} after step {state.step}")
@@ -370,6 +388,27 @@ def _epochs(
                 logger.info("time budget spent in epoch %d: stopping", epoch + 1)
                 break
     return history, state
+
+
+def _validate(
+    run: _Run,
+    state: TrainState,
+    epoch: int,
+    metrics: dict[str, float],
+    val_data: DetectionDataset | None,
+    checkpoint: Path,
+) -> TrainState:
+    """After the complete ``epoch``, when a validation is due: its metrics added to
+    ``metrics``, and with ``select_by`` its weights kept in ``best.pt`` if they are the best."""
+    config = run.config
+    due = config.validate_every and (epoch + 1) % config.validate_every == 0
+    if not due or val_data is None or not len(val_data):
+        return state
+    results = detect_dataset(run.model, val_data, device=run.device, autocast_dtype=run.amp_dtype)
+    metrics.update(summary_metrics(froc_of(results, run.model.config)))
+    if config.select_by is not None:
+        state = _keep_best(run, checkpoint.parent / BEST_NAME, state, metrics)
+    return state
 
 
 def _state_at(
