@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_
 import mammocad.io.assemble as assemble
 from mammocad.errors import RejectionCode
 from mammocad.io import GroupBy, IngestResult, iter_studies, load_studies, read_raster
+from mammocad.report.dicom.headers import read_header
 from mammocad.structures import Laterality, Study, StudyStatus, TagSource, ViewPosition
 
 if TYPE_CHECKING:
@@ -200,6 +202,33 @@ def test_zip_archive_members_are_read_in_memory(
         f"{archive}!exam/inner.zip": RejectionCode.NOT_DICOM,
         str(broken): RejectionCode.UNREADABLE,
     }
+
+
+def test_zip_members_sharing_a_name_are_each_read(tmp_path: Path, mg: DicomFactory) -> None:
+    # zip allows two members of one name (two studies' IM0001.dcm zipped together), but
+    # ZipFile.open(name) gives the last of them: the first image was lost, and the second
+    # reported as a duplicate of itself
+    first = mg.mg_dataset(mg.phantom(seed=1), PatientID="PA")
+    second = mg.mg_dataset(mg.phantom(seed=2), PatientID="PB", ImageLaterality="R")
+    archive = tmp_path / "two_studies.zip"
+    with zipfile.ZipFile(archive, "w") as zipped, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile's "Duplicate name"
+        for ds in (first, second):
+            zipped.writestr("IM0001.dcm", mg.to_bytes(ds))
+            zipped.writestr("truth.json", "{}")  # a companion, however many: passed over
+    result = load_studies([archive])
+    assert result.unassigned == []
+    assert {
+        study.study_instance_uid: [(i.source, i.status, i.sop_instance_uid) for i in study.images]
+        for study in result.studies
+    } == {
+        first.StudyInstanceUID: [(f"{archive}!IM0001.dcm", "processed", first.SOPInstanceUID)],
+        second.StudyInstanceUID: [(f"{archive}!IM0001.dcm#2", "processed", second.SOPInstanceUID)],
+    }
+    # the DICOM outputs re-read each header by the name the result shows
+    for name, ds in ((f"{archive}!IM0001.dcm", first), (f"{archive}!IM0001.dcm#2", second)):
+        header = read_header(name)
+        assert header is not None and header.SOPInstanceUID == ds.SOPInstanceUID
 
 
 def test_headers_are_scanned_before_any_decode(

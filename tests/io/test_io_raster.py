@@ -1,16 +1,20 @@
-"""PNG / PGM mammograms: pixels, metadata precedence, deterministic identifiers."""
+"""PNG / PGM mammograms: pixels, metadata precedence, deterministic identifiers, size limit."""
 
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from typing import TYPE_CHECKING
 
 import cv2
+import imagecodecs
 import numpy as np
 import pytest
 
 from mammocad.errors import RejectionCode
 from mammocad.io import read_image, read_raster
+from mammocad.io.raster import raster_matrix
 from mammocad.structures import Laterality, TagSource, ViewPosition
 
 if TYPE_CHECKING:
@@ -162,3 +166,132 @@ def test_ddsm_mask_set_names(shared_data: Path) -> None:
         assert image.is_processed
         assert image.view is ViewPosition.MLO and image.view_source is TagSource.FILENAME
         assert image.laterality is not None
+
+
+def _declared_png(rows: int, columns: int) -> bytes:
+    """A valid 8-bit gray PNG of zeros: tiny on disk (deflate), ``rows × columns`` decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data).to_bytes(4, "big")
+        return len(data).to_bytes(4, "big") + kind + data + crc
+
+    packer = zlib.compressobj(9)
+    row = b"\x00" * (columns + 1)  # filter byte + one byte a pixel
+    idat = b"".join(packer.compress(row) for _ in range(rows)) + packer.flush()
+    ihdr = struct.pack(">IIBBBBB", columns, rows, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _declared_tiff(rows: int, columns: int) -> bytes:
+    """A little-endian TIFF header whose first IFD declares ``rows × columns`` (LONG tags)."""
+    entries = struct.pack("<HHII", 256, 4, 1, columns) + struct.pack("<HHII", 257, 4, 1, rows)
+    return b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 2) + entries + b"\x00" * 4
+
+
+def _declared_jpeg(rows: int, columns: int) -> bytes:
+    """A real baseline JPEG whose frame header (SOF0) is rewritten to ``rows × columns``."""
+    raw = bytearray(cv2.imencode(".jpg", np.zeros((64, 64), np.uint8))[1].tobytes())
+    sof = raw.index(b"\xff\xc0")
+    raw[sof + 5 : sof + 9] = struct.pack(">HH", rows, columns)
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(
+    ("content", "matrix"),
+    [
+        (_declared_png(1000, 20000), (1000, 20000)),  # over 16384 a side
+        (_declared_png(12000, 12000), (12000, 12000)),  # 144 M pixels: over 2^27 in all
+        (b"P5\n# scanner\n20000 1000\n255\n", (1000, 20000)),  # header only: never decoded
+        (_declared_tiff(40000, 40000), (40000, 40000)),
+        # over Pillow's own bomb limit (2 × 89 M pixels): refused before it reports a size
+        (_declared_jpeg(65535, 65535), (0, 0)),
+    ],
+    ids=["png-wide", "png-square", "pgm", "tiff", "jpeg"],
+)
+def test_oversized_raster_is_rejected_before_decoding(
+    content: bytes, matrix: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DICOM's limit (checks.MAX_MATRIX_*) applies to rasters too, read from the header: the
+    # 12000×12000 PNG is 140 KB on disk and 1.2 GB in memory once decoded, so decoding at all
+    # fails the test
+    def no_decoding(*args: object) -> None:
+        raise AssertionError("an oversized raster reached the decoder")
+
+    monkeypatch.setattr(cv2, "imdecode", no_decoding)
+    assert len(content) < 200_000
+    image = read_raster(content, name="huge.png")
+    assert image.rejection_code is RejectionCode.UNSUPPORTED_PIXEL_FORMAT, image.rejection_text
+    assert "larger than any mammogram" in str(image.rejection_text)
+    assert (image.rows, image.columns) == matrix and image.pixels is None
+
+
+def test_raster_with_a_header_no_reader_takes_is_refused_undecoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_decoding(*args: object) -> None:
+        raise AssertionError("a raster of unknown size reached the decoder")
+
+    monkeypatch.setattr(cv2, "imdecode", no_decoding)
+    image = read_raster(b"P5 " + b"9" * 5000 + b" 64\n255\n", name="endless.pgm")
+    assert image.rejection_code is RejectionCode.UNREADABLE and image.pixels is None
+
+
+def test_raster_at_the_size_limit_is_read(tmp_path: Path) -> None:
+    # 16384 a side is allowed (the limit is inclusive), as a 9600×12000 scanned film must be
+    path = tmp_path / "long.png"
+    path.write_bytes(_declared_png(32, 16384))
+    image = read_raster(path)
+    assert image.is_processed and image.pixels is not None, image.rejection_text
+    assert image.pixels.shape == (32, 16384)
+
+
+def test_raster_header_size_matches_the_decoded_size(tmp_path: Path, mg: DicomFactory) -> None:
+    # the size check trusts raster_matrix, so it must read every format the reader decodes
+    pixels = mg.phantom(rows=70, columns=90)
+    gray8 = (pixels >> 4).astype(np.uint8)
+    files = {
+        "png8": cv2.imencode(".png", gray8)[1].tobytes(),
+        "png16": cv2.imencode(".png", pixels)[1].tobytes(),
+        "pgm16": cv2.imencode(".pgm", pixels)[1].tobytes(),
+        "pgm-comments": b"P5\n# a # b\n 90\t# width\n70 # height\n255\n" + gray8.tobytes(),
+        "ppm": cv2.imencode(".ppm", np.dstack([gray8] * 3))[1].tobytes(),
+        "jpeg": cv2.imencode(".jpg", gray8)[1].tobytes(),
+        "jpeg-progressive": cv2.imencode(".jpg", gray8, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[
+            1
+        ].tobytes(),
+        "tiff": cv2.imencode(".tif", pixels)[1].tobytes(),
+        "tiff-float": cv2.imencode(".tif", pixels.astype(np.float32))[1].tobytes(),
+        "tiff-big-endian": bytes(imagecodecs.tiff_encode(pixels, byteorder=">")),
+    }
+    for kind, raw in files.items():
+        decoded = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert decoded is not None, kind
+        assert raster_matrix(raw) == decoded.shape[:2], kind
+        assert read_raster(raw, name=f"x.{kind}").is_processed, kind
+
+
+def test_raster_without_a_size_in_its_header_is_not_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # no size, no limit to check: such a file is refused as damaged, never handed to OpenCV
+    monkeypatch.setattr(cv2, "imdecode", lambda *args: pytest.fail("decoded"))
+    tiff = b"II*\x00" + struct.pack("<I", 10**6)  # first IFD beyond the end of the file
+    jpeg = b"\xff\xd8\xff\xda\x00\x08" + b"\x00" * 64  # a scan with no frame header before
+    for raw in (tiff, jpeg):
+        image = read_raster(raw, name="bad")
+        assert image.rejection_code is RejectionCode.UNREADABLE, image.rejection_text
+
+
+def test_out_of_memory_rejects_the_raster_not_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as DICOM does: a file within the limit that still does not fit in memory is one rejection
+    path = _write(tmp_path / "scan.png", np.full((64, 48), 90, np.uint8))
+
+    def out_of_memory(*args: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(cv2, "imdecode", out_of_memory)
+    image = read_raster(path)
+    assert image.rejection_code is RejectionCode.DECODE_FAILED
+    assert "(64×48 pixels) could not be read in the memory available" in str(image.rejection_text)

@@ -49,6 +49,11 @@ _BREAST_REGION_CODES = {"76752008", "T-04000"}  # breast structure (SNOMED CT, l
 # declaring 46000×46000 would make the decoder allocate 4 GB before finding out.
 MAX_MATRIX_SIDE = 16384
 MAX_MATRIX_PIXELS = 2**27
+#: the limits as rejections state them (DICOM and raster files alike)
+MATRIX_LIMITS_TEXT = (
+    f"mammocad reads up to {MAX_MATRIX_SIDE} pixels a side, {MAX_MATRIX_PIXELS / 1e6:.0f} "
+    "million in all; the largest detectors give about 4800×6000"
+)
 _IMAGE_PIXEL_KEYWORDS = (
     "Rows",
     "Columns",
@@ -211,6 +216,12 @@ def _check_image_pixel_module(ds: Dataset) -> None:
         )
 
 
+def exceeds_matrix_limits(rows: int, columns: int) -> bool:
+    """Larger than any mammogram: over :data:`MAX_MATRIX_SIDE` a side or
+    :data:`MAX_MATRIX_PIXELS` in all (checked before decoding, DICOM and raster files alike)."""
+    return max(rows, columns) > MAX_MATRIX_SIDE or rows * columns > MAX_MATRIX_PIXELS
+
+
 def _check_matrix(ds: Dataset, *, min_matrix: int) -> None:
     rows, columns = int(ds.Rows), int(ds.Columns)
     if rows < min_matrix or columns < min_matrix:
@@ -219,14 +230,12 @@ def _check_matrix(ds: Dataset, *, min_matrix: int) -> None:
             f"The pixel matrix is {rows}×{columns}, too small to be a mammogram (a header "
             "fixture, icon or thumbnail): send the full-resolution image.",
         )
-    if max(rows, columns) > MAX_MATRIX_SIDE or rows * columns > MAX_MATRIX_PIXELS:
+    if exceeds_matrix_limits(rows, columns):
         raise _reject(
             RejectionCode.UNSUPPORTED_PIXEL_FORMAT,
-            f"The pixel matrix is {rows}×{columns}, larger than any mammogram (mammocad reads "
-            f"up to {MAX_MATRIX_SIDE} pixels a side, {MAX_MATRIX_PIXELS / 1e6:.0f} million in "
-            "all; "
-            "the largest detectors give about 4800×6000): the header's Rows/Columns are wrong "
-            "or the file is not a mammogram; re-export the image from its source.",
+            f"The pixel matrix is {rows}×{columns}, larger than any mammogram "
+            f"({MATRIX_LIMITS_TEXT}): the header's Rows/Columns are wrong or the file is not a "
+            "mammogram; re-export the image from its source.",
         )
 
 

@@ -18,26 +18,38 @@ of a patient form one study) and otherwise from the SHA-256 (one study per image
 Pixels: 8-bit files are display images already (value / 255); 16-bit and float files carry no
 VOI, so, as DICOM files without one, they are mapped linearly from their minimum to their
 maximum. Colour files whose channels are equal are read as gray; others are rejected.
+
+Size: the matrix is read from the file's header (:func:`raster_matrix`) and checked against
+the DICOM limits (:mod:`mammocad.io.checks`) before OpenCV decodes anything: a PNG of a few KB
+can declare 32768×32767 pixels, and decoding it would take gigabytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
 import os
+import struct
+import warnings
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cv2
 import numpy as np
+import PIL.Image
 from pydicom.uid import generate_uid
 
 from mammocad.errors import IngestError, RejectionCode
+from mammocad.io.checks import MATRIX_LIMITS_TEXT, exceeds_matrix_limits
 from mammocad.io.naming import parse_text
 from mammocad.io.options import DEFAULT_OPTIONS, ReadOptions
 from mammocad.io.sources import HEAD_SIZE, FileKind, Source, sniff
 from mammocad.structures import FloatArray, Image, Laterality, TagSource, ViewPosition
+
+logger = logging.getLogger(__name__)
 
 RasterInput = str | os.PathLike[str] | bytes | Source
 _SIDE_WORDS = {"L": Laterality.L, "LEFT": Laterality.L, "R": Laterality.R, "RIGHT": Laterality.R}
@@ -157,8 +169,77 @@ def _gray(array: np.ndarray) -> np.ndarray:
     )
 
 
+def _tiff_matrix(raw: bytes) -> tuple[int, int] | None:
+    """ImageWidth (256) and ImageLength (257) of the first IFD, the page OpenCV decodes."""
+    order = "<" if raw[:2] == b"II" else ">"
+    try:
+        (offset,) = struct.unpack_from(order + "I", raw, 4)
+        (count,) = struct.unpack_from(order + "H", raw, offset)
+        size: dict[int, int] = {}
+        for entry in range(offset + 2, offset + 2 + 12 * count, 12):
+            tag, kind = struct.unpack_from(order + "HH", raw, entry)
+            if tag in (256, 257) and kind in (3, 4):  # SHORT or LONG
+                (size[tag],) = struct.unpack_from(
+                    order + ("H" if kind == 3 else "I"), raw, entry + 8
+                )
+    except struct.error:  # offsets beyond the end of the file
+        return None
+    return (size[257], size[256]) if len(size) == 2 else None
+
+
+def raster_matrix(raw: bytes) -> tuple[int, int] | None:
+    """``(rows, columns)`` from the header of a PNG, PGM/PPM, TIFF or JPEG file, without
+    decoding it; ``None`` when the header gives no size (damaged, or not such a file).
+
+    OpenCV cannot read a header alone; Pillow's ``Image.open`` reads only the header. Pillow
+    does not identify float64 TIFF, which OpenCV decodes: for TIFF its first directory is
+    read here instead (the page OpenCV decodes).
+    """
+    try:
+        with warnings.catch_warnings():
+            # only the size is wanted: its decompression-bomb guard (89 Mpx) would warn on a
+            # 9600×12000 film scan (the limits that apply are mammocad's own, in
+            # check_raster_matrix), and its EXIF and other complaints are not ours to report
+            warnings.simplefilter("ignore")
+            with PIL.Image.open(io.BytesIO(raw)) as opened:
+                columns, rows = opened.size
+                return rows, columns
+    except PIL.Image.DecompressionBombError as error:  # over 2 × 89 Mpx: beyond our limits
+        raise _too_large(f"over {2 * (PIL.Image.MAX_IMAGE_PIXELS or 0)} pixels") from error
+    except (OSError, ValueError, SyntaxError):  # UnidentifiedImageError is an OSError
+        return _tiff_matrix(raw) if raw[:2] in (b"II", b"MM") else None
+
+
+def _too_large(size: str) -> IngestError:
+    return IngestError(
+        RejectionCode.UNSUPPORTED_PIXEL_FORMAT,
+        f"The image is {size}, larger than any mammogram ({MATRIX_LIMITS_TEXT}): the file is "
+        "damaged or not a mammogram; export the image again from its source.",
+    )
+
+
+def check_raster_matrix(raw: bytes) -> tuple[int, int]:
+    """The header's ``(rows, columns)``; IngestError when it gives none, or one larger than
+    the DICOM limits (which keep one hostile file from exhausting memory)."""
+    matrix = raster_matrix(raw)
+    if matrix is None:
+        raise IngestError(
+            RejectionCode.UNREADABLE,
+            "The raster image is corrupt or cut short (its header gives no image size): copy "
+            "or export it again.",
+        )
+    rows, columns = matrix
+    if exceeds_matrix_limits(rows, columns):
+        raise _too_large(f"{rows}×{columns}")
+    return matrix
+
+
 def raster_pixels(raw: bytes, *, min_matrix: int) -> FloatArray:
-    """Decode with OpenCV (IMREAD_UNCHANGED) and map to float32 [0, 1] (module docstring)."""
+    """Decode with OpenCV (IMREAD_UNCHANGED) and map to float32 [0, 1] (module docstring).
+
+    The header's size is checked first (:func:`check_raster_matrix`), before any decoding.
+    """
+    check_raster_matrix(raw)
     array = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None or array.size == 0:
         raise IngestError(
@@ -284,9 +365,21 @@ def read_raster(
                 RejectionCode.NOT_DICOM,
                 f"{image.source} is not a PNG, PGM, TIFF or JPEG image: {hint}.",
             )
+        # known from the header, so that a rejected image still says its size
+        image.rows, image.columns = raster_matrix(raw) or (0, 0)
         pixels = raster_pixels(raw, min_matrix=options.min_matrix)
         image.rows, image.columns = pixels.shape
         image.pixels = pixels
     except IngestError as exc:
         image.reject(exc.code, exc.message)
+    except MemoryError:
+        # as for DICOM (io.dicom.read_dicom): this one file's pixels, within the matrix limit,
+        # do not fit in this machine's memory; reject the file, not the batch
+        logger.warning("out of memory reading %s", image.source)
+        size = f" ({image.rows}×{image.columns} pixels)" if image.rows and image.columns else ""
+        image.reject(
+            RejectionCode.DECODE_FAILED,
+            f"The image{size} could not be read in the memory available: read it on a machine "
+            "with more memory, or, if its size is wrong, re-export it from its source.",
+        )
     return image

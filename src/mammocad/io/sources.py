@@ -1,9 +1,11 @@
 """Where input files come from: paths, folders (recursive) and zip archives; what each file is.
 
 A :class:`Source` is one file on disk or one member of a zip archive (read in memory, named
-``archive.zip!member/path``). :func:`collect_sources` expands the caller's inputs in a stable,
-sorted order; it skips hidden files and folders (names starting with ``.``, ``__MACOSX``,
-``Thumbs.db``, ``desktop.ini``) and attaches each sidecar ``<image file>.json`` to its image.
+``archive.zip!member/path``; where an archive holds several members of one name, which zip
+allows, the second is ``archive.zip!member/path#2`` and so on, and each is read).
+:func:`collect_sources` expands the caller's inputs in a stable, sorted order; it skips hidden
+files and folders (names starting with ``.``, ``__MACOSX``, ``Thumbs.db``, ``desktop.ini``) and
+attaches each sidecar ``<image file>.json`` to its image.
 Inside a folder or archive it also passes over companion documents that are never images
 (:data:`COMPANION_SUFFIXES`: ``truth.json``, ``README.txt``, annotation CSVs…), since datasets
 and phantom folders carry them beside every study; a companion named explicitly as an input is
@@ -16,9 +18,10 @@ from __future__ import annotations
 import os
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -92,16 +95,25 @@ def sniff(head: bytes) -> FileKind:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """One input file: ``path`` on disk, or ``member`` of the zip archive at ``path``."""
+    """One input file: ``path`` on disk, or ``member`` of the zip archive at ``path``.
+
+    ``occurrence`` tells apart members of one name (the n-th in the archive's directory):
+    ``ZipFile.open(name)`` always gives the last of them, so the others would never be read.
+    """
 
     path: Path
     member: str | None = None
     sidecar: Source | None = None
+    occurrence: int = 1
 
     @property
     def name(self) -> str:
-        """``path`` or ``archive.zip!member/path`` — what results show as the image source."""
-        return f"{self.path}!{self.member}" if self.member else str(self.path)
+        """``path`` or ``archive.zip!member/path`` (``…#2`` for the second member of that name)
+        — what results show as the image source."""
+        if not self.member:
+            return str(self.path)
+        suffix = f"#{self.occurrence}" if self.occurrence > 1 else ""
+        return f"{self.path}!{self.member}{suffix}"
 
     @property
     def file_name(self) -> str:
@@ -116,10 +128,29 @@ class Source:
                 yield stream
         else:
             with zipfile.ZipFile(self.path) as archive:
+                info = self._member_info(archive)
                 with self._member_errors():  # encrypted, unknown compression method
-                    member = archive.open(self.member)
+                    member = archive.open(info)
                 with member as stream:
                     yield stream  # type: ignore[misc]
+
+    def _member_info(self, archive: zipfile.ZipFile) -> zipfile.ZipInfo:
+        """The ``occurrence``-th member called ``member``; KeyError (as ``ZipFile.getinfo``)
+        when there is none.
+
+        A source rebuilt from a result's name (``archive.zip!IM0001.dcm#2``, by
+        :func:`mammocad.report.dicom.headers.source_of`) has the suffix in ``member``; it
+        names the second ``IM0001.dcm`` unless a member is really called ``IM0001.dcm#2``.
+        """
+        member, occurrence = str(self.member), self.occurrence
+        same = [info for info in archive.infolist() if info.filename == member]
+        base, mark, number = member.rpartition("#")
+        if not same and mark and number.isdecimal() and int(number) > 1:
+            member, occurrence = base, int(number)
+            same = [info for info in archive.infolist() if info.filename == member]
+        if len(same) < occurrence:
+            raise KeyError(f"There is no item named {self.member!r} in the archive")
+        return same[occurrence - 1]
 
     @contextmanager
     def _member_errors(self) -> Iterator[None]:
@@ -142,7 +173,7 @@ class Source:
         if self.member is None:
             return self.path.stat().st_size
         with zipfile.ZipFile(self.path) as archive:
-            return archive.getinfo(self.member).file_size
+            return self._member_info(archive).file_size
 
     def read_bytes(self) -> bytes:
         """The whole file; :class:`ArchiveMemberError` for a zip member that cannot be read."""
@@ -191,12 +222,22 @@ def _folder_files(folder: Path) -> Iterator[Path]:
                 yield Path(root) / name
 
 
-def _is_walked_input(source: Source, by_name: dict[str, Source]) -> bool:
-    """Companions are dropped, except sidecars (``x.png.json``), which their image consumes."""
-    name = source.name
-    if not is_companion(name):
-        return True
-    return name.endswith(".json") and name[: -len(".json")] in by_name
+def _sidecar_name(source: Source) -> str:
+    """The name of the sidecar of ``source``: ``x.png.json`` for ``x.png``; in an archive,
+    for the n-th member called ``x.png``, the n-th called ``x.png.json``."""
+    if source.member is None:
+        return f"{source.path}.json"
+    return replace(source, member=f"{source.member}.json", sidecar=None).name
+
+
+def _walked_inputs(found: list[Source]) -> list[Source]:
+    """Companions are dropped, except sidecars (``x.png.json``), which their image consumes.
+
+    Judged by the file name, not the source name, whose ``#2`` would hide the suffix."""
+    sidecars = {_sidecar_name(source) for source in found}
+    return [
+        source for source in found if not is_companion(source.file_name) or source.name in sidecars
+    ]
 
 
 def _named_parts(member: str) -> list[str]:
@@ -212,7 +253,14 @@ def _archive_sources(path: Path) -> list[Source]:
             for info in archive.infolist()
             if not info.is_dir() and not any(map(is_junk, _named_parts(info.filename)))
         ]
-    return [Source(path=path, member=name) for name in sorted(names)]
+    # counted in directory order, as Source._member_info finds them again; a name shared by
+    # several members (two studies' IM0001.dcm zipped together) gives one source each
+    seen: Counter[str] = Counter()
+    sources = []
+    for name in names:
+        seen[name] += 1
+        sources.append(Source(path=path, member=name, occurrence=seen[name]))
+    return sorted(sources, key=lambda source: (str(source.member), source.occurrence))
 
 
 def _attach_sidecars(sources: list[Source]) -> list[Source]:
@@ -221,10 +269,10 @@ def _attach_sidecars(sources: list[Source]) -> list[Source]:
     consumed: set[str] = set()
     attached: list[Source] = []
     for source in sources:
-        sidecar = by_name.get(source.name + ".json")
+        sidecar = by_name.get(_sidecar_name(source))
         if sidecar is not None:
             consumed.add(sidecar.name)
-            source = Source(path=source.path, member=source.member, sidecar=sidecar)
+            source = replace(source, sidecar=sidecar)
         attached.append(source)
     return [source for source in attached if source.name not in consumed]
 
@@ -267,7 +315,6 @@ def collect_sources(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Sour
                 rejected.append(missing_input(file, " ".join(str(exc).split())))
         walked = path.is_dir() or len(found) != 1 or found[0].member is not None
         if walked:
-            by_name = {source.name: source for source in found}
-            found = [source for source in found if _is_walked_input(source, by_name)]
+            found = _walked_inputs(found)
         sources.extend(found)
     return _attach_sidecars(sources), rejected
