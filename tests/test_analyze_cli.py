@@ -9,6 +9,8 @@ depends on the coordinate mapping only, not on training.
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +25,15 @@ from typer.testing import CliRunner
 
 import mammocad.commands.analyze as analyze_module
 from mammocad.cli import app
-from mammocad.commands.analyze import print_summary, resolve_model, run_analyze
+from mammocad.commands.analyze import STAGING_FOLDER, print_summary, resolve_model, run_analyze
+from mammocad.commands.eval_study import read_results
 from mammocad.detect import Detections, load_bundle
 from mammocad.detect.predict import Detector, ImagePrediction
-from mammocad.errors import ModelBundleError
-from mammocad.pipeline import Pipeline
+from mammocad.errors import ModelBundleError, RejectionCode
+from mammocad.pipeline import Pipeline, StudyAnalysis
 from mammocad.preprocess import PreprocessParams
 from mammocad.report.schema import validation_errors
-from mammocad.structures import Laterality, PreprocessedImage, ViewPosition
+from mammocad.structures import Laterality, PreprocessedImage, Study, ViewPosition
 from mammocad.synthetic import read_truth, write_studies
 
 MAX_SIDE = 2048  # render_overlay's default
@@ -338,3 +341,75 @@ def test_folder_names_of_different_uids_never_coincide() -> None:
     assert len({safe_name(n) for n in names}) == len(names)
     assert safe_name("1.2.840.113619.2.55") == "1.2.840.113619.2.55"
     assert all(safe_name(n).strip(".") and "/" not in safe_name(n) for n in names)
+
+
+class _Rerun:
+    """The tiny bundle's pipeline for a second run into the same folder: it fails on the study
+    ``fail`` (a bug of a new model) and rejects the image ``reject`` before analysing."""
+
+    def __init__(self, inner: Pipeline, *, fail: str = "", reject: str = "") -> None:
+        self.inner, self.fail, self.reject = inner, fail, reject
+        self.model_info = inner.model_info
+
+    def analyze(self, study: Study) -> StudyAnalysis:
+        if study.study_instance_uid == self.fail:
+            raise RuntimeError("simulated bug in the new model")
+        for image in study.images:
+            if image.key == self.reject:
+                image.reject(RejectionCode.DECODE_FAILED, "simulated: now undecodable")
+        return self.inner.analyze(study)
+
+
+def _rerun(run: Run, tmp_path: Path, bundle: Path, inputs: list[Path], **rerun: str) -> Path:
+    """A copy of the first run's output folder, analysed again into with ``inputs``."""
+    out = tmp_path / "out"
+    shutil.copytree(run.out, out)
+    pipeline = Pipeline.from_bundle(bundle, num_threads=1)
+    run_analyze(inputs, out_dir=out, pipeline=_Rerun(pipeline, **rerun))  # type: ignore[arg-type]
+    return out
+
+
+def test_a_study_failing_on_a_rerun_keeps_nothing_of_the_earlier_run(
+    bundle: Path, inputs: Inputs, run: Run, tmp_path: Path
+) -> None:
+    """The earlier run's result.json of a study this run failed on was read by eval study as
+    if this run had made it, while summary.json said the study failed."""
+    assert (run.out / inputs.partial_uid / "result.json").is_file()
+    sources = [inputs.folder, inputs.archive]
+    out = _rerun(run, tmp_path, bundle, sources, fail=inputs.partial_uid)
+    assert not (out / inputs.partial_uid).exists()
+    assert not (out / STAGING_FOLDER).exists()
+    read = {r["study_instance_uid"]: r for r in read_results(out)}
+    assert read.keys() == {inputs.complete_uid, inputs.partial_uid}
+    # counted as this run's rejection (a technical defect), not as the earlier probability
+    assert read[inputs.partial_uid]["malignancy_probability"] is None
+    assert read[inputs.partial_uid]["images"] == []
+
+
+def test_a_rerun_with_fewer_inputs_is_evaluated_alone(
+    bundle: Path, inputs: Inputs, run: Run, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A study of the earlier run only keeps its folder (--out may hold what mammocad did not
+    write), but eval reads the studies this run's summary.json lists, and says so."""
+    out = _rerun(run, tmp_path, bundle, [inputs.folder])
+    assert (out / inputs.partial_uid / "result.json").is_file()
+    with caplog.at_level(logging.WARNING, logger="mammocad.commands.eval_study"):
+        read = read_results(out)
+    assert [r["study_instance_uid"] for r in read] == [inputs.complete_uid]
+    assert "1 result folders are not among the studies its summary.json lists" in caplog.text
+
+
+def test_the_overlay_of_an_image_rejected_on_a_rerun_is_gone(
+    bundle: Path, inputs: Inputs, run: Run, tmp_path: Path
+) -> None:
+    """Outputs were written over the earlier run's folder, so an overlay of an image this run
+    rejected stayed beside a result.json that lists it rejected."""
+    overlays = sorted((run.out / inputs.complete_uid / "overlays").glob("*.png"))
+    assert len(overlays) == 4
+    key = overlays[0].stem  # the SOP Instance UID: safe as it is
+    out = _rerun(run, tmp_path, bundle, [inputs.folder], reject=key)
+    left = sorted(path.name for path in (out / inputs.complete_uid / "overlays").glob("*.png"))
+    assert left == [path.name for path in overlays[1:]]
+    result = json.loads((out / inputs.complete_uid / "result.json").read_text("utf-8"))
+    [image] = [i for i in result["images"] if i["sop_instance_uid"] == key]
+    assert image["status"] == "rejected"

@@ -97,6 +97,22 @@ def test_reported_findings_against_lesion_boxes(tmp_path: Path) -> None:
     assert (tmp_path / "r" / "findings_froc.png").stat().st_size > 0
 
 
+def test_a_folder_the_summary_does_not_list_is_not_evaluated(tmp_path: Path) -> None:
+    """A study folder an earlier run left in the same --out (another model's findings) was
+    pooled with this run's: with summary.json, only the studies it lists are read."""
+    results, boxes = _write(tmp_path)
+    _write_result(results, "3.1", [_image("9.9", "old.dcm", ([10, 10, 20, 20], 0.9))])
+    summary = {"model": {}, "studies": [{"study_instance_uid": "2.1", "result": "2.1/result.json"}]}
+    (results / "summary.json").write_text(json.dumps(summary))
+    arguments = ["--results", str(results), "--boxes", str(boxes), "--out", str(tmp_path / "r")]
+    exit_code, output = _run(*arguments)
+    assert exit_code == 0, output
+    # as without the stale folder: 9.9's mass is not found by the earlier run's finding
+    output = " ".join(output.split())
+    assert "3 images (1 rejected" in output
+    assert "1 images of the truth that no result lists" in output
+
+
 def test_bad_boxes_say_which_row(tmp_path: Path) -> None:
     results, boxes = _write(tmp_path)
     boxes.write_text(boxes.read_text().replace("Mass", "lump"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import zipfile
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -101,7 +102,12 @@ def test_a_study_the_service_failed_on_is_a_technical_defect(tmp_path: Path) -> 
         "suspicion": None,
         "result": None,
     }
-    summary = {"model": MODEL, "studies": [failed], "inputs": []}
+    # as analyze writes it: every study of the run, those done with the path of their result
+    done = [
+        {"study_instance_uid": f"1.{k}", "status": "complete", "result": f"1.{k}/result.json"}
+        for k in range(10)
+    ]
+    summary = {"model": MODEL, "studies": [*done, failed], "inputs": []}
     (results / "summary.json").write_text(json.dumps(summary))
     assert any(r["study_instance_uid"] == "1.99" for r in read_results(results))
     labels = tmp_path / "labels.csv"
@@ -137,3 +143,26 @@ def test_sensitivity_and_specificity_at_the_bundles_thresholds(tmp_path: Path) -
     assert values["sensitivity@0.2"] == "1.0000" and values["specificity@0.2"] == "0.6667"
     assert values["sensitivity@0.5"] == "0.5000" and values["specificity@0.5"] == "1.0000"
     assert "| score ≥ 0.2 |" in (out / "study_metrics.md").read_text()
+
+
+def test_only_the_studies_of_the_summarys_run_are_read(tmp_path: Path) -> None:
+    """An analyze run into a folder of an earlier run's leaves that run's result.json of a
+    study not among its inputs (and, before the fix, of one it failed on): eval read them as
+    this run's. The summary lists the studies of its run: only those are read, a failed one
+    as rejected whatever result.json an earlier run left for it."""
+    results = tmp_path / "results"
+    _write(results, [("1.1", 0.2), ("1.2", 0.8), ("1.8", 0.9), ("1.9", 0.1)])
+    studies = [
+        {"study_instance_uid": uid, "status": "complete", "result": f"{uid}/result.json"}
+        for uid in ("1.1", "1.2")
+    ]
+    studies.append({"study_instance_uid": "1.8", "status": "rejected", "result": None})
+    summary = {"model": MODEL, "studies": studies, "inputs": []}
+    (results / "summary.json").write_text(json.dumps(summary))
+    archive = tmp_path / "results.zip"  # a batch archive is read the same way
+    with zipfile.ZipFile(archive, "w") as handle:
+        for path in sorted(results.rglob("*.json")):
+            handle.write(path, path.relative_to(results).as_posix())
+    for source in (results, archive):
+        read = {r["study_instance_uid"]: r["malignancy_probability"] for r in read_results(source)}
+        assert read == {"1.1": 0.2, "1.2": 0.8, "1.8": None}

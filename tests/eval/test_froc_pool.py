@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mammocad.commands.evaluate import run_eval_pool
 from mammocad.eval.froc import ImagePredictions, ImageTruth, evaluate_froc
 from mammocad.eval.froc_pool import (
+    IMAGES_FILE,
     FrocImages,
     compare_froc,
     load_froc_images,
+    malignant_ranking_of,
     pool_froc,
     save_froc_images,
     strongest_detection,
@@ -125,3 +130,38 @@ def test_strongest_detection_ranks_images_not_lesions() -> None:
     scores, has_lesion = strongest_detection(images)
     np.testing.assert_allclose(scores, [0.7, 0.9, 0.0])
     assert has_lesion.tolist() == [True, False, False]
+
+
+def _ranked(images: FrocImages) -> FrocImages:
+    """``images`` as a bundle with a lesion ranker evaluates them: the ranker's probability on
+    every box of every image, a scale of its own."""
+    predictions = [
+        replace(p, malignant_lesion=1 - np.asarray(p.malignancy)) for p in images.predictions
+    ]
+    return replace(images, predictions=predictions)
+
+
+def test_folds_ranked_on_two_scales_are_not_pooled(tmp_path: Path) -> None:
+    """A fold evaluated with its lesion ranker and one without (``--no-ranker``, or a bundle
+    without one) were pooled into a malignant curve sorting one fold's ranker probabilities
+    against the other's score × malignancy."""
+    rng = np.random.default_rng(3)
+    a, b = _fold("a", 6, rng), _fold("b", 6, rng)
+    pool_froc([a, b], bootstrap=0)
+    pool_froc([_ranked(a), _ranked(b)], bootstrap=0)
+    with pytest.raises(ValueError, match=r"evaluation 1 by lesion ranker; evaluation 2 by score"):
+        pool_froc([_ranked(a), b], bootstrap=0)
+    # the file records it; one written before it did is known from its predictions, which
+    # are what the pooled curve ranks by
+    runs = [tmp_path / "fold-a", tmp_path / "fold-b"]
+    for run, images in zip(runs, [_ranked(a), b], strict=True):
+        path = save_froc_images(images, run / IMAGES_FILE)
+        document = json.loads(path.read_text(encoding="utf-8"))
+        assert document.pop("malignant_ranking") == malignant_ranking_of(images)
+        path.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(ValueError, match="ranked the malignant curve differently") as refused:
+        run_eval_pool(runs=runs, out_dir=tmp_path / "pooled", bootstrap=0)
+    message = str(refused.value)
+    assert f"{runs[0]} by lesion ranker; {runs[1]} by score × malignancy" in message
+    assert "--no-ranker" in message
+    assert not (tmp_path / "pooled").exists()

@@ -15,7 +15,10 @@ Output folder::
                                                           with code and sentence), every study
 
 Studies are decoded and analysed one at a time and their pixels dropped afterwards, so a batch
-holds one study's images at most. See docs/analyze.md.
+holds one study's images at most. A study's outputs are written into ``DIR/.mammocad-staging/``
+and replace its folder only once complete; a study that fails has its folder removed, so a
+re-run into the same ``DIR`` never leaves an earlier run's result.json or overlays beside this
+run's summary.json. See docs/analyze.md.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +60,9 @@ TRAIN_HINT = (
 )
 # Hershey fonts draw ASCII only, hence "-" rather than a dash.
 DISCLAIMER = "research use only - not for primary diagnosis"
+#: where ``run_analyze`` writes a study before it replaces the study's folder: two levels
+#: below DIR, so the ``DIR/*/result.json`` that evaluations read never sees a study half-written
+STAGING_FOLDER = ".mammocad-staging"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -334,28 +341,49 @@ def run_analyze(
     """
     check_grouping(group_by, dicom=dicom)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # an earlier run's summary describes folders this run replaces: until this run's is
+    # written, none (a run cut short must not pass for the earlier one)
+    (out_dir / "summary.json").unlink(missing_ok=True)
+    staging = out_dir / STAGING_FOLDER
+    shutil.rmtree(staging, ignore_errors=True)  # what a run cut short left half-written
     stream = iter_studies(list(inputs), group_by=group_by)
     summary = AnalyzeSummary(model=pipeline.model_info.to_dict())
     with batch_progress(console) as progress:
         task = progress.add_task("analyze", total=len(stream) + len(stream.unassigned))
         for study in stream:
-            listed = len(summary.inputs)
+            listed, studies = len(summary.inputs), len(summary.studies)
             summary.count_split_patient(study)
+            folder = out_dir / safe_name(study.study_instance_uid)
             try:
+                analysis = pipeline.analyze(study)
                 write_study_outputs(
-                    pipeline.analyze(study), out_dir, summary, dicom=dicom, sr_template=sr_template
+                    analysis, staging, summary, dicom=dicom, sr_template=sr_template
                 )
+                _replace_folder(staging / folder.name, folder)
             except Exception as error:  # a bug must cost one study, not the batch
-                del summary.inputs[listed:]
+                del summary.inputs[listed:], summary.studies[studies:]
                 record_failed_study(study, error, summary)
+                # neither this run's partial outputs nor an earlier run's result.json and
+                # overlays may stand for a study this run failed on
+                shutil.rmtree(staging / folder.name, ignore_errors=True)
+                shutil.rmtree(folder, ignore_errors=True)
             release_pixels(study)
             progress.advance(task)
         for image in stream.unassigned:
             summary.inputs.append(input_entry(image, result=None, overlay=None))
             progress.advance(task)
+    shutil.rmtree(staging, ignore_errors=True)
     text = json.dumps(summary.to_dict(), indent=2) + "\n"
     (out_dir / "summary.json").write_text(text, encoding="utf-8")
     return summary
+
+
+def _replace_folder(staged: Path, folder: Path) -> None:
+    """Put a study's complete outputs in place of its folder: whatever an earlier run left
+    there (an overlay of an image this run rejected, a dicom/ folder written without --dicom
+    now) goes with it."""
+    shutil.rmtree(folder, ignore_errors=True)
+    staged.replace(folder)
 
 
 def print_summary(summary: AnalyzeSummary, *, out_dir: Path, console: Console) -> None:

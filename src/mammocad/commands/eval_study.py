@@ -20,6 +20,7 @@ the set qualifies (≥ 400 labelled studies, ≥ 10 % positive).
 from __future__ import annotations
 
 import json
+import logging
 import re
 import zipfile
 from collections import defaultdict
@@ -55,6 +56,8 @@ from mammocad.eval.study_report import (
 from mammocad.io.naming import patient_key
 from mammocad.structures import Laterality
 from mammocad.synthetic import read_truth
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -425,42 +428,90 @@ def read_results(results_dir: Path) -> list[dict[str, Any]]:
     that ``summary.json`` lists as failed (an internal error: no result.json was written), so
     that it counts as rejected — a technical defect — rather than as never sent.
 
+    Where ``summary.json`` lists the run's studies, only the result.json files it lists are
+    read: a folder left by an earlier run into the same folder (a study not among this run's
+    inputs) holds another run's, perhaps another model's, result. How many were left out is
+    logged as a warning.
+
     Raises:
         ValueError: a result.json that is not valid JSON or no result (the message names it).
     """
-    summary: bytes | None = None
+    summary: dict[str, Any] | None = None
     if results_dir.is_file() and zipfile.is_zipfile(results_dir):
         with zipfile.ZipFile(results_dir) as archive:
-            listed = archive.namelist()
-            names = sorted(n for n in listed if _RESULT.fullmatch(n))
+            members = archive.namelist()
+            if "summary.json" in members:
+                summary = _summary(archive.read("summary.json"))
+            names = _listed(
+                sorted(n for n in members if _RESULT.fullmatch(n)), summary, results_dir
+            )
             results = [_parse_result(archive.read(n), f"{results_dir}!{n}") for n in names]
-            if "summary.json" in listed:
-                summary = archive.read("summary.json")
     else:
-        results = [
-            _parse_result(path.read_bytes(), str(path))
+        if (results_dir / "summary.json").is_file():
+            summary = _summary((results_dir / "summary.json").read_bytes())
+        found = [
+            path.relative_to(results_dir).as_posix()
             for path in sorted(results_dir.glob("*/result.json"))
         ]
-        if (results_dir / "summary.json").is_file():
-            summary = (results_dir / "summary.json").read_bytes()
+        results = [
+            _parse_result((results_dir / name).read_bytes(), str(results_dir / name))
+            for name in _listed(found, summary, results_dir)
+        ]
     return results + _failed_studies(summary, results)
 
 
-def _failed_studies(
-    summary: bytes | None, results: Sequence[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """The studies ``summary.json`` lists with no result (``record_failed_study``) and that
-    have no result.json, as rejected results of the summary's model; none where the summary
-    is missing or unreadable (it only adds to the results)."""
+def _summary(text: bytes) -> dict[str, Any] | None:
+    """A ``summary.json`` that lists studies; ``None`` where it is unreadable or another
+    program's (its results are then read without it, as before summaries listed studies)."""
     try:
-        data = json.loads(summary) if summary is not None else {}
+        data = json.loads(text)
     except ValueError:
-        return []
+        return None
     if not isinstance(data, dict) or not isinstance(data.get("studies"), list):
+        return None
+    return data
+
+
+def _listed(names: list[str], summary: dict[str, Any] | None, where: Path) -> list[str]:
+    """The result.json paths (relative, ``<folder>/result.json``) of ``names`` that
+    ``summary`` lists for a study of its run; all of them without a summary."""
+    if summary is None:
+        return names
+    listed = {
+        str(entry["result"])
+        for entry in summary["studies"]
+        if isinstance(entry, dict) and entry.get("result")
+    }
+    kept = [name for name in names if name in listed]
+    if len(kept) < len(names):
+        logger.warning(
+            "%s: %d result folders are not among the studies its summary.json lists and were "
+            "ignored (an earlier run's, into the same folder); analyze into an empty folder to "
+            "keep runs apart",
+            where,
+            len(names) - len(kept),
+        )
+    if missing := len(listed) - len(kept):
+        logger.warning(
+            "%s: %d result.json files its summary.json lists are missing (removed or not "
+            "copied): those studies are not evaluated",
+            where,
+            missing,
+        )
+    return kept
+
+
+def _failed_studies(
+    summary: dict[str, Any] | None, results: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The studies ``summary`` lists with no result (``record_failed_study``) and that have
+    no result.json, as rejected results of the summary's model; none where the summary is
+    missing or unreadable (it only adds to the results)."""
+    if summary is None:
         return []
     have = {str(result["study_instance_uid"]) for result in results}
     failed: list[dict[str, Any]] = []
-    for entry in data["studies"]:
+    for entry in summary["studies"]:
         if not isinstance(entry, dict) or entry.get("result") is not None:
             continue
         uid = entry.get("study_instance_uid")
@@ -473,7 +524,7 @@ def _failed_studies(
                 "status": "rejected",
                 "malignancy_probability": None,
                 "suspicion": None,
-                "model": data.get("model") or {},
+                "model": summary.get("model") or {},
                 "breasts": [],
                 "images": [],
             }

@@ -28,7 +28,15 @@ from mammocad.datasets.spec import DataSpec, build_samples, refuse_repeat
 from mammocad.detect.bundle import LoadedBundle, load_bundle
 from mammocad.detect.containers import Detections
 from mammocad.eval.froc import FrocReport, evaluate_froc, plot_froc, write_froc_csv
-from mammocad.eval.froc_pool import IMAGES_FILE, load_froc_images, pool_froc, save_froc_images
+from mammocad.eval.froc_pool import (
+    BY_PRODUCT,
+    BY_RANKER,
+    IMAGES_FILE,
+    load_froc_images,
+    malignant_ranking_of,
+    pool_froc,
+    save_froc_images,
+)
 from mammocad.malignancy.bundle import LoadedClassifier, load_classifier
 from mammocad.preprocess import PreprocessParams
 from mammocad.ranker.bundle import load_ranker
@@ -113,11 +121,12 @@ def run_eval_pool(
     cross-validation); prints the table and writes ``froc.csv``/``.png``/``.json``."""
     console = console or Console(stderr=True)
     evaluations = [load_froc_images(Path(run) / IMAGES_FILE) for run in runs]
-    report = pool_froc(evaluations, bootstrap=bootstrap)
+    report = pool_froc(evaluations, bootstrap=bootstrap, names=[str(run) for run in runs])
     write_froc_files(report, out_dir, title="pooled FROC", console=console)
     summary = {
         "pooled": [str(run) for run in runs],
         "images": sum(len(e.image_ids) for e in evaluations),
+        "malignant_ranking": malignant_ranking_of(evaluations[0]),  # the same in every fold
         "metrics": report.to_metrics(),
         "all_candidates": report.all_candidates(),
     }
@@ -173,7 +182,7 @@ def run_eval_detector(
         "data": [spec.describe() for spec in data],
         "images": len(samples),
         "malignancy": "classifier" if classifier is not None else "detector head",
-        "malignant_ranking": "lesion ranker" if ranker is not None else "score × malignancy",
+        "malignant_ranking": BY_RANKER if ranker is not None else BY_PRODUCT,
         "candidates": {
             "score_threshold": float(heads.score_thresh),
             "detections_per_image": int(heads.detections_per_img),

@@ -5,7 +5,9 @@ detections (in the model-input frame of that image, which the hit rule needs not
 Cross-validation evaluates each fold with the model that did not see it; the usual way to
 report it (e.g. the INbreast and LUNA16 FROCs) is one curve over the pooled images of all
 folds, which :func:`pool_froc` computes: sensitivity over every fold's lesions, false positives
-over every fold's images, the bootstrap resampling images across folds.
+over every fold's images, the bootstrap resampling images across folds. Folds whose malignant
+curve was ranked on different scales (one by its lesion ranker, one by score × malignancy) are
+refused: one curve over both would rank numbers of two scales against each other.
 :func:`compare_froc` sets two models' evaluations on the same images side by side.
 """
 
@@ -31,6 +33,11 @@ from mammocad.eval.froc import (
 
 IMAGES_FILE = "images.json"
 _FORMAT = "mammocad.froc-images/1"
+#: what the ``malignant`` curve ranks boxes by (``malignant_ranking`` in froc.json and
+#: images.json)
+BY_RANKER = "lesion ranker"
+BY_PRODUCT = "score × malignancy"
+_MIXED = "the lesion ranker on some images, score × malignancy on others"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +48,21 @@ class FrocImages:
     image_ids: list[str]
     predictions: list[ImagePredictions]
     truths: list[ImageTruth]
+
+
+def malignant_ranking_of(images: FrocImages) -> str:
+    """What the ``malignant`` curve of ``images`` ranks boxes by: :data:`BY_RANKER` where every
+    image has the lesion ranker's probabilities, :data:`BY_PRODUCT` where none has.
+
+    Read from the predictions, not from a field of the file: they are what the curve is
+    computed from (:func:`mammocad.eval.froc.malignant_ranking`, image by image), so files
+    written before images.json recorded it are known too — a bundle without a ranker, or
+    ``eval detector --no-ranker``, writes no ``malignant_lesion``, one with a ranker writes it
+    for every image, even one without detections."""
+    ranked = {prediction.malignant_lesion is not None for prediction in images.predictions}
+    if ranked == {True}:
+        return BY_RANKER
+    return _MIXED if len(ranked) == 2 else BY_PRODUCT
 
 
 def _floats(values: Any) -> list[Any]:
@@ -76,7 +98,13 @@ def save_froc_images(images: FrocImages, path: str | Path) -> Path:
     ]
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    document = {"format": _FORMAT, "classes": list(images.classes), "images": rows}
+    document = {
+        "format": _FORMAT,
+        "classes": list(images.classes),
+        # for the reader; pooling reads it from the predictions (malignant_ranking_of)
+        "malignant_ranking": malignant_ranking_of(images),
+        "images": rows,
+    }
     out.write_text(json.dumps(document) + "\n", encoding="utf-8")
     return out
 
@@ -121,14 +149,21 @@ def load_froc_images(path: str | Path) -> FrocImages:
 
 
 def pool_froc(
-    evaluations: Sequence[FrocImages], *, bootstrap: int = 1000, seed: int = 0
+    evaluations: Sequence[FrocImages],
+    *,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    names: Sequence[str] | None = None,
 ) -> FrocReport:
-    """One FROC over the images of every evaluation (e.g. the folds of a cross-validation).
+    """One FROC over the images of every evaluation (e.g. the folds of a cross-validation);
+    ``names``: what the messages call them (their folders), by default their position.
 
-    Refuses evaluations made with different lesion classes, and an image id met twice (the
-    same image in two folds would count its lesions twice)."""
+    Refuses evaluations made with different lesion classes, folds whose malignant curve was
+    ranked differently (:func:`malignant_ranking_of`), and an image id met twice (the same
+    image in two folds would count its lesions twice)."""
     if not evaluations:
         raise ValueError("nothing to pool: give at least one evaluation")
+    _check_rankings(evaluations, names or [f"evaluation {i + 1}" for i in range(len(evaluations))])
     classes = evaluations[0].classes
     seen: set[str] = set()
     for evaluation in evaluations:
@@ -151,6 +186,24 @@ def pool_froc(
         bootstrap=bootstrap,
         seed=seed,
     )
+
+
+def _check_rankings(evaluations: Sequence[FrocImages], names: Sequence[str]) -> None:
+    """Refuse folds whose ``malignant`` curves ranked boxes on different scales: a lesion
+    ranker's probability and score × malignancy are not comparable numbers, and the pooled
+    curve would sort one fold's boxes against the other's by them."""
+    by: dict[str, list[str]] = {}
+    for name, evaluation in zip(names, evaluations, strict=True):
+        by.setdefault(malignant_ranking_of(evaluation), []).append(name)
+    if len(by) > 1:
+        listed = "; ".join(f"{', '.join(folds)} by {ranking}" for ranking, folds in by.items())
+        raise ValueError(
+            f"the folds ranked the malignant curve differently ({listed}), so one curve over "
+            "them would rank numbers of two scales against each other: evaluate every fold the "
+            "same way — each with its bundle's lesion ranker (`mammocad train ranker` for the "
+            "folds without one), or all with `mammocad eval detector --no-ranker` — and pool "
+            "those"
+        )
 
 
 def compare_froc(
