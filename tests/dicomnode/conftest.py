@@ -250,3 +250,25 @@ def copy_handler() -> CopyHandler:
 def pipeline(tiny_bundle: Path) -> Pipeline:
     """The tiny untrained bundle, loaded once for the session."""
     return Pipeline.from_bundle(tiny_bundle, num_threads=1)
+
+
+class IdleQueue:
+    """A job queue whose workers never come: the test looks at intake, or at the wait."""
+
+    def start(self) -> int:
+        return 0
+
+    def submit(self, job_id: str) -> None:
+        pass
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        pass
+
+    @property
+    def alive(self) -> bool:
+        return False
+
+
+@pytest.fixture
+def idle_queue() -> IdleQueue:
+    return IdleQueue()

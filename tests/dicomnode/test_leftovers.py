@@ -27,7 +27,7 @@ from mammocad.store.repository import get_study
 from mammocad.store.session import transaction
 
 if TYPE_CHECKING:
-    from conftest import RunningNode
+    from conftest import IdleQueue, RunningNode
 
 NodeFactory = Callable[..., "RunningNode"]
 DAY = 24 * 3600.0
@@ -135,23 +135,6 @@ def test_closed_folder_of_a_close_cut_off_before_its_rename_is_not_handed_on(
     assert again.open_studies() == {"1.2.3": 1}
 
 
-class IdleQueue:
-    """A job queue whose workers never come: the test looks at intake only."""
-
-    def start(self) -> int:
-        return 0
-
-    def submit(self, job_id: str) -> None:
-        pass
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        pass
-
-    @property
-    def alive(self) -> bool:
-        return False
-
-
 class IntakeOnly:
     """The job-queue handler's intake (``take_in``), without waiting for the job."""
 
@@ -173,7 +156,11 @@ def service(tmp_path: Path, pipeline: Pipeline) -> Iterator[ServiceQueue]:
 
 
 def test_study_left_in_incoming_is_taken_in_once_at_the_next_start(
-    tmp_path: Path, service: ServiceQueue, node_factory: NodeFactory, phantom: list[Path]
+    tmp_path: Path,
+    service: ServiceQueue,
+    node_factory: NodeFactory,
+    phantom: list[Path],
+    idle_queue: IdleQueue,
 ) -> None:
     """The spool as a node leaves it whose close failed or that was killed mid-close: the
     study's instances in incoming/, an empty closed/ folder. The next node takes the study
@@ -188,7 +175,7 @@ def test_study_left_in_incoming_is_taken_in_once_at_the_next_start(
 
     handler = IntakeOnly(
         QueuedStudyHandler(
-            data_dir=service.settings.data_dir, sessions=service.sessions, workers=IdleQueue()
+            data_dir=service.settings.data_dir, sessions=service.sessions, workers=idle_queue
         )
     )
     node = node_factory(handler=handler, idle_timeout_s=0.3)

@@ -33,7 +33,7 @@ from mammocad.store.session import transaction
 
 if TYPE_CHECKING:
     from conftest import Destination as Recorder
-    from conftest import Peer, RunningNode
+    from conftest import IdleQueue, Peer, RunningNode
 
 NodeFactory = Callable[..., "RunningNode"]
 DestinationFactory = Callable[..., "Recorder"]
@@ -149,27 +149,10 @@ def test_failed_job_is_a_handling_error_with_the_jobs_text(
     assert not (tmp_path / "out").exists()
 
 
-class IdleQueue:
-    """A job queue whose workers never come."""
-
-    def start(self) -> int:
-        return 0
-
-    def submit(self, job_id: str) -> None:
-        pass
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        pass
-
-    @property
-    def alive(self) -> bool:
-        return False
-
-
 def test_job_that_does_not_finish_in_time_is_a_handling_error(
-    service: ServiceQueue, phantom: list[Path], tmp_path: Path
+    service: ServiceQueue, phantom: list[Path], tmp_path: Path, idle_queue: IdleQueue
 ) -> None:
-    handler = queued_handler(service, workers=IdleQueue(), timeout_s=0.3)
+    handler = queued_handler(service, workers=idle_queue, timeout_s=0.3)
     service.workers.stop()  # nobody takes the job
     with pytest.raises(StudyHandlingError, match=r"not finished after 0.3 s \(status queued\)"):
         handler(phantom[0].parent, out_dir=tmp_path / "out")
