@@ -413,3 +413,42 @@ def test_the_overlay_of_an_image_rejected_on_a_rerun_is_gone(
     result = json.loads((out / inputs.complete_uid / "result.json").read_text("utf-8"))
     [image] = [i for i in result["images"] if i["sop_instance_uid"] == key]
     assert image["status"] == "rejected"
+
+
+def test_an_out_folder_holding_the_inputs_is_refused_before_anything_is_written(
+    bundle: Path, inputs: Inputs, tmp_path: Path
+) -> None:
+    """An export laid out as <StudyInstanceUID>/*.dcm analysed into its own folder: the
+    results of a study replace out/<StudyInstanceUID>/, which would be its images."""
+    export = tmp_path / "export"
+    images = export / inputs.complete_uid
+    shutil.copytree(inputs.folder, images)
+    before = sorted(p.name for p in images.iterdir())
+    for given in (export, images):
+        result = CliRunner().invoke(
+            app, ["analyze", str(given), "--out", str(export), "--model", str(bundle)]
+        )
+        assert result.exit_code == 2, result.output
+        assert "holds the input" in " ".join(result.output.split())  # Rich wraps lines
+    assert sorted(p.name for p in images.iterdir()) == before
+    with pytest.raises(ValueError, match="holds the input"):
+        run_analyze([images / before[0]], out_dir=export, pipeline=None)  # type: ignore[arg-type]
+
+
+def test_a_study_folder_mammocad_did_not_write_is_left_alone(
+    run: Run, bundle: Path, inputs: Inputs, tmp_path: Path
+) -> None:
+    """The results of a study go to out/<StudyInstanceUID>/; a folder of that name holding
+    other files (the user's) is neither replaced nor removed: that study fails, saying why."""
+    out = tmp_path / "out"
+    shutil.copytree(run.out, out)
+    theirs = out / inputs.complete_uid / "report_by_radiologist.pdf"
+    theirs.write_bytes(b"%PDF-1.4 the user's own file\n")
+    pipeline = Pipeline.from_bundle(bundle, num_threads=1)
+    summary = run_analyze([inputs.folder], out_dir=out, pipeline=pipeline)
+    assert theirs.read_bytes() == b"%PDF-1.4 the user's own file\n"
+    assert (out / inputs.complete_uid / "result.json").is_file()  # the earlier run's, untouched
+    (entry,) = [s for s in summary.studies if s["study_instance_uid"] == inputs.complete_uid]
+    assert entry["result"] is None and entry["status"] == "rejected"
+    texts = [i.get("text") or "" for i in summary.inputs]
+    assert any("did not write" in text for text in texts)

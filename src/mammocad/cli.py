@@ -172,6 +172,17 @@ def _require_output(path: Path, option: str = "--out", what: str = "the results"
         raise typer.Exit(code=2)
 
 
+def _require_output_apart(inputs: list[Path], out: Path) -> None:
+    """Usage error (exit 2) when ``--out`` is or holds an input (``check_output_apart``)."""
+    from mammocad.commands.analyze import check_output_apart
+
+    try:
+        check_output_apart(inputs, out)
+    except ValueError as error:
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=2) from None
+
+
 def _require_output_file(out: Path, what: str, example: str) -> None:
     """Usage error (exit 2) when ``--out``, a file to write (``what``, e.g. "archive"), is a
     folder, lies under a file, or its folder cannot be written."""
@@ -966,6 +977,7 @@ def analyze(
     _require_inputs(inputs)
     _check_grouping(group_by, dicom=dicom)
     _require_output(out)
+    _require_output_apart(inputs, out)
     pipeline = _load_pipeline(model, device, threads)
     summary = run_analyze(
         inputs, out_dir=out, pipeline=pipeline, console=console, dicom=dicom,

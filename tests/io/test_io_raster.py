@@ -295,3 +295,16 @@ def test_out_of_memory_rejects_the_raster_not_the_batch(
     image = read_raster(path)
     assert image.rejection_code is RejectionCode.DECODE_FAILED
     assert "(64×48 pixels) could not be read in the memory available" in str(image.rejection_text)
+
+
+def test_png_with_a_bad_crc_in_an_ancillary_chunk_is_still_read() -> None:
+    # libpng (OpenCV) only warns about a damaged tEXt chunk, Pillow refuses the file: the size
+    # check must not turn a readable image into a rejected one
+    pixels = (np.arange(60 * 50) % 65535).astype(np.uint16).reshape(60, 50)
+    png = cv2.imencode(".png", pixels)[1].tobytes()
+    text = b"Comment\x00scanner"
+    damaged = len(text).to_bytes(4, "big") + b"tEXt" + text + b"\xde\xad\xbe\xef"
+    raw = png[:33] + damaged + png[33:]  # after the signature and the IHDR chunk
+    image = read_raster(raw, name="film.png")
+    assert image.is_processed, image.rejection_text
+    assert (image.rows, image.columns) == (60, 50)

@@ -42,7 +42,7 @@ from rich.markup import escape
 import mammocad
 from mammocad.commands.progress import batch_progress
 from mammocad.detect.bundle import bundle_inside
-from mammocad.errors import ModelBundleError
+from mammocad.errors import MammocadError, ModelBundleError
 from mammocad.io import SPLIT_PATIENT, iter_studies
 from mammocad.pipeline import INTERNAL_ERROR, Pipeline, StudyAnalysis
 from mammocad.report.overlay import render_overlay
@@ -63,6 +63,9 @@ DISCLAIMER = "research use only - not for primary diagnosis"
 #: where ``run_analyze`` writes a study before it replaces the study's folder: two levels
 #: below DIR, so the ``DIR/*/result.json`` that evaluations read never sees a study half-written
 STAGING_FOLDER = ".mammocad-staging"
+#: what :func:`write_study_outputs` puts in a study's folder: a re-run replaces or removes a
+#: study folder only when it holds nothing else (it may be the user's own folder of images)
+OUTPUT_NAMES = frozenset({"result.json", "overlays", "dicom"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -304,6 +307,35 @@ def release_pixels(study: Study) -> None:
         image.padding_mask = None
 
 
+def check_output_apart(inputs: Sequence[str | Path], out_dir: Path) -> None:
+    """Refuse an output folder that is, or holds, one of the inputs: a study's results
+    replace its folder ``out_dir/<StudyInstanceUID>``, and an export laid out as
+    ``<StudyInstanceUID>/*.dcm`` would have its images replaced.
+
+    Raises:
+        ValueError: ``out_dir`` is an input or a folder above one.
+    """
+    out = out_dir.resolve()
+    for item in inputs:
+        path = Path(item).resolve()
+        if path == out or out in path.parents:
+            raise ValueError(
+                f"--out {out_dir} holds the input {item}: the results of a study replace its "
+                "folder there, which may be the folder of its images; write the results to a "
+                "folder outside the inputs"
+            )
+
+
+def _is_output_folder(folder: Path) -> bool:
+    """Whether ``folder`` is absent or holds only what :func:`write_study_outputs` writes."""
+    try:
+        return all(child.name in OUTPUT_NAMES for child in folder.iterdir())
+    except FileNotFoundError:
+        return True
+    except OSError:  # a file, or unreadable: not ours to replace
+        return False
+
+
 def check_grouping(group_by: str, *, dicom: bool) -> None:
     """Refuse DICOM outputs for studies merged per patient.
 
@@ -337,9 +369,11 @@ def run_analyze(
     for collections that give every view its own study.
 
     Raises:
-        ValueError: ``dicom`` with ``group_by="patient"`` (see :func:`check_grouping`).
+        ValueError: ``dicom`` with ``group_by="patient"`` (see :func:`check_grouping`), or
+            ``out_dir`` is or holds an input (:func:`check_output_apart`).
     """
     check_grouping(group_by, dicom=dicom)
+    check_output_apart(inputs, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # an earlier run's summary describes folders this run replaces: until this run's is
     # written, none (a run cut short must not pass for the earlier one)
@@ -355,6 +389,11 @@ def run_analyze(
             summary.count_split_patient(study)
             folder = out_dir / safe_name(study.study_instance_uid)
             try:
+                if not _is_output_folder(folder):
+                    raise MammocadError(
+                        f"{folder} holds files mammocad did not write, which it leaves alone: "
+                        "analyze into an empty --out folder"
+                    )
                 analysis = pipeline.analyze(study)
                 write_study_outputs(
                     analysis, staging, summary, dicom=dicom, sr_template=sr_template
@@ -366,7 +405,8 @@ def run_analyze(
                 # neither this run's partial outputs nor an earlier run's result.json and
                 # overlays may stand for a study this run failed on
                 shutil.rmtree(staging / folder.name, ignore_errors=True)
-                shutil.rmtree(folder, ignore_errors=True)
+                if _is_output_folder(folder):
+                    shutil.rmtree(folder, ignore_errors=True)
             release_pixels(study)
             progress.advance(task)
         for image in stream.unassigned:

@@ -191,9 +191,10 @@ def raster_matrix(raw: bytes) -> tuple[int, int] | None:
     """``(rows, columns)`` from the header of a PNG, PGM/PPM, TIFF or JPEG file, without
     decoding it; ``None`` when the header gives no size (damaged, or not such a file).
 
-    OpenCV cannot read a header alone; Pillow's ``Image.open`` reads only the header. Pillow
-    does not identify float64 TIFF, which OpenCV decodes: for TIFF its first directory is
-    read here instead (the page OpenCV decodes).
+    OpenCV cannot read a header alone; Pillow's ``Image.open`` reads only the header. Where
+    Pillow refuses a file OpenCV decodes — a float64 TIFF, a PNG with a bad CRC in an
+    ancillary chunk — the TIFF's first directory (the page OpenCV decodes) or the PNG's IHDR
+    is read here instead.
     """
     try:
         with warnings.catch_warnings():
@@ -207,6 +208,11 @@ def raster_matrix(raw: bytes) -> tuple[int, int] | None:
     except PIL.Image.DecompressionBombError as error:  # over 2 × 89 Mpx: beyond our limits
         raise _too_large(f"over {2 * (PIL.Image.MAX_IMAGE_PIXELS or 0)} pixels") from error
     except (OSError, ValueError, SyntaxError):  # UnidentifiedImageError is an OSError
+        if raw.startswith(b"\x89PNG\r\n\x1a\n") and raw[12:16] == b"IHDR" and len(raw) >= 24:
+            # Pillow refuses a bad CRC in an ancillary chunk (tEXt, pHYs), which libpng, and
+            # so OpenCV, only warns about: the size is the IHDR's, the first chunk
+            columns, rows = struct.unpack(">II", raw[16:24])
+            return rows, columns
         return _tiff_matrix(raw) if raw[:2] in (b"II", b"MM") else None
 
 
