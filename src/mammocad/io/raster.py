@@ -224,10 +224,9 @@ def _too_large(size: str) -> IngestError:
     )
 
 
-def check_raster_matrix(raw: bytes) -> tuple[int, int]:
-    """The header's ``(rows, columns)``; IngestError when it gives none, or one larger than
+def check_raster_matrix(matrix: tuple[int, int] | None) -> None:
+    """IngestError when the header gave no size (:func:`raster_matrix`), or one larger than
     the DICOM limits (which keep one hostile file from exhausting memory)."""
-    matrix = raster_matrix(raw)
     if matrix is None:
         raise IngestError(
             RejectionCode.UNREADABLE,
@@ -237,15 +236,14 @@ def check_raster_matrix(raw: bytes) -> tuple[int, int]:
     rows, columns = matrix
     if exceeds_matrix_limits(rows, columns):
         raise _too_large(f"{rows}×{columns}")
-    return matrix
 
 
 def raster_pixels(raw: bytes, *, min_matrix: int) -> FloatArray:
     """Decode with OpenCV (IMREAD_UNCHANGED) and map to float32 [0, 1] (module docstring).
 
-    The header's size is checked first (:func:`check_raster_matrix`), before any decoding.
+    Check the header's size first (:func:`check_raster_matrix`): this decodes whatever it is
+    given.
     """
-    check_raster_matrix(raw)
     array = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None or array.size == 0:
         raise IngestError(
@@ -372,7 +370,9 @@ def read_raster(
                 f"{image.source} is not a PNG, PGM, TIFF or JPEG image: {hint}.",
             )
         # known from the header, so that a rejected image still says its size
-        image.rows, image.columns = raster_matrix(raw) or (0, 0)
+        matrix = raster_matrix(raw)
+        image.rows, image.columns = matrix or (0, 0)
+        check_raster_matrix(matrix)  # before any decoding
         pixels = raster_pixels(raw, min_matrix=options.min_matrix)
         image.rows, image.columns = pixels.shape
         image.pixels = pixels

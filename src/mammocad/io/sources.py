@@ -136,21 +136,24 @@ class Source:
 
     def _member_info(self, archive: zipfile.ZipFile) -> zipfile.ZipInfo:
         """The ``occurrence``-th member called ``member``; KeyError (as ``ZipFile.getinfo``)
-        when there is none.
-
-        A source rebuilt from a result's name (``archive.zip!IM0001.dcm#2``, by
-        :func:`mammocad.report.dicom.headers.source_of`) has the suffix in ``member``; it
-        names the second ``IM0001.dcm`` unless a member is really called ``IM0001.dcm#2``.
-        """
-        member, occurrence = str(self.member), self.occurrence
-        same = [info for info in archive.infolist() if info.filename == member]
-        base, mark, number = member.rpartition("#")
-        if not same and mark and number.isdecimal() and int(number) > 1:
-            member, occurrence = base, int(number)
-            same = [info for info in archive.infolist() if info.filename == member]
-        if len(same) < occurrence:
+        when there is none."""
+        same = [info for info in archive.infolist() if info.filename == self.member]
+        if len(same) < self.occurrence:
             raise KeyError(f"There is no item named {self.member!r} in the archive")
-        return same[occurrence - 1]
+        return same[self.occurrence - 1]
+
+    @classmethod
+    def archive_member(cls, path: Path, shown: str) -> Source:
+        """The member of the archive ``path`` that :attr:`name` shows as ``shown`` (the part
+        after ``!``): ``IM0001.dcm#2`` is the second member called ``IM0001.dcm``, unless a
+        member is really called ``IM0001.dcm#2``."""
+        base, mark, number = shown.rpartition("#")
+        if mark and number.isdecimal() and int(number) > 1:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+            if shown not in names and names.count(base) >= int(number):
+                return cls(path=path, member=base, occurrence=int(number))
+        return cls(path=path, member=shown)
 
     @contextmanager
     def _member_errors(self) -> Iterator[None]:

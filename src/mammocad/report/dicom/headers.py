@@ -43,7 +43,8 @@ def source_of(name: str) -> Source:
     """The :class:`~mammocad.io.sources.Source` an ``Image.source`` names.
 
     ``archive.zip!member/path`` names a zip member; the archive part is the longest prefix before
-    a ``!`` that is a file, since file names may themselves contain ``!``.
+    a ``!`` that is a file, since file names may themselves contain ``!``; ``…!member#2`` the
+    second member of that name (:meth:`Source.archive_member`).
     """
     path = Path(name)
     if path.is_file():
@@ -52,7 +53,7 @@ def source_of(name: str) -> Source:
     while position > 0:
         archive = Path(name[:position])
         if archive.is_file():
-            return Source(path=archive, member=name[position + 1 :])
+            return Source.archive_member(archive, name[position + 1 :])
         position = name.rfind("!", 0, position)
     raise FileNotFoundError(f"{name}: no such file or archive member")
 
