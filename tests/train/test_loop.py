@@ -421,6 +421,8 @@ def test_resume_with_another_select_by_is_refused(
     del saved["extra"]["training"]["select_by"]
     torch.save(saved, result.checkpoint)
     with pytest.raises(ValueError, match=refused):
+        check_resumable(result.checkpoint, tiny_config, other)
+    with pytest.raises(ValueError, match=refused):
         train_detector(train_config=other, **common)
     with pytest.raises(ValueError, match="select_by val/any_lesion/mean_sens \\(now None\\)"):
         train_detector(train_config=replace(other, select_by=None), **common)

@@ -222,12 +222,7 @@ def _resume(run: _Run, checkpoint: Path, settings: dict[str, dict[str, Any]]) ->
         scaler=run.scaler,
         map_location=run.device,
     )
-    saved, best = state.extra, state.extra.get("best")
-    training = saved.get("training") or {}
-    if best is not None and "select_by" not in training:
-        # written before select_by was recorded: its best epoch names the metric that chose it
-        saved = {**saved, "training": {**training, "select_by": best["metric"]}}
-    _check_same_settings(checkpoint, saved, settings)
+    _check_same_settings(checkpoint, _recorded_settings(state.extra), settings)
     run.clock.resume_from(state.elapsed_s)
     where = (
         f"epoch {state.epoch + 1}, batch {state.in_epoch.batch}"
@@ -291,7 +286,16 @@ def check_resumable(
     so the answer comes in seconds (:func:`train_detector` checks again,
     with the number of training images, when it loads the checkpoint)."""
     wanted = run_settings(config, training, train_specs=train_specs)
-    _check_same_settings(checkpoint, checkpoint_extra(checkpoint), wanted)
+    _check_same_settings(checkpoint, _recorded_settings(checkpoint_extra(checkpoint)), wanted)
+
+
+def _recorded_settings(extra: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``extra`` with the settings it implies but did not record: one written
+    before ``select_by`` was recorded names, in its best epoch, the metric that chose it."""
+    training, best = extra.get("training") or {}, extra.get("best")
+    if best is None or "select_by" in training:
+        return extra
+    return {**extra, "training": {**training, "select_by": best["metric"]}}
 
 
 def _check_same_settings(
