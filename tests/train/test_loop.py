@@ -428,3 +428,33 @@ def test_resume_with_another_select_by_is_refused(
         train_detector(train_config=replace(other, select_by=None), **common)
     same = train_detector(train_config=replace(first, resume=True), **common)
     assert same.selected == result.selected
+
+
+def test_a_stop_during_validation_still_logs_the_validated_epoch(
+    tiny_config: DetectorConfig, quick_train: TrainConfig, tmp_path: Path
+) -> None:
+    # Ctrl-C while the epoch's validation ran: the validation finishes and the checkpoint
+    # holds the complete epoch, so the resume starts with the next one; its metrics were
+    # never sent to MLflow
+    mlflow_tracking = pytest.importorskip("mlflow.tracking", reason="tracking needs MLflow")
+    store = tmp_path / "mlruns"
+    config = replace(
+        quick_train,
+        froc_bootstrap=0,
+        tracking=TrackingConfig(tracking_uri=str(store)),
+    )
+    val = make_toy_samples(2, size=SIZE, seed=2)
+    with pytest.raises(KeyboardInterrupt):
+        train_detector(
+            detector_config=tiny_config,
+            train_config=config,
+            train_data=make_toy_samples(4, size=SIZE, seed=1),
+            val_data=FailsAtRead(val, at=1, fail=_sigint),
+            output_dir=tmp_path / "run",
+            bundle=BUNDLE,
+        )
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert (saved["epoch"], saved["in_epoch"]) == (1, None)
+    client = mlflow_tracking.MlflowClient(tracking_uri=str(store))
+    history = client.get_metric_history(saved["run_id"], "val/any_lesion/mean_sens")
+    assert [point.step for point in history] == [1]

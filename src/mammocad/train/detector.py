@@ -382,6 +382,10 @@ def _epochs(
                 state = _validate(run, state, epoch, metrics, val_data, checkpoint)
             _save(run, checkpoint, state)
             if stop.requested is not None:
+                if complete and VALIDATION_PENDING not in state.extra:
+                    # the stop came during the validation, which finished: the resume starts
+                    # with the next epoch, so this one is logged now or never
+                    tracker.log_metrics(metrics, step=epoch + 1)
                 stop.raise_stop(checkpoint, f"in epoch {epoch + 1} after step {state.step}")
             # a partial epoch (time budget) is logged too; its resumed remainder logs the
             # whole epoch again at the same step
