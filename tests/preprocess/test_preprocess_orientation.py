@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -77,3 +78,41 @@ def test_breast_running_into_one_border_hangs_from_it() -> None:
     result = preprocess_image(image, PreprocessParams())
     assert not result.chest_wall_on_right
     assert not result.flipped
+
+
+def _film_with_dim_region(phantom, where: str) -> np.ndarray:
+    """A chest-wall-left phantom on a film with a black margin before its chest-wall cut (as
+    mini-MIAS stores films), with a grainy dim grey region joined to the breast: ``nipple``
+    runs from the nipple-side outline to the right image border over the middle rows (film
+    base), ``chest-wall`` lines the cut over the top 60 % of the rows (a painted-over label)."""
+    ph = phantom(chest_wall_right=False, label=False, marker=False)
+    rows, cols = ph.pixels.shape
+    margin = cols // 8
+    pixels = np.zeros((rows, cols + margin), np.float32)
+    pixels[:, margin:] = ph.pixels
+    breast = np.zeros(pixels.shape, dtype=bool)
+    breast[:, margin:] = ph.breast
+    grain = np.random.default_rng(1).normal(0.0, 1.0, pixels.shape).astype(np.float32)
+    grain = cv2.GaussianBlur(grain, (0, 0), 3)
+    dim = 0.16 + 0.02 * grain / grain.std()  # about 30 % of the way to the tissue median
+    top, bottom = np.flatnonzero(breast.any(axis=1))[[0, -1]]
+    height = bottom - top
+    region = np.zeros_like(breast)
+    if where == "nipple":
+        region[top + height // 5 : bottom - height // 5, margin + 10 :] = True
+    else:
+        region[top : top + 3 * height // 5, margin // 3 : margin] = True
+    region &= ~breast
+    pixels[region] = dim[region]
+    return pixels
+
+
+@pytest.mark.parametrize("where", ["nipple", "chest-wall"])
+def test_dim_region_joined_to_the_breast_does_not_move_the_chest_wall(phantom, where):
+    # regression: a dim strip running off the image on the nipple side made the breast look
+    # attached to that border; a dim band lining the chest-wall cut over most rows made the
+    # median brightness just inside that side read dim (mini-MIAS at lower display gamma)
+    pixels = _film_with_dim_region(phantom, where)
+    image = Image(source="film.png", view=ViewPosition.MLO, pixels=pixels)
+    result = preprocess_image(image, PreprocessParams())
+    assert not result.chest_wall_on_right

@@ -126,7 +126,9 @@ def _analyse(image: Image, pixels: FloatArray, params: PreprocessParams) -> _Ana
     small = grid.reduce(pixels)
     padding = None if image.padding_mask is None else grid.reduce_mask(image.padding_mask)
     segmentation = segment_tissue(small, padding=padding, params=params.tissue)
-    on_right = chest_wall_on_right(segmentation.smooth, segmentation.mask)
+    on_right = chest_wall_on_right(
+        segmentation.smooth, segmentation.mask, background=segmentation.background_level
+    )
     smooth, oriented = segmentation.smooth, segmentation.mask
     if on_right:
         smooth, oriented = smooth[:, ::-1], oriented[:, ::-1]
