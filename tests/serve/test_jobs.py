@@ -144,3 +144,24 @@ def test_a_study_being_analysed_cannot_be_deleted(
         uid = body["study_instance_uid"]
         refused = client.delete(f"/api/v1/studies/{uid}", headers=api.auth)
         assert refused.status_code == 409 and "being analysed" in refused.json()["detail"]
+
+
+def test_a_job_left_running_before_the_host_restarted_is_an_orphan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power loss: the host comes back with other processes under the old numbers, and the
+    number the job's worker had may belong to a live program again (pid 1 here, which lives).
+    The job was taken for running and stayed so for good: neither analysed again nor
+    deletable."""
+    import os
+
+    import mammocad.jobs.inprocess as inprocess
+
+    boot = tmp_path / "boot_id"
+    boot.write_text("1f0c3a52-7b1e-4c55-9d0a-0b8e5d0f6e21\n")
+    monkeypatch.setattr(inprocess, "BOOT_ID_FILE", boot, raising=False)
+    # the worker's name as the job recorded it, with a number another program has now
+    recorded = inprocess.worker_name(0).replace(f":{os.getpid()}:", ":1:", 1)
+    assert not is_orphan(recorded)  # the same boot: pid 1 is that worker, alive
+    boot.write_text("9d2e77c0-31aa-4f0e-8a9b-5c7d3e2f1a10\n")  # the power came back
+    assert is_orphan(recorded)

@@ -136,3 +136,29 @@ def test_a_stale_delivery_of_an_older_job_leaves_the_newer_jobs_study_state(
     assert older["status"] == "failed" and older["error"].startswith("superseded"), older
     study = idle_api.client.get(f"/api/v1/studies/{first['study_instance_uid']}", headers=auth)
     assert study.json()["status"] == "done"
+
+
+def test_an_overlong_accession_number_does_not_cost_the_result(
+    idle_api: Api, phantom_study: Path, tmp_path: Path
+) -> None:
+    """An AccessionNumber longer than its column (SH allows 16 characters; the column holds
+    64) is left out of the study row at upload, as PostgreSQL refuses it; the result, which
+    keeps the header as read, then wrote it into the row when the job finished: PostgreSQL
+    refused the result and the job failed, at every upload again."""
+    import pydicom
+
+    long_accession = "A" * 70
+    files = []
+    for path in dicoms(phantom_study):
+        ds = pydicom.dcmread(path)
+        ds.AccessionNumber = long_accession
+        ds.save_as(tmp_path / path.name)
+        files.append(tmp_path / path.name)
+    uploaded = idle_api.upload(files).json()
+    state = idle_api.client.app.state.mammocad  # type: ignore[attr-defined]
+    assert state.workers.run_once() is True
+    job = idle_api.client.get(uploaded["location"], headers=idle_api.auth).json()
+    assert job["status"] == "done", job
+    assert job["result"]["accession_number"] == long_accession  # result.json keeps it
+    study = idle_api.client.get(job["study_url"], headers=idle_api.auth).json()
+    assert study["status"] == "done" and study["accession_number"] is None

@@ -126,3 +126,19 @@ def test_a_study_whose_files_vanished_is_repaired_by_uploading_it_again(
     assert done["status"] == "done", done
     (row,) = idle_api.client.get("/api/v1/studies", headers=idle_api.auth).json()["items"]
     assert row["error"] is None
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_new_images_of_a_study_still_queued_are_202(idle_api: Api, phantom_study: Path) -> None:
+    """200 means "nothing new" (docs/api.md): images added to a study whose job has not
+    started yet are taken by that job, and the answer is 202 with it, not 200."""
+    files = dicoms(phantom_study)
+    first = idle_api.upload(files[:3])
+    assert first.status_code == 202, first.text
+    more = idle_api.upload(files[3:])
+    assert more.status_code == 202, more.text
+    body = more.json()
+    assert body["job_id"] == first.json()["job_id"] and body["status"] == "queued"
+    assert body["new_instances"] == 1
+    again = idle_api.upload(files)  # now nothing new
+    assert again.status_code == 200 and again.json()["new_instances"] == 0

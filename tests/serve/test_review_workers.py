@@ -3,6 +3,7 @@ redelivered after its whole worker died, and Celery's own retries of a stage."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -106,5 +107,123 @@ def test_celery_retries_of_the_decode_stage_are_not_worker_deaths(
         body = client.get(location, headers=api.auth).json()
         assert body["status"] == "running" and body["attempts"] == 1, body
         worker.run("analyze", job_id)
+        worker.run("report", job_id)
+        assert client.get(location, headers=api.auth).json()["status"] == "done"
+
+
+def test_a_soft_time_limit_swallowed_inside_the_report_fails_the_job(
+    tmp_path: Path, pipeline: Pipeline, phantom_study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Celery raises its soft time limit wherever the task is; inside the report stage, whose
+    pictures must not cost the result (each drawing is guarded), it was taken for a picture's
+    bug: the overlay was left out and the job ended ``done``, its result stored, although it
+    had run past its time limit. Earlier stages are caught by the next stage's clock; the last
+    one is checked when it returns."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    import mammocad.commands.analyze as analyze_module
+
+    time_limit_s = 2.0
+    with queued_job(tmp_path / "data", pipeline, phantom_study) as (api, location, job_id):
+        client, settings = api.client, api.settings
+        worker = _stage_worker(settings, pipeline, 3600)
+        worker.run("decode", job_id)
+        worker.run("analyze", job_id)
+        with transaction(worker.sessions) as session:  # the report starts a fresh clock
+            job = session.get(Job, job_id)
+            assert job is not None
+            job.started_at = utcnow()
+        worker.time_limit_s = time_limit_s
+        write_png = analyze_module.write_png
+        calls: list[int] = []
+
+        def slow_then_over_the_limit(path: Any, picture: Any) -> None:
+            calls.append(1)
+            if len(calls) == 1:  # the limit passes while the first overlay is drawn
+                time.sleep(time_limit_s + 0.2)
+                raise SoftTimeLimitExceeded()
+            write_png(path, picture)
+
+        monkeypatch.setattr(analyze_module, "write_png", slow_then_over_the_limit)
+        worker.run("report", job_id)
+        body = client.get(location, headers=api.auth).json()
+        assert len(calls) > 1  # the stage went on with the other overlays
+        assert body["status"] == "failed", body
+        assert "MAMMOCAD_JOB_TIME_LIMIT_S" in body["error"] and body["result"] is None
+        assert not worker.context_path(job_id).exists()
+
+
+def test_a_report_task_failing_after_the_result_was_stored_leaves_the_job_done(
+    tmp_path: Path, pipeline: Pipeline, phantom_study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report task stores the result, then removes the job's hand-off file; a data dir
+    where that removal keeps failing (the file written by a gpu worker running as another
+    user) made Celery retry the task, then give up: its failure hook marked the job failed,
+    and the study ``failed``, with the result stored."""
+    from mammocad.jobs.distributed import TASKS, StageWorker, make_celery, register_tasks
+
+    with queued_job(tmp_path / "data", pipeline, phantom_study) as (api, location, job_id):
+        client, settings = api.client, api.settings
+        worker = _stage_worker(settings, pipeline, 3600)
+        worker.run("decode", job_id)
+        worker.run("analyze", job_id)
+
+        def not_permitted(self: StageWorker, job: str) -> None:
+            raise PermissionError(13, "Permission denied", str(self.context_path(job)))
+
+        monkeypatch.setattr(StageWorker, "_discard", not_permitted)
+        with pytest.raises(PermissionError):
+            worker.run("report", job_id)
+        for _retry in range(3):  # Celery's retries (max_retries 3)
+            with pytest.raises(PermissionError):
+                worker.run("report", job_id, retried=True)
+        app = make_celery(broker_url="memory://", time_limit_s=3600)
+        try:
+            register_tasks(app, worker)
+            error = PermissionError(13, "Permission denied")
+            app.tasks[TASKS["report"]].on_failure(error, "task-id", (job_id,), {}, None)
+        finally:
+            app.close()
+        body = client.get(location, headers=api.auth).json()
+        assert body["status"] == "done" and body["result"] is not None, body
+        study = client.get(body["study_url"], headers=api.auth).json()
+        assert study["status"] == "done"
+
+
+def test_a_database_outage_longer_than_the_retries_does_not_leave_the_job_running(
+    tmp_path: Path, pipeline: Pipeline, phantom_study: Path
+) -> None:
+    """PostgreSQL restarting (an upgrade, a failover) for longer than the stage's retries
+    (three, 1 + 2 + 4 s apart): Celery gave up, and the failure hook could not write the
+    failure either. The job stayed ``running`` for good: its study could be neither analysed
+    again (uploading it again answers the running job) nor deleted (409)."""
+    from sqlalchemy.exc import OperationalError
+
+    from mammocad.jobs.distributed import TASKS, make_celery, register_tasks
+
+    with queued_job(tmp_path / "data", pipeline, phantom_study) as (api, location, job_id):
+        client, settings = api.client, api.settings
+        worker = _stage_worker(settings, pipeline, 3600)
+        worker.run("decode", job_id)
+        sessions = worker.sessions
+        refused = [12]  # the next connections are refused: the server is restarting
+
+        def restarting() -> Any:
+            if refused[0] > 0:
+                refused[0] -= 1
+                raise OperationalError("connect", {}, ConnectionRefusedError("restarting"))
+            return sessions()
+
+        worker._sessions = restarting  # type: ignore[assignment]
+        app = make_celery(broker_url="memory://", time_limit_s=3600)
+        try:
+            register_tasks(app, worker)
+            app.tasks[TASKS["analyze"]].apply(args=(job_id,))  # eager: retries at once
+        finally:
+            app.close()
+        assert refused[0] == 0  # the server is back
+        body = client.get(location, headers=api.auth).json()
+        assert body["status"] == "running" and body["stage"] == "analyze", body
+        assert body["attempts"] == 1  # Celery's retries are not new deliveries
         worker.run("report", job_id)
         assert client.get(location, headers=api.auth).json()["status"] == "done"

@@ -6,8 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,6 @@ from sqlalchemy import inspect
 from mammocad.store.models import Base
 from mammocad.store.session import database_url, make_engine, upgrade
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 TABLES = {
     "studies",
     "images",
@@ -32,28 +29,6 @@ TABLES = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield database_url(data_dir=tmp_path / "data")
-        return
-    try:
-        import psycopg
-
-        admin = psycopg.connect(PG_ADMIN, connect_timeout=3, autocommit=True)
-    except Exception as error:
-        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({type(error).__name__}: {error})")
-    name = f"mammocad_migrate_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield database_url(
-            data_dir=tmp_path, override=f"postgresql://postgres@127.0.0.1:5432/{name}"
-        )
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
 def test_upgrade_from_empty_creates_the_models_schema(empty_database: str) -> None:
     upgrade(empty_database)
     engine = make_engine(empty_database)
@@ -62,7 +37,7 @@ def test_upgrade_from_empty_creates_the_models_schema(empty_database: str) -> No
         assert tables == TABLES | {"alembic_version"}
         with engine.connect() as connection:
             context = MigrationContext.configure(connection)
-            assert context.get_current_revision() == "0001"
+            assert context.get_current_revision() == "0002"
             differences = compare_metadata(context, Base.metadata)
         assert differences == [], "the models changed without a migration"
     finally:

@@ -118,3 +118,91 @@ def test_delete_cascades_but_keeps_the_audit_log(sessions: sessionmaker[Session]
         for table in (Study, Image, Job, Finding):
             assert session.scalar(select(func.count()).select_from(table)) == 0
         assert session.scalar(select(func.count()).select_from(AuditEntry)) == 1
+
+
+def test_requeueing_an_older_orphan_leaves_the_newer_jobs_study_state(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A process died running job A; images added meanwhile queued job B, which another
+    process (a second ``serve``, the DICOM node) finished. When the dead process's host starts
+    again, A goes back to the queue, but the study is B's: it read ``queued`` for good (A
+    then stops as superseded without touching the study state, and no job was left to set it)."""
+    from mammocad.store.repository import mark_done, requeue_orphans
+
+    older_id = add_study(sessions)
+    with transaction(sessions) as session:
+        older = claim_next_job(session, worker="dead")
+        assert older is not None and older.id == older_id
+        study = older.study
+        newer = enqueue_job(session, study)
+        newer_id = newer.id
+    with transaction(sessions) as session:
+        newer = claim_next_job(session, worker="alive")
+        assert newer is not None and newer.id == newer_id
+        mark_done(session, newer, timings_ms={})
+    with transaction(sessions) as session:
+        count = requeue_orphans(session, is_orphan=lambda worker: worker == "dead", max_attempts=3)
+        assert count == 1
+    with sessions() as session:
+        job = session.get(Job, older_id)
+        assert job is not None and job.status == "queued"
+        assert job.study.state == "done"
+
+
+def test_processes_loading_a_new_bundle_together_register_it_once(empty_database: str) -> None:
+    """``serve`` and ``dicom-node`` started together (or two Celery gpu workers taking their
+    first studies at once) each register the bundle they load: both found no row, both
+    inserted it, and the second failed on the unique sha256 (the process did not start; on a
+    worker, its study failed)."""
+    import threading
+    import time
+
+    from mammocad.store.repository import register_model
+
+    upgrade(empty_database)
+    engine = make_engine(empty_database)
+    factory = session_factory(engine)
+    manifest = {"name": "tiny", "version": "1", "sha256": "ab" * 32}
+    outcome: dict[str, object] = {}
+
+    def other_process() -> None:
+        try:
+            with transaction(factory) as session:
+                outcome["id"] = register_model(session, manifest).id
+        except Exception as error:
+            outcome["error"] = error
+
+    first = factory()
+    try:
+        with first.begin():
+            first_id = register_model(first, manifest).id  # inserted, not committed yet
+            thread = threading.Thread(target=other_process)
+            thread.start()
+            time.sleep(0.5)  # the other one looked for the row and is inserting it
+        thread.join(30)
+    finally:
+        first.close()
+        engine.dispose()
+    assert "error" not in outcome, outcome
+    assert outcome["id"] == first_id
+
+
+def test_an_instance_over_2_gib_is_recorded(empty_database: str) -> None:
+    """``MAMMOCAD_MAX_FILE_BYTES`` has no ceiling, and a tomosynthesis object or a long
+    multi-frame file passes 2 GiB: PostgreSQL's 32-bit ``integer`` refused its size, and the
+    upload answered 500 after its files were placed."""
+    upgrade(empty_database)
+    engine = make_engine(empty_database)
+    size = 3 * 2**30
+    try:
+        with transaction(session_factory(engine)) as session:
+            add_study_files(
+                session,
+                header=StudyHeader(study_instance_uid="1.2.3"),
+                folder="studies/1.2.3",
+                files=[StoredFile(sop_instance_uid="1.2.3.4", file_name="a.dcm", size_bytes=size)],
+            )
+        with session_factory(engine)() as session:
+            assert session.scalar(select(Image.size_bytes)) == size
+    finally:
+        engine.dispose()

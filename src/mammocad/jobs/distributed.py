@@ -5,10 +5,12 @@ Each stage is one task on its stage's queue (decode and report on ``cpu``, analy
 ``gpu``), chained per job. Between stages the :class:`StudyContext` is pickled to
 ``<data-dir>/jobs/<job id>.pkl``, so every worker must see the same data dir and database.
 Tasks acknowledge late and are rejected when their worker dies, so the broker hands a job to
-another worker; a job delivered more than ``MAX_ATTEMPTS`` times fails instead. Database and
-file-system hiccups are retried; a failing stage fails its job at once (the same input would
-fail again). ``MAMMOCAD_JOB_TIME_LIMIT_S`` bounds a whole study: each stage checks the time
-since the job started, and each task has it as its Celery time limit.
+another worker; a job delivered more than ``MAX_ATTEMPTS`` times fails instead. File-system
+hiccups are retried a few times, a database that cannot be reached as long as it takes; a
+failing stage fails its job at once (the same input would fail again).
+``MAMMOCAD_JOB_TIME_LIMIT_S`` bounds a whole study: each stage checks the time since the job
+started when it begins and when it returns (Celery's soft limit, raised inside a stage, may be
+caught by a per-image guard), and each task has it as its Celery time limit.
 
 Redelivery. When only a worker's pool child dies, its parent rejects the message and Redis
 requeues it at once (``task_reject_on_worker_lost``). When the whole worker dies (SIGKILL,
@@ -75,6 +77,10 @@ TASKS = {
 }
 QUEUES = {"decode": Queue.CPU, "analyze": Queue.GPU, "report": Queue.CPU}
 RETRYABLE = (OperationalError, OSError, ConnectionError)
+#: a file-system error (a full data dir) is retried this many times, 1, 2, 4 s apart
+FILE_RETRIES = 3
+#: longest wait between two tries of a stage while the database cannot be reached
+DATABASE_RETRY_MAX_S = 60
 CONTEXT_FOLDER = "jobs"
 
 
@@ -288,6 +294,7 @@ class StageWorker:
 
     def run(self, name: str, job_id: str, *, retried: bool = False) -> None:
         worker = f"{socket.gethostname()}:{os.getpid()}:celery"
+        clock = perf_counter()
         opened = self._open(name, job_id, worker, retried=retried)
         if opened is None:
             if name == "report":  # the job ended or is gone: its hand-off is garbage
@@ -324,6 +331,12 @@ class StageWorker:
             self.fail(job_id, failure_text(name, error))
             return
         context.timings_ms[name] = (perf_counter() - begun) * 1000.0
+        if opened.elapsed_s + perf_counter() - clock > self.time_limit_s:
+            # Celery's soft limit was raised inside the stage, where a guard that keeps one
+            # image's or picture's error from costing the study took it for one: what the
+            # stage handed on may lack those images (the push, which follows, never fails)
+            self.fail(job_id, self._too_long())
+            return
         if name == "report":
             if self.push is not None:
                 self._push(job_id, context, self.push)
@@ -351,13 +364,14 @@ class StageWorker:
 
 
 def register_tasks(app: Any, worker: StageWorker) -> None:
-    """The three stage tasks on ``app``, retried on database / file-system errors."""
+    """The three stage tasks on ``app``, retried on database / file-system errors: a
+    file-system error :data:`FILE_RETRIES` times; a database that cannot be reached for as
+    long as it takes (a restart, a failover), every :data:`DATABASE_RETRY_MAX_S` s at most. A
+    stage that gave up while the database was away could not record its failure either, and
+    left its job ``running`` for good."""
 
     class StageTask(Task):
-        autoretry_for = RETRYABLE
-        max_retries = 3
-        retry_backoff = True
-        retry_jitter = False
+        max_retries = None  # bounded per error in ``body``
 
         def on_failure(
             self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any
@@ -371,6 +385,17 @@ def register_tasks(app: Any, worker: StageWorker) -> None:
     for stage, name in TASKS.items():
 
         def body(task: Any, job_id: str, _stage: str = stage) -> None:
-            worker.run(_stage, job_id, retried=bool(task.request.retries))
+            retries = task.request.retries
+            try:
+                worker.run(_stage, job_id, retried=bool(retries))
+            except OperationalError as error:
+                logger.warning("job %s: %s: the database is away, retrying", job_id, _stage)
+                countdown = min(DATABASE_RETRY_MAX_S, 2**retries)
+                raise task.retry(exc=error, countdown=countdown) from error
+            except (OSError, ConnectionError) as error:
+                if retries >= FILE_RETRIES:
+                    raise
+                raise task.retry(exc=error, countdown=2**retries) from error
 
-        app.task(name=name, base=StageTask, bind=True)(body)
+        # not shared: another app of the process (a test's) must not take this worker's tasks
+        app.task(name=name, base=StageTask, bind=True, shared=False)(body)

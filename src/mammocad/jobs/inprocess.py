@@ -2,7 +2,8 @@
 
 The queue is the ``jobs`` table, so nothing outside the process is needed, and a restart
 finds the jobs it had not finished: on :meth:`InProcessWorkers.start`, jobs left ``running``
-by a process of this host that no longer exists go back to ``queued``. Workers wake up when
+by a process of this host that no longer exists (or ran before the host restarted) go back
+to ``queued``. Workers wake up when
 the API enqueues (:meth:`notify`) and otherwise poll, so jobs queued by another process on
 the same database are taken too.
 """
@@ -13,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,8 +29,24 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 
 
+#: changes at every start of the machine (Linux); absent elsewhere
+BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str:
+    """A short id of this boot of the machine, ``""`` where the system has none."""
+    try:
+        return BOOT_ID_FILE.read_text(encoding="ascii").strip()[:8]
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def worker_name(index: int) -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{index}"
+    """``host:pid:index:boot`` (``host:pid:index`` without a boot id): the boot tells a
+    process number of an earlier boot, which another program may have now, from ours."""
+    name = f"{socket.gethostname()}:{os.getpid()}:{index}"
+    boot = boot_id()
+    return f"{name}:{boot}" if boot else name
 
 
 def _pid_alive(pid: int) -> bool:
@@ -42,16 +60,21 @@ def _pid_alive(pid: int) -> bool:
 
 
 def is_orphan(worker: str | None) -> bool:
-    """Whether a running job's worker is gone: same host and its process no longer exists.
+    """Whether a running job's worker is gone: same host, and the host restarted since (every
+    process of the earlier boot is gone, whatever now runs under their numbers) or its process
+    no longer exists.
 
     Workers on other hosts cannot be checked from here; their jobs are left alone.
     """
     if not worker:
         return True
     host, _, rest = worker.partition(":")
-    pid_text = rest.partition(":")[0]
+    pid_text, _, rest = rest.partition(":")
+    boot = rest.partition(":")[2]
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
+    if boot and boot != boot_id():
+        return True
     pid = int(pid_text)
     return pid == os.getpid() or not _pid_alive(pid)
 

@@ -115,10 +115,12 @@ class JobRunner:
             return True
 
     def fail(self, job_id: str, text: str) -> None:
-        """The job failed with ``text``; the study is marked failed."""
+        """The job failed with ``text``; the study is marked failed. A job that ended already
+        keeps its end: a Celery task failing after its job stored the result (its hand-off
+        could not be removed) must not turn the result into a failure."""
         with transaction(self.sessions) as session:
             job = get_job(session, job_id)
-            if job is not None:
+            if job is not None and job.status not in (JobStatus.DONE, JobStatus.FAILED):
                 mark_failed(session, job, error=text)
 
     def finish(self, job_id: str, context: StudyContext) -> bool:

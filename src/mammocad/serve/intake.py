@@ -70,7 +70,7 @@ _placing = threading.Lock()
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Intake:
     body: UploadAccepted
-    queued: bool  # a new job was queued (202) rather than the latest one returned (200)
+    queued: bool  # a new job was queued rather than the latest one returned (to submit)
 
 
 def limits_of(state: AppState) -> UploadLimits:

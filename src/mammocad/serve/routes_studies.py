@@ -82,7 +82,8 @@ def upload_study(
     incoming = [Incoming(name=part.filename or "", stream=part.file) for part in files]
     intake = accept(state, incoming, actor=principal.name)
     response.headers["Location"] = intake.body.location
-    if not intake.queued:
+    # 200: nothing new; new images of a study whose job has not started are that job's (202)
+    if not intake.queued and intake.body.new_instances == 0:
         response.status_code = status.HTTP_200_OK
     return intake.body
 

@@ -46,7 +46,8 @@ class IgnoredFile(BaseModel):
 
 
 class UploadAccepted(BaseModel):
-    """202: a job was queued; 200: nothing new, the study's latest job is returned."""
+    """202: a job was queued, or the new images join the study's job still queued; 200:
+    nothing new, the study's latest job is returned."""
 
     job_id: str
     study_instance_uid: str

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -87,7 +87,7 @@ class Image(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
     sop_instance_uid: Mapped[str] = mapped_column(String(64))
     file_name: Mapped[str] = mapped_column(String(255))  # under <study folder>/input/
-    size_bytes: Mapped[int]
+    size_bytes: Mapped[int] = mapped_column(BigInteger)  # files may pass 2 GiB
     laterality: Mapped[str | None] = mapped_column(String(1))
     view: Mapped[str | None] = mapped_column(String(8))
     status: Mapped[str | None] = mapped_column(String(16))  # processed / rejected, once analysed

@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from mammocad.store.models import (
@@ -62,8 +64,8 @@ def _fitting(column: str, value: str | None) -> str | None:
     its DICOM VR allows (the column's length) is not a valid one, and PostgreSQL would refuse
     the whole upload for it; ``result.json`` keeps the header as read."""
     length = getattr(Study.__table__.c[column].type, "length", None)
-    if value is None or (length is not None and len(value) > length):
-        return None
+    if value is None or (length is not None and len(value) > length) or "\x00" in value:
+        return None  # NUL: no character of a DICOM text value, and PostgreSQL refuses it
     return value
 
 
@@ -182,7 +184,8 @@ def requeue_orphans(
             )
         else:
             job.status, job.worker, job.stage = JobStatus.QUEUED.value, None, None
-            job.study.state = StudyState.QUEUED.value
+            if latest_job(job.study) is job:  # an older job: the study is the newer one's
+                job.study.state = StudyState.QUEUED.value
         count += 1
     return count
 
@@ -210,20 +213,43 @@ def mark_done(
         job.study.state = StudyState.DONE.value
 
 
+#: INSERT ... ON CONFLICT DO NOTHING of the databases mammocad supports
+_UPSERTS: dict[str, Callable[[type[ModelVersion]], Any]] = {
+    "postgresql": postgresql_insert,
+    "sqlite": sqlite_insert,
+}
+
+
 def register_model(session: Session, manifest: dict[str, Any]) -> ModelVersion:
-    """The row of the bundle with this manifest's sha256 (added on first load)."""
+    """The row of the bundle with this manifest's sha256 (added on first load).
+
+    Processes that load a new bundle at once (``serve`` and ``dicom-node`` started together,
+    two Celery gpu workers' first studies) may all find no row: the insert does nothing when
+    another one's row exists (or is being committed; the database waits for it), so none of
+    them fails on the unique sha256.
+    """
     sha = str(manifest.get("sha256", ""))
-    model = session.scalar(select(ModelVersion).where(ModelVersion.sha256 == sha))
-    if model is None:
-        model = ModelVersion(
-            name=str(manifest.get("name", "")),
-            version=str(manifest.get("version", "")),
-            sha256=sha,
-            manifest=manifest,
-        )
+    query = select(ModelVersion).where(ModelVersion.sha256 == sha)
+    model = session.scalar(query)
+    if model is not None:
+        return model
+    row = {
+        "name": str(manifest.get("name", "")),
+        "version": str(manifest.get("version", "")),
+        "sha256": sha,
+        "manifest": manifest,
+        "first_loaded_at": utcnow(),
+    }
+    insert = _UPSERTS.get(session.get_bind().dialect.name)
+    if insert is None:  # another database: no race protection, as before
+        model = ModelVersion(**row)
         session.add(model)
         session.flush()
-    return model
+        return model
+    session.execute(
+        insert(ModelVersion).values(**row).on_conflict_do_nothing(index_elements=["sha256"])
+    )
+    return session.scalars(query).one()
 
 
 def find_model_version(session: Session, sha256: str) -> int | None:
@@ -278,8 +304,9 @@ def save_result(
     study.result_status = document.get("status")
     study.malignancy_probability = document.get("malignancy_probability")
     study.suspicion = document.get("suspicion")
-    if document.get("accession_number") and not study.accession_number:
-        study.accession_number = document["accession_number"]
+    accession = _fitting("accession_number", document.get("accession_number"))
+    if accession and not study.accession_number:  # the result keeps the header as read
+        study.accession_number = accession
 
 
 def list_studies(
