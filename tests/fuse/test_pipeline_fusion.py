@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from mammocad.risk.bundle import LoadedRisk, load_risk
 from mammocad.risk.calibration import load_calibration
 from mammocad.risk.features import FEATURES, feature_row
 from mammocad.risk.model import RiskModel, Tree
-from mammocad.structures import Laterality, PreprocessedImage, Study
+from mammocad.structures import Laterality, PreprocessedImage, Study, ViewPosition
 from mammocad.synthetic import write_studies
 
 DEPTH_MM = 30.0
@@ -251,3 +252,46 @@ def test_the_risk_model_reads_findings_from_the_score_it_was_trained_at(
     for breast in result["breasts"]:
         raw = analysis.risk.breast(Laterality(breast["laterality"])).malignancy_probability
         assert raw == pytest.approx(expected)
+
+
+def test_with_fusion_weights_a_finding_on_another_view_still_counts_for_the_breast(
+    fusion_bundle: Path, study_folder: Path
+) -> None:
+    """Fusion reads the CC- and MLO-like images only; a lesion on another view of the breast
+    (a spot compression, an axillary tail view) must still raise the breast probability, as
+    it does without fusion weights: the fused probability replaced the noisy-OR of every
+    finding of the breast, so the extra view's finding was dropped."""
+    pipeline = _pipeline(fusion_bundle)
+    plain = pipeline.analyze(_study(study_folder))
+    study = _study(study_folder)
+    cc = next(i for i in study.images if i.laterality is Laterality.R and i.view is ViewPosition.CC)
+    extra = replace(cc, sop_instance_uid=f"{cc.sop_instance_uid}.9", view=ViewPosition.SIO)
+    extra.messages = []
+    study.images.append(extra)
+    analysis = pipeline.analyze(study)
+    assert validation_errors(analysis.result) == []
+    assert [f.id for f in analysis.findings(extra.key)]  # the extra view has its mass
+    fused = plain.risk.breast(Laterality.R).malignancy_probability or 0.0
+    spot = analysis.findings(extra.key)
+    expected = 1.0 - (1.0 - fused) * math.prod(
+        1.0 - f.score * f.malignancy_probability for f in spot
+    )
+    right = analysis.risk.breast(Laterality.R).malignancy_probability
+    assert right == pytest.approx(expected)
+    assert right > fused
+    # the left breast, without an extra view, keeps its fused probability
+    assert analysis.risk.breast(Laterality.L).malignancy_probability == pytest.approx(
+        plain.risk.breast(Laterality.L).malignancy_probability
+    )
+
+
+def test_uncalibrated_fused_probabilities_are_not_called_a_noisy_or(
+    fusion_bundle: Path, study_folder: Path
+) -> None:
+    """`train fusion` writes no calibration: the result says its probabilities are
+    uncalibrated, and says what made them — the fusion module, not the noisy-OR."""
+    result = _pipeline(fusion_bundle).analyze(_study(study_folder)).result
+    assert result["model"]["risk"]["method"] == "cross_view_fusion"
+    (message,) = [m for m in result["messages"] if m["code"] == "uncalibrated_probability"]
+    assert "noisy-OR" not in message["text"]
+    assert "fusion" in message["text"]

@@ -369,3 +369,30 @@ def test_rejected_and_raster_images_are_listed_not_drawn(
     assert len(texts) == 2
     assert any(rejected["sop_instance_uid"] in t and "no_tissue: Blank." in t for t in texts)
     assert any(raster["sop_instance_uid"] in t and "raster" in t for t in texts)
+
+
+def test_series_level_laterality_agrees_within_each_series(
+    written: tuple[StudyAnalysis, DicomOutputs],
+) -> None:
+    """Laterality (0020,0060) is a Series attribute (General Series, PS3.3 C.7.3.1): all the
+    instances of a series share it. The SCs and GSPSs of a study's two breasts were put in
+    one series each with R on some instances and L on others (dicom3tools' ``dcentvfy``:
+    "String attribute has different value - Element=<Laterality> IE=<Series>"). The breast
+    of each object must still be said: the SC's Image Laterality (General Image, C.7.6.1),
+    the GSPS's series (one per breast, as the GSPS has no image-level laterality)."""
+    analysis, outputs = written
+    images = {image["sop_instance_uid"]: image for image in analysis.result["images"]}
+    assert {image["laterality"] for image in images.values()} == {"L", "R"}
+    for kind in (outputs.sc, outputs.gsps):
+        by_series: dict[str, set[str]] = {}
+        for key, path in kind.items():
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            by_series.setdefault(str(ds.SeriesInstanceUID), set()).add(str(ds.get("Laterality")))
+            side = ds.get("ImageLaterality") or ds.get("Laterality")
+            assert side == images[key]["laterality"]
+        assert all(len(values) == 1 for values in by_series.values()), by_series
+    if shutil.which("dcentvfy") is not None:
+        paths = [str(p) for p in (*outputs.sc.values(), *outputs.gsps.values())]
+        run = subprocess.run(["dcentvfy", *paths], capture_output=True, text=True, timeout=120)
+        errors = [line for line in (run.stdout + run.stderr).splitlines() if "Error" in line]
+        assert errors == []

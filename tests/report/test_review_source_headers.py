@@ -261,3 +261,23 @@ def test_a_voi_lut_reaches_the_presentation_state_as_mammocad_displayed_it(
     shown = render(stored, header).pixels[0]
     gsps = _shown_through(_gsps_of(header), stored[0].astype(np.int64))
     np.testing.assert_allclose(gsps, shown, atol=1 / 255)
+
+
+def test_conflicting_laterality_tags_give_every_object_the_breast_of_the_result(
+    phantom: Path, tmp_path: Path
+) -> None:
+    """Image Laterality L with a series Laterality R: mammocad reads the image as left (Image
+    Laterality wins, with a ``laterality_conflict`` warning), and so do the SR and the SC; the
+    GSPS took the series' R and was filed as the right breast's marks on a left image."""
+
+    def conflicting(ds: Dataset) -> None:
+        ds.ImageLaterality = "L"
+        ds.Laterality = "R"
+
+    paths = edited_copies(phantom, tmp_path / "in", conflicting)
+    outputs = _write(paths, tmp_path / "out", SrTemplate.TID1500)
+    _written(outputs)
+    for path in outputs.gsps.values():
+        assert pydicom.dcmread(path).Laterality == "L"
+    for path in outputs.sc.values():
+        assert pydicom.dcmread(path, stop_before_pixels=True).ImageLaterality == "L"

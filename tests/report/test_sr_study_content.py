@@ -299,3 +299,40 @@ def test_names_mammocad_writes_are_spelt_within_the_declared_set() -> None:
     assert str(sr.ContentSequence[0].PersonName) == "Dupre^Rene"
     assert sr.ContentSequence[0].TextValue == "read - fine"
     assert str(sr.PatientName) == "M\u00c3\u00bcller"
+
+
+def _without_size(result: dict[str, Any], index: int, code: str, text: str) -> str:
+    """Image ``index`` turned into a file rejected before its size was known: result.json
+    cannot list it as an image (rows, columns ≥ 1), so its rejection is a study message
+    naming it (``report.study_json``); returns its SOP Instance UID."""
+    image = result["images"].pop(index)
+    uid = str(image["sop_instance_uid"])
+    for other in result["images"]:
+        for finding in other["findings"]:
+            finding.pop("linked_finding_ids", None)
+    result["messages"] = [
+        {"code": "missing_view", "severity": "warning", "text": "The left MLO image was "
+         f"rejected ({code}): the left breast is read without it.", "sop_instance_uid": None},
+        {"code": code, "severity": "error", "text": text, "sop_instance_uid": uid},
+    ]  # fmt: skip
+    return uid
+
+
+@pytest.mark.parametrize("template", list(SrTemplate))
+def test_an_image_rejected_before_its_size_was_known_is_named_in_the_sr(
+    phantom: Path, tmp_path: Path, template: SrTemplate
+) -> None:
+    """A study file refused before its size was read (no Rows, undecodable header) is in
+    result.json's study messages only. Both SRs named every image not processed but this
+    one: the CAD SR said "All algorithms succeeded" and neither said which image was missed."""
+    result = _result(_sources(phantom, tmp_path / "in", None))
+    sentence = "The Image Pixel module lacks Rows, so the pixels cannot be interpreted."
+    uid = _without_size(result, 2, "missing_metadata", sentence)
+    sr = _write_sr(result, tmp_path / "out", template)
+    expected = f"{uid}: missing_metadata: {sentence}"
+    if template is SrTemplate.TID1500:
+        assert _texts(_groups(sr)["study"], "121071") == [f"Image not processed: {expected}"]
+    else:
+        assert f"Image not analysed: {expected}" in _impression_description(sr)
+        summary = sr.ContentSequence[2].ConceptCodeSequence[0]
+        assert summary.CodeValue == "111244"  # Not all algorithms succeeded; with findings

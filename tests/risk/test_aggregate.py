@@ -151,3 +151,32 @@ def test_study_calibration_maps_the_study_never_below_its_highest_breast() -> No
         study_probability([0.1, 0.4], breast_map, higher), [1 / (1 + 9 / math.e), 0.644], atol=1e-3
     )
     np.testing.assert_allclose(study_probability([0.1, 0.4], None, None), [0.1, 0.4])
+
+
+def test_study_map_is_not_applied_to_a_study_with_one_breast_read() -> None:
+    """The study map is fitted on raw study scores that are the maximum over TWO read
+    breasts (P(either breast malignant)). A study where only one breast was read — a
+    mastectomy, a breast not sent, or every view of it refused — has no second breast behind
+    its raw score: its probability is its one breast's, not the two-breast map's (which lifted
+    a 'low' breast of 0.12 to an 'intermediate' study of 0.27 with bundle 0.5.3)."""
+    from mammocad.risk import CalibrationMethod, Calibrator
+
+    breast_map = Calibrator(method=CalibrationMethod.PLATT, slope=1.0, intercept=0.0)
+    higher = Calibrator(method=CalibrationMethod.PLATT, slope=1.0, intercept=1.0)
+    thresholds = SuspicionThresholds(intermediate=0.5, high=0.8, from_bundle=True)
+    images = [image("LCC", Laterality.L), image("LMLO", Laterality.L, ViewPosition.MLO)]
+    images += [image("RCC", Laterality.R), image("RMLO", Laterality.R, ViewPosition.MLO)]
+    for right in images[2:]:
+        right.reject(RejectionCode.QUALITY, "Refused by the quality gate.")
+    study = Study(study_instance_uid="1.2.3", images=images)
+    findings = {"LCC": [finding("LCC", 1, 0.8, 0.5)]}  # left breast 0.4
+    risk = aggregate(
+        study, findings, thresholds=thresholds, calibrator=breast_map, study_calibrator=higher
+    )
+    assert risk.breast(Laterality.R).malignancy_probability is None
+    left = risk.breast(Laterality.L).malignancy_probability
+    assert left == pytest.approx(0.4)
+    assert risk.malignancy_probability == pytest.approx(left)
+    assert risk.suspicion is Suspicion.LOW  # as its only breast
+    assert risk.raw_probability == pytest.approx(0.4)
+    assert risk.study_calibration is None  # result.json names no map the study did not take

@@ -14,8 +14,10 @@ from mammocad.detect.bundle import BundleManifest
 from mammocad.detect.predict import ImagePrediction
 from mammocad.fuse.bundle import LoadedFusion, load_fusion
 from mammocad.fuse.data import BreastCase, base_logit, breast_cases
+from mammocad.fuse.geometry import CC_LIKE, MLO_LIKE
 from mammocad.fuse.link import LinkParams, link_breast, link_images
 from mammocad.fuse.train import run_fusion
+from mammocad.risk.aggregate import noisy_or
 from mammocad.structures import Laterality, PreprocessedImage, Study
 
 
@@ -55,7 +57,10 @@ class Fuser:
         links = [pair for case in cases for pair in link_breast(*case.views(), self.link)]
         if self.fusion is None or not cases:
             return FusionResult(links=links)
-        return FusionResult(links=links, breast_probabilities=_refine(self.fusion, cases))
+        fused = _refine(self.fusion, cases)
+        return FusionResult(
+            links=links, breast_probabilities=_with_other_views(study, predictions, fused)
+        )
 
     def links_from(
         self,
@@ -76,6 +81,27 @@ class Fuser:
 def _refine(fusion: LoadedFusion, cases: list[BreastCase]) -> dict[Laterality, float]:
     probabilities = refine_cases(fusion, cases)
     return {case.laterality: p for case, p in zip(cases, probabilities, strict=True)}
+
+
+def _with_other_views(
+    study: Study, predictions: Mapping[str, ImagePrediction], fused: Mapping[Laterality, float]
+) -> dict[Laterality, float]:
+    """``fused`` (the module's P(malignant) of each breast, from its CC- and MLO-like images)
+    combined by noisy-OR with the reported findings of the breast's other processed images
+    (a spot compression, an axillary tail view, a view not named), which fusion does not read
+    but the breast probability must: a lesion seen only there still raises it, as it does
+    without fusion weights."""
+    standard = CC_LIKE | MLO_LIKE
+    combined = {}
+    for side, probability in fused.items():
+        others = [
+            finding
+            for image in study.breast(side)
+            if image.view not in standard and image.key in predictions
+            for finding in predictions[image.key].findings
+        ]
+        combined[side] = 1.0 - (1.0 - probability) * (1.0 - noisy_or(others))
+    return combined
 
 
 def refine_cases(fusion: LoadedFusion, cases: Sequence[BreastCase]) -> list[float]:

@@ -35,6 +35,25 @@ UNCALIBRATED = Message(
         "not a calibrated risk: compare them with each other, not with clinical thresholds."
     ),
 )
+#: what the uncalibrated probabilities are, by ``model.risk.method`` (the noisy-OR otherwise)
+_UNCALIBRATED_SOURCES = {
+    "cross_view_fusion": "the cross-view fusion module's output (docs/fusion.md)",
+    "gradient_boosting": "the risk model's raw score",
+    "logistic": "the risk model's raw score",
+}
+
+
+def uncalibrated_message(method: str) -> Message:
+    """:data:`UNCALIBRATED`, naming what made the probabilities when it is not the noisy-OR
+    (a bundle with fusion weights and no calibration: ``train fusion`` writes no map)."""
+    source = _UNCALIBRATED_SOURCES.get(method)
+    if source is None:
+        return UNCALIBRATED
+    text = (
+        f"The breast and study probabilities are {source}, not a calibrated risk: compare them "
+        "with each other, not with clinical thresholds."
+    )
+    return Message(code=UNCALIBRATED.code, severity=UNCALIBRATED.severity, text=text)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,7 +126,7 @@ def _messages(study: Study, risk: StudyRisk) -> list[dict[str, Any]]:
             messages.extend(image.messages)
     calibrated = risk.calibration is not None and risk.calibration.calibrated
     if risk.malignancy_probability is not None and not calibrated:
-        messages.append(UNCALIBRATED)
+        messages.append(uncalibrated_message(risk.method))
     return [message.to_dict() for message in messages]
 
 

@@ -20,7 +20,9 @@ the bundle has a calibration. The rule, also in docs/analyze.md:
   the maximum over the breasts. The raw study score is kept for recalibration.
 * a bundle's study calibration (``study_calibration.json``), where it has one, maps the raw
   study score instead: the study's probability is that *any* breast is malignant, which the
-  breast map of the highest breast underestimates (docs/calibration.md).
+  breast map of the highest breast underestimates (docs/calibration.md) — when both breasts
+  were read, as in the studies it was fitted on; with one breast read the study is that
+  breast's probability.
 
 Known bias: without cross-view fusion weights, a lesion seen on both CC and MLO counts twice,
 which pushes the breast probability up.
@@ -134,7 +136,8 @@ class StudyRisk:
     raw_probability: float | None = None
     calibration: Calibrator | None = None
     method: str = "interim_noisy_or"
-    #: the map of the study probability when the bundle has its own (else ``calibration``)
+    #: the map of the study probability when the bundle has its own and it applied (both
+    #: breasts read; else ``calibration``)
     study_calibration: Calibrator | None = None
 
     def breast(self, laterality: Laterality) -> BreastRisk:
@@ -181,7 +184,9 @@ def aggregate(
     belong to no breast but still raise the study probability (a lesion is a lesion).
     ``calibrator`` (the bundle's, if any) maps the breast and study probabilities;
     ``study_calibrator`` (the bundle's study calibration, if any) maps the study's instead,
-    never below its highest breast (a study is at least as likely malignant as either breast).
+    never below its highest breast (a study is at least as likely malignant as either breast),
+    when both breasts were read: it was fitted on the maximum over two breasts, and a study with
+    one breast read is that breast's probability.
     ``breast_raw`` (fused probabilities, :mod:`mammocad.fuse`) replaces the noisy-OR of the
     breasts it names that have a processed image; ``sideless_raw`` the noisy-OR of the images
     of unknown laterality; ``method`` (default: by ``breast_raw``) is recorded as is.
@@ -211,9 +216,14 @@ def aggregate(
         )
     # calibrations are non-decreasing: the maximum of the raw scores maps to the maximum
     raw_study = max(candidates) if candidates else None
+    # the study map is fitted on the maximum over two read breasts; with one breast read
+    # (mastectomy, a breast not sent or all its views refused) nothing stands behind the
+    # other half of "either breast", and the study is its one breast
+    both_read = all(breast.malignancy_probability is not None for breast in breasts)
+    mapped = study_calibrator if both_read else None
     probability = None
     if raw_study is not None:
-        probability = float(study_probability(raw_study, calibrator, study_calibrator))
+        probability = float(study_probability(raw_study, calibrator, mapped))
     return StudyRisk(
         breasts=tuple(breasts),
         malignancy_probability=probability,
@@ -222,7 +232,7 @@ def aggregate(
         raw_probability=raw_study,
         calibration=calibrator,
         method=method or ("cross_view_fusion" if breast_raw else "interim_noisy_or"),
-        study_calibration=study_calibrator,
+        study_calibration=mapped,  # the map the study probability went through, if any
     )
 
 

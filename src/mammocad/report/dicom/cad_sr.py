@@ -50,7 +50,12 @@ from mammocad.report.dicom.cad_summary import (
     summary_of_detections,
 )
 from mammocad.report.dicom.charset import declare_character_set
-from mammocad.report.dicom.sr import MANUFACTURER, not_processed_reasons, sr_document_attributes
+from mammocad.report.dicom.sr import (
+    MANUFACTURER,
+    not_processed_reasons,
+    sr_document_attributes,
+    unsized_rejections,
+)
 from mammocad.report.dicom.uids import OutputUids
 
 #: Mammography CAD SR Storage (PS3.4 B.5, PS3.6 Annex A).
@@ -165,7 +170,8 @@ def _content(
                 impressions=impressions,
                 description=impression_description(result, not_processed_reasons(result, headers)),
                 algorithm=algorithm,
-                every_image_analysed=all(i["status"] == "processed" for i in result["images"]),
+                every_image_analysed=all(i["status"] == "processed" for i in result["images"])
+                and not unsized_rejections(result),
             ),
             summary_of_detections(algorithm=algorithm, library=sources),
             summary_of_analyses(

@@ -132,12 +132,14 @@ def build_gsps(
 ) -> GrayscaleSoftcopyPresentationState:
     """The GSPS of one source image with ``findings`` (result-schema finding objects).
 
-    The series' Laterality is the source's Laterality, else its Image Laterality, else
-    ``laterality`` (``L``/``R``, the result's).
+    The series' Laterality is the source's Image Laterality, else its Laterality, else
+    ``laterality`` (``L``/``R``, the result's); each breast's states form a series of their own.
     """
     source = completed_copy(header)
     voi = _applied_voi(source)
-    side = source.get("Laterality") or source.get("ImageLaterality") or laterality
+    # the image's breast as mammocad reads it (Image Laterality before the series' Laterality,
+    # as mammocad.io.tags does), so the marks are filed under the breast the SR and SC name
+    side = source.get("ImageLaterality") or source.get("Laterality") or laterality
     annotations = []
     if findings:
         graphics, texts = _objects(findings, uids)
@@ -151,7 +153,9 @@ def build_gsps(
         )
     state = GrayscaleSoftcopyPresentationState(
         referenced_images=[source],
-        series_instance_uid=uids.series("gsps"),
+        # one series per breast: Laterality (0020,0060) is a Series attribute, and a GSPS has
+        # no image-level laterality to carry it instead (PS3.3 C.7.3.1, A.33.1)
+        series_instance_uid=uids.series("gsps", *([str(side)] if side in ("L", "R") else [])),
         series_number=GSPS_SERIES_NUMBER,
         sop_instance_uid=uids.instance("gsps", str(header.SOPInstanceUID)),
         instance_number=instance_number,

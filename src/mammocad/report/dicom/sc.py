@@ -81,7 +81,6 @@ def build_sc(
         sop_instance_uid=uids.instance("sc", str(header.SOPInstanceUID)),
         instance_number=instance_number,
         manufacturer=MANUFACTURER,
-        laterality=_laterality(source),
         patient_orientation=_PLACEHOLDER_ORIENTATION,
         transfer_syntax_uid=ExplicitVRLittleEndian,
         series_description=f"CAD overlays {model_name} {model_version}"[:64],
@@ -90,6 +89,13 @@ def build_sc(
     )
     # the overlay keeps the source's axes (it is only downscaled): its orientation, if any
     sc.PatientOrientation = _patient_orientation(source)
+    # the breast goes on the instance (General Image, PS3.3 C.7.6.1), not the series: the SC
+    # series holds both breasts' overlays, and Laterality (0020,0060) is a Series attribute
+    # that every instance of the series must share
+    side = _laterality(source)
+    if side is not None:
+        sc.ImageLaterality = side
+    sc.pop("Laterality", None)
     sc.BurnedInAnnotation = "YES"
     sc.DerivationDescription = (
         f"Display rendering of the source image with {model_name} {model_version} CAD marks "

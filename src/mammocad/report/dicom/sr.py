@@ -199,10 +199,27 @@ def _summary_group(
     )
 
 
+def unsized_rejections(result: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], str]]:
+    """Files of the study rejected before their size was known: result.json cannot list them
+    as images (rows and columns ≥ 1), so each rejection is a study message (error) naming the
+    file's SOP Instance UID (``report.study_json``). Each as ``({"sop_instance_uid": …},
+    "<code>: <sentence>")``, once per file."""
+    listed = {image["sop_instance_uid"] for image in result["images"]}
+    found: dict[str, tuple[Mapping[str, Any], str]] = {}
+    for message in result.get("messages") or []:
+        uid = message.get("sop_instance_uid")
+        if message.get("severity") != "error" or not uid or uid in listed or uid in found:
+            continue
+        found[uid] = ({"sop_instance_uid": uid}, f"{message['code']}: {message['text']}")
+    return list(found.values())
+
+
 def not_processed_reasons(
     result: Mapping[str, Any], headers: Mapping[str, Dataset]
 ) -> list[tuple[Mapping[str, Any], str]]:
-    """Images of ``result`` the SR cannot show findings for, each with the reason."""
+    """Images of ``result`` the SR cannot show findings for, each with the reason: the images
+    rejected or without a DICOM header, then the files rejected before their size was known
+    (:func:`unsized_rejections`)."""
     reasons = []
     for image in result["images"]:
         if image["status"] != "processed":
@@ -211,7 +228,7 @@ def not_processed_reasons(
             reasons.append((image, f"{image.get('rejection_code') or 'rejected'}: {text}"))
         elif image["sop_instance_uid"] not in headers:
             reasons.append((image, "no DICOM header (raster input): findings only in result.json"))
-    return reasons
+    return reasons + unsized_rejections(result)
 
 
 def _observation_context(model: Mapping[str, Any], uids: OutputUids) -> ObservationContext:

@@ -28,9 +28,10 @@ class OutputUids:
         sources = [self.study_instance_uid, self.model_name, self.model_version, kind, *parts]
         return str(generate_uid(entropy_srcs=sources))
 
-    def series(self, kind: str) -> str:
-        """SeriesInstanceUID of the new series holding the objects of ``kind``."""
-        return self.derive(kind, "series")
+    def series(self, kind: str, *parts: str) -> str:
+        """SeriesInstanceUID of the new series holding the objects of ``kind`` (and ``parts``,
+        e.g. the breast of a series that holds one breast's objects)."""
+        return self.derive(kind, "series", *parts)
 
     def instance(self, kind: str, source_sop_instance_uid: str | None = None) -> str:
         """SOPInstanceUID of the object of ``kind`` (per source image when one is given)."""
