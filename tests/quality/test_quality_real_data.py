@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from mammocad.commands.train_quality import framed
 from mammocad.io import read_image, read_raster
 from mammocad.preprocess import PreprocessParams, preprocess_image
 from mammocad.quality import QualityParams, assess_quality
@@ -76,3 +77,31 @@ def test_a_film_on_a_non_square_grid_is_not_motion_blur(shared_data):
     quality = assess_quality(image, prepared, QualityParams(), model=None)
     assert quality.acceptable, [issue.code for issue in quality.issues]
     assert "motion_blur" not in {issue.code for issue in quality.issues}
+
+
+@pytest.mark.parametrize(
+    ("name", "spacing"),
+    [
+        ("mdb225", 0.2),
+        ("mdb295", 0.2),
+        *((name, None) for name in ("mdb105", "mdb191", "mdb225", "mdb241", "mdb295")),
+    ],
+)
+def test_framed_films_with_scanner_lines_are_not_motion_blur(shared_data, run_gate, name, spacing):
+    # cut as a digital detector frames a breast (docs/quality.md "Framing"), with their spacing
+    # and as bare files (the copy states the assumed 0.23 mm): refused as motion_blur while
+    # their scanner lines counted as a smear
+    path = shared_data / "mini-mias" / f"{name}.png"
+    if not path.is_file():
+        pytest.skip("no mini-MIAS images")
+    if spacing is None:
+        image = read_raster(path)
+    else:
+        image = read_raster(path, view=ViewPosition.MLO, pixel_spacing_mm=spacing)
+    tight = framed(image, 4.0)
+    assert tight is not None
+    prepared = preprocess_image(tight, PreprocessParams())
+    alone = assess_quality(tight, prepared, QualityParams(), model=None)
+    assert "motion_blur" not in {issue.code for issue in alone.issues}
+    gated = run_gate(tight)
+    assert gated.quality.acceptable, gated.codes

@@ -136,8 +136,9 @@ def motion_blur(
     """Fine detail lost AND the fine residual smeared along one direction only.
 
     Low fine-band energy alone fires on most digitised films (soft, but not moved), so the
-    directional smear of the residual is required too (docs/quality.md). Both are measured at
-    a fixed physical scale: without a pixel spacing (a bare PNG) that scale is a guess
+    directional smear of the residual is required too, and it must remain once the row- and
+    column-aligned lines of a film digitiser are taken out (docs/quality.md). All are measured
+    at a fixed physical scale: without a pixel spacing (a bare PNG) that scale is a guess
     (``assumed_field_mm``), and the smear of scanner line artefacts changes sign with it, so
     there the finding is a warning, not a refusal.
     """
@@ -145,6 +146,9 @@ def motion_blur(
         m.smear_along >= params.min_smear_along
         and m.smear_along - m.smear_across >= params.min_smear_anisotropy
         and m.smear_across >= params.min_smear_across
+        # a film digitiser's scanner lines correlate the residual along the rows as a smear
+        # would (framed mini-MIAS mdb225, mdb295): the smear must hold without them
+        and m.smear_along_no_lines >= params.min_smear_along
     )
     if m.sharpness >= params.max_blur_sharpness or not smeared:
         return None

@@ -26,6 +26,8 @@ class Measurements:
     columns holding tissue. ``sharpness``: fine over coarse band energy (see :func:`sharpness`).
     ``smear_along`` / ``smear_across``: the highest and lowest neighbour correlation of the
     high-pass residual over four directions (see :func:`residual_correlations`).
+    ``smear_along_no_lines``: the highest once row- and column-aligned scanner lines are taken
+    out (see :func:`line_free_smear`; a check only, not a feature of the learned model).
     """
 
     spacing_mm: float
@@ -37,6 +39,7 @@ class Measurements:
     sharpness: float
     smear_along: float
     smear_across: float
+    smear_along_no_lines: float
     top_touch: float
     bottom_touch: float
     pectoral_share: float
@@ -58,6 +61,7 @@ def measure(prepared: PreprocessedImage, params: QualityParams) -> Measurements:
     p5, p95 = np.percentile(values, [5, 95]) if values.size else (0.0, 0.0)
     width = max(int(np.count_nonzero(tissue.any(axis=0))), 1)
     along, across = residual_correlations(small, inner)
+    line_px = max(3, round(params.scanner_line_mm / params.work_spacing_mm)) | 1
     pectoral = _pectoral_small(prepared, small.shape)
     return Measurements(
         spacing_mm=spacing,
@@ -69,6 +73,7 @@ def measure(prepared: PreprocessedImage, params: QualityParams) -> Measurements:
         sharpness=sharpness(small, inner),
         smear_along=along,
         smear_across=across,
+        smear_along_no_lines=line_free_smear(small, inner, line_px),
         top_touch=float(np.count_nonzero(tissue[0])) / width,
         bottom_touch=float(np.count_nonzero(tissue[-1])) / width,
         pectoral_share=_pectoral_share(prepared),
@@ -134,9 +139,41 @@ def residual_correlations(small: FloatArray, inner: BoolArray) -> tuple[float, f
     leaves it uncorrelated across: a high maximum with a low minimum. Film scanner line
     artefacts also make it anisotropic, but anti-correlated across the lines (minimum < 0).
     """
-    residual = small - cv2.GaussianBlur(small, (0, 0), 1.0)
+    residual = _fine_residual(small)
     values = [_lag_correlation(residual, inner, dy, dx) for dy, dx in _DIRECTIONS]
     return max(values), min(values)
+
+
+def line_free_smear(small: FloatArray, inner: BoolArray, length: int) -> float:
+    """Highest neighbour correlation of the fine residual over the four directions once
+    row- and column-aligned lines are taken out (:func:`_without_lines`, ``length`` pixels).
+
+    A film digitiser's scanner lines run exactly along the rows (or columns) and far across
+    the film, so the residual keeps its correlation along them over any distance; a motion
+    smear correlates it only over the smear (1.5-4 mm). What is left after the lines are taken
+    out is what a motion smear has to explain.
+    """
+    residual = _without_lines(_fine_residual(small), inner, length)
+    return max(_lag_correlation(residual, inner, dy, dx) for dy, dx in _DIRECTIONS)
+
+
+def _fine_residual(small: FloatArray) -> FloatArray:
+    return np.asarray(small - cv2.GaussianBlur(small, (0, 0), 1.0), dtype=np.float32)
+
+
+def _without_lines(residual: FloatArray, inner: BoolArray, length: int) -> FloatArray:
+    """``residual`` less its running mean over ``length`` pixels of ``inner`` along each row,
+    then along each column: what is constant along a row or column over that length (a
+    scanner line) goes, a smear much shorter than it is averaged away in the mean and stays.
+    The mean is over ``inner`` pixels only (normalised convolution), so the tissue's edge and
+    the background do not leak into it."""
+    weight = inner.astype(np.float32)
+    lined = np.where(inner, residual, 0.0).astype(np.float32)
+    for size in ((length, 1), (1, length)):  # (width, height): along rows, then along columns
+        total = cv2.boxFilter(lined, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+        count = cv2.boxFilter(weight, -1, size, normalize=False, borderType=cv2.BORDER_CONSTANT)
+        lined = np.where(inner, lined - total / np.maximum(count, 1.0), 0.0).astype(np.float32)
+    return lined
 
 
 _DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))
