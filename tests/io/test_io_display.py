@@ -242,6 +242,9 @@ def test_float_input_takes_the_direct_path(mg: DicomFactory) -> None:
         ({"WindowCenter": 2000, "WindowWidth": 0.5, "VOILUTFunction": "SIGMOID"}, VoiKind.WINDOW),
         ({"WindowCenter": 2000, "WindowWidth": 100, "VOILUTFunction": "CUBIC"}, VoiKind.NONE),
         ({"WindowCenter": [2000, 1000], "WindowWidth": [100]}, VoiKind.NONE),
+        # not numbers a window can use: NaN pixels or one flat grey (PS3.3 C.11.2.1.2)
+        ({"WindowCenter": "NaN", "WindowWidth": 1500}, VoiKind.NONE),
+        ({"WindowCenter": 2000, "WindowWidth": "Inf", "VOILUTFunction": "SIGMOID"}, VoiKind.NONE),
     ],
 )
 def test_invalid_windows_are_skipped(
@@ -370,3 +373,25 @@ def test_voi_lut_without_entries_is_skipped(mg: DicomFactory) -> None:
     assert image.is_processed, image.rejection_text
     windowed = mg.mg_dataset(pixels, WindowCenter=2000, WindowWidth=1500)
     np.testing.assert_array_equal(image.pixels, read_dicom(mg.to_bytes(windowed)).pixels)
+
+
+@pytest.mark.parametrize("blank", ["lut_data", "lut_descriptor"])
+def test_unusable_modality_lut_is_ignored_with_a_warning(blank: str, mg: DicomFactory) -> None:
+    # a Modality LUT item that cannot map anything (LUT Data blanked by an anonymiser, PS3.5
+    # 7.4, or no LUT Descriptor; PS3.3 C.11.1.1.1) is treated as absent, as an unusable VOI
+    # LUT item is, instead of rejecting a readable mammogram as an unexpected error
+    pixels = mg.phantom()
+    item = Dataset()
+    if blank == "lut_data":
+        item.LUTDescriptor = [4096, 0, 16]
+        item.add_new(0x00283006, "US", None)
+    else:
+        item.add_new(0x00283006, "US", [4 * v for v in range(4096)])
+    voi = {"WindowCenter": 2000, "WindowWidth": 1500}
+    ds = mg.mg_dataset(pixels, ModalityLUTSequence=[item], **voi)
+    image = read_dicom(mg.to_bytes(ds))
+    assert image.is_processed, image.rejection_text
+    plain = read_dicom(mg.to_bytes(mg.mg_dataset(pixels, **voi)))
+    np.testing.assert_array_equal(image.pixels, plain.pixels)
+    warnings = [m for m in image.messages if m.code == "modality_lut_ignored"]
+    assert len(warnings) == 1 and warnings[0].severity.value == "warning"

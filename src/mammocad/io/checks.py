@@ -183,7 +183,8 @@ def check_single_frame(ds: Dataset) -> None:
         )
 
 
-def _check_pixel_data_present(ds: Dataset) -> None:
+def check_pixel_data_present(ds: Dataset) -> None:
+    """Raise ``no_pixel_data`` (or ``unsupported_pixel_format`` for float pixel data)."""
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise _reject(
@@ -241,7 +242,7 @@ def _check_matrix(ds: Dataset, *, min_matrix: int) -> None:
 
 def check_pixel_format(ds: Dataset, *, min_matrix: int) -> None:
     """Raise ``no_pixel_data``, ``missing_metadata`` or ``unsupported_pixel_format``."""
-    _check_pixel_data_present(ds)
+    check_pixel_data_present(ds)
     _check_image_pixel_module(ds)
     photometric = (text_value(ds, "PhotometricInterpretation") or "").upper()
     samples = int(ds.get("SamplesPerPixel") or 1)

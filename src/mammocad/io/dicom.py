@@ -14,6 +14,7 @@ import os
 import struct
 import warnings
 import zlib
+from contextlib import AbstractContextManager
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -28,7 +29,13 @@ from pydicom.uid import (
 )
 
 from mammocad.errors import IngestError, RejectionCode
-from mammocad.io.checks import check_dataset
+from mammocad.io.checks import (
+    check_dataset,
+    check_mammography,
+    check_pixel_data_present,
+    check_presentation,
+    check_single_frame,
+)
 from mammocad.io.decode import decode_stored, reraise_fatal
 from mammocad.io.display import render
 from mammocad.io.options import DEFAULT_OPTIONS, ReadOptions
@@ -39,6 +46,9 @@ from mammocad.structures import Image
 logger = logging.getLogger(__name__)
 
 DicomInput = str | os.PathLike[str] | bytes | Source
+#: header values longer than this (private payloads: Hologic keeps its tomosynthesis
+#: projections in a private element) are skipped, not loaded, when only the header is read
+HEADER_DEFER_SIZE = 1 << 20
 _PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")  # (7FE0,0010) little / big endian
 
 
@@ -137,10 +147,11 @@ def _header_was_cut(ds: Dataset) -> bool:
     pydicom returns what it could read without complaint: an empty data set when the file meta
     is cut, else a last element whose value is shorter than its declared length.
     """
-    elements = list(ds.elements())
-    if not elements:
+    tags = sorted(ds.keys())
+    if not tags:
         return True
-    last = elements[-1]
+    # keep_deferred: a value skipped by ``defer_size`` is not loaded just to look at it
+    last = ds.get_item(tags[-1], keep_deferred=True)
     length = getattr(last, "length", None)
     value = getattr(last, "value", None)
     if not isinstance(length, int) or length == 0xFFFFFFFF or not isinstance(value, bytes):
@@ -214,6 +225,75 @@ def _parse_into(image: Image, raw: bytes, label: str, file_name: str | None) -> 
     return ds
 
 
+def _open_input(source: str | os.PathLike[str] | Source) -> AbstractContextManager[BinaryIO]:
+    return source.open() if isinstance(source, Source) else Path(source).open("rb")
+
+
+def _header_rejection(
+    source: str | os.PathLike[str] | Source,
+) -> tuple[Dataset, IngestError] | None:
+    """The header and its rejection, when the header alone rules the file out.
+
+    Not a mammogram, FOR PROCESSING, multi-frame (tomosynthesis volumes of hundreds of MB to
+    GB, which exported examinations carry beside the 2D images), or no Pixel Data (Hologic's
+    proprietary projection objects keep a payload as large in a private element): such a file
+    is rejected from its header (``stop_before_pixels``, large values skipped) instead of being
+    read whole, which would hold its bytes and pydicom's copy of them at once. Anything
+    unusual (a header that does not parse or is cut short, a Deflated file, a file that is not
+    DICOM) returns ``None``: the full reader then says why.
+    """
+    try:
+        with _open_input(source) as stream:
+            kind = sniff(stream.read(HEAD_SIZE))
+            if kind not in (FileKind.DICOM, FileKind.DICOM_RAW):
+                return None
+            stream.seek(0)
+            header = quiet_dcmread(
+                stream,
+                stop_before_pixels=True,
+                force=kind is FileKind.DICOM_RAW,
+                defer_size=HEADER_DEFER_SIZE,
+            )
+            position = stream.tell()
+            pixels_follow = bool(stream.read(4))
+        # a skipped value running past the end: the file was cut inside it (the size of a
+        # zip member comes from the archive's directory, without decompressing it)
+        size = source.size if isinstance(source, Source) else Path(source).stat().st_size
+        if position > size or _header_was_cut(header):
+            return None
+        if kind is FileKind.DICOM_RAW and "SOPInstanceUID" not in header:
+            return None
+        _fix_transfer_syntax(header)
+        check_mammography(header)
+        check_presentation(header)
+        check_single_frame(header)
+        # a Deflated data set is inflated whole by pydicom: the stream says nothing then
+        if not pixels_follow and (
+            header.file_meta.TransferSyntaxUID != DeflatedExplicitVRLittleEndian
+        ):
+            check_pixel_data_present(header)
+    except IngestError as exc:
+        return header, exc
+    except Exception:
+        return None
+    return None
+
+
+def _rejected_by_header(
+    image: Image, source: str | os.PathLike[str] | Source, name: str | None
+) -> bool:
+    """Reject ``image`` (identifiers filled) when :func:`_header_rejection` rules it out."""
+    early = _header_rejection(source)
+    if early is None:
+        return False
+    header, error = early
+    image.source = name or _source_label(source)
+    file_name = source.file_name if isinstance(source, Source) else Path(source).name
+    _fill_identifiers(image, ImageTags.from_dataset(header, file_name=file_name), header)
+    image.reject(error.code, error.message)
+    return True
+
+
 def _out_of_memory_text(image: Image) -> str:
     size = f" ({image.rows}×{image.columns} pixels)" if image.rows and image.columns else ""
     return (
@@ -237,6 +317,8 @@ def read_dicom(
         (0 = black) on the stored grid, or rejected with a code and a sentence.
     """
     image = Image(source=name)
+    if not isinstance(source, bytes) and _rejected_by_header(image, source, name):
+        return image
     try:
         raw, label, file_name = _read_input(source, name)
     except (OSError, KeyError, RuntimeError, ValueError) as exc:

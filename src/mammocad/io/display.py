@@ -77,7 +77,7 @@ class Rendered:
     padding_mask: BoolArray | None
     voi: VoiChoice
     inverted: bool
-    #: the VOI choice's messages, then the Modality LUT's (an ignored rescale)
+    #: the VOI choice's messages, then the Modality LUT's (an ignored LUT or rescale)
     messages: tuple[Message, ...] = ()
 
 
@@ -165,6 +165,8 @@ def _window(ds: Dataset, index: int) -> tuple[float, float, str] | None:
         center, width = float(centers[index]), float(widths[index])
     except (TypeError, ValueError):
         return None
+    if not (math.isfinite(center) and math.isfinite(width)):
+        return None  # "NaN" / "Inf": NaN pixels, or one flat grey
     valid_width = width >= 1 if function == "LINEAR" else width > 0
     return (center, width, function) if function in _FUNCTIONS and valid_width else None
 
@@ -263,8 +265,30 @@ def _rescale(ds: Dataset) -> tuple[float, float] | None:
     return declared
 
 
+def _modality_lut(ds: Dataset) -> Dataset | None:
+    """The Modality LUT Sequence item to apply (PS3.3 C.11.1.1.1), or ``None``.
+
+    An item that cannot map anything (no LUT Descriptor of 8-16 bits, or LUT Data blanked to
+    zero length by an anonymiser, PS3.5 7.4) counts as absent, as an unusable VOI LUT item
+    does: the rescale, if any, applies instead and :func:`render` adds a
+    ``modality_lut_ignored`` warning.
+    """
+    items = _values(ds, "ModalityLUTSequence")
+    return items[0] if items and _valid_lut(items[0]) else None
+
+
 def _rescale_messages(ds: Dataset) -> tuple[Message, ...]:
-    if ds.get("ModalityLUTSequence") or _declared_rescale(ds) is None or _rescale(ds) is not None:
+    if _values(ds, "ModalityLUTSequence") and _modality_lut(ds) is None:
+        return (
+            Message(
+                code="modality_lut_ignored",
+                severity=Severity.WARNING,
+                text="The Modality LUT Sequence (0028,3000) has no usable LUT (its LUT "
+                "Descriptor or LUT Data is missing or empty); the image was shown without it: "
+                "check the image, and correct the sender's export if it looks wrong.",
+            ),
+        )
+    if _modality_lut(ds) is not None or _declared_rescale(ds) is None or _rescale(ds) is not None:
         return ()
     slope = _values(ds, "RescaleSlope")[0]
     return (
@@ -282,8 +306,9 @@ def _window_range(ds: Dataset) -> tuple[float, float]:
     """Output range of pydicom's ``apply_windowing`` (kept in step with pydicom 3.0), through
     the rescale that :func:`_rescale` accepts."""
     bits = int(ds.BitsStored)
-    if ds.get("ModalityLUTSequence"):
-        low, high = 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
+    lut = _modality_lut(ds)
+    if lut is not None:
+        low, high = 0.0, float(2 ** int(lut.LUTDescriptor[2]) - 1)
     elif int(ds.get("PixelRepresentation") or 0) == 0:
         low, high = 0.0, float(2**bits - 1)
     else:
@@ -296,8 +321,9 @@ def _window_range(ds: Dataset) -> tuple[float, float]:
 
 
 def _modality(values: np.ndarray, ds: Dataset) -> np.ndarray:
-    if ds.get("ModalityLUTSequence"):
-        return _apply_lut(values, ds.ModalityLUTSequence[0], ds)
+    lut = _modality_lut(ds)
+    if lut is not None:
+        return _apply_lut(values, lut, ds)
     factors = _rescale(ds)
     if factors is None or factors == (1.0, 0.0):
         return values
