@@ -81,4 +81,5 @@ def test_qido_rs_finds_the_results(stow_round_trip: Report) -> None:
         entry["0020000E"]["Value"][0]: entry["00080060"]["Value"][0]
         for entry in report["qido_series"]
     }
-    assert sorted(found.values()) == ["MG", "OT", "PR", "SR"]
+    # the presentation states form one series per breast (series Laterality, PS3.3 C.7.3.1)
+    assert sorted(found.values()) == ["MG", "OT", "PR", "PR", "SR"]

@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from mammocad.io.dicom import quiet_dcmread
 from mammocad.io.sources import HEAD_SIZE, FileKind, sniff
 from mammocad.serve.auth import Authenticated
-from mammocad.serve.intake import accept
+from mammocad.serve.intake import accept, limits_of
 from mammocad.serve.schemas import ErrorBody, Uid
 from mammocad.serve.state import AppState, app_state
 from mammocad.serve.uploads import Incoming, UploadError
@@ -51,6 +51,9 @@ OUT_OF_RESOURCES = 0xA700  # over the upload limits
 PROCESSING_FAILURE = 0x0110  # the study could not be stored or queued
 # the instance belongs to another study than the one in the URL (as dcm4chee-arc answers)
 DIFFERENT_STUDY = 0xC409
+#: our own results carry this Manufacturer (docs/dicom-outputs.md); a PACS that forwards whole
+#: studies sends them back once they were pushed to it (as the DICOM node's SCP, scp.py)
+OWN_MANUFACTURER = "mammocad"
 
 SEND = (
     'send the instances as multipart/related; type="application/dicom"; boundary=<boundary>, '
@@ -89,6 +92,7 @@ class Instance:
     study_uid: str
     sop_class_uid: str
     sop_instance_uid: str
+    own: bool = False  # one of our own results: acknowledged, not taken in
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -257,6 +261,7 @@ def read_instance(index: int, part: Part) -> Instance | Failure:
         )
         study_uid, sop_class = _text(ds.get("StudyInstanceUID")), _text(ds.get("SOPClassUID"))
         sop_uid = _text(ds.get("SOPInstanceUID"))
+        own = _text(ds.get("Manufacturer")) == OWN_MANUFACTURER
     except Exception as error:  # pydicom raises many types on broken headers
         return Failure(
             sop_class_uid="",
@@ -279,6 +284,7 @@ def read_instance(index: int, part: Part) -> Instance | Failure:
         study_uid=study_uid,
         sop_class_uid=sop_class,
         sop_instance_uid=sop_uid,
+        own=own,
     )
 
 
@@ -314,9 +320,25 @@ def store(state: AppState, parts: Sequence[Part], *, target: str | None, actor: 
             outcome.failed.extend(
                 _failed([read], DIFFERENT_STUDY, f"of study {read.study_uid}, not {target}")
             )
+        elif read.own:
+            # acknowledged (the sender did nothing wrong) but not taken in: as new instances
+            # they would queue another analysis, whose results the PACS forwards again (a loop)
+            logger.info("STOW-RS: own result %s acknowledged, not stored", read.sop_instance_uid)
+            outcome.stored.append(read)
         else:
             instances.append(read)
-    for study_uid, group in _by_study(instances):
+    max_file_bytes = limits_of(state).max_file_bytes
+    for study_uid, whole in _by_study(instances):
+        # an instance over the file limit fails alone (PS3.18 §10.5.3 is per instance): the
+        # intake would refuse the whole study for it, 2D views along with a large tomosynthesis
+        # object
+        group = [i for i in whole if i.part.size <= max_file_bytes]
+        for instance in whole:
+            if instance.part.size > max_file_bytes:
+                why = f"larger than {max_file_bytes} bytes (MAMMOCAD_MAX_FILE_BYTES)"
+                outcome.failed.extend(_failed([instance], OUT_OF_RESOURCES, why))
+        if not group:
+            continue
         incoming = [Incoming(name=f"part {i.index + 1}", stream=i.part.content) for i in group]
         try:
             intake = accept(state, incoming, actor=actor)
