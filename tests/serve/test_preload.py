@@ -62,3 +62,37 @@ def test_preloaded_studies_are_analysed_once_across_restarts(
     assert len(again) == 2
     assert jobs == first_jobs  # no new job was queued for a known study
     assert {i["study_instance_uid"] for i in again} == {i["study_instance_uid"] for i in items}
+
+
+def test_headers_are_read_without_a_private_payload(tmp_path: Path) -> None:
+    # Hologic exports carry proprietary projection objects whose payload (tens to hundreds
+    # of MB) sits in a private element: grouping a folder and scanning an upload read the
+    # identifiers only, and must not load it
+    import tracemalloc
+
+    from pydicom import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from mammocad.serve.uploads import Received, ScannedFile, scan_header
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.Modality = generate_uid(), "MG"
+    ds.add_new(0x7E010010, "LO", "HOLOGIC, Inc.")
+    ds.add_new(0x7E011010, "OB", bytes(8 * 2**20))
+    path = tmp_path / "propproj.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        groups = group_by_study([tmp_path])
+        scanned = scan_header(Received(name=path.name, path=path, size=size))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert groups == {ds.StudyInstanceUID: [path]}
+    assert isinstance(scanned, ScannedFile) and scanned.sop_instance_uid == ds.SOPInstanceUID
+    assert peak < size / 4, f"peak {peak / 1e6:.1f} MB reading a {size / 1e6:.1f} MB file"

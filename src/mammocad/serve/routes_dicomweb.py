@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from pydicom.dataset import Dataset
 from starlette.concurrency import run_in_threadpool
 
-from mammocad.io.dicom import quiet_dcmread
+from mammocad.io.dicom import HEADER_DEFER_SIZE, quiet_dcmread
 from mammocad.io.sources import HEAD_SIZE, FileKind, sniff
 from mammocad.serve.auth import Authenticated
 from mammocad.serve.intake import accept, limits_of
@@ -258,6 +258,7 @@ def read_instance(index: int, part: Part) -> Instance | Failure:
             cast(BinaryIO, part.content),
             stop_before_pixels=True,
             force=kind is FileKind.DICOM_RAW,
+            defer_size=HEADER_DEFER_SIZE,  # a private payload (Hologic) is not loaded
         )
         study_uid, sop_class = _text(ds.get("StudyInstanceUID")), _text(ds.get("SOPClassUID"))
         sop_uid = _text(ds.get("SOPInstanceUID"))
