@@ -34,7 +34,6 @@ Prints, per variant and data set, the wrong sides (and refusals) out of the imag
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import defaultdict
@@ -44,6 +43,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _shared_data import default_data_dir
 
 from mammocad.errors import PreprocessError
 from mammocad.preprocess.grid import WorkingGrid
@@ -52,7 +52,6 @@ from mammocad.preprocess.params import TissueParams
 from mammocad.preprocess.tissue import TissueSegmentation, segment_tissue
 from mammocad.structures import BoolArray, FloatArray, Laterality, ViewPosition
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _DIM = 0.3  # level of the synthetic dim regions, from the background to the tissue median
 _TEXTURE = 0.25  # their texture's standard deviation, of (level - background)
 
@@ -70,11 +69,6 @@ class Decision:
     right: bool | None  # None: refused (no tissue)
     segmentation: TissueSegmentation | None
     grid: WorkingGrid
-
-
-def default_data_dir() -> Path:
-    override = os.environ.get("MAMMOCAD_SHARED_DATA")
-    return Path(override) if override else PROJECT_ROOT.parent / "shared" / "data"
 
 
 def mias_cases(data: Path) -> Iterator[Case]:

@@ -20,7 +20,6 @@ Prints tables; docs/quality.md holds the numbers of a recorded run.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import Counter
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _shared_data import default_data_dir
 
 from mammocad.datasets.phantoms import view_image
 from mammocad.errors import PreprocessError
@@ -39,7 +39,6 @@ from mammocad.quality import QualityParams, assess_quality
 from mammocad.structures import Image, ImageQuality, Laterality, ViewPosition
 from mammocad.synthetic import Defect, generate_view
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = {
     Defect.NOISE: "no_anatomy",
     Defect.BLANK: "blank",
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=50, help="small phantoms per defect")
     parser.add_argument("--n-full", type=int, default=3, help="full-size phantoms per defect")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", type=Path, default=_data_dir())
+    parser.add_argument("--data", type=Path, default=default_data_dir())
     parser.add_argument("--no-real", action="store_true")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
@@ -198,11 +197,6 @@ def main(argv: list[str] | None = None) -> int:
         run_real(args.data, pre, params)
     print(f"\n{time.perf_counter() - start:.0f} s")
     return 0
-
-
-def _data_dir() -> Path:
-    override = os.environ.get("MAMMOCAD_SHARED_DATA")
-    return Path(override) if override else PROJECT_ROOT.parent / "shared" / "data"
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Each image is preprocessed once and gated twice (``model=None``, then the model)
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import defaultdict
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _shared_data import default_data_dir
 
 from mammocad.commands.train_quality import DEFECT_CODES, framed, phantom, shrink
 from mammocad.errors import PreprocessError
@@ -43,7 +43,6 @@ from mammocad.quality.degrade import DEGRADATIONS
 from mammocad.quality.learned import QualityModel, shipped_model
 from mammocad.structures import Image, ViewPosition
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MODES = ("heuristics", "combined")
 
 
@@ -189,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--extra-good", type=int, default=250, help="more good-only seeds")
     parser.add_argument("--n-full", type=int, default=4, help="good views at size full")
-    parser.add_argument("--data", type=Path, default=_data_dir())
+    parser.add_argument("--data", type=Path, default=default_data_dir())
     parser.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     parser.add_argument("--no-real", action="store_true")
     parser.add_argument("--no-real-degraded", action="store_true")
@@ -206,11 +205,6 @@ def main(argv: list[str] | None = None) -> int:
         run_real(args.data, model, degrade=not args.no_real_degraded, framing_mm=args.framed)
     print(f"\n{time.perf_counter() - start:.0f} s")
     return 0
-
-
-def _data_dir() -> Path:
-    override = os.environ.get("MAMMOCAD_SHARED_DATA")
-    return Path(override) if override else PROJECT_ROOT.parent / "shared" / "data"
 
 
 if __name__ == "__main__":

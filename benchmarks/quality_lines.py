@@ -17,13 +17,13 @@ blurred ones above.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
+from _shared_data import default_data_dir
 
 from mammocad.commands.train_quality import framed, phantom, shrink
 from mammocad.datasets.phantoms import view_image
@@ -36,7 +36,6 @@ from mammocad.quality.measure import Measurements, working_copy
 from mammocad.structures import Image, Laterality, PreprocessedImage, ViewPosition
 from mammocad.synthetic import Defect, generate_view
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))  # as quality.measure: 0, 90, 45, 135 degrees
 
 
@@ -155,7 +154,7 @@ def left_after(prepared: PreprocessedImage, windows: list[float]) -> list[float]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=_data_dir())
+    parser.add_argument("--data", type=Path, default=default_data_dir())
     parser.add_argument("--windows", type=float, nargs="+", default=[8, 12, 16, 24, 40])
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
@@ -204,11 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     for mm, good, bad, k in zip(windows, worst_good, lowest, lost, strict=True):
         print(f"  window {mm:g} mm: good at most {good:.3f}, blurred at least {bad:.3f}, lost {k}")
     return 0
-
-
-def _data_dir() -> Path:
-    override = os.environ.get("MAMMOCAD_SHARED_DATA")
-    return Path(override) if override else PROJECT_ROOT.parent / "shared" / "data"
 
 
 if __name__ == "__main__":

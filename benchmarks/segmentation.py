@@ -34,12 +34,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _shared_data import default_data_dir
 
 from mammocad.errors import PreprocessError
 from mammocad.preprocess import PreprocessParams, preprocess_image
 from mammocad.structures import Image, Laterality, PreprocessedImage, ViewPosition
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,11 +48,6 @@ class MaskResult:
     pectoral_iou: float
     side_correct: bool
     seconds: float
-
-
-def default_data_dir() -> Path:
-    override = os.environ.get("MAMMOCAD_SHARED_DATA")
-    return Path(override) if override else PROJECT_ROOT.parent / "shared" / "data"
 
 
 def ddsm_pairs(data: Path) -> Iterator[tuple[Path, Path]]:
