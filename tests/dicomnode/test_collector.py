@@ -137,3 +137,61 @@ def test_recover_reopens_incoming_and_requeues_interrupted_work(tmp_path: Path) 
     assert not list((tmp_path / "spool").rglob("*.part"))
     clock.now += 10
     assert [study.study_instance_uid for study in second.close_idle()] == ["1.2.5"]
+
+
+def test_a_study_stays_open_while_its_association_is_receiving(tmp_path: Path) -> None:
+    """The idle clock runs from the later of the last instance and the last data of an open
+    association that delivered instances of the study (a large instance on its way)."""
+    clock, closed = Clock(), []
+    spool = collector(tmp_path, clock, closed)
+    spool.receiving("assoc-1")
+    spool.receiving("assoc-2")
+    spool.store(study_instance_uid="1.2.3", sop_instance_uid="1.2.3.1", data=b"2D",
+                calling_aet="MG", sender="assoc-1")  # fmt: skip
+    spool.store(study_instance_uid="1.2.4", sop_instance_uid="1.2.4.1", data=b"2D",
+                calling_aet="MG", sender="assoc-2")  # fmt: skip
+    for _ in range(6):  # 30 s of a tomosynthesis object arriving on assoc-1
+        clock.now += 5
+        spool.receiving("assoc-1")
+        assert [study.study_instance_uid for study in spool.close_idle()] in ([], ["1.2.4"])
+    assert spool.open_studies() == {"1.2.3": 1}  # assoc-2 went quiet: its study closed
+    clock.now += 2
+    spool.sender_gone("assoc-1")  # released (or dropped) 2 s after its last data
+    clock.now += 7.9
+    assert spool.close_idle() == []
+    clock.now += 0.1  # 10 s after the association's last data
+    assert [study.study_instance_uid for study in spool.close_idle()] == ["1.2.3"]
+
+
+def test_an_association_that_goes_quiet_holds_no_study(tmp_path: Path) -> None:
+    clock, closed = Clock(), []
+    spool = collector(tmp_path, clock, closed)
+    spool.receiving("assoc")
+    spool.store(study_instance_uid="1.2.3", sop_instance_uid="1.2.3.1", data=b"x",
+                calling_aet="MG", sender="assoc")  # fmt: skip
+    clock.now += 10  # still open, but nothing arrived
+    assert [s.instances for s in spool.close_idle()] == [1]
+    # a new batch of the study from another association: assoc, still sending, does not hold it
+    spool.receiving("other")
+    spool.store(study_instance_uid="1.2.3", sop_instance_uid="1.2.3.2", data=b"y",
+                calling_aet="MG", sender="other")  # fmt: skip
+    for _ in range(2):
+        clock.now += 5
+        spool.receiving("assoc")
+    assert [s.instances for s in spool.close_idle()] == [1]
+
+
+def test_a_received_file_is_linked_into_the_spool(tmp_path: Path) -> None:
+    """A file handed over (pynetdicom's temporary file of a large instance) is hard-linked,
+    not read, and gets the permissions of a new file in the spool, not the temporary 0600."""
+    clock, closed = Clock(), []
+    spool = collector(tmp_path, clock, closed)
+    received = tmp_path / "received.dcm"
+    received.write_bytes(b"\0" * 128 + b"DICM" + bytes(range(256)) * 10)
+    received.chmod(0o600)
+    path = spool.store(study_instance_uid="1.2.3", sop_instance_uid="1.2.3.1", data=received,
+                       calling_aet="MG")  # fmt: skip
+    assert path.stat().st_ino == received.stat().st_ino
+    assert path.stat().st_mode & 0o777 == path.parent.stat().st_mode & 0o666
+    received.unlink()  # what pynetdicom does once the C-STORE handler has returned
+    assert path.read_bytes() == b"\0" * 128 + b"DICM" + bytes(range(256)) * 10

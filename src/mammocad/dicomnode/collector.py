@@ -13,6 +13,11 @@ no new instance of it has arrived for ``idle_timeout_s``. Layout of the spool::
 An instance of a study that arrives after the study was closed opens a new incoming folder, so
 a closed batch never changes under the handler. The folders survive a restart: open studies are
 picked up again by :meth:`StudyCollector.recover` and closed after a fresh timeout.
+
+A study is also kept open while an association ("sender") that delivered instances of it is still
+receiving data: a large instance (a tomosynthesis object of 0.5–1 GB takes several seconds) then
+does not split its study into two batches. The idle clock of such a study runs from the later of
+its last stored instance and its senders' last data.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +38,19 @@ logger = logging.getLogger(__name__)
 
 _UID = re.compile(r"^[0-9.]{1,64}$")
 _PART = ".part"  # a file being written; never seen by the handler
+
+
+def _place(source: Path, target: Path) -> None:
+    """``source`` (a received file that its owner deletes afterwards) at ``target``: a hard
+    link where possible, so that a large instance is neither read nor copied; otherwise (another
+    file system, or none with hard links) a copy, streamed by the kernel. The file gets the
+    permissions a new file in ``target``'s folder gets (the folder's, less execute)."""
+    try:
+        target.hardlink_to(source)
+    except OSError:
+        shutil.copyfile(source, target)
+        return
+    target.chmod(target.parent.stat().st_mode & 0o666)  # mkstemp made it 0600
 
 
 def uid_name(uid: str) -> str:
@@ -71,6 +89,14 @@ class _OpenStudy:
     calling_aets: set[str] = field(default_factory=set)
 
 
+@dataclass(slots=True)
+class _Sender:
+    """An open association: when it last received data, and the open studies it delivered."""
+
+    last_data: float
+    studies: set[str] = field(default_factory=set)  # keys of self._open
+
+
 class StudyCollector:
     """Writes received instances into per-study folders and closes idle studies.
 
@@ -91,6 +117,7 @@ class StudyCollector:
         self._on_closed = on_closed
         self._clock = clock
         self._open: dict[str, _OpenStudy] = {}
+        self._senders: dict[Hashable, _Sender] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -101,10 +128,18 @@ class StudyCollector:
     # -- receiving ---------------------------------------------------------------------------
 
     def store(
-        self, *, study_instance_uid: str, sop_instance_uid: str, data: bytes, calling_aet: str
+        self,
+        *,
+        study_instance_uid: str,
+        sop_instance_uid: str,
+        data: bytes | Path,
+        calling_aet: str,
+        sender: Hashable | None = None,
     ) -> Path:
-        """Write one received instance (``data``: a complete DICOM file, preamble and file
-        meta included) into its study's open folder; the bytes are written unchanged."""
+        """Put one received instance into its study's open folder, unchanged. ``data``: a
+        complete DICOM file (preamble and file meta included), as bytes or as a file that is
+        hard-linked into the spool (copied when that is not possible: another file system).
+        ``sender``: the association it came by (see :meth:`receiving`)."""
         key = uid_name(study_instance_uid)
         with self._lock:
             study = self._open.get(key)
@@ -120,7 +155,10 @@ class StudyCollector:
         partial = path.with_name(f"{path.name}.{threading.get_ident()}{_PART}")
         written = False
         try:
-            partial.write_bytes(data)
+            if isinstance(data, Path):
+                _place(data, partial)
+            else:
+                partial.write_bytes(data)
             partial.replace(path)  # atomic: a re-sent instance replaces the earlier copy
             written = True
         except OSError:
@@ -134,7 +172,36 @@ class StudyCollector:
                 if written:
                     study.instances += 1
                     study.calling_aets.add(calling_aet)
+                    if sender is not None and sender in self._senders:
+                        self._senders[sender].studies.add(key)
         return path
+
+    def receiving(self, sender: Hashable) -> None:
+        """Data arrived on ``sender`` (an association, any hashable token; called for every
+        PDU): the open studies it delivered instances of are not closed while it goes on."""
+        now = self._clock()
+        with self._lock:
+            known = self._senders.get(sender)
+            if known is None:
+                self._senders[sender] = _Sender(now)
+            else:
+                known.last_data = now
+
+    def sender_gone(self, sender: Hashable) -> None:
+        """``sender``'s connection closed: its studies' idle clocks run from its last data."""
+        with self._lock:
+            gone = self._senders.pop(sender, None)
+            if gone is None:
+                return
+            for key in gone.studies:
+                study = self._open.get(key)
+                if study is not None:
+                    study.last_seen = max(study.last_seen, gone.last_data)
+
+    def _last_activity(self, key: str, study: _OpenStudy) -> float:
+        """The later of the study's last stored instance and its open senders' last data."""
+        times = [s.last_data for s in self._senders.values() if key in s.studies]
+        return max([study.last_seen, *times])
 
     def open_studies(self) -> dict[str, int]:
         """StudyInstanceUID → instances received so far, for each study not closed yet."""
@@ -149,9 +216,11 @@ class StudyCollector:
         now, closed = self._clock(), []
         with self._lock:
             for key, study in list(self._open.items()):
-                idle = now - study.last_seen >= self.idle_timeout_s
+                idle = now - self._last_activity(key, study) >= self.idle_timeout_s
                 if study.writing == 0 and (force or idle):
                     del self._open[key]
+                    for sender in self._senders.values():
+                        sender.studies.discard(key)  # a later instance opens a new batch
                     if study.instances == 0:  # every write failed (disk full): nothing to analyse
                         logger.warning(
                             "study %s closed with no instance stored (every write failed and "
@@ -199,7 +268,7 @@ class StudyCollector:
         with self._lock:
             if not self._open:
                 return None
-            oldest = min(study.last_seen for study in self._open.values())
+            oldest = min(self._last_activity(key, study) for key, study in self._open.items())
         return max(0.05, oldest + self.idle_timeout_s - self._clock())
 
     def _watch(self) -> None:

@@ -7,6 +7,10 @@
 * C-ECHO (PS3.7 Section 9.1.5, PS3.4 Annex A): always Success.
 * C-STORE (PS3.7 Section 9.1.1, PS3.4 Annex B): the data set is written exactly as it came
   over the wire (file meta + encoded bytes, no decode/re-encode), then Success is returned.
+  pynetdicom writes it to a temporary file as its fragments arrive
+  (``_config.STORE_RECV_CHUNKED_DATASET``, see :func:`receive_data_sets_to_disk`); only the
+  header is read (not the pixel data), and the file is hard-linked (or copied) into the spool,
+  so that an instance of 1 GB (tomosynthesis) is never held in memory.
   Statuses on failure follow PS3.4 Table B.2-1: 0xA700 out of resources (the spool could not be
   written), 0xA900 data set does not match SOP class (no Study/SOP Instance UID), 0xC210 cannot
   understand (the data set does not decode).
@@ -16,12 +20,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
 
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -37,6 +47,54 @@ CANNOT_UNDERSTAND = 0xC210
 #: our own results carry this Manufacturer (docs/dicom-outputs.md); a PACS that forwards whole
 #: studies would otherwise send them back to us and start a loop
 OWN_MANUFACTURER = "mammocad"
+#: all the node reads of a received data set (never its pixel data)
+_HEADER_TAGS = ["StudyInstanceUID", "SOPInstanceUID", "Manufacturer"]
+
+
+def receive_data_sets_to_disk() -> None:
+    """Have pynetdicom write every received C-STORE data set to a temporary file as it
+    arrives, instead of collecting it in memory (``STORE_RECV_CHUNKED_DATASET``).
+
+    In memory a received instance cost about three times its size (pynetdicom's receive
+    buffer, the decoded data set, the encoded copy written to the spool): a few associations
+    sending tomosynthesis objects of 0.5–1 GB at once could exhaust the node's memory. On disk
+    it costs a few PDUs. The file (``event.dataset_path``) holds the 128-byte preamble, "DICM",
+    the File Meta Information pynetdicom builds from the request (the same bytes as
+    ``event.encoded_dataset(include_meta=True)``) and the data set as received; it is made with
+    ``tempfile.NamedTemporaryFile(delete=False)`` in ``tempfile.gettempdir()`` (``TMPDIR``) and
+    unlinked by pynetdicom once the ``EVT_C_STORE`` handler has returned.
+
+    The setting is a module-level switch of pynetdicom, so it holds for every SCP in the
+    process: their ``event.dataset`` reads the file (unchanged for them), but
+    ``event.encoded_dataset()`` then returns the file meta without the data set. No other
+    SCP runs in the node's process (``mammocad dicom-node``); an embedding application that
+    runs one must use ``event.dataset`` or ``event.dataset_path``. It is set when an SCP
+    starts and never reset: other nodes in the same process (tests) may still be receiving.
+    """
+    _config.STORE_RECV_CHUNKED_DATASET = True
+
+
+def _read_header(received: Path | bytes) -> Dataset:
+    """The few elements the node needs, read up to the pixel data at most."""
+    source = received if isinstance(received, Path) else BytesIO(received)
+    return dcmread(source, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+
+
+def _discard_unfinished_data_set(event: evt.Event) -> None:
+    """Remove the temporary file of a C-STORE data set that never completed (the association
+    was aborted or dropped mid-transfer): pynetdicom only deletes the files it handed to the
+    ``EVT_C_STORE`` handler, and a 1 GB left-over per broken transfer would fill the disk.
+    Reads pynetdicom's DIMSE state (private; tolerated when absent)."""
+    message = getattr(getattr(event.assoc, "dimse", None), "message", None)
+    unfinished = getattr(message, "_data_set_file", None)
+    if unfinished is None:
+        return
+    with contextlib.suppress(OSError):
+        unfinished.close()
+        Path(unfinished.name).unlink()
+        logger.info(
+            "removed the unfinished data set of an interrupted C-STORE: %s", unfinished.name
+        )
 
 
 @dataclass(slots=True)
@@ -86,8 +144,11 @@ class StorageSCP:
     def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("the SCP is already running")
+        receive_data_sets_to_disk()
+        self._check_temporary_folder()
         handlers: list[evt.EventHandlerType] = [
             (evt.EVT_C_ECHO, self._on_echo),
+            (evt.EVT_DATA_RECV, self._on_data),
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_CONN_OPEN, self._on_open),
             (evt.EVT_CONN_CLOSE, self._on_close),
@@ -98,6 +159,23 @@ class StorageSCP:
         ]
         address = (self.settings.bind_address, self.settings.port)
         self._server = self.ae.start_server(address, block=False, evt_handlers=handlers)
+
+    def _check_temporary_folder(self) -> None:
+        """Received data sets are hard-linked from the temporary folder into the spool; on
+        another file system they are copied (read and written once more), and in a tmpfs they
+        take memory while they arrive. Say so once, with the remedy."""
+        temporary, spool = Path(tempfile.gettempdir()), self.collector.spool_dir
+        try:
+            same = temporary.stat().st_dev == spool.stat().st_dev
+        except OSError:
+            return
+        if not same:
+            logger.info(
+                "received instances arrive in %s, on another file system than the spool %s: "
+                "each is copied into the spool (a tmpfs also holds it in memory while it "
+                "arrives); set TMPDIR to a folder on the spool's file system to have them moved",
+                temporary, spool,
+            )  # fmt: skip
 
     def stop(self) -> None:
         """Stop listening, then abort associations still open (A-ABORT, PS3.8 Section 7.3):
@@ -152,7 +230,13 @@ class StorageSCP:
             log.calling_aet, log.address, called, self.settings.ae_title, allowed,
         )  # fmt: skip
 
+    def _on_data(self, event: evt.Event) -> None:
+        """Every PDU received: the association is still delivering (see the collector)."""
+        self.collector.receiving(id(event.assoc))
+
     def _on_close(self, event: evt.Event) -> None:
+        self.collector.sender_gone(id(event.assoc))
+        _discard_unfinished_data_set(event)
         log = self._log(event)
         with self._lock:
             # accepted but neither released nor aborted yet: on a peer's A-ABORT pynetdicom
@@ -183,8 +267,12 @@ class StorageSCP:
     def _on_store(self, event: evt.Event) -> int:
         """The C-STORE status; the association log counts what was kept, refused or skipped."""
         log = self._log(event)
+        # the file pynetdicom wrote (receive_data_sets_to_disk), deleted after we return; None
+        # when the switch was turned off in this process: the data set is then in memory
+        path: Path | None = event.dataset_path
+        received = path if path is not None else event.encoded_dataset(include_meta=True)
         try:
-            ds = event.dataset
+            ds = _read_header(received)
             study_uid = text_value(ds, "StudyInstanceUID") or ""
             sop_uid = text_value(ds, "SOPInstanceUID") or ""
             own = str(ds.get("Manufacturer", "")) == OWN_MANUFACTURER
@@ -206,7 +294,7 @@ class StorageSCP:
         try:
             self.collector.store(
                 study_instance_uid=study_uid, sop_instance_uid=sop_uid,
-                data=event.encoded_dataset(include_meta=True), calling_aet=log.calling_aet,
+                data=received, calling_aet=log.calling_aet, sender=id(event.assoc),
             )  # fmt: skip
         except OSError:
             logger.exception("instance %s of study %s could not be spooled", sop_uid, study_uid)
