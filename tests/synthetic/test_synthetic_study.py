@@ -216,3 +216,38 @@ def test_impossible_requests_raise_synthesis_error(kwargs: dict[str, object]) ->
 def test_lymph_node_on_cc_is_refused() -> None:
     with pytest.raises(SynthesisError, match="MLO"):
         generate_view(seed=1, lesions=[LesionRequest(label=FindingLabel.LYMPH_NODE)])
+
+
+# Known truth defect (benchmarks/phantom_truth_audit.py, docs/synthetic.md "Truth audit"): a
+# distortion's box is the pixels at >= 25 % of its strands' peak, but the strands pile up at
+# their common start near the centre, so only the hub passes; together with the tissue
+# pull (over 1.5 radii) 15-45 % of the distortion's own signal lies in its box (masses
+# >= 95 %). Fixing it changes distortion truths in every phantom benchmark: left for a
+# decision, hence strict xfail (it fails loudly once the box is fixed).
+_HUB_BOX = pytest.mark.xfail(
+    strict=True, reason="distortion box covers only the strands' hub (truth audit)"
+)
+
+
+@pytest.mark.parametrize(
+    ("label", "malignant", "subtype"),
+    [
+        (FindingLabel.MASS, True, "spiculated"),
+        pytest.param(FindingLabel.ARCHITECTURAL_DISTORTION, True, "radiating", marks=_HUB_BOX),
+        pytest.param(FindingLabel.ARCHITECTURAL_DISTORTION, False, "radial_scar", marks=_HUB_BOX),
+    ],
+)
+@pytest.mark.parametrize("seed", [6])
+def test_box_holds_most_of_the_lesions_own_signal(
+    label: FindingLabel, malignant: bool, subtype: str, seed: int
+) -> None:
+    # the lesion's own signal: the view rendered with and without it (lesions draw from
+    # their own random streams, so anatomy and noise are identical)
+    request = LesionRequest(label=label, malignant=malignant, subtype=subtype)
+    with_lesion = generate_view(seed=seed, lesions=[request])
+    without = generate_view(seed=seed)
+    signal = np.clip(with_lesion.pixels - without.pixels, 0.0, None)
+    (truth,) = with_lesion.truth.lesions
+    x1, y1, x2, y2 = (round(v) for v in truth.box)
+    inside = float(signal[y1:y2, x1:x2].sum()) / float(signal.sum())
+    assert inside >= 0.5, f"only {inside:.2f} of the {subtype} signal lies in its box"
