@@ -220,3 +220,16 @@ def test_identity_and_constructor_checks() -> None:
         Calibrator(method=PLATT, slope=-1.0)
     with pytest.raises(ValueError, match="span"):
         Calibrator(method=ISOTONIC, knots_x=(0.1, 1.0), knots_y=(0.0, 1.0))
+
+
+def test_a_calibration_file_with_nan_is_refused(tmp_path: Path) -> None:
+    # a hand-edited calibration.json with a NaN knot passed every check (NaN compares false)
+    # and gave NaN probabilities, written to result.json as a bare NaN no JSON reader takes
+    calibrator = Calibrator(method=ISOTONIC, knots_x=(0.0, 0.5, 1.0), knots_y=(0.0, 0.4, 1.0))
+    save_calibration(calibrator, tmp_path)
+    path = tmp_path / CALIBRATION_FILE
+    path.write_text(path.read_text().replace("0.4", "NaN", 1))
+    with pytest.raises(ModelBundleError, match="mammocad calibrate"):
+        load_calibration(tmp_path)
+    with pytest.raises(ValueError, match="finite"):
+        Calibrator(method=PLATT, intercept=float("nan"))

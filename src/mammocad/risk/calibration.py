@@ -125,6 +125,11 @@ class Calibrator:
     source: str = ""
 
     def __post_init__(self) -> None:
+        numbers = (*self.knots_x, *self.knots_y, self.slope, self.intercept, self.blend)
+        if not np.all(np.isfinite(numbers)):
+            # NaN passes every comparison below, and a probability of NaN is written to
+            # result.json as a bare NaN, which no JSON reader accepts
+            raise ValueError("calibration knots and Platt parameters must be finite numbers")
         if self.method is not CalibrationMethod.IDENTITY and not self.slope > 0:
             raise ValueError(f"the Platt slope must be > 0 (a decreasing map), got {self.slope}")
         if not 0.0 <= self.blend < 1.0:
