@@ -388,3 +388,31 @@ def test_header_only_object_with_large_private_payload_is_rejected_lightly(
     assert image.sop_instance_uid == ds.SOPInstanceUID
     assert image.study_instance_uid == ds.StudyInstanceUID
     assert peak < size / 4, f"peak {peak / 1e6:.1f} MB reading a {size / 1e6:.1f} MB file"
+
+
+@pytest.mark.parametrize("in_zip", [False, True])
+def test_file_cut_inside_a_large_private_value_is_unreadable_in_a_zip_too(
+    in_zip: bool, mg: DicomFactory, tmp_path: Path
+) -> None:
+    # the header-first rejection skips values over 1 MiB; a file cut inside one must still be
+    # "cut short" (as the full reader says), not a header-only object: a zip member's stream
+    # stops seeking at the member's end, so the position after the header never passes it
+    import zipfile
+
+    from mammocad.io.sources import Source
+
+    ds = mg.mg_dataset()
+    ds.add_new(0x00290010, "LO", "ACME")
+    ds.add_new(0x00291010, "OB", bytes(2 * 2**20))
+    raw = mg.to_bytes(ds)
+    cut = raw[: raw.find(b"\x29\x00\x10\x10") + 12 + 2**20]
+    source: Path | Source = tmp_path / "cut.dcm"
+    if in_zip:
+        with zipfile.ZipFile(tmp_path / "study.zip", "w") as archive:
+            archive.writestr("cut.dcm", cut)
+        source = Source(path=tmp_path / "study.zip", member="cut.dcm")
+    else:
+        source.write_bytes(cut)
+    image = read_dicom(source)
+    _assert_rejected(image, RejectionCode.UNREADABLE, "cut short")
+    assert image.sop_instance_uid == ds.SOPInstanceUID

@@ -281,3 +281,30 @@ def test_conflicting_laterality_tags_give_every_object_the_breast_of_the_result(
         assert pydicom.dcmread(path).Laterality == "L"
     for path in outputs.sc.values():
         assert pydicom.dcmread(path, stop_before_pixels=True).ImageLaterality == "L"
+
+
+def test_image_laterality_naming_no_breast_leaves_the_gsps_in_the_series_breast(
+    phantom: Path, tmp_path: Path
+) -> None:
+    """Image Laterality B (or U) names no single breast: mammocad reads the breast from the
+    series' Laterality (``mammocad.io.tags``), so result.json and the SR say L. The GSPS took
+    the first tag present, B, and was filed in no breast's series, without Laterality."""
+
+    def both(ds: Dataset) -> None:
+        ds.ImageLaterality = "B"
+        ds.Laterality = "L"
+
+    paths = edited_copies(phantom, tmp_path / "in", both)
+    result = _result(paths)
+    for image in result["images"]:
+        image["laterality"] = "L"  # as mammocad.io.tags reads these headers
+    picture = np.zeros((64, 48, 3), np.uint8)
+    outputs = write_dicom_outputs(
+        result, folder=tmp_path / "out", picture=lambda key: picture, sr_template=SrTemplate.TID1500
+    )
+    _written(outputs)
+    assert outputs.gsps
+    for path in outputs.gsps.values():
+        assert pydicom.dcmread(path).get("Laterality") == "L"
+    for path in outputs.sc.values():
+        assert pydicom.dcmread(path, stop_before_pixels=True).get("ImageLaterality") == "L"

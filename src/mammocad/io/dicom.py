@@ -257,9 +257,10 @@ def _header_rejection(
             position = stream.tell()
             pixels_follow = bool(stream.read(4))
         # a skipped value running past the end: the file was cut inside it (the size of a
-        # zip member comes from the archive's directory, without decompressing it)
+        # zip member comes from the archive's directory, without decompressing it; a zip
+        # member's stream stops seeking at its end, so the value's own end is compared too)
         size = source.size if isinstance(source, Source) else Path(source).stat().st_size
-        if position > size or _header_was_cut(header):
+        if position > size or _deferred_past_end(header, size) or _header_was_cut(header):
             return None
         if kind is FileKind.DICOM_RAW and "SOPInstanceUID" not in header:
             return None
@@ -277,6 +278,18 @@ def _header_rejection(
     except Exception:
         return None
     return None
+
+
+def _deferred_past_end(header: Dataset, size: int) -> bool:
+    """True when the header's last value, skipped by ``defer_size``, ends past ``size``."""
+    tags = sorted(header.keys())
+    if not tags:
+        return False
+    last = header.get_item(tags[-1], keep_deferred=True)
+    tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
+    if getattr(last, "value", None) is not None or tell is None or not isinstance(length, int):
+        return False
+    return length != 0xFFFFFFFF and tell + length > size
 
 
 def _rejected_by_header(

@@ -139,7 +139,9 @@ def build_gsps(
     voi = _applied_voi(source)
     # the image's breast as mammocad reads it (Image Laterality before the series' Laterality,
     # as mammocad.io.tags does), so the marks are filed under the breast the SR and SC name
-    side = source.get("ImageLaterality") or source.get("Laterality") or laterality
+    # (U and B name no single breast: the next tag decides, as there)
+    named = (source.get("ImageLaterality"), source.get("Laterality"), laterality)
+    side = next((str(value) for value in named if value in ("L", "R")), None)
     annotations = []
     if findings:
         graphics, texts = _objects(findings, uids)

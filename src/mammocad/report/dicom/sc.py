@@ -49,8 +49,9 @@ def _patient_orientation(header: Dataset) -> list[str]:
 
 
 def _laterality(header: Dataset) -> str | None:
-    value = header.get("ImageLaterality") or header.get("Laterality")
-    return str(value) if value in ("L", "R") else None
+    # U and B name no single breast: the series' Laterality decides then, as mammocad.io.tags
+    named = (header.get("ImageLaterality"), header.get("Laterality"))
+    return next((str(value) for value in named if value in ("L", "R")), None)
 
 
 def build_sc(
