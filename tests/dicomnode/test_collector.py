@@ -195,3 +195,25 @@ def test_a_received_file_is_linked_into_the_spool(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == path.parent.stat().st_mode & 0o666
     received.unlink()  # what pynetdicom does once the C-STORE handler has returned
     assert path.read_bytes() == b"\0" * 128 + b"DICM" + bytes(range(256)) * 10
+
+
+def test_an_association_moving_on_to_another_study_no_longer_holds_the_first(
+    tmp_path: Path,
+) -> None:
+    """A PACS forwarding its queue over one association: study A's instances came first,
+    then study B's go on arriving. A is closed idle_timeout_s after its last instance (or
+    after the data that was still on its way when B's first instance came), not held open
+    until the association ends."""
+    clock, closed = Clock(), []
+    spool = collector(tmp_path, clock, closed)
+    spool.receiving("assoc")
+    spool.store(study_instance_uid="1.2.3", sop_instance_uid="1.2.3.1", data=b"A",
+                calling_aet="PACS", sender="assoc")  # fmt: skip
+    for index in range(1, 7):  # 30 s of study B on the same association
+        clock.now += 5
+        spool.receiving("assoc")
+        spool.store(study_instance_uid="1.2.4", sop_instance_uid=f"1.2.4.{index}", data=b"B",
+                    calling_aet="PACS", sender="assoc")  # fmt: skip
+    # A's last instance came 30 s ago, and the association moved on to B 25 s ago
+    assert [study.study_instance_uid for study in spool.close_idle()] == ["1.2.3"]
+    assert spool.open_studies() == {"1.2.4": 6}

@@ -227,3 +227,46 @@ def test_a_database_outage_longer_than_the_retries_does_not_leave_the_job_runnin
         assert body["attempts"] == 1  # Celery's retries are not new deliveries
         worker.run("report", job_id)
         assert client.get(location, headers=api.auth).json()["status"] == "done"
+
+
+def test_a_statement_the_database_refuses_is_not_retried_for_ever(
+    tmp_path: Path, pipeline: Pipeline, phantom_study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLAlchemy's OperationalError is not only a database that cannot be reached: SQLite
+    reports a statement it refuses ("no such column": a worker of another version than the
+    schema) as one too. Retried as an outage, with no bound, the task ran again every 60 s
+    for ever and its job stayed ``running``; it is bounded like a file-system error."""
+    from sqlalchemy import text
+
+    from mammocad.jobs.distributed import (
+        FILE_RETRIES,
+        TASKS,
+        StageWorker,
+        make_celery,
+        register_tasks,
+    )
+
+    with queued_job(tmp_path / "data", pipeline, phantom_study) as (api, location, job_id):
+        client, settings = api.client, api.settings
+        worker = _stage_worker(settings, pipeline, 3600)
+        worker.run("decode", job_id)
+        calls: list[int] = []
+
+        class Refused:
+            def run(self, context: Any) -> None:
+                calls.append(1)
+                if len(calls) > 10:  # the test's own bound: give up some other way
+                    raise RuntimeError("still retrying")
+                with transaction(worker.sessions) as session:
+                    session.execute(text("SELECT no_such_column FROM jobs"))
+
+        monkeypatch.setattr(StageWorker, "stage", lambda self, name: Refused())
+        app = make_celery(broker_url="memory://", time_limit_s=3600)
+        try:
+            register_tasks(app, worker)
+            app.tasks[TASKS["analyze"]].apply(args=(job_id,))  # eager: retries at once
+        finally:
+            app.close()
+        assert len(calls) == FILE_RETRIES + 1
+        body = client.get(location, headers=api.auth).json()
+        assert body["status"] == "failed" and "no_such_column" in body["error"], body

@@ -14,10 +14,10 @@ An instance of a study that arrives after the study was closed opens a new incom
 a closed batch never changes under the handler. The folders survive a restart: open studies are
 picked up again by :meth:`StudyCollector.recover` and closed after a fresh timeout.
 
-A study is also kept open while an association ("sender") that delivered instances of it is still
-receiving data: a large instance (a tomosynthesis object of 0.5–1 GB takes several seconds) then
-does not split its study into two batches. The idle clock of such a study runs from the later of
-its last stored instance and its senders' last data.
+A study is also kept open while an association ("sender") whose latest instance was of it is
+still receiving data: a large instance (a tomosynthesis object of 0.5–1 GB takes several
+seconds) then does not split its study into two batches. The idle clock of such a study runs
+from the later of its last stored instance and its senders' last data.
 """
 
 from __future__ import annotations
@@ -173,12 +173,14 @@ class StudyCollector:
                     study.instances += 1
                     study.calling_aets.add(calling_aet)
                     if sender is not None and sender in self._senders:
-                        self._senders[sender].studies.add(key)
+                        # one C-STORE at a time: data that follows belongs to this study's
+                        # next instance or a later study's, never to a study it left
+                        self._senders[sender].studies = {key}
         return path
 
     def receiving(self, sender: Hashable) -> None:
         """Data arrived on ``sender`` (an association, any hashable token; called for every
-        PDU): the open studies it delivered instances of are not closed while it goes on."""
+        PDU): the open study of its latest instance is not closed while it goes on."""
         now = self._clock()
         with self._lock:
             known = self._senders.get(sender)

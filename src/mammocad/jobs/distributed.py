@@ -82,6 +82,27 @@ FILE_RETRIES = 3
 #: longest wait between two tries of a stage while the database cannot be reached
 DATABASE_RETRY_MAX_S = 60
 CONTEXT_FOLDER = "jobs"
+#: SQLSTATE classes of a PostgreSQL that cannot take the statement now (08 connection, 40
+#: serialization / deadlock, 53 insufficient resources, 57 shutting down or starting up)
+_AWAY_SQLSTATES = ("08", "40", "53", "57")
+#: SQLite result codes of a database that cannot be used now: BUSY, LOCKED, IOERR, FULL,
+#: CANTOPEN, PROTOCOL
+_AWAY_SQLITE_CODES = {5, 6, 10, 13, 14, 15}
+
+
+def database_away(error: OperationalError) -> bool:
+    """Whether ``error`` is the database being unreachable or busy (retried as long as it
+    lasts), not a statement it refuses (SQLite reports "no such column" as an
+    OperationalError too), which would fail every time."""
+    if error.connection_invalidated:
+        return True
+    state = getattr(error.orig, "sqlstate", None)
+    if isinstance(state, str):
+        return state[:2] in _AWAY_SQLSTATES
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _AWAY_SQLITE_CODES
+    return True  # no answer from a server: a connection that failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +387,8 @@ class StageWorker:
 def register_tasks(app: Any, worker: StageWorker) -> None:
     """The three stage tasks on ``app``, retried on database / file-system errors: a
     file-system error :data:`FILE_RETRIES` times; a database that cannot be reached for as
-    long as it takes (a restart, a failover), every :data:`DATABASE_RETRY_MAX_S` s at most. A
+    long as it takes (a restart, a failover), every :data:`DATABASE_RETRY_MAX_S` s at most
+    (a statement it refuses, :func:`database_away` false, as a file-system error). A
     stage that gave up while the database was away could not record its failure either, and
     left its job ``running`` for good."""
 
@@ -389,6 +411,10 @@ def register_tasks(app: Any, worker: StageWorker) -> None:
             try:
                 worker.run(_stage, job_id, retried=bool(retries))
             except OperationalError as error:
+                if not database_away(error):  # a refused statement: as a file-system error
+                    if retries >= FILE_RETRIES:
+                        raise
+                    raise task.retry(exc=error, countdown=2**retries) from error
                 logger.warning("job %s: %s: the database is away, retrying", job_id, _stage)
                 countdown = min(DATABASE_RETRY_MAX_S, 2**retries)
                 raise task.retry(exc=error, countdown=countdown) from error
