@@ -15,7 +15,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, 
 from mammocad.errors import IngestError, RejectionCode
 from mammocad.io import load_studies, read_dicom, read_image
 from mammocad.io.checks import check_pixel_format
-from mammocad.structures import ImageStatus, Laterality, ViewPosition
+from mammocad.structures import Image, ImageStatus, Laterality, ViewPosition
 
 if TYPE_CHECKING:
     from conftest import DicomFactory
@@ -325,6 +325,22 @@ def test_real_lossy_jpeg2000_mammogram(shared_data: Path) -> None:
     assert 0.2 < pixels.mean() < 0.6 and pixels.std() > 0.1
 
 
+def _read_traced(path: Path, via: str) -> tuple[Image, int]:
+    """The image read from ``path`` by ``read_dicom`` or through ``load_studies`` on its
+    folder, and the peak of memory Python allocated meanwhile."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        if via == "read_dicom":
+            image = read_dicom(path)
+        else:
+            image = next(iter(load_studies(path.parent).images()))
+        return image, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("via", ["read_dicom", "load_studies"])
 def test_multi_frame_object_is_rejected_before_its_pixels_are_read(
     via: str, mg: DicomFactory, tmp_path: Path
@@ -332,8 +348,6 @@ def test_multi_frame_object_is_rejected_before_its_pixels_are_read(
     # exported examinations often carry the tomosynthesis volume (hundreds of MB to GB)
     # beside the 2D images: rejecting it by its header must not first read the whole file
     # into memory (twice: the file's bytes, then pydicom's copy of the pixel data)
-    import tracemalloc
-
     frames = 16
     ds = mg.mg_dataset(np.zeros((512, 512), np.uint16))
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.13.1.3"
@@ -341,17 +355,8 @@ def test_multi_frame_object_is_rejected_before_its_pixels_are_read(
     ds.PixelData = bytes(512 * 512 * 2 * frames)
     path = tmp_path / "tomo.dcm"
     path.write_bytes(mg.to_bytes(ds))
+    image, peak = _read_traced(path, via)
     size = path.stat().st_size
-    tracemalloc.start()
-    try:
-        if via == "read_dicom":
-            image = read_dicom(path)
-        else:
-            result = load_studies(tmp_path)
-            image = next(iter(result.images()))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
     _assert_rejected(image, RejectionCode.MULTI_FRAME, "Tomosynthesis")
     assert image.sop_instance_uid == ds.SOPInstanceUID
     assert (image.laterality, image.view) == (Laterality.L, ViewPosition.CC)
@@ -365,8 +370,6 @@ def test_header_only_object_with_large_private_payload_is_rejected_lightly(
     # Hologic exports carry proprietary projection objects (Secondary Capture, Modality MG, no
     # Pixel Data; shared sample MG-Im-Hologic-PropProj.dcm) whose payload, tens to hundreds
     # of MB, sits in a private element: rejecting one as header-only must not load the payload
-    import tracemalloc
-
     ds = mg.mg_dataset(SOPClassUID=SECONDARY_CAPTURE, ViewPosition="FLATFIELD")
     ds.file_meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE
     del ds.PixelData
@@ -374,16 +377,8 @@ def test_header_only_object_with_large_private_payload_is_rejected_lightly(
     ds.add_new(0x7E011010, "OB", bytes(8 * 2**20))
     path = tmp_path / "propproj.dcm"
     path.write_bytes(mg.to_bytes(ds))
+    image, peak = _read_traced(path, via)
     size = path.stat().st_size
-    tracemalloc.start()
-    try:
-        if via == "read_dicom":
-            image = read_dicom(path)
-        else:
-            image = next(iter(load_studies(tmp_path).images()))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
     _assert_rejected(image, RejectionCode.NO_PIXEL_DATA, "header-only")
     assert image.sop_instance_uid == ds.SOPInstanceUID
     assert image.study_instance_uid == ds.StudyInstanceUID
