@@ -388,8 +388,9 @@ def run_analyze(
             listed, studies = len(summary.inputs), len(summary.studies)
             summary.count_split_patient(study)
             folder = out_dir / safe_name(study.study_instance_uid)
+            ours = _is_output_folder(folder)  # whatever happens below, only ours is replaced
             try:
-                if not _is_output_folder(folder):
+                if not ours:
                     raise MammocadError(
                         f"{folder} holds files mammocad did not write, which it leaves alone: "
                         "analyze into an empty --out folder"
@@ -405,7 +406,7 @@ def run_analyze(
                 # neither this run's partial outputs nor an earlier run's result.json and
                 # overlays may stand for a study this run failed on
                 shutil.rmtree(staging / folder.name, ignore_errors=True)
-                if _is_output_folder(folder):
+                if ours:
                     shutil.rmtree(folder, ignore_errors=True)
             release_pixels(study)
             progress.advance(task)

@@ -38,15 +38,13 @@ from pynetdicom.transport import ThreadedAssociationServer
 from mammocad.dicomnode.collector import StudyCollector
 from mammocad.dicomnode.settings import NodeSettings
 from mammocad.io.tags import text_value
+from mammocad.report.dicom.sr import MANUFACTURER
 
 logger = logging.getLogger(__name__)
 
 OUT_OF_RESOURCES = 0xA700
 DOES_NOT_MATCH_SOP_CLASS = 0xA900
 CANNOT_UNDERSTAND = 0xC210
-#: our own results carry this Manufacturer (docs/dicom-outputs.md); a PACS that forwards whole
-#: studies would otherwise send them back to us and start a loop
-OWN_MANUFACTURER = "mammocad"
 #: all the node reads of a received data set (never its pixel data)
 _HEADER_TAGS = ["StudyInstanceUID", "SOPInstanceUID", "Manufacturer"]
 
@@ -275,7 +273,9 @@ class StorageSCP:
             ds = _read_header(received)
             study_uid = text_value(ds, "StudyInstanceUID") or ""
             sop_uid = text_value(ds, "SOPInstanceUID") or ""
-            own = str(ds.get("Manufacturer", "")) == OWN_MANUFACTURER
+            # our own results (docs/dicom-outputs.md): a PACS that forwards whole studies
+            # would otherwise send them back to us and start a loop
+            own = str(ds.get("Manufacturer", "")) == MANUFACTURER
         except Exception as error:  # the bytes do not decode as a data set
             logger.warning("C-STORE from %s refused, cannot decode: %s", log.calling_aet, error)
             log.refused += 1

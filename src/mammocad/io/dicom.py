@@ -86,6 +86,13 @@ def quiet_dcmread(stream: BinaryIO, **kwargs: Any) -> Dataset:
         return pydicom.dcmread(stream, **kwargs)
 
 
+def read_header(stream: BinaryIO, *, force: bool = False) -> Dataset:
+    """The data set in ``stream`` up to its pixel data, values over :data:`HEADER_DEFER_SIZE`
+    left unread (pydicom reads them from the file if asked): what every reader of identifiers
+    needs, without a private payload of hundreds of MB."""
+    return quiet_dcmread(stream, stop_before_pixels=True, force=force, defer_size=HEADER_DEFER_SIZE)
+
+
 def parse_dataset(raw: bytes, name: str, *, header_only: bool = False) -> Dataset:
     """Parse DICOM bytes; raise ``not_dicom`` or ``unreadable_file`` for what is not."""
     kind = sniff(raw[:HEAD_SIZE])
@@ -248,12 +255,7 @@ def _header_rejection(
             if kind not in (FileKind.DICOM, FileKind.DICOM_RAW):
                 return None
             stream.seek(0)
-            header = quiet_dcmread(
-                stream,
-                stop_before_pixels=True,
-                force=kind is FileKind.DICOM_RAW,
-                defer_size=HEADER_DEFER_SIZE,
-            )
+            header = read_header(stream, force=kind is FileKind.DICOM_RAW)
             position = stream.tell()
             pixels_follow = bool(stream.read(4))
         # a skipped value running past the end: the file was cut inside it (the size of a

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mammocad.errors import RejectionCode
-from mammocad.io.dicom import HEADER_DEFER_SIZE, quiet_dcmread, read_dicom
+from mammocad.io.dicom import read_dicom, read_header
 from mammocad.io.image import read_image
 from mammocad.io.options import ReadOptions
 from mammocad.io.raster import describe_raster
@@ -40,12 +40,7 @@ def _dicom_preview(source: Source, kind: FileKind) -> Image | None:
     """Identifiers from the header alone; ``None`` when the header cannot be parsed."""
     try:
         with source.open() as stream:
-            ds = quiet_dcmread(
-                stream,
-                stop_before_pixels=True,
-                force=kind is FileKind.DICOM_RAW,
-                defer_size=HEADER_DEFER_SIZE,  # a private payload is not loaded
-            )
+            ds = read_header(stream, force=kind is FileKind.DICOM_RAW)
         tags = ImageTags.from_dataset(ds, file_name=source.file_name)
     except Exception:
         return None

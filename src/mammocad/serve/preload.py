@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from mammocad.io.dicom import HEADER_DEFER_SIZE, quiet_dcmread
+from mammocad.io.dicom import read_header
 from mammocad.serve.intake import accept
 from mammocad.serve.schemas import UploadAccepted
 from mammocad.serve.state import AppState
@@ -40,10 +40,7 @@ def group_by_study(paths: Sequence[Path]) -> dict[str, list[Path]]:
     for file in _files(paths):
         try:
             with file.open("rb") as stream:
-                header = quiet_dcmread(
-                    stream, stop_before_pixels=True, defer_size=HEADER_DEFER_SIZE
-                )
-                uid = str(header.StudyInstanceUID)
+                uid = str(read_header(stream).StudyInstanceUID)
         except Exception as error:  # not DICOM, truncated header, no StudyInstanceUID
             logger.info("preload: %s skipped (%s)", file, error)
             continue

@@ -28,8 +28,9 @@ from fastapi.responses import JSONResponse
 from pydicom.dataset import Dataset
 from starlette.concurrency import run_in_threadpool
 
-from mammocad.io.dicom import HEADER_DEFER_SIZE, quiet_dcmread
+from mammocad.io.dicom import read_header
 from mammocad.io.sources import HEAD_SIZE, FileKind, sniff
+from mammocad.report.dicom.sr import MANUFACTURER
 from mammocad.serve.auth import Authenticated
 from mammocad.serve.intake import accept, limits_of
 from mammocad.serve.schemas import ErrorBody, Uid
@@ -51,9 +52,6 @@ OUT_OF_RESOURCES = 0xA700  # over the upload limits
 PROCESSING_FAILURE = 0x0110  # the study could not be stored or queued
 # the instance belongs to another study than the one in the URL (as dcm4chee-arc answers)
 DIFFERENT_STUDY = 0xC409
-#: our own results carry this Manufacturer (docs/dicom-outputs.md); a PACS that forwards whole
-#: studies sends them back once they were pushed to it (as the DICOM node's SCP, scp.py)
-OWN_MANUFACTURER = "mammocad"
 
 SEND = (
     'send the instances as multipart/related; type="application/dicom"; boundary=<boundary>, '
@@ -254,15 +252,11 @@ def read_instance(index: int, part: Part) -> Instance | Failure:
             why=f"part {index + 1} is not a DICOM file (PS3.10)",
         )
     try:
-        ds = quiet_dcmread(
-            cast(BinaryIO, part.content),
-            stop_before_pixels=True,
-            force=kind is FileKind.DICOM_RAW,
-            defer_size=HEADER_DEFER_SIZE,  # a private payload (Hologic) is not loaded
-        )
+        ds = read_header(cast(BinaryIO, part.content), force=kind is FileKind.DICOM_RAW)
         study_uid, sop_class = _text(ds.get("StudyInstanceUID")), _text(ds.get("SOPClassUID"))
         sop_uid = _text(ds.get("SOPInstanceUID"))
-        own = _text(ds.get("Manufacturer")) == OWN_MANUFACTURER
+        # our own results (docs/dicom-outputs.md), sent back by a PACS that forwards studies
+        own = _text(ds.get("Manufacturer")) == MANUFACTURER
     except Exception as error:  # pydicom raises many types on broken headers
         return Failure(
             sop_class_uid="",
@@ -334,10 +328,9 @@ def store(state: AppState, parts: Sequence[Part], *, target: str | None, actor: 
         # intake would refuse the whole study for it, 2D views along with a large tomosynthesis
         # object
         group = [i for i in whole if i.part.size <= max_file_bytes]
-        for instance in whole:
-            if instance.part.size > max_file_bytes:
-                why = f"larger than {max_file_bytes} bytes (MAMMOCAD_MAX_FILE_BYTES)"
-                outcome.failed.extend(_failed([instance], OUT_OF_RESOURCES, why))
+        if too_large := [i for i in whole if i.part.size > max_file_bytes]:
+            why = f"larger than {max_file_bytes} bytes (MAMMOCAD_MAX_FILE_BYTES)"
+            outcome.failed.extend(_failed(too_large, OUT_OF_RESOURCES, why))
         if not group:
             continue
         incoming = [Incoming(name=f"part {i.index + 1}", stream=i.part.content) for i in group]

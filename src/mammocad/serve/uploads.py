@@ -18,7 +18,7 @@ from typing import IO
 
 from mammocad.commands.analyze import safe_name
 from mammocad.errors import MammocadError
-from mammocad.io.dicom import HEADER_DEFER_SIZE, quiet_dcmread
+from mammocad.io.dicom import read_header
 from mammocad.io.naming import patient_key
 from mammocad.io.sources import HEAD_SIZE, FileKind, sniff
 from mammocad.serve.schemas import UID_PATTERN
@@ -197,12 +197,7 @@ def scan_header(item: Received) -> ScannedFile | Ignored:
         return Ignored(name=item.name, reason="not a DICOM file (PS3.10)")
     try:
         with item.path.open("rb") as handle:
-            ds = quiet_dcmread(
-                handle,
-                stop_before_pixels=True,
-                force=kind is FileKind.DICOM_RAW,
-                defer_size=HEADER_DEFER_SIZE,  # a private payload (Hologic) is not loaded
-            )
+            ds = read_header(handle, force=kind is FileKind.DICOM_RAW)
         study_uid, sop_uid = _text(ds.get("StudyInstanceUID")), _text(ds.get("SOPInstanceUID"))
     except Exception as error:  # pydicom raises many types on broken headers
         return Ignored(name=item.name, reason=f"unreadable DICOM header ({error})")

@@ -32,10 +32,9 @@ from pydicom.dataset import Dataset
 
 from mammocad.io.display import VoiKind, choose_voi, needs_inversion, voi_lut_fractions
 from mammocad.report.dicom.headers import completed_copy
-from mammocad.report.dicom.sr import box_polyline
+from mammocad.report.dicom.sr import MANUFACTURER, box_polyline
 from mammocad.report.dicom.uids import OutputUids
 
-MANUFACTURER = "mammocad"
 GSPS_SERIES_NUMBER = 9003
 LAYER = GraphicLayer(layer_name="MAMMOCAD", order=1, description="CAD findings")
 
@@ -132,16 +131,13 @@ def build_gsps(
 ) -> GrayscaleSoftcopyPresentationState:
     """The GSPS of one source image with ``findings`` (result-schema finding objects).
 
-    The series' Laterality is the source's Image Laterality, else its Laterality, else
-    ``laterality`` (``L``/``R``, the result's); each breast's states form a series of their own.
+    The series' Laterality is ``laterality``, the image's breast in the result (``L``/``R``,
+    as the SR and SC name it: its Image Laterality, else its Laterality, else the side read from
+    the image); each breast's states form a series of their own.
     """
     source = completed_copy(header)
     voi = _applied_voi(source)
-    # the image's breast as mammocad reads it (Image Laterality before the series' Laterality,
-    # as mammocad.io.tags does), so the marks are filed under the breast the SR and SC name
-    # (U and B name no single breast: the next tag decides, as there)
-    named = (source.get("ImageLaterality"), source.get("Laterality"), laterality)
-    side = next((str(value) for value in named if value in ("L", "R")), None)
+    side = laterality if laterality in ("L", "R") else None
     annotations = []
     if findings:
         graphics, texts = _objects(findings, uids)
@@ -157,7 +153,7 @@ def build_gsps(
         referenced_images=[source],
         # one series per breast: Laterality (0020,0060) is a Series attribute, and a GSPS has
         # no image-level laterality to carry it instead (PS3.3 C.7.3.1, A.33.1)
-        series_instance_uid=uids.series("gsps", *([str(side)] if side in ("L", "R") else [])),
+        series_instance_uid=uids.series("gsps", *([side] if side else [])),
         series_number=GSPS_SERIES_NUMBER,
         sop_instance_uid=uids.instance("gsps", str(header.SOPInstanceUID)),
         instance_number=instance_number,

@@ -19,9 +19,9 @@ from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian
 
 from mammocad.report.dicom.headers import completed_copy
+from mammocad.report.dicom.sr import MANUFACTURER
 from mammocad.report.dicom.uids import OutputUids
 
-MANUFACTURER = "mammocad"
 SC_SERIES_NUMBER = 9002
 #: highdicom checks Patient Orientation against single-letter values, but mammograms carry
 #: combined ones (``A\\FR``); it gets this placeholder and the source's value is copied after.
@@ -48,22 +48,18 @@ def _patient_orientation(header: Dataset) -> list[str]:
     return values if valid and values[0] != values[1] else []
 
 
-def _laterality(header: Dataset) -> str | None:
-    # U and B name no single breast: the series' Laterality decides then, as mammocad.io.tags
-    named = (header.get("ImageLaterality"), header.get("Laterality"))
-    return next((str(value) for value in named if value in ("L", "R")), None)
-
-
 def build_sc(
     header: Dataset,
     picture_bgr: npt.NDArray[np.uint8],
     *,
+    laterality: str | None,
     uids: OutputUids,
     instance_number: int,
     model_name: str,
     model_version: str,
 ) -> SCImage:
-    """The SC of one source image: ``picture_bgr`` is ``uint8[H, W, 3]`` in OpenCV's BGR order.
+    """The SC of one source image: ``picture_bgr`` is ``uint8[H, W, 3]`` in OpenCV's BGR order;
+    ``laterality`` the image's breast in the result (``L``/``R``, as the SR and GSPS name it).
 
     The picture may be smaller than the source (the overlay is downscaled to its long side).
     """
@@ -93,9 +89,8 @@ def build_sc(
     # the breast goes on the instance (General Image, PS3.3 C.7.6.1), not the series: the SC
     # series holds both breasts' overlays, and Laterality (0020,0060) is a Series attribute
     # that every instance of the series must share
-    side = _laterality(source)
-    if side is not None:
-        sc.ImageLaterality = side
+    if laterality in ("L", "R"):
+        sc.ImageLaterality = laterality
     sc.pop("Laterality", None)
     sc.BurnedInAnnotation = "YES"
     sc.DerivationDescription = (

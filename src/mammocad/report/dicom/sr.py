@@ -54,6 +54,8 @@ from mammocad.report.dicom.headers import completed_copy
 from mammocad.report.dicom.uids import OutputUids
 from mammocad.structures import Laterality
 
+#: the Manufacturer of every object mammocad writes (SR, SC, GSPS); the DICOM node and STOW-RS
+#: know their own results by it
 MANUFACTURER = "mammocad"
 SR_SERIES_NUMBER = 9001
 #: What each study status of result.json means (the result schema's description of "status").

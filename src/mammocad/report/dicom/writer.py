@@ -119,6 +119,7 @@ def _per_image(
                 sc = build_sc(
                     header,
                     bgr,
+                    laterality=image["laterality"],
                     uids=uids,
                     instance_number=number,
                     model_name=name,
