@@ -19,7 +19,9 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from mammocad.io.tags import read_laterality
 from mammocad.report.dicom import DicomOutputs, SrTemplate, write_dicom_outputs
+from mammocad.structures import Laterality
 
 from .conftest import JAPANESE, dciodvfy_errors, edited_copies, processed_image
 
@@ -296,8 +298,11 @@ def test_image_laterality_naming_no_breast_leaves_the_gsps_in_the_series_breast(
 
     paths = edited_copies(phantom, tmp_path / "in", both)
     result = _result(paths)
-    for image in result["images"]:
-        image["laterality"] = "L"  # as mammocad.io.tags reads these headers
+    for image, path in zip(result["images"], paths, strict=True):
+        # the breast as analyze records it (test helpers copy Image Laterality as it stands)
+        side, _, _ = read_laterality(pydicom.dcmread(path, stop_before_pixels=True))
+        assert side is Laterality.L
+        image["laterality"] = side.value
     picture = np.zeros((64, 48, 3), np.uint8)
     outputs = write_dicom_outputs(
         result, folder=tmp_path / "out", picture=lambda key: picture, sr_template=SrTemplate.TID1500

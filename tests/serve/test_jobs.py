@@ -159,7 +159,7 @@ def test_a_job_left_running_before_the_host_restarted_is_an_orphan(
 
     boot = tmp_path / "boot_id"
     boot.write_text("1f0c3a52-7b1e-4c55-9d0a-0b8e5d0f6e21\n")
-    monkeypatch.setattr(inprocess, "BOOT_ID_FILE", boot, raising=False)
+    monkeypatch.setattr(inprocess, "BOOT_ID_FILE", boot)
     # the worker's name as the job recorded it, with a number another program has now
     recorded = inprocess.worker_name(0).replace(f":{os.getpid()}:", ":1:", 1)
     assert not is_orphan(recorded)  # the same boot: pid 1 is that worker, alive

@@ -180,6 +180,7 @@ def test_processes_loading_a_new_bundle_together_register_it_once(empty_database
             thread.start()
             time.sleep(0.5)  # the other one looked for the row and is inserting it
         thread.join(30)
+        assert not thread.is_alive(), "the other process hung on the row being inserted"
     finally:
         first.close()
         engine.dispose()
