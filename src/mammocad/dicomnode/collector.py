@@ -91,10 +91,11 @@ class _OpenStudy:
 
 @dataclass(slots=True)
 class _Sender:
-    """An open association: when it last received data, and the open studies it delivered."""
+    """An open association: when it last received data, and the open study (a key of
+    ``StudyCollector._open``) of its latest instance."""
 
     last_data: float
-    studies: set[str] = field(default_factory=set)  # keys of self._open
+    study: str | None = None
 
 
 class StudyCollector:
@@ -175,7 +176,7 @@ class StudyCollector:
                     if sender is not None and sender in self._senders:
                         # one C-STORE at a time: data that follows belongs to this study's
                         # next instance or a later study's, never to a study it left
-                        self._senders[sender].studies = {key}
+                        self._senders[sender].study = key
         return path
 
     def receiving(self, sender: Hashable) -> None:
@@ -190,19 +191,16 @@ class StudyCollector:
                 known.last_data = now
 
     def sender_gone(self, sender: Hashable) -> None:
-        """``sender``'s connection closed: its studies' idle clocks run from its last data."""
+        """``sender``'s connection closed: its study's idle clock runs from its last data."""
         with self._lock:
             gone = self._senders.pop(sender, None)
-            if gone is None:
-                return
-            for key in gone.studies:
-                study = self._open.get(key)
-                if study is not None:
-                    study.last_seen = max(study.last_seen, gone.last_data)
+            study = self._open.get(gone.study) if gone and gone.study else None
+            if gone is not None and study is not None:
+                study.last_seen = max(study.last_seen, gone.last_data)
 
     def _last_activity(self, key: str, study: _OpenStudy) -> float:
         """The later of the study's last stored instance and its open senders' last data."""
-        times = [s.last_data for s in self._senders.values() if key in s.studies]
+        times = [s.last_data for s in self._senders.values() if s.study == key]
         return max([study.last_seen, *times])
 
     def open_studies(self) -> dict[str, int]:
@@ -222,7 +220,8 @@ class StudyCollector:
                 if study.writing == 0 and (force or idle):
                     del self._open[key]
                     for sender in self._senders.values():
-                        sender.studies.discard(key)  # a later instance opens a new batch
+                        if sender.study == key:  # a later instance opens a new batch
+                            sender.study = None
                     if study.instances == 0:  # every write failed (disk full): nothing to analyse
                         logger.warning(
                             "study %s closed with no instance stored (every write failed and "
