@@ -4,6 +4,8 @@ redelivered after its whole worker died, and Celery's own retries of a stage."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,20 @@ def _stage_worker(settings: Any, pipeline: Pipeline, time_limit_s: float) -> Any
         load_pipeline=lambda: pipeline,
         time_limit_s=time_limit_s,
     )
+
+
+@contextmanager
+def _celery_tasks(worker: Any) -> Iterator[dict[str, Any]]:
+    """The stage tasks of ``worker`` by stage name, on an in-memory Celery app (run them with
+    ``apply``: eager, retries at once)."""
+    from mammocad.jobs.distributed import TASKS, make_celery, register_tasks
+
+    app = make_celery(broker_url="memory://", time_limit_s=3600)
+    try:
+        register_tasks(app, worker)
+        yield {stage: app.tasks[name] for stage, name in TASKS.items()}
+    finally:
+        app.close()
 
 
 def test_a_stage_redelivered_after_the_visibility_timeout_completes_the_job(
@@ -160,7 +176,7 @@ def test_a_report_task_failing_after_the_result_was_stored_leaves_the_job_done(
     where that removal keeps failing (the file written by a gpu worker running as another
     user) made Celery retry the task, then give up: its failure hook marked the job failed,
     and the study ``failed``, with the result stored."""
-    from mammocad.jobs.distributed import TASKS, StageWorker, make_celery, register_tasks
+    from mammocad.jobs.distributed import StageWorker
 
     with queued_job(tmp_path / "data", pipeline, phantom_study) as (api, location, job_id):
         client, settings = api.client, api.settings
@@ -177,13 +193,9 @@ def test_a_report_task_failing_after_the_result_was_stored_leaves_the_job_done(
         for _retry in range(3):  # Celery's retries (max_retries 3)
             with pytest.raises(PermissionError):
                 worker.run("report", job_id, retried=True)
-        app = make_celery(broker_url="memory://", time_limit_s=3600)
-        try:
-            register_tasks(app, worker)
+        with _celery_tasks(worker) as tasks:
             error = PermissionError(13, "Permission denied")
-            app.tasks[TASKS["report"]].on_failure(error, "task-id", (job_id,), {}, None)
-        finally:
-            app.close()
+            tasks["report"].on_failure(error, "task-id", (job_id,), {}, None)
         body = client.get(location, headers=api.auth).json()
         assert body["status"] == "done" and body["result"] is not None, body
         study = client.get(body["study_url"], headers=api.auth).json()
@@ -199,8 +211,6 @@ def test_a_database_outage_longer_than_the_retries_does_not_leave_the_job_runnin
     again (uploading it again answers the running job) nor deleted (409)."""
     from sqlalchemy.exc import OperationalError
 
-    from mammocad.jobs.distributed import TASKS, make_celery, register_tasks
-
     with queued_job(tmp_path / "data", pipeline, phantom_study) as (api, location, job_id):
         client, settings = api.client, api.settings
         worker = _stage_worker(settings, pipeline, 3600)
@@ -215,12 +225,8 @@ def test_a_database_outage_longer_than_the_retries_does_not_leave_the_job_runnin
             return sessions()
 
         worker._sessions = restarting  # type: ignore[assignment]
-        app = make_celery(broker_url="memory://", time_limit_s=3600)
-        try:
-            register_tasks(app, worker)
-            app.tasks[TASKS["analyze"]].apply(args=(job_id,))  # eager: retries at once
-        finally:
-            app.close()
+        with _celery_tasks(worker) as tasks:
+            tasks["analyze"].apply(args=(job_id,))  # eager: retries at once
         assert refused[0] == 0  # the server is back
         body = client.get(location, headers=api.auth).json()
         assert body["status"] == "running" and body["stage"] == "analyze", body
@@ -240,10 +246,7 @@ def test_a_statement_the_database_refuses_is_not_retried_for_ever(
 
     from mammocad.jobs.distributed import (
         FILE_RETRIES,
-        TASKS,
         StageWorker,
-        make_celery,
-        register_tasks,
     )
 
     with queued_job(tmp_path / "data", pipeline, phantom_study) as (api, location, job_id):
@@ -261,12 +264,8 @@ def test_a_statement_the_database_refuses_is_not_retried_for_ever(
                     session.execute(text("SELECT no_such_column FROM jobs"))
 
         monkeypatch.setattr(StageWorker, "stage", lambda self, name: Refused())
-        app = make_celery(broker_url="memory://", time_limit_s=3600)
-        try:
-            register_tasks(app, worker)
-            app.tasks[TASKS["analyze"]].apply(args=(job_id,))  # eager: retries at once
-        finally:
-            app.close()
+        with _celery_tasks(worker) as tasks:
+            tasks["analyze"].apply(args=(job_id,))  # eager: retries at once
         assert len(calls) == FILE_RETRIES + 1
         body = client.get(location, headers=api.auth).json()
         assert body["status"] == "failed" and "no_such_column" in body["error"], body
