@@ -19,8 +19,14 @@ from mammocad.synthetic.geometry import ViewGeometry
 from mammocad.synthetic.truth import Box, BreastLesion
 
 # share of a lesion's peak that counts as part of it for its box: the core and the brighter
-# part of spicules and strands, as a reader would outline them
+# part of spicules, as a reader would outline them
 _SUPPORT = 0.25
+# an architectural distortion has no core, and its strands pile up where they start near the
+# centre, so a share of the peak boxes that hub only (about 0.6 of the lesion's size at full
+# resolution); its box is where its strands run: any strand pixel at this share of the
+# contrast it was drawn at (0.85-0.95 of the size). The tissue pull around it, a shift of
+# tissue already there that fades out over 1.5 radii, is not outlined.
+_STRAND_SUPPORT = 0.05
 _VISIBLE = 0.5  # share of a lesion's signal that must land in the image for it to count
 
 
@@ -34,11 +40,11 @@ class Layers:
 
 
 def stamp(
-    layers: Layers, patch: draw.Patch, coverage: FloatArray | None, peak: float | None = None
+    layers: Layers, patch: draw.Patch, coverage: FloatArray | None, floor: float | None = None
 ) -> Box | None:
     """Add ``patch`` inside the breast; return the box of its visible support (values of at
-    least ``_SUPPORT × peak``, the patch's own peak by default) in canonical pixel edges, or
-    ``None`` when too little of it lands inside the image and the breast."""
+    least ``floor``, ``_SUPPORT ×`` the patch's own peak by default) in canonical pixel edges,
+    or ``None`` when too little of it lands inside the image and the breast."""
     target = layers.density if patch.layer is draw.Layer.DENSITY else layers.bright
     rows, cols = target.shape
     h, w = patch.values.shape
@@ -53,8 +59,9 @@ def stamp(
     if float(part.sum()) < _VISIBLE * total:
         return None
     target[y0:y1, x0:x1] += part
-    level = float(patch.values.max()) if peak is None else peak
-    rows_in, cols_in = np.nonzero(part >= _SUPPORT * level)
+    if floor is None:
+        floor = _SUPPORT * float(patch.values.max())
+    rows_in, cols_in = np.nonzero(part >= floor)
     if len(rows_in) == 0:
         return None
     return (
@@ -250,8 +257,11 @@ def draw_lesions(
                 lesion.depth_mm, geom.offset_mm(lesion.lateral_mm, lesion.superior_mm)
             )
             patches = _patches(rng, lesion, (x / spacing, y / spacing), anatomy)
-            peak = max(float(p.values.max()) for p in patches)
-            box = union([stamp(layers, p, anatomy.coverage, peak) for p in patches])
+            if lesion.label is FindingLabel.ARCHITECTURAL_DISTORTION:
+                floor = _STRAND_SUPPORT * lesion.contrast
+            else:
+                floor = _SUPPORT * max(float(p.values.max()) for p in patches)
+            box = union([stamp(layers, p, anatomy.coverage, floor) for p in patches])
         if box is not None:
             drawn.append(DrawnLesion(lesion=lesion, box=box))
     return drawn
