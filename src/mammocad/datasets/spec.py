@@ -12,7 +12,8 @@ outweighed by rendered phantoms. Evaluations count every image once and refuse `
 A key a kind does not know, a key given twice and a value out of range (``n=abc``, ``size=huge``,
 ``fold=7`` with ``folds=5``, ``fold`` with ``exclude_fold``) are errors where the spec is
 parsed, not after minutes of rendering. :func:`check_local_data` also asks whether a
-``path`` is there (``parse_spec`` does not: specs naming data of another machine parse).
+``path`` and its films are there (``parse_spec`` does not: specs naming data of another
+machine parse).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mammocad.datasets.mias import load_mias, mias_samples, patient_folds
+from mammocad.datasets.mias import film_lesions, load_mias, mias_samples, patient_folds
 from mammocad.datasets.phantoms import ANNOTATED_LABELS, PhantomSpec, phantom_samples
 from mammocad.datasets.records import AnnotatedImage
 from mammocad.preprocess import PreprocessParams
@@ -86,7 +87,8 @@ def parse_spec(text: str) -> DataSpec:
 
 def check_local_data(spec: DataSpec, text: str | None = None) -> None:
     """ValueError when ``spec`` names a folder this machine lacks (a mini-MIAS ``path`` that
-    is not there or holds no Info.txt): asked by the commands before anything is rendered."""
+    is not there, holds no Info.txt, or none of the films Info.txt lists): asked by the
+    commands before anything is rendered."""
     if spec.kind != "mias":
         return
     path = Path(spec.options["path"])
@@ -95,6 +97,12 @@ def check_local_data(spec: DataSpec, text: str | None = None) -> None:
         raise ValueError(
             f"path={path} in {text or _text_of(spec)!r} {where}: point it at the mini-MIAS "
             "folder holding Info.txt and the mdbNNN images"
+        )
+    if not load_mias(path):  # the films kept elsewhere (a subfolder): no film would be read
+        raise ValueError(
+            f"path={path} in {text or _text_of(spec)!r} holds none of the "
+            f"{len(film_lesions(path))} films its Info.txt lists (mdbNNN.png or .pgm): point "
+            "it at the folder holding the films, with Info.txt beside them"
         )
 
 
