@@ -3,10 +3,13 @@ gpu) through the real Redis on 127.0.0.1:6379; skipped when Redis or Celery is m
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,3 +167,90 @@ def test_unreachable_broker_is_503_and_the_upload_can_be_retried(
         assert "MAMMOCAD_BROKER_URL" in refused.json()["detail"]
         study = client.get("/api/v1/studies", headers=api.auth).json()["items"][0]
         assert study["status"] == "failed"
+
+
+def _waiting_jobs(broker_url: str) -> list[str]:
+    """The job ids of the chains waiting in the broker (their decode tasks on queue ``cpu``),
+    oldest first."""
+    client = redis.Redis.from_url(broker_url)
+    messages = [json.loads(raw) for raw in reversed(client.lrange("cpu", 0, -1))]
+    # kombu's Redis transport: a base64 body [args, kwargs, embed]; LPUSH puts the newest first
+    return [json.loads(base64.b64decode(m["body"]))[0][0] for m in messages]
+
+
+def test_a_job_never_sent_to_the_broker_is_sent_when_the_service_starts(
+    tmp_path: Path,
+    broker_url: str,
+    database: str | None,
+    pipeline: Pipeline,
+    phantom_study: Path,
+    second_study: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The API committed the job as queued and died before sending it to the broker: no
+    worker ever got it, and uploading the study again answered the same queued job. The next
+    start sends it; a job sent once is not sent again by later starts."""
+    import mammocad.serve.intake as intake
+
+    settings = settings_for(tmp_path / "data", database, broker_url=broker_url)
+    key = make_key(settings)
+    with monkeypatch.context() as patch:
+        patch.setattr(intake, "_submit", lambda *args: None)  # died after the commit
+        with TestClient(create_app(settings, pipeline=pipeline)) as client:
+            api = Api(client=client, settings=settings, key=key)
+            lost = api.upload(dicoms(phantom_study)).json()["job_id"]
+    assert _waiting_jobs(broker_url) == []
+    with TestClient(create_app(settings, pipeline=pipeline)) as client:  # the restart
+        assert _waiting_jobs(broker_url) == [lost]
+        api = Api(client=client, settings=settings, key=key)
+        again = api.upload(dicoms(phantom_study)).json()
+        assert again["job_id"] == lost and again["status"] == "queued"
+        second = api.upload(dicoms(second_study)).json()["job_id"]
+        assert _waiting_jobs(broker_url) == [lost, second]
+    with TestClient(create_app(settings, pipeline=pipeline)):
+        assert _waiting_jobs(broker_url) == [lost, second]
+
+
+def test_a_job_never_sent_to_the_broker_is_sent_while_the_service_runs(
+    tmp_path: Path,
+    broker_url: str,
+    database: str | None,
+    pipeline: Pipeline,
+    phantom_study: Path,
+    second_study: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another process on the same database (the DICOM node, a second API) died between its
+    commit and its send: a running service's sweep sends the job, without a restart. A sweep
+    whose broker is away leaves the job to the next one."""
+    import mammocad.serve.intake as intake
+    from mammocad.jobs.distributed import CeleryQueue, make_celery
+
+    settings = settings_for(tmp_path / "data", database, broker_url=broker_url)
+    key = make_key(settings)
+    monkeypatch.setattr(intake, "_submit", lambda *args: None)
+    with TestClient(create_app(settings, pipeline=pipeline)) as client:
+        api = Api(client=client, settings=settings, key=key)
+        sessions = client.app.state.mammocad.sessions
+        lost = api.upload(dicoms(phantom_study)).json()["job_id"]
+        away = CeleryQueue(
+            app=make_celery(broker_url="redis://127.0.0.1:1/0", time_limit_s=60),
+            sessions=sessions,
+        )
+        assert away.dispatch_lost() == 0
+        away.stop()
+        sweeping = CeleryQueue(
+            app=make_celery(broker_url=broker_url, time_limit_s=60),
+            sessions=sessions,
+            sweep_interval_s=0.1,
+        )
+        assert sweeping.start() == 1
+        try:
+            assert _waiting_jobs(broker_url) == [lost]
+            second = api.upload(dicoms(second_study)).json()["job_id"]
+            deadline = time.monotonic() + 30
+            while len(_waiting_jobs(broker_url)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _waiting_jobs(broker_url) == [lost, second]
+        finally:
+            sweeping.stop()

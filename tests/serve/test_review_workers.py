@@ -269,3 +269,33 @@ def test_a_statement_the_database_refuses_is_not_retried_for_ever(
         assert len(calls) == FILE_RETRIES + 1
         body = client.get(location, headers=api.auth).json()
         assert body["status"] == "failed" and "no_such_column" in body["error"], body
+
+
+def test_a_job_handed_off_twice_is_analysed_once(
+    tmp_path: Path, pipeline: Pipeline, phantom_study: Path
+) -> None:
+    """The API's sweep sends a queued job whose send is not recorded; the process that sent
+    it may have died between the send and the record, so a job can have two chains. The
+    second, whether it comes while the first waits for the gpu queue or after the first
+    ended, leaves the job done once, with the first result."""
+    from mammocad.jobs.distributed import job_chain
+
+    with queued_job(tmp_path / "late", pipeline, phantom_study) as (api, location, job_id):
+        worker = _stage_worker(api.settings, pipeline, 3600)
+        with _celery_tasks(worker) as tasks:
+            job_chain(tasks["decode"].app, job_id).apply()
+            first = api.client.get(location, headers=api.auth).json()
+            assert first["status"] == "done", first
+            job_chain(tasks["decode"].app, job_id).apply()  # the second chain does nothing
+        body = api.client.get(location, headers=api.auth).json()
+        assert body["status"] == "done" and body["attempts"] == 1, body
+        assert body["result"] == first["result"] and body["finished_at"] == first["finished_at"]
+    with queued_job(tmp_path / "early", pipeline, phantom_study) as (api, location, job_id):
+        worker = _stage_worker(api.settings, pipeline, 3600)
+        worker.run("decode", job_id)
+        worker.run("decode", job_id)  # the second chain, while the first waits for a gpu
+        for stage in ("analyze", "report", "analyze", "report"):  # each queue in its order
+            worker.run(stage, job_id)
+        body = api.client.get(location, headers=api.auth).json()
+        assert body["status"] == "done" and body["error"] is None, body
+        assert not worker.context_path(job_id).exists()

@@ -37,7 +37,7 @@ def test_upgrade_from_empty_creates_the_models_schema(empty_database: str) -> No
         assert tables == TABLES | {"alembic_version"}
         with engine.connect() as connection:
             context = MigrationContext.configure(connection)
-            assert context.get_current_revision() == "0002"
+            assert context.get_current_revision() == "0003"
             differences = compare_metadata(context, Base.metadata)
         assert differences == [], "the models changed without a migration"
     finally:
@@ -107,3 +107,35 @@ def test_processes_starting_together_all_find_the_schema(
     (tmp_path / "go").touch()  # all three imported: they upgrade at once
     outputs = [process.communicate(timeout=120)[0] for process in processes]
     assert [process.returncode for process in processes] == [0, 0, 0], outputs
+
+
+def test_jobs_from_before_0003_count_as_sent_to_the_broker(empty_database: str) -> None:
+    """0003 records when a job was sent to the Celery broker, and the service sends every
+    queued job never sent: a job queued before the upgrade may have its message waiting in
+    the broker already, and must not be sent a second time."""
+    from sqlalchemy import text
+
+    upgrade(empty_database, "0002")
+    engine = make_engine(empty_database)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO studies (id, study_instance_uid, folder, state, created_at, "
+                    "updated_at) VALUES (1, '1.2.3', 'studies/1.2.3', 'queued', :at, :at)"
+                ),
+                {"at": "2026-12-01 10:00:00+00:00"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO jobs (id, study_id, status, stage_timings_ms, attempts, "
+                    "created_at) VALUES ('old', 1, 'queued', '{}', 0, :at)"
+                ),
+                {"at": "2026-12-01 10:00:00+00:00"},
+            )
+        upgrade(empty_database)
+        with engine.connect() as connection:
+            sent = connection.scalar(text("SELECT dispatched_at FROM jobs WHERE id = 'old'"))
+        assert sent is not None
+    finally:
+        engine.dispose()

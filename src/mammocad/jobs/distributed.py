@@ -21,6 +21,14 @@ Redis cannot tell a dead worker from a slow one, so the timeout must exceed the 
 ``MAMMOCAD_BROKER_VISIBILITY_TIMEOUT_S``; kombu's default of one hour (swept every 100 s)
 would leave a dead worker's study waiting an hour.
 
+Dispatch. The API commits a job as queued, then sends its chain and records the send in
+``jobs.dispatched_at``, in one transaction around the send: of two processes only one sends a
+job, and a send that fails leaves it unsent. A process that dies between the commit and the
+send (or whose broker, then database, fails there) leaves a queued job with no message:
+:class:`CeleryQueue` sends such jobs when it starts and every ``DISPATCH_SWEEP_S``. A process
+that dies between the send and the commit leaves one message too many, which the rules below
+make harmless.
+
 Exactly once. A stage may still run twice (a redelivery of a stage whose worker died after
 handing on, or a live task outliving a too-short visibility timeout). So a stage runs only
 while its job is running and has not moved past it; a later stage of the job is never
@@ -35,6 +43,7 @@ import logging
 import os
 import pickle
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
@@ -58,7 +67,12 @@ from mammocad.jobs.stages import (
 from mammocad.pipeline import Pipeline
 from mammocad.report.dicomweb_push import DicomwebDestination
 from mammocad.store.models import Job, JobStatus, as_utc, utcnow
-from mammocad.store.repository import register_model, start_job
+from mammocad.store.repository import (
+    claim_dispatch,
+    register_model,
+    start_job,
+    undispatched_jobs,
+)
 from mammocad.store.session import make_engine, session_factory, transaction
 
 try:  # optional: only this module needs Celery
@@ -82,6 +96,8 @@ FILE_RETRIES = 3
 #: longest wait between two tries of a stage while the database cannot be reached
 DATABASE_RETRY_MAX_S = 60
 CONTEXT_FOLDER = "jobs"
+#: how often the API looks for queued jobs never handed to the broker
+DISPATCH_SWEEP_S = 60.0
 #: SQLSTATE classes of a PostgreSQL that cannot take the statement now (08 connection, 40
 #: serialization / deadlock, 53 insufficient resources, 57 shutting down or starting up)
 _AWAY_SQLSTATES = ("08", "40", "53", "57")
@@ -172,15 +188,69 @@ def job_chain(app: Any, job_id: str) -> Any:
 
 
 class CeleryQueue:
-    """The API's side: hands each queued job to the workers through the broker."""
+    """The API's side: hands each queued job to the workers through the broker, and, at
+    :meth:`start` and every ``sweep_interval_s`` after, any queued job never sent (module
+    docstring, "Dispatch")."""
 
-    def __init__(self, *, app: Any) -> None:
+    def __init__(
+        self,
+        *,
+        app: Any,
+        sessions: sessionmaker[Session],
+        sweep_interval_s: float = DISPATCH_SWEEP_S,
+    ) -> None:
         self.app = app
+        self.sessions = sessions
+        self.sweep_interval_s = sweep_interval_s
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
 
     def start(self) -> int:
-        return 0  # unfinished jobs are still in the broker (late acks)
+        """Send the queued jobs never sent, now and every ``sweep_interval_s``; returns how many
+        were sent now."""
+        sent = self.dispatch_lost()
+        self._stop.clear()
+        self._sweeper = threading.Thread(
+            target=self._sweep, name="mammocad-dispatch-sweep", daemon=True
+        )
+        self._sweeper.start()
+        return sent
 
     def submit(self, job_id: str) -> None:
+        """Send job ``job_id`` to the broker (nothing when a sweep already did).
+
+        Raises:
+            QueueUnavailableError: the broker cannot be reached.
+        """
+        with transaction(self.sessions) as session:
+            if claim_dispatch(session, job_id):
+                self._send(job_id)  # before the commit: a failed send leaves it unsent
+
+    def dispatch_lost(self) -> int:
+        """Send every queued job never sent: its process died between committing and sending
+        it, or the broker and then the database failed it. Stops at the first send that fails
+        (the next sweep tries again); returns how many were sent."""
+        with transaction(self.sessions) as session:
+            job_ids = undispatched_jobs(session)
+        sent = 0
+        for job_id in job_ids:
+            try:
+                with transaction(self.sessions) as session:
+                    if not claim_dispatch(session, job_id):
+                        continue  # sent meanwhile by another process, or deleted
+                    self._send(job_id)
+            except QueueUnavailableError as error:
+                logger.warning(
+                    "queued jobs never sent to the broker wait for the next try in %g s: %s",
+                    self.sweep_interval_s, error,
+                )  # fmt: skip
+                break
+            sent += 1
+        if sent:
+            logger.info("sent %d queued job(s) that had never been sent to the broker", sent)
+        return sent
+
+    def _send(self, job_id: str) -> None:
         try:
             job_chain(self.app, job_id).apply_async(retry=False)
         except Exception as error:  # kombu raises many types when the broker is away
@@ -189,7 +259,17 @@ class CeleryQueue:
                 "check MAMMOCAD_BROKER_URL and that Redis runs, then upload again"
             ) from error
 
+    def _sweep(self) -> None:
+        while not self._stop.wait(self.sweep_interval_s):
+            try:
+                self.dispatch_lost()
+            except Exception:  # the database is away: keep the thread, try again later
+                logger.exception("could not look for queued jobs never sent to the broker")
+
     def stop(self, timeout_s: float = 30.0) -> None:
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=timeout_s)
         self.app.close()
 
     @property

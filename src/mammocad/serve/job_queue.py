@@ -43,5 +43,5 @@ def build_job_queue(
             time_limit_s=settings.job_time_limit_s,
             visibility_timeout_s=settings.broker_visibility_timeout_s,
         )
-        return CeleryQueue(app=app)
+        return CeleryQueue(app=app, sessions=sessions)
     return InProcessWorkers(sessions=sessions, runner=make_runner(), count=settings.workers)

@@ -162,6 +162,38 @@ def start_job(session: Session, job_id: str, *, worker: str) -> Job | None:
     return job
 
 
+def undispatched_jobs(session: Session) -> list[str]:
+    """Queued jobs never sent to the broker, oldest first (see :func:`claim_dispatch`)."""
+    return list(
+        session.scalars(
+            select(Job.id)
+            .where(Job.status == JobStatus.QUEUED.value, Job.dispatched_at.is_(None))
+            .order_by(Job.created_at, Job.id)
+        )
+    )
+
+
+def claim_dispatch(session: Session, job_id: str) -> bool:
+    """Mark queued job ``job_id`` sent to the broker; ``False`` when it was already, or is no
+    longer queued.
+
+    The caller sends the job's message before committing: the conditional UPDATE holds the
+    row until then, so of two processes sending the same job only one does, and a send that
+    fails (or a process that dies before the commit) leaves the job to be sent again rather
+    than queued with no message.
+    """
+    claimed = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == JobStatus.QUEUED.value,
+            Job.dispatched_at.is_(None),
+        )
+        .values(dispatched_at=utcnow())
+    )
+    return getattr(claimed, "rowcount", 0) == 1
+
+
 def requeue_orphans(
     session: Session, *, is_orphan: Callable[[str | None], bool], max_attempts: int
 ) -> int:
