@@ -172,12 +172,13 @@ def _require_output(path: Path, option: str = "--out", what: str = "the results"
         raise typer.Exit(code=2)
 
 
-def _require_output_apart(inputs: list[Path], out: Path) -> None:
-    """Usage error (exit 2) when ``--out`` is or holds an input (``check_output_apart``)."""
+def _require_output_apart(inputs: list[Path], out: Path, option: str = "--out") -> None:
+    """Usage error (exit 2) when ``out`` is, holds or lies inside an input
+    (``check_output_apart``)."""
     from mammocad.commands.analyze import check_output_apart
 
     try:
-        check_output_apart(inputs, out)
+        check_output_apart(inputs, out, option=option)
     except ValueError as error:
         console.print(str(error), style="red", markup=False)
         raise typer.Exit(code=2) from None
@@ -197,12 +198,15 @@ def _require_output_file(out: Path, what: str, example: str) -> None:
         raise typer.Exit(code=2)
 
 
-def _require_archive(out: Path, work_dir: Path | None) -> None:
-    """Usage error (exit 2) for a batch archive that cannot be written, or its work folder."""
+def _require_archive(inputs: list[Path], out: Path, work_dir: Path | None) -> None:
+    """Usage error (exit 2) for a batch archive that cannot be written, or its work folder,
+    or either among or inside the inputs."""
     from mammocad.commands.batch import default_work_dir
 
-    _require_output_file(out, "archive", "results.zip")
     work = work_dir if work_dir is not None else default_work_dir(out)
+    _require_output_apart(inputs, out)
+    _require_output_apart(inputs, work, "the work folder")
+    _require_output_file(out, "archive", "results.zip")
     _require_output(work, "--work-dir" if work_dir is not None else "--out", "the work folder")
 
 
@@ -976,8 +980,8 @@ def analyze(
 
     _require_inputs(inputs)
     _check_grouping(group_by, dicom=dicom)
+    _require_output_apart(inputs, out)  # before _require_output makes the folder
     _require_output(out)
-    _require_output_apart(inputs, out)
     pipeline = _load_pipeline(model, device, threads)
     summary = run_analyze(
         inputs, out_dir=out, pipeline=pipeline, console=console, dicom=dicom,
@@ -1031,7 +1035,7 @@ def batch(
 
     _require_inputs([input_dir])
     _check_grouping(group_by, dicom=dicom)
-    _require_archive(out, work_dir)
+    _require_archive([input_dir], out, work_dir)
     pipeline = _load_pipeline(model, device, threads)
     try:
         result = run_batch(

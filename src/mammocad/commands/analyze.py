@@ -307,22 +307,31 @@ def release_pixels(study: Study) -> None:
         image.padding_mask = None
 
 
-def check_output_apart(inputs: Sequence[str | Path], out_dir: Path) -> None:
-    """Refuse an output folder that is, or holds, one of the inputs: a study's results
-    replace its folder ``out_dir/<StudyInstanceUID>``, and an export laid out as
-    ``<StudyInstanceUID>/*.dcm`` would have its images replaced.
+def check_output_apart(
+    inputs: Sequence[str | Path], out_dir: Path, *, option: str = "--out"
+) -> None:
+    """Refuse an output (``option`` names it in the message) that is, holds or lies inside one
+    of the inputs: a study's results replace its folder ``out_dir/<StudyInstanceUID>``, and
+    an export laid out as ``<StudyInstanceUID>/*.dcm`` would have its images replaced; inside
+    an input folder, the next run would read this one's overlay pictures as images.
 
     Raises:
-        ValueError: ``out_dir`` is an input or a folder above one.
+        ValueError: ``out_dir`` is an input, a folder above one or inside one.
     """
     out = out_dir.resolve()
     for item in inputs:
         path = Path(item).resolve()
         if path == out or out in path.parents:
             raise ValueError(
-                f"--out {out_dir} holds the input {item}: the results of a study replace its "
-                "folder there, which may be the folder of its images; write the results to a "
-                "folder outside the inputs"
+                f"{option} {out_dir} holds the input {item}: what is written there replaces "
+                "it (the results of a study replace its folder, which may be the folder of "
+                "its images); write the results to a folder outside the inputs"
+            )
+        if path in out.parents:
+            raise ValueError(
+                f"{option} {out_dir} is inside the input folder {item}: the next run would "
+                "read these results (overlay pictures, archives) as images; write the results "
+                "to a folder outside the inputs"
             )
 
 

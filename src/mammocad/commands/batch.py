@@ -35,6 +35,7 @@ from rich.console import Console
 from mammocad.commands.analyze import (
     AnalyzeSummary,
     check_grouping,
+    check_output_apart,
     input_entry,
     record_failed_study,
     release_pixels,
@@ -67,7 +68,8 @@ _STANDARD_VIEWS = frozenset({"CC", "MLO"})
 
 
 class BatchStorageError(MammocadError):
-    """The work folder or the archive cannot be written (disk full, read-only)."""
+    """The work folder or the archive cannot be written (disk full, read-only), or not
+    there: among or inside the inputs."""
 
 
 class BatchBusyError(MammocadError):
@@ -198,15 +200,21 @@ class WorkDir:
 
 
 def inputs_digest(study: Study) -> str:
-    """sha256 of what the study's result is made from: each image's file, tags, status and
-    pixels. A study done before whose files changed (an image added, removed or replaced) is
-    analysed again instead of archiving its old result without the new image."""
+    """sha256 of what the study's result is made from: each image's tags, status and pixels,
+    and the study's messages. A study done before whose files changed (an image added,
+    removed or replaced) is analysed again instead of archiving its old result without the
+    new image; so is one whose messages depend on other inputs that changed (a copy of one of
+    its images added, ``duplicate_instance``; another study of its patient). Where the files
+    are is left out: inputs moved (or named from another folder) resume, their summary
+    entries brought up to date (:func:`_current_sources`)."""
     digest = hashlib.sha256(str((study.patient_id, study.accession_number)).encode("utf-8"))
-    for image in sorted(study.images, key=lambda item: (item.source or "", item.key)):
+    messages = [message.to_dict() for message in study.messages]
+    digest.update(json.dumps(messages).encode("utf-8"))
+    for image in sorted(study.images, key=lambda item: item.key):
         tags = {
             f.name: getattr(image, f.name)
             for f in dataclasses.fields(Image)
-            if f.name not in ("pixels", "padding_mask")
+            if f.name not in ("pixels", "padding_mask", "source")
         }
         digest.update(json.dumps(tags, default=str, sort_keys=True).encode("utf-8"))
         for array in (image.pixels, image.padding_mask):
@@ -274,6 +282,14 @@ def _analyse_one(
     }
 
 
+def _current_sources(record: dict[str, Any], study: Study) -> None:
+    """A finished study's summary entries name its files where they are now (its digest
+    leaves the paths out, so a study whose files moved is not analysed again)."""
+    sources = {image.key: image.source for image in study.images}
+    for entry in record["inputs"]:
+        entry["source"] = sources.get(entry["key"], entry["source"])
+
+
 def _records(
     inputs: Sequence[Path],
     *,
@@ -303,6 +319,7 @@ def _records(
                 record = fresh
                 batch.analysed.append(uid)
             else:
+                _current_sources(record, study)
                 batch.skipped.append(uid)
             release_pixels(study)
             progress.advance(task)
@@ -327,9 +344,20 @@ def run_batch(
 
     ``group_by`` as there too. Interrupting (Ctrl-C) loses at most the study in progress; the
     same call again resumes.
+
+    Raises:
+        BatchStorageError: ``out`` or the work folder is an input, or lies inside an input
+            folder (before anything is read), or the disk is full or read-only.
+        BatchBusyError: another run holds the work folder.
     """
     check_grouping(group_by, dicom=dicom)
     work_root = work_dir if work_dir is not None else default_work_dir(out)
+    try:  # an input zip would be replaced by the archive; in an input folder, the work
+        # folder's lock and overlays (and, next time, the archive) would be read as inputs
+        check_output_apart(inputs, out)
+        check_output_apart(inputs, work_root, option="the work folder")
+    except ValueError as error:
+        raise BatchStorageError(str(error)) from None
     # a study done under other settings is analysed again; the SR template matters only
     # with DICOM outputs, so changing it alone does not redo a batch without them
     settings: dict[str, Any] = {"model_sha256": pipeline.model_info.sha256, "dicom": dicom}

@@ -155,7 +155,9 @@ def write_archive(
     partial = out.with_name(out.name + ".partial")
     with zipfile.ZipFile(partial, "w") as handle:
         for name, text in generated.items():
-            _add(handle, name, text.encode("utf-8"))
+            # a file name that is not UTF-8 (a Latin-1 name on Linux) comes as surrogates:
+            # written as \udce9, as summary.json has it, instead of failing the archive
+            _add(handle, name, text.encode("utf-8", "backslashreplace"))
         for name, path in _study_files(study_folders):
             _add(handle, name, path.read_bytes())
     partial.replace(out)

@@ -1,11 +1,13 @@
-"""Where input files come from: paths, folders (recursive) and zip archives; what each file is.
+"""Where input files come from: paths, folders (recursive, linked folders followed) and zip
+archives; what each file is.
 
 A :class:`Source` is one file on disk or one member of a zip archive (read in memory, named
 ``archive.zip!member/path``; where an archive holds several members of one name, which zip
 allows, the second is ``archive.zip!member/path#2`` and so on, and each is read).
 :func:`collect_sources` expands the caller's inputs in a stable, sorted order; it skips hidden
 files and folders (names starting with ``.``, ``__MACOSX``, ``Thumbs.db``, ``desktop.ini``) and
-attaches each sidecar ``<image file>.json`` to its image.
+attaches each sidecar ``<image file>.json`` to its image (also beside an image named alone as
+an input); a file that several inputs name is one Source.
 Inside a folder or archive it also passes over companion documents that are never images
 (:data:`COMPANION_SUFFIXES`: ``truth.json``, ``README.txt``, annotation CSVs…), since datasets
 and phantom folders carry them beside every study; a companion named explicitly as an input is
@@ -218,7 +220,16 @@ def is_junk(name: str) -> bool:
 
 
 def _folder_files(folder: Path) -> Iterator[Path]:
-    for root, dirs, files in os.walk(folder):
+    """Files under ``folder``, linked folders included (a dataset assembled from symbolic
+    links must not read as empty), each real folder once: a link to a folder above would
+    loop forever."""
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if not is_junk(d))
         for name in sorted(files):
             if not is_junk(name):
@@ -280,6 +291,19 @@ def _attach_sidecars(sources: list[Source]) -> list[Source]:
     return [source for source in attached if source.name not in consumed]
 
 
+def _once(sources: list[Source]) -> list[Source]:
+    """Each file once, however many inputs name it (a folder and a file in it): a second
+    source of one file would be rejected as a ``duplicate_instance`` of itself."""
+    seen: set[tuple[str, str | None, int]] = set()
+    kept = []
+    for source in sources:
+        key = (os.path.realpath(source.path), source.member, source.occurrence)
+        if key not in seen:
+            seen.add(key)
+            kept.append(source)
+    return kept
+
+
 def missing_input(path: Path, reason: str) -> Image:
     """A rejected image standing for an input that could not be opened at all."""
     image = Image(source=str(path))
@@ -304,7 +328,8 @@ def collect_sources(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Sour
         if path.is_dir():
             files = list(_folder_files(path))
         elif path.is_file():
-            files = [path]
+            sidecar = Path(f"{path}.json")  # a file's sidecar, as its folder would give it
+            files = [path, sidecar] if sidecar.is_file() else [path]
         else:
             rejected.append(missing_input(path, "no such file or folder"))
             continue
@@ -320,4 +345,4 @@ def collect_sources(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Sour
         if walked:
             found = _walked_inputs(found)
         sources.extend(found)
-    return _attach_sidecars(sources), rejected
+    return _attach_sidecars(_once(sources)), rejected

@@ -1,0 +1,215 @@
+"""Review of the command-line batch path's inputs: outputs among or inside the inputs, file
+names that are not UTF-8, linked folders, a file named twice, an image named alone with its
+sidecar, and a resumed batch whose other inputs changed what a finished study's result says."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pydicom
+import pytest
+from typer.testing import CliRunner
+
+from mammocad.cli import app
+from mammocad.commands.analyze import run_analyze
+from mammocad.commands.batch import run_batch
+from mammocad.errors import MammocadError, RejectionCode
+from mammocad.io import iter_studies
+from mammocad.pipeline import Pipeline
+from mammocad.structures import Laterality, ViewPosition
+from mammocad.synthetic import write_studies
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One four-view phantom study (IM0001.dcm … IM0004.dcm and its truth.json)."""
+    root = tmp_path_factory.mktemp("review-inputs") / "written"
+    (folder,) = write_studies(n_studies=1, out_dir=root, seed=31, size="small")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_bundle: Path) -> Pipeline:
+    return Pipeline.from_bundle(tiny_bundle, num_threads=1)
+
+
+def _uid(folder: Path) -> str:
+    first = sorted(folder.glob("*.dcm"))[0]
+    return str(pydicom.dcmread(first, stop_before_pixels=True).StudyInstanceUID)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_batch_archive_named_as_its_input_zip_is_refused_and_the_zip_kept(
+    study: Path, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """``mammocad batch studies.zip --out studies.zip``: the archive replaced the input zip,
+    whose images were then lost."""
+    archive = tmp_path / "studies.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for path in sorted(study.glob("*.dcm")):
+            handle.write(path, path.name)
+    before = archive.read_bytes()
+    with pytest.raises(MammocadError, match="holds the input"):
+        run_batch([archive], out=archive, pipeline=pipeline)
+    assert archive.read_bytes() == before
+
+
+def test_a_batch_into_its_input_folder_is_refused_before_anything_is_written(
+    study: Path, tiny_bundle: Path, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """An archive (and so its work folder) inside the input folder: the run read its own work
+    folder's lock file as an input (a failure in failures.csv), and the next run the archive's
+    and the work folder's overlays as images. The command says so, without a traceback."""
+    folder = tmp_path / "in"
+    shutil.copytree(study, folder)
+    before = _files(folder)
+    out = folder / "results.zip"
+    outcome = CliRunner().invoke(
+        app, ["batch", str(folder), "--out", str(out), "--model", str(tiny_bundle)]
+    )
+    assert outcome.exit_code == 2, outcome.output  # a usage error, before the model loads
+    assert "is inside the input folder" in " ".join(outcome.output.split())
+    assert outcome.exception is None or isinstance(outcome.exception, SystemExit)
+    assert _files(folder) == before
+    assert not (folder / "results.zip.work").exists()  # not even an empty work folder
+    with pytest.raises(MammocadError, match=r"work folder .* is inside the input folder"):
+        run_batch([folder], out=tmp_path / "r.zip", pipeline=pipeline, work_dir=folder / "w")
+    assert _files(folder) == before
+
+
+def test_analyze_into_its_input_folder_is_refused(
+    study: Path, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """``mammocad analyze . --out results``: a second run read the first's overlay pictures
+    as images (rejected colour rasters and studies of none)."""
+    folder = tmp_path / "in"
+    shutil.copytree(study, folder)
+    before = _files(folder)
+    outcome = CliRunner().invoke(
+        app, ["analyze", str(folder), "--out", str(folder / "results"), "--model", str(tiny_bundle)]
+    )
+    assert outcome.exit_code == 2, outcome.output
+    assert "is inside the input folder" in " ".join(outcome.output.split())
+    assert _files(folder) == before
+    assert not (folder / "results").exists()  # not even an empty folder
+    with pytest.raises(ValueError, match="inside the input folder"):
+        run_analyze([folder], out_dir=folder / "results", pipeline=None)  # type: ignore[arg-type]
+
+
+def test_a_file_name_that_is_not_utf8_is_listed_in_the_archive(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A Latin-1 file name on Linux (``caf\\xe9.dcm``) reaches Python as a surrogate, which
+    failures.csv could not encode: the batch crashed after every study was analysed."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    try:
+        (Path(os.fsdecode(bytes(folder) + b"/caf\xe9.dcm"))).write_bytes(b"not an image\n")
+    except (OSError, UnicodeError):
+        pytest.skip("this file system takes UTF-8 file names only")
+    out = tmp_path / "results.zip"
+    run_batch([folder], out=out, pipeline=pipeline)
+    with zipfile.ZipFile(out) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("failures.csv").decode("utf-8"))))
+        assert "caf\\udce9.dcm" in archive.read("summary.html").decode("utf-8")
+    assert [(Path(r["source"]).name, r["rejection_code"]) for r in rows] == [
+        ("caf\\udce9.dcm", RejectionCode.NOT_DICOM.value)
+    ]
+
+
+def test_a_linked_study_folder_is_read(study: Path, tmp_path: Path) -> None:
+    """A dataset assembled from symbolic links to study folders read as empty ("no input file
+    found"): its studies were lost without a word. A link to a folder above must not loop."""
+    folder = tmp_path / "links"
+    folder.mkdir()
+    try:
+        (folder / "study").symlink_to(study, target_is_directory=True)
+        (folder / "loop").symlink_to(folder, target_is_directory=True)
+    except OSError:
+        pytest.skip("symbolic links are not available here")
+    stream = iter_studies([folder])
+    (read,) = list(stream)
+    assert read.study_instance_uid == _uid(study)
+    assert len(read.images) == 4 and all(image.is_processed for image in read.images)
+    assert stream.unassigned == []
+
+
+def test_a_file_named_twice_in_the_inputs_is_read_once(study: Path) -> None:
+    """A folder and a file inside it as inputs: the file was rejected as a duplicate of
+    itself ("IM0001.dcm repeats SOPInstanceUID … of IM0001.dcm") and the study warned."""
+    stream = iter_studies([study, study / "IM0001.dcm"])
+    (read,) = list(stream)
+    assert len(read.images) == 4
+    assert stream.unassigned == []
+    assert RejectionCode.DUPLICATE.value not in {message.code for message in read.messages}
+
+
+def test_a_resumed_study_whose_image_gained_a_copy_is_analysed_again(
+    study: Path, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A copy of one of a finished study's images added to the inputs: a fresh run's
+    result.json warns ``duplicate_instance``; the resumed run skipped the study (its own files
+    were unchanged) and archived the earlier result without the warning."""
+    folder = tmp_path / "in"
+    shutil.copytree(study, folder / "a")
+    out, work = tmp_path / "results.zip", tmp_path / "work"
+    uid = _uid(study)
+    assert run_batch([folder], out=out, pipeline=pipeline, work_dir=work).analysed == [uid]
+
+    (folder / "z").mkdir()
+    shutil.copy(folder / "a" / "IM0001.dcm", folder / "z" / "IM0001.dcm")  # read after "a"
+    again = run_batch([folder], out=out, pipeline=pipeline, work_dir=work)
+    assert again.analysed == [uid] and not again.skipped
+    result = json.loads(zipfile.ZipFile(out).read(f"{uid}/result.json"))
+    codes = {message["code"] for message in result["messages"]}
+    assert RejectionCode.DUPLICATE.value in codes
+
+
+def test_a_png_given_as_a_file_keeps_its_sidecar(study: Path, tmp_path: Path) -> None:
+    """``mammocad analyze film.png``: the sidecar film.png.json beside it was read only when
+    the folder was the input; named alone, the image lost its side, view and study."""
+    pixels = pydicom.dcmread(study / "IM0001.dcm").pixel_array
+    image = tmp_path / "film.png"
+    assert cv2.imwrite(str(image), pixels.astype(np.uint16))  # a 16-bit grey PNG
+    sidecar = {"laterality": "L", "view": "CC", "patient_id": "p1", "study_instance_uid": "1.2.3"}
+    (tmp_path / "film.png.json").write_text(json.dumps(sidecar), encoding="utf-8")
+    for inputs in ([tmp_path], [image], [image, tmp_path / "film.png.json"]):
+        stream = iter_studies(inputs)
+        (read,) = list(stream)
+        assert stream.unassigned == []
+        (png,) = read.images
+        assert (read.study_instance_uid, png.laterality, png.view, png.patient_id) == (
+            "1.2.3", Laterality.L, ViewPosition.CC, "p1",
+        ), inputs  # fmt: skip
+
+
+def test_a_batch_resumes_after_its_inputs_moved(
+    study: Path, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """An interrupted batch whose input folder was then moved (another disk, a renamed
+    folder, the same command from another folder): every finished study was analysed again,
+    as if its files had changed. It resumes, and summary.json names the files where they are
+    now."""
+    folder = tmp_path / "in"
+    shutil.copytree(study, folder)
+    out, work = tmp_path / "results.zip", tmp_path / "work"
+    uid = _uid(study)
+    assert run_batch([folder], out=out, pipeline=pipeline, work_dir=work).analysed == [uid]
+
+    moved = folder.rename(tmp_path / "moved")
+    again = run_batch([moved], out=out, pipeline=pipeline, work_dir=work)
+    assert again.skipped == [uid] and not again.analysed
+    summary = json.loads(zipfile.ZipFile(out).read("summary.json"))
+    sources = sorted(entry["source"] for entry in summary["inputs"])
+    assert sources == sorted(str(path) for path in moved.glob("*.dcm"))
