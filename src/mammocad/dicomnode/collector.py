@@ -15,9 +15,9 @@ a closed batch never changes under the handler. The folders survive a restart: o
 picked up again by :meth:`StudyCollector.recover` and closed after a fresh timeout.
 
 A study is also kept open while an association ("sender") whose latest instance was of it is
-still receiving data: a large instance (a tomosynthesis object of 0.5–1 GB takes several
-seconds) then does not split its study into two batches. The idle clock of such a study runs
-from the later of its last stored instance and its senders' last data.
+still receiving C-STORE data: a large instance (a tomosynthesis object of 0.5–1 GB takes
+several seconds) then does not split its study into two batches. The idle clock of such a study
+runs from the later of its last stored instance and its senders' last data.
 """
 
 from __future__ import annotations
@@ -180,8 +180,9 @@ class StudyCollector:
         return path
 
     def receiving(self, sender: Hashable) -> None:
-        """Data arrived on ``sender`` (an association, any hashable token; called for every
-        PDU): the open study of its latest instance is not closed while it goes on."""
+        """C-STORE data arrived on ``sender`` (an association, any hashable token; called for
+        every PDU with a data set fragment, not for a C-ECHO): the open study of its latest
+        instance is not closed while it goes on."""
         now = self._clock()
         with self._lock:
             known = self._senders.get(sender)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import tempfile
 import threading
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, _config, evt
+from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -78,21 +80,31 @@ def _read_header(received: Path | bytes) -> Dataset:
     return dcmread(source, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
 
 
-def _discard_unfinished_data_set(event: evt.Event) -> None:
-    """Remove the temporary file of a C-STORE data set that never completed (the association
-    was aborted or dropped mid-transfer): pynetdicom only deletes the files it handed to the
-    ``EVT_C_STORE`` handler, and a 1 GB left-over per broken transfer would fill the disk.
-    Reads pynetdicom's DIMSE state (private; tolerated when absent)."""
-    message = getattr(getattr(event.assoc, "dimse", None), "message", None)
-    unfinished = getattr(message, "_data_set_file", None)
-    if unfinished is None:
-        return
-    with contextlib.suppress(OSError):
-        unfinished.close()
-        Path(unfinished.name).unlink()
-        logger.info(
-            "removed the unfinished data set of an interrupted C-STORE: %s", unfinished.name
-        )
+def _discard_unhandled_data_sets(event: evt.Event) -> None:
+    """Remove the temporary files of C-STORE data sets that no handler will see now that the
+    connection has closed: pynetdicom only deletes the files it handed to the ``EVT_C_STORE``
+    handler, and a 1 GB left-over per broken transfer would fill the disk. They are the data
+    set still arriving (the association was aborted or dropped mid-transfer) and those
+    received in full but queued behind the request being handled (pynetdicom serves none
+    after an A-ABORT, PS3.8 Section 7.3, or a peer's A-RELEASE). A request is taken off
+    pynetdicom's queue either here or by its association thread, never both. Reads
+    pynetdicom's DIMSE state (private; tolerated when absent)."""
+    dimse = getattr(event.assoc, "dimse", None)
+    files = [getattr(getattr(dimse, "message", None), "_data_set_file", None)]
+    requests = getattr(dimse, "msg_queue", None)
+    while requests is not None:
+        try:
+            _, request = requests.get_nowait()
+        except queue.Empty:
+            break
+        files.append(getattr(request, "_dataset_file", None))
+    for unhandled in files:
+        if unhandled is None:
+            continue
+        with contextlib.suppress(OSError):
+            unhandled.close()
+            Path(unhandled.name).unlink()
+            logger.info("removed the data set of an interrupted C-STORE: %s", unhandled.name)
 
 
 @dataclass(slots=True)
@@ -146,7 +158,7 @@ class StorageSCP:
         self._check_temporary_folder()
         handlers: list[evt.EventHandlerType] = [
             (evt.EVT_C_ECHO, self._on_echo),
-            (evt.EVT_DATA_RECV, self._on_data),
+            (evt.EVT_PDU_RECV, self._on_pdu),
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_CONN_OPEN, self._on_open),
             (evt.EVT_CONN_CLOSE, self._on_close),
@@ -228,13 +240,23 @@ class StorageSCP:
             log.calling_aet, log.address, called, self.settings.ae_title, allowed,
         )  # fmt: skip
 
-    def _on_data(self, event: evt.Event) -> None:
-        """Every PDU received: the association is still delivering (see the collector)."""
-        self.collector.receiving(id(event.assoc))
+    def _on_pdu(self, event: evt.Event) -> None:
+        """A PDU carrying C-STORE data: the association is still delivering (see the
+        collector). That is a P-DATA-TF with a data set fragment, message control header bit 0
+        clear (PS3.8 Section 9.3.5.1, Annex E.2): the node accepts Verification and Storage
+        only, and of their requests only C-STORE has a data set (a C-ECHO-RQ has none, PS3.7
+        Section 9.3.5; its Command Data Set Type is 0101H, Annex E.1). A sender that keeps its
+        association alive with C-ECHOs then does not hold its last study open."""
+        pdu = event.pdu
+        if isinstance(pdu, P_DATA_TF) and any(
+            item.presentation_data_value and not item.presentation_data_value[0] & 0x01
+            for item in pdu.presentation_data_value_items
+        ):
+            self.collector.receiving(id(event.assoc))
 
     def _on_close(self, event: evt.Event) -> None:
         self.collector.sender_gone(id(event.assoc))
-        _discard_unfinished_data_set(event)
+        _discard_unhandled_data_sets(event)
         log = self._log(event)
         with self._lock:
             # accepted but neither released nor aborted yet: on a peer's A-ABORT pynetdicom
