@@ -23,7 +23,7 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.table import Table
 
-from mammocad.commands.eval_study import StudyLabel, read_results
+from mammocad.commands.eval_study import StudyLabel, read_results, unmatched_labels
 from mammocad.detect.bundle import (
     MODEL_CARD_FILE,
     BundleManifest,
@@ -96,20 +96,25 @@ def collect_scores(
     labels: dict[str, StudyLabel],
     *,
     sha256: str,
+    version: str | None = None,
     results: Sequence[dict[str, Any]] | None = None,
 ) -> SiteScores:
-    """The labelled, processed studies of ``results_dir`` made by the weights ``sha256``;
-    ``results``: those of ``results_dir`` where the caller has read them already.
+    """The labelled, processed studies of ``results_dir`` made by the weights ``sha256`` and,
+    where given, the bundle ``version`` (a ``+cal.`` suffix aside); ``results``: those of
+    ``results_dir`` where the caller has read them already.
 
     Raises:
-        CalibrationError: a result comes from other weights, or lacks its unrounded score.
+        CalibrationError: a result comes from other weights or another version, or lacks its
+            unrounded score.
     """
     raw, shown, truth, rejected, unlabelled, foreign = [], [], [], 0, 0, 0
-    for result in results if results is not None else read_results(results_dir):
+    read = results if results is not None else read_results(results_dir)
+    for result in read:
         uid = str(result["study_instance_uid"])
+        made_by = result.get("model") or {}
         if uid not in labels:
             unlabelled += 1
-        elif result.get("model", {}).get("sha256") != sha256:
+        elif made_by.get("sha256") != sha256 or not _same_version(made_by.get("version"), version):
             foreign += 1
         elif result["malignancy_probability"] is None:
             rejected += 1
@@ -118,10 +123,14 @@ def collect_scores(
             raw.append(score)
             shown.append(before)
             truth.append(int(labels[uid].malignant))
+    if read and unlabelled == len(read):
+        raise CalibrationError(unmatched_labels(labels, read))
     if foreign:
         raise CalibrationError(
-            f"{foreign} labelled results under {results_dir} were made by other weights than "
-            "--model: analyse the site's studies with this bundle first"
+            f"{foreign} labelled results under {results_dir} were made by other weights or "
+            "another version of the bundle than --model (bundles of one detector may differ in "
+            "their risk model, which makes the scores): analyse the site's studies with this "
+            "bundle first"
         )
     return SiteScores(
         raw=np.asarray(raw, dtype=np.float64),
@@ -132,6 +141,15 @@ def collect_scores(
     )
 
 
+def _same_version(made_by: object, version: str | None) -> bool:
+    """Whether a result's bundle version is ``version`` but for the ``+cal.`` suffix that
+    calibrating adds (recalibration refits the uncalibrated score, which it does not change);
+    true where either is not recorded."""
+    if not made_by or not version:
+        return True
+    return str(made_by).split("+cal.")[0] == version.split("+cal.")[0]
+
+
 def _check_destination(model: Path, out: Path) -> None:
     if out.resolve() == model.resolve() or model.resolve() in out.resolve().parents:
         raise ModelBundleError(
@@ -140,6 +158,14 @@ def _check_destination(model: Path, out: Path) -> None:
         )
     if out.exists():
         raise ModelBundleError(f"--out {out} already exists: give a new folder or delete it")
+    # the copy is written as OUT.partial, which is first cleared: it must not be the source
+    target = out.resolve()
+    partial = target.with_name(target.name + ".partial")
+    if partial == model.resolve() or partial in model.resolve().parents:
+        raise ModelBundleError(
+            f"--out {out} would be written as {partial}, the source bundle (or a folder holding "
+            "it): give another name"
+        )
 
 
 def run_calibrate(
@@ -165,7 +191,9 @@ def run_calibrate(
     """
     _check_destination(model, out)
     manifest = read_manifest(model)
-    scores = collect_scores(results_dir, labels, sha256=manifest.sha256, results=results)
+    scores = collect_scores(
+        results_dir, labels, sha256=manifest.sha256, version=manifest.version, results=results
+    )
     calibrator = fit_calibrator(scores.raw, scores.labels, method=method, source=source)
     calibrated = site_probability(scores.raw, calibrator)
     points = choose_operating_points(np.round(calibrated, OUTPUT_DECIMALS), scores.labels)
@@ -219,7 +247,13 @@ def _write_bundle(
         update_model_card(copy, manifest, new_manifest)
         set_card_section(copy, "Calibration", card_section(outcome))
 
-    write_bundle_copy(model, outcome.bundle, fill)
+    try:
+        write_bundle_copy(model, outcome.bundle, fill)
+    except OSError as error:  # a file in the way, no permission, a full disk
+        raise ModelBundleError(
+            f"--out {outcome.bundle}: the new bundle cannot be written there ({error}); give a "
+            "new folder in a place you can write to"
+        ) from error
 
 
 #: a suspicion threshold as a model card's thresholds line quotes it ("high: 0.53")

@@ -90,6 +90,19 @@ def labels_from_csv(path: Path) -> dict[str, StudyLabel]:
     return labels
 
 
+def unmatched_labels(labels: dict[str, StudyLabel], results: Sequence[dict[str, Any]]) -> str:
+    """Why no result has a label, when none has: labels are matched by Study Instance UID
+    only, and a site's export often keys them by accession number or patient ID."""
+    named = next(iter(labels), None)
+    example = f" (e.g. result {results[0]['study_instance_uid']}, label {named})" if named else ""
+    return (
+        f"none of the {len(results)} results is of a study the {len(labels)} labels name"
+        f"{example}: the labels' study_instance_uid must be the study's Study Instance UID "
+        "(0020,000D), as result.json records it, not its accession number or patient ID; "
+        "labels per patient and breast go in --dataset-labels (patient_id,laterality,label)"
+    )
+
+
 def _add_label(labels: dict[_Key, StudyLabel], key: _Key, label: StudyLabel) -> None:
     """``label`` under ``key``; a key given before stays malignant when it was (a later benign
     row of the same study or breast must not overwrite it) and keeps its patient; rows naming
@@ -434,9 +447,11 @@ def read_results(results_dir: Path) -> list[dict[str, Any]]:
     logged as a warning.
 
     Raises:
-        ValueError: a result.json that is not valid JSON or no result (the message names it).
+        ValueError: a result.json that is not valid JSON or no result (the message names it),
+            or no ``<study>/result.json`` at all (:func:`_no_results` says where they are).
     """
     summary: dict[str, Any] | None = None
+    members: list[str] | None = None
     if results_dir.is_file() and zipfile.is_zipfile(results_dir):
         with zipfile.ZipFile(results_dir) as archive:
             members = archive.namelist()
@@ -457,7 +472,42 @@ def read_results(results_dir: Path) -> list[dict[str, Any]]:
             _parse_result((results_dir / name).read_bytes(), str(results_dir / name))
             for name in _listed(found, summary, results_dir)
         ]
-    return results + _failed_studies(summary, results)
+    read = results + _failed_studies(summary, results)
+    if not read:
+        raise ValueError(_no_results(results_dir, members))
+    return read
+
+
+def _no_results(results_dir: Path, members: list[str] | None) -> str:
+    """Why nothing was read from ``results_dir`` (``members``: its names where it is a zip)
+    and what to give instead: a zip of the output folder itself, or the service's data dir,
+    holds its result.json files one folder deeper than analyze and batch write them."""
+    if members is None:
+        deeper = [p.relative_to(results_dir).as_posix() for p in results_dir.rglob("result.json")]
+    else:
+        deeper = [name for name in members if PurePosixPath(name).name == "result.json"]
+    if not deeper:
+        return (
+            f"no <study>/result.json in {results_dir}: give the output folder of mammocad "
+            "analyze (a folder per study holding its result.json), a batch archive (.zip), or "
+            "the studies/ folder of the service's data dir"
+        )
+    example = min(deeper, key=lambda name: (name.count("/"), name))
+    if example.count("/") == 1:  # where they belong, but not among summary.json's studies
+        return (
+            f"{results_dir}: its summary.json lists none of its {len(deeper)} result.json files "
+            "(an earlier run's, into the same folder): analyze into an empty folder"
+        )
+    if members is not None:
+        where = "unzip it and give that folder, or zip the study folders themselves"
+    elif "/" not in example:  # one study's folder
+        where = f"give the folder that holds the study folders ({results_dir.parent})"
+    else:
+        where = f"give {results_dir / PurePosixPath(example).parent.parent}"
+    return (
+        f"{results_dir} holds {len(deeper)} result.json files, but not one folder down as "
+        f"analyze and batch write them, one folder per study (e.g. {example}): {where}"
+    )
 
 
 def _summary(text: bytes) -> dict[str, Any] | None:
@@ -554,7 +604,8 @@ def run_eval_study(
     scores, raw, truth, patients, groups, defective = [], [], [], [], [], []
     rejected = rejected_malignant = unlabelled = 0
     recorded: dict[str, float] = {}
-    for result in results if results is not None else read_results(results_dir):
+    read = results if results is not None else read_results(results_dir)
+    for result in read:
         label = labels.get(str(result["study_instance_uid"]))
         if label is None:
             unlabelled += 1
@@ -572,6 +623,8 @@ def run_eval_study(
         groups.append(
             manufacturer_of(result) if subgroups_by == "manufacturer" else label.group or "unknown"
         )
+    if read and unlabelled == len(read):
+        raise ValueError(unmatched_labels(labels, read))
     if not scores:
         raise ValueError(f"no labelled, processed result.json under {results_dir}")
     # sensitivity and specificity at the bundle's thresholds, on the probabilities users see

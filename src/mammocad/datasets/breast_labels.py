@@ -68,8 +68,8 @@ class LabelFile:
     path: Path
     columns: frozenset[str]
     rows: list[dict[str, str]]
-    #: each row's number in the file (the header is row 1), blank rows counted; empty: the
-    #: rows follow the header with none left out
+    #: each row's number in the file (its first row is 1), blank rows counted; empty: the
+    #: rows follow a header in row 1 with none left out
     numbers: tuple[int, ...] = ()
 
     def where(self, index: int) -> str:
@@ -100,7 +100,9 @@ def read_table(path: Path) -> LabelFile:
             rows = _xlsx_rows(path)
         else:
             with path.open(newline="", encoding="utf-8-sig") as handle:
-                first_line = handle.readline()
+                # the header's line: a sheet whose table starts lower down is exported with
+                # empty rows (";;" or "") above it
+                first_line = next((line for line in handle if line.strip(' \t\r\n;,"')), "")
                 handle.seek(0)
                 delimiter = ";" if ";" in first_line and "," not in first_line else ","
                 reader = csv.reader(handle, delimiter=delimiter)
@@ -109,9 +111,11 @@ def read_table(path: Path) -> LabelFile:
         raise ValueError(f"{path} is not UTF-8 text: save it as a UTF-8 CSV") from None
     except OSError as error:
         raise ValueError(f"{path}: {error.strerror or error}") from None
-    if not rows:
+    # empty rows above the header (a sheet whose table starts lower down) are no header
+    start = next((index for index, row in enumerate(rows) if any(c.strip() for c in row)), None)
+    if start is None:
         raise ValueError(f"{path} is empty")
-    header = [name.strip() for name in rows[0]]
+    header = [name.strip() for name in rows[start]]
     # a row cut short (trailing cells dropped by hand or by a tool) reads its missing cells as
     # empty, so the row is refused by its values with its file and row named, not a KeyError
     width = len(header)
@@ -126,7 +130,7 @@ def read_table(path: Path) -> LabelFile:
                 )
             ),
         )
-        for number, row in enumerate(rows[1:], start=2)
+        for number, row in enumerate(rows[start + 1 :], start=start + 2)
     ]
     # blank rows are dropped, but an error must name the row a user finds counting the file's
     # rows (a blank line included), so each kept row keeps its number
