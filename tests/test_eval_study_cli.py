@@ -54,6 +54,7 @@ def test_auc_and_rounding_loss_from_labels_csv(tmp_path: Path) -> None:
     labels = tmp_path / "labels.csv"
     lines = ["study_instance_uid,label,patient_id"]
     lines += [f"{uid},{label},p{k}" for k, (uid, *_, label) in enumerate(ROWS)]
+    lines += ["1.9,1,p9"]  # labelled, never analysed: in no figure, which must be said
     labels.write_text("\n".join(lines) + "\n")
     result = CliRunner().invoke(
         app,
@@ -65,6 +66,7 @@ def test_auc_and_rounding_loss_from_labels_csv(tmp_path: Path) -> None:
     assert "AUC 1.000" in output
     assert "users see 0.875 (lost to rounding: 0.1250" in output
     assert "1 rejected" in result.output
+    assert "1 labelled studies have no result here (e.g. 1.9)" in output
     report = (tmp_path / "report" / "study_metrics.md").read_text()
     assert "AUC" in report
     assert (tmp_path / "report" / "study_metrics.csv").is_file()

@@ -665,6 +665,14 @@ def run_eval_study(
         f"{len(scores)} studies ({sum(truth)} malignant), {rejected} rejected, "
         f"{unlabelled} without a label; {_auc_text(metrics, ', must stay < 0.005')}"
     )
+    # a labelled study with no result was never analysed here (or its result is elsewhere):
+    # it is in no figure, not even the calibration test's defects, which a reader must know
+    missing = set(labels) - {str(result["study_instance_uid"]) for result in read}
+    if missing:
+        console.print(
+            f"{len(missing)} labelled studies have no result here (e.g. {min(missing)}) and are "
+            "in none of these figures: analyse them too, or drop their labels"
+        )
     calibration = metrics.calibration
     console.print(
         f"ECE {calibration.ece:.3f}, Brier {calibration.brier:.3f}; exactly calibrated "
