@@ -976,17 +976,21 @@ def analyze(
     group_by: GroupByOption = Grouping.study,
 ) -> None:
     """Find lesions in every study; write result.json, overlay pictures and summary.json."""
-    from mammocad.commands.analyze import print_summary, run_analyze
+    from mammocad.commands.analyze import AnalyzeStorageError, print_summary, run_analyze
 
     _require_inputs(inputs)
     _check_grouping(group_by, dicom=dicom)
     _require_output_apart(inputs, out)  # before _require_output makes the folder
     _require_output(out)
     pipeline = _load_pipeline(model, device, threads)
-    summary = run_analyze(
-        inputs, out_dir=out, pipeline=pipeline, console=console, dicom=dicom,
-        sr_template=sr_template.value, group_by=group_by.value,
-    )  # fmt: skip
+    try:
+        summary = run_analyze(
+            inputs, out_dir=out, pipeline=pipeline, console=console, dicom=dicom,
+            sr_template=sr_template.value, group_by=group_by.value,
+        )  # fmt: skip
+    except AnalyzeStorageError as error:  # the disk's or the folder's; it says what to do
+        console.print(str(error), style="red", markup=False)
+        raise typer.Exit(code=1) from None
     print_summary(summary, out_dir=out, console=console)
     if summary.internal_errors:
         # our own failure, not bad input: scripts and CI must notice (the log has the traceback)

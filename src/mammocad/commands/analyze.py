@@ -18,18 +18,23 @@ Studies are decoded and analysed one at a time and their pixels dropped afterwar
 holds one study's images at most. A study's outputs are written into ``DIR/.mammocad-staging/``
 and replace its folder only once complete; a study that fails has its folder removed, so a
 re-run into the same ``DIR`` never leaves an earlier run's result.json or overlays beside this
-run's summary.json. See docs/analyze.md.
+run's summary.json. A disk that is full or a folder that cannot be written is no failure of the
+study: the run stops (:class:`AnalyzeStorageError`), each study's earlier folder kept.
+See docs/analyze.md.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +72,14 @@ STAGING_FOLDER = ".mammocad-staging"
 #: study folder only when it holds nothing else (it may be the user's own folder of images)
 OUTPUT_NAMES = frozenset({"result.json", "overlays", "dicom"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+#: write failures of the disk or the output folder, not of a study: they stop the run (as
+#: ``mammocad batch`` stops), where failing study after study would remove each earlier result
+UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+class AnalyzeStorageError(MammocadError):
+    """The output folder cannot be written: the disk is full or read-only, or a study's
+    folder cannot be replaced."""
 
 
 def resolve_model(explicit: Path | None, *, environ: Mapping[str, str] = os.environ) -> Path:
@@ -208,7 +221,9 @@ def _write_overlay(analysis: StudyAnalysis, image: Image, folder: Path, footer: 
     relative = Path(folder.name, "overlays", f"{safe_name(image.key)}.png")
     try:
         write_png(folder.parent / relative, _overlay_picture(analysis, image, footer))
-    except Exception:  # cv2.error included: a picture must not cost the result
+    except Exception as error:  # cv2.error included: a picture must not cost the result
+        if isinstance(error, OSError) and error.errno in UNWRITABLE:
+            raise  # but the study must not replace its earlier folder without its pictures
         logger.exception("overlay of %s (%s) could not be written", image.key, image.source)
         return None
     return relative.as_posix()
@@ -405,10 +420,14 @@ def run_analyze(
                         "analyze into an empty --out folder"
                     )
                 analysis = pipeline.analyze(study)
-                write_study_outputs(
-                    analysis, staging, summary, dicom=dicom, sr_template=sr_template
-                )
-                _replace_folder(staging / folder.name, folder)
+                with _stop_when_unwritable(folder):
+                    write_study_outputs(
+                        analysis, staging, summary, dicom=dicom, sr_template=sr_template
+                    )
+                    _replace_folder(staging / folder.name, folder)
+            except AnalyzeStorageError:
+                shutil.rmtree(staging, ignore_errors=True)  # give back the room
+                raise
             except Exception as error:  # a bug must cost one study, not the batch
                 del summary.inputs[listed:], summary.studies[studies:]
                 record_failed_study(study, error, summary)
@@ -424,16 +443,43 @@ def run_analyze(
             progress.advance(task)
     shutil.rmtree(staging, ignore_errors=True)
     text = json.dumps(summary.to_dict(), indent=2) + "\n"
-    (out_dir / "summary.json").write_text(text, encoding="utf-8")
+    with _stop_when_unwritable(out_dir / "summary.json"):
+        (out_dir / "summary.json").write_text(text, encoding="utf-8")
     return summary
+
+
+@contextmanager
+def _stop_when_unwritable(where: Path) -> Iterator[None]:
+    """A full or read-only disk, or a folder that cannot be written, under ``where`` stops
+    the run with what to do."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in UNWRITABLE:
+            raise
+        raise AnalyzeStorageError(
+            f"could not write {error.filename or where} ({error.strerror or error}): free "
+            "some space there or make it writable (close any program that has its files "
+            "open), or name another --out, and run the same command again; each study folder "
+            "not yet replaced keeps its earlier result"
+        ) from error
 
 
 def _replace_folder(staged: Path, folder: Path) -> None:
     """Put a study's complete outputs in place of its folder: whatever an earlier run left
     there (an overlay of an image this run rejected, a dicom/ folder written without --dicom
-    now) goes with it."""
-    shutil.rmtree(folder, ignore_errors=True)
-    staged.replace(folder)
+    now) goes with it. The earlier folder is moved aside whole before it is removed: one that
+    cannot be (a file open in a viewer on Windows) stays as it was, not half removed."""
+    aside = Path(tempfile.mkdtemp(dir=staged.parent)) / folder.name
+    with suppress(FileNotFoundError):  # none: a study new to this DIR
+        folder.replace(aside)
+    try:
+        staged.replace(folder)
+    except OSError:
+        with suppress(FileNotFoundError):
+            aside.replace(folder)  # the earlier result back in its place
+        raise
+    shutil.rmtree(aside.parent, ignore_errors=True)
 
 
 def print_summary(summary: AnalyzeSummary, *, out_dir: Path, console: Console) -> None:

@@ -7,7 +7,10 @@ Rules (docs/ingestion.md has the long form):
 * Grouping: by StudyInstanceUID (``group_by="study"``, the default), or by patient
   (``group_by="patient"``: PatientID with CBIS-DDSM's ``_LEFT_CC`` style suffix removed, which
   becomes the study's ``patient_id``), for collections such as CBIS-DDSM that give every view
-  its own study; images without a PatientID keep their StudyInstanceUID group.
+  its own study; images without a PatientID join the patient of the other images of their
+  study (a study is one patient's: PS3.3 Section 7, the DICOM model of the real world), else
+  keep their StudyInstanceUID group. A group holding only part of a study (its images name
+  several patients) gets a UID of its own, so that no two studies share one.
 * Order: studies in order of first appearance among the sorted inputs; images within a study by
   laterality (R, L, unknown), then view (CC, MLO, ML, LM, XCCL, XCCM, SIO, AT, OTHER,
   unknown), then SOP Instance UID.
@@ -60,14 +63,28 @@ class _Group:
     key: str
     entries: list[Entry] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    #: other groups hold images of its study too: it must not take the study's UID
+    partial: bool = False
 
 
-def _group_key(entry: Entry, group_by: GroupBy) -> str:
+def _group_key(entry: Entry, group_by: GroupBy, patients: dict[str, set[str]]) -> str:
+    """``patients``: the patient keys named by the images of each StudyInstanceUID."""
     if group_by is GroupBy.PATIENT:
         patient = patient_key(entry.preview.patient_id)
+        named = patients.get(entry.study_instance_uid, set())
+        if patient is None and len(named) == 1:  # the patient of the rest of its study
+            (patient,) = named
         if patient:
             return f"patient:{patient}"
     return f"study:{entry.study_instance_uid}"
+
+
+def _study_patients(scanned: list[Entry | Image]) -> dict[str, set[str]]:
+    patients: dict[str, set[str]] = defaultdict(set)
+    for entry in scanned:
+        if isinstance(entry, Entry) and (key := patient_key(entry.preview.patient_id)):
+            patients[entry.study_instance_uid].add(key)
+    return patients
 
 
 def _duplicate(entry: Entry, kept: Entry) -> tuple[Image, Message]:
@@ -92,33 +109,65 @@ def _plan(
     """Header pass: groups of entries (first-appearance order) and unassigned rejections."""
     paths = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
     sources, unassigned = collect_sources(paths)
+    everything = [scan_source(source, options) for source in sources]
+    patients = _study_patients(everything)
     groups: dict[str, _Group] = {}
     seen: dict[str, Entry] = {}
-    for source in sources:
-        scanned = scan_source(source, options)
+    for scanned in everything:
         if isinstance(scanned, Image):
             unassigned.append(scanned)
             continue
-        key = _group_key(scanned, group_by)
+        key = _group_key(scanned, group_by, patients)
         group = groups.setdefault(key, _Group(key=key))
         kept = seen.get(scanned.sop_instance_uid)
         if kept is not None and scanned.source.size > kept.source.size:
             # the copy met first is the shorter one, likely cut short: read this one instead
-            groups[_group_key(kept, group_by)].entries.remove(kept)
+            groups[_group_key(kept, group_by, patients)].entries.remove(kept)
             seen[scanned.sop_instance_uid] = scanned
             group.entries.append(scanned)
             scanned, kept = kept, scanned
         if kept is not None:
             image, note = _duplicate(scanned, kept)
             unassigned.append(image)
-            groups[_group_key(kept, group_by)].messages.append(note)
+            groups[_group_key(kept, group_by, patients)].messages.append(note)
             continue
         seen[scanned.sop_instance_uid] = scanned
         group.entries.append(scanned)
     kept_groups = [group for group in groups.values() if group.entries]
     if group_by is GroupBy.STUDY:
         _note_split_patients(kept_groups)
+    else:
+        _note_split_studies(kept_groups)
     return kept_groups, unassigned
+
+
+#: message code of a group holding part of a study whose images name several patients
+SPLIT_STUDY = "split_study"
+
+
+def _note_split_studies(groups: list[_Group]) -> None:
+    """Mark the groups of a study whose images went to several patients: each would take the
+    study's UID, and the results of one replace the other's (folders, archive entries)."""
+    holders: dict[str, list[_Group]] = defaultdict(list)
+    for group in groups:
+        for uid in {entry.study_instance_uid for entry in group.entries}:
+            holders[uid].append(group)
+    for uid, shared in holders.items():
+        if len(shared) < 2:
+            continue
+        for group in shared:
+            group.partial = True
+            group.messages.append(
+                Message(
+                    code=SPLIT_STUDY,
+                    severity=Severity.WARNING,
+                    text=(
+                        f"The images of study {uid} name different patients (Patient ID), so "
+                        f"they were read as {len(shared)} studies, by patient, each under a "
+                        "Study Instance UID of its own: check the Patient IDs of that study."
+                    ),
+                )
+            )
 
 
 #: message code of a study of fewer than four images whose patient has other studies among
@@ -237,10 +286,12 @@ def _unknown_view_message(side: Laterality, count: int, views: list[ViewPosition
 
 def _study_uid(group: _Group, images: list[Image]) -> tuple[str, list[Message]]:
     uids = sorted({image.study_instance_uid for image in images if image.study_instance_uid})
-    if len(uids) == 1:
+    if len(uids) == 1 and not group.partial:
         return uids[0], []
-    # group_by=patient over several studies: a stable UID for the merged study
+    # group_by=patient over several studies, or over part of one: a stable UID of its own
     merged = generate_uid(entropy_srcs=["mammocad merged study", group.key])
+    if len(uids) == 1:
+        return merged, []  # the group's split_study warning says why
     note = Message(
         code="merged_studies",
         severity=Severity.INFO,
