@@ -37,7 +37,7 @@ def test_upgrade_from_empty_creates_the_models_schema(empty_database: str) -> No
         assert tables == TABLES | {"alembic_version"}
         with engine.connect() as connection:
             context = MigrationContext.configure(connection)
-            assert context.get_current_revision() == "0003"
+            assert context.get_current_revision() == "0004"
             differences = compare_metadata(context, Base.metadata)
         assert differences == [], "the models changed without a migration"
     finally:
@@ -137,5 +137,43 @@ def test_jobs_from_before_0003_count_as_sent_to_the_broker(empty_database: str) 
         with engine.connect() as connection:
             sent = connection.scalar(text("SELECT dispatched_at FROM jobs WHERE id = 'old'"))
         assert sent is not None
+    finally:
+        engine.dispose()
+
+
+def test_jobs_running_before_0004_in_process_count_as_beating_at_their_start(
+    empty_database: str,
+) -> None:
+    """0004 adds the heartbeat that frees a job a dead worker of another host (a recreated
+    container) left running. A job an in-process worker was running before the upgrade has
+    none: it counts as having beaten when it started, so the one the container left before it
+    was recreated with this version is freed too. A Celery job (sent to the broker) gets none:
+    the broker redelivers it."""
+    from sqlalchemy import text
+
+    upgrade(empty_database, "0003")
+    engine = make_engine(empty_database)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO studies (id, study_instance_uid, folder, state, created_at, "
+                    "updated_at) VALUES (1, '1.2.3', 'studies/1.2.3', 'processing', :at, :at)"
+                ),
+                {"at": "2026-12-01 10:00:00+00:00"},
+            )
+            for job_id, sent in (("inprocess", None), ("celery", "2026-12-01 10:00:00+00:00")):
+                connection.execute(
+                    text(
+                        "INSERT INTO jobs (id, study_id, status, stage_timings_ms, attempts, "
+                        "created_at, started_at, dispatched_at) "
+                        "VALUES (:id, 1, 'running', '{}', 1, :at, :at, :sent)"
+                    ),
+                    {"id": job_id, "at": "2026-12-01 10:00:00+00:00", "sent": sent},
+                )
+        upgrade(empty_database)
+        with engine.connect() as connection:
+            beats = dict(connection.execute(text("SELECT id, heartbeat_at FROM jobs")).all())
+        assert beats["inprocess"] is not None and beats["celery"] is None
     finally:
         engine.dispose()

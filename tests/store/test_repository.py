@@ -149,6 +149,42 @@ def test_requeueing_an_older_orphan_leaves_the_newer_jobs_study_state(
         assert job.study.state == "done"
 
 
+def test_a_stale_heartbeat_requeues_a_job_whatever_its_host(empty_database: str) -> None:
+    """A worker's host cannot always be checked (another machine, a recreated container): a
+    running job whose heartbeat stopped goes back to the queue; one whose heartbeat is fresh,
+    or that a Celery worker runs (no heartbeat: the broker redelivers), stays running."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from mammocad.store.repository import database_now, requeue_orphans, start_job
+
+    upgrade(empty_database)
+    engine = make_engine(empty_database)
+    factory = session_factory(engine)
+    try:
+        ids = [add_study(factory, uid) for uid in ("1.2.1", "1.2.2", "1.2.3")]
+        with transaction(factory) as session:
+            assert claim_next_job(session, worker="gone-host:1:0") is not None
+            assert claim_next_job(session, worker="live-host:1:0") is not None
+            assert start_job(session, ids[2], worker="celery@gpu") is not None
+        with transaction(factory) as session:
+            hour_ago = database_now(session) - timedelta(hours=1)
+            session.execute(update(Job).where(Job.id == ids[0]).values(heartbeat_at=hour_ago))
+        with transaction(factory) as session:
+            cutoff = database_now(session) - timedelta(minutes=2)
+            requeued = requeue_orphans(
+                session, is_orphan=lambda worker: False, max_attempts=3, stale_before=cutoff
+            )
+            assert requeued == 1
+        with factory() as session:
+            jobs = [session.get(Job, job_id) for job_id in ids]
+            assert [job.status for job in jobs if job] == ["queued", "running", "running"]
+            assert jobs[0] is not None and jobs[0].worker is None
+    finally:
+        engine.dispose()
+
+
 def test_processes_loading_a_new_bundle_together_register_it_once(empty_database: str) -> None:
     """``serve`` and ``dicom-node`` started together (or two Celery gpu workers taking their
     first studies at once) each register the bundle they load: both found no row, both

@@ -6,6 +6,11 @@ by a process of this host that no longer exists (or ran before the host restarte
 to ``queued``. Workers wake up when
 the API enqueues (:meth:`notify`) and otherwise poll, so jobs queued by another process on
 the same database are taken too.
+
+A process on another host cannot be checked from here, and a Docker container recreated is
+another host (a new hostname, the kernel's boot id): so the worker running a job refreshes the
+job's heartbeat, and a running job whose heartbeat is :data:`MISSED_HEARTBEATS` intervals old
+goes back to the queue whatever host it names, at start and from the polling loop.
 """
 
 from __future__ import annotations
@@ -14,19 +19,30 @@ import logging
 import os
 import socket
 import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from mammocad.jobs.runner import JobRunner
-from mammocad.store.models import JobStatus
-from mammocad.store.repository import claim_next_job, get_job, mark_failed, requeue_orphans
+from mammocad.store.repository import (
+    claim_next_job,
+    database_now,
+    record_heartbeat,
+    requeue_orphans,
+)
 from mammocad.store.session import transaction
 
 logger = logging.getLogger(__name__)
 
 #: a job whose worker died this many times fails instead of being queued again
 MAX_ATTEMPTS = 3
+
+#: a running job whose heartbeat is this many intervals old has lost its worker: a few, so
+#: that a database busy for a moment does not hand a live worker's job to another
+MISSED_HEARTBEATS = 4
 
 
 #: changes at every start of the machine (Linux); absent elsewhere
@@ -64,7 +80,8 @@ def is_orphan(worker: str | None) -> bool:
     process of the earlier boot is gone, whatever now runs under their numbers) or its process
     no longer exists.
 
-    Workers on other hosts cannot be checked from here; their jobs are left alone.
+    Workers on other hosts cannot be checked from here; their jobs are left to the heartbeat
+    (:meth:`InProcessWorkers.requeue_stale`).
     """
     if not worker:
         return True
@@ -79,6 +96,10 @@ def is_orphan(worker: str | None) -> bool:
     return pid == os.getpid() or not _pid_alive(pid)
 
 
+def _never(worker: str | None) -> bool:
+    return False
+
+
 class InProcessWorkers:
     """``count`` threads running jobs with ``runner``.
 
@@ -88,6 +109,10 @@ class InProcessWorkers:
         count: worker threads; the model is shared, so more than one only helps when the
             stages release the GIL (decoding, torch).
         poll_interval_s: how often an idle worker looks at the queue without being notified.
+        heartbeat_interval_s: how often the job a worker runs is marked alive, and how often
+            the polling loop looks for running jobs whose heartbeat stopped. The same on every
+            process of a database: another's job is taken after ``MISSED_HEARTBEATS`` of
+            this process's intervals.
     """
 
     def __init__(
@@ -97,27 +122,34 @@ class InProcessWorkers:
         runner: JobRunner,
         count: int = 1,
         poll_interval_s: float = 2.0,
+        heartbeat_interval_s: float = 30.0,
     ) -> None:
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
+        if heartbeat_interval_s <= 0:
+            raise ValueError(f"heartbeat_interval_s must be > 0, got {heartbeat_interval_s}")
         self.sessions = sessions
         self.runner = runner
         self.count = count
         self.poll_interval_s = poll_interval_s
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self._next_sweep = 0.0  # time.monotonic() of the polling loop's next sweep
+        self._sweep_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        # job id → failure text that could not be written (the database was away): retried
-        # by every loop, else the job would stay "running" until the process restarts
-        self._unrecorded: dict[str, str] = {}
+        # job id → (attempt, failure text) that could not be written (the database was away):
+        # retried by every loop, else the job would stay "running" until its heartbeat, no
+        # longer refreshed, put it back in the queue
+        self._unrecorded: dict[str, tuple[int, str]] = {}
         self._unrecorded_lock = threading.Lock()
 
     def start(self) -> int:
         """Requeue orphaned jobs and start the threads; returns the number requeued."""
-        with transaction(self.sessions) as session:
-            requeued = requeue_orphans(session, is_orphan=is_orphan, max_attempts=MAX_ATTEMPTS)
+        requeued = self._requeue(is_orphan)
         if requeued:
             logger.info("%d unfinished job(s) from an earlier run handled", requeued)
+        self._next_sweep = time.monotonic() + self.heartbeat_interval_s
         self._stop.clear()
         for index in range(self.count):
             thread = threading.Thread(
@@ -127,6 +159,24 @@ class InProcessWorkers:
             self._threads.append(thread)
         self._wake.set()
         return requeued
+
+    def requeue_stale(self) -> int:
+        """Requeue running jobs whose heartbeat stopped, on any host; returns their number.
+
+        Only the heartbeat counts here: the host/pid rules of :func:`is_orphan` hold at start,
+        when this process runs no job yet (while it runs, its own pid names live workers).
+        """
+        return self._requeue(_never)
+
+    def _requeue(self, orphan: Callable[[str | None], bool]) -> int:
+        with transaction(self.sessions) as session:
+            stale = timedelta(seconds=MISSED_HEARTBEATS * self.heartbeat_interval_s)
+            return requeue_orphans(
+                session,
+                is_orphan=orphan,
+                max_attempts=MAX_ATTEMPTS,
+                stale_before=database_now(session) - stale,
+            )
 
     def notify(self) -> None:
         """A job was queued: wake an idle worker now rather than at its next poll."""
@@ -152,33 +202,48 @@ class InProcessWorkers:
         """Claim and run one job; ``False`` when the queue was empty."""
         with transaction(self.sessions) as session:
             job = claim_next_job(session, worker=worker_name(index))
-            job_id = None if job is None else job.id
-        if job_id is None:
+            claimed = None if job is None else (job.id, job.attempts)
+        if claimed is None:
             return False
+        job_id, attempt = claimed
+        done = threading.Event()
+        threading.Thread(
+            target=self._beat, args=(job_id, attempt, done), name=f"{job_id}-heartbeat", daemon=True
+        ).start()
         try:
-            self.runner.run(job_id)
+            self.runner.run(job_id, attempt=attempt)
         except Exception as error:  # e.g. the database went away while saving the result
             logger.exception("job %s failed outside its stages", job_id)
-            self._record_failure(job_id, error)
+            self._record_failure(job_id, attempt, error)
+        finally:
+            done.set()  # a beat still on its way changes nothing: it needs the job running
         return True
 
-    def _record_failure(self, job_id: str, error: Exception) -> None:
+    def _beat(self, job_id: str, attempt: int, done: threading.Event) -> None:
+        """Refresh the heartbeat of ``job_id`` every interval until ``done`` or until the
+        job is no longer this attempt's."""
+        while not done.wait(self.heartbeat_interval_s):
+            try:
+                with transaction(self.sessions) as session:
+                    if not record_heartbeat(session, job_id, attempt=attempt):
+                        return
+            except Exception:  # the database is away: the next beat may get through
+                logger.warning("could not record the heartbeat of job %s", job_id, exc_info=True)
+
+    def _record_failure(self, job_id: str, attempt: int, error: Exception) -> None:
         text = (
             f"the job could not be completed ({type(error).__name__}: {error}); "
             "upload the study again to retry"
         )
-        if not self._write_failure(job_id, text):
+        if not self._write_failure(job_id, attempt, text):
             with self._unrecorded_lock:
-                self._unrecorded[job_id] = text
+                self._unrecorded[job_id] = (attempt, text)
 
-    def _write_failure(self, job_id: str, text: str) -> bool:
-        """Mark the job failed unless it ended meanwhile; ``False`` when the database could
-        not be written."""
+    def _write_failure(self, job_id: str, attempt: int, text: str) -> bool:
+        """Mark the job failed unless it ended or was taken over meanwhile; ``False`` when
+        the database could not be written."""
         try:
-            with transaction(self.sessions) as session:
-                job = get_job(session, job_id)
-                if job is not None and job.status == JobStatus.RUNNING.value:
-                    mark_failed(session, job, error=text)
+            self.runner.fail(job_id, text, attempt=attempt)
         except Exception:
             logger.exception("could not record the failure of job %s; will try again", job_id)
             return False
@@ -187,15 +252,27 @@ class InProcessWorkers:
     def _retry_unrecorded(self) -> None:
         with self._unrecorded_lock:
             pending = dict(self._unrecorded)
-        for job_id, text in pending.items():
-            if self._write_failure(job_id, text):
+        for job_id, (attempt, text) in pending.items():
+            if self._write_failure(job_id, attempt, text):
                 with self._unrecorded_lock:
                     self._unrecorded.pop(job_id, None)
+
+    def _sweep_due(self) -> bool:
+        """Whether this thread sweeps for stale jobs now: one thread of the process, once per
+        heartbeat interval (a query on the few running jobs)."""
+        with self._sweep_lock:
+            now = time.monotonic()
+            if now < self._next_sweep:
+                return False
+            self._next_sweep = now + self.heartbeat_interval_s
+            return True
 
     def _loop(self, index: int) -> None:
         while not self._stop.is_set():
             try:
                 self._retry_unrecorded()
+                if self._sweep_due():
+                    self.requeue_stale()
                 busy = self.run_once(index)
             except Exception:  # the database is down: keep the thread, try again later
                 logger.exception("worker %d could not read the job queue", index)

@@ -118,6 +118,9 @@ class Job(Base):
     dispatched_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # in-process workers: refreshed while the job runs, on the database's clock (hosts' clocks
+    # may differ); null for Celery workers, whose dead workers the broker handles
+    heartbeat_at: Mapped[datetime | None]
 
     study: Mapped[Study] = relationship(back_populates="jobs")
 

@@ -27,6 +27,7 @@ from mammocad.store.models import (
     Result,
     Study,
     StudyState,
+    as_utc,
     utcnow,
 )
 
@@ -135,6 +136,7 @@ def claim_next_job(session: Session, *, worker: str) -> Job | None:
             status=JobStatus.RUNNING.value,
             worker=worker,
             started_at=utcnow(),
+            heartbeat_at=func.now(),
             attempts=Job.attempts + 1,
         )
     )
@@ -194,18 +196,47 @@ def claim_dispatch(session: Session, job_id: str) -> bool:
     return getattr(claimed, "rowcount", 0) == 1
 
 
+def database_now(session: Session) -> datetime:
+    """The database's clock (UTC): heartbeats written by several hosts are compared on one
+    clock, whatever the hosts' own say."""
+    now: datetime = session.scalars(select(func.now())).one()
+    return as_utc(now)
+
+
+def record_heartbeat(session: Session, job_id: str, *, attempt: int) -> bool:
+    """The worker running attempt ``attempt`` of job ``job_id`` is alive; ``False`` when the
+    job is no longer that attempt's (it ended, or was taken over after a stale heartbeat)."""
+    beat = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING.value, Job.attempts == attempt)
+        .values(heartbeat_at=func.now())
+    )
+    return getattr(beat, "rowcount", 0) == 1
+
+
 def requeue_orphans(
-    session: Session, *, is_orphan: Callable[[str | None], bool], max_attempts: int
+    session: Session,
+    *,
+    is_orphan: Callable[[str | None], bool],
+    max_attempts: int,
+    stale_before: datetime | None = None,
 ) -> int:
-    """Put running jobs whose worker is gone (``is_orphan(worker)``) back in the queue.
+    """Put running jobs whose worker is gone back in the queue: ``is_orphan(worker)``, or a
+    heartbeat older than ``stale_before`` (on the database's clock) whatever the worker's host.
 
     A job that was already tried ``max_attempts`` times fails instead: a study that kills
     its worker must not kill every restart too.
     """
     count = 0
-    running = session.scalars(select(Job).where(Job.status == JobStatus.RUNNING.value))
+    # locked (in one order: processes sweeping at once must not deadlock) so that a job
+    # another process requeued meanwhile, and a worker then claimed, is not requeued again
+    running = session.scalars(
+        select(Job).where(Job.status == JobStatus.RUNNING.value).order_by(Job.id).with_for_update()
+    )
     for job in running:
-        if not is_orphan(job.worker):
+        beat = job.heartbeat_at
+        stale = stale_before is not None and beat is not None and as_utc(beat) < stale_before
+        if not stale and not is_orphan(job.worker):
             continue
         if job.attempts >= max_attempts:
             mark_failed(
@@ -216,6 +247,7 @@ def requeue_orphans(
             )
         else:
             job.status, job.worker, job.stage = JobStatus.QUEUED.value, None, None
+            job.heartbeat_at = None
             if latest_job(job.study) is job:  # an older job: the study is the newer one's
                 job.study.state = StudyState.QUEUED.value
         count += 1
