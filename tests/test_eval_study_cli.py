@@ -63,7 +63,7 @@ def test_auc_and_rounding_loss_from_labels_csv(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
-    assert "AUC 1.000" in output
+    assert "AUC 1.000 [" in output
     assert "users see 0.875 (lost to rounding: 0.1250" in output
     assert "1 rejected" in result.output
     assert "1 labelled studies have no result here (e.g. 1.9)" in output
@@ -520,3 +520,34 @@ def test_a_breast_never_sent_is_not_rejected(tmp_path: Path) -> None:
     exit_code, output = _eval_dataset(tmp_path, (tmp_path / "patients.csv",), "--level", "breast")
     assert exit_code == 0, output
     assert "2 breasts (1 malignant), 1 without a probability, 0 without a label" in output
+
+
+def test_label_columns_typed_otherwise_are_named_in_the_refusal(tmp_path: Path) -> None:
+    # a site's sheet headed "Study_Instance_UID,Label": the refusal said which columns it
+    # needs but not what it found, so the case difference went unnoticed
+    _write_results(tmp_path / "results")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("Study_Instance_UID,Label\n1.1,0\n")
+    result = CliRunner().invoke(
+        app,
+        ["eval", "study", "--results", str(tmp_path / "results"), "--labels", str(labels),
+         "--out", str(tmp_path / "report")],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "its header names: Label, Study_Instance_UID" in " ".join(result.output.split())
+
+
+def test_an_auc_without_its_interval_says_so(tmp_path: Path) -> None:
+    # without bootstrap the interval is [nan, nan], which Rich took for a style tag and
+    # dropped from the printed line without a word
+    _write_results(tmp_path / "results")
+    labels = tmp_path / "labels.csv"
+    rows = [f"{uid},{label}" for uid, *_, label in ROWS]
+    labels.write_text("study_instance_uid,label\n" + "\n".join(rows) + "\n")
+    result = CliRunner().invoke(
+        app,
+        ["eval", "study", "--results", str(tmp_path / "results"), "--labels", str(labels),
+         "--out", str(tmp_path / "report"), "--bootstrap", "0"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "AUC 1.000 [nan, nan];" in " ".join(result.output.split())

@@ -83,11 +83,20 @@ def labels_from_csv(path: Path) -> dict[str, StudyLabel]:
     """
     table = read_table(path)
     if not table.columns >= {"study_instance_uid", "label"}:
-        raise ValueError(f"{path}: needs the columns study_instance_uid and label")
+        raise ValueError(
+            f"{path}: needs the columns study_instance_uid and label{_has(table.columns)}"
+        )
     labels: dict[str, StudyLabel] = {}
     for index, row in enumerate(table.rows):
         _add_label(labels, row["study_instance_uid"], _row_label(table, index))
     return labels
+
+
+def _has(columns: frozenset[str]) -> str:
+    """The columns a label file has, for an error saying which it lacks (a header typed
+    ``Label`` or ``StudyInstanceUID`` is not ``label``: names are matched exactly)."""
+    names = ", ".join(sorted(columns)) or "none"
+    return f" in lower case, as written here; its header names: {names}"
 
 
 def unmatched_labels(labels: dict[str, StudyLabel], results: Sequence[dict[str, Any]]) -> str:
@@ -140,7 +149,8 @@ def breast_labels_from_csv(path: Path) -> dict[BreastKey, StudyLabel]:
     table = read_table(path)
     if not table.columns >= {"study_instance_uid", "laterality", "label"}:
         raise ValueError(
-            f"{path}: breast labels need the columns study_instance_uid, laterality and label"
+            f"{path}: breast labels need the columns study_instance_uid, laterality and "
+            f"label{_has(table.columns)}"
         )
     labels: dict[BreastKey, StudyLabel] = {}
     for index, row in enumerate(table.rows):
@@ -663,7 +673,8 @@ def run_eval_study(
     )
     console.print(
         f"{len(scores)} studies ({sum(truth)} malignant), {rejected} rejected, "
-        f"{unlabelled} without a label; {_auc_text(metrics, ', must stay < 0.005')}"
+        f"{unlabelled} without a label; {_auc_text(metrics, ', must stay < 0.005')}",
+        markup=False,  # an interval without bootstrap, "[nan, nan]", is no style tag
     )
     # a labelled study with no result was never analysed here (or its result is elsewhere):
     # it is in no figure, not even the calibration test's defects, which a reader must know
@@ -765,7 +776,8 @@ def run_eval_breasts(
     )
     console.print(
         f"{len(raw)} breasts ({sum(truth)} malignant), {rejected} without a probability, "
-        f"{unlabelled} without a label; {_auc_text(metrics)}"
+        f"{unlabelled} without a label; {_auc_text(metrics)}",
+        markup=False,
     )
     return StudyEvaluation(
         metrics=metrics,
