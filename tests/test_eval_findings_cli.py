@@ -443,3 +443,28 @@ def test_an_error_naming_brackets_is_printed_as_it_is(tmp_path: Path) -> None:
     )
     assert exit_code == 2
     assert "finding_categories '[red]Mass' is not a list" in " ".join(output.split())
+
+
+def test_a_cbis_ddsm_mask_in_the_series_of_the_cropped_image_path_is_found(
+    tmp_path: Path,
+) -> None:
+    # in about a hundred CBIS-DDSM rows the cropped image and ROI mask paths name two series;
+    # a mask stored under the cropped image's series left its mammogram unlocated
+    root = tmp_path / "CBIS-DDSM"
+    full_series, crop_series, roi_series = generate_uid(), generate_uid(), generate_uid()
+    case = "Mass-Test_P_00034_RIGHT_CC"
+    uid = _dicom(root / case / "1-1.dcm", np.full((200, 160), 90), series=full_series, patient=case)
+    mask = np.zeros((200, 160))
+    mask[50:70, 30:60] = 255
+    _dicom(root / f"{case}_1" / "a.dcm", mask, series=crop_series, patient=f"{case}_1")
+    crop = np.full((20, 30), 200)
+    _dicom(root / f"{case}_1" / "b.dcm", crop, series=roi_series, patient=f"{case}_1")
+    row = (
+        f"P_00034,2,RIGHT,CC,1,mass,OVAL,SPICULATED,5,MALIGNANT,5,{case}/s/{full_series}/"
+        f"000000.dcm,{case}_1/s/{crop_series}/000000.dcm,{case}_1/s/{roi_series}/000000.dcm"
+    )
+    (tmp_path / "mass.csv").write_text(f"{_MASS_HEADER}\n{row}\n")
+    found = cbis_lesion_boxes([tmp_path / "mass.csv"], root)
+    assert found.unlocated == set()
+    (lesion,) = found.lesions[uid]
+    assert lesion.box == (30.0, 50.0, 60.0, 70.0)

@@ -113,10 +113,11 @@ def lesion_boxes(case_descriptions: Sequence[Path], images: Path) -> CbisBoxes:
     The CSV paths (``<case>/<StudyInstanceUID>/<SeriesInstanceUID>/00000N.dcm``) follow a
     layout TCIA's downloads no longer keep, so files are found by the Series Instance UID the
     path names, read from the DICOM headers. The cropped lesion and the ROI mask share a
-    series, and their ``000000`` / ``000001`` names are not consistent: the mask is the image
-    of the full mammogram's size. A view with both masses and calcifications is stored twice,
-    under other UIDs, in the Mass and the Calc collections: rows are grouped by patient, side
-    and view, and every copy of one size gets the lesions of all.
+    series (about a hundred rows name two series: both are searched), and their ``000000`` /
+    ``000001`` names are not consistent: the mask is the image of the full mammogram's size.
+    A view with both masses and calcifications is stored twice, under other UIDs, in the Mass
+    and the Calc collections: rows are grouped by patient, side and view, and every copy of
+    one size gets the lesions of all.
 
     Raises:
         ValueError: a file is not a case description, or a row's values are not CBIS-DDSM's.
@@ -168,11 +169,23 @@ def _abnormalities(
             view,
             _Abnormality(
                 mammogram=full[0] if len(full) == 1 else None,
-                masks=series.get(_series_uid(row["ROI mask file path"]), []),
+                masks=_mask_candidates(row, series),
                 label=label,
                 malignant=_malignant(table, index),
             ),
         )
+
+
+def _mask_candidates(row: dict[str, str], series: dict[str, list[_Stored]]) -> list[_Stored]:
+    """The files of the series the ROI mask path names, then of the one the cropped image
+    path names where that is another: in about a hundred rows the two paths name different
+    series, and which holds the mask is not told by the name (the mask is told by its size)."""
+    roi = _series_uid(row["ROI mask file path"])
+    cropped = _series_uid(row.get("cropped image file path", ""))
+    found = list(series.get(roi, []))
+    if cropped and cropped != roi:
+        found += series.get(cropped, [])
+    return found
 
 
 def _place(
