@@ -55,29 +55,47 @@ class LabelLayout:
     placed: list[Rect] = field(default_factory=list)
 
     def place(
-        self, box: Rect, size: tuple[int, int], *, gap: int, below_first: bool = False
+        self,
+        box: Rect,
+        size: tuple[int, int],
+        *,
+        gap: int,
+        below_first: bool = False,
+        avoid: Sequence[Rect] = (),
     ) -> tuple[int, int]:
         """The top-left corner of the label background of ``box``, ``size`` its width and
-        height: above the box, else below it, else inside its top, else stacked further above
-        — the first spot free of the labels placed before and inside the picture; shifted left
-        where it would run past the right edge (a right breast's chest wall)."""
+        height: above the box, else below it, else inside its top — starting at the box's left
+        edge, else ending at its right edge — else stacked further above or below (past the
+        quality issues over a box at the top of the picture): the first spot inside
+        the picture free of the labels placed before and of ``avoid`` (the other boxes and the
+        nipple marker: a label lying across another finding's box reads as that box's label),
+        else the first free of the labels only; shifted left where it would run past the right
+        edge (a right breast's chest wall)."""
         width, height = size
-        x1, y1, _, y2 = box
-        x = max(0, min(x1, self.width - width))
-        tops = [y1 - gap - height, y2 + gap, y1 + gap]
+        x1, y1, x2, y2 = box
+        left = max(0, min(x1, self.width - width))
+        right = max(0, min(x2 - width, self.width - width))
+        near = [y1 - gap - height, y2 + gap, y1 + gap]
         if below_first:
-            tops[:2] = tops[1::-1]
-        tops += [y1 - gap - (k + 1) * height for k in range(1, 5)]
-        tops = [top for top in tops if 0 <= top <= self.height - height] or [max(0, y1 - height)]
-        top = next((t for t in tops if self._free(x, t, size)), tops[0])
+            near[:2] = near[1::-1]
+        stacked = [y1 - gap - (k + 1) * height for k in range(1, 5)]
+        stacked += [y2 + gap + k * height for k in range(1, 5)]
+        spots = [(x, top) for top in near for x in dict.fromkeys((left, right))]
+        spots += [(left, top) for top in stacked]
+        spots = [(x, top) for x, top in spots if 0 <= top <= self.height - height]
+        spots = spots or [(left, max(0, y1 - height))]
+        spot = next((s for s in spots if self._free(*s, size, (*self.placed, *avoid))), None)
+        if spot is None:
+            spot = next((s for s in spots if self._free(*s, size, self.placed)), spots[0])
+        x, top = spot
         self.placed.append((x, top, x + width, top + height))
         return x, top
 
-    def _free(self, x: int, top: int, size: tuple[int, int]) -> bool:
+    @staticmethod
+    def _free(x: int, top: int, size: tuple[int, int], taken: Sequence[Rect]) -> bool:
         width, height = size
         return all(
-            x + width <= a or b <= x or top + height <= y1 or y2 <= top
-            for a, y1, b, y2 in self.placed
+            x + width <= a or b <= x or top + height <= y1 or y2 <= top for a, y1, b, y2 in taken
         )
 
 
@@ -112,6 +130,40 @@ def _dashed_rectangle(
             cv2.line(picture, p, q, colour, thickness)
 
 
+def _wrapped(text: str, width: int, scale: float) -> list[str]:
+    """``text`` broken at spaces into lines at most ``width`` pixels wide as :func:`_label`
+    draws them (a longer word stays whole): cut at a fixed length, quality sentences lost
+    what to do and still ran past the right edge of a 1024-pixel film."""
+    lines: list[str] = []
+    for word in text.split():
+        joined = f"{lines[-1]} {word}" if lines else word
+        if lines and _text_box(joined, scale)[0] <= width:
+            lines[-1] = joined
+        else:
+            lines.append(word)
+    return lines
+
+
+def _notes(
+    picture: npt.NDArray[np.uint8], quality: ImageQuality | None, footer: str | None, scale: float
+) -> list[Rect]:
+    """Draw the quality issues, whole and wrapped to the picture's width, at the top and the
+    footer at the bottom; their label backgrounds in picture pixels."""
+    rows, cols = picture.shape[:2]
+    issues = [issue.text for issue in quality.issues] if quality else []
+    lines = [line for text in issues for line in _wrapped(text, cols - 20, scale * 0.9)]
+    notes = [(line, (10, round((k + 1) * 40 * scale)), scale * 0.9) for k, line in enumerate(lines)]
+    if footer:
+        notes.append((footer, (10, rows - round(10 * scale)), scale * 0.8))
+    rects: list[Rect] = []
+    for text, (x, y), size in notes:
+        _label(picture, text, (x, y), size)
+        width, height, base = _text_box(text, size)
+        y = max(y, height + base)
+        rects.append((x, y - height - base, x + width, y + base))
+    return rects
+
+
 def render_overlay(
     image: Image,
     findings: Sequence[Finding],
@@ -137,6 +189,9 @@ def render_overlay(
     picture: npt.NDArray[np.uint8] = np.asarray(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), np.uint8)
     scale = max(0.5, size[0] / 1400)
     thickness = max(2, round(size[0] / 500))
+    # quality issues and footer first: the boxes drawn after them and the labels placed around
+    # them, so no finding is hidden under a warning
+    notes = _notes(picture, quality, footer, scale)
     boxes = []
     for finding in findings:
         x1, y1, x2, y2 = (round(v * factor) for v in finding.box)
@@ -156,18 +211,19 @@ def render_overlay(
             f"malignant {candidate.malignancy_probability:.2f}"
         )
         boxes.append((-1.0, (x1, y1, x2, y2), text, True))
-    # labels after every box, so no box is drawn over a label; the most suspicious placed first
-    layout = LabelLayout(width=size[0], height=size[1])
-    for _, box, text, below in sorted(boxes, key=lambda item: -item[0]):
-        width, height, base = _text_box(text, scale)
-        x, top = layout.place(box, (width, height + 2 * base), gap=thickness, below_first=below)
-        _label(picture, text, (x, top + height + base), scale)
+    marks = [box for _, box, _, _ in boxes]
     if nipple is not None:
         centre = (round(nipple[0] * factor), round(nipple[1] * factor))
         cv2.drawMarker(picture, centre, _NIPPLE, cv2.MARKER_CROSS, 6 * thickness, thickness)
-    lines = [issue.text for issue in quality.issues] if quality else []
-    for k, line in enumerate(lines):
-        _label(picture, line[:110], (10, round((k + 1) * 40 * scale)), scale * 0.9)
-    if footer:
-        _label(picture, footer, (10, size[1] - round(10 * scale)), scale * 0.8)
+        half = 3 * thickness
+        marks.append((centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half))
+    # labels after every box, so no box is drawn over a label; the most suspicious placed first
+    layout = LabelLayout(width=size[0], height=size[1], placed=notes)
+    for _, box, text, below in sorted(boxes, key=lambda item: -item[0]):
+        width, height, base = _text_box(text, scale)
+        others = [mark for mark in marks if mark != box]
+        x, top = layout.place(
+            box, (width, height + 2 * base), gap=thickness, below_first=below, avoid=others
+        )
+        _label(picture, text, (x, top + height + base), scale)
     return picture
