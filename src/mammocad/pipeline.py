@@ -371,15 +371,36 @@ def _reject_unacceptable_images(
     return {key: preprocessed.pop(key) for key in unfit}
 
 
+#: the detector's nipple is kept only in the front of the breast: at least this share of the
+#: breast box's depth from its chest-wall side (benchmarks/nipple_depth.py: on mini-MIAS,
+#: the CBIS-DDSM sample and WG04 MG1, the 4 detected nipples below it lay at the chest wall
+#: or in the axilla, every other at 0.91 or more)
+NIPPLE_MIN_DEPTH = 0.8
+
+
+def nipple_depth(prepared: PreprocessedImage, nipple: tuple[float, float]) -> float:
+    """How far ``nipple`` lies from the chest-wall side of the breast box, as a share of the
+    box's depth (1: at its front edge)."""
+    x1, _, x2, _ = prepared.breast_box
+    depth = (x2 - nipple[0]) if prepared.chest_wall_on_right else (nipple[0] - x1)
+    return depth / max(x2 - x1, 1e-6)
+
+
 def _prefer_detected_nipples(
     preprocessed: dict[str, PreprocessedImage], predictions: dict[str, ImagePrediction]
 ) -> None:
-    """Replace the contour estimate of the nipple by the detector's, where it found one.
+    """Replace the contour estimate of the nipple by the detector's, where it found one in
+    the front of the breast (:data:`NIPPLE_MIN_DEPTH`).
 
     The detector is trained on the nipple as a landmark and sees the nipple itself; the
     preprocessing estimate only takes the breast outline's most anterior point, which misses
-    on MLO views and on nipples not in profile. The estimate stays where the detector is silent.
+    on MLO views and on nipples not in profile. The estimate stays where the detector is silent
+    or puts the nipple where no nipple is (at the chest wall, in the axilla: the WG04 MG1 MLO),
+    which would skew every nipple distance the two views' findings are linked by.
     """
     for key, prediction in predictions.items():
-        if prediction.nipple is not None and key in preprocessed:
-            preprocessed[key].nipple = prediction.nipple
+        prepared = preprocessed.get(key)
+        if prediction.nipple is None or prepared is None:
+            continue
+        if nipple_depth(prepared, prediction.nipple) >= NIPPLE_MIN_DEPTH:
+            prepared.nipple = prediction.nipple
