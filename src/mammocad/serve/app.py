@@ -19,6 +19,7 @@ from mammocad import __version__
 from mammocad.commands.analyze import resolve_model
 from mammocad.jobs import JobRunner
 from mammocad.pipeline import Pipeline
+from mammocad.serve.auth import ACCESS_LOGGER, REDACT_QUERY_KEY
 from mammocad.serve.intake import clear_stale_staging
 from mammocad.serve.job_queue import build_job_queue, service_stages
 from mammocad.serve.limits import BodyLimitMiddleware
@@ -87,6 +88,8 @@ def create_app(
         UnsafeSettingsError: settings that would expose data outside development.
     """
     settings.check_safe()
+    # picture URLs carry ``?key=``: never into the server's access log
+    logging.getLogger(ACCESS_LOGGER).addFilter(REDACT_QUERY_KEY)
     url = database_url(data_dir=settings.data_dir, override=settings.database_url)
 
     @asynccontextmanager

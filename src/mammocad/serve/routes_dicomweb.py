@@ -112,11 +112,15 @@ def _spool() -> IO[bytes]:
     return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # closed by the caller
 
 
-def split_multipart(source: IO[bytes], boundary: str) -> list[Part]:
+def split_multipart(
+    source: IO[bytes], boundary: str, *, max_parts: int | None = None
+) -> list[Part]:
     """The parts of the multipart body in ``source`` (RFC 2046 §5.1.1), read in chunks.
 
     Raises:
         MultipartError: no opening or closing delimiter, or headers too long.
+        UploadError: 413 for more than ``max_parts`` parts (each costs memory and a header
+            parse: a body of empty parts must stop at the limit, not at the end).
     """
     # a CRLF before the body makes the first delimiter look like every other one
     delimiter = b"\r\n--" + boundary.encode("ascii")
@@ -184,6 +188,13 @@ def split_multipart(source: IO[bytes], boundary: str) -> list[Part]:
                 if len(buffer) > MAX_HEADER_BYTES or not more():
                     raise MultipartError("the headers of a part do not end (no empty line)")
                 continue
+            if max_parts is not None and len(parts) >= max_parts:
+                raise UploadError(
+                    413,
+                    "too_many_files",
+                    f"more than {max_parts} parts in one request (MAMMOCAD_MAX_FILES): send "
+                    "the instances in several requests",
+                )
             headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
                 buffer[:header_end]
             )
@@ -398,7 +409,9 @@ async def _stow(request: Request, actor: str, target: str | None) -> JSONRespons
             body.write(chunk)
         body.seek(0)
         try:
-            parts = await run_in_threadpool(split_multipart, body, boundary)
+            parts = await run_in_threadpool(
+                split_multipart, body, boundary, max_parts=limits_of(app_state(request)).max_files
+            )
         except MultipartError as error:
             raise UploadError(400, "bad_multipart", f"{error}: {SEND}") from error
     try:

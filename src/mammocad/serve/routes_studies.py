@@ -101,6 +101,14 @@ def list_worklist(
             session, limit=limit, offset=offset, state=state.value if state else None
         )
         items = [study_summary(study) for study in rows]
+        if rows:  # the rows show patient IDs and accession numbers: a read of each study
+            audit(
+                session,
+                actor=principal.name,
+                action="list",
+                study_instance_uid=None,
+                detail="worklist: " + " ".join(study.study_instance_uid for study in rows),
+            )
     return StudyList(items=items, total=total, limit=limit, offset=offset)
 
 

@@ -199,6 +199,11 @@ def scan_header(item: Received) -> ScannedFile | Ignored:
         with item.path.open("rb") as handle:
             ds = read_header(handle, force=kind is FileKind.DICOM_RAW)
         study_uid, sop_uid = _text(ds.get("StudyInstanceUID")), _text(ds.get("SOPInstanceUID"))
+        # pydicom converts values when first read: an element of unknown VR raises here
+        values = {
+            keyword: _text(ds.get(keyword))
+            for keyword in ("PatientID", "AccessionNumber", "StudyDate", "StudyTime")
+        }
     except Exception as error:  # pydicom raises many types on broken headers
         return Ignored(name=item.name, reason=f"unreadable DICOM header ({error})")
     if not study_uid or not sop_uid:
@@ -216,10 +221,10 @@ def scan_header(item: Received) -> ScannedFile | Ignored:
             )
     header = StudyHeader(
         study_instance_uid=study_uid,
-        patient_id=_text(ds.get("PatientID")),
-        accession_number=_text(ds.get("AccessionNumber")),
-        study_date=_text(ds.get("StudyDate")),
-        study_time=_text(ds.get("StudyTime")),
+        patient_id=values["PatientID"],
+        accession_number=values["AccessionNumber"],
+        study_date=values["StudyDate"],
+        study_time=values["StudyTime"],
     )
     return ScannedFile(received=item, header=header, sop_instance_uid=sop_uid)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
+from typing import Any
+
 from mammocad.serve.schemas import ImageOut, JobOut, StudyDetail, StudySummary
 from mammocad.store.models import Image, Job, JobStatus, Study, StudyState, as_utc
 from mammocad.store.repository import latest_job
@@ -21,11 +24,23 @@ def picture_url(study_instance_uid: str, sop_instance_uid: str, picture: str) ->
     return f"{study_url(study_instance_uid)}/images/{sop_instance_uid}/{picture}.png"
 
 
+def served_result(document: dict[str, Any]) -> dict[str, Any]:
+    """The stored result as clients get it: each image's ``source`` is the stored file's name,
+    not its path on the server (CWE-497: no system information to clients)."""
+    if "images" not in document:
+        return document
+    images = [
+        {**image, "source": PurePath(image["source"]).name} if image.get("source") else image
+        for image in document["images"]
+    ]
+    return {**document, "images": images}
+
+
 def job_out(job: Job, *, with_result: bool = True) -> JobOut:
     uid = job.study.study_instance_uid
     result = None
     if with_result and job.status == JobStatus.DONE.value and job.study.result is not None:
-        result = job.study.result.document
+        result = served_result(job.study.result.document)
     return JobOut(
         id=job.id,
         study_instance_uid=uid,
@@ -84,5 +99,5 @@ def study_detail(study: Study) -> StudyDetail:
         **study_summary(study).model_dump(),
         images=[image_out(study, image) for image in study.images],
         job=job_out(job, with_result=False) if job is not None else None,
-        result=study.result.document if study.result is not None else None,
+        result=served_result(study.result.document) if study.result is not None else None,
     )
