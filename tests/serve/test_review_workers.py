@@ -299,3 +299,19 @@ def test_a_job_handed_off_twice_is_analysed_once(
         body = api.client.get(location, headers=api.auth).json()
         assert body["status"] == "done" and body["error"] is None, body
         assert not worker.context_path(job_id).exists()
+
+
+def test_job_errors_name_no_path_on_the_server(tmp_path: Path) -> None:
+    # a job's error reaches every client of the worklist: the decode stage named the study's
+    # upload folder and an unexpected OSError its file, both paths of the server (CWE-497)
+    from mammocad.jobs.runner import failure_text
+    from mammocad.jobs.stages import DecodeStage, StageError, StudyContext
+
+    data_dir = tmp_path / "secret-data-dir"
+    context = StudyContext(study_instance_uid="1.2.3", data_dir=data_dir)
+    with pytest.raises(StageError) as gone:
+        DecodeStage().run(context)
+    missing = FileNotFoundError(2, "No such file or directory", str(data_dir / "x.png"))
+    for text in (failure_text("decode", gone.value), failure_text("report", missing)):
+        assert "secret-data-dir" not in text, text
+    assert "No such file or directory" in failure_text("report", missing)

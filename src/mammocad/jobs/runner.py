@@ -35,8 +35,11 @@ def failure_text(stage: str, error: Exception) -> str:
     """The sentence a failed job shows: ours say what to do; anything else is a bug."""
     if isinstance(error, MammocadError):
         return f"{stage}: {error}"
+    # an OSError's text names the file, a path on the server that clients must not see
+    # (CWE-497); the service log has it
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else error
     return (
-        f"mammocad failed during the {stage} stage ({type(error).__name__}: {error}); "
+        f"mammocad failed during the {stage} stage ({type(error).__name__}: {reason}); "
         "please report this with the service log"
     )
 

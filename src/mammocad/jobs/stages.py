@@ -116,8 +116,11 @@ class DecodeStage:
 
     def run(self, context: StudyContext) -> None:
         folder = context.folder / INPUT_FOLDER
-        if not folder.is_dir():
-            raise StageError(f"the study's upload folder {folder} is gone: upload the study again")
+        if not folder.is_dir():  # the path is the server's: in the log, not in the job
+            logger.warning(
+                "job of study %s: upload folder %s is gone", context.study_instance_uid, folder
+            )
+            raise StageError("the study's uploaded files are gone: upload the study again")
         stream = iter_studies([folder])
         studies = list(stream)
         match = [s for s in studies if s.study_instance_uid == context.study_instance_uid]
