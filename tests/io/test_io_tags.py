@@ -233,3 +233,35 @@ def test_real_headers(
     assert (tags.view, tags.view_source) == (view, sources[view_source])
     assert tags.sop_instance_uid == ds.SOPInstanceUID
     assert tags.study_instance_uid == ds.StudyInstanceUID
+
+
+def test_a_malformed_patient_value_is_not_quoted_in_warnings_or_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # pydicom quoted a birth date that breaks its VR ("Invalid value for VR DA: '1965-03-123'")
+    # into the service's log and stderr: patient data (PS3.15 Annex E) where no log may hold it
+    import io as bytes_io
+    import warnings
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from mammocad.io.dicom import read_header
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.add_new(0x00100030, "DA", "1965-03-123")  # Patient's Birth Date
+    ds.add_new(0x00100020, "LO", "P" * 80)  # Patient ID longer than LO allows
+    buffer = bytes_io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(buffer, enforce_file_format=False)
+    buffer.seek(0)
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("DEBUG"):
+        warnings.simplefilter("always")
+        read = read_header(buffer, force=True)
+        values = str(read.PatientBirthDate), str(read.PatientID)
+    assert values == ("1965-03-123", "P" * 80)  # read as they are
+    said = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records]
+    assert not [text for text in said if "1965-03-123" in text or "value length" in text], said

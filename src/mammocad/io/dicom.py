@@ -52,6 +52,13 @@ HEADER_DEFER_SIZE = 1 << 20
 _PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")  # (7FE0,0010) little / big endian
 
 
+# A value that breaks its VR (a birth date "1965-03-123") is read as it is: pydicom's
+# warning would quote it into the service's log and stderr, and a log must carry no patient
+# data (DICOM PS3.15 Annex E lists Patient's Birth Date, Name and ID among the attributes the
+# confidentiality profile removes). The readers here check the values they use themselves.
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+
+
 def not_dicom_error(name: str) -> IngestError:
     return IngestError(
         RejectionCode.NOT_DICOM,
