@@ -366,6 +366,26 @@ def test_analyze_on_a_disk_full_while_writing_overlays_keeps_the_earlier_results
     assert _kept(earlier)
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_analyze_on_a_disk_that_fills_up_under_an_overlay_stops(
+    earlier: dict[str, Any], pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The overlay written for real onto a full disk (/dev/full: every write fails with
+    ENOSPC): OpenCV's imwrite does not check the file's last write and reports success, so the
+    study's folder with empty overlays replaced the earlier complete one."""
+    write_png = analyze.write_png
+
+    def onto_a_full_disk(path: Path, image: Any) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to("/dev/full")
+        write_png(path, image)
+
+    monkeypatch.setattr(analyze, "write_png", onto_a_full_disk)
+    with pytest.raises(MammocadError, match="No space left on device"):
+        run_analyze([earlier["inputs"]], out_dir=earlier["out"], pipeline=pipeline)
+    assert _kept(earlier)
+
+
 def test_the_command_says_the_disk_is_full_without_a_traceback(
     earlier: dict[str, Any], tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -940,7 +940,8 @@ def eval_breasts_command(
         auc = task.metrics.auc
         console.print(
             f"{name}: AUC {auc.auc:.3f} [{auc.ci_low:.3f}, {auc.ci_high:.3f}] "
-            f"({task.metrics.n_positive} positive of {task.metrics.n})"
+            f"({task.metrics.n_positive} positive of {task.metrics.n})",
+            markup=False,  # an interval without bootstrap, "[nan, nan]", is no style tag
         )
     console.print(f"reports in [bold]{out}[/bold]")
 

@@ -103,3 +103,30 @@ def test_cli_writes_labelled_breast_rows(
     report = (out / "malignant_vs_rest.md").read_text()
     assert "mini-MIAS breast level" in report
     assert (out / "abnormal_vs_normal.csv").is_file()
+
+
+def test_an_auc_without_its_interval_is_printed_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --bootstrap 0: the interval is [nan, nan], which Rich took for a style tag and dropped
+    # from the printed line without a word (eval study prints it since its own fix)
+    import mammocad.eval.mias_breasts as mias_breasts
+    from mammocad.eval.mias_breasts import MiasBreastEvaluation
+    from mammocad.pipeline import Pipeline
+
+    rows = [
+        _row("a", "p1", abnormal=True, malignant=True, p=0.9),
+        _row("b", "p2", abnormal=False, malignant=False, p=0.2),
+        _row("c", "p3", abnormal=True, malignant=False, p=0.6),
+        _row("d", "p4", abnormal=False, malignant=False, p=0.1),
+    ]
+    evaluation = MiasBreastEvaluation(rows=rows, tasks=evaluate_breasts(rows, n_bootstrap=0))
+    monkeypatch.setattr(Pipeline, "from_bundle", classmethod(lambda cls, *a, **k: None))
+    monkeypatch.setattr(mias_breasts, "evaluate_mias_breasts", lambda *a, **k: evaluation)
+    result = CliRunner().invoke(
+        app,
+        ["eval", "breasts", "--model", str(tmp_path), "--mias", str(tmp_path),
+         "--out", str(tmp_path / "out"), "--bootstrap", "0"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "AUC 1.000 [nan, nan] (2 positive of 4)" in " ".join(result.output.split())

@@ -177,3 +177,39 @@ def test_jobs_running_before_0004_in_process_count_as_beating_at_their_start(
         assert beats["inprocess"] is not None and beats["celery"] is None
     finally:
         engine.dispose()
+
+
+def test_a_job_running_in_process_before_0003_gets_a_heartbeat_at_the_upgrade(
+    empty_database: str,
+) -> None:
+    """The case 0004 is for: a container running 0002 is recreated with this version (0002 →
+    0004 at once) and left a job running under its old hostname. 0003 must not mark that
+    running job sent to a broker, or 0004 takes it for a Celery job, gives it no heartbeat,
+    and it stays running for good."""
+    from sqlalchemy import text
+
+    upgrade(empty_database, "0002")
+    engine = make_engine(empty_database)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO studies (id, study_instance_uid, folder, state, created_at, "
+                    "updated_at) VALUES (1, '1.2.3', 'studies/1.2.3', 'processing', :at, :at)"
+                ),
+                {"at": "2026-12-01 10:00:00+00:00"},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO jobs (id, study_id, status, stage_timings_ms, attempts, "
+                    "worker, created_at, started_at) VALUES ('left', 1, 'running', '{}', 1, "
+                    "'old-container:7:0', :at, :at)"
+                ),
+                {"at": "2026-12-01 10:00:00+00:00"},
+            )
+        upgrade(empty_database)
+        with engine.connect() as connection:
+            beat = connection.scalar(text("SELECT heartbeat_at FROM jobs WHERE id = 'left'"))
+        assert beat is not None
+    finally:
+        engine.dispose()

@@ -17,10 +17,15 @@ def to_uint8(image: npt.NDArray[np.floating] | npt.NDArray[np.bool_]) -> npt.NDA
 
 
 def write_png(path: Path, image: npt.NDArray[np.uint8]) -> None:
-    """Write a grey (H, W) or colour (H, W, 3, BGR) uint8 picture; raises OSError on failure."""
+    """Write a grey (H, W) or colour (H, W, 3, BGR) uint8 picture; raises OSError on failure,
+    with the system's errno (a full disk is ENOSPC)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image):
-        raise OSError(f"could not write {path}: check the folder exists and is writable")
+    # encoded here and written by Python: cv2.imwrite reports a full disk as a bare False, or
+    # as success when only the file's last write fails, and the caller must tell it apart
+    encoded, data = cv2.imencode(".png", image)
+    if not encoded:
+        raise OSError(f"could not encode {path} as PNG (shape {image.shape}, {image.dtype})")
+    path.write_bytes(data.tobytes())
 
 
 def input_picture(model_input: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:

@@ -2,8 +2,10 @@
 whose process died before sending it had no message and stayed queued for good; the service
 sends every queued job never sent (``CeleryQueue``).
 
-Jobs from before this revision count as sent when they were created: their messages may be
-waiting in the broker, and sending them again would give them two.
+Queued jobs from before this revision count as sent when they were created: their messages
+may be waiting in the broker, and sending them again would give them two. Only queued jobs are
+ever sent: the others keep no date, so that 0004 can tell the running ones apart (in-process
+workers never set it) and give them a heartbeat.
 
 Revision ID: 0003
 Revises: 0002
@@ -26,7 +28,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("dispatched_at", sa.DateTime(timezone=True), nullable=True))
-    op.execute("UPDATE jobs SET dispatched_at = created_at")
+    op.execute("UPDATE jobs SET dispatched_at = created_at WHERE status = 'queued'")
 
 
 def downgrade() -> None:

@@ -4,7 +4,8 @@ not be checked and stayed running for good; a stale heartbeat now frees it from 
 
 Jobs running at the upgrade that in-process workers took (never sent to a broker) count as
 having beaten when they started: the one a container left before it was recreated with this
-version is freed too.
+version is freed too. A job running since before 0003 cannot be told apart and gets one as
+well: only in-process workers read it.
 
 Revision ID: 0004
 Revises: 0003
