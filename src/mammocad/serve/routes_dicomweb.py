@@ -112,6 +112,12 @@ def _spool() -> IO[bytes]:
     return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # closed by the caller
 
 
+#: parts one STOW-RS request may carry, per file an upload may: a request may hold several
+#: studies (a folder sent at once), each within MAMMOCAD_MAX_FILES, but each part costs a
+#: header parse and memory, and a body of empty parts must stop (CWE-770)
+STOW_PARTS_PER_FILE_LIMIT = 16
+
+
 def split_multipart(
     source: IO[bytes], boundary: str, *, max_parts: int | None = None
 ) -> list[Part]:
@@ -192,8 +198,8 @@ def split_multipart(
                 raise UploadError(
                     413,
                     "too_many_files",
-                    f"more than {max_parts} parts in one request (MAMMOCAD_MAX_FILES): send "
-                    "the instances in several requests",
+                    f"more than {max_parts} parts in one request ({STOW_PARTS_PER_FILE_LIMIT} × "
+                    "MAMMOCAD_MAX_FILES): send the instances in several requests",
                 )
             headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
                 buffer[:header_end]
@@ -409,9 +415,8 @@ async def _stow(request: Request, actor: str, target: str | None) -> JSONRespons
             body.write(chunk)
         body.seek(0)
         try:
-            parts = await run_in_threadpool(
-                split_multipart, body, boundary, max_parts=limits_of(app_state(request)).max_files
-            )
+            max_parts = STOW_PARTS_PER_FILE_LIMIT * limits_of(app_state(request)).max_files
+            parts = await run_in_threadpool(split_multipart, body, boundary, max_parts=max_parts)
         except MultipartError as error:
             raise UploadError(400, "bad_multipart", f"{error}: {SEND}") from error
     try:
