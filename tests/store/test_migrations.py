@@ -109,36 +109,55 @@ def test_processes_starting_together_all_find_the_schema(
     assert [process.returncode for process in processes] == [0, 0, 0], outputs
 
 
-def test_jobs_from_before_0003_count_as_sent_to_the_broker(empty_database: str) -> None:
-    """0003 records when a job was sent to the Celery broker, and the service sends every
-    queued job never sent: a job queued before the upgrade may have its message waiting in
-    the broker already, and must not be sent a second time."""
+_AT = "2026-12-01 10:00:00+00:00"
+
+
+def _old_rows(database: str, jobs: list[dict[str, object]], *, state: str) -> None:
+    """A study (``state``) and its ``jobs`` written as an older revision's schema holds them
+    (raw SQL: today's models have columns that revision lacks); each job gives ``id``,
+    ``status`` and any other column of that revision."""
     from sqlalchemy import text
 
-    upgrade(empty_database, "0002")
-    engine = make_engine(empty_database)
+    engine = make_engine(database)
     try:
         with engine.begin() as connection:
             connection.execute(
                 text(
                     "INSERT INTO studies (id, study_instance_uid, folder, state, created_at, "
-                    "updated_at) VALUES (1, '1.2.3', 'studies/1.2.3', 'queued', :at, :at)"
+                    "updated_at) VALUES (1, '1.2.3', 'studies/1.2.3', :state, :at, :at)"
                 ),
-                {"at": "2026-12-01 10:00:00+00:00"},
+                {"state": state, "at": _AT},
             )
-            connection.execute(
-                text(
-                    "INSERT INTO jobs (id, study_id, status, stage_timings_ms, attempts, "
-                    "created_at) VALUES ('old', 1, 'queued', '{}', 0, :at)"
-                ),
-                {"at": "2026-12-01 10:00:00+00:00"},
-            )
-        upgrade(empty_database)
-        with engine.connect() as connection:
-            sent = connection.scalar(text("SELECT dispatched_at FROM jobs WHERE id = 'old'"))
-        assert sent is not None
+            for job in jobs:
+                row = {"study_id": 1, "stage_timings_ms": "{}", "attempts": 0, "created_at": _AT}
+                row |= job
+                columns = ", ".join(row)
+                values = ", ".join(f":{column}" for column in row)
+                connection.execute(text(f"INSERT INTO jobs ({columns}) VALUES ({values})"), row)
     finally:
         engine.dispose()
+
+
+def _job_column(database: str, column: str) -> dict[str, object]:
+    """Job id → ``column`` after the upgrade."""
+    from sqlalchemy import text
+
+    engine = make_engine(database)
+    try:
+        with engine.connect() as connection:
+            return dict(connection.execute(text(f"SELECT id, {column} FROM jobs")).all())  # type: ignore[arg-type]
+    finally:
+        engine.dispose()
+
+
+def test_jobs_from_before_0003_count_as_sent_to_the_broker(empty_database: str) -> None:
+    """0003 records when a job was sent to the Celery broker, and the service sends every
+    queued job never sent: a job queued before the upgrade may have its message waiting in
+    the broker already, and must not be sent a second time."""
+    upgrade(empty_database, "0002")
+    _old_rows(empty_database, [{"id": "old", "status": "queued"}], state="queued")
+    upgrade(empty_database)
+    assert _job_column(empty_database, "dispatched_at")["old"] is not None
 
 
 def test_jobs_running_before_0004_in_process_count_as_beating_at_their_start(
@@ -149,34 +168,13 @@ def test_jobs_running_before_0004_in_process_count_as_beating_at_their_start(
     none: it counts as having beaten when it started, so the one the container left before it
     was recreated with this version is freed too. A Celery job (sent to the broker) gets none:
     the broker redelivers it."""
-    from sqlalchemy import text
-
     upgrade(empty_database, "0003")
-    engine = make_engine(empty_database)
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                text(
-                    "INSERT INTO studies (id, study_instance_uid, folder, state, created_at, "
-                    "updated_at) VALUES (1, '1.2.3', 'studies/1.2.3', 'processing', :at, :at)"
-                ),
-                {"at": "2026-12-01 10:00:00+00:00"},
-            )
-            for job_id, sent in (("inprocess", None), ("celery", "2026-12-01 10:00:00+00:00")):
-                connection.execute(
-                    text(
-                        "INSERT INTO jobs (id, study_id, status, stage_timings_ms, attempts, "
-                        "created_at, started_at, dispatched_at) "
-                        "VALUES (:id, 1, 'running', '{}', 1, :at, :at, :sent)"
-                    ),
-                    {"id": job_id, "at": "2026-12-01 10:00:00+00:00", "sent": sent},
-                )
-        upgrade(empty_database)
-        with engine.connect() as connection:
-            beats = dict(connection.execute(text("SELECT id, heartbeat_at FROM jobs")).all())
-        assert beats["inprocess"] is not None and beats["celery"] is None
-    finally:
-        engine.dispose()
+    running = {"status": "running", "attempts": 1, "started_at": _AT}
+    jobs = [{"id": "inprocess", **running}, {"id": "celery", **running, "dispatched_at": _AT}]
+    _old_rows(empty_database, jobs, state="processing")
+    upgrade(empty_database)
+    beats = _job_column(empty_database, "heartbeat_at")
+    assert beats["inprocess"] is not None and beats["celery"] is None
 
 
 def test_a_job_running_in_process_before_0003_gets_a_heartbeat_at_the_upgrade(
@@ -186,30 +184,8 @@ def test_a_job_running_in_process_before_0003_gets_a_heartbeat_at_the_upgrade(
     0004 at once) and left a job running under its old hostname. 0003 must not mark that
     running job sent to a broker, or 0004 takes it for a Celery job, gives it no heartbeat,
     and it stays running for good."""
-    from sqlalchemy import text
-
     upgrade(empty_database, "0002")
-    engine = make_engine(empty_database)
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                text(
-                    "INSERT INTO studies (id, study_instance_uid, folder, state, created_at, "
-                    "updated_at) VALUES (1, '1.2.3', 'studies/1.2.3', 'processing', :at, :at)"
-                ),
-                {"at": "2026-12-01 10:00:00+00:00"},
-            )
-            connection.execute(
-                text(
-                    "INSERT INTO jobs (id, study_id, status, stage_timings_ms, attempts, "
-                    "worker, created_at, started_at) VALUES ('left', 1, 'running', '{}', 1, "
-                    "'old-container:7:0', :at, :at)"
-                ),
-                {"at": "2026-12-01 10:00:00+00:00"},
-            )
-        upgrade(empty_database)
-        with engine.connect() as connection:
-            beat = connection.scalar(text("SELECT heartbeat_at FROM jobs WHERE id = 'left'"))
-        assert beat is not None
-    finally:
-        engine.dispose()
+    left = {"id": "left", "status": "running", "attempts": 1, "worker": "old-container:7:0"}
+    _old_rows(empty_database, [{**left, "started_at": _AT}], state="processing")
+    upgrade(empty_database)
+    assert _job_column(empty_database, "heartbeat_at")["left"] is not None
