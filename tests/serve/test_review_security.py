@@ -128,3 +128,30 @@ def test_a_served_result_names_no_path_on_the_server(
         assert {image["source"] for image in result["images"]} == {
             f"{image['sop_instance_uid']}.dcm" for image in result["images"]
         }
+
+
+def test_a_zip_declaring_a_huge_directory_is_refused_before_it_is_read(
+    start_api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CWE-770: zipfile builds an object per directory entry before any can be counted (a
+    23 MB zip of 500 000 empty entries took 190 MB): the count the end record declares is
+    checked first."""
+    import io
+    import zipfile
+
+    import mammocad.serve.uploads as uploads
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for index in range(100):  # over 16 x 4, the bound for max_files=4
+            archive.writestr(f"e{index}", b"")
+    api = start_api(max_files=4)
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the zip's directory was read")
+
+    monkeypatch.setattr(uploads.zipfile, "ZipFile", never)
+    files = [("files", ("many.zip", buffer.getvalue()))]
+    refused = api.client.post("/api/v1/studies", files=files, headers=api.auth)
+    assert refused.status_code == 413, refused.text[:300]
+    assert refused.json()["code"] == "too_many_files"
