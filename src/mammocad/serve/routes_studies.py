@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import shutil
+import time
 import zipfile
 from enum import StrEnum
 from pathlib import Path
@@ -36,6 +37,9 @@ from mammocad.store.repository import add_feedback, get_study, list_studies, tou
 from mammocad.store.session import transaction
 
 logger = logging.getLogger(__name__)
+#: the same worklist page listed again by a key within this many seconds is not audited again
+WORKLIST_AUDIT_REPEAT_S = 3600.0
+
 router = APIRouter(prefix="/api/v1/studies", tags=["studies"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -101,14 +105,20 @@ def list_worklist(
             session, limit=limit, offset=offset, state=state.value if state else None
         )
         items = [study_summary(study) for study in rows]
-        if rows:  # the rows show patient IDs and accession numbers: a read of each study
+        detail = "worklist: " + " ".join(study.study_instance_uid for study in rows)
+        # the rows show patient IDs and accession numbers: a read of each study, audited
+        # once per page a key sees, again after WORKLIST_AUDIT_REPEAT_S
+        seen = app_state(request).listed.get(principal.name)
+        now = time.monotonic()
+        if rows and (seen is None or seen[0] != detail or now - seen[1] > WORKLIST_AUDIT_REPEAT_S):
             audit(
                 session,
                 actor=principal.name,
                 action="list",
                 study_instance_uid=None,
-                detail="worklist: " + " ".join(study.study_instance_uid for study in rows),
+                detail=detail,
             )
+            app_state(request).listed[principal.name] = (detail, now)
     return StudyList(items=items, total=total, limit=limit, offset=offset)
 
 

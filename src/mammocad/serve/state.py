@@ -26,6 +26,10 @@ class AppState:
     workers: JobQueue | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     model_version_id: int | None = None
+    #: key name → (the worklist page it last listed, time.monotonic() of its audit row): the
+    #: web UI refreshes the worklist every 5 s, and the same page seen again within
+    #: ``WORKLIST_AUDIT_REPEAT_S`` adds nothing to the audit log
+    listed: dict[str, tuple[str, float]] = field(default_factory=dict)
 
 
 def app_state(request: Request) -> AppState:
