@@ -334,3 +334,22 @@ def test_the_wg04_mg1_nipple_is_not_put_in_the_axilla(shared_data: Path) -> None
     (image,) = analysis.result["images"]
     x, y = image["nipple"]
     assert y > image["rows"] / 2, f"nipple at {x, y}"
+
+
+def test_an_overlay_says_which_breast_and_view_it_shows(
+    pipeline: Pipeline, study: Study, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # overlay files are named by SOP Instance UID: without a label of its own a reader of
+    # out/<study>/overlays/ could not tell RCC from LMLO where the film carries no marker
+    import mammocad.commands.analyze as analyze
+
+    analysis = pipeline.analyze(study)
+    footers: list[str | None] = []
+
+    def keep(*args: object, footer: str | None = None, **kwargs: object) -> None:
+        footers.append(footer)
+
+    monkeypatch.setattr(analyze, "render_overlay", keep)
+    for laterality, view in ((Laterality.R, ViewPosition.CC), (Laterality.L, ViewPosition.MLO)):
+        analyze._overlay_picture(analysis, _image(study, laterality, view), footer="model 1.0")
+    assert footers == ["R CC | model 1.0", "L MLO | model 1.0"]

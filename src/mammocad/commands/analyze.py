@@ -206,13 +206,17 @@ def _overlay_picture(analysis: StudyAnalysis, image: Image, footer: str) -> npt.
     prepared = _drawn(analysis, image)
     if prepared is None:
         raise ValueError(f"{image.key}: neither processed nor refused for its quality")
+    # the picture is named by its SOP Instance UID: the footer says which breast and view it
+    # shows, as read (an inferred side or view is flagged among the quality notes)
+    side = image.laterality.value if image.laterality else "?"
+    view = image.view.value if image.view else "?"
     return render_overlay(
         image,
         analysis.findings(image.key),
         candidates=analysis.unreported_candidates(image.key),
         nipple=prepared.nipple,
         quality=_overlay_quality(prepared, image),
-        footer=footer,
+        footer=f"{side} {view} | {footer}" if footer else f"{side} {view}",
     )
 
 
