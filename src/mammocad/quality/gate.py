@@ -142,8 +142,14 @@ def _learned_issue(code: str, p_defective: float) -> checks.Issue:
 
 
 def _refused(image: Image, params: QualityParams) -> checks.Issue:
-    if image.pixels is not None:
-        low, high = np.percentile(image.pixels, [1, 99])
+    pixels = image.pixels
+    padding = image.padding_mask
+    if pixels is not None and padding is not None and padding.shape == pixels.shape:
+        # Pixel Padding Value pixels (a frame around the field) are not exposed: a blank field
+        # inside them is still blank
+        pixels = pixels[~padding]
+    if pixels is not None and pixels.size:
+        low, high = np.percentile(pixels, [1, 99])
         if high - low < params.min_spread:
             return (
                 "blank",

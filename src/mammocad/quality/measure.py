@@ -16,14 +16,16 @@ from mammocad.quality.params import QualityParams
 from mammocad.structures import BoolArray, FloatArray, PreprocessedImage
 
 _MIN_PIXELS = 64  # fewer tissue pixels than this: texture statistics are meaningless
+_FIELD_FILL = 0.95  # non-padding pixels filling this share of their box: padding is a frame
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Measurements:
     """Tissue statistics in display units (0 black … 1 white) at the working spacing.
 
-    ``top_touch`` / ``bottom_touch``: tissue pixels on the first / last row over the number of
-    columns holding tissue. ``sharpness``: fine over coarse band energy (see :func:`sharpness`).
+    ``top_touch`` / ``bottom_touch``: tissue pixels on the first / last row of the exposed field
+    (inside a frame of padding, :func:`_field_rows`) over the number of columns holding tissue.
+    ``sharpness``: fine over coarse band energy (see :func:`sharpness`).
     ``smear_along`` / ``smear_across``: the highest and lowest neighbour correlation of the
     high-pass residual over four directions (see :func:`residual_correlations`).
     ``smear_along_no_lines``: the highest once row- and column-aligned scanner lines are taken
@@ -63,6 +65,7 @@ def measure(prepared: PreprocessedImage, params: QualityParams) -> Measurements:
     along, across = residual_correlations(small, inner)
     line_px = max(3, round(params.scanner_line_mm / params.work_spacing_mm)) | 1
     pectoral = _pectoral_small(prepared, small.shape)
+    top, bottom = _field_rows(prepared, tissue.shape[0])
     return Measurements(
         spacing_mm=spacing,
         p5=float(p5),
@@ -74,8 +77,8 @@ def measure(prepared: PreprocessedImage, params: QualityParams) -> Measurements:
         smear_along=along,
         smear_across=across,
         smear_along_no_lines=line_free_smear(small, inner, line_px),
-        top_touch=float(np.count_nonzero(tissue[0])) / width,
-        bottom_touch=float(np.count_nonzero(tissue[-1])) / width,
+        top_touch=float(np.count_nonzero(tissue[top])) / width,
+        bottom_touch=float(np.count_nonzero(tissue[bottom])) / width,
         pectoral_share=_pectoral_share(prepared),
         implant_share=_implant_share(flat, inner & ~pectoral),
     )
@@ -120,6 +123,29 @@ def _resample(
     # a pixel is tissue when most of the area it averages is
     share = cv2.resize(tissue.astype(np.float32), size, interpolation=cv2.INTER_AREA)
     return np.asarray(small, dtype=np.float32), share >= 0.5
+
+
+def _field_rows(prepared: PreprocessedImage, rows: int) -> tuple[int, int]:
+    """First and last row of the exposed field on a grid of ``rows`` rows.
+
+    Padding (Pixel Padding Value, PS3.3 C.7.5.1.1.2) that frames a rectangular field (the
+    collimation, a digitiser's border) is not image: a breast cut off by the collimator
+    touches the field's edge, never the frame's. Padding in place of the air follows the
+    breast's outline and does not fill its box (as ``preprocess.tissue`` tells them apart);
+    there the image's own rows are the edges. The field's rows are taken inwards, so a
+    working row half on the frame is not read as the edge."""
+    padding = prepared.image.padding_mask
+    if padding is None or padding.all():
+        return 0, rows - 1
+    field = np.flatnonzero(~padding.all(axis=1))
+    columns = np.flatnonzero(~padding.all(axis=0))
+    box = (field[-1] - field[0] + 1) * (columns[-1] - columns[0] + 1)
+    if np.count_nonzero(~padding) < _FIELD_FILL * box:
+        return 0, rows - 1
+    scale = rows / padding.shape[0]
+    top = min(int(np.ceil(field[0] * scale)), rows - 1)
+    bottom = max(int(np.floor((field[-1] + 1) * scale)) - 1, top)
+    return top, bottom
 
 
 def _share(flags: BoolArray) -> float:
