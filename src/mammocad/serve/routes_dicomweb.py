@@ -35,7 +35,7 @@ from mammocad.serve.auth import Authenticated
 from mammocad.serve.intake import accept, limits_of
 from mammocad.serve.schemas import ErrorBody, Uid
 from mammocad.serve.state import AppState, app_state
-from mammocad.serve.uploads import Incoming, UploadError
+from mammocad.serve.uploads import ENTRIES_PER_FILE, Incoming, UploadError
 from mammocad.serve.views import study_url
 
 logger = logging.getLogger(__name__)
@@ -110,12 +110,6 @@ class Outcome:
 
 def _spool() -> IO[bytes]:
     return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # closed by the caller
-
-
-#: parts one STOW-RS request may carry, per file an upload may: a request may hold several
-#: studies (a folder sent at once), each within MAMMOCAD_MAX_FILES, but each part costs a
-#: header parse and memory, and a body of empty parts must stop (CWE-770)
-STOW_PARTS_PER_FILE_LIMIT = 16
 
 
 def split_multipart(
@@ -198,7 +192,7 @@ def split_multipart(
                 raise UploadError(
                     413,
                     "too_many_files",
-                    f"more than {max_parts} parts in one request ({STOW_PARTS_PER_FILE_LIMIT} × "
+                    f"more than {max_parts} parts in one request ({ENTRIES_PER_FILE} × "
                     "MAMMOCAD_MAX_FILES): send the instances in several requests",
                 )
             headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
@@ -415,7 +409,7 @@ async def _stow(request: Request, actor: str, target: str | None) -> JSONRespons
             body.write(chunk)
         body.seek(0)
         try:
-            max_parts = STOW_PARTS_PER_FILE_LIMIT * limits_of(app_state(request)).max_files
+            max_parts = limits_of(app_state(request)).max_entries  # a folder of studies fits
             parts = await run_in_threadpool(split_multipart, body, boundary, max_parts=max_parts)
         except MultipartError as error:
             raise UploadError(400, "bad_multipart", f"{error}: {SEND}") from error

@@ -40,11 +40,22 @@ class UploadError(MammocadError):
         self.message = message
 
 
+#: entries a container may list (a zip's directory, a STOW-RS body's parts), per file an
+#: upload may hold: folders, and other studies' instances in one STOW-RS request, count too,
+#: but each entry costs memory before any can be checked (CWE-770; a 23 MB zip of 500 000
+#: empty entries took 190 MB to open)
+ENTRIES_PER_FILE = 16
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UploadLimits:
     max_files: int
     max_file_bytes: int
     max_upload_bytes: int
+
+    @property
+    def max_entries(self) -> int:
+        return ENTRIES_PER_FILE * self.max_files
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,10 +114,6 @@ def _copy_limited(source: IO[bytes], target: Path, *, name: str, limits: UploadL
     return size
 
 
-#: entries (files and folders) a zip's directory may declare, per file an upload may hold:
-#: zipfile builds an object for every entry before any can be counted (a 23 MB zip of 500 000
-#: empty entries took 190 MB), so the count its end record declares is checked first
-ZIP_ENTRIES_PER_FILE_LIMIT = 16
 _END_OF_DIRECTORY = b"PK\x05\x06"  # APPNOTE.TXT 4.3.16; the entry count is at offset 10
 
 
@@ -125,9 +132,10 @@ def _declared_entries(path: Path) -> int | None:
 
 def _expand_zip(archive: Received, staging: Path, limits: UploadLimits) -> list[Received]:
     """The members of ``archive``; limits are checked on the bytes actually inflated, so a
-    zip bomb stops at the limit whatever its directory claims."""
+    zip bomb stops at the limit whatever its directory claims. zipfile builds an object per
+    directory entry before any can be counted: the count the end record declares comes first."""
     declared = _declared_entries(archive.path)
-    if declared is not None and declared > ZIP_ENTRIES_PER_FILE_LIMIT * limits.max_files:
+    if declared is not None and declared > limits.max_entries:
         raise _too_many(declared, limits)
     try:
         with zipfile.ZipFile(archive.path) as handle:
