@@ -20,6 +20,8 @@ from mammocad.commands.analyze import resolve_model
 from mammocad.jobs import JobRunner
 from mammocad.pipeline import Pipeline
 from mammocad.serve.auth import ACCESS_LOGGER, REDACT_QUERY_KEY
+from mammocad.serve.docs import DOCS_ASSETS, mount_docs
+from mammocad.serve.headers import ERROR_HEADERS, SecurityHeadersMiddleware
 from mammocad.serve.intake import clear_stale_staging
 from mammocad.serve.job_queue import build_job_queue, service_stages
 from mammocad.serve.limits import BodyLimitMiddleware
@@ -41,6 +43,12 @@ from mammocad.store.session import (
 )
 
 logger = logging.getLogger(__name__)
+
+OPENAPI_URL = "/openapi.json"
+# what may be cached: no patient data, only the web UI's page (it sets `no-cache` itself) and
+# the files of the UI and the docs; paths as mammocad.web.mount_ui serves them
+_UI_PAGES = ("/", "/ui", "/ui/")
+_CACHEABLE_PREFIXES = ("/ui/static/", f"{DOCS_ASSETS}/")
 
 DESCRIPTION = """\
 Mammography CAD (research use only, not for primary diagnosis).
@@ -129,8 +137,19 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         responses={401: {"description": "Missing or invalid API key"}},
+        openapi_url=OPENAPI_URL,
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN: mount_docs serves them locally
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    # added last, so outermost: its headers are on the body limit's 413 too
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        cacheable_paths=_UI_PAGES,
+        cacheable_prefixes=_CACHEABLE_PREFIXES,
+    )
+    mount_docs(app, openapi_url=OPENAPI_URL)
     app.include_router(studies_router)
     app.include_router(dicomweb_router)
     app.include_router(admin_router)
@@ -172,4 +191,6 @@ async def _internal_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": "internal error: see the service log", "code": "internal_error"},
         status.HTTP_500_INTERNAL_SERVER_ERROR,
+        # Starlette answers this handler outside every middleware: the headers come with it
+        headers=ERROR_HEADERS,
     )

@@ -11,6 +11,7 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -22,7 +23,11 @@ from mammocad.store.session import transaction
 ANONYMOUS = "anonymous"
 #: the server's access log (uvicorn's), which writes each request's URL with its query
 ACCESS_LOGGER = "uvicorn.access"
-_QUERY_KEY = re.compile(r"([?&]key=)[^&\s\"]*")
+#: the query parameter ``require_key_or_query`` reads
+KEY_PARAMETER = "key"
+# one ``name=value`` of a query, split as parse_qsl splits it (at ``&``, then the first
+# ``=``); the value runs to the next ``&`` or a space (uvicorn writes ``"`` as %22)
+_QUERY_PAIR = re.compile(r"(?<=[?&])([^&=\s]*)=([^&\s]*)")
 _bearer = HTTPBearer(
     auto_error=False,
     description="An API key from `mammocad apikey create --name NAME`.",
@@ -79,7 +84,10 @@ def require_key_or_query(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     key: Annotated[
         str | None,
-        Query(description="The API key, for `<img src>` which cannot send headers."),
+        Query(
+            alias=KEY_PARAMETER,
+            description="The API key, for `<img src>` which cannot send headers.",
+        ),
     ] = None,
 ) -> Principal:
     """Dependency of the picture routes: the Bearer key, else ``?key=``."""
@@ -87,15 +95,30 @@ def require_key_or_query(
     return _authenticate(app_state(request), presented)
 
 
+def _is_key_parameter(raw_name: str) -> bool:
+    """Whether the service reads this raw query parameter name as the API key. Starlette
+    decodes names with ``parse_qsl`` (``%6Bey`` and ``k%65y`` are ``key``; ``+`` a space), so
+    this does too. Case is ignored, though the service reads ``key`` only: ``?KEY=`` is a
+    client's attempt to send its key, which is no less a secret for being refused."""
+    decoded = parse_qsl(f"{raw_name}=", keep_blank_values=True)
+    return len(decoded) == 1 and decoded[0][0].lower() == KEY_PARAMETER
+
+
+def _redact(text: str) -> str:
+    return _QUERY_PAIR.sub(
+        lambda pair: f"{pair[1]}=***" if _is_key_parameter(pair[1]) else pair[0], text
+    )
+
+
 class RedactQueryKey(logging.Filter):
     """Masks ``?key=`` in the URLs of log records: a picture URL carries the API key, and a log
-    must hold no credential (OWASP ASVS 4.0 V7.1.1); the server logs every URL it serves."""
+    must hold no credential (OWASP ASVS 4.0 V7.1.1); the server logs every URL it serves, with
+    the query as the client wrote it (percent-encoded names too)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
             record.args = tuple(
-                _QUERY_KEY.sub(r"\1***", arg) if isinstance(arg, str) else arg
-                for arg in record.args
+                _redact(arg) if isinstance(arg, str) else arg for arg in record.args
             )
         return True
 

@@ -176,7 +176,7 @@ def read_picture(
             f"no {picture.value}.png for this image: it is drawn once the analysis is done "
             "and the image was processed",
         )
-    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private"})
+    return FileResponse(path, media_type="image/png")  # no-store: serve.headers
 
 
 @router.get(
@@ -219,8 +219,7 @@ def read_dicom_results(
         media_type="application/zip",
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "private",
-        },
+        },  # Cache-Control no-store: mammocad.serve.headers
     )
 
 

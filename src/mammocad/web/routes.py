@@ -67,4 +67,4 @@ async def display_picture(
             status_code=status.HTTP_404_NOT_FOUND,
             detail=f"image {sop_instance_uid} has no picture: it was rejected or is gone",
         )
-    return FileResponse(picture, media_type="image/png", headers={"Cache-Control": "private"})
+    return FileResponse(picture, media_type="image/png")  # no-store: serve.headers
