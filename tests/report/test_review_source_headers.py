@@ -152,7 +152,11 @@ def test_an_unreadable_window_leaves_the_presentation_state_without_it(
     for path in _written(_write(paths, tmp_path / "out", SrTemplate.TID1500)):
         written = pydicom.dcmread(path, stop_before_pixels=True)
         assert "WindowCenter" not in written
-        assert "SoftcopyVOILUTSequence" not in written
+        # the stretch over the image's values mammocad displayed instead, not the unreadable
+        # window (no VOI at all would mean the identity, PS3.4 N.2.1.3)
+        if written.Modality == "PR":
+            (voi,) = written.SoftcopyVOILUTSequence
+            assert voi.WindowCenterWidthExplanation == "MIN-MAX"
 
 
 def _presentation_states(outputs: DicomOutputs) -> list[Dataset]:

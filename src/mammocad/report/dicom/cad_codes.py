@@ -34,6 +34,9 @@ SUMMARY_OF_ANALYSES = _coded(codes.DCM.SummaryOfAnalyses)  # 111065
 #: TID 4015 row 1 / TID 4016 row 1.
 SUCCESSFUL_DETECTIONS = _coded(codes.DCM.SuccessfulDetections)  # 111063
 SUCCESSFUL_ANALYSES = _coded(codes.DCM.SuccessfulAnalyses)  # 111062
+#: TID 4015 row 3 / TID 4016 row 3: the algorithms that failed (on the images refused).
+FAILED_DETECTIONS = _coded(codes.DCM.FailedDetections)  # 111025
+FAILED_ANALYSES = _coded(codes.DCM.FailedAnalyses)  # 111024
 #: TID 4017 row 1 / TID 4018 row 1.
 DETECTION_PERFORMED = _coded(codes.DCM.DetectionPerformed)  # 111022
 ANALYSIS_PERFORMED = _coded(codes.DCM.AnalysisPerformed)  # 111004
@@ -83,6 +86,7 @@ NONE_SUCCEEDED_WITHOUT_FINDINGS = _coded(codes.DCM.NoAlgorithmsSucceededWithoutF
 
 # CID 6042 "Result Status".
 SUCCEEDED = _coded(codes.DCM.Succeeded)  # 111222
+PARTIALLY_SUCCEEDED = _coded(codes.DCM.PartiallySucceeded)  # 111223
 NOT_ATTEMPTED = _coded(codes.DCM.NotAttempted)  # 111225
 
 # CID 6034 "Intended Use of CAD Output".

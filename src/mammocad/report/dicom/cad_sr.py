@@ -6,13 +6,13 @@ object (so it says what ``result.json`` says; boxes in ORIGINAL pixels)::
     CONTAINER Mammography CAD Report (DCM 111036)           TID 4000 row 1, template 4000/DCMR
       HAS CONCEPT MOD Language (en-US)                      row 2, TID 1204
       CONTAINS Image Library (DCM 111028)                   row 3
-        CONTAINS IMAGE  (one per analysed DICOM image)      row 4, TID 4020
+        CONTAINS IMAGE  (each analysed or refused image)    row 4, TID 4020
       CONTAINS CAD Processing and Findings Summary          row 5, TID 4001 (CID 6047)
         HAS PROPERTIES Impression Description + algorithm   TID 4002
         INFERRED FROM Individual Impression/Recommendation  TID 4003, one per finding
           CONTAINS Single Image Finding                     TID 4006 (CID 6014) + TID 4021
-      CONTAINS Summary of Detections = Succeeded            rows 7-8, TID 4015/4017
-      CONTAINS Summary of Analyses = Succeeded/Not Attempted  rows 9-10, TID 4016/4018
+      CONTAINS Summary of Detections = Succeeded/Partially  rows 7-8, TID 4015/4017
+      CONTAINS Summary of Analyses = (same)/Not Attempted   rows 9-10, TID 4016/4018
 
 The observer is the device: TID 4000 is non-extensible and has no Observation Context row, so
 the initial observation context is the header's (PS3.3 C.17.5): General Equipment
@@ -132,7 +132,10 @@ def _plain(item: Dataset, positions: Mapping[str, list[int]], in_library: bool) 
 
 
 def _content(
-    result: Mapping[str, Any], headers: Mapping[str, Dataset], threshold: float
+    result: Mapping[str, Any],
+    headers: Mapping[str, Dataset],
+    threshold: float,
+    refused: Mapping[str, Dataset],
 ) -> ContainerContentItem:
     model = result["model"]
     algorithm: list[ContentItem] = algorithm_identification(
@@ -140,10 +143,11 @@ def _content(
         str(model["version"]),
         [f"presentation threshold (probability of cancer) {threshold:g}"],
     )
-    images = [i for i in result["images"] if i["sop_instance_uid"] in headers]
+    every = {**refused, **headers}
+    images = [i for i in result["images"] if i["sop_instance_uid"] in every]
     library = ContainerContentItem(name=cc.IMAGE_LIBRARY, relationship_type="CONTAINS")
     library.ContentSequence = ContentSequence(
-        [library_entry(i, headers[i["sop_instance_uid"]]) for i in images]
+        [library_entry(i, every[i["sop_instance_uid"]]) for i in images]
     )
     impressions = [
         individual_impression(
@@ -160,7 +164,9 @@ def _content(
         if image["status"] == "processed"
         for finding in image["findings"]
     ]
-    sources = [headers[i["sop_instance_uid"]] for i in images]
+    keys = [i["sop_instance_uid"] for i in images]
+    sources = [headers[key] for key in keys if key in headers]
+    failed = [refused[key] for key in keys if key not in headers]
     root = ContainerContentItem(name=cc.MAMMOGRAPHY_CAD_REPORT, template_id="4000")
     root.ContentSequence = ContentSequence(
         [
@@ -173,11 +179,12 @@ def _content(
                 every_image_analysed=all(i["status"] == "processed" for i in result["images"])
                 and not unsized_rejections(result),
             ),
-            summary_of_detections(algorithm=algorithm, library=sources),
+            summary_of_detections(algorithm=algorithm, library=sources, failed=failed),
             summary_of_analyses(
                 performed=result["malignancy_probability"] is not None,
                 algorithm=algorithm,
                 library=sources,
+                failed=failed,
             ),
         ]
     )
@@ -206,23 +213,36 @@ def build_cad_sr(
     *,
     uids: OutputUids,
     threshold: float | None = None,
+    refused: Mapping[str, Dataset] | None = None,
 ) -> MammographyCADSR:
     """The Mammography CAD SR of ``result`` (the result schema object of one study).
 
-    ``headers`` are the source images' headers (no pixel data) keyed by SOPInstanceUID: the
-    Image Library holds exactly these images, so at least one is needed. ``threshold`` is the
-    presentation threshold (default :func:`presentation_threshold`).
+    ``headers`` are the processed source images' headers (no pixel data) keyed by
+    SOPInstanceUID, so at least one is needed; ``refused`` those of the study's images that
+    were not processed (quality gate, decoding) and whose header could be read. The Image
+    Library holds both: the detections and analyses succeeded on the first and failed on the
+    second (TID 4015 / 4016). ``threshold`` is the presentation threshold (default
+    :func:`presentation_threshold`).
     """
     if not headers:
         raise ValueError("a Mammography CAD SR needs at least one DICOM source image header")
     model = result["model"]
     threshold = presentation_threshold(result) if threshold is None else float(threshold)
-    content = _content(result, headers, threshold)
+    # one library entry per instance: a refused copy of an analysed image is not listed again
+    listed = {str(h.SOPInstanceUID) for h in headers.values()}
+    kept: dict[str, Dataset] = {}
+    for key, header in (refused or {}).items():
+        if key not in headers and str(header.SOPInstanceUID) not in listed:
+            listed.add(str(header.SOPInstanceUID))
+            kept[key] = header
+    refused = kept
+    content = _content(result, headers, threshold, refused)
     sr = MammographyCADSR(
         content=content,
         # a UID of its own: the TID 1500 SR of the same study is another SOP class
         sop_instance_uid=uids.instance("mammography-cad-sr"),
-        **sr_document_attributes(model, headers, uids),
+        # every image the content references is evidence (PS3.3 C.17.2.3)
+        **sr_document_attributes(model, {**headers, **refused}, uids),
     )
     root = _plain(sr, _library_positions(sr), in_library=False)
     sr.ContentSequence = root.ContentSequence

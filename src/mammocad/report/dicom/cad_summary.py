@@ -9,8 +9,9 @@
   INFERRED FROM its "Successful …" container (TID 4015 / 4016) holding one "Detection
   Performed" (TID 4017) per CID 6014 finding type the detector reports, and one "Analysis
   Performed" (TID 4018, CID 6043 "Overall Impression/Recommendation Analysis": the study and
-  breast probabilities). Both name the algorithm (TID 4019) and reference every image of the
-  Image Library.
+  breast probabilities). Both name the algorithm (TID 4019) and reference every image
+  analysed; the images refused (quality gate, decoding) get the same items in "Failed …"
+  containers (TID 4015 / 4016 row 3), and the summaries are then "Partially Succeeded".
 """
 
 from __future__ import annotations
@@ -155,44 +156,81 @@ def _performed(
     return item
 
 
-def summary_of_detections(
-    *, algorithm: Sequence[ContentItem], library: Sequence[Dataset]
+def _status(
+    name: CodedConcept,
+    *,
+    successful: ContainerContentItem,
+    failed: ContainerContentItem | None,
 ) -> CodeContentItem:
-    """TID 4000 rows 7-8 with TID 4015 row 1-2: every detection type succeeded on every image
-    of the library (an image the detector did not run on is not in the library)."""
-    successful = ContainerContentItem(
-        name=cc.SUCCESSFUL_DETECTIONS, relationship_type=INFERRED_FROM
-    )
-    successful.ContentSequence = ContentSequence(
-        [
-            _performed(cc.DETECTION_PERFORMED, kind, algorithm=algorithm, library=library)
-            for kind in cc.detection_types()
-        ]
-    )
-    summary = CodeContentItem(cc.SUMMARY_OF_DETECTIONS, cc.SUCCEEDED, relationship_type=CONTAINS)
-    summary.ContentSequence = ContentSequence([successful])
+    """TID 4000 rows 7-10: the Result Status (CID 6042) INFERRED FROM the TID 4015 / 4016
+    containers: "Succeeded", or "Partially Succeeded" when there is a "Failed …" one."""
+    value = cc.PARTIALLY_SUCCEEDED if failed is not None else cc.SUCCEEDED
+    summary = CodeContentItem(name, value, relationship_type=CONTAINS)
+    summary.ContentSequence = ContentSequence([successful, *([failed] if failed else [])])
     return summary
+
+
+def _container(
+    name: CodedConcept,
+    performed: CodedConcept,
+    values: Sequence[CodedConcept],
+    *,
+    algorithm: Sequence[ContentItem],
+    library: Sequence[Dataset],
+) -> ContainerContentItem:
+    """TID 4015 / 4016 row 1 or 3: one TID 4017 / 4018 item per value on ``library``."""
+    container = ContainerContentItem(name=name, relationship_type=INFERRED_FROM)
+    container.ContentSequence = ContentSequence(
+        [_performed(performed, value, algorithm=algorithm, library=library) for value in values]
+    )
+    return container
+
+
+def summary_of_detections(
+    *,
+    algorithm: Sequence[ContentItem],
+    library: Sequence[Dataset],
+    failed: Sequence[Dataset] = (),
+) -> CodeContentItem:
+    """TID 4000 rows 7-8 with TID 4015: every detection type succeeded on each image the
+    detector read (``library``); on each image the study refused (``failed``: quality gate,
+    decoding) it failed (TID 4015 row 3 "Failed Detections"), and the summary is "Partially
+    Succeeded", as TID 4001 says "Not all algorithms succeeded" then."""
+    kinds = cc.detection_types()
+    performed = cc.DETECTION_PERFORMED
+    successful = _container(
+        cc.SUCCESSFUL_DETECTIONS, performed, kinds, algorithm=algorithm, library=library
+    )
+    failures = (
+        _container(cc.FAILED_DETECTIONS, performed, kinds, algorithm=algorithm, library=failed)
+        if failed
+        else None
+    )
+    return _status(cc.SUMMARY_OF_DETECTIONS, successful=successful, failed=failures)
 
 
 def summary_of_analyses(
-    *, performed: bool, algorithm: Sequence[ContentItem], library: Sequence[Dataset]
+    *,
+    performed: bool,
+    algorithm: Sequence[ContentItem],
+    library: Sequence[Dataset],
+    failed: Sequence[Dataset] = (),
 ) -> CodeContentItem:
-    """TID 4000 rows 9-10 with TID 4016 rows 1-2: the overall impression analysis (the study
-    probability) succeeded, or was "Not Attempted" (then row 10 is absent) when the result has
-    no study probability."""
+    """TID 4000 rows 9-10 with TID 4016: the overall impression analysis (the study
+    probability) succeeded on the images read (``library``) and failed on those refused
+    (``failed``, TID 4016 row 3, then "Partially Succeeded"), or was "Not Attempted" (then
+    row 10 is absent) when the result has no study probability."""
     if not performed:
         return CodeContentItem(cc.SUMMARY_OF_ANALYSES, cc.NOT_ATTEMPTED, relationship_type=CONTAINS)
-    successful = ContainerContentItem(name=cc.SUCCESSFUL_ANALYSES, relationship_type=INFERRED_FROM)
-    successful.ContentSequence = ContentSequence(
-        [
-            _performed(
-                cc.ANALYSIS_PERFORMED,
-                cc.OVERALL_IMPRESSION_ANALYSIS,
-                algorithm=algorithm,
-                library=library,
-            )
-        ]
+    kinds = [cc.OVERALL_IMPRESSION_ANALYSIS]
+    successful = _container(
+        cc.SUCCESSFUL_ANALYSES, cc.ANALYSIS_PERFORMED, kinds, algorithm=algorithm, library=library
     )
-    summary = CodeContentItem(cc.SUMMARY_OF_ANALYSES, cc.SUCCEEDED, relationship_type=CONTAINS)
-    summary.ContentSequence = ContentSequence([successful])
-    return summary
+    failures = (
+        _container(
+            cc.FAILED_ANALYSES, cc.ANALYSIS_PERFORMED, kinds, algorithm=algorithm, library=failed
+        )
+        if failed
+        else None
+    )
+    return _status(cc.SUMMARY_OF_ANALYSES, successful=successful, failed=failures)

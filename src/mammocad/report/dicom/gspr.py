@@ -7,13 +7,16 @@ top-left corner. A viewer shows the marks over the untouched source image, and c
 
 A presentation state replaces the image's own grayscale pipeline (PS3.4 N.2.1.4), so it carries
 the display mammocad applied (:mod:`mammocad.io.display`): the one VOI transformation chosen by
-:func:`~mammocad.io.display.choose_voi` and a Presentation LUT Shape INVERSE for a MONOCHROME1
-image (PS3.3 C.11.6.1.2), or the viewer shows the mammogram as a negative under the marks.
+:func:`~mammocad.io.display.choose_voi` (for an image without one, the window of the stretch
+over its values that mammocad displayed: no VOI would mean the identity) and a Presentation LUT
+Shape INVERSE for a MONOCHROME1 image (PS3.3 C.11.6.1.2), or the viewer shows the mammogram as
+a negative under the marks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -30,7 +33,15 @@ from highdicom.pr import (
 )
 from pydicom.dataset import Dataset
 
-from mammocad.io.display import VoiKind, choose_voi, needs_inversion, voi_lut_fractions
+from mammocad.io.display import (  # the private two: the values render() stretches
+    VoiKind,
+    _modality,
+    _padding,
+    choose_voi,
+    needs_inversion,
+    voi_lut_fractions,
+)
+from mammocad.io.tags import read_pixel_spacing
 from mammocad.report.dicom.headers import completed_copy
 from mammocad.report.dicom.sr import MANUFACTURER, box_polyline
 from mammocad.report.dicom.uids import OutputUids
@@ -75,9 +86,42 @@ def _objects(
 _WINDOW = ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction")
 
 
-def _applied_voi(source: Dataset) -> list[SoftcopyVOILUTTransformation] | None:
-    """The VOI transformation mammocad applied, and nothing else, for the state to carry
-    (``None``: no VOI, the viewer applies its default). The copy ``source`` loses its own.
+def display_range(stored: np.ndarray, header: Dataset) -> tuple[float, float] | None:
+    """The values :func:`mammocad.io.display.render` stretches from black to white in an
+    image without VOI (``stored``: its stored pixel values): the lowest and highest value
+    present after the modality transformation, Pixel Padding left out. ``None`` when the
+    image has a VOI of its own or holds one value only."""
+    if choose_voi(header).kind is not VoiKind.NONE:
+        return None
+    values = _modality(stored, header)
+    padding = _padding(stored, header)
+    present = values[~padding] if padding is not None else values
+    if not present.size or float(present.min()) >= float(present.max()):
+        return None
+    return float(present.min()), float(present.max())
+
+
+def _stretch(low: float, high: float) -> SoftcopyVOILUTTransformation:
+    """The LINEAR window that maps ``low`` to black and ``high`` to white, in between as
+    mammocad's display does: PS3.3 C.11.2.1.2.1 puts the window's ends at c - 0.5 ∓ (w - 1) / 2,
+    so c = (low + high) / 2 + 0.5 and w = high - low + 1."""
+    return SoftcopyVOILUTTransformation(
+        window_center=[round((low + high) / 2 + 0.5, 4)],
+        window_width=[round(high - low + 1, 4)],
+        window_explanation=["MIN-MAX"],
+        voi_lut_function="LINEAR",
+    )
+
+
+def _applied_voi(
+    source: Dataset, stretch: tuple[float, float] | None = None
+) -> list[SoftcopyVOILUTTransformation] | None:
+    """The VOI transformation mammocad applied, and nothing else, for the state to carry. The
+    copy ``source`` loses its own. An image without VOI, which mammocad shows from its lowest
+    to its highest value (``stretch``, :func:`display_range`), gets that window: a state
+    without VOI means the identity (PS3.4 N.2.1.3: the image's own VOI, or a viewer's
+    default, "shall not be used"), a dark or washed-out image where the values fill only
+    part of Bits Stored. ``None`` (no VOI) only when that range is unknown.
 
     A Softcopy VOI LUT item holds one VOI LUT or one window pair per image (PS3.3 C.11.8),
     while a source may carry several alternatives (GE: NORMAL, HARDER, SOFTER) or a VOI LUT
@@ -107,9 +151,31 @@ def _applied_voi(source: Dataset) -> list[SoftcopyVOILUTTransformation] | None:
             window_explanation=explanation,
             voi_lut_function=choice.function,
         )
+    elif choice.kind is VoiKind.NONE and stretch is not None:
+        transformation = _stretch(*stretch)
     for keyword in ("VOILUTSequence", *_WINDOW):
         source.pop(keyword, None)
     return [transformation] if transformation is not None else None
+
+
+def _pixel_aspect_ratio(source: Dataset) -> list[int] | None:
+    """The source's pixel aspect ratio, vertical to horizontal (Pixel Aspect Ratio, else the
+    row and column spacing mammocad reads, :func:`~mammocad.io.tags.read_pixel_spacing`:
+    Imager Pixel Spacing first, as GE writes a Pixel Spacing of 74.7\\46.6 beside a square
+    Imager Pixel Spacing), as the two integers of Presentation Pixel Aspect Ratio; ``None``
+    for square pixels or none known."""
+    try:
+        ratio = [int(v) for v in source.get("PixelAspectRatio") or []]
+    except (TypeError, ValueError):
+        ratio = []
+    if len(ratio) == 2 and min(ratio) > 0:
+        fraction = Fraction(ratio[0], ratio[1])
+    else:
+        spacing = read_pixel_spacing(source)
+        if spacing is None:
+            return None
+        fraction = Fraction(spacing[0] / spacing[1]).limit_denominator(1000)
+    return None if fraction == 1 else [fraction.numerator, fraction.denominator]
 
 
 def _presentation_lut(source: Dataset) -> PresentationLUTTransformation:
@@ -128,15 +194,17 @@ def build_gsps(
     instance_number: int,
     model_name: str,
     model_version: str,
+    stretch: tuple[float, float] | None = None,
 ) -> GrayscaleSoftcopyPresentationState:
     """The GSPS of one source image with ``findings`` (result-schema finding objects).
+    ``stretch`` is the :func:`display_range` of an image without VOI of its own.
 
     The series' Laterality is ``laterality``, the image's breast in the result (``L``/``R``,
     as the SR and SC name it: its Image Laterality, else its Laterality, else the side read from
     the image); each breast's states form a series of their own.
     """
     source = completed_copy(header)
-    voi = _applied_voi(source)
+    voi = _applied_voi(source, stretch)
     side = laterality if laterality in ("L", "R") else None
     annotations = []
     if findings:
@@ -171,4 +239,10 @@ def build_gsps(
     )
     if side in ("L", "R"):  # General Series, Type 2C for a paired organ; highdicom leaves it out
         state.Laterality = side
+    # highdicom writes square pixels (1\\1), and a state's Displayed Area replaces the image's
+    # own aspect (PS3.3 C.10.4): an image of non-square pixels would be shown distorted
+    ratio = _pixel_aspect_ratio(header)
+    if ratio is not None:
+        for area in state.DisplayedAreaSelectionSequence:
+            area.PresentationPixelAspectRatio = ratio
     return state

@@ -7,10 +7,16 @@ only up to its pixel data). Raster inputs (PNG, PGM…) have no header: they get
 
 from __future__ import annotations
 
+import codecs
 import copy
 import logging
+import warnings
 from pathlib import Path
+from typing import Any
 
+import numpy.typing as npt
+from highdicom import SpecificCharacterSetValues
+from pydicom.charset import convert_encodings, python_encoding
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import MAX_VALUE_LEN
@@ -76,6 +82,19 @@ def read_header(name: str) -> Dataset | None:
     return header
 
 
+def read_stored_pixels(name: str) -> npt.NDArray[Any] | None:
+    """The stored pixel values (``[rows, columns]``) of the DICOM source ``name``, decoded
+    again; ``None`` for a raster file or an image of several frames or samples."""
+    source = source_of(name)
+    kind = sniff(source.head())
+    if kind not in (FileKind.DICOM, FileKind.DICOM_RAW):
+        return None
+    with source.open() as stream:
+        ds = quiet_dcmread(stream, force=kind is FileKind.DICOM_RAW)
+        pixels = ds.pixel_array
+    return pixels if pixels.ndim == 2 else None
+
+
 #: kept as the source has it even when too long: a PACS files an object under its Patient ID,
 #: and an object whose ID differs from its images' would land under another patient
 _KEEP_AS_IS = frozenset({"PatientID"})
@@ -98,8 +117,48 @@ def _default_repertoire(header: Dataset) -> None:
         values[0] = "ISO 2022 IR 6"
     if len(values) == 1 and values[0] in ("", "ISO_IR 6"):
         del header.SpecificCharacterSet
+    elif not all(v in _DEFINED_TERMS for v in values):
+        _as_defined_term(header, values)
     else:
         header.SpecificCharacterSet = values if len(values) > 1 else values[0]
+
+
+#: the Defined Terms of Specific Character Set (PS3.3 C.12.1.1.2) highdicom accepts
+_DEFINED_TERMS = frozenset(term.value for term in SpecificCharacterSetValues)
+
+
+def _single_byte_term(codec: str) -> str | None:
+    """The Defined Term without code extensions whose Python codec is ``codec``, if any."""
+    try:
+        name = codecs.lookup(codec).name
+    except LookupError:
+        return None
+    for term in sorted(_DEFINED_TERMS):
+        if term.startswith("ISO 2022") or term not in python_encoding:
+            continue
+        if codecs.lookup(python_encoding[term]).name == name:
+            return term
+    return None
+
+
+def _as_defined_term(header: Dataset, values: list[str]) -> None:
+    """Declare a Defined Term for a source whose Specific Character Set is none (``ISO-8859-1``,
+    ``UTF-8``, ``ISO_IR100``: common in real files), which highdicom refuses, so that such a
+    study got no SR, SC or GSPS at all. pydicom reads such a value with the Python codec of
+    that name, a corrected spelling, else its default (Latin-1); the term of that same codec
+    (``ISO_IR 100``, ``ISO_IR 192``…) keeps every byte and its meaning. Without one, each text
+    value is decoded as pydicom reads it and the outputs declare UTF-8 (``ISO_IR 192``),
+    which holds any of them (PS3.5 6.1.2.3)."""
+    with warnings.catch_warnings():  # pydicom's "unknown encoding" warning, once per value
+        warnings.simplefilter("ignore", UserWarning)
+        read_as = convert_encodings(values)
+    term = _single_byte_term(read_as[0]) if len(read_as) == 1 else None
+    if term is not None:
+        header.SpecificCharacterSet = term
+        return
+    for _ in header.iterall():  # converts each raw element with the source's declaration
+        pass
+    header.SpecificCharacterSet = "ISO_IR 192"
 
 
 def _fit_value_lengths(header: Dataset) -> None:

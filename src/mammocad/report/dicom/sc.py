@@ -84,6 +84,11 @@ def build_sc(
         software_versions=model_version,
         manufacturer_model_name=model_name[:64],
     )
+    # highdicom's SC copies only the Type 1/2 patient and study attributes; the SR and GSPS
+    # carry the whole Patient and Study modules (Issuer of Patient ID, Study Description,
+    # Patient's Age…): without them a PACS that tells patients apart by ID and issuer files
+    # the overlays elsewhere, and the study's instances disagree (dcentvfy)
+    sc.copy_patient_and_study_information(source)
     # the overlay keeps the source's axes (it is only downscaled): its orientation, if any
     sc.PatientOrientation = _patient_orientation(source)
     # the breast goes on the instance (General Image, PS3.3 C.7.6.1), not the series: the SC

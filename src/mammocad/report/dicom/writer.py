@@ -24,9 +24,10 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
 
+from mammocad.io.display import VoiKind, choose_voi
 from mammocad.report.dicom.cad_sr import build_cad_sr
-from mammocad.report.dicom.gspr import build_gsps
-from mammocad.report.dicom.headers import read_header
+from mammocad.report.dicom.gspr import build_gsps, display_range
+from mammocad.report.dicom.headers import read_header, read_stored_pixels
 from mammocad.report.dicom.sc import build_sc
 from mammocad.report.dicom.sr import build_sr
 from mammocad.report.dicom.uids import OutputUids
@@ -89,6 +90,41 @@ def _headers(result: Mapping[str, Any], outputs: DicomOutputs) -> dict[str, Data
     return headers
 
 
+def _refused_headers(result: Mapping[str, Any], study: str) -> dict[str, Dataset]:
+    """The headers of the study's images that were not processed (quality gate, decoding),
+    where they can still be read, for the Mammography CAD SR's failed detections (TID 4015);
+    a header that could not be referenced (no UIDs, another study) is left out."""
+    headers: dict[str, Dataset] = {}
+    for image in result["images"]:
+        source = image.get("source")
+        if image["status"] == "processed" or not source:
+            continue
+        try:
+            header = read_header(source)
+        except Exception:  # the image is still named in the Impression Description
+            logger.info("header of refused image %s could not be read", source, exc_info=True)
+            continue
+        if header is None:
+            continue
+        keys = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
+        if all(header.get(k) for k in keys) and str(header.StudyInstanceUID) == study:
+            headers[image["sop_instance_uid"]] = header
+    return headers
+
+
+def _stretch(image: Mapping[str, Any], header: Dataset) -> tuple[float, float] | None:
+    """The value range mammocad displayed an image without VOI over (:func:`display_range`),
+    from its pixels decoded again; ``None`` when it has a VOI or cannot be decoded now."""
+    if choose_voi(header).kind is not VoiKind.NONE:
+        return None
+    try:
+        stored = read_stored_pixels(str(image["source"]))
+        return display_range(stored, header) if stored is not None else None
+    except Exception:  # the state is still written, without VOI
+        logger.warning("pixels of %s could not be read again", image["source"], exc_info=True)
+        return None
+
+
 def _write(dataset: Dataset, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     dataset.save_as(path, enforce_file_format=True)
@@ -135,6 +171,7 @@ def _per_image(
                     instance_number=number,
                     model_name=name,
                     model_version=version,
+                    stretch=_stretch(image, header),
                 )
                 outputs.gsps[key] = _write(pr, folder / "gsps" / f"{pr.SOPInstanceUID}.dcm")
         except Exception as error:  # one image's object must not cost the others
@@ -171,8 +208,13 @@ def write_dicom_outputs(
         _note(outputs, "no_dicom_outputs", "No processed DICOM image: no DICOM output written.")
         return outputs
     try:
-        build = build_cad_sr if template is SrTemplate.MAMMOGRAPHY_CAD else build_sr
-        outputs.sr = _write(build(result, headers, uids=uids), folder / "sr.dcm")
+        sr: Dataset
+        if template is SrTemplate.MAMMOGRAPHY_CAD:
+            refused = _refused_headers(result, str(result["study_instance_uid"]))
+            sr = build_cad_sr(result, headers, uids=uids, refused=refused)
+        else:
+            sr = build_sr(result, headers, uids=uids)
+        outputs.sr = _write(sr, folder / "sr.dcm")
     except Exception as error:
         logger.exception("SR of study %s could not be written", result["study_instance_uid"])
         _note(outputs, "dicom_output_failed", f"SR: {type(error).__name__}: {error}")
