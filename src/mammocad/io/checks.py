@@ -8,6 +8,9 @@ are found later, in :mod:`mammocad.io.decode`.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
@@ -22,6 +25,7 @@ DX_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
 DX_PROCESSING = "1.2.840.10008.5.1.4.1.1.1.1.1"
 CR_IMAGE = "1.2.840.10008.5.1.4.1.1.1"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR (PS3.10 7.2)
 BREAST_TOMOSYNTHESIS = "1.2.840.10008.5.1.4.1.1.13.1.3"
 BREAST_PROJECTION_PRESENTATION = "1.2.840.10008.5.1.4.1.1.13.1.4"
 BREAST_PROJECTION_PROCESSING = "1.2.840.10008.5.1.4.1.1.13.1.5"
@@ -116,6 +120,13 @@ def check_mammography(ds: Dataset) -> list[Message]:
     body_part = (text_value(ds, "BodyPartExamined") or "").upper()
     if sop_class in _BREAST_CLASSES or modality == "MG":
         return []
+    if sop_class == MEDIA_STORAGE_DIRECTORY:
+        raise _reject(
+            RejectionCode.NOT_MAMMOGRAPHY,
+            "This is a DICOMDIR, the index of a DICOM disc or folder, not an image: mammocad "
+            "reads the image files themselves (give their folder as the input), so this file "
+            "is passed over.",
+        )
     known = sop_class is not None and UID(sop_class).name not in ("", sop_class)
     if known and sop_class not in _PROJECTION_CLASSES and sop_class not in _PROCESSING_CLASSES:
         raise _reject(
@@ -165,10 +176,16 @@ def check_presentation(ds: Dataset) -> None:
 
 
 def number_of_frames(ds: Dataset) -> int:
-    try:
-        return max(int(ds.get("NumberOfFrames") or 1), 1)
-    except (TypeError, ValueError):
-        return 1
+    """Number of Frames, 1 when absent or 0 (read as one frame, as pydicom does); raises
+    ``missing_metadata`` for a value that is no frame count (negative, not a number)."""
+    frames = _whole_number(ds, "NumberOfFrames", default=1)
+    if frames < 0:
+        raise _reject(
+            RejectionCode.MISSING_METADATA,
+            f"Number of Frames is {frames}, which no image has, so the pixels cannot be "
+            "interpreted: re-export the image from its source.",
+        )
+    return max(frames, 1)
 
 
 def check_single_frame(ds: Dataset) -> None:
@@ -197,6 +214,11 @@ def check_pixel_data_present(ds: Dataset) -> None:
             "The file has no Pixel Data (7FE0,0010): it is a header-only object; "
             "send the image itself.",
         )
+    if not ds.PixelData:  # present but empty (zero length): nothing to decode
+        raise _reject(
+            RejectionCode.NO_PIXEL_DATA,
+            "The file's Pixel Data (7FE0,0010) is empty: it holds no image; send the image itself.",
+        )
 
 
 def _check_image_pixel_module(ds: Dataset) -> None:
@@ -208,6 +230,20 @@ def _check_image_pixel_module(ds: Dataset) -> None:
                 f"The Image Pixel module lacks {keyword}, so the pixels cannot be interpreted: "
                 "re-export the image from its source.",
             )
+    if _whole_number(ds, "SamplesPerPixel", default=1) < 1:
+        raise _reject(
+            RejectionCode.MISSING_METADATA,
+            f"Samples per Pixel is {ds.SamplesPerPixel}, but an image has at least one sample "
+            "per pixel, so the pixels cannot be interpreted: re-export the image from its "
+            "source.",
+        )
+    if int(ds.PixelRepresentation) not in (0, 1):
+        raise _reject(
+            RejectionCode.MISSING_METADATA,
+            f"Pixel Representation is {ds.PixelRepresentation}, but it must be 0 (unsigned) or "
+            "1 (signed), so the pixels cannot be interpreted: re-export the image from its "
+            "source.",
+        )
     if int(ds.BitsStored) > int(ds.BitsAllocated):
         raise _reject(
             RejectionCode.MISSING_METADATA,
@@ -215,6 +251,26 @@ def _check_image_pixel_module(ds: Dataset) -> None:
             "stored bits must fit in the allocated pixel cell (PS3.5 8.1.1), so the pixels "
             "cannot be interpreted: re-export the image from its source.",
         )
+
+
+def _whole_number(ds: Dataset, keyword: str, *, default: int) -> int:
+    """The element's integer value (``default`` when absent); ``missing_metadata`` when it
+    is not a whole number."""
+    value: Any = None
+    try:
+        value = ds.get(keyword)
+        if value is None or value == "":
+            return default
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not number.is_integer():
+        raise _reject(
+            RejectionCode.MISSING_METADATA,
+            f"{keyword} is {str(value)[:32]!r}, not a whole number, so the pixels cannot be "
+            "interpreted: re-export the image from its source.",
+        )
+    return int(number)
 
 
 def exceeds_matrix_limits(rows: int, columns: int) -> bool:
@@ -245,7 +301,7 @@ def check_pixel_format(ds: Dataset, *, min_matrix: int) -> None:
     check_pixel_data_present(ds)
     _check_image_pixel_module(ds)
     photometric = (text_value(ds, "PhotometricInterpretation") or "").upper()
-    samples = int(ds.get("SamplesPerPixel") or 1)
+    samples = _whole_number(ds, "SamplesPerPixel", default=1)
     if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise _reject(
             RejectionCode.UNSUPPORTED_PIXEL_FORMAT,

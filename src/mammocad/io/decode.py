@@ -5,7 +5,11 @@ pydicom's native decoder after a length check. Encapsulated frames (PS3.5 A.4) f
 integrity check: a JPEG, JPEG-LS, JPEG 2000 or HTJ2K codestream must end with its EOI/EOC marker
 ``FFD9`` (ISO/IEC 10918-1 B.2.1, 14495-1 C.1, 15444-1 A.4.4), which byte stuffing keeps out of
 the entropy-coded data. Without that check a cut stream is silently decoded by pydicom's
-plugins into an image whose lower part is garbage.
+plugins into an image whose lower part is garbage. The codestream's own size (JPEG 2000 SIZ,
+JPEG / JPEG-LS SOF) must also be Rows × Columns: a stream of a few KB may declare 60000×60000
+pixels, which the header's matrix limits (:mod:`mammocad.io.checks`) do not see, and each
+decoder would allocate them. Native data must hold Rows × Columns pixels, give or take padding
+(not a row more: the header would then not describe them).
 
 Then the fast path: imagecodecs on the frame (CharLS; OpenJPEG with threads for JPEG 2000 and
 HTJ2K; libjpeg-turbo for JPEG Lossless; all release the GIL), used for unsigned single-channel
@@ -22,9 +26,13 @@ read the same in every transfer syntax.
 
 from __future__ import annotations
 
+import re
+import struct
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -53,6 +61,7 @@ _MARKER_TERMINATED = {
     uids.HTJ2KLosslessRPCL,
     uids.HTJ2K,
 }
+_ITEM_TAG = b"\xfe\xff\x00\xe0"  # (FFFE,E000), little endian
 _REEXPORT = "re-export it uncompressed or with JPEG 2000 / JPEG-LS lossless"
 # Fallback plugins, fastest first (CharLS before libjpeg for JPEG-LS, pylibjpeg-rle before
 # pydicom's numpy RLE). gdcm is left out on purpose: python-gdcm 3.2 aborts the interpreter
@@ -136,10 +145,25 @@ def _check_decodable(uid: UID) -> None:
         )
 
 
+def _matrix_mismatch(ds: Dataset, what: str) -> IngestError:
+    return IngestError(
+        RejectionCode.DECODE_FAILED,
+        f"The pixel data hold {what}, but Rows, Columns and Bits Allocated declare "
+        f"{int(ds.Rows)}×{int(ds.Columns)} pixels of {int(ds.BitsAllocated)} bits: the header "
+        "does not describe the pixel data (wrong matrix or bit depth, or several frames "
+        "without Number of Frames), so they cannot be read; re-export the image from its "
+        "source.",
+    )
+
+
 def _check_native_length(ds: Dataset) -> None:
+    """Native pixel data as long as Rows × Columns × Bits Allocated / 8 (PS3.5 8.1.1), give or
+    take padding: shorter is a cut file; a row or more longer means the header's matrix or bit
+    depth is wrong (an image read through it would be sheared garbage, or several frames)."""
     rows, columns = int(ds.Rows), int(ds.Columns)
     samples = int(ds.get("SamplesPerPixel") or 1)
-    expected = rows * columns * samples * int(ds.BitsAllocated) // 8
+    row_bytes = columns * samples * int(ds.BitsAllocated) // 8
+    expected = rows * row_bytes
     actual = len(ds.PixelData)
     if actual < expected:
         raise IngestError(
@@ -147,10 +171,24 @@ def _check_native_length(ds: Dataset) -> None:
             f"The pixel data are incomplete ({actual} of {expected} bytes): the file was cut "
             "short in transfer or storage; copy or export it again.",
         )
+    if actual - expected >= max(row_bytes, 2):
+        raise _matrix_mismatch(ds, f"{actual} bytes ({expected} expected)")
 
 
 def single_frame(ds: Dataset) -> bytes:
     """The one encapsulated frame (all its fragments joined)."""
+    element = ds["PixelData"]
+    if not element.is_undefined_length and bytes(element.value or b"")[:4] != _ITEM_TAG:
+        # encapsulated pixel data have an undefined length and start with an item (PS3.5
+        # A.4); without either they are native data under a file meta naming a compressed syntax
+        uid = UID(str(ds.file_meta.TransferSyntaxUID))
+        raise IngestError(
+            RejectionCode.DECODE_FAILED,
+            f"The file meta names the compressed transfer syntax {_syntax_name(uid)}, but the "
+            "pixel data are not encapsulated (they have a defined length, as uncompressed data "
+            "do): the file's Transfer Syntax UID (0002,0010) is wrong; re-export the image from "
+            "its source.",
+        )
     try:
         return next(generate_frames(ds.PixelData, number_of_frames=1))
     except (ValueError, StopIteration, KeyError) as exc:
@@ -167,6 +205,77 @@ def _check_end_marker(frame: bytes, uid: UID) -> None:
             RejectionCode.TRUNCATED_PIXEL_DATA,
             f"The {uid.name} stream ends without its end-of-image marker: the file was cut "
             "short in transfer or storage; copy or export it again.",
+        )
+
+
+_J2K_SYNTAXES = {
+    uids.JPEG2000Lossless,
+    uids.JPEG2000,
+    uids.HTJ2KLossless,
+    uids.HTJ2KLosslessRPCL,
+    uids.HTJ2K,
+}
+# JPEG (ISO/IEC 10918-1 B.1.1.3) and JPEG-LS (14495-1 C.2.2) start-of-frame markers
+_SOF_MARKERS = {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)}
+_SOF_MARKERS.add(0xF7)
+_STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD9)}  # TEM, RSTn, SOI: no length follows
+
+
+def _j2k_matrix(frame: bytes) -> tuple[int, int] | None:
+    """(rows, columns) of a JPEG 2000 / HTJ2K codestream's SIZ segment (15444-1 A.5.1: the
+    image area is Xsiz − XOsiz by Ysiz − YOsiz), also inside a JP2 wrapper."""
+    start = frame.find(b"\xff\x4f\xff\x51", 0, 4096)
+    if start < 0 or len(frame) < start + 24:
+        return None
+    xsiz, ysiz, xosiz, yosiz = struct.unpack_from(">IIII", frame, start + 8)
+    if xsiz <= xosiz or ysiz <= yosiz:
+        return None  # no image area: a damaged header, which the decoders report
+    return ysiz - yosiz, xsiz - xosiz
+
+
+def _jpeg_matrix(frame: bytes) -> tuple[int, int] | None:
+    """(rows, columns) of a JPEG or JPEG-LS stream's start-of-frame segment (rows 0: defined
+    later by a DNL segment)."""
+    position = 2 if frame.startswith(b"\xff\xd8") else -1
+    while 0 <= position < min(len(frame), 1 << 16) - 9:
+        if frame[position] != 0xFF:
+            return None
+        marker = frame[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in _STANDALONE_MARKERS:
+            position += 2
+            continue
+        if marker in _SOF_MARKERS:
+            rows, columns = struct.unpack_from(">HH", frame, position + 5)
+            return rows, columns
+        if marker == 0xDA:  # start of scan before any frame header
+            return None
+        (length,) = struct.unpack_from(">H", frame, position + 2)
+        position += 2 + length
+    return None
+
+
+def _check_codestream_matrix(ds: Dataset, frame: bytes, uid: UID) -> None:
+    """Reject a codestream whose own size differs from Rows × Columns, before any decoder
+    allocates it: the matrix limits of checks.py apply to the header, and a few-KB stream
+    declaring 60000×60000 pixels would otherwise cost each decoder gigabytes and minutes."""
+    if uid in _J2K_SYNTAXES:
+        matrix = _j2k_matrix(frame)
+    elif uid in _MARKER_TERMINATED:
+        matrix = _jpeg_matrix(frame)
+    else:
+        return
+    if matrix is None:
+        return  # not found: the decoders say what is wrong with the stream
+    rows, columns = matrix
+    if columns != int(ds.Columns) or rows not in (0, int(ds.Rows)):
+        raise IngestError(
+            RejectionCode.DECODE_FAILED,
+            f"The {uid.name} stream holds a {rows}×{columns} image, but the header's Rows × "
+            f"Columns are {int(ds.Rows)}×{int(ds.Columns)}: the header does not describe the "
+            "pixel data, so they are not decoded; re-export the image from its source.",
         )
 
 
@@ -200,18 +309,40 @@ def _plugins(uid: UID) -> list[str]:
     return [name for name in _PLUGIN_ORDER if name in available]
 
 
+_RLE_SEGMENT = re.compile(r"RLE segment contains non-conformant padding - (\d+) vs\. (\d+) bytes")
+
+
+def _check_rle_segment(ds: Dataset, warning: str) -> None:
+    """Reject RLE segments a row or more longer than Rows × Columns: pydicom's RLE decoder
+    keeps their first Rows × Columns bytes with only a warning, and an image read that way
+    through a wrong Columns is sheared garbage (a byte of padding is harmless)."""
+    found = _RLE_SEGMENT.search(warning)
+    if found and int(found[1]) - int(found[2]) >= max(int(ds.Columns), 2):
+        raise _matrix_mismatch(ds, f"RLE segments of {found[1]} bytes ({found[2]} expected)")
+
+
 def _pydicom_decode(ds: Dataset, uid: UID) -> Decoded:
     plugins = _plugins(uid) if uid.is_encapsulated else [""]
+    # checks.py reads Photometric Interpretation case-blind; pydicom refuses "monochrome2"
+    photometric = str(ds.get("PhotometricInterpretation") or "").strip().upper()
+    options: dict[str, Any] = {"photometric_interpretation": photometric} if photometric else {}
     failures = []
     for plugin in plugins:
         try:
-            array = pixel_array(ds, decoding_plugin=plugin)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                array = pixel_array(ds, decoding_plugin=plugin, **options)
         except BaseException as exc:
             reraise_fatal(exc)
             failures.append(f"{plugin or 'pydicom'}: {' '.join(str(exc).split())[:160]}")
             continue
+        for note in caught:  # recorded to be looked at, then passed on
+            _check_rle_segment(ds, str(note.message))
+            warnings.warn(note.message, note.category, stacklevel=2)
         if not array.dtype.isnative:  # Explicit VR Big Endian: the display LUT indexes ints
             array = array.astype(array.dtype.newbyteorder("="))
+        if array.size != int(ds.Rows) * int(ds.Columns):  # e.g. several frames, none declared
+            raise _matrix_mismatch(ds, f"{array.size} pixels")
         return Decoded(stored=array.reshape(int(ds.Rows), int(ds.Columns)), decoder="pydicom")
     reason = "; ".join(failures)
     # RLE has no end marker; pylibjpeg-rle (tried first) reports running out of data
@@ -269,5 +400,6 @@ def decode_stored(ds: Dataset, *, fast: bool = True, threads: int = 2) -> Decode
         return _mask_high_bits(_pydicom_decode(ds, uid), ds)
     frame = single_frame(ds)
     _check_end_marker(frame, uid)
+    _check_codestream_matrix(ds, frame, uid)
     decoded = _fast_decode(ds, frame, uid, threads) if fast else None
     return _mask_high_bits(decoded or _pydicom_decode(ds, uid), ds)

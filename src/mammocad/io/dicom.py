@@ -30,6 +30,8 @@ from pydicom.uid import (
 
 from mammocad.errors import IngestError, RejectionCode
 from mammocad.io.checks import (
+    MATRIX_LIMITS_TEXT,
+    MAX_MATRIX_PIXELS,
     check_dataset,
     check_mammography,
     check_pixel_data_present,
@@ -50,6 +52,13 @@ DicomInput = str | os.PathLike[str] | bytes | Source
 #: projections in a private element) are skipped, not loaded, when only the header is read
 HEADER_DEFER_SIZE = 1 << 20
 _PIXEL_TAGS = (b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")  # (7FE0,0010) little / big endian
+#: bytes read to find the file meta's transfer syntax (the meta group is a few hundred bytes)
+META_PEEK_SIZE = 4096
+#: largest data set a Deflated file may inflate to: the largest matrix of checks.py in 16 bits,
+#: and room for its header
+MAX_INFLATED_SIZE = 2 * MAX_MATRIX_PIXELS + (64 << 20)
+_DEFLATED = str(DeflatedExplicitVRLittleEndian).encode()
+_INFLATE_CHUNK = 16 << 20
 
 
 # A value that breaks its VR (a birth date "1965-03-123") is read as it is: pydicom's
@@ -69,11 +78,12 @@ def not_dicom_error(name: str) -> IngestError:
 
 
 def _fix_transfer_syntax(ds: Dataset) -> None:
-    """Give a bare data set (read without file meta) the syntax it was actually read with."""
+    """Give a bare data set (read without file meta, or with a blank Transfer Syntax UID) the
+    syntax it was actually read with."""
     if getattr(ds, "file_meta", None) is None:
         ds.file_meta = FileMetaDataset()
-    if "TransferSyntaxUID" in ds.file_meta:
-        return
+    if str(ds.file_meta.get("TransferSyntaxUID") or "").strip("\x00 "):
+        return  # present and not blank: a blank one is read as missing
     implicit, little = ds.original_encoding
     if implicit:
         ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
@@ -96,8 +106,56 @@ def quiet_dcmread(stream: BinaryIO, **kwargs: Any) -> Dataset:
 def read_header(stream: BinaryIO, *, force: bool = False) -> Dataset:
     """The data set in ``stream`` up to its pixel data, values over :data:`HEADER_DEFER_SIZE`
     left unread (pydicom reads them from the file if asked): what every reader of identifiers
-    needs, without a private payload of hundreds of MB."""
+    needs, without a private payload of hundreds of MB.
+
+    A Deflated data set is inflated whole by pydicom, header or not: one that would inflate
+    past :data:`MAX_INFLATED_SIZE` raises :class:`~mammocad.errors.IngestError` instead.
+    """
+    position = stream.tell()
+    head = stream.read(META_PEEK_SIZE)
+    stream.seek(position)
+    if _deflated_body_start(head) is not None:
+        raw = stream.read()
+        stream.seek(position)
+        _check_inflated_size(raw, str(getattr(stream, "name", "The file")))
     return quiet_dcmread(stream, stop_before_pixels=True, force=force, defer_size=HEADER_DEFER_SIZE)
+
+
+def _deflated_body_start(head: bytes) -> int | None:
+    """Where the deflated data set starts, when the file meta at the start of ``head`` (the
+    first :data:`META_PEEK_SIZE` bytes of a file with the DICM marker) names the Deflated
+    transfer syntax; else ``None``."""
+    if len(head) < 144 or head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
+        return None
+    end = 144 + int.from_bytes(head[140:144], "little")  # after the File Meta group length
+    meta = head[144:end]
+    return end if _DEFLATED in meta and end <= len(head) else None
+
+
+def _inflates_beyond(body: bytes, limit: int) -> bool:
+    """True when the raw deflate stream ``body`` inflates to more than ``limit`` bytes, found
+    without holding more than a chunk of its output."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        total = len(inflater.decompress(body, _INFLATE_CHUNK))
+        while inflater.unconsumed_tail and total <= limit:
+            total += len(inflater.decompress(inflater.unconsumed_tail, _INFLATE_CHUNK))
+    except zlib.error:
+        return False  # damaged: pydicom's parse says so
+    return total > limit
+
+
+def _check_inflated_size(raw: bytes, name: str) -> None:
+    """Reject a Deflated file whose data set inflates past any mammogram's size before pydicom
+    inflates it whole in memory: deflate packs 1 GB of zeros into 1 MB."""
+    start = _deflated_body_start(raw[:META_PEEK_SIZE])
+    if start is not None and _inflates_beyond(raw[start:], MAX_INFLATED_SIZE):
+        raise IngestError(
+            RejectionCode.UNSUPPORTED_PIXEL_FORMAT,
+            f"{name} is Deflated and inflates to more than {MAX_INFLATED_SIZE >> 20} MB, more "
+            f"than any mammogram holds ({MATRIX_LIMITS_TEXT}): the file is damaged or not a "
+            "mammogram; re-export the image from its source.",
+        )
 
 
 def parse_dataset(raw: bytes, name: str, *, header_only: bool = False) -> Dataset:
@@ -105,6 +163,7 @@ def parse_dataset(raw: bytes, name: str, *, header_only: bool = False) -> Datase
     kind = sniff(raw[:HEAD_SIZE])
     if kind not in (FileKind.DICOM, FileKind.DICOM_RAW):
         raise not_dicom_error(name)
+    _check_inflated_size(raw, name)
     try:
         ds = quiet_dcmread(
             io.BytesIO(raw), stop_before_pixels=header_only, force=kind is FileKind.DICOM_RAW
@@ -258,8 +317,11 @@ def _header_rejection(
     """
     try:
         with _open_input(source) as stream:
-            kind = sniff(stream.read(HEAD_SIZE))
-            if kind not in (FileKind.DICOM, FileKind.DICOM_RAW):
+            head = stream.read(META_PEEK_SIZE)
+            kind = sniff(head[:HEAD_SIZE])
+            # pydicom inflates a Deflated data set whole even for its header: the full reader
+            # first checks what it inflates to
+            if kind not in (FileKind.DICOM, FileKind.DICOM_RAW) or _deflated_body_start(head):
                 return None
             stream.seek(0)
             header = read_header(stream, force=kind is FileKind.DICOM_RAW)

@@ -98,19 +98,27 @@ def _valid_lut(item: Dataset) -> bool:
     except (TypeError, ValueError):
         return False
     # 8 or 16 bits today, 8-16 in earlier editions (PS3.3 C.11.2.1.1)
-    return 8 <= bits <= 16 and _has_entries(item)
+    return 8 <= bits <= 16 and _has_entries(item, descriptor)
 
 
-def _has_entries(item: Dataset) -> bool:
-    """True when LUT Data holds at least one value: an anonymiser may blank it to zero length
-    (PS3.5 7.4), and a LUT without entries cannot map anything, so the window is used instead."""
+def _has_entries(item: Dataset, descriptor: list[Any]) -> bool:
+    """True when LUT Data holds the entries LUT Descriptor declares: an anonymiser may blank
+    it to zero length (PS3.5 7.4), and a LUT without entries cannot map anything, so the window
+    is used instead; nor can one shorter than declared (every input past its end would take
+    its last entry: a blank image)."""
     try:
         value = item.get("LUTData")
+        count = int(descriptor[0]) or 2**16
     except Exception:
         return False
     if value is None:
         return False
-    return len(value) > 0 if hasattr(value, "__len__") else True
+    if isinstance(value, bytes):
+        entries = len(value) // 2
+    else:
+        entries = len(value) if hasattr(value, "__len__") else 1
+    packed = int(descriptor[2]) == 8 and entries == (count + 1) // 2  # see _lut_entries
+    return entries > 0 and (entries >= count or packed)
 
 
 def _little_endian(ds: Dataset) -> bool:
@@ -262,7 +270,22 @@ def _rescale(ds: Dataset) -> tuple[float, float] | None:
     declared = _declared_rescale(ds)
     if declared is None or declared[0] == 0 or not all(map(math.isfinite, declared)):
         return None
+    # a slope or intercept so large that the stored range maps to infinities (NaN pixels) or,
+    # in float64, to one value is as blank as a slope of 0
+    low, high = _stored_limits(ds)
+    slope, intercept = declared
+    mapped = (low * slope + intercept, high * slope + intercept)
+    if not all(map(math.isfinite, mapped)) or mapped[0] == mapped[1]:
+        return None
     return declared
+
+
+def _stored_limits(ds: Dataset) -> tuple[float, float]:
+    """Smallest and largest stored value Bits Stored and Pixel Representation allow."""
+    bits = int(ds.BitsStored)
+    if int(ds.get("PixelRepresentation") or 0) == 0:
+        return 0.0, float(2**bits - 1)
+    return float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
 
 
 def _modality_lut(ds: Dataset) -> Dataset | None:
@@ -284,20 +307,22 @@ def _rescale_messages(ds: Dataset) -> tuple[Message, ...]:
                 code="modality_lut_ignored",
                 severity=Severity.WARNING,
                 text="The Modality LUT Sequence (0028,3000) has no usable LUT (its LUT "
-                "Descriptor or LUT Data is missing or empty); the image was shown without it: "
+                "Descriptor or LUT Data is missing, empty or shorter than declared); the image "
+                "was shown without it: "
                 "check the image, and correct the sender's export if it looks wrong.",
             ),
         )
     if _modality_lut(ds) is not None or _declared_rescale(ds) is None or _rescale(ds) is not None:
         return ()
-    slope = _values(ds, "RescaleSlope")[0]
+    slope, intercept = _values(ds, "RescaleSlope")[0], _values(ds, "RescaleIntercept")[0]
     return (
         Message(
             code="rescale_ignored",
             severity=Severity.WARNING,
-            text=f"Rescale Slope (0028,1053) is {slope}, which would make every pixel the same "
-            "value; the stored values were shown without rescaling: check the image, and "
-            "correct the sender's export if it looks wrong.",
+            text=f"Rescale Slope (0028,1053) is {slope} and Rescale Intercept (0028,1052) "
+            f"{intercept}, which would make every pixel the same value (or not a number); the "
+            "stored values were shown without rescaling: check the image, and correct the "
+            "sender's export if it looks wrong.",
         ),
     )
 
@@ -305,14 +330,11 @@ def _rescale_messages(ds: Dataset) -> tuple[Message, ...]:
 def _window_range(ds: Dataset) -> tuple[float, float]:
     """Output range of pydicom's ``apply_windowing`` (kept in step with pydicom 3.0), through
     the rescale that :func:`_rescale` accepts."""
-    bits = int(ds.BitsStored)
     lut = _modality_lut(ds)
     if lut is not None:
         low, high = 0.0, float(2 ** int(lut.LUTDescriptor[2]) - 1)
-    elif int(ds.get("PixelRepresentation") or 0) == 0:
-        low, high = 0.0, float(2**bits - 1)
     else:
-        low, high = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+        low, high = _stored_limits(ds)
     factors = _rescale(ds)
     if factors is not None:
         slope, intercept = factors
@@ -329,7 +351,7 @@ def _modality(values: np.ndarray, ds: Dataset) -> np.ndarray:
         return values
     out = values.astype(np.float64) * factors[0]
     out += factors[1]
-    if np.all(np.mod(out, 1) == 0):
+    if np.all(np.mod(out, 1) == 0) and np.all(np.abs(out) < 2**53):
         # integral rescale (slope 1, intercept -1024...): keep integers for the VOI LUT lookup
         out = out.astype(np.int64)
     return out
@@ -455,3 +477,19 @@ def render(
     return Rendered(
         pixels=pixels, padding_mask=padding, voi=choice, inverted=invert, messages=messages
     )
+
+
+def display_range(stored: np.ndarray, header: Dataset) -> tuple[float, float] | None:
+    """The values :func:`render` stretches from black to white in an image without VOI
+    (``stored``: its stored pixel values): the lowest and highest value present after the
+    modality transformation, Pixel Padding left out, for a copy of the display elsewhere (a
+    presentation state's window). ``None`` when the image has a VOI of its own or holds one
+    value only."""
+    if choose_voi(header).kind is not VoiKind.NONE:
+        return None
+    values = _modality(stored, header)
+    padding = _padding(stored, header)
+    present = values[~padding] if padding is not None else values
+    if not present.size or float(present.min()) >= float(present.max()):
+        return None
+    return float(present.min()), float(present.max())

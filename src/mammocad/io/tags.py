@@ -65,6 +65,8 @@ _MODIFIER_VIEWS: dict[str, ViewPosition] = {
     "399011000": ViewPosition.AT,  # axillary tail
     "R-102D1": ViewPosition.AT,
 }
+#: plausible pixel spacing of a mammogram, mm (:func:`read_pixel_spacing`)
+SPACING_RANGE_MM = (0.01, 10.0)
 _TEXT_KEYWORDS = ("PatientID", "SeriesDescription", "ProtocolName", "ImageComments")
 
 
@@ -193,7 +195,11 @@ def read_view(
 
 def read_pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
     """[row, column] spacing in mm: Imager Pixel Spacing (0018,1164), else Pixel Spacing
-    (0028,0030), else Nominal Scanned Pixel Spacing (0018,2010) of digitised film."""
+    (0028,0030), else Nominal Scanned Pixel Spacing (0018,2010) of digitised film.
+
+    Values outside :data:`SPACING_RANGE_MM` are skipped: no detector or film scanner samples
+    a mammogram finer than 10 µm (the finest scan 25 µm, detectors 50-100 µm), and a 640-pixel
+    image at 1 nm would make the breast microscopic to every stage that measures it in mm."""
     for keyword in ("ImagerPixelSpacing", "PixelSpacing", "NominalScannedPixelSpacing"):
         try:
             value = ds.get(keyword)
@@ -202,7 +208,8 @@ def read_pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
             row, column = float(value[0]), float(value[1])
         except (TypeError, ValueError):
             continue
-        if 0 < row < 10 and 0 < column < 10:  # mm; anything else is a unit or encoding error
+        low, high = SPACING_RANGE_MM
+        if low <= row < high and low <= column < high:  # else a unit or encoding error
             return row, column
     return None
 

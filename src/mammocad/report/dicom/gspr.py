@@ -33,14 +33,7 @@ from highdicom.pr import (
 )
 from pydicom.dataset import Dataset
 
-from mammocad.io.display import (  # the private two: the values render() stretches
-    VoiKind,
-    _modality,
-    _padding,
-    choose_voi,
-    needs_inversion,
-    voi_lut_fractions,
-)
+from mammocad.io.display import VoiKind, choose_voi, needs_inversion, voi_lut_fractions
 from mammocad.io.tags import read_pixel_spacing
 from mammocad.report.dicom.headers import completed_copy
 from mammocad.report.dicom.sr import MANUFACTURER, box_polyline
@@ -86,21 +79,6 @@ def _objects(
 _WINDOW = ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction")
 
 
-def display_range(stored: np.ndarray, header: Dataset) -> tuple[float, float] | None:
-    """The values :func:`mammocad.io.display.render` stretches from black to white in an
-    image without VOI (``stored``: its stored pixel values): the lowest and highest value
-    present after the modality transformation, Pixel Padding left out. ``None`` when the
-    image has a VOI of its own or holds one value only."""
-    if choose_voi(header).kind is not VoiKind.NONE:
-        return None
-    values = _modality(stored, header)
-    padding = _padding(stored, header)
-    present = values[~padding] if padding is not None else values
-    if not present.size or float(present.min()) >= float(present.max()):
-        return None
-    return float(present.min()), float(present.max())
-
-
 def _stretch(low: float, high: float) -> SoftcopyVOILUTTransformation:
     """The LINEAR window that maps ``low`` to black and ``high`` to white, in between as
     mammocad's display does: PS3.3 C.11.2.1.2.1 puts the window's ends at c - 0.5 ∓ (w - 1) / 2,
@@ -118,7 +96,7 @@ def _applied_voi(
 ) -> list[SoftcopyVOILUTTransformation] | None:
     """The VOI transformation mammocad applied, and nothing else, for the state to carry. The
     copy ``source`` loses its own. An image without VOI, which mammocad shows from its lowest
-    to its highest value (``stretch``, :func:`display_range`), gets that window: a state
+    to its highest value (``stretch``, `io.display.display_range`), gets that window: a state
     without VOI means the identity (PS3.4 N.2.1.3: the image's own VOI, or a viewer's
     default, "shall not be used"), a dark or washed-out image where the values fill only
     part of Bits Stored. ``None`` (no VOI) only when that range is unknown.
@@ -197,7 +175,7 @@ def build_gsps(
     stretch: tuple[float, float] | None = None,
 ) -> GrayscaleSoftcopyPresentationState:
     """The GSPS of one source image with ``findings`` (result-schema finding objects).
-    ``stretch`` is the :func:`display_range` of an image without VOI of its own.
+    ``stretch`` is the `io.display.display_range` of an image without VOI of its own.
 
     The series' Laterality is ``laterality``, the image's breast in the result (``L``/``R``,
     as the SR and SC name it: its Image Laterality, else its Laterality, else the side read from

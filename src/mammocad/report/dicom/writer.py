@@ -24,9 +24,9 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
 
-from mammocad.io.display import VoiKind, choose_voi
+from mammocad.io.display import VoiKind, choose_voi, display_range
 from mammocad.report.dicom.cad_sr import build_cad_sr
-from mammocad.report.dicom.gspr import build_gsps, display_range
+from mammocad.report.dicom.gspr import build_gsps
 from mammocad.report.dicom.headers import read_header, read_stored_pixels
 from mammocad.report.dicom.sc import build_sc
 from mammocad.report.dicom.sr import build_sr
@@ -113,7 +113,7 @@ def _refused_headers(result: Mapping[str, Any], study: str) -> dict[str, Dataset
 
 
 def _stretch(image: Mapping[str, Any], header: Dataset) -> tuple[float, float] | None:
-    """The value range mammocad displayed an image without VOI over (:func:`display_range`),
+    """The value range mammocad displayed an image without VOI over (`io.display.display_range`),
     from its pixels decoded again; ``None`` when it has a VOI or cannot be decoded now."""
     if choose_voi(header).kind is not VoiKind.NONE:
         return None
