@@ -86,3 +86,55 @@ def test_command_lines_are_read_as_a_shell_would(
     document = tmp_path / "doc.md"
     document.write_text(f"```bash\n{line}\n```\n", encoding="utf-8")
     assert [(name, option) for _, name, option in unknown_options([document])] == expected
+
+
+_LINK = re.compile(r"\]\((?!https?:|mailto:)([^)#\s]*)(?:#([^)\s]+))?\)")
+_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
+_FENCE = re.compile(r"```.*?```", re.S)
+
+
+def heading_anchors(text: str) -> set[str]:
+    """GitHub's anchors of a Markdown text's headings: lower case, punctuation dropped, spaces
+    as hyphens, ``-1``, ``-2`` … after a repeated one."""
+    anchors: set[str] = set()
+    seen: dict[str, int] = {}
+    for heading in _HEADING.findall(_FENCE.sub("", text)):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        anchors.add(f"{slug}-{seen[slug]}" if slug in seen else slug)
+        seen[slug] = seen.get(slug, 0) + 1
+    return anchors
+
+
+def broken_links(documents: list[Path] = DOCUMENTS) -> Iterator[str]:
+    """``document -> target#anchor`` for every relative link to a file that does not exist or
+    to a heading its file does not have (a heading renamed, a date or version in it updated)."""
+    for document in documents:
+        for target, anchor in _LINK.findall(_FENCE.sub("", document.read_text(encoding="utf-8"))):
+            path = (document.parent / target) if target else document
+            if not path.exists():
+                yield f"{document.name} -> {target}"
+            elif (
+                anchor
+                and path.suffix == ".md"
+                and anchor not in heading_anchors(path.read_text(encoding="utf-8"))
+            ):
+                yield f"{document.name} -> {target}#{anchor}"
+
+
+def test_documented_links_reach_their_files_and_headings() -> None:
+    broken = sorted(set(broken_links()))
+    assert not broken, "links to missing files or headings:\n" + "\n".join(broken)
+
+
+def test_a_link_to_a_renamed_heading_is_found(tmp_path: Path) -> None:
+    (tmp_path / "b.md").write_text("# B\n\n### Measured (2026-12-07, bundle 0.5.2)\n", "utf-8")
+    document = tmp_path / "a.md"
+    document.write_text(
+        "[ok](b.md#measured-2026-12-07-bundle-052), [old](b.md#measured-2026-12-06-bundle-051),"
+        " [gone](c.md), [web](https://example.org/x#y)\n",
+        encoding="utf-8",
+    )
+    assert list(broken_links([document])) == [
+        "a.md -> b.md#measured-2026-12-06-bundle-051",
+        "a.md -> c.md",
+    ]
