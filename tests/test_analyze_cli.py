@@ -450,5 +450,13 @@ def test_a_study_folder_mammocad_did_not_write_is_left_alone(
     assert (out / inputs.complete_uid / "result.json").is_file()  # the earlier run's, untouched
     (entry,) = [s for s in summary.studies if s["study_instance_uid"] == inputs.complete_uid]
     assert entry["result"] is None and entry["status"] == "rejected"
-    texts = [i.get("text") or "" for i in summary.inputs]
-    assert any("did not write" in text for text in texts)
+    mine = [i for i in summary.inputs if i["study_instance_uid"] == inputs.complete_uid]
+    assert mine and {i["rejection_code"] for i in mine} == {"output_conflict"}
+    assert all("did not write" in i["text"] and "move those files" in i["text"] for i in mine)
+    assert summary.internal_errors == 0 and summary.unwritten == len(mine)
+    # not a mammocad bug, yet no result: the command says so and exits 1 for scripts
+    result = CliRunner().invoke(
+        app, ["analyze", str(inputs.folder), "--out", str(out), "--model", str(bundle)]
+    )
+    assert result.exit_code == 1, result.output
+    assert "report this" not in result.output

@@ -993,8 +993,9 @@ def analyze(
         console.print(str(error), style="red", markup=False)
         raise typer.Exit(code=1) from None
     print_summary(summary, out_dir=out, console=console)
-    if summary.internal_errors:
-        # our own failure, not bad input: scripts and CI must notice (the log has the traceback)
+    if summary.internal_errors or summary.unwritten:
+        # our own failure, or a study left without result (its folder holds the user's
+        # files), not bad input: scripts and CI must notice
         raise typer.Exit(code=1)
 
 

@@ -29,6 +29,9 @@ class RejectionCode(str, Enum):
     QUALITY = "unacceptable_quality"
     #: a fault in mammocad itself on this image (logged with its traceback); never the input's
     INTERNAL_ERROR = "internal_error"
+    #: the study's output folder holds files mammocad did not write, which it leaves alone:
+    #: no result could be written (the user's to resolve, not a fault of mammocad's)
+    OUTPUT_CONFLICT = "output_conflict"
 
 
 class MammocadError(Exception):

@@ -47,7 +47,7 @@ from rich.markup import escape
 import mammocad
 from mammocad.commands.progress import batch_progress
 from mammocad.detect.bundle import bundle_inside
-from mammocad.errors import MammocadError, ModelBundleError
+from mammocad.errors import MammocadError, ModelBundleError, RejectionCode
 from mammocad.io import SPLIT_PATIENT, iter_studies
 from mammocad.pipeline import INTERNAL_ERROR, Pipeline, StudyAnalysis
 from mammocad.report.overlay import render_overlay
@@ -162,6 +162,12 @@ class AnalyzeSummary:
     @property
     def internal_errors(self) -> int:
         return sum(entry["rejection_code"] == INTERNAL_ERROR.value for entry in self.inputs)
+
+    @property
+    def unwritten(self) -> int:
+        """Inputs of studies left without result because their folder was not mammocad's."""
+        conflict = RejectionCode.OUTPUT_CONFLICT.value
+        return sum(entry["rejection_code"] == conflict for entry in self.inputs)
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "studies": self.studies, "inputs": self.inputs}
@@ -304,9 +310,17 @@ def record_failed_study(study: Study, error: Exception, summary: AnalyzeSummary)
         f"mammocad failed on this study ({type(error).__name__}: {error}); no result was "
         "written — please report this with the log."
     )
+    record_unwritten_study(study, summary, code=INTERNAL_ERROR, text=text)
+
+
+def record_unwritten_study(
+    study: Study, summary: AnalyzeSummary, *, code: RejectionCode, text: str
+) -> None:
+    """List the study's files and the study as without result, its processed images as
+    rejected ``code`` with ``text``."""
     for image in study.images:
         if image.is_processed:
-            image.reject(INTERNAL_ERROR, text)
+            image.reject(code, text)
         summary.inputs.append(input_entry(image, study, result=None, overlay=None))
     summary.studies.append(
         {
@@ -416,13 +430,18 @@ def run_analyze(
             listed, studies = len(summary.inputs), len(summary.studies)
             summary.count_split_patient(study)
             folder = out_dir / safe_name(study.study_instance_uid)
-            ours = _is_output_folder(folder)  # whatever happens below, only ours is replaced
+            if not _is_output_folder(folder):  # only a folder of ours is ever replaced
+                text = (
+                    f"{folder} holds files mammocad did not write, which it leaves alone, so "
+                    "this study was not analysed: move those files away or analyze into an "
+                    "empty --out folder, and run the same command again"
+                )
+                conflict = RejectionCode.OUTPUT_CONFLICT
+                record_unwritten_study(study, summary, code=conflict, text=text)
+                release_pixels(study)
+                progress.advance(task)
+                continue
             try:
-                if not ours:
-                    raise MammocadError(
-                        f"{folder} holds files mammocad did not write, which it leaves alone: "
-                        "analyze into an empty --out folder"
-                    )
                 analysis = pipeline.analyze(study)
                 with _stop_when_unwritable(folder):
                     write_study_outputs(
@@ -438,8 +457,7 @@ def run_analyze(
                 # neither this run's partial outputs nor an earlier run's result.json and
                 # overlays may stand for a study this run failed on
                 shutil.rmtree(staging / folder.name, ignore_errors=True)
-                if ours:
-                    shutil.rmtree(folder, ignore_errors=True)
+                shutil.rmtree(folder, ignore_errors=True)
             release_pixels(study)
             progress.advance(task)
         for image in stream.unassigned:
