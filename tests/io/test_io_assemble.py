@@ -174,6 +174,152 @@ def test_a_copy_cut_short_does_not_push_out_the_whole_one(
     assert [m.code for m in study.messages if m.code != "missing_view"] == ["duplicate_instance"]
 
 
+def _longer_pixel_data(mg: DicomFactory, ds: Any) -> bytes:
+    ds.PixelData = ds.PixelData + bytes(4 * ds.Columns)  # two rows past the matrix
+    return mg.to_bytes(ds)
+
+
+def _header_claims_other_rows(mg: DicomFactory, ds: Any) -> bytes:
+    ds.Rows = ds.Rows // 2  # the pixel data hold twice the matrix
+    ds.ImageComments = "re-sent by the archive " * 4  # and the file grew
+    return mg.to_bytes(ds)
+
+
+def _cut_short_but_larger(mg: DicomFactory, ds: Any) -> bytes:
+    ds.ImageComments = "x" * 4000  # a longer header, then the pixel data cut off
+    return mg.to_bytes(ds)[:-2000]
+
+
+@pytest.mark.parametrize(
+    ("damage", "code"),
+    [
+        (_longer_pixel_data, RejectionCode.DECODE_FAILED),
+        (_header_claims_other_rows, RejectionCode.DECODE_FAILED),
+        (_cut_short_but_larger, RejectionCode.TRUNCATED_PIXEL_DATA),
+    ],
+    ids=["pixels_past_the_matrix", "rows_wrong", "cut_short_but_larger"],
+)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_damaged_larger_copy_gives_way_to_the_good_one(
+    tmp_path: Path, mg: DicomFactory, damage: Any, code: RejectionCode, workers: int
+) -> None:
+    # the larger copy is read first; when its file is rejected, the smaller one is the image
+    ds = mg.mg_dataset(ImageLaterality="L", ViewPosition="CC")
+    good, damaged = tmp_path / "a_good.dcm", tmp_path / "b_damaged.dcm"
+    good.write_bytes(mg.to_bytes(ds))
+    damaged.write_bytes(damage(mg, mg.reread(ds)))
+    assert damaged.stat().st_size > good.stat().st_size
+    stream = iter_studies(tmp_path, workers=workers)
+    for _ in range(2):  # each iteration decodes again, and must tell the same story
+        (study,) = list(stream)
+        (image,) = study.images
+        assert image.is_processed and image.pixels is not None
+        assert image.source == str(good)
+        (rejected,) = stream.unassigned
+        assert rejected.source == str(damaged)
+        assert rejected.rejection_code is code
+        assert str(rejected.rejection_text).endswith(
+            f"Another copy of this SOPInstanceUID, {good}, was read instead."
+        )
+        (note,) = [m for m in study.messages if m.code == "duplicate_instance"]
+        assert note.text == (
+            f"{good} repeats SOPInstanceUID {ds.SOPInstanceUID} of {damaged} (the larger file), "
+            f"which was read first and rejected ({code.value}); this copy was read instead."
+        )
+        reported = [
+            str(i.source)
+            for i in IngestResult(studies=[study], unassigned=stream.unassigned).images()
+        ]
+        assert sorted(reported) == [str(good), str(damaged)]
+
+
+def test_copies_are_tried_larger_first_until_one_is_read(tmp_path: Path, mg: DicomFactory) -> None:
+    ds = mg.mg_dataset()
+    files = {
+        "a_good.dcm": mg.to_bytes(ds),
+        "b_spare.dcm": mg.to_bytes(ds)[:-100],  # smaller still: not read
+        "c_longer.dcm": _longer_pixel_data(mg, mg.reread(ds)),
+        "d_cut.dcm": _cut_short_but_larger(mg, mg.reread(ds)),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    result = load_studies(tmp_path)
+    (study,) = result.studies
+    assert [i.source for i in study.images] == [str(tmp_path / "a_good.dcm")]
+    unassigned = {Path(str(i.source)).name: i for i in result.unassigned}
+    assert {name: i.rejection_code for name, i in unassigned.items()} == {
+        "b_spare.dcm": RejectionCode.DUPLICATE,
+        "c_longer.dcm": RejectionCode.DECODE_FAILED,
+        "d_cut.dcm": RejectionCode.TRUNCATED_PIXEL_DATA,
+    }
+    assert "a_good.dcm (the larger file), which is read instead" in str(
+        unassigned["b_spare.dcm"].rejection_text
+    )
+    notes = [m.text for m in study.messages if m.code == "duplicate_instance"]
+    assert len(notes) == 2
+    assert (
+        f"of {tmp_path / 'd_cut.dcm'} (the larger file) and {tmp_path / 'c_longer.dcm'} "
+        in notes[0]
+    )
+    assert "(truncated_pixel_data, decode_failed); this copy was read instead." in notes[0]
+
+
+def test_when_every_copy_is_damaged_each_is_rejected_for_its_own_reason(
+    tmp_path: Path, mg: DicomFactory
+) -> None:
+    ds = mg.mg_dataset()
+    longer, cut = tmp_path / "a_longer.dcm", tmp_path / "b_cut.dcm"
+    longer.write_bytes(_longer_pixel_data(mg, mg.reread(ds)))
+    cut.write_bytes(_cut_short_but_larger(mg, mg.reread(ds)))
+    result = load_studies(tmp_path)
+    (study,) = result.studies
+    (image,) = study.images  # the larger copy, read first, stands for the image
+    assert image.source == str(cut) and image.rejection_code is RejectionCode.TRUNCATED_PIXEL_DATA
+    (other,) = result.unassigned
+    assert other.source == str(longer) and other.rejection_code is RejectionCode.DECODE_FAILED
+    (note,) = [m for m in study.messages if m.code == "duplicate_instance"]
+    assert note.text.startswith(f"SOPInstanceUID {ds.SOPInstanceUID} is in 2 files, each rejected")
+
+
+def test_each_skipped_copy_names_the_copy_read(tmp_path: Path, mg: DicomFactory) -> None:
+    # met smallest first, each copy pushed out the one before: the first named the second
+    ds = mg.mg_dataset()
+    for name, comment in (("a.dcm", "x"), ("b.dcm", "x" * 100), ("c.dcm", "x" * 200)):
+        ds.ImageComments = comment
+        (tmp_path / name).write_bytes(mg.to_bytes(ds))
+    result = load_studies(tmp_path)
+    assert [i.source for i in result.studies[0].images] == [str(tmp_path / "c.dcm")]
+    for image in result.unassigned:
+        assert f"of {tmp_path / 'c.dcm'} (the larger file), which is read instead" in str(
+            image.rejection_text
+        )
+
+
+def test_copies_rejected_for_what_the_instance_is_are_read_once(
+    tmp_path: Path, mg: DicomFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FOR PROCESSING is the instance's, so every copy would say the same: the other is not read
+    ds = mg.mg_dataset(PresentationIntentType="FOR PROCESSING")
+    (tmp_path / "a.dcm").write_bytes(mg.to_bytes(ds))
+    ds.ImageComments = "a longer copy"
+    (tmp_path / "b.dcm").write_bytes(mg.to_bytes(ds))
+    decoded: list[str] = []
+    real = assemble._read_entry
+
+    def counting(entry: Any, options: Any) -> Any:
+        decoded.append(entry.source.name)
+        return real(entry, options)
+
+    monkeypatch.setattr(assemble, "_read_entry", counting)
+    result = load_studies(tmp_path)
+    assert decoded == [str(tmp_path / "b.dcm")]
+    (study,) = result.studies
+    assert study.images[0].rejection_code is RejectionCode.FOR_PROCESSING
+    (skipped,) = result.unassigned
+    assert skipped.rejection_code is RejectionCode.DUPLICATE
+    assert str(skipped.rejection_text).endswith("which is read instead; this copy was skipped.")
+
+
 def test_zip_archive_members_are_read_in_memory(
     batch: dict[str, Any], tmp_path: Path, mg: DicomFactory
 ) -> None:

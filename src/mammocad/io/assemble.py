@@ -17,7 +17,9 @@ Rules (docs/ingestion.md has the long form):
 * Of several files with one SOPInstanceUID only one is decoded: the largest (a copy cut short
   in transfer is smaller than the whole one, and must not push it out), else the first. Each
   other copy becomes a rejected image (``duplicate_instance``) in ``unassigned`` and the study
-  gets a warning message.
+  gets a warning message. Where the copy read is rejected for a fault of its file
+  (:data:`_FILE_FAULTS`: damaged, cut short, mislabelled), the other copies are read in turn,
+  larger first, until one is not; the rejected copies take their places in ``unassigned``.
 * Each missing standard view (CC and MLO of each breast) is a ``missing_view`` warning.
 * Every input ends up exactly once: as an image of a study, or in ``unassigned`` (not DICOM,
   unreadable, no UIDs, duplicates) — see :meth:`IngestResult.images`.
@@ -29,7 +31,7 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from pydicom.uid import generate_uid
@@ -49,6 +51,23 @@ _VIEW_ORDER = {view: rank for rank, view in enumerate(ViewPosition)}
 _SIDE_NAMES = {Laterality.L: "left", Laterality.R: "right"}
 #: lateral views fusion reads as a breast's MLO where it has none (mammocad.fuse.geometry)
 _STAND_IN_FOR_MLO = (ViewPosition.ML, ViewPosition.LM)
+#: rejections for a fault of the file itself (damaged, cut short, mislabelled pixel data): another
+#: copy of the same SOP Instance UID may be whole, so it is read instead. Not here:
+#: not_mammography, for_processing and multi_frame say what the instance is (its SOP Class,
+#: Modality, Presentation Intent, frames), which every copy of it shares: another copy would
+#: only be rejected alike, at the cost of one more read.
+_FILE_FAULTS = frozenset(
+    {
+        RejectionCode.NOT_DICOM,
+        RejectionCode.UNREADABLE,
+        RejectionCode.NO_PIXEL_DATA,
+        RejectionCode.UNSUPPORTED_TRANSFER_SYNTAX,
+        RejectionCode.DECODE_FAILED,
+        RejectionCode.TRUNCATED_PIXEL_DATA,
+        RejectionCode.UNSUPPORTED_PIXEL_FORMAT,
+        RejectionCode.MISSING_METADATA,
+    }
+)
 
 
 class GroupBy(StrEnum):
@@ -58,11 +77,23 @@ class GroupBy(StrEnum):
     PATIENT = "patient"
 
 
+@dataclass(frozen=True, slots=True)
+class _Spare:
+    """A copy of an entry's SOP Instance UID that was not chosen, and its place in
+    ``unassigned``."""
+
+    entry: Entry
+    slot: int
+
+
 @dataclass(slots=True)
 class _Group:
     key: str
     entries: list[Entry] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    #: by SOP Instance UID of an entry: its other copies, larger first, read in its place when
+    #: it is rejected for a fault of its file
+    spares: dict[str, list[_Spare]] = field(default_factory=dict)
     #: other groups hold images of its study too: it must not take the study's UID
     partial: bool = False
 
@@ -88,19 +119,41 @@ def _study_patients(scanned: list[Entry | Image]) -> dict[str, set[str]]:
 
 
 def _duplicate(entry: Entry, kept: Entry) -> tuple[Image, Message]:
+    """``entry`` skipped unread as a copy of ``kept`` (its preview stays as it was: the copy
+    may be read after all, or skipped for another copy, see :meth:`StudyStream._fall_back`)."""
     larger = " (the larger file)" if kept.source.size > entry.source.size else ""
     text = (
         f"{entry.source.name} repeats SOPInstanceUID {entry.sop_instance_uid} of "
         f"{kept.source.name}{larger}, which is read instead; this copy was skipped."
     )
-    entry.preview.reject(RejectionCode.DUPLICATE, text)
-    note = Message(
+    image = replace(entry.preview, messages=list(entry.preview.messages))
+    image.reject(RejectionCode.DUPLICATE, text)
+    return image, _duplicate_note(entry.sop_instance_uid, text)
+
+
+def _duplicate_note(uid: str, text: str) -> Message:
+    return Message(
         code=RejectionCode.DUPLICATE.value,
         severity=Severity.WARNING,
         text=text,
-        sop_instance_uid=entry.sop_instance_uid,
+        sop_instance_uid=uid,
     )
-    return entry.preview, note
+
+
+def _code(image: Image) -> str:
+    return image.rejection_code.value if image.rejection_code else "processed"
+
+
+def _add_to_rejection(image: Image, sentence: str) -> None:
+    """Append ``sentence`` to the rejection text of ``image`` (and to its rejection message)."""
+    old = image.rejection_text
+    image.rejection_text = f"{old} {sentence}"
+    image.messages = [
+        replace(m, text=image.rejection_text)
+        if m.severity is Severity.ERROR and m.text == old
+        else m
+        for m in image.messages
+    ]
 
 
 def _plan(
@@ -113,6 +166,7 @@ def _plan(
     patients = _study_patients(everything)
     groups: dict[str, _Group] = {}
     seen: dict[str, Entry] = {}
+    copies: dict[str, list[_Spare]] = defaultdict(list)
     for scanned in everything:
         if isinstance(scanned, Image):
             unassigned.append(scanned)
@@ -127,12 +181,19 @@ def _plan(
             group.entries.append(scanned)
             scanned, kept = kept, scanned
         if kept is not None:
-            image, note = _duplicate(scanned, kept)
-            unassigned.append(image)
-            groups[_group_key(kept, group_by, patients)].messages.append(note)
+            copies[scanned.sop_instance_uid].append(_Spare(scanned, len(unassigned)))
+            unassigned.append(scanned.preview)  # its duplicate_instance rejection, below
             continue
         seen[scanned.sop_instance_uid] = scanned
         group.entries.append(scanned)
+    for uid, spares in copies.items():  # now that the copy to read is known
+        kept = seen[uid]
+        holder = groups[_group_key(kept, group_by, patients)]
+        for spare in spares:
+            unassigned[spare.slot], note = _duplicate(spare.entry, kept)
+            holder.messages.append(note)
+        # sorted is stable: of copies of one size, the first met is read first
+        holder.spares[uid] = sorted(spares, key=lambda spare: -spare.entry.source.size)
     kept_groups = [group for group in groups.values() if group.entries]
     if group_by is GroupBy.STUDY:
         _note_split_patients(kept_groups)
@@ -300,7 +361,7 @@ def _study_uid(group: _Group, images: list[Image]) -> tuple[str, list[Message]]:
     return merged, [note]
 
 
-def _build_study(group: _Group, images: list[Image]) -> Study:
+def _build_study(group: _Group, images: list[Image], messages: list[Message]) -> Study:
     images = sorted(images, key=_sort_key)
     uid, notes = _study_uid(group, images)
     patient = group.key.removeprefix("patient:") if group.key.startswith("patient:") else None
@@ -309,7 +370,7 @@ def _build_study(group: _Group, images: list[Image]) -> Study:
         patient_id=patient or next((i.patient_id for i in images if i.patient_id), None),
         accession_number=next((i.accession_number for i in images if i.accession_number), None),
         images=images,
-        messages=[*group.messages, *notes],
+        messages=[*messages, *notes],
     )
     study.messages.extend(missing_view_messages(study))
     return study
@@ -336,12 +397,78 @@ class StudyStream:
     def __iter__(self) -> Iterator[Study]:
         if self._workers <= 1:
             for group in self._groups:
-                yield _build_study(group, [_read_entry(e, self._options) for e in group.entries])
+                yield self._study(group, [_read_entry(e, self._options) for e in group.entries])
             return
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
             for group in self._groups:
                 images = list(pool.map(lambda e: _read_entry(e, self._options), group.entries))
-                yield _build_study(group, images)
+                yield self._study(group, images)
+
+    def _study(self, group: _Group, images: list[Image]) -> Study:
+        messages = list(group.messages)
+        for position, (entry, image) in enumerate(zip(group.entries, images, strict=True)):
+            spares = group.spares.get(entry.sop_instance_uid)
+            if spares and image.rejection_code in _FILE_FAULTS:
+                images[position] = self._fall_back(entry, image, spares, messages)
+        return _build_study(group, images, messages)
+
+    def _fall_back(
+        self, entry: Entry, image: Image, spares: list[_Spare], messages: list[Message]
+    ) -> Image:
+        """``image``, the copy of its SOP Instance UID chosen to be read, was rejected for a
+        fault of its file: read the other copies, larger first, until one is not. That one is
+        the study's image; each copy read and rejected takes the place in ``unassigned`` of a
+        copy read after it, with its own rejection; copies still unread stay skipped, as copies
+        of the one read. ``messages``' notes on the copies are rewritten to say so."""
+        uid = entry.sop_instance_uid
+        tried = [(entry, image)]
+        read: Image | None = None
+        for spare in spares:
+            read = _read_entry(spare.entry, self._options)
+            if read.rejection_code not in _FILE_FAULTS:
+                break
+            tried.append((spare.entry, read))
+        messages[:] = [
+            m
+            for m in messages
+            if m.code != RejectionCode.DUPLICATE.value or m.sop_instance_uid != uid
+        ]
+        if len(tried) > len(spares):  # every copy rejected: the one chosen stands for the image
+            names = ", ".join(f"{e.source.name} ({_code(i)})" for e, i in tried)
+            for spare, (_, rejected) in zip(spares, tried[1:], strict=True):
+                _add_to_rejection(
+                    rejected, f"Every copy of this SOPInstanceUID was rejected: {names}."
+                )
+                self.unassigned[spare.slot] = rejected
+            text = (
+                f"SOPInstanceUID {uid} is in {len(tried)} files, each rejected for a fault of its "
+                f"file: {names}; copy or export the image again."
+            )
+            messages.append(_duplicate_note(uid, text))
+            return image
+        assert read is not None  # the loop ran: there is a spare
+        chosen = spares[len(tried) - 1].entry
+        for spare, (_, rejected) in zip(spares, tried, strict=False):
+            sentence = (
+                f"Another copy of this SOPInstanceUID, {chosen.source.name}, was read instead."
+            )
+            _add_to_rejection(rejected, sentence)
+            self.unassigned[spare.slot] = rejected
+        files = " and ".join(
+            e.source.name + (" (the larger file)" if e.source.size > chosen.source.size else "")
+            for e, _ in tried
+        )
+        text = (
+            f"{chosen.source.name} repeats SOPInstanceUID {uid} of {files}, which "
+            f"{'was' if len(tried) == 1 else 'were'} read first and rejected "
+            f"({', '.join(_code(i) for _, i in tried)}); this copy was read instead."
+        )
+        messages.append(_duplicate_note(uid, text))
+        for spare in spares[len(tried) :]:  # not read: copies of the one that was
+            skipped, note = _duplicate(spare.entry, chosen)
+            self.unassigned[spare.slot] = skipped
+            messages.append(note)
+        return read
 
 
 def iter_studies(
