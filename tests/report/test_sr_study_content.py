@@ -5,7 +5,9 @@
 * Mammography CAD SR: the same in the Impression Description (TID 4002), which ended in ".."
   when a reason already ended with a full stop.
 * Text outside the SR's character set (an em dash in the internal-error sentence, with a
-  source in the default repertoire) was written as "?": the SR now switches to UTF-8.
+  source in the default repertoire) was written as "?": the SR now switches to UTF-8, or,
+  when that would re-encode a non-ASCII value copied from the source (a Japanese name), spells
+  the text within the declared set.
 
 The result object is built by hand from the phantom's headers (no model runs). Every SR is
 validated with ``dciodvfy`` where installed, and the TID 1500 SR is read back with highdicom
@@ -210,11 +212,18 @@ def _japanese(ds: Dataset) -> None:
 
 @pytest.mark.parametrize("template", list(SrTemplate))
 @pytest.mark.parametrize(
-    ("edit", "sentence"),
+    ("edit", "sentence", "declared", "written"),
     [
-        (_no_charset, EM_DASH_SENTENCE),
-        # JIS X 0208 has neither "é" nor the em dash: the Japanese name must survive the switch
-        (_japanese, "Image illisible (cliché sous-exposé) \u2014 reprise nécessaire."),
+        (_no_charset, EM_DASH_SENTENCE, "ISO_IR 192", EM_DASH_SENTENCE),
+        # JIS X 0208 has neither "é" nor the em dash; UTF-8 would re-encode the Japanese name
+        # (other bytes than the images': a PACS matches the patient by them), so the set stays
+        # and the sentence is spelt within it
+        (
+            _japanese,
+            "Image illisible (cliché sous-exposé) \u2014 reprise nécessaire.",
+            ["ISO 2022 IR 6", "ISO 2022 IR 87"],
+            "Image illisible (cliche sous-expose) - reprise necessaire.",
+        ),
     ],
     ids=["default-repertoire", "iso2022-japanese"],
 )
@@ -224,19 +233,24 @@ def test_text_outside_the_character_set_is_not_corrupted(
     template: SrTemplate,
     edit: Callable[[Dataset], None],
     sentence: str,
+    declared: str | list[str],
+    written: str,
 ) -> None:
     paths = _sources(phantom, tmp_path / "in", edit)
-    source_name = str(pydicom.dcmread(paths[0], stop_before_pixels=True).PatientName)
+    source = pydicom.dcmread(paths[0], stop_before_pixels=True)
+    source_name = bytes(source.get_item(0x00100010).value)
     result = _result(paths)
     _reject(result["images"][3], "internal_error", sentence)
     sr = _write_sr(result, tmp_path / "out", template)
-    assert sr.SpecificCharacterSet == "ISO_IR 192"
+    assert sr.SpecificCharacterSet == declared
     texts = [str(e.value) for e in sr.iterall() if e.keyword == "TextValue"]
-    assert any(sentence in t for t in texts), texts
+    assert any(written in t for t in texts), texts
     assert not any("?" in t for t in texts)
-    assert str(sr.PatientName) == source_name
+    assert str(sr.PatientName) == str(source.PatientName)
+    sr_name = pydicom.dcmread(tmp_path / "out" / "sr.dcm", stop_before_pixels=True)
+    assert bytes(sr_name.get_item(0x00100010).value) == source_name
     if template is SrTemplate.TID1500:
-        assert any(sentence in t for t in _highdicom_texts(tmp_path, "study"))
+        assert any(written in t for t in _highdicom_texts(tmp_path, "study"))
 
 
 @pytest.mark.parametrize("template", list(SrTemplate))

@@ -3,7 +3,8 @@
 An SR starts with its source's character set (highdicom copies it, so patient names keep their
 encoding); mammocad's own text (a rejection sentence with an em dash, a model name) may need
 more, and pydicom writes what the declared set cannot hold as "?" with only a warning.
-:func:`declare_character_set` switches such an SR to UTF-8 instead.
+:func:`declare_character_set` switches such an SR to UTF-8 instead when that keeps the bytes of
+every copied value, and spells its own text within the declared set otherwise.
 """
 
 from __future__ import annotations
@@ -111,18 +112,19 @@ def declare_character_set(dataset: Dataset) -> None:
     The SR starts with the source's character set (highdicom copies it, so patient names keep
     their encoding); its own text (a rejection sentence with an em dash, a file name with an
     accent, a model name) may need more: without Specific Character Set only the default
-    repertoire, ASCII, is allowed (PS3.5 6.1.2). When the copied values are what their
-    declaration says, the SR switches to UTF-8 (``ISO_IR 192``, a Defined Term of PS3.3
-    C.12.1.1.2), which holds every value; pydicom re-encodes the copied names in it. When they
-    are not — UTF-8 bytes under no declaration, a common defect, read as Latin-1 — re-encoding
-    would change the patient's name, so the declaration stays and mammocad's own text is spelt
-    within it instead (:func:`_folded`: what has no plain spelling, e.g. CJK, becomes "?").
+    repertoire, ASCII, is allowed (PS3.5 6.1.2). When the copied values are all ASCII, the SR
+    switches to UTF-8 (``ISO_IR 192``, a Defined Term of PS3.3 C.12.1.1.2), which holds every
+    value and writes them with the same bytes. Otherwise re-encoding would change their bytes —
+    a Patient ID or name in Latin-1 or ISO 2022, UTF-8 bytes under no declaration (a common
+    defect, read as Latin-1) — and a PACS matches the SR to its patient by those bytes, so the
+    declaration stays and mammocad's own text is spelt within it instead (:func:`_folded`:
+    what has no plain spelling, e.g. CJK, becomes "?").
     """
     codecs = _python_codecs(dataset)
     own, copied = _own_and_copied(dataset)
     if all(_fits(text, codecs) for element in own for text in _values(element)):
         return
-    if all(_fits(text, codecs) for element in copied for text in _values(element)):
+    if all(text.isascii() for element in copied for text in _values(element)):
         dataset.SpecificCharacterSet = UTF_8
         return
     for element in own:

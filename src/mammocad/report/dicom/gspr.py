@@ -40,6 +40,10 @@ from mammocad.report.dicom.sr import MANUFACTURER, box_polyline
 from mammocad.report.dicom.uids import OutputUids
 
 GSPS_SERIES_NUMBER = 9003
+#: Series Number of each breast's GSPS series (``None``: an image that names no breast). The
+#: states of one breast form a series of their own, and two series of a study with one number
+#: show up as one number twice on a workstation: each gets its own (9001 SR, 9002 SC).
+GSPS_SERIES_NUMBERS: dict[str | None, int] = {"L": GSPS_SERIES_NUMBER, "R": 9004, None: 9005}
 LAYER = GraphicLayer(layer_name="MAMMOCAD", order=1, description="CAD findings")
 
 
@@ -179,7 +183,8 @@ def build_gsps(
 
     The series' Laterality is ``laterality``, the image's breast in the result (``L``/``R``,
     as the SR and SC name it: its Image Laterality, else its Laterality, else the side read from
-    the image); each breast's states form a series of their own.
+    the image); each breast's states form a series of their own, with a number of its own
+    (:data:`GSPS_SERIES_NUMBERS`).
     """
     source = completed_copy(header)
     voi = _applied_voi(source, stretch)
@@ -200,7 +205,7 @@ def build_gsps(
         # one series per breast: Laterality (0020,0060) is a Series attribute, and a GSPS has
         # no image-level laterality to carry it instead (PS3.3 C.7.3.1, A.33.1)
         series_instance_uid=uids.series("gsps", *([side] if side else [])),
-        series_number=GSPS_SERIES_NUMBER,
+        series_number=GSPS_SERIES_NUMBERS[side],
         sop_instance_uid=uids.instance("gsps", str(header.SOPInstanceUID)),
         instance_number=instance_number,
         manufacturer=MANUFACTURER,

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy.typing as npt
 from highdicom import SpecificCharacterSetValues
-from pydicom.charset import convert_encodings, python_encoding
+from pydicom.charset import convert_encodings, decode_bytes, default_encoding, python_encoding
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import MAX_VALUE_LEN
@@ -178,13 +180,88 @@ def _fit_value_lengths(header: Dataset) -> None:
             element.value = None
 
 
+#: the value representations Specific Character Set applies to (PS3.5 6.1.2)
+_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "PN", "UC"})
+#: ISO 8859-1 (PS3.3 C.12.1.1.2, Table C.12-2): every byte a misconfigured modality may write
+#: reads as one character of it and is written back as that same byte
+BYTE_PRESERVING = "ISO_IR 100"
+
+
+def _codecs(value: Any) -> list[str]:
+    """The Python codecs pydicom reads (or writes) a Specific Character Set ``value`` with."""
+    if not value:
+        return [default_encoding]
+    values = [str(v) for v in value] if isinstance(value, MultiValue) else [str(value)]
+    with warnings.catch_warnings():  # pydicom's "unknown encoding" warning
+        warnings.simplefilter("ignore", UserWarning)
+        return convert_encodings(values)
+
+
+def _keeps_bytes(raw: bytes, read: list[str], write: list[str]) -> bool:
+    """Whether a value of bytes ``raw``, read as pydicom reads the source (``read``) and
+    written in the outputs' character set (``write``), comes out as the same bytes."""
+    value = raw.rstrip(b" \x00")
+    if b"\x1b" in value:  # code extensions (PS3.5 6.1.2.5): pydicom decodes each fragment
+        with warnings.catch_warnings():  # and replaces what it cannot decode with U+FFFD
+            warnings.simplefilter("ignore", UserWarning)
+            return "\ufffd" not in decode_bytes(value, read, {0x5C, 0x5E, 0x3D})
+    try:
+        text = value.decode(read[0])
+        return read == write or text.encode(write[0]) == value
+    except (UnicodeError, LookupError):
+        return False
+
+
+def _identity_bytes_kept(header: Dataset) -> bool:
+    """Whether each text value of ``header`` will be written with the source's bytes once its
+    Specific Character Set is declared as :func:`_default_repertoire` spells it. Every root
+    value, not only those the outputs copy (the Patient and Study modules, whose attributes
+    vary with the IOD): a value elsewhere that fails costs no identity, as the declaration
+    that keeps bytes keeps them all. Only values still as read (raw) are checked: a
+    sequence's items are decoded with the declaration the copy ends up with."""
+    declared = header.get("SpecificCharacterSet")
+    probe = Dataset()
+    if declared is not None:
+        probe.SpecificCharacterSet = declared
+    _default_repertoire(probe)
+    read, write = _codecs(declared), _codecs(probe.get("SpecificCharacterSet"))
+    # keys(), not the data set: iterating it converts each element; get_item leaves it raw
+    for tag in header.keys():  # noqa: SIM118
+        element = header.get_item(tag)
+        if not isinstance(element, RawDataElement) or not element.value:
+            continue
+        vr = element.VR or dictionary_VR(element.tag)
+        if vr in _TEXT_VRS and not _keeps_bytes(element.value, read, write):
+            return False
+    return True
+
+
 def completed_copy(header: Dataset) -> Dataset:
     """A copy of ``header`` ready for highdicom: every missing Type 2 attribute of
     :data:`TYPE_2_ATTRIBUTES` present and empty, Specific Character Set in a spelling highdicom
     accepts, and no SH / LO value longer than its VR allows (the source file itself is never
-    touched)."""
+    touched).
+
+    The patient's and the study's identity (Patient ID, Issuer of Patient ID, Patient's Name,
+    Accession Number, Study ID…) keep the source's exact bytes: a PACS files an object under
+    its Patient ID and issuer. highdicom copies them decoded, and pydicom writes them again in
+    the declared character set, so the declaration must be one those bytes decode in and
+    encode back from. Real modalities declare ``ISO_IR 192`` (UTF-8) and write Latin-1 bytes,
+    which pydicom reads with replacement characters (U+FFFD), a Patient ID of another
+    patient once written. Such a copy declares :data:`BYTE_PRESERVING` (``ISO_IR 100``, a
+    Defined Term of PS3.3 C.12.1.1.2 without code extensions, PS3.5 6.1.2.3) instead: every
+    byte is one character of it, so each value is written back byte for byte, and is shown as
+    the Latin-1 the modality wrote."""
     result = copy.deepcopy(header)
-    _default_repertoire(result)
+    if _identity_bytes_kept(header):
+        _default_repertoire(result)
+    else:  # before anything decodes the copy's values: they decode as Latin-1 from here
+        logger.info(
+            "%s declares Specific Character Set %s but its patient or study values are not "
+            "written in it: the outputs declare %s, which keeps their bytes",
+            header.get("SOPInstanceUID"), header.get("SpecificCharacterSet"), BYTE_PRESERVING,
+        )  # fmt: skip
+        result.SpecificCharacterSet = BYTE_PRESERVING
     _fit_value_lengths(result)
     for keyword in TYPE_2_ATTRIBUTES:
         if keyword not in result:

@@ -16,8 +16,9 @@ Content, built with highdicom from the result schema object (so the SR says exac
 * the model as device observer and, in every group, as algorithm name and version.
 
 Text that the source's character set cannot hold (an em dash in an error sentence, with no
-Specific Character Set: the default repertoire) switches the SR to UTF-8
-(:func:`declare_character_set`), rather than being written as "?".
+Specific Character Set: the default repertoire) switches the SR to UTF-8 when the values copied
+from the source are ASCII, else is spelt within the declared set (:func:`declare_character_set`),
+rather than being written as "?".
 """
 
 from __future__ import annotations
