@@ -18,7 +18,7 @@ Rules (docs/ingestion.md has the long form):
   in transfer is smaller than the whole one, and must not push it out), else the first. Each
   other copy becomes a rejected image (``duplicate_instance``) in ``unassigned`` and the study
   gets a warning message. Where the copy read is rejected for a fault of its file
-  (:data:`_FILE_FAULTS`: damaged, cut short, mislabelled), the other copies are read in turn,
+  (:data:`FILE_FAULTS`: damaged, cut short, mislabelled), the other copies are read in turn,
   larger first, until one is not; the rejected copies take their places in ``unassigned``.
 * Each missing standard view (CC and MLO of each breast) is a ``missing_view`` warning.
 * Every input ends up exactly once: as an image of a study, or in ``unassigned`` (not DICOM,
@@ -56,7 +56,7 @@ _STAND_IN_FOR_MLO = (ViewPosition.ML, ViewPosition.LM)
 #: not_mammography, for_processing and multi_frame say what the instance is (its SOP Class,
 #: Modality, Presentation Intent, frames), which every copy of it shares: another copy would
 #: only be rejected alike, at the cost of one more read.
-_FILE_FAULTS = frozenset(
+FILE_FAULTS = frozenset(
     {
         RejectionCode.NOT_DICOM,
         RejectionCode.UNREADABLE,
@@ -408,7 +408,7 @@ class StudyStream:
         messages = list(group.messages)
         for position, (entry, image) in enumerate(zip(group.entries, images, strict=True)):
             spares = group.spares.get(entry.sop_instance_uid)
-            if spares and image.rejection_code in _FILE_FAULTS:
+            if spares and image.rejection_code in FILE_FAULTS:
                 images[position] = self._fall_back(entry, image, spares, messages)
         return _build_study(group, images, messages)
 
@@ -425,7 +425,7 @@ class StudyStream:
         read: Image | None = None
         for spare in spares:
             read = _read_entry(spare.entry, self._options)
-            if read.rejection_code not in _FILE_FAULTS:
+            if read.rejection_code not in FILE_FAULTS:
                 break
             tried.append((spare.entry, read))
         messages[:] = [

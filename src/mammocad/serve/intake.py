@@ -2,11 +2,18 @@
 
 Files land in ``<data-dir>/studies/<StudyInstanceUID>/input/<SOPInstanceUID>.dcm``; an
 instance the study already has is not stored again, so uploading the same study twice adds
-nothing and queues nothing. The exception is a copy larger than the stored one: the stored
-file was cut short (a transfer broken off; its image is rejected as incomplete), so the whole
-one replaces it and the study is analysed again. So does any copy of an instance whose stored
-file is gone (its job failed saying to upload the study again). Of several copies in one
-upload the largest is kept, for the same reason.
+nothing and queues nothing. The exception is a stored file the reader rejects for a fault of
+the file (:data:`~mammocad.io.assemble.FILE_FAULTS`: cut short by a transfer broken off,
+damaged): a copy of another size that reads without such a fault replaces it, and the study is
+analysed again. A larger copy alone is not trusted: garbage appended, or a header naming
+another matrix, makes a file both larger and damaged, and a good stored image must not be
+lost to it. Any copy of an instance whose stored file is gone (its job failed saying to upload
+the study again) replaces it too. Of several copies of one instance in an upload the largest
+that reads without such a fault is kept, else the largest, as assembly reads them.
+
+Files are read (decoded) only in those rare cases: one instance sent twice, or a copy whose
+size differs from the stored one's; then before the lock and the transaction are taken. The
+usual upload (new instances, or the same files again) reads none.
 """
 
 from __future__ import annotations
@@ -19,14 +26,16 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mammocad.errors import MammocadError
+from mammocad.io.assemble import FILE_FAULTS
+from mammocad.io.dicom import read_dicom
 from mammocad.jobs.queue import JobQueue
 from mammocad.jobs.stages import INPUT_FOLDER, study_folder
 from mammocad.serve.schemas import IgnoredFile, UploadAccepted
@@ -40,6 +49,7 @@ from mammocad.serve.uploads import (
     place,
     receive,
     scan,
+    stored_name,
 )
 from mammocad.serve.views import job_url
 from mammocad.store.keys import audit
@@ -90,15 +100,95 @@ def _needs_job(job: Job | None, new: int) -> bool:
     return new > 0 and job.status != JobStatus.QUEUED.value  # a queued job reads them anyway
 
 
-def _largest_copies(scanned: Sequence[ScannedFile]) -> dict[str, ScannedFile]:
-    """One file per SOP Instance UID: the largest (a copy cut short is smaller), else the
-    first."""
-    largest: dict[str, ScannedFile] = {}
+def _copies(scanned: Sequence[ScannedFile]) -> dict[str, list[ScannedFile]]:
+    """The copies of each SOP Instance UID, larger first (a copy cut short is smaller), in the
+    order sent among equal sizes."""
+    copies: dict[str, list[ScannedFile]] = {}
     for item in scanned:
-        kept = largest.get(item.sop_instance_uid)
-        if kept is None or item.received.size > kept.received.size:
-            largest[item.sop_instance_uid] = item
-    return largest
+        copies.setdefault(item.sop_instance_uid, []).append(item)
+    return {uid: sorted(group, key=lambda f: -f.received.size) for uid, group in copies.items()}
+
+
+@dataclass(slots=True)
+class _Reads:
+    """What the reader said of the files one intake had to read, each read once: the code of
+    its rejection for a fault of the file (``FILE_FAULTS``, as assembly judges a copy), or
+    ``None``. A staged copy is this intake's own and never changes; a stored file is known by
+    its inode, size and time too (another intake may have replaced it since)."""
+
+    copies: dict[Path, str | None] = field(default_factory=dict)
+    stored: dict[tuple[Path, int, int, int], str | None] = field(default_factory=dict)
+
+    def copy_fault(self, item: ScannedFile) -> str | None:
+        path = item.received.path
+        if path not in self.copies:
+            self.copies[path] = _fault(path)
+        return self.copies[path]
+
+    def stored_fault(self, path: Path) -> str | None:
+        try:
+            info = path.stat()
+        except OSError:
+            return _fault(path)  # gone meanwhile: the reader says so (unreadable)
+        key = (path, info.st_ino, info.st_size, info.st_mtime_ns)
+        if key not in self.stored:
+            self.stored[key] = _fault(path)
+        return self.stored[key]
+
+
+def _fault(path: Path) -> str | None:
+    code = read_dicom(path).rejection_code  # decodes: the job's reader, the job's verdict
+    return code.value if code is not None and code in FILE_FAULTS else None
+
+
+def _choose(
+    copies: Sequence[ScannedFile], stored: tuple[Path, int] | None, reads: _Reads
+) -> ScannedFile | None:
+    """The copy of one instance to place, of its ``copies`` (larger first), or ``None`` to
+    keep the stored one. ``stored``: the stored file and its size, ``None`` when there is none
+    (a new instance, or its file is gone).
+
+    A stored file is replaced only when it is rejected for a fault of its file and a copy of
+    another size is not (a copy of the same size is taken for the same file: the usual
+    re-upload reads nothing). Where there is no stored file, the largest copy that is not
+    rejected so, else the largest; one copy alone is placed unread."""
+    if stored is None:
+        if len(copies) == 1:
+            return copies[0]
+        return next((c for c in copies if reads.copy_fault(c) is None), copies[0])
+    path, size = stored
+    other = [c for c in copies if c.received.size != size]
+    if not other or reads.stored_fault(path) is None:
+        return None
+    return next((c for c in other if reads.copy_fault(c) is None), None)
+
+
+def _chosen(
+    copies: Mapping[str, Sequence[ScannedFile]],
+    stored: Mapping[str, tuple[Path, int]],
+    reads: _Reads,
+) -> dict[str, ScannedFile]:
+    chosen = {}
+    for uid, group in copies.items():
+        item = _choose(group, stored.get(uid), reads)
+        if item is not None:
+            chosen[uid] = item
+    return chosen
+
+
+def _on_disk(inputs: Path, uids: Sequence[str]) -> dict[str, tuple[Path, int]]:
+    """The files under ``inputs`` named for ``uids`` (as :func:`place` names them), and their
+    sizes: the stored copies as far as the disk tells, before the database is asked."""
+    found = {}
+    for uid in uids:
+        path = inputs / stored_name(uid)
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            found[uid] = (path, info.st_size)
+    return found
 
 
 def accept(state: AppState, incoming: Sequence[Incoming], *, actor: str) -> Intake:
@@ -212,9 +302,10 @@ def store_scanned(
     Raises:
         UploadError: 503 when ``workers`` cannot take the job (the job is marked failed).
     """
+    reads = _Reads()  # kept across attempts: a copy placed by the first is not read again
     for attempt in (1, 2):
         try:
-            body, queued = _record(data_dir, sessions, scanned, ignored, actor=actor)
+            body, queued = _record(data_dir, sessions, scanned, ignored, reads, actor=actor)
             break
         except IntegrityError:
             # another process (the DICOM node, a second server) created the same new study
@@ -235,6 +326,7 @@ def _record(
     sessions: sessionmaker[Session],
     scanned: Sequence[ScannedFile],
     ignored: Sequence[Ignored],
+    reads: _Reads,
     *,
     actor: str,
 ) -> tuple[UploadAccepted, bool]:
@@ -247,46 +339,63 @@ def _record(
     """
     header = scanned[0].header
     folder = study_folder(header.study_instance_uid)
+    inputs = data_dir / folder / INPUT_FOLDER
+    copies = _copies(scanned)
+    # the files to read, read now, outside the lock and the transaction: the choice made
+    # inside finds them read unless another intake changed the study meanwhile
+    _chosen(copies, _on_disk(inputs, list(copies)), reads)
     with _placing, transaction(sessions) as session:
         existing = get_study(session, header.study_instance_uid)
         known = {i.sop_instance_uid: i for i in existing.images} if existing else {}
-        largest = _largest_copies(scanned)
-        inputs = data_dir / folder / INPUT_FOLDER
-        fresh = [f for uid, f in largest.items() if uid not in known]
-        # a stored copy cut short, or gone (its job failed "upload the study again"): the
-        # copy sent now replaces it
-        whole = [
-            f
-            for uid, f in largest.items()
-            if uid in known
-            and (
-                f.received.size > known[uid].size_bytes
-                or not (inputs / known[uid].file_name).is_file()
-            )
-        ]
-        stored = [
+        stored = {
+            uid: (inputs / known[uid].file_name, known[uid].size_bytes)
+            for uid in copies
+            if uid in known and (inputs / known[uid].file_name).is_file()
+        }
+        chosen = _chosen(copies, stored, reads)
+        # copies of another size than a stored file that reads: not read, not stored (asked
+        # before placing: the stored file's verdict is known, for the file still there)
+        beside = sum(
+            1
+            for uid, group in copies.items()
+            if uid in stored and uid not in chosen
+            for f in group
+            if f.received.size != stored[uid][1] and reads.stored_fault(stored[uid][0]) is None
+        )
+        fresh = [f for uid, f in chosen.items() if uid not in known]
+        # a stored copy rejected for a fault of its file, or gone (its job failed "upload the
+        # study again"): the copy chosen now replaces it
+        whole = [f for uid, f in chosen.items() if uid in known]
+        stored_files = [
             StoredFile(
                 sop_instance_uid=f.sop_instance_uid, file_name=name, size_bytes=f.received.size
             )
             for f, name in place(fresh, inputs)
         ]
-        place(whole, inputs)  # under the stored copy's name: the cut copy is overwritten
+        place(whole, inputs)  # under the stored copy's name: the damaged copy is overwritten
         for f in whole:
             known[f.sop_instance_uid].size_bytes = f.received.size
-        study = add_study_files(session, header=header, folder=folder, files=stored)
+        study = add_study_files(session, header=header, folder=folder, files=stored_files)
         changed = len(fresh) + len(whole)
         job = latest_job(study)
         queued = _needs_job(job, changed)
         if queued or job is None:
             job = enqueue_job(session, study)
+        placed = {id(f) for f in chosen.values()}
+        refused = [
+            (f, code)
+            for f in scanned
+            if id(f) not in placed and (code := reads.copies.get(f.received.path)) is not None
+        ]
         audit(
             session,
             actor=actor,
             action="create" if existing is None else "upload",
             study_instance_uid=study.study_instance_uid,
             detail=(
-                f"{len(fresh)} new, {len(whole)} replacing shorter or missing stored copies, "
+                f"{len(fresh)} new, {len(whole)} replacing damaged or missing stored copies, "
                 f"{len(known)} known, {len(ignored)} ignored files"
+                + _not_stored(beside, [code for _, code in refused])
             ),
         )
         body = UploadAccepted(
@@ -295,10 +404,31 @@ def _record(
             status=job.status,
             location=job_url(job.id),
             new_instances=changed,
+            # copies not stored (the same file again, one of another size while the stored
+            # file reads, one rejected when read) are of instances the study has, or copies
+            # of one this upload adds
             known_instances=len(scanned) - changed,
             ignored=[IgnoredFile(name=i.name, reason=i.reason) for i in ignored],
         )
+    if beside:
+        logger.info(
+            "%d copies of another size than their stored copy were not stored: the stored "
+            "copies read", beside,
+        )  # fmt: skip
+    for f, code in refused:
+        logger.warning(
+            "%s (SOPInstanceUID %s) is not stored: it is rejected when read (%s) and another "
+            "copy is kept", f.received.name, f.sop_instance_uid, code,
+        )  # fmt: skip
     return body, queued
+
+
+def _not_stored(beside: int, codes: Sequence[str]) -> str:
+    """The audit's words on the copies not stored for what reading said, else nothing."""
+    parts = [f"{beside} of another size than a stored copy that reads"] if beside else []
+    if codes:
+        parts.append(f"{len(codes)} rejected when read ({', '.join(sorted(set(codes)))})")
+    return f"; copies not stored: {', '.join(parts)}" if parts else ""
 
 
 def _submit(sessions: sessionmaker[Session], workers: JobQueue, job_id: str) -> None:

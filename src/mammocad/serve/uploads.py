@@ -305,6 +305,11 @@ def _one_patient_hint(scanned: Sequence[ScannedFile]) -> str:
     )
 
 
+def stored_name(sop_instance_uid: str) -> str:
+    """The name an instance's file is stored under in a study's input folder."""
+    return f"{safe_name(sop_instance_uid)}.dcm"
+
+
 def place(files: Sequence[ScannedFile], folder: Path) -> list[tuple[ScannedFile, str]]:
     """Move ``files`` into ``folder`` as ``<SOPInstanceUID>.dcm``; returns (file, name).
 
@@ -313,7 +318,7 @@ def place(files: Sequence[ScannedFile], folder: Path) -> list[tuple[ScannedFile,
     folder.mkdir(parents=True, exist_ok=True)
     placed = []
     for item in files:
-        name = f"{safe_name(item.sop_instance_uid)}.dcm"
+        name = stored_name(item.sop_instance_uid)
         if item.received.path.exists() or not (folder / name).is_file():
             shutil.move(item.received.path, folder / name)
         placed.append((item, name))
