@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import struct
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+import mammocad.io.decode as decode_module
 import mammocad.io.dicom as dicom_module
 from mammocad.errors import IngestError, RejectionCode
 from mammocad.io import read_dicom
@@ -74,6 +77,52 @@ def _rle_wrong_columns(mg: DicomFactory) -> Dataset:
 def test_pixel_data_longer_than_the_matrix_are_rejected(build: Any, mg: DicomFactory) -> None:
     image = read_dicom(mg.to_bytes(build(mg)), name="case.dcm")
     _rejected(image, RejectionCode.DECODE_FAILED, "Rows, Columns and Bits Allocated")
+
+
+def test_rle_segments_too_long_are_told_apart_across_threads(
+    mg: DicomFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Images decoded at once (StudyStream's workers, the service's request and job threads):
+    the over-long RLE segments of one are not taken for the other's. A warning pydicom gives
+    while decoding one image must not reject an image another thread decodes (and the
+    damaged one must not pass): warnings.catch_warnings is process-wide, not per thread."""
+    good = mg.to_bytes(mg.encode(mg.mg_dataset(), RLELossless))
+    bad = mg.to_bytes(_rle_wrong_columns(mg))
+    real = decode_module.pixel_array
+    good_started, bad_decoding = threading.Event(), threading.Event()
+    good_decoding, bad_done = threading.Event(), threading.Event()
+
+    def interleaved(ds: Dataset, **kwargs: Any) -> Any:
+        # one order of the two threads' steps, each waiting for the other's (at most 5 s)
+        if int(ds.Columns) == 150:  # the damaged image
+            if kwargs.get("decoding_plugin") == "pydicom":  # the plugin that warns
+                bad_decoding.set()
+                good_decoding.wait(5)
+            else:
+                good_started.wait(5)
+            return real(ds, **kwargs)
+        if not good_started.is_set():  # the good image's first plugin fails once the damaged
+            good_started.set()  # one is decoding, so that its next one decodes at that time
+            bad_decoding.wait(5)
+            raise RuntimeError("this plugin fails: the next one is tried")
+        good_decoding.set()
+        bad_done.wait(5)
+        return real(ds, **kwargs)
+
+    def read_bad() -> Image:
+        try:
+            return read_dicom(bad, name="bad.dcm")
+        finally:
+            bad_decoding.set()
+            bad_done.set()
+
+    monkeypatch.setattr(decode_module, "pixel_array", interleaved)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        damaged = pool.submit(read_bad)
+        whole = pool.submit(read_dicom, good, name="good.dcm")
+        damaged_image, whole_image = damaged.result(), whole.result()
+    _rejected(damaged_image, RejectionCode.DECODE_FAILED, "Rows, Columns and Bits Allocated")
+    assert whole_image.status is ImageStatus.PROCESSED, whole_image.rejection_text
 
 
 def test_encapsulated_frames_beyond_number_of_frames_are_rejected(mg: DicomFactory) -> None:
@@ -287,15 +336,33 @@ def test_dicomdir_is_named_as_such(mg: DicomFactory, tmp_path: Path) -> None:
 # --- a Deflated data set that inflates far past any mammogram -------------------------------
 
 
+def _without_group_length(raw: bytes) -> bytes:
+    """``raw`` without its File Meta Information Group Length (0002,0000), which pydicom does
+    not need: it reads the file meta up to the first element of another group."""
+    assert raw[132:140] == b"\x02\x00\x00\x00UL\x04\x00"
+    return raw[:132] + raw[144:]
+
+
+def _with_group_length_short(raw: bytes) -> bytes:
+    """``raw`` with a File Meta Information Group Length that ends before the Transfer Syntax
+    UID: pydicom reads the file meta by its elements, not by that value."""
+    return raw[:140] + (2).to_bytes(4, "little") + raw[144:]
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [lambda raw: raw, _without_group_length, _with_group_length_short],
+    ids=["group_length", "no_group_length", "group_length_too_short"],
+)
 def test_deflate_bomb_is_rejected_before_it_is_inflated(
-    mg: DicomFactory, tmp_path: Path, monkeypatch: Any
+    mg: DicomFactory, tmp_path: Path, monkeypatch: Any, meta: Any
 ) -> None:
     # deflate packs 1 GB of zeros into 1 MB and pydicom inflates a Deflated data set whole
     # (even for its header); the limit is lowered here so that a few MB stand for the GBs
     ds = mg.mg_dataset()
     ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     ds.PixelData = bytes(4 << 20)
-    raw = mg.to_bytes(ds)
+    raw = meta(mg.to_bytes(ds))
     assert len(raw) < 64 << 10
     path = tmp_path / "bomb.dcm"
     path.write_bytes(raw)

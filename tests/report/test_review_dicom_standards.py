@@ -32,6 +32,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
+from mammocad.io.decode import decode_stored
 from mammocad.io.display import render
 from mammocad.report.dicom import SrTemplate, write_dicom_outputs
 
@@ -154,6 +155,54 @@ def test_an_image_refused_is_a_failed_detection_and_analysis(phantom: Path, tmp_
     assert refused["sop_instance_uid"] not in outputs.sc | outputs.gsps
 
 
+def test_objects_of_the_study_that_are_no_mammograms_are_not_failed_detections(
+    phantom: Path, tmp_path: Path
+) -> None:
+    """A study folder exported from a PACS holds the study's other objects too, e.g. the CAD SR,
+    presentation states and secondary captures of an earlier run (same Study Instance UID),
+    rejected ``not_mammography``. They are no images the detector failed on: not in the Image
+    Library (an IMAGE item of an SR or a presentation state), nor "Failed Detections", nor
+    evidence of the SR."""
+    paths = sorted(phantom.glob("*.dcm"))
+    earlier = _write(_result(paths), tmp_path / "earlier", SrTemplate.MAMMOGRAPHY_CAD)
+    assert earlier.sr is not None
+    result = _result(paths)
+    others = [earlier.sr, next(iter(earlier.gsps.values())), next(iter(earlier.sc.values()))]
+    for other in others:
+        uid = str(pydicom.dcmread(other, stop_before_pixels=True).SOPInstanceUID)
+        issue = {"code": "not_mammography", "severity": "error", "text": "Not a mammogram."}
+        result["images"].append(
+            {
+                "sop_instance_uid": uid,
+                "source": str(other),
+                "status": "rejected",
+                "rejection_code": "not_mammography",
+                "laterality": None,
+                "view": None,
+                "quality": {"score": 0.0, "acceptable": False, "issues": [issue]},
+                "pixel_spacing_mm": None,
+                "findings": [],
+            }
+        )
+    outputs = _write(result, tmp_path / "out", SrTemplate.MAMMOGRAPHY_CAD)
+    assert outputs.sr is not None and outputs.messages == []
+    sr = pydicom.dcmread(outputs.sr)
+    library = _only(sr.ContentSequence, "111028").ContentSequence
+    listed = [str(entry.ReferencedSOPSequence[0].ReferencedSOPInstanceUID) for entry in library]
+    assert listed == [image["sop_instance_uid"] for image in result["images"][:4]]
+    for summary, failed in (("111064", "111025"), ("111065", "111024")):
+        item = _only(sr.ContentSequence, summary)
+        assert item.ConceptCodeSequence[0].CodeValue == "111222"  # CID 6042 Succeeded
+        assert all(_code(child) != failed for child in item.ContentSequence)
+    evidence = {
+        str(ref.ReferencedSOPInstanceUID)
+        for study in sr.CurrentRequestedProcedureEvidenceSequence
+        for series in study.ReferencedSeriesSequence
+        for ref in series.ReferencedSOPSequence
+    }
+    assert evidence == set(listed)
+
+
 def _narrow_without_voi(ds: Dataset) -> None:
     """Stored values 1000-2000 of 12 bits, no window: mammocad stretches them black to white."""
     pixels = ds.pixel_array.astype(np.uint16)
@@ -183,10 +232,30 @@ def _gsps_display(gsps: Dataset, stored: np.ndarray) -> np.ndarray:
     return np.clip((x - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
 
 
+def _lower_case_photometric(ds: Dataset) -> None:
+    """As :func:`_narrow_without_voi`, Photometric Interpretation in lower case, which
+    mammocad reads (io.checks) and pydicom's pixel_array refuses."""
+    _narrow_without_voi(ds)
+    ds.PhotometricInterpretation = "monochrome2"
+
+
+def _high_bits_set(ds: Dataset) -> None:
+    """As :func:`_narrow_without_voi`, with bits above Bits Stored set in some pixels (an
+    overlay in the unused bits), which mammocad's decoder clears before display."""
+    _narrow_without_voi(ds)
+    pixels = np.frombuffer(ds.PixelData, dtype="<u2").copy()
+    pixels[::7] |= 0x8000
+    ds.PixelData = pixels.tobytes()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [_narrow_without_voi, _lower_case_photometric, _high_bits_set],
+    ids=["narrow", "lower_case_photometric", "high_bits_set"],
+)
 def test_the_gsps_of_an_image_without_voi_shows_it_as_mammocad_did(
-    phantom: Path, tmp_path: Path
+    phantom: Path, tmp_path: Path, edit: Callable[[Dataset], None]
 ) -> None:
-    edit: Callable[[Dataset], None] = _narrow_without_voi
     paths = edited_copies(phantom, tmp_path / "in", edit)
     outputs = _write(_result(paths), tmp_path / "out", SrTemplate.TID1500)
     assert outputs.messages == []
@@ -194,8 +263,9 @@ def test_the_gsps_of_an_image_without_voi_shows_it_as_mammocad_did(
         source = pydicom.dcmread(path)
         gsps = pydicom.dcmread(outputs.gsps[str(source.SOPInstanceUID)])
         assert dciodvfy_errors(outputs.gsps[str(source.SOPInstanceUID)]) == []
-        shown = render(source.pixel_array, source).pixels
-        assert np.abs(_gsps_display(gsps, source.pixel_array) - shown).max() < 1e-6
+        stored = decode_stored(source).stored  # as mammocad reads the image
+        shown = render(stored, source).pixels
+        assert np.abs(_gsps_display(gsps, stored) - shown).max() < 1e-6
 
 
 def test_every_output_carries_the_sources_patient_and_study_modules(

@@ -26,9 +26,7 @@ read the same in every transfer syntax.
 
 from __future__ import annotations
 
-import re
 import struct
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -41,6 +39,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.pixels import get_decoder, pixel_array
 from pydicom.uid import UID
+from rle.utils import decode_segment
 
 from mammocad.errors import IngestError, RejectionCode
 from mammocad.structures import Message, Severity
@@ -309,16 +308,27 @@ def _plugins(uid: UID) -> list[str]:
     return [name for name in _PLUGIN_ORDER if name in available]
 
 
-_RLE_SEGMENT = re.compile(r"RLE segment contains non-conformant padding - (\d+) vs\. (\d+) bytes")
-
-
-def _check_rle_segment(ds: Dataset, warning: str) -> None:
+def _check_rle_segments(ds: Dataset, frame: bytes) -> None:
     """Reject RLE segments a row or more longer than Rows × Columns: pydicom's RLE decoder
     keeps their first Rows × Columns bytes with only a warning, and an image read that way
-    through a wrong Columns is sheared garbage (a byte of padding is harmless)."""
-    found = _RLE_SEGMENT.search(warning)
-    if found and int(found[1]) - int(found[2]) >= max(int(ds.Columns), 2):
-        raise _matrix_mismatch(ds, f"RLE segments of {found[1]} bytes ({found[2]} expected)")
+    through a wrong Columns is sheared garbage (a byte of padding is harmless). The first
+    segment is decoded here on its own (every segment holds one byte of each pixel), not
+    told from pydicom's warning: ``warnings.catch_warnings`` is process-wide, and two images
+    decoded at once on two threads (StudyStream's workers, the service) got each other's."""
+    if len(frame) < 64:
+        return  # no RLE header: the decoders say what is wrong
+    count = int.from_bytes(frame[:4], "little")
+    offsets = [*struct.unpack_from("<15I", frame, 4)[: max(count, 0)], len(frame)]
+    if not 1 <= count <= 15 or not 64 <= offsets[0] < offsets[1] <= len(frame):
+        return
+    try:
+        decoded = len(decode_segment(frame[offsets[0] : offsets[1]]))
+    except BaseException as exc:  # damaged: the decoders say what is wrong
+        reraise_fatal(exc)
+        return
+    expected = int(ds.Rows) * int(ds.Columns)
+    if decoded - expected >= max(int(ds.Columns), 2):
+        raise _matrix_mismatch(ds, f"RLE segments of {decoded} bytes ({expected} expected)")
 
 
 def _pydicom_decode(ds: Dataset, uid: UID) -> Decoded:
@@ -329,16 +339,11 @@ def _pydicom_decode(ds: Dataset, uid: UID) -> Decoded:
     failures = []
     for plugin in plugins:
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                array = pixel_array(ds, decoding_plugin=plugin, **options)
+            array = pixel_array(ds, decoding_plugin=plugin, **options)
         except BaseException as exc:
             reraise_fatal(exc)
             failures.append(f"{plugin or 'pydicom'}: {' '.join(str(exc).split())[:160]}")
             continue
-        for note in caught:  # recorded to be looked at, then passed on
-            _check_rle_segment(ds, str(note.message))
-            warnings.warn(note.message, note.category, stacklevel=2)
         if not array.dtype.isnative:  # Explicit VR Big Endian: the display LUT indexes ints
             array = array.astype(array.dtype.newbyteorder("="))
         if array.size != int(ds.Rows) * int(ds.Columns):  # e.g. several frames, none declared
@@ -399,6 +404,8 @@ def decode_stored(ds: Dataset, *, fast: bool = True, threads: int = 2) -> Decode
         _check_native_length(ds)
         return _mask_high_bits(_pydicom_decode(ds, uid), ds)
     frame = single_frame(ds)
+    if uid == uids.RLELossless:
+        _check_rle_segments(ds, frame)
     _check_end_marker(frame, uid)
     _check_codestream_matrix(ds, frame, uid)
     decoded = _fast_decode(ds, frame, uid, threads) if fast else None

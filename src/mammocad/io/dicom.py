@@ -58,6 +58,10 @@ META_PEEK_SIZE = 4096
 #: and room for its header
 MAX_INFLATED_SIZE = 2 * MAX_MATRIX_PIXELS + (64 << 20)
 _DEFLATED = str(DeflatedExplicitVRLittleEndian).encode()
+#: value representations with a 4-byte value length in Explicit VR (PS3.5 7.1.2)
+_LONG_VRS = {
+    b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"
+}  # fmt: skip
 _INFLATE_CHUNK = 16 << 20
 
 
@@ -124,12 +128,28 @@ def read_header(stream: BinaryIO, *, force: bool = False) -> Dataset:
 def _deflated_body_start(head: bytes) -> int | None:
     """Where the deflated data set starts, when the file meta at the start of ``head`` (the
     first :data:`META_PEEK_SIZE` bytes of a file with the DICM marker) names the Deflated
-    transfer syntax; else ``None``."""
-    if len(head) < 144 or head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
+    transfer syntax; else ``None``.
+
+    The file meta is walked element by element (Explicit VR Little Endian, PS3.10 7.1) up to
+    the first element of another group, as pydicom reads it: its File Meta Information Group
+    Length may be missing or wrong, which pydicom reads without a word."""
+    if len(head) < 132 or head[128:132] != b"DICM":
         return None
-    end = 144 + int.from_bytes(head[140:144], "little")  # after the File Meta group length
-    meta = head[144:end]
-    return end if _DEFLATED in meta and end <= len(head) else None
+    position, syntax = 132, b""
+    while head[position : position + 2] == b"\x02\x00" and position + 8 <= len(head):
+        element = int.from_bytes(head[position + 2 : position + 4], "little")
+        if head[position + 4 : position + 6] in _LONG_VRS:
+            start = position + 12
+            length = int.from_bytes(head[position + 8 : start], "little")
+        else:
+            start = position + 8
+            length = int.from_bytes(head[position + 6 : start], "little")
+        if element == 0x0010:
+            syntax = head[start : start + length]
+        position = start + length
+    if position + 2 > len(head):
+        return None  # the file meta runs past the bytes read: pydicom's parse says what it is
+    return position if syntax.strip(b"\x00 ") == _DEFLATED else None
 
 
 def _inflates_beyond(body: bytes, limit: int) -> bool:

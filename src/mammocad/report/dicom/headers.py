@@ -23,7 +23,9 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import MAX_VALUE_LEN
 
-from mammocad.io.dicom import quiet_dcmread
+from mammocad.io.checks import number_of_frames
+from mammocad.io.decode import decode_stored
+from mammocad.io.dicom import parse_dataset, quiet_dcmread
 from mammocad.io.sources import FileKind, Source, sniff
 
 logger = logging.getLogger(__name__)
@@ -86,15 +88,22 @@ def read_header(name: str) -> Dataset | None:
 
 def read_stored_pixels(name: str) -> npt.NDArray[Any] | None:
     """The stored pixel values (``[rows, columns]``) of the DICOM source ``name``, decoded
-    again; ``None`` for a raster file or an image of several frames or samples."""
+    again as mammocad's reader decodes them (:func:`~mammocad.io.decode.decode_stored`: the
+    values it displayed, e.g. bits above Bits Stored cleared, a lower-case Photometric
+    Interpretation read, which pydicom's ``pixel_array`` refuses); ``None`` for a raster
+    file or an image of several frames or samples.
+
+    Raises:
+        mammocad.errors.IngestError: the pixel data cannot be decoded (any more).
+    """
     source = source_of(name)
-    kind = sniff(source.head())
-    if kind not in (FileKind.DICOM, FileKind.DICOM_RAW):
+    if sniff(source.head()) not in (FileKind.DICOM, FileKind.DICOM_RAW):
         return None
     with source.open() as stream:
-        ds = quiet_dcmread(stream, force=kind is FileKind.DICOM_RAW)
-        pixels = ds.pixel_array
-    return pixels if pixels.ndim == 2 else None
+        ds = parse_dataset(stream.read(), name)
+    if int(ds.get("SamplesPerPixel") or 1) != 1 or number_of_frames(ds) != 1:
+        return None
+    return decode_stored(ds).stored
 
 
 #: kept as the source has it even when too long: a PACS files an object under its Patient ID,

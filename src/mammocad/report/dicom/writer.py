@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from pydicom.dataset import Dataset
 
+from mammocad.errors import RejectionCode
 from mammocad.io.display import VoiKind, choose_voi, display_range
 from mammocad.report.dicom.cad_sr import build_cad_sr
 from mammocad.report.dicom.gspr import build_gsps
@@ -90,14 +91,21 @@ def _headers(result: Mapping[str, Any], outputs: DicomOutputs) -> dict[str, Data
     return headers
 
 
+#: the rejection of a study's object that is no mammogram (:func:`_refused_headers`)
+_OTHER = RejectionCode.NOT_MAMMOGRAPHY.value
+
+
 def _refused_headers(result: Mapping[str, Any], study: str) -> dict[str, Dataset]:
     """The headers of the study's images that were not processed (quality gate, decoding),
     where they can still be read, for the Mammography CAD SR's failed detections (TID 4015);
-    a header that could not be referenced (no UIDs, another study) is left out."""
+    a header that could not be referenced (no UIDs, another study) is left out, and so is an
+    object that is no mammogram (``not_mammography``: an SR, a presentation state or a
+    secondary capture of the same study, e.g. mammocad's own outputs of an earlier run in a
+    PACS export), on which no detection failed and which no IMAGE item may reference."""
     headers: dict[str, Dataset] = {}
     for image in result["images"]:
         source = image.get("source")
-        if image["status"] == "processed" or not source:
+        if image["status"] == "processed" or not source or image.get("rejection_code") == _OTHER:
             continue
         try:
             header = read_header(source)
