@@ -93,3 +93,15 @@ def running_service(
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def service(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The real service with the tiny bundle and no analysis workers (a module may define its
+    own, e.g. with workers and a stand-in detector)."""
+    from mammocad.pipeline import Pipeline
+
+    data_dir = tmp_path_factory.mktemp("service")
+    pipeline = Pipeline.from_bundle(tiny_bundle)
+    with running_service(pipeline, data_dir, start_workers=False) as running:
+        yield running

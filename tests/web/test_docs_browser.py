@@ -5,13 +5,9 @@ skipped where either is missing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from .conftest import Service, running_service
+from .conftest import Service
 
 # collects the page's CSP violations before any of its scripts runs
 RECORD_VIOLATIONS = """
@@ -21,16 +17,6 @@ document.addEventListener("securitypolicyviolation", (event) => {
 });
 """
 REDOCLY_LOGO = "img-src https://cdn.redoc.ly/redoc/logo-mini.svg"
-
-
-@pytest.fixture(scope="module")
-def service(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    from mammocad.pipeline import Pipeline
-
-    data_dir = tmp_path_factory.mktemp("service")
-    pipeline = Pipeline.from_bundle(tiny_bundle)
-    with running_service(pipeline, data_dir, start_workers=False) as running:
-        yield running
 
 
 def test_docs_and_ui_render_under_the_policy(browser: Any, service: Service) -> None:

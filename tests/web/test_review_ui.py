@@ -10,28 +10,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from .conftest import Service, running_service
+from .conftest import Service
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
 
 VIEWPORT = {"width": 1440, "height": 900}
 WORKLIST = re.compile(r".*/api/v1/studies(\?.*)?$")
-
-
-@pytest.fixture(scope="module")
-def service(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    from mammocad.pipeline import Pipeline
-
-    data_dir = tmp_path_factory.mktemp("service")
-    pipeline = Pipeline.from_bundle(tiny_bundle)
-    with running_service(pipeline, data_dir, start_workers=False) as running:
-        yield running
 
 
 @pytest.fixture
