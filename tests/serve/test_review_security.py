@@ -32,25 +32,30 @@ class Kept(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def test_the_key_of_a_picture_url_is_not_written_to_the_access_log(
-    start_api: Callable[..., Api],
-) -> None:
-    """OWASP ASVS 4.0 V7.1.1: no credential in logs. uvicorn logs each request's path with
-    its query, and ``?key=`` is how an ``<img>`` sends the key."""
-    api = start_api()
+def access_log_line(path: str) -> str:
+    """The line uvicorn's access log writes for a GET of ``path`` answered 404 (the call its
+    HTTP protocols make once the response starts), through the filters the app installed."""
     access = logging.getLogger("uvicorn.access")
     kept = Kept()
     access.addHandler(kept)
     level = access.level
     access.setLevel(logging.INFO)
     try:
-        path = f"/api/v1/studies/1.2.3/images/1.2.4/overlay.png?key={api.key}&x=1"
-        # the call uvicorn's HTTP protocols make once the response starts
         access.info('%s - "%s %s HTTP/%s" %d', "10.0.0.7:50000", "GET", path, "1.1", 404)
     finally:
         access.removeHandler(kept)
         access.setLevel(level)
     (line,) = kept.lines
+    return line
+
+
+def test_the_key_of_a_picture_url_is_not_written_to_the_access_log(
+    start_api: Callable[..., Api],
+) -> None:
+    """OWASP ASVS 4.0 V7.1.1: no credential in logs. uvicorn logs each request's path with
+    its query, and ``?key=`` is how an ``<img>`` sends the key."""
+    api = start_api()
+    line = access_log_line(f"/api/v1/studies/1.2.3/images/1.2.4/overlay.png?key={api.key}&x=1")
     assert api.key not in line
     assert "overlay.png?key=***&x=1" in line
 
