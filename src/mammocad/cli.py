@@ -1349,8 +1349,9 @@ def dicom_node(
     Secondary Captures are sent to --destination."""
     from mammocad.commands.serve import build_settings
     from mammocad.dicomnode import Destination, NodeSettings, PipelineStudyHandler, SendSyntax
-    from mammocad.dicomnode.run import configure_logging, run_node, run_queued_node
+    from mammocad.dicomnode.run import run_node, run_queued_node
     from mammocad.errors import MammocadError
+    from mammocad.logs import configure_logging
 
     try:
         syntaxes = tuple(SendSyntax(name.value) for name in send_syntax)

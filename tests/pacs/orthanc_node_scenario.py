@@ -127,7 +127,7 @@ def scenario(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> int:
     args = scenario_arguments(__doc__)
-    from mammocad.dicomnode.run import configure_logging
+    from mammocad.logs import configure_logging
 
     configure_logging()
     args.report.write_text(json.dumps(scenario(args), indent=2))

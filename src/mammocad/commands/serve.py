@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import webbrowser
 from collections.abc import Sequence
@@ -11,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from mammocad.logs import configure_logging
 from mammocad.serve.settings import Settings
 from mammocad.store.keys import create_api_key, revoke_api_key
 from mammocad.store.session import (
@@ -89,9 +89,7 @@ def run_server(
     # fail here with the sentence, rather than inside uvicorn's start-up with a traceback
     resolve_model(settings.model)
     upgrade_database(settings)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     app = create_app(settings, preload=preload)
     url = f"http://{_browser_host(settings.host)}:{settings.port}/"
     print(f"web UI and API: {url}  (API docs: {url}docs)", flush=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from mammocad.errors import MammocadError
 from mammocad.jobs.stages import Queue
+from mammocad.logs import configure_logging
 from mammocad.serve.settings import Settings
 from mammocad.store.session import database_url, upgrade
 
@@ -62,9 +62,7 @@ def run_worker(settings: Settings, *, queues: Sequence[str], concurrency: int) -
         push=settings.push_destination(),
     )
     register_tasks(app, worker)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     app.worker_main(
         [
             "worker",

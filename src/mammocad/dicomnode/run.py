@@ -20,15 +20,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Timestamped log lines on stderr. pynetdicom's INFO lines (one per PDU step) and
-    highdicom's (one per copied module) are left out: the node logs each association and
-    each study once."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("pynetdicom", "highdicom"):
-        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
-
-
 def run_node(settings: NodeSettings, handler: StudyHandler) -> None:
     """Start the node, block until SIGINT/SIGTERM, stop it gracefully (the study being
     analysed finishes; open and queued studies stay in the spool for the next start)."""
