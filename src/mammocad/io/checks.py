@@ -237,7 +237,7 @@ def _check_image_pixel_module(ds: Dataset) -> None:
             "per pixel, so the pixels cannot be interpreted: re-export the image from its "
             "source.",
         )
-    if int(ds.PixelRepresentation) not in (0, 1):
+    if _whole_number(ds, "PixelRepresentation", default=0) not in (0, 1):
         raise _reject(
             RejectionCode.MISSING_METADATA,
             f"Pixel Representation is {ds.PixelRepresentation}, but it must be 0 (unsigned) or "

@@ -46,6 +46,14 @@ from mammocad.structures import Message, Severity
 
 StoredArray = npt.NDArray[np.integer]
 
+# JPEG 2000 and HTJ2K transfer syntaxes: their frames' size is in a SIZ segment
+_J2K_SYNTAXES = {
+    uids.JPEG2000Lossless,
+    uids.JPEG2000,
+    uids.HTJ2KLossless,
+    uids.HTJ2KLosslessRPCL,
+    uids.HTJ2K,
+}
 # Transfer syntaxes whose frames are codestreams terminated by an FFD9 marker.
 _MARKER_TERMINATED = {
     uids.JPEGBaseline8Bit,
@@ -54,11 +62,7 @@ _MARKER_TERMINATED = {
     uids.JPEGLosslessSV1,
     uids.JPEGLSLossless,
     uids.JPEGLSNearLossless,
-    uids.JPEG2000Lossless,
-    uids.JPEG2000,
-    uids.HTJ2KLossless,
-    uids.HTJ2KLosslessRPCL,
-    uids.HTJ2K,
+    *_J2K_SYNTAXES,
 }
 _ITEM_TAG = b"\xfe\xff\x00\xe0"  # (FFFE,E000), little endian
 _REEXPORT = "re-export it uncompressed or with JPEG 2000 / JPEG-LS lossless"
@@ -207,13 +211,6 @@ def _check_end_marker(frame: bytes, uid: UID) -> None:
         )
 
 
-_J2K_SYNTAXES = {
-    uids.JPEG2000Lossless,
-    uids.JPEG2000,
-    uids.HTJ2KLossless,
-    uids.HTJ2KLosslessRPCL,
-    uids.HTJ2K,
-}
 # JPEG (ISO/IEC 10918-1 B.1.1.3) and JPEG-LS (14495-1 C.2.2) start-of-frame markers
 _SOF_MARKERS = {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0)}
 _SOF_MARKERS.add(0xF7)

@@ -157,19 +157,11 @@ def _as_defined_term(header: Dataset, values: list[str]) -> None:
     ``UTF-8``, ``ISO_IR100``: common in real files), which highdicom refuses, so that such a
     study got no SR, SC or GSPS at all. pydicom reads such a value with the Python codec of
     that name, a corrected spelling, else its default (Latin-1); the term of that same codec
-    (``ISO_IR 100``, ``ISO_IR 192``…) keeps every byte and its meaning. Without one, each text
-    value is decoded as pydicom reads it and the outputs declare UTF-8 (``ISO_IR 192``),
-    which holds any of them (PS3.5 6.1.2.3)."""
-    with warnings.catch_warnings():  # pydicom's "unknown encoding" warning, once per value
-        warnings.simplefilter("ignore", UserWarning)
-        read_as = convert_encodings(values)
+    (``ISO_IR 100``, ``ISO_IR 192``…) keeps every byte and its meaning. Without one
+    (``cp1252``), :data:`BYTE_PRESERVING`, which keeps every byte."""
+    read_as = _codecs(values)
     term = _single_byte_term(read_as[0]) if len(read_as) == 1 else None
-    if term is not None:
-        header.SpecificCharacterSet = term
-        return
-    for _ in header.iterall():  # converts each raw element with the source's declaration
-        pass
-    header.SpecificCharacterSet = "ISO_IR 192"
+    header.SpecificCharacterSet = term or BYTE_PRESERVING
 
 
 def _fit_value_lengths(header: Dataset) -> None:
@@ -200,7 +192,7 @@ def _codecs(value: Any) -> list[str]:
     """The Python codecs pydicom reads (or writes) a Specific Character Set ``value`` with."""
     if not value:
         return [default_encoding]
-    values = [str(v) for v in value] if isinstance(value, MultiValue) else [str(value)]
+    values = [str(v) for v in value] if isinstance(value, (MultiValue, list)) else [str(value)]
     with warnings.catch_warnings():  # pydicom's "unknown encoding" warning
         warnings.simplefilter("ignore", UserWarning)
         return convert_encodings(values)
