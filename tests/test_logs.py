@@ -21,7 +21,7 @@ def restored_levels() -> Iterator[None]:
 
 @pytest.mark.usefixtures("restored_levels")
 def test_the_chatty_libraries_log_warnings_only() -> None:
-    """highdicom logs one INFO line per DICOM module it copies: 71 lines for the demo study's
+    """highdicom logs one INFO line per DICOM module it copies: dozens of lines for the demo study's
     SR, SCs and presentation states in the service's log, before 2026-12-07 (the node
     already left them out)."""
     configure_logging()

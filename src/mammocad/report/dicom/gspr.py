@@ -39,11 +39,10 @@ from mammocad.report.dicom.headers import completed_copy
 from mammocad.report.dicom.sr import MANUFACTURER, box_polyline
 from mammocad.report.dicom.uids import OutputUids
 
-GSPS_SERIES_NUMBER = 9003
 #: Series Number of each breast's GSPS series (``None``: an image that names no breast). The
 #: states of one breast form a series of their own, and two series of a study with one number
 #: show up as one number twice on a workstation: each gets its own (9001 SR, 9002 SC).
-GSPS_SERIES_NUMBERS: dict[str | None, int] = {"L": GSPS_SERIES_NUMBER, "R": 9004, None: 9005}
+GSPS_SERIES_NUMBERS: dict[str | None, int] = {"L": 9003, "R": 9004, None: 9005}
 LAYER = GraphicLayer(layer_name="MAMMOCAD", order=1, description="CAD findings")
 
 
